@@ -1,0 +1,26 @@
+"""The `veille` command. Each sub-command lives in its own module and registers itself here."""
+
+from __future__ import annotations
+
+import click
+
+from bot.cli import calibrate, db, digest, doctor, hashes, init, run, scan
+from bot.cli.common import EXIT_USAGE
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="veille")
+def cli() -> None:
+    """Veille: finds sexualised deepfakes and undress requests in Discord and Slack."""
+
+
+for module in (run, init, scan, db, doctor, hashes, calibrate, digest):
+    module.register(cli)
+
+
+def main() -> None:
+    try:
+        cli(standalone_mode=True)
+    except click.exceptions.UsageError as exc:  # pragma: no cover - click handles most
+        exc.show()
+        raise SystemExit(EXIT_USAGE) from exc

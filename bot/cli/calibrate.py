@@ -1,0 +1,9 @@
+"""`veille calibrate` (being written)."""
+
+from __future__ import annotations
+
+import click
+
+
+def register(cli: click.Group) -> None:
+    """Adds the `calibrate` command to the `veille` group."""

@@ -1,0 +1,9 @@
+"""`veille doctor` (being written)."""
+
+from __future__ import annotations
+
+import click
+
+
+def register(cli: click.Group) -> None:
+    """Adds the `doctor` command to the `veille` group."""

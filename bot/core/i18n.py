@@ -1,0 +1,48 @@
+"""English and French message catalogues (TOML files in bot/core/locales/). The workspace locale
+chooses; unknown locales fall back to English, missing keys fall back to the English text."""
+
+from __future__ import annotations
+
+import tomllib
+from functools import cache
+from pathlib import Path
+
+LOCALES = ("en", "fr")
+_DIR = Path(__file__).with_name("locales")
+
+
+@cache
+def catalogue(locale: str) -> dict[str, str]:
+    path = _DIR / f"{locale}.toml"
+    if not path.exists():
+        return {}
+    return _flatten(tomllib.loads(path.read_text("utf-8")))
+
+
+def _flatten(tree: dict[str, object], prefix: str = "") -> dict[str, str]:
+    flat: dict[str, str] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{name}."))
+        else:
+            flat[name] = str(value)
+    return flat
+
+
+def normalise_locale(locale: str | None) -> str:
+    """'fr-FR', 'fr_CA.UTF-8' -> 'fr'; anything unknown -> 'en'."""
+    if not locale:
+        return "en"
+    short = locale.replace("_", "-").split("-")[0].split(".")[0].lower()
+    return short if short in LOCALES else "en"
+
+
+def t(key: str, locale: str | None = "en", /, **values: object) -> str:
+    """The message `key` in `locale`, formatted with `values`. A missing key returns the key."""
+    lang = normalise_locale(locale)
+    template = catalogue(lang).get(key) or catalogue("en").get(key) or key
+    try:
+        return template.format(**values)
+    except (KeyError, IndexError):
+        return template

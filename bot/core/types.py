@@ -1,0 +1,108 @@
+"""Platform-neutral types: what adapters translate platform payloads into."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+from detectors.fusion import Severity, Verdict
+
+
+class Platform(StrEnum):
+    DISCORD = "discord"
+    SLACK = "slack"
+    CLI = "cli"
+
+
+class Role(StrEnum):
+    """Veille's own roles, derived from platform roles or user groups chosen in the wizard."""
+
+    MEMBER = "member"
+    MODERATOR = "moderator"
+    ADMIN = "admin"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Someone acting in a workspace. `role_ids` are platform role or user-group ids;
+    `is_platform_admin` is the platform's own admin right (Discord Manage Server, Slack admin)."""
+
+    user_id: str
+    display_name: str = ""
+    role_ids: frozenset[str] = frozenset()
+    is_platform_admin: bool = False
+    is_bot: bool = False
+    is_ai_app: bool = False  # an image-generating AI app (Grok-like bots)
+    locale: str | None = None
+
+
+MediaKind = Literal["attachment", "embed", "link"]
+
+
+@dataclass(frozen=True)
+class MediaRef:
+    """A piece of media in a message. Attachments are platform-hosted (the Gateway downloads
+    them with its credentials); embeds and links go through the safe fetcher."""
+
+    kind: MediaKind
+    url: str
+    media_id: str = ""  # platform attachment/file id; "" for links
+    filename: str = ""
+    content_type: str = ""
+    size: int | None = None
+
+    @property
+    def key(self) -> str:
+        """Stable key of this media within its message (part of the ticket's unique key)."""
+        return self.media_id or self.url
+
+
+@dataclass(frozen=True)
+class RepliedMessage:
+    message_id: str
+    author: Actor
+    text: str = ""
+    has_image: bool = False
+
+
+@dataclass(frozen=True)
+class MessageEvent:
+    platform: Platform
+    workspace_id: str  # platform workspace id (guild id, team id)
+    channel_id: str
+    message_id: str
+    author: Actor
+    text: str = ""
+    media: tuple[MediaRef, ...] = ()
+    reply_to: RepliedMessage | None = None
+    thread_id: str | None = None
+    mentions_ai_app: bool = False  # the text addresses an image-AI app (@grok ...)
+    edited: bool = False
+    created_at: datetime | None = None
+    workspace_name: str = ""
+
+
+@dataclass(frozen=True)
+class MediaResult:
+    """The outcome for one media item of a message: a verdict or an error, never both missing."""
+
+    ref: MediaRef
+    sha256: str | None = None
+    verdict: Verdict | None = None
+    error: str | None = None
+
+
+@dataclass
+class Decision:
+    """What the policy decided for one message."""
+
+    severity: Severity
+    delete: bool = False
+    notify_author: bool = False
+    timeout_author: bool = False
+    alert_admins: bool = False
+    help_request: bool = False
+    ticket_ids: list[int] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)

@@ -1,0 +1,103 @@
+"""The one Settings object: environment variables and `.env`. Nothing else reads os.environ."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./veille.db"
+# ViT-B-32 at 224 px is the usual CPU choice: ~88M image-tower parameters, ~4.4 GFLOPs an image.
+DEFAULT_CLIP_MODEL = "ViT-B-32"
+DEFAULT_CLIP_PRETRAINED = "laion2b_s34b_b79k"
+
+
+def _env(name: str) -> AliasChoices:
+    return AliasChoices(name, name.lower())
+
+
+class Settings(BaseSettings):
+    """Veille's configuration. Field aliases are the contract names of ARCHITECTURE.md."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+    )
+
+    database_url: str = Field(DEFAULT_DATABASE_URL, validation_alias=_env("VEILLE_DATABASE_URL"))
+    secret_key: SecretStr | None = Field(None, validation_alias=_env("VEILLE_SECRET_KEY"))
+    data_dir: Path = Field(Path(".veille"), validation_alias=_env("VEILLE_DATA_DIR"))
+    log_level: str = Field("INFO", validation_alias=_env("VEILLE_LOG_LEVEL"))
+    log_format: Literal["text", "json"] = Field("text", validation_alias=_env("VEILLE_LOG_FORMAT"))
+    default_locale: Literal["en", "fr"] = Field("en", validation_alias=_env("VEILLE_LOCALE"))
+
+    # Detectors
+    clip_model: str = Field(DEFAULT_CLIP_MODEL, validation_alias=_env("VEILLE_CLIP_MODEL"))
+    clip_pretrained: str = Field(
+        DEFAULT_CLIP_PRETRAINED, validation_alias=_env("VEILLE_CLIP_PRETRAINED")
+    )
+    device: str = Field("auto", validation_alias=_env("VEILLE_DEVICE"))
+    # Comma-separated detector names; "clip" needs weights, the others ship with Veille.
+    detectors: str = Field("clip,hashes,text", validation_alias=_env("VEILLE_DETECTORS"))
+    clip_backend: Literal["auto", "torch", "onnx"] = Field(
+        "auto", validation_alias=_env("VEILLE_CLIP_BACKEND")
+    )
+    batch_size: int = Field(16, validation_alias=_env("VEILLE_BATCH_SIZE"))
+    batch_wait_ms: int = Field(25, validation_alias=_env("VEILLE_BATCH_WAIT_MS"))
+    queue_size: int = Field(256, validation_alias=_env("VEILLE_QUEUE_SIZE"))
+    torch_threads: int = Field(0, validation_alias=_env("VEILLE_TORCH_THREADS"))
+
+    # Media fetching
+    fetch_allow_loopback: bool = Field(False, validation_alias=_env("VEILLE_FETCH_ALLOW_LOOPBACK"))
+    fetch_max_bytes: int = Field(20 * 1024 * 1024, validation_alias=_env("VEILLE_FETCH_MAX_BYTES"))
+    fetch_timeout_s: float = Field(10.0, validation_alias=_env("VEILLE_FETCH_TIMEOUT_S"))
+    max_image_pixels: int = Field(40_000_000, validation_alias=_env("VEILLE_MAX_IMAGE_PIXELS"))
+
+    # Discord
+    discord_token: SecretStr | None = Field(None, validation_alias=_env("DISCORD_TOKEN"))
+    discord_api_url: str | None = Field(None, validation_alias=_env("DISCORD_API_URL"))
+
+    # Slack
+    slack_bot_token: SecretStr | None = Field(None, validation_alias=_env("SLACK_BOT_TOKEN"))
+    slack_app_token: SecretStr | None = Field(None, validation_alias=_env("SLACK_APP_TOKEN"))
+    slack_signing_secret: SecretStr | None = Field(
+        None, validation_alias=_env("SLACK_SIGNING_SECRET")
+    )
+    # Optional admin user token (xoxp-) that may delete other people's messages.
+    slack_admin_token: SecretStr | None = Field(None, validation_alias=_env("SLACK_ADMIN_TOKEN"))
+    slack_api_url: str | None = Field(None, validation_alias=_env("SLACK_API_URL"))
+    slack_mode: Literal["socket", "http"] = Field("socket", validation_alias=_env("VEILLE_SLACK_MODE"))
+    http_port: int = Field(3000, validation_alias=_env("VEILLE_HTTP_PORT"))
+
+    @property
+    def detector_names(self) -> list[str]:
+        return [name.strip() for name in self.detectors.split(",") if name.strip()]
+
+    @property
+    def discord_configured(self) -> bool:
+        return self.discord_token is not None
+
+    @property
+    def slack_configured(self) -> bool:
+        if self.slack_bot_token is None:
+            return False
+        if self.slack_mode == "socket":
+            return self.slack_app_token is not None
+        return self.slack_signing_secret is not None
+
+    @cached_property
+    def cache_dir(self) -> Path:
+        path = self.data_dir / "cache"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @property
+    def thresholds_file(self) -> Path:
+        return self.data_dir / "thresholds.json"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment and `.env`; keyword overrides win (tests, CLI flags)."""
+    return Settings(**overrides)  # type: ignore[arg-type]

@@ -1,0 +1,241 @@
+"""SQLModel tables. Every change here needs an Alembic revision (see migrations/README.md)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, Index, LargeBinary, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from bot.core.clock import utcnow
+
+
+def _json(default: Any = None) -> Any:
+    return Field(default_factory=lambda: default() if callable(default) else default,
+                 sa_column=Column(JSON, nullable=False))
+
+
+def _when(nullable: bool = False, index: bool = False) -> Any:
+    if nullable:
+        return Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True, index=index))
+    return Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False, index=index))
+
+
+class Workspace(SQLModel, table=True):
+    """One Discord guild or Slack team, with what its admins chose in the setup wizard."""
+
+    __tablename__ = "workspaces"
+    __table_args__ = (UniqueConstraint("platform", "external_id", name="uq_workspace_platform_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str = Field(max_length=16)
+    external_id: str = Field(max_length=64)
+    name: str = Field(default="", max_length=200)
+    locale: str = Field(default="en", max_length=8)
+    timezone: str = Field(default="UTC", max_length=64)
+    safety_channel_id: str | None = Field(default=None, max_length=64)
+    quarantine_channel_id: str | None = Field(default=None, max_length=64)
+    moderator_role_ids: list[str] = _json(list)  # Discord roles or Slack user groups
+    moderator_user_ids: list[str] = _json(list)  # Slack: individual moderators
+    admin_role_ids: list[str] = _json(list)
+    allow_role_ids: list[str] = _json(list)  # authors with these roles are never scanned
+    sensitivity: str = Field(default="standard", max_length=16)  # relaxed | standard | strict
+    actions: dict[str, Any] = _json(lambda: {"delete": True, "notify": True, "timeout": False})
+    digest_schedule: str = Field(default="daily@09:00", max_length=64)  # daily@HH:MM | weekly:mon@HH:MM | cron:... | off
+    retention_days: int = Field(default=30)
+    sla_hours: int = Field(default=24)
+    setup_completed: bool = Field(default=False)
+    created_at: datetime = _when()
+    updated_at: datetime = _when()
+
+
+class ChannelOverride(SQLModel, table=True):
+    """Per-channel sensitivity, or an allow-listed channel that is never scanned."""
+
+    __tablename__ = "channel_overrides"
+    __table_args__ = (UniqueConstraint("workspace_id", "channel_id", name="uq_channel_override"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: int = Field(foreign_key="workspaces.id", ondelete="CASCADE", index=True)
+    channel_id: str = Field(max_length=64)
+    sensitivity: str | None = Field(default=None, max_length=16)
+    allow_listed: bool = Field(default=False)
+    created_at: datetime = _when()
+
+
+class MediaItem(SQLModel, table=True):
+    """One distinct piece of media, by SHA-256 of its bytes: the verdict cache."""
+
+    __tablename__ = "media_items"
+
+    id: int | None = Field(default=None, primary_key=True)
+    sha256: str = Field(max_length=64, unique=True)
+    pdq: str | None = Field(default=None, max_length=64)
+    pdq_quality: int | None = None
+    mime: str = Field(default="", max_length=64)
+    width: int | None = None
+    height: int | None = None
+    verdict: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    verdict_key: str | None = Field(default=None, max_length=400)  # detector names@versions
+    seen_count: int = Field(default=1)
+    first_seen_at: datetime = _when()
+    last_seen_at: datetime = _when(index=True)
+
+
+class Ticket(SQLModel, table=True):
+    """A case for volunteers: one per platform message and media (unique key below)."""
+
+    __tablename__ = "tickets"
+    __table_args__ = (
+        UniqueConstraint(
+            "workspace_id", "channel_id", "message_id", "media_key", name="uq_ticket_message_media"
+        ),
+        Index("ix_ticket_ws_status", "workspace_id", "status"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: int = Field(foreign_key="workspaces.id", ondelete="CASCADE")
+    kind: str = Field(default="detection", max_length=16)  # detection | help_request | manual
+    channel_id: str = Field(max_length=64)
+    message_id: str = Field(max_length=64)
+    thread_id: str | None = Field(default=None, max_length=64)
+    media_key: str = Field(default="", max_length=500)  # MediaRef.key, "" for the text itself
+    author_id: str = Field(default="", max_length=64)
+    media_item_id: int | None = Field(default=None, foreign_key="media_items.id", ondelete="SET NULL")
+    sha256: str | None = Field(default=None, max_length=64)
+    status: str = Field(default="open", max_length=16)  # open | claimed | escalated | resolved
+    severity: str = Field(default="REVIEW", max_length=16)
+    priority: bool = Field(default=False)
+    categories: list[str] = _json(list)
+    scores: dict[str, float] = _json(dict)
+    reasons: list[str] = _json(list)
+    assignee_id: str | None = Field(default=None, max_length=64)
+    resolution: str | None = Field(default=None, max_length=32)  # confirmed | false_positive
+    resolution_note: str | None = None
+    message_removed: bool = Field(default=False)
+    card_channel_id: str | None = Field(default=None, max_length=64)
+    card_message_id: str | None = Field(default=None, max_length=64)
+    preview_message_id: str | None = Field(default=None, max_length=64)
+    created_at: datetime = _when(index=True)
+    updated_at: datetime = _when()
+    first_action_at: datetime | None = _when(nullable=True)
+    resolved_at: datetime | None = _when(nullable=True)
+
+
+class TicketEvent(SQLModel, table=True):
+    """The audit trail: every step on a ticket, refusals included, with its actor."""
+
+    __tablename__ = "ticket_events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int | None = Field(default=None, foreign_key="tickets.id", ondelete="CASCADE", index=True)
+    workspace_id: int | None = Field(default=None, foreign_key="workspaces.id", ondelete="CASCADE", index=True)
+    actor_id: str = Field(max_length=64)  # "veille" for the bot itself
+    actor_name: str = Field(default="", max_length=200)
+    action: str = Field(max_length=32)
+    note: str | None = None
+    data: dict[str, Any] = _json(dict)
+    at: datetime = _when(index=True)
+
+
+class Evidence(SQLModel, table=True):
+    """Quarantined media: encrypted original and a blurred greyscale preview.
+    For CRITICAL tickets both are None: hashes and metadata only."""
+
+    __tablename__ = "evidence"
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="tickets.id", ondelete="CASCADE", unique=True)
+    sha256: str = Field(max_length=64)
+    mime: str = Field(default="", max_length=64)
+    ciphertext: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    preview_png: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    created_at: datetime = _when()
+    purge_after: datetime | None = _when(nullable=True, index=True)
+    purged_at: datetime | None = _when(nullable=True)
+
+
+class HashEntry(SQLModel, table=True):
+    """A hash in a named bank. source: confirmed (from tickets), imported, or allow."""
+
+    __tablename__ = "hash_entries"
+    __table_args__ = (UniqueConstraint("bank", "kind", "value", name="uq_hash_bank_kind_value"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    bank: str = Field(max_length=64, index=True)
+    kind: str = Field(max_length=16)  # pdq | md5 | sha256 | neardup
+    value: str = Field(max_length=2048)
+    quality: int | None = None
+    source: str = Field(default="imported", max_length=16)
+    added_by: str = Field(default="", max_length=200)
+    ticket_id: int | None = Field(default=None, foreign_key="tickets.id", ondelete="SET NULL")
+    workspace_id: int | None = Field(default=None, foreign_key="workspaces.id", ondelete="CASCADE")
+    note: str | None = None
+    added_at: datetime = _when()
+
+
+class OutboxAction(SQLModel, table=True):
+    """A platform action recorded before it runs; retried with backoff until done or dead."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    idempotency_key: str = Field(max_length=300, unique=True)
+    workspace_id: int | None = Field(default=None, foreign_key="workspaces.id", ondelete="CASCADE")
+    ticket_id: int | None = Field(default=None, foreign_key="tickets.id", ondelete="CASCADE")
+    platform: str = Field(max_length=16)
+    kind: str = Field(max_length=32)
+    payload: dict[str, Any] = _json(dict)
+    status: str = Field(default="pending", max_length=16)  # pending | done | dead
+    attempts: int = Field(default=0)
+    last_error: str | None = None
+    result: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    created_at: datetime = _when()
+    next_attempt_at: datetime = _when()
+    done_at: datetime | None = _when(nullable=True)
+
+
+class Offender(SQLModel, table=True):
+    """Repeat-offender counts per author."""
+
+    __tablename__ = "offenders"
+    __table_args__ = (UniqueConstraint("workspace_id", "user_id", name="uq_offender"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: int = Field(foreign_key="workspaces.id", ondelete="CASCADE")
+    user_id: str = Field(max_length=64)
+    count: int = Field(default=0)
+    last_at: datetime = _when()
+
+
+class ScanRecord(SQLModel, table=True):
+    """One scanned media item or message in a workspace (digest statistics)."""
+
+    __tablename__ = "scan_records"
+    __table_args__ = (Index("ix_scan_ws_at", "workspace_id", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: int = Field(foreign_key="workspaces.id", ondelete="CASCADE")
+    channel_id: str = Field(max_length=64)
+    kind: str = Field(max_length=16)  # image | url | text
+    severity: str = Field(default="NONE", max_length=16)
+    categories: list[str] = _json(list)
+    at: datetime = _when()
+
+
+class DigestRun(SQLModel, table=True):
+    """Exactly one digest per workspace and period."""
+
+    __tablename__ = "digest_runs"
+    __table_args__ = (UniqueConstraint("workspace_id", "period_start", name="uq_digest_period"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: int = Field(foreign_key="workspaces.id", ondelete="CASCADE")
+    period_start: datetime = _when()
+    period_end: datetime = _when()
+    status: str = Field(default="pending", max_length=16)  # pending | posted | failed
+    message_id: str | None = Field(default=None, max_length=64)
+    created_at: datetime = _when()
+    posted_at: datetime | None = _when(nullable=True)
