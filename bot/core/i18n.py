@@ -1,5 +1,7 @@
-"""English and French message catalogues (TOML files in bot/core/locales/). The workspace locale
-chooses; unknown locales fall back to English, missing keys fall back to the English text."""
+"""English and French message catalogues: every TOML file in bot/core/locales/<locale>/ is merged
+(one file per area: cli.toml, core.toml, discord.toml...). Top-level tables are key prefixes,
+so `[cli] no_platform = ...` is `t("cli.no_platform")`. The workspace locale chooses; unknown
+locales fall back to English, missing keys fall back to the English text."""
 
 from __future__ import annotations
 
@@ -13,10 +15,10 @@ _DIR = Path(__file__).with_name("locales")
 
 @cache
 def catalogue(locale: str) -> dict[str, str]:
-    path = _DIR / f"{locale}.toml"
-    if not path.exists():
-        return {}
-    return _flatten(tomllib.loads(path.read_text("utf-8")))
+    merged: dict[str, str] = {}
+    for path in sorted((_DIR / locale).glob("*.toml")):
+        merged.update(_flatten(tomllib.loads(path.read_text("utf-8"))))
+    return merged
 
 
 def _flatten(tree: dict[str, object], prefix: str = "") -> dict[str, str]:

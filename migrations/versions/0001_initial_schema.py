@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-24 20:44:25.174838
+Create Date: pre-release
 """
 
 from collections.abc import Sequence
