@@ -35,6 +35,7 @@ class ImageInput:
     image: Image.Image
     sha256: str
     source: str = ""
+    md5: str = ""  # of the source bytes too: hash-sharing lists often carry MD5
 
 
 @dataclass(frozen=True)
