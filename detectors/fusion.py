@@ -142,10 +142,11 @@ class Verdict:
 def fuse(
     detections: Iterable[tuple[str, str, Detection]],
     thresholds: Thresholds | None = None,
-    context: FusionContext = FusionContext(),
+    context: FusionContext | None = None,
 ) -> Verdict:
     """Fuse (detector name, version, detection) triples for one input into a Verdict."""
     thresholds = thresholds or Thresholds()
+    context = context or FusionContext()
     scores: dict[str, float] = {}
     reasons: list[str] = []
     matches: list[HashMatch] = []

@@ -1,9 +1,102 @@
-"""`veille init` (being written)."""
+"""`veille init`: an interactive wizard that writes `.env` (flags make it non-interactive)."""
 
 from __future__ import annotations
 
+import os
+import secrets
+from pathlib import Path
+
 import click
+from dotenv import dotenv_values
+
+from bot.cli.common import EXIT_USAGE, console, fail
+from bot.core.i18n import normalise_locale, t
+from bot.settings import DEFAULT_CLIP_MODEL, DEFAULT_CLIP_PRETRAINED, DEFAULT_DATABASE_URL
+
+# (variable, prompt key, secret?) in the order the wizard asks.
+QUESTIONS: tuple[tuple[str, str, bool], ...] = (
+    ("DISCORD_TOKEN", "init.discord_token", True),
+    ("SLACK_BOT_TOKEN", "init.slack_bot_token", True),
+    ("SLACK_APP_TOKEN", "init.slack_app_token", True),
+    ("SLACK_SIGNING_SECRET", "init.slack_signing_secret", True),
+    ("VEILLE_DATABASE_URL", "init.database_url", False),
+    ("VEILLE_CLIP_MODEL", "init.clip_model", False),
+    ("VEILLE_CLIP_PRETRAINED", "init.clip_pretrained", False),
+)
+DEFAULTS = {
+    "VEILLE_DATABASE_URL": DEFAULT_DATABASE_URL,
+    "VEILLE_CLIP_MODEL": DEFAULT_CLIP_MODEL,
+    "VEILLE_CLIP_PRETRAINED": DEFAULT_CLIP_PRETRAINED,
+}
+
+
+def render_env(values: dict[str, str]) -> str:
+    lines = ["# Written by `veille init`. See deploy/.env.example for every variable.", ""]
+    for key, value in values.items():
+        if value:
+            quoted = value if all(c.isalnum() or c in "-_.:/+@=" for c in value) else f'"{value}"'
+            lines.append(f"{key}={quoted}")
+    return "\n".join(lines) + "\n"
+
+
+def write_env(path: Path, values: dict[str, str]) -> None:
+    """Write atomically with owner-only permissions: the file holds tokens and the secret key."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(render_env(values))
+    os.replace(tmp, path)
 
 
 def register(cli: click.Group) -> None:
-    """Adds the `init` command to the `veille` group."""
+    @cli.command()
+    @click.option("--env-file", type=click.Path(path_type=Path), default=Path(".env"), show_default=True)
+    @click.option("--discord-token", default=None)
+    @click.option("--slack-bot-token", default=None)
+    @click.option("--slack-app-token", default=None, help="xapp- token: Socket Mode.")
+    @click.option("--slack-signing-secret", default=None, help="HTTP mode.")
+    @click.option("--slack-mode", type=click.Choice(["socket", "http"]), default=None)
+    @click.option("--database-url", default=None)
+    @click.option("--clip-model", default=None)
+    @click.option("--clip-pretrained", default=None, help="Hub tag or local checkpoint path.")
+    @click.option("--locale", type=click.Choice(["en", "fr"]), default=None)
+    @click.option("--non-interactive", "-y", is_flag=True, help="Ask nothing; use flags and defaults.")
+    @click.option("--force", is_flag=True, help="Replace values already in the file.")
+    def init(env_file: Path, non_interactive: bool, force: bool, locale: str | None, **flags: str | None) -> None:
+        """Write .env: platform tokens, database URL, a generated secret key, the model."""
+        lang = normalise_locale(locale or os.environ.get("LANG"))
+        existing = {k: v or "" for k, v in dotenv_values(env_file).items()} if env_file.exists() else {}
+        values: dict[str, str] = dict(existing)
+        given = {
+            "DISCORD_TOKEN": flags["discord_token"], "SLACK_BOT_TOKEN": flags["slack_bot_token"],
+            "SLACK_APP_TOKEN": flags["slack_app_token"],
+            "SLACK_SIGNING_SECRET": flags["slack_signing_secret"],
+            "VEILLE_DATABASE_URL": flags["database_url"], "VEILLE_CLIP_MODEL": flags["clip_model"],
+            "VEILLE_CLIP_PRETRAINED": flags["clip_pretrained"], "VEILLE_SLACK_MODE": flags["slack_mode"],
+            "VEILLE_LOCALE": locale,
+        }
+        interactive = not non_interactive and console.is_terminal
+        if not interactive and not non_interactive:
+            fail(t("init.no_terminal", lang), EXIT_USAGE)
+        for key, prompt_key, secret in QUESTIONS:
+            current = values.get(key) or DEFAULTS.get(key, "")
+            if given.get(key) is not None:
+                values[key] = str(given[key])
+            elif interactive and (force or not values.get(key)):
+                answer = click.prompt(t(prompt_key, lang), default=current or "", hide_input=secret,
+                                      show_default=not secret)
+                values[key] = answer.strip()
+            else:
+                values.setdefault(key, current)
+        for key in ("VEILLE_SLACK_MODE", "VEILLE_LOCALE"):
+            if given.get(key):
+                values[key] = str(given[key])
+        if "VEILLE_SLACK_MODE" not in values and values.get("SLACK_BOT_TOKEN"):
+            values["VEILLE_SLACK_MODE"] = "socket" if values.get("SLACK_APP_TOKEN") else "http"
+        # Never rotate an existing key silently: quarantined evidence is encrypted with it.
+        if not values.get("VEILLE_SECRET_KEY"):
+            values["VEILLE_SECRET_KEY"] = secrets.token_urlsafe(32)
+        write_env(env_file, values)
+        platforms = [name for name, key in (("Discord", "DISCORD_TOKEN"), ("Slack", "SLACK_BOT_TOKEN"))
+                     if values.get(key)]
+        console.print(t("init.written", lang, path=env_file, platforms=", ".join(platforms) or "—"))
