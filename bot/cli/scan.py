@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -21,10 +21,12 @@ from rich.table import Table
 
 from bot.cli.common import EXIT_FLAGGED, EXIT_OK, EXIT_USAGE, console, fail, get_settings, stdout
 from bot.core.i18n import t
-from bot.core.scanner import MediaError, PreparedImage, Scanner, matches_json, prepare_image
 from bot.settings import Settings
 from detectors.base import DetectorError, TextInput
 from detectors.fusion import Severity, Verdict
+
+if TYPE_CHECKING:  # the scanner pulls in Pillow and the media stack: load it only to scan
+    from bot.core.scanner import Scanner
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".avif",
                   ".heic", ".svg", ".jfif"}
@@ -50,7 +52,9 @@ class ScanResult:
             "severity": self.severity.name,
             "categories": list(verdict.categories) if verdict else [],
             "scores": {k: round(v, 4) for k, v in verdict.scores.items()} if verdict else {},
-            "matches": matches_json(verdict.matches) if verdict else [],
+            "matches": [
+                {"bank": m.bank, "kind": m.kind, "distance": m.distance} for m in verdict.matches
+            ] if verdict else [],
             "reasons": list(verdict.reasons) if verdict else [],
             "error": self.error,
         }
@@ -81,7 +85,9 @@ def read_file(path: Path, max_bytes: int) -> bytes:
 
 
 async def scan_image_bytes(scanner: Scanner, data: bytes, source: str, settings: Settings) -> Verdict:
-    prepared: PreparedImage = await asyncio.to_thread(
+    from bot.core.scanner import prepare_image
+
+    prepared = await asyncio.to_thread(
         prepare_image, data, source=source, max_pixels=settings.max_image_pixels
     )
     [scan] = await scanner.scan_images([prepared])
@@ -89,6 +95,8 @@ async def scan_image_bytes(scanner: Scanner, data: bytes, source: str, settings:
 
 
 async def scan_path(scanner: Scanner, source: str, settings: Settings) -> ScanResult:
+    from bot.media.decode import MediaError
+
     result = ScanResult(source, "image")
     try:
         data = await asyncio.to_thread(read_file, Path(source), settings.fetch_max_bytes)
@@ -102,6 +110,8 @@ async def scan_path(scanner: Scanner, source: str, settings: Settings) -> ScanRe
 
 async def scan_url(scanner: Scanner, fetcher: Any, url: str, settings: Settings) -> ScanResult:
     """A URL is one result: the worst verdict over the image(s) it points to or unfurls to."""
+    from bot.media.decode import MediaError
+
     result = ScanResult(url, "url")
     fetched = await fetcher.fetch_media(url)
     verdicts: list[Verdict] = []

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from bot.media.decode import MediaError, decode_image
-from detectors.base import Detection, Detector, HashMatch, ImageInput, TextInput, versions_key
+from detectors.base import Detection, Detector, ImageInput, TextInput, versions_key
 from detectors.fusion import FusionContext, Thresholds, Verdict, fuse
 
 
@@ -134,12 +134,7 @@ class Scanner:
         return verdicts
 
 
-def matches_json(matches: Sequence[HashMatch]) -> list[dict[str, object]]:
-    """The `matches` list of the scan JSON contract."""
-    return [{"bank": m.bank, "kind": m.kind, "distance": m.distance} for m in matches]
-
-
 __all__ = [
-    "ImageScan", "MediaError", "PreparedImage", "Scanner", "digest", "matches_json",
+    "ImageScan", "MediaError", "PreparedImage", "Scanner", "digest",
     "merge_frames", "prepare_image",
 ]

@@ -1,0 +1,32 @@
+"""Secrets never appear in logs."""
+
+from __future__ import annotations
+
+import io
+import logging
+
+from bot.log import REDACTED, RedactingFilter, TextFormatter
+
+
+def test_registered_secrets_and_token_shapes_are_redacted() -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RedactingFilter(["my-very-secret-key"]))
+    handler.setFormatter(TextFormatter("%(message)s"))
+    logger = logging.getLogger("veille.test.redaction")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        logger.warning("key=%s slack=%s", "my-very-secret-key", "xoxb-1234567890-abcdefghij")
+        try:
+            raise RuntimeError("auth failed with Bearer abcdefghijklmnopqrstuvwxyz012345")
+        except RuntimeError:
+            logger.exception("call failed")
+    finally:
+        logger.removeHandler(handler)
+    text = stream.getvalue()
+    assert "my-very-secret-key" not in text
+    assert "xoxb-1234567890" not in text
+    assert "abcdefghijklmnopqrstuvwxyz012345" not in text
+    assert text.count(REDACTED) >= 3
+    assert "call failed" in text
