@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     clip_pretrained: str = Field(
         DEFAULT_CLIP_PRETRAINED, validation_alias=_env("VEILLE_CLIP_PRETRAINED")
     )
+    # A folder of CLIP prompt TOML files; None uses the bundled detectors/prompts.
+    clip_prompts: Path | None = Field(None, validation_alias=_env("VEILLE_CLIP_PROMPTS"))
     device: str = Field("auto", validation_alias=_env("VEILLE_DEVICE"))
     # Comma-separated detector names; "clip" needs weights, the others ship with Veille.
     detectors: str = Field("clip,hashes,text", validation_alias=_env("VEILLE_DETECTORS"))

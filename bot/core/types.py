@@ -106,3 +106,53 @@ class Decision:
     help_request: bool = False
     ticket_ids: list[int] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SetupInput:
+    """What a setup wizard collected; None leaves a setting as it is. `channel_sensitivity`
+    maps channel ids to a preset ("" removes the override); `allow_channel_ids` replaces the
+    allow-listed channels."""
+
+    locale: str | None = None
+    timezone: str | None = None
+    safety_channel_id: str | None = None
+    quarantine_channel_id: str | None = None
+    moderator_role_ids: tuple[str, ...] | None = None
+    moderator_user_ids: tuple[str, ...] | None = None
+    admin_role_ids: tuple[str, ...] | None = None
+    allow_role_ids: tuple[str, ...] | None = None
+    allow_channel_ids: tuple[str, ...] | None = None
+    sensitivity: str | None = None  # relaxed | standard | strict
+    channel_sensitivity: tuple[tuple[str, str], ...] = ()
+    delete: bool | None = None
+    notify: bool | None = None
+    timeout: bool | None = None
+    digest_schedule: str | None = None
+    retention_days: int | None = None
+    sla_hours: int | None = None
+
+
+@dataclass(frozen=True)
+class WorkspaceView:
+    """A read-only copy of a workspace's settings for adapters (they never touch the store)."""
+
+    id: int
+    platform: str
+    external_id: str
+    name: str
+    locale: str
+    timezone: str
+    safety_channel_id: str | None
+    quarantine_channel_id: str | None
+    moderator_role_ids: tuple[str, ...]
+    moderator_user_ids: tuple[str, ...]
+    admin_role_ids: tuple[str, ...]
+    allow_role_ids: tuple[str, ...]
+    allow_channel_ids: tuple[str, ...]
+    sensitivity: str
+    actions: tuple[tuple[str, bool], ...]
+    digest_schedule: str
+    retention_days: int
+    sla_hours: int
+    setup_completed: bool

@@ -78,6 +78,7 @@ class MediaItem(SQLModel, table=True):
     height: int | None = None
     verdict: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     verdict_key: str | None = Field(default=None, max_length=400)  # detector names@versions
+    signature: str | None = None  # detectors.hashes.ImageSignature.to_str(): banked on confirm
     seen_count: int = Field(default=1)
     first_seen_at: datetime = _when()
     last_seen_at: datetime = _when(index=True)

@@ -30,6 +30,7 @@ def upgrade() -> None:
     sa.Column('height', sa.Integer(), nullable=True),
     sa.Column('verdict', sa.JSON(), nullable=True),
     sa.Column('verdict_key', sqlmodel.sql.sqltypes.AutoString(length=400), nullable=True),
+    sa.Column('signature', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
     sa.Column('seen_count', sa.Integer(), nullable=False),
     sa.Column('first_seen_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('last_seen_at', sa.DateTime(timezone=True), nullable=False),

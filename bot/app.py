@@ -1,0 +1,115 @@
+"""Composition root: settings → engine → hash bank → detectors → Veille → outbox worker →
+scheduler → platform adapters. The only module that knows every part."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.core.clock import Clock
+from bot.core.gateway import Gateway
+from bot.core.scanner import Scanner
+from bot.core.service import Veille
+from bot.settings import Settings
+from bot.store import engine as store
+
+log = logging.getLogger(__name__)
+
+PLATFORMS = ("discord", "slack")
+
+
+async def load_bank(engine: AsyncEngine) -> Any:
+    """Every stored hash-bank entry, in the HashBank the hashes detector matches against."""
+    from bot.store import hash_repo
+
+    async with store.session_factory(engine)() as session:
+        return await hash_repo.load_bank(session)
+
+
+async def build_veille(
+    settings: Settings, engine: AsyncEngine | None = None, *, gateways: Iterable[Gateway] = (),
+    scanner: Scanner | None = None, clock: Clock | None = None, fetcher: Any = None,
+) -> Veille:
+    """A ready Veille: detectors built and loaded from `settings` (unless `scanner` is given),
+    the hash bank loaded from the database, links fetched by the SSRF-safe fetcher.
+    Raises detectors.base.DetectorError when a configured detector cannot load."""
+    from bot.core.suite import build_scanner
+    from bot.media.fetch import SafeFetcher
+
+    engine = engine or store.create_engine(settings.database_url)
+    bank = await load_bank(engine) if "hashes" in settings.detector_names else None
+    if scanner is None:
+        scanner = await build_scanner(settings, bank)
+    else:  # a given scanner brings its own HashDetector: share its bank so confirmations reach it
+        bank = next((getattr(d, "bank", None) for d in scanner.detectors if d.name == "hashes"), bank)
+    if fetcher is None:
+        fetcher = SafeFetcher(max_bytes=settings.fetch_max_bytes, timeout_s=settings.fetch_timeout_s,
+                              allow_loopback=settings.fetch_allow_loopback)
+    veille = Veille(settings, engine, scanner, fetcher=fetcher, bank=bank, clock=clock)
+    for gateway in gateways:
+        veille.register_gateway(gateway)
+    return veille
+
+
+def _platform_starters(settings: Settings) -> list[tuple[str, Any]]:
+    """`start(settings, veille)` of each configured platform whose adapter can be imported."""
+    configured = {"discord": settings.discord_configured, "slack": settings.slack_configured}
+    starters = []
+    for name in PLATFORMS:
+        if not configured[name]:
+            continue
+        try:
+            runner = importlib.import_module(f"bot.platforms.{name}.runner")
+        except ImportError as exc:
+            log.error("%s is configured but its adapter cannot be imported: %s", name, exc)
+            continue
+        start = getattr(runner, "start", None)
+        if start is None:
+            log.error("bot.platforms.%s.runner has no start(settings, veille)", name)
+            continue
+        starters.append((name, start))
+    return starters
+
+
+async def _start_scheduler(veille: Veille) -> Any:
+    try:
+        from bot.core.scheduler import VeilleScheduler
+    except ImportError:
+        log.warning("no scheduler available: digests and housekeeping will not run")
+        return None
+    scheduler = VeilleScheduler(veille.store.factory, veille.gateways, veille.clock, veille)
+    await scheduler.start()
+    return scheduler
+
+
+async def run_forever(settings: Settings) -> None:
+    """Run Veille until the platforms stop. Raises DatabaseNotMigrated on an old schema
+    (`veille run` turns it into exit status 2) and RuntimeError when no platform can start."""
+    engine = store.create_engine(settings.database_url)
+    await store.check_migrated(engine)
+    veille = await build_veille(settings, engine)
+    starters = _platform_starters(settings)
+    if not starters:
+        await engine.dispose()
+        raise RuntimeError("no configured chat platform could be started")
+    veille.start()  # first: actions a crash left pending are retried straight away
+    scheduler = None
+    try:
+        scheduler = await _start_scheduler(veille)
+        tasks = [asyncio.create_task(start(settings, veille), name=f"veille-{name}")
+                 for name, start in starters]
+        done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in pending:
+            task.cancel()
+        for task in done:
+            task.result()  # surface the failure that stopped a platform
+    finally:
+        if scheduler is not None:
+            scheduler.shutdown()
+        await veille.aclose()
+        await engine.dispose()

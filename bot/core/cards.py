@@ -1,0 +1,153 @@
+"""Rendering: tickets, lists, status and help as neutral Cards and Replies, in the workspace's
+language, with the buttons that make sense for the ticket's state. Adapters only map them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.core.clock import as_utc
+from bot.core.gateway import Button, ButtonStyle, Card, Reply
+from bot.core.help import reporting_guidance
+from bot.core.i18n import t
+from bot.store.models import Evidence, Ticket, Workspace
+from detectors.fusion import Severity
+
+_STATUS_BUTTONS: dict[str, tuple[str, ...]] = {
+    "open": ("claim", "confirm", "false_positive", "escalate", "note", "reveal"),
+    "claimed": ("unclaim", "confirm", "false_positive", "escalate", "note", "reveal"),
+    "escalated": ("claim", "confirm", "false_positive", "note", "reveal"),
+    "resolved": ("reopen", "note"),
+}
+_HELP_BUTTONS: dict[str, tuple[str, ...]] = {
+    "open": ("claim", "resolve", "note"),
+    "claimed": ("unclaim", "resolve", "note"),
+    "escalated": ("claim", "resolve", "note"),
+    "resolved": ("reopen", "note"),
+}
+_STYLES: dict[str, ButtonStyle] = {
+    "claim": "primary", "confirm": "danger", "false_positive": "success", "resolve": "success",
+}
+
+
+def buttons_for(ticket: Ticket, has_original: bool) -> tuple[str, ...]:
+    """Ticket actions offered on the card: by status; no reveal without kept bytes (CRITICAL)."""
+    table = _HELP_BUTTONS if ticket.kind == "help_request" else _STATUS_BUTTONS
+    actions = table.get(ticket.status, ())
+    return tuple(a for a in actions if a != "reveal" or has_original)
+
+
+def age_hours(ticket: Ticket, now: datetime) -> float:
+    return (as_utc(now) - as_utc(ticket.created_at)).total_seconds() / 3600
+
+
+def overdue(ticket: Ticket, sla_hours: int, now: datetime) -> bool:
+    """Unresolved past the workspace's SLA."""
+    return ticket.status != "resolved" and age_hours(ticket, now) > sla_hours
+
+
+def ticket_card(
+    ticket: Ticket, workspace: Workspace, now: datetime, *, has_original: bool = False
+) -> Card:
+    """The ticket card kept up to date in the safety channel."""
+    lang = workspace.locale
+    assert ticket.id is not None
+    severity = Severity.parse(ticket.severity)
+    kind = t(f"core.kind.{ticket.kind}", lang)
+    title = t("core.card.title", lang, id=ticket.id, kind=kind,
+              severity=t(f"core.severity.{severity.name}", lang))
+    hours = age_hours(ticket, now)
+    fields: list[tuple[str, str]] = [
+        (t("core.card.status", lang), t(f"core.status.{ticket.status}", lang)),
+        (t("core.card.channel", lang), ticket.channel_id),
+        (t("core.card.author", lang), ticket.author_id or "-"),
+        (t("core.card.age", lang), t("core.card.age_value", lang, hours=f"{hours:.1f}",
+                                      sla=workspace.sla_hours)),
+    ]
+    if ticket.categories:
+        fields.append((t("core.card.categories", lang), ", ".join(ticket.categories)))
+    if ticket.scores:
+        top = sorted(ticket.scores.items(), key=lambda kv: -kv[1])[:4]
+        fields.append((t("core.card.scores", lang), ", ".join(f"{k} {v:.2f}" for k, v in top)))
+    if ticket.assignee_id:
+        fields.append((t("core.card.assignee", lang), ticket.assignee_id))
+    if ticket.resolution:
+        fields.append((t("core.card.resolution", lang), t(f"core.resolution.{ticket.resolution}", lang)))
+    body_lines = [f"• {reason}" for reason in ticket.reasons[:6]]
+    if ticket.message_removed:
+        body_lines.append(t("core.card.removed", lang))
+    if severity == Severity.CRITICAL:
+        body_lines.append(reporting_guidance(lang))
+    if overdue(ticket, workspace.sla_hours, now):
+        body_lines.append(t("core.card.overdue", lang, sla=workspace.sla_hours))
+    buttons = tuple(
+        Button(action, t(f"core.button.{action}", lang), ticket.id, _STYLES.get(action, "secondary"))
+        for action in buttons_for(ticket, has_original)
+    )
+    return Card(
+        title=title, body="\n".join(body_lines), fields=tuple(fields), severity=severity,
+        footer=t("core.card.footer", lang, id=ticket.id), buttons=buttons, fallback_text=title,
+    )
+
+
+def preview_card(ticket: Ticket, workspace: Workspace, preview_png: bytes | None) -> Card:
+    """The blurred greyscale preview posted in the quarantine channel."""
+    assert ticket.id is not None
+    title = t("core.preview.title", workspace.locale, id=ticket.id)
+    return Card(title=title, body=t("core.preview.body", workspace.locale),
+                severity=Severity.parse(ticket.severity), image_png=preview_png,
+                image_name=f"veille-{ticket.id}.png", spoiler=True, fallback_text=title)
+
+
+async def card_for(session: AsyncSession, ticket: Ticket, purpose: str, now: datetime) -> Card:
+    """The card an outbox action posts or updates, rendered from the ticket's state now."""
+    from bot.core.quarantine import evidence_of  # quarantine imports no cards; keep it lazy anyway
+
+    workspace = await session.get(Workspace, ticket.workspace_id)
+    assert workspace is not None and ticket.id is not None
+    evidence: Evidence | None = await evidence_of(session, ticket.id)
+    if purpose == "preview":
+        return preview_card(ticket, workspace, evidence.preview_png if evidence else None)
+    has_original = evidence is not None and evidence.ciphertext is not None
+    return ticket_card(ticket, workspace, now, has_original=has_original)
+
+
+def ticket_list(tickets: Sequence[Ticket], workspace: Workspace, now: datetime, status: str) -> Reply:
+    lang = workspace.locale
+    if not tickets:
+        return Reply(text=t("core.list.empty", lang, status=status))
+    lines = []
+    for ticket in tickets:
+        mark = " ⚠" if overdue(ticket, workspace.sla_hours, now) else ""
+        star = "★ " if ticket.priority else ""
+        lines.append(t("core.list.line", lang, star=star, id=ticket.id,
+                       severity=t(f"core.severity.{ticket.severity}", lang),
+                       status=t(f"core.status.{ticket.status}", lang),
+                       hours=f"{age_hours(ticket, now):.0f}", overdue=mark))
+    card = Card(title=t("core.list.title", lang, count=len(tickets)), body="\n".join(lines),
+                fallback_text=t("core.list.title", lang, count=len(tickets)))
+    return Reply(card=card, extras={"ticket_ids": [tk.id for tk in tickets]})
+
+
+def status_card(workspace: Workspace, counts: dict[str, int], detectors: str, workers: str) -> Card:
+    lang = workspace.locale
+    unresolved = sum(n for status, n in counts.items() if status != "resolved")
+    fields = (
+        (t("core.status_card.open", lang), str(unresolved)),
+        (t("core.status_card.resolved", lang), str(counts.get("resolved", 0))),
+        (t("core.status_card.sensitivity", lang), workspace.sensitivity),
+        (t("core.status_card.safety_channel", lang), workspace.safety_channel_id or "-"),
+        (t("core.status_card.quarantine_channel", lang), workspace.quarantine_channel_id or "-"),
+        (t("core.status_card.detectors", lang), detectors or "-"),
+        (t("core.status_card.outbox", lang), workers),
+    )
+    title = t("core.status_card.title", lang)
+    body = "" if workspace.setup_completed else t("core.status_card.not_setup", lang)
+    return Card(title=title, body=body, fields=fields, fallback_text=title)
+
+
+def help_card(locale: str) -> Card:
+    title = t("core.usage.title", locale)
+    return Card(title=title, body=t("core.usage.body", locale), fallback_text=title)

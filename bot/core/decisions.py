@@ -1,0 +1,223 @@
+"""A scan becomes a Decision, committed in ONE transaction with its tickets, evidence, audit
+events, scan records and outbox actions, before the platform is touched.
+
+The same event delivered twice finds its tickets by their unique key and records nothing new:
+no second ticket, no second action, no second offence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.core import outbox, policy, quarantine
+from bot.core.crypto import EvidenceCipher
+from bot.core.errors import EvidenceKeyMissing
+from bot.core.gateway import Gateway
+from bot.core.help import help_guidance
+from bot.core.i18n import t
+from bot.core.pipeline import Scan, ScannedMedia
+from bot.core.types import Decision
+from bot.store import repos
+from bot.store.models import Ticket, Workspace
+from detectors.fusion import Severity, Verdict
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Opened:
+    ticket: Ticket
+    media: ScannedMedia | None
+    preview: bytes | None = None
+
+
+def _media_key(media: ScannedMedia | None) -> str:
+    """The ticket's media key: the ref's key, or the image's own URL when a page gave several."""
+    if media is None:
+        return ""
+    return (media.ref.key if media.url == media.ref.url else media.url)[:500]
+
+
+def _ticket_from(workspace: Workspace, scan: Scan, verdict: Verdict, media: ScannedMedia | None,
+                 kind: str, now: datetime) -> Ticket:
+    event = scan.event
+    assert workspace.id is not None
+    return Ticket(
+        workspace_id=workspace.id, kind=kind, channel_id=event.channel_id,
+        message_id=event.message_id, thread_id=event.thread_id,
+        media_key=_media_key(media),
+        author_id=event.author.user_id, sha256=media.sha256 if media else None,
+        severity=verdict.severity.name, priority=kind == "help_request",
+        categories=list(verdict.categories),
+        scores={k: round(float(v), 4) for k, v in verdict.scores.items()},
+        reasons=list(dict.fromkeys(verdict.reasons))[:10], created_at=now, updated_at=now,
+    )
+
+
+async def commit(
+    store: repos.Store, workspace: Workspace, scan: Scan, *, now: datetime,
+    cipher: EvidenceCipher | None, gateways: Mapping[str, Gateway], versions_key: str,
+) -> Decision:
+    """Record what Veille saw and decided for one message; returns the Decision."""
+    flagged = [m for m in scan.media if m.verdict is not None and m.verdict.flagged]
+    text = scan.text if scan.text is not None and scan.text.flagged else None
+    previews = {
+        id(m): await asyncio.to_thread(quarantine.blurred_preview, m.prepared.frames[0].image)
+        for m in flagged
+        if m.prepared is not None and m.verdict is not None
+        and m.verdict.severity < Severity.CRITICAL  # CRITICAL keeps no preview either
+    }
+    async with store.write() as session:
+        ws = await session.get(Workspace, workspace.id)
+        assert ws is not None and ws.id is not None
+        await _record_media(session, ws, scan, now, versions_key)
+        opened: list[_Opened] = []
+        new: list[_Opened] = []
+        for media in flagged:
+            assert media.verdict is not None
+            row = _ticket_from(ws, scan, media.verdict, media, "detection", now)
+            if media.sha256:
+                item = await repos.media_item(session, media.sha256)
+                row.media_item_id = item.id if item else None
+            ticket, is_new = await repos.open_ticket(session, row)
+            entry = _Opened(ticket, media, previews.get(id(media)))
+            opened.append(entry)
+            if is_new:
+                new.append(entry)
+        if text is not None:
+            kind = "help_request" if policy.is_help_request(text) else "detection"
+            ticket, is_new = await repos.open_ticket(session, _ticket_from(ws, scan, text, None, kind, now))
+            opened.append(_Opened(ticket, None))
+            if is_new:
+                new.append(opened[-1])
+        verdicts = [m.verdict for m in flagged if m.verdict is not None]
+        decision = policy.decide(verdicts, scan.text, ws.actions, 0)
+        decision.ticket_ids = [o.ticket.id for o in opened if o.ticket.id is not None]
+        if not new:
+            return decision  # nothing flagged, or a duplicate delivery: nothing more to do
+        if decision.severity >= Severity.QUARANTINE and not decision.help_request:
+            count = await repos.count_offence(session, ws.id, scan.event.author.user_id, now)
+            decision = policy.decide(verdicts, scan.text, ws.actions, count)
+            decision.ticket_ids = [o.ticket.id for o in opened if o.ticket.id is not None]
+        await session.flush()
+        for entry in new:
+            await _keep_evidence(session, ws, entry, cipher, now)
+            repos.audit(session, workspace_id=ws.id, ticket_id=entry.ticket.id, actor=None,
+                        action="opened", at=now,
+                        data={"severity": entry.ticket.severity, "text": scan.event.text[:500]})
+        await _enqueue_actions(session, ws, scan, decision, new, gateways, now)
+    return decision
+
+
+async def _record_media(
+    session: AsyncSession, ws: Workspace, scan: Scan, now: datetime, versions_key: str
+) -> None:
+    assert ws.id is not None
+    event = scan.event
+    for media in scan.media:
+        severity = media.verdict.severity.name if media.verdict else "NONE"
+        categories = list(media.verdict.categories) if media.verdict else []
+        repos.record_scan(session, ws.id, event.channel_id,
+                          "url" if media.ref.kind == "link" else "image", severity, categories, now)
+        if media.sha256 and media.prepared is not None:
+            await repos.record_media(
+                session, sha256=media.sha256, mime=media.prepared.mime,
+                width=media.prepared.width, height=media.prepared.height,
+                verdict=None if media.cached else media.raw, verdict_key=versions_key,
+                pdq=media.pdq, pdq_quality=media.pdq_quality, seen_at=now,
+            )
+            if media.signature:
+                item = await repos.media_item(session, media.sha256)
+                if item is not None and not item.signature:
+                    item.signature = media.signature
+    if scan.text is not None:
+        repos.record_scan(session, ws.id, event.channel_id, "text", scan.text.severity.name,
+                          list(scan.text.categories), now)
+
+
+async def _keep_evidence(
+    session: AsyncSession, ws: Workspace, entry: _Opened, cipher: EvidenceCipher | None,
+    now: datetime,
+) -> None:
+    """Encrypted original + blurred preview; CRITICAL: hashes only; no key: hashes only, said
+    on the ticket (the message is still removed and ticketed)."""
+    media, ticket = entry.media, entry.ticket
+    if media is None or media.sha256 is None or ticket.id is None:
+        return
+    critical = ticket.severity == Severity.CRITICAL.name
+    mime = media.prepared.mime if media.prepared else ""
+    try:
+        evidence = quarantine.new_evidence(
+            ticket_id=ticket.id, sha256=media.sha256, mime=mime, data=media.data,
+            preview_png=entry.preview, cipher=cipher, critical=critical, created_at=now,
+            retention_days=ws.retention_days,
+        )
+    except EvidenceKeyMissing:
+        log.error("VEILLE_SECRET_KEY is not set: ticket %s keeps hashes only", ticket.id)
+        ticket.reasons = [*ticket.reasons, t("core.evidence.no_key", ws.locale)]
+        evidence = quarantine.new_evidence(
+            ticket_id=ticket.id, sha256=media.sha256, mime=mime, data=None, preview_png=None,
+            cipher=None, critical=True, created_at=now, retention_days=ws.retention_days,
+        )
+    session.add(evidence)
+
+
+async def _enqueue_actions(
+    session: AsyncSession, ws: Workspace, scan: Scan, decision: Decision, new: list[_Opened],
+    gateways: Mapping[str, Gateway], now: datetime,
+) -> None:
+    """The platform actions, in the order they should happen: removal first."""
+    event, lang = scan.event, ws.locale
+    primary = new[0].ticket.id
+    base: dict[str, Any] = {"workspace": ws.external_id}
+
+    async def act(key: str, kind: str, ticket_id: int | None, **payload: Any) -> None:
+        await outbox.enqueue(session, key=key, kind=kind, platform=ws.platform,
+                             workspace_id=ws.id, ticket_id=ticket_id, payload={**base, **payload},
+                             now=now)
+
+    gateway = gateways.get(event.platform)
+    if decision.delete:
+        if gateway is None or gateway.can_delete_messages:
+            await act(f"{primary}:delete", "delete_message", primary,
+                      channel_id=event.channel_id, message_id=event.message_id)
+        else:  # Slack without an admin token: hide it as well as we can and ask for removal
+            await act(f"{primary}:tombstone", "post_text", primary, channel_id=event.channel_id,
+                      thread_id=event.thread_id or event.message_id,
+                      text=t("core.tombstone", lang))
+            await act(f"{primary}:ask_delete", "send_private", primary, user_id=event.author.user_id,
+                      channel_id=event.channel_id, text=t("core.author.please_delete", lang))
+            if ws.safety_channel_id:
+                await act(f"{primary}:cannot_delete", "post_text", primary,
+                          channel_id=ws.safety_channel_id,
+                          text=t("core.alert.cannot_delete", lang, id=primary,
+                                 channel=event.channel_id, message=event.message_id))
+    for entry in new:
+        tid = entry.ticket.id
+        if ws.safety_channel_id:
+            await act(f"{tid}:card", "post_card", tid, channel_id=ws.safety_channel_id,
+                      purpose="ticket")
+        quarantine_channel = ws.quarantine_channel_id or ws.safety_channel_id
+        if entry.preview is not None and quarantine_channel and entry.ticket.severity == "QUARANTINE":
+            await act(f"{tid}:preview", "post_card", tid, channel_id=quarantine_channel,
+                      purpose="preview")
+        if entry.ticket.kind == "help_request":
+            await act(f"{tid}:help", "send_private", tid, user_id=event.author.user_id,
+                      channel_id=event.channel_id, text=help_guidance(lang))
+    if decision.alert_admins and ws.safety_channel_id:
+        await act(f"{primary}:alert_admins", "post_text", primary, channel_id=ws.safety_channel_id,
+                  text=t("core.alert.critical", lang, id=primary,
+                         admins=" ".join(ws.admin_role_ids or [])))
+    if decision.notify_author:
+        await act(f"{primary}:notify", "send_private", primary, user_id=event.author.user_id,
+                  channel_id=event.channel_id, text=t("core.author.quarantined", lang))
+    if decision.timeout_author:
+        await act(f"{primary}:timeout", "timeout_member", primary, user_id=event.author.user_id,
+                  seconds=policy.TIMEOUT_SECONDS, reason=t("core.timeout_reason", lang))

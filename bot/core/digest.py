@@ -1,0 +1,353 @@
+"""Digest statistics for a period, and the two entry points that post a digest.
+
+`compute_stats` is pure (rows in, numbers out) so that `veille digest preview --demo` can use
+it without a database; `load_stats` fetches the rows. `post_digest` is what the scheduler runs
+(exactly once per workspace and period); `digest_now` is what `Veille.digest_now` calls.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Literal
+
+from sqlalchemy import or_, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import col, select
+
+from bot.core.clock import Clock, as_utc
+from bot.core.digest_render import render_digest
+from bot.core.digest_schedule import Period, rolling_period, zone
+from bot.core.gateway import Card, Gateway, GatewayError, Reply
+from bot.core.i18n import t
+from bot.store.engine import transaction
+from bot.store.models import DigestRun, ScanRecord, Ticket, Workspace
+
+log = logging.getLogger(__name__)
+
+SEVERITIES = ("REVIEW", "QUARANTINE", "CRITICAL")
+QUARANTINED = ("QUARANTINE", "CRITICAL")  # the severities whose messages are removed
+CHART_MIN_DAYS, CHART_MAX_DAYS = 7, 31  # a daily digest still shows the week around it
+TOP_N = 3  # busiest channels, top reasons
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A count in this period and in the previous one."""
+
+    current: int
+    previous: int
+
+
+@dataclass(frozen=True)
+class OpenTicket:
+    id: int
+    age: timedelta
+    severity: str
+    breached: bool
+
+
+@dataclass
+class DigestStats:
+    """Everything a digest says. Counts are for `period` unless named otherwise."""
+
+    workspace_name: str
+    timezone: str
+    sla_hours: int
+    period: Period
+    images: Metric
+    links: Metric
+    flagged: Metric
+    flagged_by_severity: dict[str, Metric]
+    by_category: list[tuple[str, int]]
+    quarantined: Metric
+    tickets_opened: Metric
+    tickets_resolved: Metric
+    false_positives: int
+    fp_rate: float | None  # false_positive / resolved, None when nothing was resolved
+    previous_fp_rate: float | None
+    median_first_action: timedelta | None
+    previous_median_first_action: timedelta | None
+    median_resolution: timedelta | None
+    previous_median_resolution: timedelta | None
+    open_tickets: list[OpenTicket]  # SLA breaches first, then oldest first
+    busiest_channels: list[tuple[str, int]]
+    top_reasons: list[tuple[str, int]]
+    daily: list[tuple[date, dict[str, int]]] = field(default_factory=list)  # chart data
+
+    @property
+    def open_count(self) -> int:
+        return len(self.open_tickets)
+
+    @property
+    def breached_count(self) -> int:
+        return sum(1 for ticket in self.open_tickets if ticket.breached)
+
+
+def chart_windows(period: Period, timezone: str) -> list[tuple[date, Period]]:
+    """The chart's bars: local days of 24 wall-clock hours ending at the period's end (so a
+    09:00 digest counts 09:00 to 09:00), at least a week of them, oldest first; each is
+    labelled with the local date it starts on."""
+    tz = zone(timezone)
+    end = period.end.astimezone(tz)
+    count = min(max(round(period.length / timedelta(days=1)), CHART_MIN_DAYS), CHART_MAX_DAYS)
+    windows = []
+    for offset in range(count, 0, -1):
+        # Wall-clock arithmetic, re-localised: a window across a DST change is 23 or 25 h.
+        start = (end.replace(tzinfo=None) - timedelta(days=offset)).replace(tzinfo=tz)
+        stop = (end.replace(tzinfo=None) - timedelta(days=offset - 1)).replace(tzinfo=tz)
+        windows.append((start.date(), Period(start, stop)))
+    return windows
+
+
+def _flagged(scan: ScanRecord) -> bool:
+    return scan.severity != "NONE"
+
+
+def _severity_is(severity: str) -> Callable[[ScanRecord], bool]:
+    return lambda scan: scan.severity == severity
+
+
+def _median(values: Iterable[timedelta]) -> timedelta | None:
+    seconds = [value.total_seconds() for value in values]
+    return timedelta(seconds=statistics.median(seconds)) if seconds else None
+
+
+def _in(when: datetime | None, period: Period) -> bool:
+    return when is not None and when in period
+
+
+def compute_stats(
+    workspace: Workspace, period: Period, scans: Sequence[ScanRecord], tickets: Sequence[Ticket]
+) -> DigestStats:
+    """The digest numbers from plain rows. `scans` must cover the previous period and the chart
+    days; `tickets` those created, acted on or resolved since the previous period began, and
+    every ticket still open at the end of `period`. Open tickets are aged at the period end."""
+    previous = period.previous()
+    current_scans = [s for s in scans if _in(s.at, period)]
+    previous_scans = [s for s in scans if _in(s.at, previous)]
+
+    def metric(test: Callable[[ScanRecord], bool]) -> Metric:
+        return Metric(sum(1 for s in current_scans if test(s)), sum(1 for s in previous_scans if test(s)))
+
+    def ticket_metric(attribute: str) -> Metric:
+        return Metric(sum(1 for tk in tickets if _in(getattr(tk, attribute), period)),
+                      sum(1 for tk in tickets if _in(getattr(tk, attribute), previous)))
+
+    def resolved_in(window: Period) -> list[Ticket]:
+        return [tk for tk in tickets if _in(tk.resolved_at, window)]
+
+    def fp_rate(resolved: list[Ticket]) -> float | None:
+        if not resolved:
+            return None
+        return sum(1 for tk in resolved if tk.resolution == "false_positive") / len(resolved)
+
+    def first_action_times(window: Period) -> list[timedelta]:
+        return [as_utc(tk.first_action_at) - as_utc(tk.created_at) for tk in tickets
+                if tk.first_action_at is not None and _in(tk.first_action_at, window)]
+
+    def resolution_times(window: Period) -> list[timedelta]:
+        return [as_utc(tk.resolved_at) - as_utc(tk.created_at) for tk in resolved_in(window)
+                if tk.resolved_at is not None]
+
+    flagged_now = [s for s in current_scans if _flagged(s)]
+    categories = Counter(c for s in flagged_now for c in s.categories)
+    channels = Counter(s.channel_id for s in flagged_now)
+    reasons = Counter(r for tk in tickets if _in(tk.created_at, period) for r in tk.reasons)
+
+    sla = timedelta(hours=workspace.sla_hours)
+    still_open = [
+        tk for tk in tickets
+        if as_utc(tk.created_at) < period.end
+        and (tk.resolved_at is None or as_utc(tk.resolved_at) >= period.end)
+    ]
+    open_tickets = [
+        OpenTicket(tk.id or 0, period.end - as_utc(tk.created_at), tk.severity,
+                   period.end - as_utc(tk.created_at) > sla)
+        for tk in still_open
+    ]
+    open_tickets.sort(key=lambda tk: (not tk.breached, -tk.age))
+
+    windows = chart_windows(period, workspace.timezone)
+    flagged_scans = [s for s in scans if _flagged(s)]
+    daily = [
+        (day, {sev: sum(1 for s in flagged_scans if s.severity == sev and s.at in window)
+               for sev in SEVERITIES})
+        for day, window in windows
+    ]
+
+    resolved_now = resolved_in(period)
+    return DigestStats(
+        workspace_name=workspace.name,
+        timezone=workspace.timezone,
+        sla_hours=workspace.sla_hours,
+        period=period,
+        images=metric(lambda s: s.kind == "image"),
+        links=metric(lambda s: s.kind == "url"),
+        flagged=metric(_flagged),
+        flagged_by_severity={sev: metric(_severity_is(sev)) for sev in SEVERITIES},
+        by_category=categories.most_common(),
+        quarantined=metric(lambda s: s.severity in QUARANTINED),
+        tickets_opened=ticket_metric("created_at"),
+        tickets_resolved=ticket_metric("resolved_at"),
+        false_positives=sum(1 for tk in resolved_now if tk.resolution == "false_positive"),
+        fp_rate=fp_rate(resolved_now),
+        previous_fp_rate=fp_rate(resolved_in(previous)),
+        median_first_action=_median(first_action_times(period)),
+        previous_median_first_action=_median(first_action_times(previous)),
+        median_resolution=_median(resolution_times(period)),
+        previous_median_resolution=_median(resolution_times(previous)),
+        open_tickets=open_tickets,
+        busiest_channels=channels.most_common(TOP_N),
+        top_reasons=reasons.most_common(TOP_N),
+        daily=daily,
+    )
+
+
+async def load_stats(session: AsyncSession, workspace: Workspace, period: Period) -> DigestStats:
+    """Fetch the rows `compute_stats` needs for `workspace` and `period`, and compute."""
+    since = min(period.previous().start, chart_windows(period, workspace.timezone)[0][1].start)
+    scan_query = select(ScanRecord).where(
+        ScanRecord.workspace_id == workspace.id,
+        col(ScanRecord.at) >= since, col(ScanRecord.at) < period.end,
+    )
+    scans = (await session.execute(scan_query)).scalars().all()
+    since_prev = period.previous().start
+    ticket_query = select(Ticket).where(
+        Ticket.workspace_id == workspace.id,
+        col(Ticket.created_at) < period.end,
+        or_(
+            col(Ticket.resolved_at).is_(None),
+            col(Ticket.resolved_at) >= since_prev,
+            col(Ticket.created_at) >= since_prev,
+            col(Ticket.first_action_at) >= since_prev,
+        ),
+    )
+    tickets = (await session.execute(ticket_query)).scalars().all()
+    return compute_stats(workspace, period, list(scans), list(tickets))
+
+
+DigestOutcome = Literal["posted", "duplicate", "failed", "no_channel", "missing"]
+
+
+async def post_digest(
+    session_factory: async_sessionmaker[AsyncSession],
+    gateway: Gateway,
+    workspace_id: int,
+    period: Period,
+    clock: Clock,
+) -> DigestOutcome:
+    """Post the digest of `period` for workspace `workspace_id` (our database id) in its safety
+    channel through `gateway` (the one for the workspace's platform), at most once.
+
+    The (workspace, period start) DigestRun row is claimed in its own committed transaction
+    BEFORE the platform is touched, so two schedulers or a restart can never both post; the
+    row then becomes "posted" (with the message id) or "failed". A failed run may be claimed
+    again (a retry); a run left "pending" by a crash mid-post is never retried, because it may
+    have been posted. Returns what happened; never raises for a platform failure."""
+    async with session_factory() as session:
+        workspace = await session.get(Workspace, workspace_id)
+    if workspace is None:
+        return "missing"
+    if not workspace.safety_channel_id:
+        return "no_channel"
+    run_id = await _claim(session_factory, workspace_id, period, clock)
+    if run_id is None:
+        return "duplicate"
+    try:
+        async with session_factory() as session:
+            stats = await load_stats(session, workspace, period)
+        card = await render_digest(stats, workspace.locale)
+        message_id = await gateway.post_card(
+            workspace.external_id, workspace.safety_channel_id, card
+        )
+    except Exception as exc:  # a rendering bug must not leave the run "pending" forever
+        level = logging.WARNING if isinstance(exc, GatewayError) else logging.ERROR
+        log.log(level, "digest for workspace %s, period %s failed: %s", workspace_id,
+                period.start.isoformat(), exc, exc_info=not isinstance(exc, GatewayError))
+        await _finish(session_factory, run_id, "failed", None, None)
+        return "failed"
+    await _finish(session_factory, run_id, "posted", message_id, clock.now())
+    log.info("digest posted for workspace %s, period %s", workspace_id, period.start.isoformat())
+    return "posted"
+
+
+async def _claim(
+    session_factory: async_sessionmaker[AsyncSession], workspace_id: int, period: Period,
+    clock: Clock,
+) -> int | None:
+    """The id of the DigestRun this caller now owns, or None when another run has it."""
+    try:
+        async with transaction(session_factory) as session:
+            run = DigestRun(workspace_id=workspace_id, period_start=period.start,
+                            period_end=period.end, status="pending", created_at=clock.now())
+            session.add(run)
+            await session.flush()
+            return run.id
+    except IntegrityError:
+        pass
+    # Only a failed run can be taken over; the conditional UPDATE makes that a single winner.
+    async with transaction(session_factory) as session:
+        key = (col(DigestRun.workspace_id) == workspace_id,
+               col(DigestRun.period_start) == period.start)
+        result = await session.execute(
+            update(DigestRun).where(*key, col(DigestRun.status) == "failed").values(status="pending")
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            return None
+        return (await session.execute(select(DigestRun.id).where(*key))).scalar_one()
+
+
+async def _finish(
+    session_factory: async_sessionmaker[AsyncSession], run_id: int, status: str,
+    message_id: str | None, posted_at: datetime | None,
+) -> None:
+    async with transaction(session_factory) as session:
+        await session.execute(
+            update(DigestRun).where(DigestRun.id == run_id)  # type: ignore[arg-type]
+            .values(status=status, message_id=message_id, posted_at=posted_at)
+        )
+
+
+async def build_digest(
+    session_factory: async_sessionmaker[AsyncSession], workspace_id: int, clock: Clock,
+    period: Period | None = None,
+) -> tuple[Workspace, DigestStats, Card] | None:
+    """The digest card for a workspace without posting or recording it (previews,
+    on-demand digests). `period` defaults to the schedule's usual length ending now.
+    None when the workspace does not exist."""
+    async with session_factory() as session:
+        workspace = await session.get(Workspace, workspace_id)
+        if workspace is None:
+            return None
+        if period is None:
+            period = rolling_period(workspace.digest_schedule, workspace.timezone, clock.now())
+        stats = await load_stats(session, workspace, period)
+    return workspace, stats, await render_digest(stats, workspace.locale)
+
+
+async def digest_now(
+    session_factory: async_sessionmaker[AsyncSession],
+    gateway: Gateway,
+    workspace_id: int,
+    clock: Clock,
+) -> Reply:
+    """`/digest now`, `/veille digest`: for `Veille.digest_now`, after its permission check.
+
+    Covers the schedule's usual length of time (a day by default) up to now and posts it in
+    the safety channel; the Reply (ephemeral) says where. Without a safety channel the digest
+    comes back in the Reply's card instead. On-demand digests claim no DigestRun, so they never
+    stop the scheduled one. A platform failure raises GatewayError for the caller to report."""
+    built = await build_digest(session_factory, workspace_id, clock)
+    if built is None:
+        raise LookupError(f"no workspace with id {workspace_id}")
+    workspace, _stats, card = built
+    if not workspace.safety_channel_id:
+        return Reply(text=t("digest.no_channel", workspace.locale), card=card, ephemeral=True)
+    await gateway.post_card(workspace.external_id, workspace.safety_channel_id, card)
+    return Reply(text=t("digest.posted", workspace.locale, channel=workspace.safety_channel_id))

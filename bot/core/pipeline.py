@@ -1,0 +1,231 @@
+"""The scanning half of the one flow: MessageEvent → media → bytes → decode → verdict cache →
+detectors (batched across concurrent messages) → fusion, plus the text of the message.
+
+`Pipeline.scan` touches the database only to read; `bot.core.decisions` turns a scan into a
+committed Decision. Images from all concurrent messages meet in one bounded queue: a full queue
+makes `scan` wait (back-pressure) instead of piling decoded images in memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from bot.core import extract
+from bot.core.gateway import Gateway, GatewayError
+from bot.core.scanner import PreparedImage, Scanner, prepare_image
+from bot.core.types import MediaRef, MessageEvent
+from bot.store.repos import Store, media_item
+from detectors.base import UNDRESS_REQUEST, Detection, TextInput
+from detectors.fusion import FusionContext, Thresholds, Verdict, fuse
+
+log = logging.getLogger(__name__)
+
+Found = list[tuple[str, str, Detection]]
+
+
+class Fetcher(Protocol):
+    """bot.media.fetch.SafeFetcher, as the pipeline uses it."""
+
+    async def fetch_media(self, url: str, max_images: int = 3) -> list[Any]: ...
+
+
+class ImageBatcher:
+    """Collects images from every message in flight into batches of up to `batch_size`, waiting
+    at most `wait_s` for a batch to fill, and runs the image detectors once per batch."""
+
+    def __init__(self, scanner: Scanner, *, batch_size: int, wait_s: float, queue_size: int) -> None:
+        self.scanner = scanner
+        self.batch_size = max(1, batch_size)
+        self.wait_s = max(0.0, wait_s)
+        self._queue: asyncio.Queue[tuple[PreparedImage, asyncio.Future[Found]]] = asyncio.Queue(
+            maxsize=max(1, queue_size)
+        )
+        self._task: asyncio.Task[None] | None = None
+
+    async def detect(self, image: PreparedImage) -> Found:
+        """The detections for one image (waits for room in the queue, then for its batch)."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="veille-batcher")
+        future: asyncio.Future[Found] = asyncio.get_running_loop().create_future()
+        await self._queue.put((image, future))
+        return await future
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await self._queue.get()]
+            deadline = loop.time() + self.wait_s
+            while len(batch) < self.batch_size:
+                remaining = deadline - loop.time()
+                try:
+                    batch.append(self._queue.get_nowait() if remaining <= 0
+                                 else await asyncio.wait_for(self._queue.get(), remaining))
+                except (asyncio.QueueEmpty, TimeoutError):
+                    break
+            try:
+                results = await self.scanner.detect_images([image for image, _ in batch])
+            except Exception as exc:  # one bad batch fails its own messages, not the batcher
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (_, future), found in zip(batch, results, strict=True):
+                if not future.done():
+                    future.set_result(found)
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+
+@dataclass
+class ScannedMedia:
+    """One image of a message (an HTML page may give several for one ref) or one failure."""
+
+    ref: MediaRef
+    url: str
+    data: bytes | None = None
+    sha256: str | None = None
+    prepared: PreparedImage | None = None
+    verdict: Verdict | None = None  # under the workspace's thresholds and the message context
+    raw: dict[str, Any] | None = None  # context-free verdict JSON for the cache
+    signature: str | None = None
+    pdq: str | None = None
+    pdq_quality: int | None = None
+    cached: bool = False
+    error: str | None = None
+
+
+@dataclass
+class Scan:
+    """Everything Veille saw in one message."""
+
+    event: MessageEvent
+    media: list[ScannedMedia] = field(default_factory=list)
+    text: Verdict | None = None
+    answers_undress_request: bool = False
+
+
+def _from_cache(raw: Mapping[str, Any]) -> Found:
+    """A cached verdict back as one detection, so it is fused again under today's thresholds."""
+    verdict = Verdict.from_json(raw)
+    return [("cache", "", Detection(dict(verdict.scores), list(verdict.reasons), list(verdict.matches)))]
+
+
+def _signature(found: Found) -> tuple[str | None, str | None, int | None]:
+    for _name, _version, detection in found:
+        extras = detection.extras
+        if "pdq" in extras:
+            from detectors.hashes import ImageSignature
+
+            signature = ImageSignature.from_extras(extras)
+            return signature.to_str(), signature.pdq, signature.quality
+    return None, None, None
+
+
+class Pipeline:
+    """Scans messages with one Scanner, the platform Gateways (attachments) and the safe fetcher."""
+
+    def __init__(
+        self, scanner: Scanner, store: Store, gateways: Mapping[str, Gateway], *,
+        fetcher: Fetcher | None, batcher: ImageBatcher, max_bytes: int, max_pixels: int,
+    ) -> None:
+        self.scanner = scanner
+        self.store = store
+        self.gateways = gateways
+        self.fetcher = fetcher
+        self.batcher = batcher
+        self.max_bytes = max_bytes
+        self.max_pixels = max_pixels
+
+    async def scan(self, event: MessageEvent, thresholds: Thresholds) -> Scan:
+        """Scan every media item and the text of `event` (no writes)."""
+        scan = Scan(event)
+        scan.answers_undress_request = await self._answers_undress_request(event, thresholds)
+        context = FusionContext(answers_undress_request=scan.answers_undress_request)
+        refs = extract.media_of(event.text, event.media)
+        per_ref = await asyncio.gather(*(self._scan_ref(event, ref, thresholds, context) for ref in refs))
+        scan.media = [item for items in per_ref for item in items]
+        if event.text.strip():
+            reply_to = event.reply_to
+            text = TextInput(
+                event.text,
+                replies_to_image=bool(reply_to and reply_to.has_image) or bool(refs),
+                addresses_image_ai=event.mentions_ai_app or bool(reply_to and reply_to.author.is_ai_app),
+                source=event.message_id,
+            )
+            scan.text = (await self.scanner.scan_texts([text], thresholds))[0]
+        return scan
+
+    async def _answers_undress_request(self, event: MessageEvent, thresholds: Thresholds) -> bool:
+        """True when the message replies to a text that reads as an undress request: an image in
+        it (typically an AI app's answer) is then high risk whatever its own scores."""
+        reply_to = event.reply_to
+        if reply_to is None or not reply_to.text.strip() or not self.scanner.text_detectors:
+            return False
+        request = TextInput(reply_to.text, replies_to_image=True,
+                            addresses_image_ai=event.author.is_ai_app, source=reply_to.message_id)
+        verdict = (await self.scanner.scan_texts([request], thresholds))[0]
+        return verdict.scores.get(UNDRESS_REQUEST, 0.0) >= thresholds.review(UNDRESS_REQUEST)
+
+    async def _bytes_of(self, event: MessageEvent, ref: MediaRef) -> list[tuple[str, bytes | None, str | None]]:
+        """(url, bytes, error) for each image behind `ref`: platform attachments through the
+        Gateway (with the bot's credentials), embeds and links through the safe fetcher."""
+        if ref.kind == "attachment":
+            gateway = self.gateways.get(event.platform)
+            if gateway is None:
+                return [(ref.url, None, f"no gateway for {event.platform}")]
+            if ref.size is not None and ref.size > self.max_bytes:
+                return [(ref.url, None, f"too large ({ref.size} bytes)")]
+            try:
+                return [(ref.url, await gateway.download(ref, self.max_bytes), None)]
+            except GatewayError as exc:
+                return [(ref.url, None, f"download failed: {exc}")]
+        if self.fetcher is None:
+            return [(ref.url, None, "link fetching is not available")]
+        results = await self.fetcher.fetch_media(ref.url, max_images=3)
+        return [(r.final_url or r.url, r.data, r.error) for r in results] or [(ref.url, None, "no image")]
+
+    async def _scan_ref(
+        self, event: MessageEvent, ref: MediaRef, thresholds: Thresholds, context: FusionContext
+    ) -> list[ScannedMedia]:
+        out = []
+        for url, data, error in await self._bytes_of(event, ref):
+            item = ScannedMedia(ref, url, data=data, error=error)
+            if data is not None and error is None:
+                await self._scan_bytes(item, data, thresholds, context)
+            out.append(item)
+        return out
+
+    async def _scan_bytes(
+        self, item: ScannedMedia, data: bytes, thresholds: Thresholds, context: FusionContext
+    ) -> None:
+        item.sha256 = hashlib.sha256(data).hexdigest()
+        async with self.store.read() as session:
+            cached = await media_item(session, item.sha256)
+        try:
+            item.prepared = await asyncio.to_thread(
+                prepare_image, data, source=item.url, max_pixels=self.max_pixels
+            )
+        except Exception as exc:  # MediaError and anything Pillow throws on hostile input
+            item.error = str(exc) or type(exc).__name__
+            return
+        if cached is not None and cached.verdict and cached.verdict_key == self.scanner.versions_key:
+            found, item.cached = _from_cache(cached.verdict), True
+            item.signature, item.pdq, item.pdq_quality = cached.signature, cached.pdq, cached.pdq_quality
+        else:
+            found = await self.batcher.detect(item.prepared)
+            item.raw = fuse(found).to_json()
+            item.signature, item.pdq, item.pdq_quality = _signature(found)
+        item.verdict = fuse(found, thresholds, context)
+
+
+def flagged_media(media: Sequence[ScannedMedia]) -> list[ScannedMedia]:
+    return [m for m in media if m.verdict is not None and m.verdict.flagged]

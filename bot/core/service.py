@@ -1,0 +1,305 @@
+"""`Veille`: the one facade the platform adapters talk to (ARCHITECTURE: "Core service API").
+
+Every method a person triggers takes the Actor and checks permissions here; a refusal is
+written to the audit trail, then raised as PermissionDenied with a localised message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.core import cards, decisions, permissions, policy, quarantine, tickets
+from bot.core.clock import Clock
+from bot.core.crypto import EvidenceCipher
+from bot.core.errors import NotFound, PermissionDenied, VeilleError
+from bot.core.gateway import TICKET_ACTIONS, Gateway, GatewayError, Reply
+from bot.core.i18n import normalise_locale, t
+from bot.core.outbox import Outbox
+from bot.core.pipeline import Fetcher, ImageBatcher, Pipeline
+from bot.core.scanner import Scanner, prepare_image
+from bot.core.types import Actor, Decision, MessageEvent, Role, SetupInput, WorkspaceView
+from bot.settings import Settings
+from bot.store import repos
+from bot.store.models import Workspace
+from bot.store.workspace_repo import apply_setup, workspace_view
+from detectors.fusion import Severity, Thresholds
+
+log = logging.getLogger(__name__)
+
+
+class Veille:
+    """Moderation core: scanning, decisions, tickets, quarantine, outbox. Build it with
+    `bot.app.build_veille`; call `start()` to run the outbox worker and `aclose()` to stop."""
+
+    def __init__(
+        self, settings: Settings, engine: AsyncEngine, scanner: Scanner, *,
+        fetcher: Fetcher | None = None, bank: Any = None, clock: Clock | None = None,
+        thresholds: Thresholds | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = repos.Store(engine)
+        self.scanner = scanner
+        self.bank = bank  # detectors.hashes.HashBank shared with the hashes detector, or None
+        self.clock = clock or Clock()
+        self.thresholds = thresholds or scanner.thresholds
+        secret = settings.secret_key.get_secret_value() if settings.secret_key else ""
+        self.cipher = EvidenceCipher(secret) if secret else None
+        self.gateways: dict[str, Gateway] = {}
+        self.fetcher = fetcher
+        self.batcher = ImageBatcher(scanner, batch_size=settings.batch_size,
+                                    wait_s=settings.batch_wait_ms / 1000, queue_size=settings.queue_size)
+        self.pipeline = Pipeline(scanner, self.store, self.gateways, fetcher=fetcher,
+                                 batcher=self.batcher, max_bytes=settings.fetch_max_bytes,
+                                 max_pixels=settings.max_image_pixels)
+        self.outbox = Outbox(self.store, self.clock, self.gateways)
+        self._worker: asyncio.Task[None] | None = None
+
+    # -- life cycle -------------------------------------------------------------------------
+
+    def register_gateway(self, gateway: Gateway) -> None:
+        """One Gateway per platform; actions waiting for it run once it is registered."""
+        self.gateways[str(gateway.platform)] = gateway
+        self.outbox.wake()
+
+    def start(self) -> None:
+        """Start the outbox worker (it also picks up actions a crash left pending)."""
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.create_task(self.outbox.run_forever(), name="veille-outbox")
+
+    async def aclose(self) -> None:
+        if self._worker is not None:
+            self._worker.cancel()
+            await asyncio.gather(self._worker, return_exceptions=True)
+            self._worker = None
+        await self.batcher.aclose()
+        if self.fetcher is not None and hasattr(self.fetcher, "aclose"):
+            await self.fetcher.aclose()
+
+    # -- messages ---------------------------------------------------------------------------
+
+    async def handle_message(self, event: MessageEvent) -> Decision:
+        """Scan a message and commit the Decision (tickets, evidence, outbox) before any platform
+        action; the outbox worker then acts. Delivering the same event twice is harmless."""
+        ws = await self._workspace_row(str(event.platform), event.workspace_id, event.workspace_name)
+        assert ws.id is not None
+        async with self.store.read() as session:
+            override = await repos.channel_override(session, ws.id, event.channel_id)
+        rule = policy.ChannelRule(override.sensitivity, override.allow_listed) if override else None
+        if policy.exempt(event, ws.allow_role_ids or [], rule):
+            return Decision(Severity.NONE)
+        thresholds = policy.thresholds_for(
+            self.thresholds, policy.effective_sensitivity(ws.sensitivity, rule)
+        )
+        scan = await self.pipeline.scan(event, thresholds)
+        decision = await decisions.commit(
+            self.store, ws, scan, now=self.clock.now(), cipher=self.cipher,
+            gateways=self.gateways, versions_key=self.scanner.versions_key,
+        )
+        if decision.ticket_ids:
+            self.outbox.wake()
+        return decision
+
+    async def scan_event(self, event: MessageEvent, actor: Actor) -> Reply:
+        """Scores for a message, for moderators: nothing stored, nothing done."""
+        ws = await self._authorise(str(event.platform), event.workspace_id, actor, "scan")
+        scan = await self.pipeline.scan(event, policy.thresholds_for(self.thresholds, ws.sensitivity))
+        lang, lines, results = ws.locale, [], []
+        for media in scan.media:
+            if media.verdict is None:
+                lines.append(t("core.scan.error", lang, url=media.url, error=media.error or "?"))
+                results.append({"url": media.url, "error": media.error})
+                continue
+            scores = ", ".join(f"{k} {v:.2f}" for k, v in sorted(media.verdict.scores.items()))
+            lines.append(t("core.scan.line", lang, url=media.url,
+                           severity=t(f"core.severity.{media.verdict.severity.name}", lang), scores=scores))
+            results.append({"url": media.url, **media.verdict.to_json()})
+        if scan.text is not None:
+            lines.append(t("core.scan.text", lang,
+                           severity=t(f"core.severity.{scan.text.severity.name}", lang),
+                           scores=", ".join(f"{k} {v:.2f}" for k, v in scan.text.scores.items())))
+            results.append({"text": True, **scan.text.to_json()})
+        return Reply(text="\n".join(lines) or t("core.scan.nothing", lang), extras={"results": results})
+
+    # -- workspaces -------------------------------------------------------------------------
+
+    async def workspace(self, platform: str, external_id: str, name: str = "") -> WorkspaceView:
+        ws = await self._workspace_row(platform, external_id, name)
+        async with self.store.read() as session:
+            return workspace_view(ws, await repos.channel_overrides(session, ws.id or 0))
+
+    async def authorise(self, platform: str, external_id: str, actor: Actor, operation: str) -> WorkspaceView:
+        """The workspace's settings when `actor` may do `operation` (e.g. before a setup wizard
+        opens); otherwise the refusal is audited and PermissionDenied raised."""
+        ws = await self._authorise(platform, external_id, actor, operation)
+        async with self.store.read() as session:
+            return workspace_view(ws, await repos.channel_overrides(session, ws.id or 0))
+
+    async def save_setup(self, platform: str, external_id: str, actor: Actor, setup: SetupInput) -> Reply:
+        """Apply what a setup wizard collected (admins only)."""
+        ws = await self._authorise(platform, external_id, actor, "setup")
+        async with self.store.write() as session:
+            row = await session.get(Workspace, ws.id)
+            assert row is not None
+            await apply_setup(session, row, setup, self.clock.now())
+            repos.audit(session, workspace_id=row.id, ticket_id=None, actor=actor, action="setup",
+                        at=self.clock.now(), data={"fields": sorted(
+                            k for k, v in vars(setup).items() if v not in (None, ()))})
+            counts = await repos.count_tickets(session, row.id or 0)
+            card = cards.status_card(row, counts, self.scanner.versions_key, self._outbox_state())
+            return Reply(text=t("core.setup.saved", row.locale), card=card)
+
+    async def status(self, platform: str, external_id: str, actor: Actor) -> Reply:
+        ws = await self._authorise(platform, external_id, actor, "status")
+        async with self.store.read() as session:
+            counts = await repos.count_tickets(session, ws.id or 0)
+        return Reply(card=cards.status_card(ws, counts, self.scanner.versions_key, self._outbox_state()))
+
+    def help(self, locale: str | None) -> Reply:
+        return Reply(card=cards.help_card(normalise_locale(locale)))
+
+    async def digest_now(self, platform: str, external_id: str, actor: Actor) -> Reply:
+        ws = await self._authorise(platform, external_id, actor, "digest_now")
+        gateway = self.gateways.get(platform)
+        if gateway is None:
+            return Reply(text=t("core.no_gateway", ws.locale), ok=False)
+        from bot.core.digest import digest_now
+
+        try:
+            return await digest_now(self.store.factory, gateway, ws.id or 0, self.clock)
+        except GatewayError as exc:
+            return Reply(text=t("core.platform_error", ws.locale, error=str(exc)), ok=False)
+
+    # -- tickets ----------------------------------------------------------------------------
+
+    async def ticket_action(
+        self, platform: str, external_id: str, actor: Actor, action: str, ticket_id: int,
+        note: str | None = None,
+    ) -> Reply:
+        """A button or modal on a ticket. Raises PermissionDenied, NotFound or VeilleError."""
+        if action not in TICKET_ACTIONS:
+            raise VeilleError(t("core.ticket.unknown_action", "en", action=action), code="invalid_action")
+        ws = await self._authorise(platform, external_id, actor, action, ticket_id)
+        async with self.store.read() as session:
+            ticket = await repos.ticket_in(session, ws.id or 0, ticket_id)
+        if ticket is None:
+            raise NotFound(t("core.ticket.not_found", ws.locale, id=ticket_id))
+        if ticket.severity == Severity.CRITICAL.name and action in ("confirm", "false_positive"):
+            await self._authorise(platform, external_id, actor, action, ticket_id, needed=Role.ADMIN)
+        async with self.store.write() as session:
+            row = await repos.ticket_in(session, ws.id or 0, ticket_id)
+            workspace = await session.get(Workspace, ws.id)
+            assert row is not None and workspace is not None
+            outcome = await tickets.perform(session, workspace, row, actor, action, note,
+                                            now=self.clock.now(), cipher=self.cipher)
+        if outcome.bank_entries and self.bank is not None:
+            self.bank.add(outcome.bank_entries)  # the next post meets the bank at once
+        self.outbox.wake()
+        return outcome.reply
+
+    async def list_tickets(
+        self, platform: str, external_id: str, actor: Actor, status: str = "open", limit: int = 20
+    ) -> Reply:
+        ws = await self._authorise(platform, external_id, actor, "list_tickets")
+        async with self.store.read() as session:
+            found = await repos.list_tickets(session, ws.id or 0, status, max(1, min(limit, 100)))
+        return cards.ticket_list(found, ws, self.clock.now(), status)
+
+    async def show_ticket(self, platform: str, external_id: str, actor: Actor, ticket_id: int) -> Reply:
+        ws = await self._authorise(platform, external_id, actor, "show_ticket", ticket_id)
+        async with self.store.read() as session:
+            ticket = await repos.ticket_in(session, ws.id or 0, ticket_id)
+            if ticket is None:
+                raise NotFound(t("core.ticket.not_found", ws.locale, id=ticket_id))
+            card = await cards.card_for(session, ticket, "ticket", self.clock.now())
+            events = await repos.ticket_events(session, ticket_id)
+        history = [f"{e.at:%Y-%m-%d %H:%M} {e.actor_name or e.actor_id}: {e.action}"
+                   + (f" — {e.note}" if e.note else "") for e in events[-10:]]
+        return Reply(card=card, text="\n".join(history), extras={"events": [e.action for e in events]})
+
+    # -- hash banks -------------------------------------------------------------------------
+
+    async def add_hashes(
+        self, platform: str, external_id: str, actor: Actor, images: list[bytes], bank: str
+    ) -> Reply:
+        """Bank the given images (admins): the next post of any of them is quarantined."""
+        from bot.store import hash_repo
+        from detectors.hashes import compute_signature
+
+        ws = await self._authorise(platform, external_id, actor, "add_hashes")
+        hashes, errors = [], 0
+        for data in images:
+            try:
+                prepared = await asyncio.to_thread(prepare_image, data, max_pixels=self.settings.max_image_pixels)
+                signature = await asyncio.to_thread(compute_signature, prepared.frames[0].image)
+            except Exception:  # an unreadable image is counted, the rest still banked
+                errors += 1
+                continue
+            hashes.append((prepared.sha256, hash_repo.signature_hashes(signature, prepared.sha256, prepared.md5)))
+        async with self.store.write() as session:
+            result = await hash_repo.add_entries(
+                session, bank, [h for _, found in hashes for h in found], source="imported",
+                added_by=actor.display_name or actor.user_id, workspace_id=ws.id,
+            )
+            await repos.forget_verdicts(session, [sha for sha, _ in hashes])
+            repos.audit(session, workspace_id=ws.id, ticket_id=None, actor=actor, action="add_hashes",
+                        at=self.clock.now(), data={"bank": bank, "added": len(result.added)})
+        if self.bank is not None and result.added:
+            self.bank.add(result.added)
+        return Reply(text=t("core.hashes.added", ws.locale, images=len(hashes), added=len(result.added),
+                            duplicates=result.duplicates, errors=errors, bank=bank))
+
+    # -- housekeeping (the scheduler calls these) ----------------------------------------------
+
+    async def retry_outbox(self) -> int:
+        """Run every due outbox action now; returns how many were attempted."""
+        return await self.outbox.run_due()
+
+    async def purge_expired_evidence(self) -> int:
+        """Drop evidence bytes past each workspace's retention; returns how many were purged."""
+        async with self.store.write() as session:
+            return await quarantine.purge_expired(session, self.clock.now())
+
+    async def trim_verdict_cache(self, older_than: datetime | timedelta) -> int:
+        """Forget cached verdicts of media not seen since `older_than` (a time, or an age)."""
+        cutoff = self.clock.now() - older_than if isinstance(older_than, timedelta) else older_than
+        async with self.store.write() as session:
+            return await repos.trim_verdicts(session, cutoff)
+
+    # -- internals --------------------------------------------------------------------------
+
+    async def _workspace_row(self, platform: str, external_id: str, name: str = "") -> Workspace:
+        async with self.store.read() as session:
+            ws = await repos.get_workspace(session, platform, external_id)
+        if ws is not None and (not name or ws.name == name):
+            return ws
+        async with self.store.write() as session:
+            return await repos.ensure_workspace(session, platform, external_id, name=name,
+                                                locale=self.settings.default_locale)
+
+    async def _authorise(
+        self, platform: str, external_id: str, actor: Actor, operation: str,
+        ticket_id: int | None = None, *, needed: Role | None = None,
+    ) -> Workspace:
+        """The workspace, when `actor` may do `operation`; otherwise audit and raise."""
+        ws = await self._workspace_row(platform, external_id)
+        needed = needed or permissions.required_role(operation)
+        role = permissions.role_of(ws, actor)
+        if permissions.at_least(role, needed):
+            return ws
+        async with self.store.write() as session:
+            known = ticket_id if ticket_id and await repos.ticket_in(session, ws.id or 0, ticket_id) else None
+            repos.audit(session, workspace_id=ws.id, ticket_id=known, actor=actor, action="denied",
+                        at=self.clock.now(),
+                        data={"operation": operation, "role": role.value, "needed": needed.value,
+                              "ticket": ticket_id})
+        log.info("denied %s to %s in %s/%s", operation, actor.user_id, platform, external_id)
+        raise PermissionDenied(t("core.denied", ws.locale, needed=t(f"core.role.{needed.value}", ws.locale)))
+
+    def _outbox_state(self) -> str:
+        running = self._worker is not None and not self._worker.done()
+        return "running" if running else "stopped"

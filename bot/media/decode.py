@@ -1,0 +1,211 @@
+"""Safe decoding of untrusted image bytes into a few RGB frames for the detectors.
+
+The order of the checks is the defence: sniff the real type from the bytes, open with only the
+Pillow plug-in for that type (no format confusion, no exotic parsers), read the dimensions from
+the header and refuse huge images BEFORE any pixel is decoded, bound the work spent walking
+animation frames, and only then decode. Pillow's global switches (LOAD_TRUNCATED_IMAGES,
+MAX_IMAGE_PIXELS) are left alone: the limits here are per call, so the module stays pure and
+thread-safe (the core calls it through asyncio.to_thread).
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from bot.media.sniff import sniff_mime
+
+# Sniffed type -> the Pillow plug-ins allowed to open it (MPO: JPEGs from cameras with extras).
+PILLOW_FORMATS: dict[str, tuple[str, ...]] = {
+    "image/jpeg": ("JPEG", "MPO"),
+    "image/png": ("PNG",),
+    "image/gif": ("GIF",),
+    "image/webp": ("WEBP",),
+    "image/bmp": ("BMP", "DIB"),
+    "image/avif": ("AVIF",),  # Pillow 11.3+ reads AVIF natively; HEIC would need pillow-heif
+}
+# Walking to a late animation frame decodes every frame before it: cap that work (in pixels,
+# about a second of decoding) and sample among the frames reachable within it.
+WALK_BUDGET_PIXELS = 120_000_000
+# Transparent areas become white, the usual background in chat clients.
+_BACKGROUND = (255, 255, 255)
+_ORIENTATION_TAG = 0x0112
+# Smaller than any complete header of the supported formats plus its first data block.
+_SHORT_HEADER = 128
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+class MediaError(Exception):
+    """An image that cannot or must not be decoded. `str()` is the readable message.
+
+    Codes: empty, not_image, svg_not_scanned, unsupported, too_many_pixels,
+    decompression_bomb, truncated, corrupt.
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    """RGB frames with EXIF orientation applied; width/height are those of the oriented image."""
+
+    frames: list[Image.Image]
+    mime: str
+    width: int
+    height: int
+    animated: bool
+
+
+def decode_image(data: bytes, *, max_pixels: int = 40_000_000, max_frames: int = 4) -> DecodedImage:
+    """Decode `data` into at most `max_frames` evenly spread RGB frames, or raise MediaError.
+
+    Images over `max_pixels` (width x height, from the header) are refused before decoding.
+    """
+    if not data:
+        raise MediaError("empty", "empty file")
+    mime = _checked_mime(data)
+    try:
+        image = Image.open(io.BytesIO(data), formats=PILLOW_FORMATS[mime])
+    except Image.DecompressionBombError as exc:
+        raise MediaError("decompression_bomb", f"decompression bomb: {exc}") from exc
+    except (UnidentifiedImageError, SyntaxError, OSError, EOFError, ValueError,
+            struct.error, zlib.error) as exc:
+        raise _broken(mime, exc, data) from exc
+    with image:
+        width, height = image.size
+        if width <= 0 or height <= 0:
+            raise MediaError("corrupt", f"corrupt {mime}: empty dimensions {width}x{height}")
+        if width * height > max_pixels:
+            raise MediaError(
+                "too_many_pixels",
+                f"too many pixels: {width}x{height} is more than the limit of {max_pixels:,}",
+            )
+        try:
+            frames = _frames(image, width * height, max_frames)
+            orientation = image.getexif().get(_ORIENTATION_TAG)
+        except Image.DecompressionBombError as exc:
+            raise MediaError("decompression_bomb", f"decompression bomb: {exc}") from exc
+        except (SyntaxError, OSError, EOFError, ValueError, struct.error, zlib.error) as exc:
+            raise _broken(mime, exc, data) from exc
+        animated = bool(getattr(image, "is_animated", False))
+    method = _TRANSPOSE.get(orientation) if isinstance(orientation, int) else None
+    if method is not None:
+        frames = [frame.transpose(method) for frame in frames]
+    return DecodedImage(frames, mime, frames[0].width, frames[0].height, animated)
+
+
+def _checked_mime(data: bytes) -> str:
+    mime = sniff_mime(data)
+    if mime == "image/svg+xml":
+        raise MediaError("svg_not_scanned", "SVG images are not scanned (vector, may run scripts)")
+    if mime == "image/heic":
+        raise MediaError("unsupported", "HEIC images are not supported (needs pillow-heif)")
+    if mime is None or not mime.startswith("image/"):
+        what = mime or "unrecognised bytes"
+        raise MediaError("not_image", f"not an image ({what})")
+    if mime not in PILLOW_FORMATS:
+        raise MediaError("unsupported", f"unsupported image type {mime}")
+    return mime
+
+
+def _looks_cut(mime: str, data: bytes) -> bool:
+    """Whether the file stops before its format's end marker (or its declared RIFF size)."""
+    if mime == "image/webp":
+        return len(data) < 12 or struct.unpack("<I", data[4:8])[0] + 8 > len(data)
+    tail = data[-16:].rstrip(b"\0")  # some writers pad after the end marker
+    if mime == "image/png":
+        return b"IEND" not in tail
+    if mime == "image/jpeg":
+        return not tail.endswith(b"\xff\xd9")
+    if mime == "image/gif":
+        return not tail.endswith(b";")
+    return False
+
+
+def _broken(mime: str, exc: BaseException, data: bytes) -> MediaError:
+    size = len(data)
+    if isinstance(exc, UnidentifiedImageError):
+        # The magic bytes matched, so Pillow choked on the header itself; its message names a
+        # BytesIO object, which helps nobody.
+        if size < _SHORT_HEADER or _looks_cut(mime, data):
+            return MediaError("truncated", f"truncated {mime}: the header is incomplete")
+        return MediaError("corrupt", f"corrupt {mime}: the header cannot be read")
+    text = str(exc) or type(exc).__name__
+    lowered = text.lower()
+    if "decompressed data too large" in lowered or "too much memory" in lowered:
+        # Pillow's own text/ICC chunk limits: a zlib bomb hidden in metadata.
+        return MediaError("decompression_bomb", f"decompression bomb in {mime}: {text}")
+    truncated = isinstance(exc, EOFError) or _looks_cut(mime, data) or any(
+        word in lowered for word in ("truncated", "broken data stream", "end of file",
+                                     "premature end", "buffer is not large enough")
+    )
+    if truncated:
+        return MediaError("truncated", f"truncated {mime}: {text}")
+    return MediaError("corrupt", f"corrupt {mime}: {text}")
+
+
+def frame_indices(n_frames: int, max_frames: int) -> list[int]:
+    """`max_frames` indices spread evenly over `n_frames`, first and last included."""
+    if n_frames <= max_frames:
+        return list(range(n_frames))
+    if max_frames <= 1:
+        return [0]
+    step = (n_frames - 1) / (max_frames - 1)
+    return sorted({round(i * step) for i in range(max_frames)})
+
+
+def _frames(image: Image.Image, pixels: int, max_frames: int) -> list[Image.Image]:
+    n_frames = int(getattr(image, "n_frames", 1)) if getattr(image, "is_animated", False) else 1
+    reachable = max(1, min(n_frames, WALK_BUDGET_PIXELS // pixels))
+    frames: list[Image.Image] = []
+    for index in frame_indices(reachable, max(1, max_frames)):
+        if index:
+            image.seek(index)
+        image.load()
+        frames.append(to_rgb(image))
+    return frames
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """A new 8-bit RGB image: alpha flattened on white, 16-bit and float scaled, CMYK converted."""
+    mode = image.mode
+    if mode == "RGB":
+        return image.copy()
+    if mode.startswith("I;16") or mode in ("I", "F"):
+        return _scaled_grey(image)
+    if mode in ("P", "PA") or "A" in mode or "a" in mode or (
+        mode in ("L", "RGB") and "transparency" in image.info
+    ):
+        rgba = image.convert("RGBA")
+        canvas = Image.new("RGB", rgba.size, _BACKGROUND)
+        canvas.paste(rgba, mask=rgba.getchannel("A"))
+        return canvas
+    return image.convert("RGB")
+
+
+def _scaled_grey(image: Image.Image) -> Image.Image:
+    # Pillow clips 16-bit values to 255 when converting, which turns most pictures white.
+    values = np.asarray(image)
+    if image.mode == "F":
+        low, high = float(values.min()), float(values.max())
+        scaled = (values - low) / (high - low) * 255.0 if high > low else np.zeros_like(values)
+    else:
+        scaled = values.astype(np.float64) / 257.0  # 0..65535 -> 0..255
+    grey = np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+    return Image.fromarray(grey, "L").convert("RGB")

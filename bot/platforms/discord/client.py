@@ -1,0 +1,112 @@
+"""The discord.py client Veille runs on Discord: connection, intents, and event wiring.
+
+It only translates: messages become `MessageEvent`s for `Veille.handle_message`, interactions
+go to the command tree and the `TicketButton` dynamic items, and the core acts back on Discord
+through `DiscordGateway`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+
+from bot.platforms.discord.events import AiApps, has_new_media, to_event
+
+if TYPE_CHECKING:
+    from bot.core.service import Veille
+
+log = logging.getLogger(__name__)
+
+
+def apply_api_url(api_url: str | None) -> None:
+    """Point discord.py's REST client at `api_url` (e.g. a proxy or a test server).
+
+    discord.py builds every REST URL from the class attribute `Route.BASE` (its own
+    `_set_api_version` sets it the same way), so this is process-wide: one Discord API per
+    process. The gateway address is not configured: it comes from GET /gateway/bot.
+    """
+    if api_url:
+        discord.http.Route.BASE = api_url.rstrip("/")
+
+
+@dataclass(frozen=True)
+class DiscordOptions:
+    """Adapter options that are not secrets. `sync_guild_ids`: also sync the commands to these
+    guilds (instant, unlike global commands); `guild_ready_timeout`: discord.py's wait for
+    late GUILD_CREATEs before `on_ready`."""
+
+    ai_apps: AiApps = field(default_factory=AiApps)
+    sync_guild_ids: tuple[int, ...] = ()
+    guild_ready_timeout: float = 2.0
+    max_ratelimit_timeout: float = 60.0
+
+
+def intents() -> discord.Intents:
+    """Guilds, guild messages and message content: what scanning needs. No member intent:
+    message and interaction payloads carry the author's roles."""
+    value = discord.Intents.none()
+    value.guilds = True
+    value.guild_messages = True
+    value.message_content = True
+    value.dm_messages = True
+    return value
+
+
+class VeilleClient(discord.AutoShardedClient):
+    """AutoShardedClient because it asks GET /gateway/bot for the gateway address and shard
+    count (plain `Client` always dials the hard-coded wss://gateway.discord.gg)."""
+
+    def __init__(self, veille: Veille, options: DiscordOptions | None = None) -> None:
+        self.options = options or DiscordOptions()
+        super().__init__(
+            intents=intents(),
+            chunk_guilds_at_startup=False,
+            guild_ready_timeout=self.options.guild_ready_timeout,
+            max_ratelimit_timeout=self.options.max_ratelimit_timeout,
+            allowed_mentions=discord.AllowedMentions.none(),
+        )
+        self.veille = veille
+        self.tree: app_commands.CommandTree[VeilleClient] = app_commands.CommandTree(self)
+        from bot.platforms.discord.gateway import DiscordGateway
+
+        self.gateway = DiscordGateway(self)
+
+    async def setup_hook(self) -> None:
+        """Runs once after login, before the gateway connects: register and sync commands."""
+        from bot.platforms.discord.commands import register_commands
+        from bot.platforms.discord.translator import VeilleTranslator
+        from bot.platforms.discord.views import TicketButton
+
+        self.veille.register_gateway(self.gateway)
+        self.add_dynamic_items(TicketButton)
+        register_commands(self.tree)
+        await self.tree.set_translator(VeilleTranslator())
+        await self.tree.sync()
+        for guild_id in self.options.sync_guild_ids:
+            self.tree.copy_global_to(guild=discord.Object(id=guild_id))
+            await self.tree.sync(guild=discord.Object(id=guild_id))
+
+    async def on_message(self, message: discord.Message) -> None:
+        await self._handle(message, edited=False)
+
+    async def on_raw_message_edit(self, payload: discord.RawMessageUpdateEvent) -> None:
+        """Edits matter only when they add media (an image slipped in after the first scan)."""
+        if has_new_media(payload.cached_message, payload.message):
+            await self._handle(payload.message, edited=True)
+
+    async def _handle(self, message: discord.Message, *, edited: bool) -> None:
+        if message.guild is None or self.user is None or message.author.id == self.user.id:
+            return  # DMs are not moderated; our own posts (quarantine previews) never are
+        event = to_event(message, self.options.ai_apps, edited=edited)
+        try:
+            await self.veille.handle_message(event)
+        except Exception:  # one bad message must not stop the event loop's dispatch
+            log.exception("handle_message failed for message %s", message.id)
+
+    async def close(self) -> None:
+        await self.gateway.close()
+        await super().close()

@@ -1,0 +1,144 @@
+"""Discord messages → neutral `MessageEvent`s (the only place that reads discord.Message)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import discord
+
+from bot.core.extract import links_in
+from bot.core.types import Actor, MediaRef, MessageEvent, Platform, RepliedMessage
+
+# Image-generating apps people ask to "undress" someone. Names are matched case-insensitively
+# against the bot's user name and display name; deployers add ids of their own.
+DEFAULT_AI_APP_NAMES = frozenset({"grok", "midjourney", "niji", "dall-e", "stable diffusion",
+                                  "leonardo", "bluewillow", "pixai"})
+_IMAGE_EXT = re.compile(r"\.(png|jpe?g|gif|webp|bmp|avif|heic)(\?|$)", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class AiApps:
+    """Which authors count as image-AI apps.
+
+    A bot is an AI app when its id or name is listed, or when it answers a message with an image
+    (what Grok-like apps do when asked to edit a photo): simple and explainable, and a false
+    positive only makes the core look harder at that reply.
+    """
+
+    ids: frozenset[str] = frozenset()
+    names: frozenset[str] = DEFAULT_AI_APP_NAMES
+    extra_names: frozenset[str] = field(default_factory=frozenset)
+
+    def listed(self, user: discord.abc.User) -> bool:
+        names = {n.lower() for n in self.names | self.extra_names}
+        return str(user.id) in self.ids or any(
+            (candidate or "").lower() in names for candidate in (user.name, user.display_name)
+        )
+
+
+def actor_of(user: discord.abc.User, ai_apps: AiApps | None = None, *,
+             replying_with_image: bool = False, locale: str | None = None) -> Actor:
+    """The Actor for a user or member: role ids (not @everyone), Manage Server as admin right."""
+    roles: frozenset[str] = frozenset()
+    is_admin = False
+    if isinstance(user, discord.Member):
+        roles = frozenset(str(r.id) for r in user.roles if not r.is_default())
+        perms = user.guild_permissions
+        is_admin = perms.administrator or perms.manage_guild
+    is_ai = bool(user.bot and ai_apps is not None
+                 and (ai_apps.listed(user) or replying_with_image))
+    return Actor(
+        user_id=str(user.id), display_name=user.display_name, role_ids=roles,
+        is_platform_admin=is_admin, is_bot=user.bot, is_ai_app=is_ai, locale=locale,
+    )
+
+
+def _is_image(attachment: discord.Attachment) -> bool:
+    return (attachment.content_type or "").startswith("image/") or bool(
+        _IMAGE_EXT.search(attachment.filename))
+
+
+def media_refs(message: discord.Message) -> tuple[MediaRef, ...]:
+    """Image attachments (downloaded by the Gateway), then embed images and thumbnails and the
+    links in the text (fetched by the core's safe fetcher)."""
+    refs: list[MediaRef] = [
+        MediaRef(kind="attachment", url=a.url, media_id=str(a.id), filename=a.filename,
+                 content_type=a.content_type or "", size=a.size)
+        for a in message.attachments if _is_image(a)
+    ]
+    seen = {ref.url for ref in refs}
+    for embed in message.embeds:
+        for url in (embed.image.url, embed.thumbnail.url):
+            if url and url not in seen:
+                refs.append(MediaRef(kind="embed", url=url))
+                seen.add(url)
+    for url in links_in(message.content):
+        if url not in seen:
+            refs.append(MediaRef(kind="link", url=url))
+            seen.add(url)
+    return tuple(refs)
+
+
+def _has_image(message: discord.Message) -> bool:
+    return any(ref.kind != "link" for ref in media_refs(message))
+
+
+def _mentions_ai_app(message: discord.Message, ai_apps: AiApps) -> bool:
+    if any(user.bot and ai_apps.listed(user) for user in message.mentions):
+        return True
+    text = message.content.lower()
+    return any(f"@{name.lower()}" in text for name in ai_apps.names | ai_apps.extra_names)
+
+
+def _replied(message: discord.Message, ai_apps: AiApps) -> RepliedMessage | None:
+    ref = message.reference
+    if ref is None or ref.message_id is None:
+        return None
+    resolved = ref.resolved
+    if not isinstance(resolved, discord.Message):  # deleted or not delivered with the event
+        return RepliedMessage(message_id=str(ref.message_id), author=Actor(user_id=""))
+    return RepliedMessage(
+        message_id=str(resolved.id), author=actor_of(resolved.author, ai_apps),
+        text=resolved.content, has_image=_has_image(resolved),
+    )
+
+
+def to_event(message: discord.Message, ai_apps: AiApps | None = None, *,
+             edited: bool = False) -> MessageEvent:
+    """Translate a guild message. `edited` marks a MESSAGE_UPDATE that added media."""
+    apps = ai_apps or AiApps()
+    media = media_refs(message)
+    reply_to = _replied(message, apps)
+    replying_with_image = reply_to is not None and any(r.kind != "link" for r in media)
+    channel = message.channel
+    # A Discord thread is a channel of its own: deleting in it needs its id, so channel_id is
+    # the thread and thread_id says "answer here" to the core.
+    thread_id = str(channel.id) if isinstance(channel, discord.Thread) else None
+    guild = message.guild
+    return MessageEvent(
+        platform=Platform.DISCORD,
+        workspace_id=str(guild.id) if guild else "",
+        channel_id=str(channel.id),
+        message_id=str(message.id),
+        author=actor_of(message.author, apps, replying_with_image=replying_with_image),
+        text=message.content,
+        media=media,
+        reply_to=reply_to,
+        thread_id=thread_id,
+        mentions_ai_app=_mentions_ai_app(message, apps),
+        edited=edited,
+        created_at=message.created_at,
+        workspace_name=guild.name if guild else "",
+    )
+
+
+def has_new_media(before: discord.Message | None, after: discord.Message) -> bool:
+    """True when `after` carries media that `before` did not. Without the cached `before` any
+    media counts: the core keys tickets on (message, media), so a rescan makes no duplicate."""
+    now = {ref.key for ref in media_refs(after)}
+    if not now:
+        return False
+    if before is None:
+        return True
+    return bool(now - {ref.key for ref in media_refs(before)})

@@ -1,0 +1,82 @@
+"""Neutral `Card`s → Discord embed, buttons and file (no wording here: the core wrote it)."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import discord
+
+from bot.core.gateway import Card
+from detectors.fusion import Severity
+
+COLOURS = {
+    Severity.NONE: discord.Colour.green(),
+    Severity.REVIEW: discord.Colour.gold(),
+    Severity.QUARANTINE: discord.Colour.orange(),
+    Severity.CRITICAL: discord.Colour.red(),
+}
+STYLES = {
+    "primary": discord.ButtonStyle.primary,
+    "secondary": discord.ButtonStyle.secondary,
+    "success": discord.ButtonStyle.success,
+    "danger": discord.ButtonStyle.danger,
+}
+# Discord's embed limits; longer text is cut rather than rejected with a 400.
+_TITLE, _DESCRIPTION, _FIELDS, _FIELD_NAME, _FIELD_VALUE, _FOOTER = 256, 4096, 25, 256, 1024, 2048
+_BUTTONS = 25  # 5 rows of 5
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@dataclass
+class RenderedCard:
+    embed: discord.Embed
+    view: discord.ui.View | None
+    file: discord.File | None
+
+
+def card_file_name(card: Card) -> str:
+    """Discord blurs attachments whose name starts with SPOILER_ until someone clicks them."""
+    return f"SPOILER_{card.image_name}" if card.spoiler else card.image_name
+
+
+def render_embed(card: Card) -> discord.Embed:
+    embed = discord.Embed(
+        title=_cut(card.title, _TITLE) or None,
+        description=_cut(card.body, _DESCRIPTION) or None,
+        colour=COLOURS.get(card.severity, discord.Colour.blurple())
+        if card.severity is not None else discord.Colour.blurple(),
+    )
+    for name, value in card.fields[:_FIELDS]:
+        embed.add_field(name=_cut(name, _FIELD_NAME) or "\u200b",
+                        value=_cut(value, _FIELD_VALUE) or "\u200b", inline=True)
+    if card.footer:
+        embed.set_footer(text=_cut(card.footer, _FOOTER))
+    # An image shown inside an embed is never blurred, so a spoiler image stays a plain
+    # attachment below the embed instead.
+    if card.image_png is not None and not card.spoiler:
+        embed.set_image(url=f"attachment://{card_file_name(card)}")
+    return embed
+
+
+def render_view(card: Card) -> discord.ui.View | None:
+    if not card.buttons:
+        return None
+    from bot.platforms.discord.views import TicketButton
+
+    view = discord.ui.View(timeout=None)
+    for button in card.buttons[:_BUTTONS]:
+        view.add_item(TicketButton(button.action, button.ticket_id, label=button.label,
+                                   style=STYLES.get(button.style, discord.ButtonStyle.secondary)))
+    return view
+
+
+def render_card(card: Card) -> RenderedCard:
+    file = None
+    if card.image_png is not None:
+        file = discord.File(io.BytesIO(card.image_png), filename=card_file_name(card),
+                            spoiler=card.spoiler)
+    return RenderedCard(render_embed(card), render_view(card), file)

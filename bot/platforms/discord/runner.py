@@ -1,0 +1,28 @@
+"""Starting Veille on Discord from Settings (used by bot/app.py and by the tests)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from bot.platforms.discord.client import DiscordOptions, VeilleClient, apply_api_url
+
+if TYPE_CHECKING:
+    from bot.core.service import Veille
+    from bot.settings import Settings
+
+
+def build_client(settings: Settings, veille: Veille,
+                 options: DiscordOptions | None = None) -> VeilleClient:
+    """A client ready to `start(token)`. Applies DISCORD_API_URL before anything talks REST."""
+    apply_api_url(settings.discord_api_url)
+    return VeilleClient(veille, options)
+
+
+async def run_discord(settings: Settings, veille: Veille,
+                      options: DiscordOptions | None = None) -> None:
+    """Log in, sync commands, connect and run until the client is closed."""
+    if settings.discord_token is None:
+        raise RuntimeError("DISCORD_TOKEN is not set")
+    client = build_client(settings, veille, options)
+    async with client:
+        await client.start(settings.discord_token.get_secret_value())

@@ -1,0 +1,67 @@
+"""Button presses on ticket cards → `Veille.ticket_action`.
+
+Slack wants an ack within 3 s, so the press is acknowledged first and the work follows. The
+core checks the presser's permission (anyone who sees a card can press its buttons) and its
+refusal, already localised, is shown only to the presser.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.core.errors import VeilleError
+from bot.core.gateway import Reply, parse_button_id
+from bot.core.i18n import t
+from bot.core.types import Platform
+from bot.platforms.slack.blocks import note_modal
+from bot.platforms.slack.context import SlackContext
+
+log = logging.getLogger(__name__)
+
+BUTTON_PATTERN = re.compile(r"^veille:[a-z_]+:\d+$")
+NOTE_CALLBACK = "veille:modal:{action}"  # view callback ids for the note and resolve modals
+
+
+async def open_note_modal(ctx: SlackContext, client: AsyncWebClient, *, team_id: str,
+                          trigger_id: str, action: str, ticket_id: int, channel_id: str) -> None:
+    """The Add note / Resolve modal; private_metadata carries the ticket and the card's channel."""
+    locale = await ctx.locale(team_id)
+    view = note_modal(
+        callback_id=NOTE_CALLBACK.format(action=action),
+        title=t(f"slack.modal_{action}_title", locale, ticket=ticket_id),
+        label=t(f"slack.modal_{action}_label", locale),
+        submit=t("slack.modal_submit", locale), close=t("slack.modal_close", locale),
+        private_metadata=f"{ticket_id}|{channel_id}",
+    )
+    await client.views_open(trigger_id=trigger_id, view=view)
+
+
+def register(app: AsyncApp, ctx: SlackContext) -> None:
+    @app.action(BUTTON_PATTERN)
+    async def on_button(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any],
+                        client: AsyncWebClient) -> None:
+        await ack()
+        parsed = parse_button_id(str(action.get("action_id", "")))
+        if parsed is None:
+            return
+        verb, ticket_id = parsed
+        team_id = str((body.get("team") or {}).get("id", ""))
+        user_id = str(body["user"]["id"])
+        channel_id = str((body.get("channel") or {}).get("id", "")) or None
+        actor = await ctx.actors.actor(user_id)
+        try:
+            reply = await ctx.veille.ticket_action(Platform.SLACK, team_id, actor, verb, ticket_id)
+        except VeilleError as exc:
+            reply = Reply(text=str(exc), ok=False)
+        if reply.open_modal in ("note", "resolve"):
+            await open_note_modal(ctx, client, team_id=team_id, trigger_id=str(body["trigger_id"]),
+                                  action=reply.open_modal, ticket_id=ticket_id,
+                                  channel_id=channel_id or "")
+            return
+        if reply.text or reply.card or reply.image_png:
+            await ctx.deliver(reply, user_id=user_id, channel_id=channel_id)

@@ -1,0 +1,64 @@
+"""The Bolt app factory: one `AsyncApp` per call, never at import time.
+
+The app's Web API client carries the bot token and SLACK_API_URL (a proxy, or the local fake
+Slack in tests); listeners are registered by kind, as in Bolt's sample apps.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.platforms.slack import actions, commands, events, views
+from bot.platforms.slack.actors import ActorDirectory
+from bot.platforms.slack.context import SlackContext
+from bot.platforms.slack.gateway import SlackGateway
+from bot.settings import Settings
+
+if TYPE_CHECKING:
+    from bot.core.service import Veille
+
+DEFAULT_API_URL = "https://slack.com/api/"
+
+
+def web_client(settings: Settings, token: str | None = None) -> AsyncWebClient:
+    """A Web API client on SLACK_API_URL (Slack's own when unset); `token` defaults to the bot's."""
+    if token is None and settings.slack_bot_token is not None:
+        token = settings.slack_bot_token.get_secret_value()
+    base_url = settings.slack_api_url or DEFAULT_API_URL
+    return AsyncWebClient(token=token, base_url=base_url if base_url.endswith("/") else base_url + "/")
+
+
+def create_gateway(settings: Settings) -> SlackGateway:
+    """The Slack Gateway: bot-token client on SLACK_API_URL, admin token for deletions if any."""
+    admin = settings.slack_admin_token.get_secret_value() if settings.slack_admin_token else None
+    return SlackGateway(web_client(settings), admin_token=admin, timeout_s=settings.fetch_timeout_s)
+
+
+def create_app(settings: Settings, veille: Veille, gateway: SlackGateway | None = None) -> AsyncApp:
+    """A ready Bolt app for `veille`; its Gateway (built here unless given, so a runner can
+    close it) is registered with the core.
+
+    The signing secret is passed even in Socket Mode (empty there): Bolt would otherwise read
+    SLACK_SIGNING_SECRET from the environment itself, and only Settings reads the environment.
+    """
+    if settings.slack_bot_token is None:
+        raise ValueError("SLACK_BOT_TOKEN is required for Slack")
+    if settings.slack_mode == "http" and settings.slack_signing_secret is None:
+        # Without a secret every unsigned request would be rejected: fail at start instead.
+        raise ValueError("SLACK_SIGNING_SECRET is required in HTTP mode")
+    gateway = gateway or create_gateway(settings)
+    client = gateway.client
+    secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
+    app = AsyncApp(
+        client=client,
+        signing_secret=secret,
+        name="veille",
+    )
+    ctx = SlackContext(veille=veille, gateway=gateway, actors=ActorDirectory(client))
+    for listeners in (events, commands, actions, views):
+        listeners.register(app, ctx)
+    veille.register_gateway(gateway)
+    return app

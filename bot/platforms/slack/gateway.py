@@ -1,0 +1,193 @@
+"""Veille's Gateway for Slack: how the core downloads files and posts, updates and deletes messages.
+
+A bot token cannot delete other people's messages on Slack. When the installer granted an admin
+user token (SLACK_ADMIN_TOKEN) deletions use it; otherwise `can_delete_messages` is False and the
+core posts a tombstone reply, alerts moderators and asks the author to delete instead.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import aiohttp
+from slack_sdk.errors import SlackApiError, SlackRequestError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.core.gateway import Card, GatewayError
+from bot.core.types import MediaRef, Platform
+from bot.platforms.slack.blocks import card_blocks, card_text
+
+log = logging.getLogger(__name__)
+
+# Slack errors that trying again cannot fix; anything else (internal_error, 5xx, network) may pass.
+_PERMANENT = frozenset({
+    "channel_not_found", "not_in_channel", "is_archived", "cant_delete_message", "cant_update_message",
+    "invalid_auth", "not_authed", "account_inactive", "token_revoked", "missing_scope", "no_permission",
+    "user_not_found", "file_not_found", "invalid_blocks", "msg_too_long", "restricted_action",
+    "edit_window_closed", "cannot_dm_bot", "user_not_in_channel",
+})
+_CHUNK = 64 * 1024
+# What a Web API call can raise: Slack's refusals, the SDK's request errors, the network.
+_FAILURES = (TimeoutError, SlackApiError, SlackRequestError, aiohttp.ClientError)
+
+
+def to_gateway_error(exc: Exception) -> GatewayError:
+    """Map a slack_sdk or network failure to the core's GatewayError (retryable, retry_after)."""
+    if isinstance(exc, SlackApiError):
+        error = str(exc.response.get("error", "unknown"))
+        if exc.response.status_code == 429 or error == "ratelimited":
+            retry_after = float(exc.response.headers.get("Retry-After", "1") or 1)
+            return GatewayError("slack: ratelimited", retryable=True, retry_after=retry_after)
+        return GatewayError(f"slack: {error}", retryable=error not in _PERMANENT)
+    if isinstance(exc, SlackRequestError):
+        return GatewayError(f"slack: {exc}", retryable=True)
+    return GatewayError(f"slack: {type(exc).__name__}", retryable=True)
+
+
+class SlackGateway:
+    """Implements bot.core.gateway.Gateway with Slack's Web API.
+
+    `client` carries the bot token and SLACK_API_URL; `admin_token` is the optional user token
+    used only for chat.delete. `session` is the one aiohttp session for private file downloads.
+    """
+
+    platform = Platform.SLACK
+
+    def __init__(
+        self, client: AsyncWebClient, *, admin_token: str | None = None,
+        session: aiohttp.ClientSession | None = None, timeout_s: float = 10.0,
+    ) -> None:
+        self.client = client
+        self.admin_token = admin_token
+        self._session = session
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+
+    @property
+    def can_delete_messages(self) -> bool:
+        return self.admin_token is not None
+
+    async def close(self) -> None:
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+
+    # ------------------------------------------------------------------ media
+    async def download(self, ref: MediaRef, max_bytes: int) -> bytes:
+        """Download `url_private` with the bot token, refusing anything over `max_bytes`.
+
+        Slack answers a bad token with its HTML sign-in page and status 200, so an HTML body is
+        an authorisation failure, not an image. Redirects are not followed: they could carry
+        the bearer token to another host.
+        """
+        if ref.size is not None and ref.size > max_bytes:
+            raise GatewayError(f"slack: file {ref.media_id} is {ref.size} bytes", retryable=False)
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+        headers = {"Authorization": f"Bearer {self.client.token}"}
+        try:
+            async with self._session.get(ref.url, headers=headers, allow_redirects=False) as resp:
+                if resp.status == 429:
+                    raise GatewayError("slack: download ratelimited", retryable=True,
+                                       retry_after=float(resp.headers.get("Retry-After", "1")))
+                if resp.status != 200:
+                    raise GatewayError(f"slack: download status {resp.status}",
+                                       retryable=resp.status >= 500)
+                if resp.content_type.startswith("text/html"):
+                    raise GatewayError("slack: download refused (sign-in page)", retryable=False)
+                data = bytearray()
+                async for chunk in resp.content.iter_chunked(_CHUNK):
+                    data += chunk
+                    if len(data) > max_bytes:
+                        raise GatewayError(f"slack: file {ref.media_id} over {max_bytes} bytes",
+                                           retryable=False)
+                return bytes(data)
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise to_gateway_error(exc) from exc
+
+    # ------------------------------------------------------------------ messages
+    async def delete_message(self, workspace_id: str, channel_id: str, message_id: str) -> None:
+        """Delete with the admin user token; a message already gone counts as deleted."""
+        if self.admin_token is None:
+            raise GatewayError("slack: no admin token, cannot delete others' messages",
+                               retryable=False)
+        try:
+            await self.client.chat_delete(token=self.admin_token, channel=channel_id, ts=message_id)
+        except SlackApiError as exc:
+            if exc.response.get("error") == "message_not_found":
+                return
+            raise to_gateway_error(exc) from exc
+        except (TimeoutError, SlackRequestError, aiohttp.ClientError) as exc:
+            raise to_gateway_error(exc) from exc
+
+    async def post_card(
+        self, workspace_id: str, channel_id: str, card: Card, *, thread_id: str | None = None
+    ) -> str:
+        """Post the card's blocks; its image (a blurred preview) goes in the card's thread."""
+        try:
+            resp = await self.client.chat_postMessage(
+                channel=channel_id, text=card_text(card), blocks=card_blocks(card),
+                thread_ts=thread_id, unfurl_links=False, unfurl_media=False,
+            )
+            ts = str(resp["ts"])
+            if card.image_png is not None:
+                await self.client.files_upload_v2(
+                    channel=channel_id, thread_ts=thread_id or ts, file=card.image_png,
+                    filename=card.image_name, title=card.title[:250],
+                )
+            return ts
+        except _FAILURES as exc:
+            raise to_gateway_error(exc) from exc
+
+    async def update_card(
+        self, workspace_id: str, channel_id: str, message_id: str, card: Card
+    ) -> None:
+        # The preview image was uploaded with the first post; an update only changes the blocks.
+        try:
+            await self.client.chat_update(
+                channel=channel_id, ts=message_id, text=card_text(card), blocks=card_blocks(card)
+            )
+        except _FAILURES as exc:
+            raise to_gateway_error(exc) from exc
+
+    async def post_text(
+        self, workspace_id: str, channel_id: str, text: str, *, thread_id: str | None = None
+    ) -> str:
+        try:
+            resp = await self.client.chat_postMessage(
+                channel=channel_id, text=text, thread_ts=thread_id, unfurl_links=False
+            )
+            return str(resp["ts"])
+        except _FAILURES as exc:
+            raise to_gateway_error(exc) from exc
+
+    async def send_private(
+        self, workspace_id: str, user_id: str, text: str, *, channel_id: str | None = None
+    ) -> None:
+        """Ephemeral in `channel_id` when given (only that person sees it), else a DM."""
+        try:
+            if channel_id is not None:
+                await self.client.chat_postEphemeral(channel=channel_id, user=user_id, text=text)
+                return
+            opened = await self.client.conversations_open(users=user_id)
+            await self.client.chat_postMessage(channel=opened["channel"]["id"], text=text)
+        except _FAILURES as exc:
+            raise to_gateway_error(exc) from exc
+
+    async def send_private_image(
+        self, user_id: str, image_png: bytes, filename: str, text: str
+    ) -> None:
+        """An image only `user_id` sees (a revealed original): Slack has no ephemeral files,
+        so it goes to a DM with that person."""
+        try:
+            opened = await self.client.conversations_open(users=user_id)
+            await self.client.files_upload_v2(
+                channel=opened["channel"]["id"], file=image_png, filename=filename,
+                initial_comment=text or None,
+            )
+        except _FAILURES as exc:
+            raise to_gateway_error(exc) from exc
+
+    async def timeout_member(
+        self, workspace_id: str, user_id: str, seconds: int, reason: str
+    ) -> None:
+        # Slack has no member timeout for apps; the ticket and the alert carry the decision.
+        log.info("slack has no member timeout; skipped for %s (%s)", user_id, reason)

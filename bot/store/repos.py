@@ -1,0 +1,267 @@
+"""Repositories for the core: workspaces, tickets, the audit trail, media, offenders, scans.
+
+`Store` serialises writers inside one process: SQLite allows one writer at a time and a deferred
+transaction that reads then writes can fail at once with SQLITE_BUSY under WAL, which
+busy_timeout does not cover. Readers never wait. Unique keys still guard against a second process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from bot.core.types import Actor
+from bot.store.engine import session_factory
+from bot.store.models import (
+    ChannelOverride,
+    MediaItem,
+    Offender,
+    ScanRecord,
+    Ticket,
+    TicketEvent,
+    Workspace,
+)
+
+BOT_ACTOR = "veille"
+
+
+class Store:
+    """Sessions on one engine: `read()` for queries, `write()` for one committed transaction."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.factory = session_factory(engine)
+        self._write_lock = asyncio.Lock()
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        async with self.factory() as session:
+            yield session
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncSession]:
+        """One transaction: committed on success, rolled back on error."""
+        async with self._write_lock, self.factory() as session, session.begin():
+            yield session
+
+
+async def get_workspace(session: AsyncSession, platform: str, external_id: str) -> Workspace | None:
+    found = await session.execute(
+        select(Workspace).where(Workspace.platform == platform, Workspace.external_id == external_id)
+    )
+    return found.scalar_one_or_none()
+
+
+async def ensure_workspace(
+    session: AsyncSession, platform: str, external_id: str, *, name: str = "", locale: str = "en"
+) -> Workspace:
+    """The workspace row, created with defaults the first time a platform id is seen."""
+    workspace = await get_workspace(session, platform, external_id)
+    if workspace is not None:
+        if name and workspace.name != name:
+            workspace.name = name
+        return workspace
+    try:
+        async with session.begin_nested():
+            workspace = Workspace(platform=platform, external_id=external_id, name=name, locale=locale)
+            session.add(workspace)
+        return workspace
+    except IntegrityError:  # another process created it first
+        existing = await get_workspace(session, platform, external_id)
+        assert existing is not None
+        return existing
+
+
+async def channel_override(
+    session: AsyncSession, workspace_id: int, channel_id: str
+) -> ChannelOverride | None:
+    found = await session.execute(
+        select(ChannelOverride).where(
+            ChannelOverride.workspace_id == workspace_id, ChannelOverride.channel_id == channel_id
+        )
+    )
+    return found.scalar_one_or_none()
+
+
+async def set_channel_override(
+    session: AsyncSession, workspace_id: int, channel_id: str, *,
+    sensitivity: str | None = None, allow_listed: bool | None = None,
+) -> ChannelOverride:
+    row = await channel_override(session, workspace_id, channel_id)
+    if row is None:
+        row = ChannelOverride(workspace_id=workspace_id, channel_id=channel_id)
+        session.add(row)
+    if sensitivity is not None:
+        row.sensitivity = sensitivity or None
+    if allow_listed is not None:
+        row.allow_listed = allow_listed
+    return row
+
+
+async def channel_overrides(session: AsyncSession, workspace_id: int) -> list[ChannelOverride]:
+    found = await session.execute(
+        select(ChannelOverride).where(ChannelOverride.workspace_id == workspace_id)
+    )
+    return list(found.scalars())
+
+
+async def find_ticket(
+    session: AsyncSession, workspace_id: int, channel_id: str, message_id: str, media_key: str
+) -> Ticket | None:
+    found = await session.execute(
+        select(Ticket).where(
+            Ticket.workspace_id == workspace_id,
+            Ticket.channel_id == channel_id,
+            Ticket.message_id == message_id,
+            Ticket.media_key == media_key,
+        )
+    )
+    return found.scalar_one_or_none()
+
+
+async def open_ticket(session: AsyncSession, ticket: Ticket) -> tuple[Ticket, bool]:
+    """Insert `ticket` unless its (workspace, channel, message, media) already has one.
+    Returns the stored ticket and whether it is new; the unique key decides under races."""
+    existing = await find_ticket(
+        session, ticket.workspace_id, ticket.channel_id, ticket.message_id, ticket.media_key
+    )
+    if existing is not None:
+        return existing, False
+    try:
+        async with session.begin_nested():
+            session.add(ticket)
+        return ticket, True
+    except IntegrityError:
+        again = await find_ticket(
+            session, ticket.workspace_id, ticket.channel_id, ticket.message_id, ticket.media_key
+        )
+        assert again is not None
+        return again, False
+
+
+async def ticket_in(session: AsyncSession, workspace_id: int, ticket_id: int) -> Ticket | None:
+    ticket = await session.get(Ticket, ticket_id)
+    return ticket if ticket is not None and ticket.workspace_id == workspace_id else None
+
+
+async def list_tickets(
+    session: AsyncSession, workspace_id: int, status: str | None, limit: int
+) -> list[Ticket]:
+    """Tickets newest first; status "open" means not resolved (open, claimed or escalated),
+    "all" or None means every ticket. Priority tickets (help requests) come first."""
+    query = select(Ticket).where(Ticket.workspace_id == workspace_id)
+    if status == "open":
+        query = query.where(Ticket.status != "resolved")
+    elif status and status != "all":
+        query = query.where(Ticket.status == status)
+    query = query.order_by(Ticket.priority.desc(), Ticket.created_at.desc(), Ticket.id.desc())  # type: ignore[attr-defined]
+    found = await session.execute(query.limit(limit))
+    return list(found.scalars())
+
+
+async def count_tickets(session: AsyncSession, workspace_id: int) -> dict[str, int]:
+    found = await session.execute(
+        select(Ticket.status, func.count()).where(Ticket.workspace_id == workspace_id)
+        .group_by(Ticket.status)
+    )
+    return {status: count for status, count in found.all()}
+
+
+def audit(
+    session: AsyncSession, *, workspace_id: int | None, ticket_id: int | None, actor: Actor | None,
+    action: str, note: str | None = None, data: dict[str, Any] | None = None, at: datetime,
+) -> TicketEvent:
+    """Add one audit event; `actor=None` is Veille itself."""
+    event = TicketEvent(
+        ticket_id=ticket_id, workspace_id=workspace_id,
+        actor_id=actor.user_id if actor else BOT_ACTOR,
+        actor_name=(actor.display_name if actor else "Veille")[:200],
+        action=action, note=note, data=data or {}, at=at,
+    )
+    session.add(event)
+    return event
+
+
+async def ticket_events(session: AsyncSession, ticket_id: int) -> list[TicketEvent]:
+    found = await session.execute(
+        select(TicketEvent).where(TicketEvent.ticket_id == ticket_id).order_by(TicketEvent.id)  # type: ignore[arg-type]
+    )
+    return list(found.scalars())
+
+
+async def media_item(session: AsyncSession, sha256: str) -> MediaItem | None:
+    found = await session.execute(select(MediaItem).where(MediaItem.sha256 == sha256))
+    return found.scalar_one_or_none()
+
+
+async def record_media(
+    session: AsyncSession, *, sha256: str, mime: str, width: int | None, height: int | None,
+    verdict: dict[str, Any] | None, verdict_key: str | None, pdq: str | None,
+    pdq_quality: int | None, seen_at: datetime, counted: bool = True,
+) -> MediaItem:
+    """Upsert the verdict cache row for `sha256`; a cached verdict keeps its key."""
+    item = await media_item(session, sha256)
+    if item is None:
+        item = MediaItem(sha256=sha256, first_seen_at=seen_at, seen_count=0)
+        session.add(item)
+    item.mime = mime or item.mime
+    item.width = width if width is not None else item.width
+    item.height = height if height is not None else item.height
+    if verdict is not None:
+        item.verdict, item.verdict_key = verdict, verdict_key
+    if pdq:
+        item.pdq, item.pdq_quality = pdq, pdq_quality
+    if counted:
+        item.seen_count = (item.seen_count or 0) + 1
+    item.last_seen_at = seen_at
+    await session.flush()
+    return item
+
+
+async def forget_verdicts(session: AsyncSession, sha256s: Sequence[str]) -> None:
+    """Drop cached verdicts: a bank changed, so these images must go through the detectors again."""
+    if sha256s:
+        await session.execute(
+            update(MediaItem).where(MediaItem.sha256.in_(list(sha256s)))  # type: ignore[attr-defined]
+            .values(verdict=None, verdict_key=None)
+        )
+
+
+async def trim_verdicts(session: AsyncSession, older_than: datetime) -> int:
+    """Forget cached verdicts of media not seen since `older_than` (rows stay: tickets link them)."""
+    result = await session.execute(
+        update(MediaItem).where(MediaItem.last_seen_at < older_than, MediaItem.verdict.is_not(None))  # type: ignore[union-attr]
+        .values(verdict=None, verdict_key=None)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def count_offence(
+    session: AsyncSession, workspace_id: int, user_id: str, at: datetime
+) -> int:
+    """Count one more offence for the author; returns the new count."""
+    found = await session.execute(
+        select(Offender).where(Offender.workspace_id == workspace_id, Offender.user_id == user_id)
+    )
+    offender = found.scalar_one_or_none()
+    if offender is None:
+        offender = Offender(workspace_id=workspace_id, user_id=user_id, count=0)
+        session.add(offender)
+    offender.count += 1
+    offender.last_at = at
+    return offender.count
+
+
+def record_scan(
+    session: AsyncSession, workspace_id: int, channel_id: str, kind: str, severity: str,
+    categories: list[str], at: datetime,
+) -> None:
+    session.add(ScanRecord(workspace_id=workspace_id, channel_id=channel_id, kind=kind,
+                           severity=severity, categories=categories, at=at))

@@ -1,0 +1,167 @@
+"""The CPU fast path: CLIP's image tower exported to ONNX, dynamically quantised to int8 and run
+by ONNX Runtime, plus a preprocessing path that works on numpy arrays.
+
+The export is cached on disk, keyed by model, pretrained tag, weights file and this module's
+version, so it runs once per installation (a few seconds). `build_onnx_encoder` checks parity
+against torch on a sample batch and returns None — the caller keeps torch — when the export,
+the quantisation or the parity check fails.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+log = logging.getLogger(__name__)
+
+ONNX_VERSION = "1"  # bump when the export or quantisation recipe changes
+MIN_PARITY_COSINE = 0.99
+
+
+def onnx_available() -> bool:
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def cache_key(model: str, pretrained: str, *, int8: bool) -> str:
+    """Model, tag (and the weights file's size and mtime when it is a path) and recipe version."""
+    parts = [model, pretrained, ONNX_VERSION, "int8" if int8 else "fp32"]
+    for value in (model, pretrained):
+        path = Path(value)
+        if path.is_file():
+            stat = path.stat()
+            parts.append(f"{stat.st_size}:{int(stat.st_mtime)}")
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """open_clip's standard eval transform (resize shortest side, centre crop, normalise),
+    done with Pillow and numpy so a whole batch becomes one float32 array without torch."""
+
+    size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    def __call__(self, image: Image.Image) -> np.ndarray:
+        image = image.convert("RGB") if image.mode != "RGB" else image
+        width, height = image.size
+        scale = self.size / min(width, height)
+        new_w, new_h = max(self.size, round(width * scale)), max(self.size, round(height * scale))
+        # reducing_gap lets Pillow shrink by whole factors first: much faster on big photos.
+        resized = image.resize((new_w, new_h), Image.Resampling.BICUBIC, reducing_gap=3.0)
+        left, top = (new_w - self.size) // 2, (new_h - self.size) // 2
+        crop = resized.crop((left, top, left + self.size, top + self.size))
+        array = np.asarray(crop, dtype=np.float32) * (1.0 / 255.0)
+        array = (array - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
+        return array.transpose(2, 0, 1)
+
+    def batch(self, images: list[Image.Image]) -> np.ndarray:
+        return np.stack([self(image) for image in images]) if images else np.zeros(
+            (0, 3, self.size, self.size), np.float32
+        )
+
+
+class OnnxImageEncoder:
+    """An ONNX Runtime session over the exported image tower: float32 NCHW in, embeddings out."""
+
+    def __init__(self, path: Path, threads: int = 0) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads > 0:
+            options.intra_op_num_threads = threads
+        self.path = path
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+
+    def encode(self, pixels: np.ndarray) -> np.ndarray:
+        if len(pixels) == 0:
+            return np.zeros((0, self.session.get_outputs()[0].shape[-1] or 0), np.float32)
+        return self.session.run(None, {self.input_name: pixels.astype(np.float32, copy=False)})[0]
+
+
+def export_image_tower(visual: Any, image_size: int, path: Path) -> None:
+    """Export the torch image tower with a dynamic batch axis (written atomically)."""
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    sample = torch.zeros(1, 3, image_size, image_size)
+    with torch.inference_mode():
+        torch.onnx.export(
+            visual, (sample,), str(tmp), input_names=["pixels"], output_names=["embeddings"],
+            dynamic_axes={"pixels": {0: "batch"}, "embeddings": {0: "batch"}},
+            opset_version=17, dynamo=False,
+        )
+    os.replace(tmp, path)
+
+
+def quantise(source: Path, target: Path) -> None:
+    """Dynamic int8 quantisation of the weights (activations quantised on the fly)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    tmp = target.with_suffix(f".tmp{os.getpid()}")
+    quantize_dynamic(str(source), str(tmp), weight_type=QuantType.QInt8)
+    os.replace(tmp, target)
+
+
+def parity_cosine(encoder: OnnxImageEncoder, visual: Any, pixels: np.ndarray) -> float:
+    """The lowest cosine similarity between ONNX and torch embeddings of the same pixels."""
+    import torch
+
+    with torch.inference_mode():
+        reference = visual(torch.from_numpy(pixels)).float().numpy()
+    fast = encoder.encode(pixels)
+    cosine = (reference * fast).sum(1) / (
+        np.linalg.norm(reference, axis=1) * np.linalg.norm(fast, axis=1) + 1e-12
+    )
+    return float(cosine.min())
+
+
+def build_onnx_encoder(
+    visual: Any,
+    image_size: int,
+    cache_dir: Path,
+    key: str,
+    *,
+    sample: np.ndarray,
+    threads: int = 0,
+    int8: bool = True,
+) -> OnnxImageEncoder | None:
+    """The cached (or freshly exported) encoder, or None when it cannot match torch."""
+    if not onnx_available():
+        return None
+    folder = cache_dir / "onnx"
+    fp32_path = folder / f"{key}-fp32.onnx"
+    final_path = folder / f"{key}-{'int8' if int8 else 'fp32'}.onnx"
+    try:
+        if not final_path.exists():
+            if not fp32_path.exists():
+                export_image_tower(visual, image_size, fp32_path)
+            if int8:
+                quantise(fp32_path, final_path)
+                fp32_path.unlink(missing_ok=True)
+        encoder = OnnxImageEncoder(final_path, threads)
+        cosine = parity_cosine(encoder, visual, sample)
+    except Exception as exc:  # export paths differ between torch versions: fall back, loudly
+        log.warning("ONNX fast path unavailable, using torch: %s", exc)
+        return None
+    if cosine < MIN_PARITY_COSINE:
+        log.warning("ONNX fast path disagrees with torch (cosine %.4f), using torch", cosine)
+        final_path.unlink(missing_ok=True)
+        return None
+    log.info("ONNX %s image tower ready (parity cosine %.4f)", "int8" if int8 else "fp32", cosine)
+    return encoder

@@ -1,0 +1,307 @@
+"""Known content: image signatures (PDQ + crop-robust windows), the in-memory HashBank that matches
+them against named banks, and the `hashes` detector.
+
+Banks hold entries of four kinds: `pdq` (64 hex), `md5` and `sha256` of the file bytes (exact
+repeats, as hash-sharing programmes exchange them) and `neardup` (the windows of a banked image,
+see detectors/pdq.py). Each entry has a source: `confirmed` (from a ticket), `imported` (a list)
+or `allow` (a moderator's false positive, which fusion lets suppress every other signal).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import numpy as np
+from PIL import Image
+
+from detectors.base import KNOWN_CONTENT, Detection, HashMatch, ImageInput
+from detectors.hamming_index import HammingIndex
+from detectors.pdq import (
+    decode_neardup,
+    encode_neardup,
+    hex_to_words,
+    pdq_dihedral,
+    window_hashes,
+)
+
+log = logging.getLogger(__name__)
+
+KINDS = ("pdq", "md5", "sha256", "neardup")
+SOURCES = ("confirmed", "imported", "allow")
+EXACT_LENGTHS = {"md5": 32, "sha256": 64}
+# Facebook's PDQ reference: distance ≤ 31 is a match, quality < 50 is too flat to trust.
+DEFAULT_PDQ_THRESHOLD = 31
+DEFAULT_MIN_QUALITY = 50
+# Unrelated generated images stayed ≥ 78 bits apart on every window pair (tests/detectors/
+# test_hash_robustness.py), so the PDQ threshold serves the windows as well.
+DEFAULT_NEARDUP_THRESHOLD = 31
+SIGNATURE_PREFIX = "sig1"
+
+
+@dataclass(frozen=True)
+class ImageSignature:
+    """What Veille remembers of an image's looks. `neardup` is the stored window string (the
+    full-image hash first, then the windows); `variants` are the eight dihedral PDQ hashes of a
+    freshly hashed image, used only to query (empty for a signature read back from storage)."""
+
+    pdq: str
+    quality: int
+    neardup: str = ""
+    variants: tuple[str, ...] = ()
+
+    def to_str(self) -> str:
+        """`sig1;<pdq>;<quality>;<neardup>`: one string for a text column or a JSON field."""
+        return f"{SIGNATURE_PREFIX};{self.pdq};{self.quality};{self.neardup}"
+
+    __str__ = to_str
+
+    @classmethod
+    def from_str(cls, value: str) -> ImageSignature:
+        """Parse `to_str()` output. Raises ValueError when malformed."""
+        parts = value.split(";")
+        if len(parts) != 4 or parts[0] != SIGNATURE_PREFIX:
+            raise ValueError("not a Veille image signature (expected sig1;pdq;quality;neardup)")
+        _, pdq, quality, neardup = parts
+        hex_to_words(pdq)
+        if neardup:
+            decode_neardup(neardup)
+        return cls(pdq=pdq, quality=int(quality), neardup=neardup)
+
+    @classmethod
+    def from_extras(cls, extras: Mapping[str, object]) -> ImageSignature:
+        """Rebuild from the `extras` of a HashDetector Detection (what the core stores)."""
+        return cls(str(extras["pdq"]), int(str(extras["pdq_quality"])), str(extras.get("neardup", "")))
+
+
+def compute_signature(image: Image.Image, min_quality: int = DEFAULT_MIN_QUALITY) -> ImageSignature:
+    """PDQ (eight dihedral variants) and near-duplicate windows of `image`. Blocking: ~10 ms."""
+    variants, quality = pdq_dihedral(image)
+    windows = window_hashes(image, min_quality)
+    full = [variants[0]] if quality >= min_quality else []
+    neardup = encode_neardup(full + windows) if full or windows else ""
+    return ImageSignature(variants[0], quality, neardup, tuple(variants))
+
+
+class EntryLike(Protocol):
+    """What the bank reads from a stored row (bot.store.models.HashEntry fits)."""
+
+    id: int | None
+    bank: str
+    kind: str
+    value: str
+    source: str
+
+
+@dataclass(frozen=True)
+class BankEntry:
+    id: int
+    bank: str
+    kind: str
+    value: str
+    source: str = "imported"
+
+
+def normalise_value(kind: str, value: str) -> str:
+    """Lower-cased, validated value of `kind`. Raises ValueError with what is wrong."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown hash kind {kind!r} (expected one of {', '.join(KINDS)})")
+    value = value.strip()
+    if kind == "neardup":
+        decode_neardup(value)
+        return value
+    value = value.lower()
+    if kind == "pdq":
+        hex_to_words(value)
+        return value
+    if len(value) != EXACT_LENGTHS[kind] or any(c not in "0123456789abcdef" for c in value):
+        raise ValueError(f"{kind} is {EXACT_LENGTHS[kind]} hex characters: {value[:80]!r}")
+    return value
+
+
+class HashBank:
+    """Every bank entry in memory, matched in well under 20 ms at 10^6 PDQ hashes (bench/pdq.py).
+
+    Thread-safety: writers (add/remove) serialise on a lock and publish new immutable indexes;
+    `match` reads whatever was published last, so it may run in a worker thread while the event
+    loop adds entries."""
+
+    def __init__(
+        self,
+        entries: Iterable[EntryLike | BankEntry] = (),
+        *,
+        pdq_threshold: int = DEFAULT_PDQ_THRESHOLD,
+        neardup_threshold: int = DEFAULT_NEARDUP_THRESHOLD,
+        min_quality: int = DEFAULT_MIN_QUALITY,
+    ) -> None:
+        self.pdq_threshold = pdq_threshold
+        self.neardup_threshold = neardup_threshold
+        self.min_quality = min_quality
+        self._lock = threading.Lock()
+        self._entries: dict[int, BankEntry] = {}
+        self._exact: dict[tuple[str, str], tuple[int, ...]] = {}
+        self._pdq = HammingIndex()
+        self._neardup = HammingIndex()
+        self.add(entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def counts(self) -> dict[tuple[str, str, str], int]:
+        """{(bank, kind, source): number of entries}."""
+        out: dict[tuple[str, str, str], int] = {}
+        for e in list(self._entries.values()):
+            key = (e.bank, e.kind, e.source)
+            out[key] = out.get(key, 0) + 1
+        return out
+
+    def add(self, entries: Iterable[EntryLike | BankEntry]) -> list[str]:
+        """Add entries (an id already present is replaced). Invalid ones are skipped and
+        returned as readable errors: a bad stored row must not stop the bank from loading."""
+        errors: list[str] = []
+        fresh: list[BankEntry] = []
+        for raw in entries:
+            try:
+                if raw.id is None:
+                    raise ValueError("entry has no id (store it first)")
+                fresh.append(BankEntry(int(raw.id), raw.bank, raw.kind,
+                                       normalise_value(raw.kind, raw.value), raw.source))
+            except ValueError as exc:
+                errors.append(f"entry {raw.id} ({raw.kind} in {raw.bank!r}): {exc}")
+        if errors:
+            log.warning("hash bank skipped %d invalid entries: %s", len(errors), "; ".join(errors[:5]))
+        if not fresh:
+            return errors
+        with self._lock:
+            replaced = [e.id for e in fresh if e.id in self._entries]
+            if replaced:
+                self._remove_locked(replaced)
+            pdq_words, pdq_ids, nd_words, nd_ids = [], [], [], []
+            for entry in fresh:
+                self._entries[entry.id] = entry
+                if entry.kind == "pdq":
+                    pdq_words.append(hex_to_words(entry.value))
+                    pdq_ids.append(entry.id)
+                elif entry.kind == "neardup":
+                    windows = decode_neardup(entry.value)
+                    nd_words.extend(hex_to_words(w) for w in windows)
+                    nd_ids.extend([entry.id] * len(windows))
+                else:
+                    key = (entry.kind, entry.value)
+                    self._exact[key] = (*self._exact.get(key, ()), entry.id)
+            if pdq_ids:
+                self._pdq = self._pdq.extended(np.array(pdq_words), np.array(pdq_ids))
+            if nd_ids:
+                self._neardup = self._neardup.extended(np.array(nd_words), np.array(nd_ids))
+        return errors
+
+    def remove(self, entry_ids: Iterable[int]) -> int:
+        """Forget these entries; returns how many were present."""
+        with self._lock:
+            return self._remove_locked(list(entry_ids))
+
+    def _remove_locked(self, entry_ids: Sequence[int]) -> int:
+        gone = [self._entries.pop(i) for i in entry_ids if i in self._entries]
+        ids = np.array([e.id for e in gone], dtype=np.int64)
+        for entry in gone:
+            key = (entry.kind, entry.value)
+            if key in self._exact:
+                left = tuple(i for i in self._exact[key] if i != entry.id)
+                if left:
+                    self._exact[key] = left
+                else:
+                    del self._exact[key]
+        if any(e.kind == "pdq" for e in gone):
+            self._pdq = self._pdq.without(ids)
+        if any(e.kind == "neardup" for e in gone):
+            self._neardup = self._neardup.without(ids)
+        return len(gone)
+
+    def match(self, signature: ImageSignature | None, sha256: str = "", md5: str = "") -> list[HashMatch]:
+        """Every entry that `signature` or the file digests match, best first. A PDQ query of
+        quality below `min_quality` is ignored (its windows were already filtered by quality)."""
+        found: list[tuple[HashMatch, int]] = []
+
+        def hit(entry_id: int, kind: str, distance: int) -> None:
+            entry = self._entries.get(entry_id)  # may be gone if removed while we searched
+            if entry is not None:
+                match = HashMatch(entry.bank, kind, float(distance), entry.source, entry.id)
+                found.append((match, distance))
+
+        for kind, value in (("sha256", sha256), ("md5", md5)):
+            for entry_id in self._exact.get((kind, value.lower()), ()) if value else ():
+                hit(entry_id, kind, 0)
+        if signature is not None:
+            pdq_index, nd_index = self._pdq, self._neardup  # one consistent snapshot each
+            variants = signature.variants or (signature.pdq,)
+            if signature.quality >= self.min_quality:
+                queries = np.array([hex_to_words(v) for v in variants])
+                for entry_id, dist in pdq_index.search(queries, self.pdq_threshold).items():
+                    hit(entry_id, "pdq", dist)
+            windows = decode_neardup(signature.neardup) if signature.neardup else []
+            if len(nd_index) and windows:
+                # Dihedral variants of the whole image catch mirrored or turned crops; the
+                # query's own windows catch crops that are off the stored windows' grid.
+                rows = list(dict.fromkeys([*variants[1:], *windows]))
+                queries = np.array([hex_to_words(v) for v in rows])
+                for entry_id, dist in nd_index.search(queries, self.neardup_threshold).items():
+                    hit(entry_id, "neardup", dist)
+        found.sort(key=lambda pair: (pair[1], pair[0].kind != "pdq"))
+        return [match for match, _ in found]
+
+
+KIND_LABELS = {"pdq": "PDQ distance", "neardup": "near-duplicate (crop-robust) distance",
+               "md5": "MD5", "sha256": "SHA-256"}
+
+
+def describe(match: HashMatch) -> str:
+    """A moderator-readable reason, e.g. "matches confirmed bank 'confirmed' at PDQ distance 12"."""
+    if match.kind in ("md5", "sha256"):
+        how = f"by {KIND_LABELS[match.kind]} (exact file)"
+    else:
+        how = f"at {KIND_LABELS.get(match.kind, match.kind)} {int(match.distance)}"
+    verb = "is allow-listed in" if match.source == "allow" else f"matches {match.source}"
+    return f"{verb} bank {match.bank!r} {how}"
+
+
+class HashDetector:
+    """The `hashes` detector: signature of each image, matched against the bank."""
+
+    name = "hashes"
+    version = "pdq1-nd1"  # change when hashing, windows or thresholds change
+    kind: Literal["image", "text"] = "image"
+
+    def __init__(self, bank: HashBank) -> None:
+        self.bank = bank
+
+    async def load(self) -> None:
+        """Nothing to load: the bank is filled by bot.store.hash_repo.load_bank."""
+
+    async def detect(self, items: Sequence[ImageInput]) -> list[Detection]:  # type: ignore[override]
+        """One Detection per image: matches, `known_content` 1.0 on any non-allow match, and
+        extras {pdq, pdq_quality, neardup} for the core to store and bank on confirmation."""
+        return await asyncio.to_thread(lambda: [self._detect_one(item) for item in items])
+
+    def _detect_one(self, item: ImageInput) -> Detection:
+        try:
+            signature: ImageSignature | None = compute_signature(item.image, self.bank.min_quality)
+        except (ValueError, OSError) as exc:  # a frame PDQ cannot read still gets its digests
+            log.warning("could not hash %s: %s", item.source or item.sha256[:12], exc)
+            signature = None
+        matches = self.bank.match(signature, item.sha256, item.md5)
+        blocking = [m for m in matches if m.source != "allow"]
+        detection = Detection(
+            scores={KNOWN_CONTENT: 1.0 if blocking else 0.0},
+            reasons=[describe(m) for m in matches[:5]],
+            matches=matches,
+        )
+        if signature is not None:
+            detection.extras = {"pdq": signature.pdq, "pdq_quality": signature.quality,
+                                "neardup": signature.neardup}
+        else:
+            detection.reasons.append("image could not be hashed: only exact digests were checked")
+        return detection

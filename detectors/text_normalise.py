@@ -1,0 +1,218 @@
+"""Text normalisation for the text detectors: chat text to comparable word tokens.
+
+Undress requests are typed to dodge filters ("r e m o v e", "n4k3d", "ＲＥＭＯＶＥ", "bіkini" with
+a Cyrillic i, zero-width spaces, "👙"). `Normaliser.tokens()` undoes those tricks and returns
+tokens whose `forms` are *skeletons* (casefolded, accents stripped, leetspeak read back,
+repeated letters collapsed), each with the span of the original text it came from, so that a
+reason can quote what the person actually wrote. Lexicon terms go through the same function,
+so both sides of a comparison are skeletons. Every regex here is a single character class
+under one quantifier: linear time on any input.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+DATA_DIR = Path(__file__).parent / "data"
+SYMBOLS_FILE = DATA_DIR / "text_symbols.toml"
+
+# Longer messages are cut: requests are short, and the cost must stay bounded for spam walls.
+MAX_CHARS = 20_000
+# Leetspeak digits and symbols read as letters, only inside tokens that also hold a letter
+# ("n4k3d"), so that "15" or "2026" stay numbers. "1" is ambiguous (i or l): both are tried.
+_LEET = str.maketrans({"4": "a", "3": "e", "0": "o", "5": "s", "7": "t", "@": "a", "$": "s", "8": "b", "9": "g"})
+# A word, possibly masked with asterisks inside ("n*ked"); "*" is outside the first class, so
+# the pattern cannot backtrack.
+_TOKEN = re.compile(r"(?:[^\W_]|[@$])+(?:\*+(?:[^\W_]|[@$])+)*")
+_MASK = "*"
+_MAX_MASKED_FORMS = 4
+_REPEATS = re.compile(r"(.)\1+")
+# Spaced-out words ("u n d r e s s") are runs of one-character tokens separated by little.
+_MIN_SPACED_RUN = 3
+_MAX_SPACED_GAP = 3
+
+
+@dataclass(frozen=True)
+class Token:
+    """One word of a message: its skeleton forms and its span [start, end) in the original text."""
+
+    forms: tuple[str, ...]
+    start: int
+    end: int
+    mention: bool = False  # written as "@name"
+
+
+def skeleton(word: str) -> str:
+    """Collapse repeated letters ("nuuude" -> "nude"); applied to messages and lexicon alike."""
+    return _REPEATS.sub(r"\1", word)
+
+
+class Normaliser:
+    """Folds obfuscations away; built once from the symbol table (emoji and confusable letters)."""
+
+    def __init__(self, symbols_file: Path = SYMBOLS_FILE) -> None:
+        table = tomllib.loads(symbols_file.read_text("utf-8"))
+        self.emoji: dict[str, str] = dict(table.get("emoji", {}))
+        self.confusables: dict[str, str] = dict(table.get("confusables", {}))
+        # Words a spaced-out run may be cut into; the lexicon sets it (see `set_vocabulary`).
+        self.vocabulary: frozenset[str] = frozenset()
+        self._longest_word = 0
+        self._by_length: dict[int, list[str]] = {}
+
+    def set_vocabulary(self, words: Iterable[str]) -> None:
+        """Known skeletons used to cut spaced-out runs ("removeherclothes") back into words."""
+        self.vocabulary = frozenset(w for w in words if len(w) > 1)
+        self._longest_word = max((len(w) for w in self.vocabulary), default=0)
+        self._by_length = {}
+        for word in sorted(self.vocabulary):
+            self._by_length.setdefault(len(word), []).append(word)
+
+    def fold(self, text: str) -> tuple[str, list[int]]:
+        """The folded text and, for each of its characters, the index of its source character."""
+        out: list[str] = []
+        origin: list[int] = []
+        for index, char in enumerate(text[:MAX_CHARS]):
+            folded = self._fold_char(char)
+            out.append(folded)
+            origin.extend([index] * len(folded))
+        return "".join(out), origin
+
+    def _fold_char(self, char: str) -> str:
+        if char in self.emoji:
+            return f" {self.emoji[char]} "
+        if unicodedata.category(char) == "Cf":  # zero-width spaces and joiners, soft hyphens
+            return ""
+        folded = unicodedata.normalize("NFKC", char).casefold()
+        folded = "".join(self.confusables.get(c, c) for c in folded)
+        decomposed = unicodedata.normalize("NFKD", folded)
+        return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+    def tokens(self, text: str) -> list[Token]:
+        """The message as skeleton tokens with original spans; spaced-out runs are rejoined."""
+        folded, origin = self.fold(text)
+        raw: list[tuple[str, int, int]] = []  # (token text, start, end) in the folded text
+        for match in _TOKEN.finditer(folded):
+            raw.append((match.group(), match.start(), match.end()))
+
+        tokens: list[Token] = []
+        i = 0
+        while i < len(raw):
+            j = i
+            while (
+                j < len(raw)
+                and len(raw[j][0]) == 1
+                and (j == i or raw[j][1] - raw[j - 1][2] <= _MAX_SPACED_GAP)
+            ):
+                j += 1
+            if j - i >= _MIN_SPACED_RUN:
+                tokens.extend(self._rejoin(raw[i:j], origin))
+                i = j
+                continue
+            word, start, end = raw[i]
+            token = self._token(word, origin[start], origin[end - 1] + 1)
+            if token is not None:
+                tokens.append(token)
+            i += 1
+        return tokens
+
+    def _token(self, word: str, start: int, end: int) -> Token | None:
+        mention = word.startswith("@") and len(word) > 1
+        if mention:
+            word = word.lstrip("@")
+        if not any(c.isalpha() or c.isdigit() for c in word):
+            return None
+        if _MASK in word:
+            return Token(self._unmask(word), start, end, mention)
+        return Token(_forms(word), start, end, mention)
+
+    def _unmask(self, word: str) -> tuple[str, ...]:
+        """Known words that a masked token ("n*ked", "und**ss") can stand for; one star per letter."""
+        masked = skeleton(word.translate(_LEET)).replace("1", "i")
+        if sum(c != _MASK for c in masked) < 2:
+            return (masked,)
+        found = [
+            known
+            for known in self._by_length.get(len(masked), ())
+            if all(m == _MASK or m == k for m, k in zip(masked, known, strict=True))
+        ]
+        return tuple(found[:_MAX_MASKED_FORMS]) or (masked,)
+
+    def _rejoin(self, run: list[tuple[str, int, int]], origin: list[int]) -> list[Token]:
+        """Rejoin a run of single characters into words.
+
+        Wider gaps inside the run ("z i e h   s i e") mark word boundaries; a run with even
+        gaps ("r.e.m.o.v.e.h.e.r") is cut into known words by `_segment`.
+        """
+        gaps = [run[k][1] - run[k - 1][2] for k in range(1, len(run))]
+        narrow = min(gaps)
+        groups: list[list[tuple[str, int, int]]] = [[run[0]]]
+        for k in range(1, len(run)):
+            if gaps[k - 1] > narrow:
+                groups.append([])
+            groups[-1].append(run[k])
+        if len(groups) == 1:
+            return self._segment(run, origin)
+        out: list[Token] = []
+        for group in groups:
+            forms = _forms("".join(c for c, _, _ in group))
+            if len(group) == 1 or any(form in self.vocabulary for form in forms):
+                out.append(Token(forms, origin[group[0][1]], origin[group[-1][2] - 1] + 1))
+            else:  # "l.a e.n b.i.k.i.n.i": a wide gap, yet several words in one group
+                out.extend(self._segment(group, origin))
+        return out
+
+    def _segment(self, run: list[tuple[str, int, int]], origin: list[int]) -> list[Token]:
+        """Cut a run into known words covering the most letters (dynamic programming)."""
+        chars = [c for c, _, _ in run]
+        if any(c.isalpha() for c in chars):
+            chars = [c.replace("1", "i").translate(_LEET) for c in chars]
+        # Collapse repeated letters as `skeleton` does, remembering where each letter came from.
+        letters: list[str] = []
+        positions: list[int] = []
+        for k, char in enumerate(chars):
+            if not letters or letters[-1] != char:
+                letters.append(char)
+                positions.append(k)
+        joined = "".join(letters)
+        n = len(joined)
+        # best[i]: (letters covered, -words) over joined[:i], and the word ending at i if any.
+        best: list[tuple[int, int]] = [(0, 0)] + [(-1, 0)] * n
+        back: list[int] = [0] * (n + 1)  # start of the word ending at i, or -1 for a skip
+        for i in range(n):
+            if best[i + 1] < best[i]:
+                best[i + 1], back[i + 1] = best[i], -1
+            for size in range(2, min(self._longest_word, n - i) + 1):
+                if joined[i : i + size] in self.vocabulary:
+                    covered, words = best[i]
+                    candidate = (covered + size, words - 1)
+                    if candidate > best[i + size]:
+                        best[i + size], back[i + size] = candidate, i
+        out: list[Token] = []
+        end = n
+        while end > 0:
+            begin = back[end]
+            if begin < 0:
+                end -= 1
+                continue
+            first, last = run[positions[begin]], run[positions[end - 1]]
+            out.append(Token((joined[begin:end],), origin[first[1]], origin[last[2] - 1] + 1))
+            end = begin
+        return out[::-1]
+
+
+def _forms(word: str) -> tuple[str, ...]:
+    """Skeletons of one token: leetspeak is read back only when the token holds a letter."""
+    if not any(c.isalpha() for c in word):
+        # All digits: a number, unless it spells a word ("513" for "sie"); keep both readings.
+        if len(word) < 2 or word.translate(_LEET).isdigit():
+            return (skeleton(word),)
+        spelled = skeleton(word.replace("1", "i").translate(_LEET))
+        return (skeleton(word), spelled) if spelled.isalpha() else (skeleton(word),)
+    as_i = skeleton(word.replace("1", "i").translate(_LEET))
+    as_l = skeleton(word.replace("1", "l").translate(_LEET))
+    return (as_i,) if as_i == as_l else (as_i, as_l)

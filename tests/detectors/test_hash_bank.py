@@ -1,0 +1,187 @@
+"""HashBank and the `hashes` detector: exact digests, PDQ at the distance limit, dihedral variants,
+quality, allow-lists, removal, the multi-index search against brute force, concurrent reads."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from PIL import Image, ImageOps
+
+from detectors import hamming_index
+from detectors.base import KNOWN_CONTENT, Detector, ImageInput
+from detectors.fusion import Severity, fuse
+from detectors.hamming_index import HammingIndex
+from detectors.hashes import BankEntry, HashBank, HashDetector, ImageSignature, compute_signature
+from detectors.pdq import bits_to_hex, decode_neardup, encode_neardup, hex_to_words, words_to_hex
+from tests.detectors.hash_images import photo_like
+
+SHA = "ab" * 32
+MD5 = "cd" * 16
+
+
+def flip_bits(hex_value: str, count: int, seed: int = 0) -> str:
+    """`hex_value` with `count` distinct bits flipped: a hash at exactly that distance."""
+    bits = np.unpackbits(np.frombuffer(bytes.fromhex(hex_value), np.uint8))
+    chosen = np.random.default_rng(seed).choice(256, count, replace=False)
+    bits[chosen] ^= 1
+    return np.packbits(bits).tobytes().hex()
+
+
+def test_hex_follows_threatexchange_bit_order() -> None:
+    bits = np.zeros(256, dtype=np.int64)
+    bits[0] = 1  # pdqhash's first bit is the most significant hex digit's top bit
+    assert bits_to_hex(bits) == "80" + "00" * 31
+    value = flip_bits("00" * 32, 40)
+    assert words_to_hex(hex_to_words(value)) == value
+
+
+def test_bad_hex_is_a_clear_value_error() -> None:
+    with pytest.raises(ValueError, match="64 hex"):
+        hex_to_words("abc")
+    with pytest.raises(ValueError, match="not hexadecimal"):
+        hex_to_words("zz" * 32)
+
+
+def test_exact_digests_match_by_kind_and_source() -> None:
+    bank = HashBank([BankEntry(1, "ncii", "sha256", SHA.upper()), BankEntry(2, "ncii", "md5", MD5)])
+    [sha] = bank.match(None, sha256=SHA)
+    assert (sha.kind, sha.entry_id, sha.distance, sha.source) == ("sha256", 1, 0.0, "imported")
+    [md5] = bank.match(None, md5=MD5.upper())
+    assert md5.entry_id == 2
+    assert bank.match(None, sha256="00" * 32, md5="") == []
+
+
+def test_pdq_matches_up_to_31_and_not_32() -> None:
+    base = compute_signature(photo_like(1)).pdq
+    bank = HashBank([BankEntry(1, "a", "pdq", flip_bits(base, 31)),
+                     BankEntry(2, "b", "pdq", flip_bits(base, 32, seed=1))])
+    matches = bank.match(ImageSignature(base, 100))
+    assert [(m.entry_id, m.distance) for m in matches] == [(1, 31.0)]
+
+
+def test_low_quality_query_is_ignored() -> None:
+    base = compute_signature(photo_like(2)).pdq
+    bank = HashBank([BankEntry(1, "a", "pdq", base)])
+    assert bank.match(ImageSignature(base, 49)) == []
+    assert len(bank.match(ImageSignature(base, 50))) == 1
+    flat = compute_signature(Image.new("RGB", (200, 200), (128, 128, 128)))
+    assert flat.quality < 50 and flat.neardup == ""
+
+
+def test_all_eight_dihedral_variants_are_queried() -> None:
+    image = photo_like(3)
+    bank = HashBank([BankEntry(7, "a", "pdq", compute_signature(image).pdq)])
+    for variant in (ImageOps.mirror(image), ImageOps.flip(image),
+                    image.transpose(Image.Transpose.ROTATE_270), image.transpose(Image.Transpose.TRANSPOSE)):
+        matches = [m for m in bank.match(compute_signature(variant)) if m.kind == "pdq"]
+        assert matches and matches[0].distance <= 31
+
+
+def test_invalid_entries_are_skipped_with_reasons() -> None:
+    bank = HashBank()
+    errors = bank.add([BankEntry(1, "a", "pdq", "xyz"), BankEntry(2, "a", "md5", "12"),
+                       BankEntry(3, "a", "blake", "00"), BankEntry(4, "a", "md5", MD5)])
+    assert len(errors) == 3 and "entry 1" in errors[0] and "unknown hash kind" in errors[2]
+    assert len(bank) == 1
+
+
+def test_remove_forgets_every_kind() -> None:
+    sig = compute_signature(photo_like(4))
+    bank = HashBank([BankEntry(1, "c", "pdq", sig.pdq), BankEntry(2, "c", "neardup", sig.neardup),
+                     BankEntry(3, "c", "sha256", SHA)])
+    assert {m.entry_id for m in bank.match(sig, sha256=SHA)} == {1, 2, 3}
+    assert bank.remove([1, 2, 3, 99]) == 3
+    assert bank.match(sig, sha256=SHA) == []
+
+
+def test_signature_round_trips_through_a_string() -> None:
+    sig = compute_signature(photo_like(5))
+    back = ImageSignature.from_str(sig.to_str())
+    assert (back.pdq, back.quality, back.neardup) == (sig.pdq, sig.quality, sig.neardup)
+    assert decode_neardup(encode_neardup([sig.pdq])) == [sig.pdq]
+    assert len(sig.neardup) <= 2048  # fits HashEntry.value
+    with pytest.raises(ValueError):
+        ImageSignature.from_str("sig1;nothex;3;")
+
+
+@pytest.mark.parametrize("max_distance", [0, 15, 31, 40])
+def test_multi_index_search_equals_brute_force(max_distance: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(hamming_index, "TAIL_MAX_ROWS", 500)
+    rng = np.random.default_rng(max_distance)
+    words = rng.integers(0, 2**63, size=(6000, 4), dtype=np.uint64)
+    index = HammingIndex.build(words[:5000], np.arange(5000))
+    index = index.extended(words[5000:5400], np.arange(5000, 5400))  # stays in the brute tail
+    index = index.extended(words[5400:], np.arange(5400, 6000))  # tail overflows: full rebuild
+    index = index.without(np.array([10, 5100]))
+    planted = [10, 11, 12, 5100, 5200, 5999]
+    queries = np.array([hex_to_words(flip_bits(words_to_hex(words[i]), d, seed=i))
+                        for i, d in zip(planted, (0, 15, 31, 5, 31, 40), strict=True)])
+    found = index.search(queries, max_distance)
+    brute = np.bitwise_count(queries[:, None, :] ^ words[None, :, :]).sum(axis=2).min(axis=0)
+    expected = {i: int(brute[i]) for i in np.flatnonzero(brute <= max_distance) if i not in (10, 5100)}
+    assert found == expected
+    assert len(index) == 5998
+
+
+def test_reads_stay_correct_while_entries_are_added() -> None:
+    sig = compute_signature(photo_like(6))
+    bank = HashBank([BankEntry(1, "c", "pdq", sig.pdq)])
+    rng = np.random.default_rng(0)
+    failures: list[str] = []
+
+    def reader() -> None:
+        for _ in range(200):
+            if not any(m.entry_id == 1 for m in bank.match(sig)):
+                failures.append("lost the original entry")
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    for start in range(2, 6002, 500):
+        bank.add(BankEntry(i, "bulk", "pdq", rng.bytes(32).hex()) for i in range(start, start + 500))
+    thread.join()
+    assert failures == []
+    assert len(bank) == 6001
+
+
+def test_detector_meets_the_protocol() -> None:
+    detector = HashDetector(HashBank())
+    assert isinstance(detector, Detector) and detector.name == "hashes" and detector.kind == "image"
+
+
+async def test_detector_flags_banked_images_and_reports_extras() -> None:
+    banked = photo_like(7)
+    sig = compute_signature(banked)
+    bank = HashBank([BankEntry(1, "confirmed", "pdq", sig.pdq, "confirmed"),
+                     BankEntry(2, "confirmed", "neardup", sig.neardup, "confirmed")])
+    detector = HashDetector(bank)
+    await detector.load()
+    odd = [Image.new("RGB", (1, 1)), Image.new("L", (3, 900)).convert("RGB"),
+           Image.new("RGBA", (50, 40)).convert("RGB"), photo_like(8, (2000, 40))]
+    items = [ImageInput(ImageOps.mirror(banked), "s1"), ImageInput(photo_like(9), "s2")]
+    items += [ImageInput(img, f"o{i}") for i, img in enumerate(odd)]
+    hit, miss, *others = await detector.detect(items)
+    assert hit.scores[KNOWN_CONTENT] == 1.0
+    assert any("matches confirmed bank 'confirmed' at PDQ distance" in r for r in hit.reasons)
+    assert fuse([("hashes", detector.version, hit)]).severity == Severity.QUARANTINE
+    assert miss.scores[KNOWN_CONTENT] == 0.0 and miss.matches == []
+    assert miss.extras["pdq"] == compute_signature(photo_like(9)).pdq
+    assert isinstance(miss.extras["pdq_quality"], int) and str(miss.extras["neardup"]).startswith("nd1:")
+    assert all(o.scores[KNOWN_CONTENT] == 0.0 for o in others)
+    assert ImageSignature.from_extras(hit.extras).pdq == compute_signature(ImageOps.mirror(banked)).pdq
+    again = await detector.detect(items[:2])
+    assert [d.extras for d in again] == [hit.extras, miss.extras]  # deterministic
+
+
+async def test_allow_list_match_clears_the_verdict() -> None:
+    image = photo_like(10)
+    sig = compute_signature(image)
+    bank = HashBank([BankEntry(1, "imported", "pdq", sig.pdq),
+                     BankEntry(2, "fp", "sha256", SHA, "allow")])
+    [blocked, allowed] = await HashDetector(bank).detect(
+        [ImageInput(image, "00" * 32), ImageInput(image, SHA)])
+    assert fuse([("hashes", "1", blocked)]).severity == Severity.QUARANTINE
+    assert any(m.source == "allow" for m in allowed.matches)
+    assert "is allow-listed in bank 'fp' by SHA-256 (exact file)" in allowed.reasons
+    assert fuse([("hashes", "1", allowed)]).severity == Severity.NONE

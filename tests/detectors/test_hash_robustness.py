@@ -1,0 +1,76 @@
+"""What survives re-sharing: each transformation of banked images, matched by plain PDQ and by the
+crop-robust near-duplicate windows, and unrelated generated images that must match nothing.
+
+Run `pytest tests/detectors/test_hash_robustness.py -s` to print the table."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from detectors.hashes import BankEntry, HashBank, compute_signature
+from tests.detectors.hash_images import TRANSFORMS, photo_like
+
+BANKED = 16
+UNRELATED = 60
+# Transformations plain PDQ must survive (eight dihedral variants included) ...
+PDQ_ROBUST = ("identity", "resize 50%", "JPEG q70", "mirror", "greyscale", "brightness +30%",
+              "rotate 90°")
+# ... and those the near-duplicate windows must catch at least this often.
+NEARDUP_FLOOR = {"watermark stamp": 0.9, "crop 10% centred": 0.85, "crop 20% centred": 0.85,
+                 "crop 30% centred": 0.85, "crop 10% corner": 0.85, "crop 20% corner": 0.8,
+                 "crop 30% corner": 0.8}
+
+
+@cache
+def bank_and_originals() -> tuple[HashBank, tuple[object, ...]]:
+    originals = tuple(photo_like(seed) for seed in range(BANKED))
+    entries = []
+    for n, image in enumerate(originals):
+        sig = compute_signature(image)
+        entries += [BankEntry(2 * n, "confirmed", "pdq", sig.pdq, "confirmed"),
+                    BankEntry(2 * n + 1, "confirmed", "neardup", sig.neardup, "confirmed")]
+    return HashBank(entries), originals
+
+
+@cache
+def robustness_table() -> dict[str, tuple[int, int]]:
+    """{transformation: (images matched by PDQ, by near-duplicate)}, each out of BANKED, counting
+    only matches to the image's own entries."""
+    bank, originals = bank_and_originals()
+    table: dict[str, tuple[int, int]] = {}
+    for name, transform in TRANSFORMS.items():
+        pdq = neardup = 0
+        for n, image in enumerate(originals):
+            matches = bank.match(compute_signature(transform(image)))  # type: ignore[arg-type]
+            pdq += any(m.kind == "pdq" and m.entry_id == 2 * n for m in matches)
+            neardup += any(m.kind == "neardup" and m.entry_id == 2 * n + 1 for m in matches)
+        table[name] = (pdq, neardup)
+    print(f"\n{'transformation':24} {'PDQ':>6} {'near-dup':>9}  (of {BANKED})")
+    for name, (pdq, neardup) in table.items():
+        print(f"{name:24} {pdq:>6} {neardup:>9}")
+    return table
+
+
+def test_pdq_survives_global_edits() -> None:
+    table = robustness_table()
+    for name in PDQ_ROBUST:
+        assert table[name][0] == BANKED, name
+
+
+def test_neardup_catches_stamps_and_crops() -> None:
+    table = robustness_table()
+    for name, floor in NEARDUP_FLOOR.items():
+        assert table[name][1] >= floor * BANKED, (name, table[name])
+    for name in PDQ_ROBUST:
+        assert table[name][1] == BANKED, name
+
+
+def test_unrelated_images_match_nothing() -> None:
+    bank, _ = bank_and_originals()
+    false_positives = []
+    for seed in range(1000, 1000 + UNRELATED):
+        size = (400 + (seed % 9) * 40, 300 + (seed % 7) * 30)
+        matches = bank.match(compute_signature(photo_like(seed, size)))
+        false_positives += [(seed, m) for m in matches]
+    print(f"\nunrelated images: {UNRELATED}, false positives: {len(false_positives)}")
+    assert false_positives == []

@@ -1,0 +1,286 @@
+"""A local fake of the Slack Web API and of Socket Mode, speaking Slack's real wire protocol.
+
+It serves the Web API methods Veille uses under `<base>/api/`, private file downloads that
+check the bearer token (a wrong or missing token gets Slack's HTML sign-in page, as the real
+Slack does), the files upload v2 path, and a Socket Mode websocket that pushes envelopes and
+collects the acks. Every Web API call is recorded so tests can assert on what the app did.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+TEAM_ID = "T0VEILLE"
+BOT_USER_ID = "UBOTVEILLE"
+WAIT_S = 10.0  # a safety net against a hung test, not a timing assertion
+
+
+@dataclass
+class Call:
+    method: str
+    token: str
+    args: dict[str, Any]
+
+
+@dataclass
+class SlackFile:
+    id: str
+    name: str
+    data: bytes
+    mimetype: str = "image/png"
+    user: str = ""
+    channel: str = ""
+    ts: str = ""
+
+
+@dataclass
+class FakeSlack:
+    """State of one fake workspace. Mutate the dicts before the test acts."""
+
+    bot_token: str = "xoxb-test-bot-token"
+    app_token: str = "xapp-test-app-token"
+    admin_token: str = "xoxp-test-admin-token"
+    users: dict[str, dict[str, Any]] = field(default_factory=dict)
+    usergroups: dict[str, list[str]] = field(default_factory=dict)
+    channels: dict[str, set[str]] = field(default_factory=dict)  # channel id -> member ids
+    files: dict[str, SlackFile] = field(default_factory=dict)
+    messages: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    rate_limit_next: dict[str, float] = field(default_factory=dict)  # method -> Retry-After
+    calls: list[Call] = field(default_factory=list)
+    downloads: list[tuple[str, bool]] = field(default_factory=list)  # (file id, authorised)
+    base_url: str = ""
+
+    def __post_init__(self) -> None:
+        self._ts = itertools.count(1)
+        self._ids = itertools.count(1)
+        self._runner: web.AppRunner | None = None
+        self._sockets: list[web.WebSocketResponse] = []
+        self._acks: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._socket_ready = asyncio.Event()
+
+    # ----------------------------------------------------------------- helpers for tests
+    def add_user(self, user_id: str, *, admin: bool = False, locale: str = "en-US",
+                 is_bot: bool = False, name: str = "") -> None:
+        self.users[user_id] = {
+            "id": user_id, "team_id": TEAM_ID, "name": name or user_id.lower(),
+            "real_name": name or user_id, "is_admin": admin, "is_owner": False,
+            "is_bot": is_bot, "locale": locale, "tz": "Europe/Paris",
+            "profile": {"display_name": name or user_id},
+        }
+
+    def add_file(self, name: str, data: bytes, *, mimetype: str = "image/png") -> SlackFile:
+        file = SlackFile(id=f"F{next(self._ids):06d}", name=name, data=data, mimetype=mimetype)
+        self.files[file.id] = file
+        return file
+
+    def file_json(self, file: SlackFile) -> dict[str, Any]:
+        url = f"{self.base_url}files-pri/{TEAM_ID}-{file.id}/{file.name}"
+        shares = {"public": {file.channel: [{"ts": file.ts}]}} if file.channel else {}
+        return {"id": file.id, "name": file.name, "mimetype": file.mimetype, "size": len(file.data),
+                "url_private": url, "url_private_download": url + "?download=1",
+                "user": file.user, "shares": shares}
+
+    def called(self, method: str) -> list[Call]:
+        return [c for c in self.calls if c.method == method]
+
+    def next_ts(self) -> str:
+        return f"1700000000.{next(self._ts):06d}"
+
+    # ----------------------------------------------------------------- server lifecycle
+    async def start(self) -> str:
+        app = web.Application(client_max_size=50 * 1024 * 1024)
+        app.router.add_route("*", "/api/{method}", self._api)
+        app.router.add_get("/files-pri/{key}/{name}", self._download)
+        app.router.add_post("/upload/{file_id}", self._upload)
+        app.router.add_get("/socket", self._socket)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.base_url = f"http://127.0.0.1:{port}/"
+        return self.base_url + "api/"
+
+    async def stop(self) -> None:
+        for ws in self._sockets:
+            await ws.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    # ----------------------------------------------------------------- Socket Mode
+    async def push(self, kind: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """Send an envelope (events_api, slash_commands, interactive) and return the app's ack."""
+        await asyncio.wait_for(self._socket_ready.wait(), WAIT_S)
+        envelope_id = f"env-{next(self._ids)}"
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._acks[envelope_id] = future
+        await self._sockets[-1].send_json({
+            "envelope_id": envelope_id, "type": kind, "payload": payload,
+            "accepts_response_payload": kind != "events_api", "retry_attempt": 0,
+        })
+        return await asyncio.wait_for(future, WAIT_S)
+
+    async def _socket(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        self._sockets.append(ws)
+        await ws.send_json({"type": "hello", "num_connections": 1,
+                            "connection_info": {"app_id": "AVEILLE"}})
+        self._socket_ready.set()
+        async for msg in ws:
+            if msg.type != WSMsgType.TEXT:
+                continue
+            data = json.loads(msg.data)
+            future = self._acks.pop(data.get("envelope_id", ""), None)
+            if future is not None and not future.done():
+                future.set_result(data)
+        return ws
+
+    # ----------------------------------------------------------------- files
+    async def _download(self, request: web.Request) -> web.Response:
+        file_id = request.match_info["key"].split("-", 1)[1]
+        file = self.files.get(file_id)
+        authorised = request.headers.get("Authorization") == f"Bearer {self.bot_token}"
+        self.downloads.append((file_id, authorised))
+        if not authorised or file is None:
+            # Slack answers an unauthenticated download with its sign-in page, status 200.
+            return web.Response(text="<html>Sign in to Slack</html>", content_type="text/html")
+        return web.Response(body=file.data, content_type=file.mimetype)
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        file = self.files[request.match_info["file_id"]]
+        file.data = await request.read()
+        return web.Response(text="OK - " + str(len(file.data)))
+
+    # ----------------------------------------------------------------- Web API
+    async def _api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        # slack_sdk sends arguments as a query string, a form or JSON depending on the method.
+        args: dict[str, Any] = dict(request.query)
+        if request.content_type == "application/json":
+            args.update(await request.json())
+        elif request.method == "POST":
+            args.update(await request.post())
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        self.calls.append(Call(method, token, args))
+        retry_after = self.rate_limit_next.pop(method, None)
+        if retry_after is not None:
+            return web.json_response({"ok": False, "error": "ratelimited"}, status=429,
+                                     headers={"Retry-After": str(int(retry_after))})
+        valid = {self.bot_token, self.admin_token} | ({self.app_token} if method == "apps.connections.open" else set())
+        if token not in valid:
+            return web.json_response({"ok": False, "error": "invalid_auth"})
+        handler = getattr(self, "_m_" + method.replace(".", "_"), None)
+        if handler is None:
+            return web.json_response({"ok": False, "error": "unknown_method"})
+        body = handler(args, token)
+        return web.json_response({"ok": "error" not in body, **body})
+
+    def _m_apps_connections_open(self, args: dict[str, Any], token: str) -> dict[str, Any]:
+        return {"url": self.base_url.replace("http://", "ws://") + "socket"}
+
+    def _m_auth_test(self, args: dict[str, Any], token: str) -> dict[str, Any]:
+        user = BOT_USER_ID if token == self.bot_token else "UADMIN"
+        return {"url": "https://veille-test.slack.com/", "team": "Veille Test", "user": "veille",
+                "team_id": TEAM_ID, "user_id": user, "bot_id": "BVEILLE" if user == BOT_USER_ID else None}
+
+    def _m_chat_postMessage(self, args: dict[str, Any], token: str) -> dict[str, Any]:
+        ts = self.next_ts()
+        message = {"ts": ts, "text": args.get("text", ""), "blocks": _json(args.get("blocks")),
+                   "thread_ts": args.get("thread_ts"), "user": BOT_USER_ID}
+        self.messages[(args["channel"], ts)] = message
+        return {"channel": args["channel"], "ts": ts, "message": message}
+
+    def _m_chat_update(self, args: dict[str, Any], token: str) -> dict[str, Any]:
+        key = (args["channel"], args["ts"])
+        if key not in self.messages:
+            return {"error": "message_not_found"}
+        self.messages[key].update(text=args.get("text", ""), blocks=_json(args.get("blocks")))
+        return {"channel": args["channel"], "ts": args["ts"]}
+
+    def _m_chat_delete(self, args: dict[str, Any], token: str) -> dict[str, Any]:
+        key = (args["channel"], args["ts"])
+        if key not in self.messages:
+            return {"error": "message_not_found"}
+        if token != self.admin_token and self.messages[key].get("user") != BOT_USER_ID:
+            return {"error": "cant_delete_message"}
+        del self.messages[key]
+        return {"channel": args["channel"], "ts": args["ts"]}
+
+    def _m_chat_postEphemeral(self, args: dict[str, Any], token: str) -> dict[str, Any]:
+        return {"message_ts": self.next_ts()}
+
+    def _m_conversations_open(self, args: dict[str, Any], token: str) -> dict[str, Any]:
+        return {"channel": {"id": "D" + str(args.get("users", "")).split(",")[0]}}
+
+    def _m_conversations_info(self, args: dict[str, Any], token: str) -> dict[str, Any]:
+        channel = args["channel"]
+        if channel not in self.channels:
+            return {"error": "channel_not_found"}
+        return {"channel": {"id": channel, "name": channel.lower(),
+                            "is_member": BOT_USER_ID in self.channels[channel]}}
+
+    def _m_conversations_members(self, args: dict[str, Any], token: str) -> dict[str, Any]:
+        channel = args["channel"]
+        if channel not in self.channels:
+            return {"error": "channel_not_found"}
+        return {"members": sorted(self.channels[channel]), "response_metadata": {"next_cursor": ""}}
+
+    def _m_conversations_replies(self, args: dict[str, Any], token: str) -> dict[str, Any]:
+        message = self.messages.get((args["channel"], args["ts"]))
+        return {"messages": [message] if message else [], "has_more": False}
+
+    def _m_users_info(self, args: dict[str, Any], token: str) -> dict[str, Any]:
+        user = self.users.get(args["user"])
+        return {"user": user} if user else {"error": "user_not_found"}
+
+    def _m_usergroups_list(self, args: dict[str, Any], token: str) -> dict[str, Any]:
+        return {"usergroups": [{"id": gid, "handle": gid.lower(), "name": gid, "users": members}
+                               for gid, members in self.usergroups.items()]}
+
+    def _m_usergroups_users_list(self, args: dict[str, Any], token: str) -> dict[str, Any]:
+        members = self.usergroups.get(args["usergroup"])
+        return {"users": members} if members is not None else {"error": "no_such_subteam"}
+
+    def _m_files_info(self, args: dict[str, Any], token: str) -> dict[str, Any]:
+        file = self.files.get(args["file"])
+        return {"file": self.file_json(file)} if file else {"error": "file_not_found"}
+
+    def _m_files_getUploadURLExternal(self, args: dict[str, Any], token: str) -> dict[str, Any]:
+        file = self.add_file(str(args["filename"]), b"")
+        return {"upload_url": f"{self.base_url}upload/{file.id}", "file_id": file.id}
+
+    def _m_files_completeUploadExternal(self, args: dict[str, Any], token: str) -> dict[str, Any]:
+        files = _json(args["files"])
+        for item in files:
+            file = self.files[item["id"]]
+            file.channel = str(args.get("channel_id", ""))
+            file.ts = self.next_ts()
+        return {"files": [{"id": item["id"], "title": item.get("title")} for item in files]}
+
+    def _m_views_open(self, args: dict[str, Any], token: str) -> dict[str, Any]:
+        if not args.get("trigger_id"):
+            return {"error": "invalid_trigger_id"}
+        return {"view": {"id": f"V{next(self._ids)}", **_json(args["view"])}}
+
+    def _m_views_update(self, args: dict[str, Any], token: str) -> dict[str, Any]:
+        return {"view": {"id": args.get("view_id", ""), **_json(args["view"])}}
+
+    def _m_views_publish(self, args: dict[str, Any], token: str) -> dict[str, Any]:
+        return {"view": {"id": f"V{next(self._ids)}", **_json(args["view"])}}
+
+
+def _json(value: Any) -> Any:
+    """slack_sdk sends nested arguments as JSON strings in form posts."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
