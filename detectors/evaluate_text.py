@@ -65,10 +65,19 @@ def load_examples(path: Path) -> list[Example]:
                     meta[key] = value
             continue
         parts = raw.split("\t", 3)
-        if len(parts) != 4 or parts[0] not in LABELS or parts[1] not in "01" or parts[2] not in "01":
+        if (
+            len(parts) != 4
+            or parts[0] not in LABELS
+            or parts[1] not in "01"
+            or parts[2] not in "01"
+        ):
             raise ValueError(f"{path}:{number}: expected label, 0/1, 0/1, text: {raw!r}")
-        item = TextInput(parts[3], replies_to_image=parts[1] == "1", addresses_image_ai=parts[2] == "1")
-        examples.append(Example(parts[0], item, meta.get("lang", ""), meta.get("split", ""), number))
+        item = TextInput(
+            parts[3], replies_to_image=parts[1] == "1", addresses_image_ai=parts[2] == "1"
+        )
+        examples.append(
+            Example(parts[0], item, meta.get("lang", ""), meta.get("split", ""), number)
+        )
     return examples
 
 
@@ -125,7 +134,9 @@ def render(evaluation: Evaluation) -> str:
     lines += ["", f"misclassified ({len(evaluation.misclassified)})"]
     for example, predicted, detection in evaluation.misclassified:
         scores = " ".join(f"{k}={v:.2f}" for k, v in detection.scores.items())
-        flags = f"img={int(example.item.replies_to_image)} ai={int(example.item.addresses_image_ai)}"
+        flags = (
+            f"img={int(example.item.replies_to_image)} ai={int(example.item.addresses_image_ai)}"
+        )
         lines.append(
             f"  line {example.line} [{example.lang}] {example.label} -> {predicted} "
             f"({scores}; {flags}): {example.item.text}"

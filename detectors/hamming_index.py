@@ -60,12 +60,15 @@ class _Block:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def _candidates(self, queries: np.ndarray, radius: int) -> np.ndarray:
+    def _candidate_pairs(self, queries: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray]:
+        """(query index, row) pairs sharing a chunk within `radius` bits, each pair once."""
         masks = _flip_masks(radius)
         qchunks = queries.view(np.uint16).reshape(len(queries), CHUNKS)
-        found: list[np.ndarray] = []
+        qs: list[np.ndarray] = []
+        rows: list[np.ndarray] = []
         for c in range(CHUNKS):
-            keys = np.unique((qchunks[:, c][:, None] ^ masks[None, :]).ravel())
+            keys = (qchunks[:, c][:, None] ^ masks[None, :]).ravel()
+            owners = np.repeat(np.arange(len(queries)), len(masks))
             lo = np.searchsorted(self.sorted_keys[c], keys, side="left")
             hi = np.searchsorted(self.sorted_keys[c], keys, side="right")
             lengths = hi - lo
@@ -75,26 +78,30 @@ class _Block:
             # Positions lo[i]..hi[i]-1 for every key, without a Python loop over keys.
             ends = np.cumsum(lengths)
             positions = np.arange(total) + np.repeat(lo - (ends - lengths), lengths)
-            found.append(self.sorted_rows[c][positions])
-        if not found:
-            return np.empty(0, dtype=np.int64)
-        return np.unique(np.concatenate(found))
+            rows.append(self.sorted_rows[c][positions].astype(np.int64))
+            qs.append(np.repeat(owners, lengths))
+        if not rows:
+            return np.empty(0, np.int64), np.empty(0, np.int64)
+        pairs = np.unique(np.concatenate(qs) * len(self) + np.concatenate(rows))
+        return pairs // len(self), pairs % len(self)
 
-    def search(self, queries: np.ndarray, max_distance: int) -> tuple[np.ndarray, np.ndarray]:
-        """(ids, distances) of live rows within `max_distance` of any query (best per row)."""
+    def pairs(self, queries: np.ndarray, max_distance: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(query index, id, distance) of every live row within `max_distance` of a query."""
         if len(self) == 0:
-            return np.empty(0, np.int64), np.empty(0, np.uint16)
+            return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.uint16)
         radius = max_distance // CHUNKS
         if self.sorted_keys and radius <= 2:
-            rows = self._candidates(queries, radius)
+            q, rows = self._candidate_pairs(queries, radius)
+            keep = self.alive[rows]
+            q, rows = q[keep], rows[keep]
+            dist = np.bitwise_count(queries[q] ^ self.words[rows]).sum(axis=1, dtype=np.uint16)
         else:
-            rows = np.arange(len(self))
-        rows = rows[self.alive[rows]]
-        if len(rows) == 0:
-            return np.empty(0, np.int64), np.empty(0, np.uint16)
-        best = _distances(self.words[rows], queries).min(axis=0)
-        keep = best <= max_distance
-        return self.ids[rows[keep]], best[keep]
+            live = np.flatnonzero(self.alive)
+            matrix = _distances(self.words[live], queries)
+            q, cols = np.nonzero(matrix <= max_distance)
+            rows, dist = live[cols], matrix[q, cols]
+        keep = dist <= max_distance
+        return q[keep], self.ids[rows[keep]], dist[keep]
 
 
 class HammingIndex:
@@ -145,13 +152,17 @@ class HammingIndex:
 
         return HammingIndex(masked(self._base), masked(self._tail))
 
+    def pairs(self, queries: np.ndarray, max_distance: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(query index, id, distance) for every live row within `max_distance` of a query."""
+        queries = np.ascontiguousarray(queries, dtype=np.uint64).reshape(-1, 4)
+        found = [block.pairs(queries, max_distance) for block in (self._base, self._tail)]
+        return tuple(np.concatenate(parts) for parts in zip(*found, strict=True))  # type: ignore[return-value]
+
     def search(self, queries: np.ndarray, max_distance: int) -> dict[int, int]:
         """{id: smallest distance} over every live row within `max_distance` of any query."""
-        queries = np.ascontiguousarray(queries, dtype=np.uint64).reshape(-1, 4)
+        _, ids, dists = self.pairs(queries, max_distance)
         best: dict[int, int] = {}
-        for block in (self._base, self._tail):
-            ids, dists = block.search(queries, max_distance)
-            for owner, dist in zip(ids.tolist(), dists.tolist(), strict=True):
-                if dist < best.get(owner, max_distance + 1):
-                    best[owner] = dist
+        for owner, dist in zip(ids.tolist(), dists.tolist(), strict=True):
+            if dist < best.get(owner, max_distance + 1):
+                best[owner] = dist
         return best

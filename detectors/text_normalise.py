@@ -21,11 +21,15 @@ from pathlib import Path
 DATA_DIR = Path(__file__).parent / "data"
 SYMBOLS_FILE = DATA_DIR / "text_symbols.toml"
 
-# Longer messages are cut: requests are short, and the cost must stay bounded for spam walls.
+# Longer messages are cut: requests are short, and the cost must stay bounded for spam walls
+# (pattern pairing in detectors/text_request.py is quadratic in the hits of one class).
 MAX_CHARS = 20_000
+MAX_TOKENS = 500
 # Leetspeak digits and symbols read as letters, only inside tokens that also hold a letter
 # ("n4k3d"), so that "15" or "2026" stay numbers. "1" is ambiguous (i or l): both are tried.
-_LEET = str.maketrans({"4": "a", "3": "e", "0": "o", "5": "s", "7": "t", "@": "a", "$": "s", "8": "b", "9": "g"})
+_LEET = str.maketrans(
+    {"4": "a", "3": "e", "0": "o", "5": "s", "7": "t", "@": "a", "$": "s", "8": "b", "9": "g"}
+)
 # A word, possibly masked with asterisks inside ("n*ked"); "*" is outside the first class, so
 # the pattern cannot backtrack.
 _TOKEN = re.compile(r"(?:[^\W_]|[@$])+(?:\*+(?:[^\W_]|[@$])+)*")
@@ -101,7 +105,7 @@ class Normaliser:
 
         tokens: list[Token] = []
         i = 0
-        while i < len(raw):
+        while i < len(raw) and len(tokens) < MAX_TOKENS:
             j = i
             while (
                 j < len(raw)
@@ -118,7 +122,7 @@ class Normaliser:
             if token is not None:
                 tokens.append(token)
             i += 1
-        return tokens
+        return tokens[:MAX_TOKENS]
 
     def _token(self, word: str, start: int, end: int) -> Token | None:
         mention = word.startswith("@") and len(word) > 1
@@ -206,7 +210,19 @@ class Normaliser:
 
 
 def _forms(word: str) -> tuple[str, ...]:
-    """Skeletons of one token: leetspeak is read back only when the token holds a letter."""
+    """Skeletons of one token: leetspeak is read back only when the token holds a letter.
+
+    A word ending in "s" also gets its singular, the plural of English, French, Spanish,
+    Portuguese and Dutch ("swimsuits", "nues", "bikinis"), so lexicons list singulars.
+    """
+    forms = _spellings(word)
+    plural = forms[0]
+    if len(plural) > 4 and plural.endswith("s"):
+        return (*forms, plural[:-1])
+    return forms
+
+
+def _spellings(word: str) -> tuple[str, ...]:
     if not any(c.isalpha() for c in word):
         # All digits: a number, unless it spells a word ("513" for "sie"); keep both readings.
         if len(word) < 2 or word.translate(_LEET).isdigit():

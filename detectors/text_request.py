@@ -4,7 +4,8 @@ The detector reads a message as a small grammar rather than a list of sentences.
 language of detectors/data/undress_lexicon.toml it looks for an ACTION next to an OBJECT:
 
 - an undress verb on its own ("undress", "déshabille", "spogliala", "zieh sie aus");
-- a removal next to a garment ("remove her clothes", "enlève sa robe", "tira a roupa");
+- a removal next to a garment ("remove her clothes", "enlève sa robe", "tira a roupa"), or
+  next to "everything" aimed at someone ("quítale todo", "zieh ihr alles aus");
 - a dressing verb or "in/en/de" next to a sexualising garment ("put her in a bikini");
 - "without"/"less" before a garment, a nude state ("make her naked", "mets-la nue");
 - a sexualising modifier on a garment ("make her top see-through", "bikini più piccolo").
@@ -12,7 +13,8 @@ language of detectors/data/undress_lexicon.toml it looks for an ACTION next to a
 Evidence adds up in a logit: the strongest pattern, a third-person target ("her", "la",
 "sie"), and the message's context — replying to an image and addressing an image AI each raise
 it, so the same words about laundry with neither stay low. Shopping, laundry and translation
-words, first- or second-person talk ("take off your shoes") and help requests lower it.
+words, first- or second-person talk ("take off your shoes"), negation ("don't undress her")
+and help requests lower it.
 
 `help_request` scores a victim or friend asking for help about an intimate image or deepfake
 (detectors/data/help_lexicon.toml); when it fires, `undress_request` is pushed down, because a
@@ -57,13 +59,21 @@ AI_IN_TEXT = 1.0
 IMAGE_FLAG = 1.0
 SHORT_COMMAND = 0.75  # a terse command to an image AI: "@grok bikini pls"
 SHORT_WORDS = 6
+NEGATED = -4.0  # "@grok don't undress her", "zieh sie nicht aus"
 QUESTION = -1.5  # only on a garment or modifier alone: "@grok is her bikini from zara?"
 INNOCENT_CONTEXT = {"shopping": -2.5, "laundry": -2.5, "translate": -4.0}  # quoted, not asked
 HELP_PENALTY = -4.0
 
 # Weights of the help logit: a victim or close one, a harmful image, someone who spread it.
-HELP_BIAS = -4.5
-HELP_WEIGHTS = {"victim": 1.5, "fake": 2.0, "media": 0.5, "harm_verb": 1.0, "ask": 1.5, "agent": 1.0}
+HELP_BIAS = -4.0
+HELP_WEIGHTS = {
+    "victim": 1.5,
+    "fake": 2.0,
+    "media": 0.5,
+    "harm_verb": 1.0,
+    "ask": 1.5,
+    "agent": 1.0,
+}
 HELP_FIRES = 0.5  # the review threshold of help_request in detectors/fusion.py
 
 EXCERPT_CHARS = 60
@@ -124,14 +134,14 @@ class UndressRequestDetector:
         all_hits = lexicon.match(tokens)
         hits = [h for h in all_hits if h.cls not in HELP_WEIGHTS]
         help_hits = [h for h in all_hits if h.cls in HELP_WEIGHTS]
-        patterns = _patterns(hits)
+        patterns = _patterns(hits, len(tokens))
 
         help_logit, help_classes = _help_logit(help_hits, bool(patterns))
         help_score = _sigmoid(help_logit)
         undress_logit, why = _undress_logit(item, tokens, hits, patterns)
         if help_score >= HELP_FIRES:
             undress_logit += HELP_PENALTY
-            why.append("reads as a help request")
+            why.append("lowered: reads as a help request")
         undress_score = _sigmoid(undress_logit) if patterns else 0.0
 
         detection = Detection(
@@ -141,7 +151,10 @@ class UndressRequestDetector:
             best = patterns[0]
             lang = _language(best.hits, hits, lexicon.languages)
             excerpt = _excerpt(item.text, tokens, best.hits)
-            detail = f" {', '.join(why)}" if why else ""
+            raised = [w for w in why if not w.startswith("lowered")]
+            lowered = [w.removeprefix("lowered: ") for w in why if w.startswith("lowered")]
+            detail = f" {', '.join(raised)}" if raised else ""
+            detail += f"; lowered: {', '.join(lowered)}" if lowered else ""
             detection.reasons.append(f"undress request ({lang}): '{excerpt}'{detail}")
             detection.extras.update({"language": lang, "pattern": best.name})
         if help_score >= HELP_FIRES:
@@ -154,7 +167,7 @@ class UndressRequestDetector:
         return detection
 
 
-def _patterns(hits: list[Hit]) -> list[_Pattern]:
+def _patterns(hits: list[Hit], n_tokens: int) -> list[_Pattern]:
     """Every grammar pattern present, strongest first (ties keep rule order)."""
     by: dict[str, list[Hit]] = {}
     for hit in hits:
@@ -179,17 +192,34 @@ def _patterns(hits: list[Hit]) -> list[_Pattern]:
 
     add("undress verb", UNDRESS_VERB, tuple(by.get("undress", ())[:1]))
     add("remove garment", STRONG, near("remove", "garment", 4))
+    # "quítale todo", "zieh ihr alles aus": everything, taken off someone, is all their clothes;
+    # "remove everything behind her" or "quítale todo el maquillaje" name another object, so
+    # "everything" must end the message or be followed by the target or the removal itself.
+    removal = near("remove", "everything", 3)
+    if removal and any(t.gap_to(h) <= 2 for h in removal for t in by.get("target", ())):
+        after = max(h.last for h in removal if h.cls == "everything") + 1
+        closing = {
+            i
+            for h in hits
+            if h.cls in ("target", "remove", "remove_particle")
+            for i in range(h.first, h.last + 1)
+        }
+        if after >= n_tokens or after in closing:
+            add("remove everything", STRONG, removal)
     add("garment off", PARTICLE, near("garment", "remove_particle", 1, ordered=True))
     add("dress in sexual garment", STRONG, near("dress", "sexy_garment", 4))
     add("without garment", STRONG, near("without", "garment", 3, ordered=True))
     nude_with_action = near("dress", "nude", 3) or near("target", "nude", 3)
     add("nude state", STRONG, nude_with_action)
     add("sexualised garment", MODIFIED_GARMENT, near("modifier", "garment", 3))
+    add("under garment", MODIFIED_GARMENT, near("under", "garment", 2, ordered=True))
     add("in sexual garment", PARTICLE, near("dress_particle", "sexy_garment", 2, ordered=True))
     if not nude_with_action:
         add("nude state", NUDE_ALONE, tuple(by.get("nude", ())[:1]))
     add("sexual garment", WEAK, tuple(by.get("sexy_garment", ())[:1]))
-    add("sexualising modifier", WEAK, tuple(by.get("modifier", ())[:1]))
+    # A modifier alone sexualises a person ("make her wet"), not a thing ("the wet road").
+    add("sexualising modifier", WEAK, near("modifier", "target", 3))
+    add("sexualising modifier", WEAK, tuple(by.get("sheer", ())[:1]))
     found.sort(key=lambda p: -p.weight)  # stable: equal weights keep the order above
     return found
 
@@ -211,6 +241,9 @@ def _undress_logit(
         if not any(i in used for hit in p.hits for i in range(hit.first, hit.last + 1))
     } - {patterns[0].name}
     logit = BIAS + patterns[0].weight + EXTRA_PATTERN * min(len(distinct), 2)
+    if _negated(patterns[0], hits):
+        logit += NEGATED
+        why.append("lowered: negated")
     weak = patterns[0].weight <= WEAK
     # A target makes an action an edit of a person; a bare garment word gains nothing from it.
     if "target" in classes and not weak:
@@ -237,8 +270,20 @@ def _undress_logit(
     for context, weight in INNOCENT_CONTEXT.items():
         if context in classes:
             logit += weight
-            why.append(f"lowered by {context} context")
+            why.append(f"lowered: {context} context")
     return logit, why
+
+
+def _negated(pattern: _Pattern, hits: list[Hit]) -> bool:
+    """A negation just before the pattern ("don't undress") or inside it ("zieh sie nicht aus")."""
+    first = min(h.first for h in pattern.hits)
+    last = max(h.last for h in pattern.hits)
+    for hit in hits:
+        if hit.cls != "negation" or any(hit.same_span(h) for h in pattern.hits):
+            continue
+        if first - 3 <= hit.first <= last:
+            return True
+    return False
 
 
 def _help_logit(hits: list[Hit], undress_words: bool) -> tuple[float, set[str]]:

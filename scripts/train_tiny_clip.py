@@ -17,6 +17,7 @@ import random
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -28,7 +29,7 @@ from tests.tiny_clip import COLOURS, SHAPES, shape_image  # noqa: E402
 
 # Small enough to train in a minute; the text tower keeps open_clip's 49,408-token vocabulary so
 # the stock tokenizer works, which is why the text width is small (the embedding table dominates).
-MODEL_CONFIG = {
+MODEL_CONFIG: dict[str, Any] = {
     "embed_dim": 32,
     "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "head_width": 32,
                    "patch_size": 8, "mlp_ratio": 2.0},

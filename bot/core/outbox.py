@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from bot.core.cards import card_for
 from bot.core.clock import Clock, as_utc
@@ -47,7 +48,7 @@ async def enqueue(
 ) -> bool:
     """Record an action in the caller's transaction; False when `key` was already recorded."""
     assert kind in KINDS, kind
-    found = await session.execute(select(OutboxAction.id).where(OutboxAction.idempotency_key == key))
+    found = await session.execute(select(col(OutboxAction.id)).where(col(OutboxAction.idempotency_key) == key))
     if found.first() is not None:
         return False
     try:
@@ -81,8 +82,8 @@ class Outbox:
             now = self.clock.now()
             async with self.store.read() as session:
                 found = await session.execute(
-                    select(OutboxAction).where(OutboxAction.status == "pending")
-                    .order_by(OutboxAction.id).limit(limit)  # type: ignore[arg-type]
+                    select(OutboxAction).where(col(OutboxAction.status) == "pending")
+                    .order_by(col(OutboxAction.id)).limit(limit)
                 )
                 pending = list(found.scalars())
             blocked: set[int] = set()

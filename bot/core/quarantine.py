@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from PIL import Image, ImageFilter, ImageOps
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from bot.core.crypto import EvidenceCipher
 from bot.core.errors import EvidenceKeyMissing
@@ -53,7 +54,7 @@ def new_evidence(
 
 
 async def evidence_of(session: AsyncSession, ticket_id: int) -> Evidence | None:
-    found = await session.execute(select(Evidence).where(Evidence.ticket_id == ticket_id))
+    found = await session.execute(select(Evidence).where(col(Evidence.ticket_id) == ticket_id))
     return found.scalar_one_or_none()
 
 
@@ -80,6 +81,6 @@ def destroy(evidence: Evidence, at: datetime) -> bool:
 async def purge_expired(session: AsyncSession, now: datetime) -> int:
     """Destroy evidence whose retention ran out; returns how many rows lost their bytes."""
     found = await session.execute(
-        select(Evidence).where(Evidence.purge_after <= now, Evidence.purged_at.is_(None))  # type: ignore[union-attr,operator]
+        select(Evidence).where(col(Evidence.purge_after) <= now, col(Evidence.purged_at).is_(None))
     )
     return sum(destroy(evidence, now) for evidence in found.scalars())

@@ -108,7 +108,9 @@ class Veille:
         """Scores for a message, for moderators: nothing stored, nothing done."""
         ws = await self._authorise(str(event.platform), event.workspace_id, actor, "scan")
         scan = await self.pipeline.scan(event, policy.thresholds_for(self.thresholds, ws.sensitivity))
-        lang, lines, results = ws.locale, [], []
+        lang = ws.locale
+        lines: list[str] = []
+        results: list[dict[str, object]] = []
         for media in scan.media:
             if media.verdict is None:
                 lines.append(t("core.scan.error", lang, url=media.url, error=media.error or "?"))
@@ -138,6 +140,14 @@ class Veille:
         ws = await self._authorise(platform, external_id, actor, operation)
         async with self.store.read() as session:
             return workspace_view(ws, await repos.channel_overrides(session, ws.id or 0))
+
+    async def authorise(
+        self, platform: str, external_id: str, actor: Actor, operation: str
+    ) -> WorkspaceView:
+        """The workspace's settings when `actor` may do `operation` (e.g. "setup" before a
+        wizard opens); otherwise the refusal is audited and PermissionDenied raised."""
+        await self._authorise(platform, external_id, actor, operation)
+        return await self.workspace(platform, external_id)
 
     async def save_setup(self, platform: str, external_id: str, actor: Actor, setup: SetupInput) -> Reply:
         """Apply what a setup wizard collected (admins only)."""

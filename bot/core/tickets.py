@@ -61,8 +61,10 @@ async def perform(
     sense in the ticket's state, so nothing is written."""
     lang = workspace.locale
     assert ticket.id is not None
-    if action in ("note", "resolve") and not (note or "").strip():
-        return Outcome(Reply(open_modal=action))  # the adapter opens its modal, then calls again
+    if action == "note" and not (note or "").strip():
+        return Outcome(Reply(open_modal="note"))  # the adapter opens its modal, then calls again
+    if action == "resolve" and not (note or "").strip():
+        return Outcome(Reply(open_modal="resolve"))
     if action == "reveal":
         return await _reveal(session, workspace, ticket, actor, now, cipher)
     if ticket.status == "resolved" and action not in ("reopen", "note"):

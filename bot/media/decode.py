@@ -15,7 +15,6 @@ import struct
 import zlib
 from dataclasses import dataclass
 
-import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from bot.media.sniff import sniff_mime
@@ -32,6 +31,8 @@ PILLOW_FORMATS: dict[str, tuple[str, ...]] = {
 # Walking to a late animation frame decodes every frame before it: cap that work (in pixels,
 # about a second of decoding) and sample among the frames reachable within it.
 WALK_BUDGET_PIXELS = 120_000_000
+# ...and in frames, since each step also has a fixed cost (a GIF frame can be 40 bytes).
+MAX_WALK_FRAMES = 1000
 # Transparent areas become white, the usual background in chat clients.
 _BACKGROUND = (255, 255, 255)
 _ORIENTATION_TAG = 0x0112
@@ -96,18 +97,27 @@ def decode_image(data: bytes, *, max_pixels: int = 40_000_000, max_frames: int =
                 "too_many_pixels",
                 f"too many pixels: {width}x{height} is more than the limit of {max_pixels:,}",
             )
+        orientation = _orientation(image)  # read on the first frame, before seeking
         try:
             frames = _frames(image, width * height, max_frames)
-            orientation = image.getexif().get(_ORIENTATION_TAG)
         except Image.DecompressionBombError as exc:
             raise MediaError("decompression_bomb", f"decompression bomb: {exc}") from exc
         except (SyntaxError, OSError, EOFError, ValueError, struct.error, zlib.error) as exc:
             raise _broken(mime, exc, data) from exc
         animated = bool(getattr(image, "is_animated", False))
-    method = _TRANSPOSE.get(orientation) if isinstance(orientation, int) else None
+    method = _TRANSPOSE.get(orientation) if orientation is not None else None
     if method is not None:
         frames = [frame.transpose(method) for frame in frames]
     return DecodedImage(frames, mime, frames[0].width, frames[0].height, animated)
+
+
+def _orientation(image: Image.Image) -> int | None:
+    """The EXIF orientation tag; a damaged EXIF block is ignored, the pixels still count."""
+    try:
+        value = image.getexif().get(_ORIENTATION_TAG)
+    except (SyntaxError, OSError, ValueError, TypeError, KeyError, struct.error):
+        return None
+    return value if isinstance(value, int) else None
 
 
 def _checked_mime(data: bytes) -> str:
@@ -171,15 +181,34 @@ def frame_indices(n_frames: int, max_frames: int) -> list[int]:
 
 
 def _frames(image: Image.Image, pixels: int, max_frames: int) -> list[Image.Image]:
-    n_frames = int(getattr(image, "n_frames", 1)) if getattr(image, "is_animated", False) else 1
-    reachable = max(1, min(n_frames, WALK_BUDGET_PIXELS // pixels))
+    limit = max(1, min(MAX_WALK_FRAMES, WALK_BUDGET_PIXELS // pixels))
     frames: list[Image.Image] = []
-    for index in frame_indices(reachable, max(1, max_frames)):
+    for index in frame_indices(_frame_count(image, limit), max(1, max_frames)):
         if index:
             image.seek(index)
         image.load()
         frames.append(to_rgb(image))
     return frames
+
+
+def _frame_count(image: Image.Image, limit: int) -> int:
+    """How many frames to sample from: the animation's length, capped at `limit`."""
+    if not getattr(image, "is_animated", False):
+        return 1
+    if image.format != "GIF":
+        # WebP, AVIF and APNG declare their frame count in the container header.
+        return min(int(getattr(image, "n_frames", 1)), limit)
+    # Pillow's GIF n_frames reads the whole file (seconds for 500k tiny frames in 20 MB), so
+    # probe only as far as we would go; the walk is within the pixel budget anyway.
+    count = 1
+    try:
+        while count < limit:
+            image.seek(count)
+            count += 1
+    except EOFError:
+        pass
+    image.seek(0)
+    return count
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -201,11 +230,15 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 def _scaled_grey(image: Image.Image) -> Image.Image:
     # Pillow clips 16-bit values to 255 when converting, which turns most pictures white.
-    values = np.asarray(image)
     if image.mode == "F":
-        low, high = float(values.min()), float(values.max())
-        scaled = (values - low) / (high - low) * 255.0 if high > low else np.zeros_like(values)
+        extrema = image.getextrema()
+        low, high = float(extrema[0]), float(extrema[1])  # type: ignore[arg-type]
+        scale = 255.0 / (high - low) if high > low else 0.0
+        offset = -low * scale
+        source = image
     else:
-        scaled = values.astype(np.float64) / 257.0  # 0..65535 -> 0..255
-    grey = np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
-    return Image.fromarray(grey, "L").convert("RGB")
+        scale, offset = 1 / 257, 0.0  # 0..65535 -> 0..255
+        source = image.convert("I")
+    # A linear point() on I/F images runs in C; adding 0.5 rounds instead of truncating.
+    scaled = source.point(lambda value: value * scale + offset + 0.5)
+    return scaled.convert("L").convert("RGB")

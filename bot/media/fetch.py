@@ -232,7 +232,8 @@ class SafeFetcher:
                 # aiohttp's own timeouts are TimeoutErrors too; report them the same way.
                 return FetchResult(url, current, None, None,
                                    msg.TIMED_OUT.format(seconds=self.timeout_s))
-            except aiohttp.ClientError as exc:
+            except (aiohttp.ClientError, OSError) as exc:
+                # OSError: socket errors that aiohttp lets through unwrapped (resets mid-body).
                 return FetchResult(url, current, None, None,
                                    msg.CONNECTION_FAILED.format(detail=_describe(exc)))
             return FetchResult(url, str(target), sniff_mime(data), data, None)
@@ -246,7 +247,7 @@ class SafeFetcher:
         try:
             return str(target.join(URL(location)))
         except ValueError as exc:
-            raise _Refused(msg.INVALID_URL.format(detail=location)) from exc
+            raise _Refused(msg.INVALID_URL.format(detail=_shown(location))) from exc
 
     async def _vet(self, raw: str) -> URL:
         """Check one hop and pin its addresses; returns the URL to request. Raises _Refused."""

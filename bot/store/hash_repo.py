@@ -18,7 +18,7 @@ skipped:
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -121,13 +121,19 @@ async def remove_entries(
     return found
 
 
+SignatureLike = ImageSignature | str | Mapping[str, object] | None
+
+
 def signature_hashes(
-    signature: ImageSignature | str | None, sha256: str = "", md5: str = "", *,
+    signature: SignatureLike, sha256: str = "", md5: str = "", *,
     with_neardup: bool = True, min_quality: int = DEFAULT_MIN_QUALITY,
 ) -> list[NewHash]:
-    """The bank entries one image yields: digests always, PDQ only at quality ≥ `min_quality`."""
+    """The bank entries one image yields: digests always, PDQ only at quality ≥ `min_quality`.
+    `signature` may be an ImageSignature, its `to_str()` form or the HashDetector's extras."""
     if isinstance(signature, str):
         signature = ImageSignature.from_str(signature)
+    elif isinstance(signature, Mapping):
+        signature = ImageSignature.from_extras(signature)
     hashes = [NewHash(k, v) for k, v in (("sha256", sha256), ("md5", md5)) if v]
     if signature is not None:
         if signature.quality >= min_quality:
@@ -138,7 +144,7 @@ def signature_hashes(
 
 
 async def bank_confirmed(
-    session: AsyncSession, signature: ImageSignature | str | None, sha256: str,
+    session: AsyncSession, signature: SignatureLike, sha256: str,
     ticket_id: int | None, added_by: str, workspace_id: int | None, *,
     bank: str = "confirmed", md5: str = "",
 ) -> AddResult:
@@ -150,7 +156,7 @@ async def bank_confirmed(
 
 
 async def allow_list(
-    session: AsyncSession, signature: ImageSignature | str | None, sha256: str, added_by: str, *,
+    session: AsyncSession, signature: SignatureLike, sha256: str, added_by: str, *,
     bank: str = "allow", ticket_id: int | None = None, workspace_id: int | None = None,
     note: str | None = None,
 ) -> AddResult:

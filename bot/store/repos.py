@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlmodel import col
 
 from bot.core.types import Actor
 from bot.store.engine import session_factory
@@ -54,7 +55,7 @@ class Store:
 
 async def get_workspace(session: AsyncSession, platform: str, external_id: str) -> Workspace | None:
     found = await session.execute(
-        select(Workspace).where(Workspace.platform == platform, Workspace.external_id == external_id)
+        select(Workspace).where(col(Workspace.platform) == platform, col(Workspace.external_id) == external_id)
     )
     return found.scalar_one_or_none()
 
@@ -84,7 +85,7 @@ async def channel_override(
 ) -> ChannelOverride | None:
     found = await session.execute(
         select(ChannelOverride).where(
-            ChannelOverride.workspace_id == workspace_id, ChannelOverride.channel_id == channel_id
+            col(ChannelOverride.workspace_id) == workspace_id, col(ChannelOverride.channel_id) == channel_id
         )
     )
     return found.scalar_one_or_none()
@@ -107,7 +108,7 @@ async def set_channel_override(
 
 async def channel_overrides(session: AsyncSession, workspace_id: int) -> list[ChannelOverride]:
     found = await session.execute(
-        select(ChannelOverride).where(ChannelOverride.workspace_id == workspace_id)
+        select(ChannelOverride).where(col(ChannelOverride.workspace_id) == workspace_id)
     )
     return list(found.scalars())
 
@@ -117,10 +118,10 @@ async def find_ticket(
 ) -> Ticket | None:
     found = await session.execute(
         select(Ticket).where(
-            Ticket.workspace_id == workspace_id,
-            Ticket.channel_id == channel_id,
-            Ticket.message_id == message_id,
-            Ticket.media_key == media_key,
+            col(Ticket.workspace_id) == workspace_id,
+            col(Ticket.channel_id) == channel_id,
+            col(Ticket.message_id) == message_id,
+            col(Ticket.media_key) == media_key,
         )
     )
     return found.scalar_one_or_none()
@@ -156,19 +157,19 @@ async def list_tickets(
 ) -> list[Ticket]:
     """Tickets newest first; status "open" means not resolved (open, claimed or escalated),
     "all" or None means every ticket. Priority tickets (help requests) come first."""
-    query = select(Ticket).where(Ticket.workspace_id == workspace_id)
+    query = select(Ticket).where(col(Ticket.workspace_id) == workspace_id)
     if status == "open":
-        query = query.where(Ticket.status != "resolved")
+        query = query.where(col(Ticket.status) != "resolved")
     elif status and status != "all":
-        query = query.where(Ticket.status == status)
-    query = query.order_by(Ticket.priority.desc(), Ticket.created_at.desc(), Ticket.id.desc())  # type: ignore[attr-defined]
+        query = query.where(col(Ticket.status) == status)
+    query = query.order_by(col(Ticket.priority).desc(), col(Ticket.created_at).desc(), col(Ticket.id).desc())
     found = await session.execute(query.limit(limit))
     return list(found.scalars())
 
 
 async def count_tickets(session: AsyncSession, workspace_id: int) -> dict[str, int]:
     found = await session.execute(
-        select(Ticket.status, func.count()).where(Ticket.workspace_id == workspace_id)
+        select(col(Ticket.status), func.count()).where(col(Ticket.workspace_id) == workspace_id)
         .group_by(Ticket.status)
     )
     return {status: count for status, count in found.all()}
@@ -191,13 +192,13 @@ def audit(
 
 async def ticket_events(session: AsyncSession, ticket_id: int) -> list[TicketEvent]:
     found = await session.execute(
-        select(TicketEvent).where(TicketEvent.ticket_id == ticket_id).order_by(TicketEvent.id)  # type: ignore[arg-type]
+        select(TicketEvent).where(col(TicketEvent.ticket_id) == ticket_id).order_by(col(TicketEvent.id))
     )
     return list(found.scalars())
 
 
 async def media_item(session: AsyncSession, sha256: str) -> MediaItem | None:
-    found = await session.execute(select(MediaItem).where(MediaItem.sha256 == sha256))
+    found = await session.execute(select(MediaItem).where(col(MediaItem.sha256) == sha256))
     return found.scalar_one_or_none()
 
 
@@ -229,7 +230,7 @@ async def forget_verdicts(session: AsyncSession, sha256s: Sequence[str]) -> None
     """Drop cached verdicts: a bank changed, so these images must go through the detectors again."""
     if sha256s:
         await session.execute(
-            update(MediaItem).where(MediaItem.sha256.in_(list(sha256s)))  # type: ignore[attr-defined]
+            update(MediaItem).where(col(MediaItem.sha256).in_(list(sha256s)))
             .values(verdict=None, verdict_key=None)
         )
 
@@ -237,10 +238,10 @@ async def forget_verdicts(session: AsyncSession, sha256s: Sequence[str]) -> None
 async def trim_verdicts(session: AsyncSession, older_than: datetime) -> int:
     """Forget cached verdicts of media not seen since `older_than` (rows stay: tickets link them)."""
     result = await session.execute(
-        update(MediaItem).where(MediaItem.last_seen_at < older_than, MediaItem.verdict.is_not(None))  # type: ignore[union-attr]
+        update(MediaItem).where(col(MediaItem.last_seen_at) < older_than, col(MediaItem.verdict).is_not(None))
         .values(verdict=None, verdict_key=None)
     )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return int(getattr(result, "rowcount", 0) or 0)  # a CursorResult for UPDATE
 
 
 async def count_offence(
@@ -248,7 +249,7 @@ async def count_offence(
 ) -> int:
     """Count one more offence for the author; returns the new count."""
     found = await session.execute(
-        select(Offender).where(Offender.workspace_id == workspace_id, Offender.user_id == user_id)
+        select(Offender).where(col(Offender.workspace_id) == workspace_id, col(Offender.user_id) == user_id)
     )
     offender = found.scalar_one_or_none()
     if offender is None:

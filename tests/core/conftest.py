@@ -20,7 +20,7 @@ from bot.core.scanner import Scanner
 from bot.core.service import Veille
 from bot.core.types import Actor, MediaRef, MessageEvent, Platform, SetupInput
 from bot.settings import Settings
-from detectors.base import MINOR_PRESENT, SEXUAL, Detection, ImageInput
+from detectors.base import MINOR_PRESENT, SEXUAL, Detection, Detector, ImageInput
 from detectors.hashes import HashBank, HashDetector
 from detectors.text_request import UndressRequestDetector
 from tests.core.recording_gateway import RecordingGateway
@@ -122,7 +122,8 @@ async def make_veille(
     from bot.app import load_bank
 
     bank: HashBank = await load_bank(engine)
-    scanner = Scanner([colour, HashDetector(bank), UndressRequestDetector()])
+    detectors: list[Detector] = [colour, HashDetector(bank), UndressRequestDetector()]  # type: ignore[list-item]
+    scanner = Scanner(detectors)
     await scanner.load()
     return await build_veille(settings, engine, gateways=[gateway], scanner=scanner, clock=clock)
 

@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import col
 
 from bot.core.crypto import EvidenceCipher
 from bot.core.service import Veille
@@ -148,7 +149,7 @@ async def test_200_concurrent_events_lose_no_ticket(
     opened = [e for e in await rows(veille, TicketEvent) if e.action == "opened"]
     assert len(opened) == 50
     async with veille.store.read() as session:
-        deletes = await session.scalar(select(func.count()).where(OutboxAction.kind == "delete_message"))
+        deletes = await session.scalar(select(func.count()).where(col(OutboxAction.kind) == "delete_message"))
     assert deletes == 50
     await veille.retry_outbox()
     assert len(gateway.named("delete_message")) == 50

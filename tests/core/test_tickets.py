@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
+from sqlmodel import col
 
 from bot.core.clock import ManualClock
 from bot.core.errors import NotFound, PermissionDenied, VeilleError
@@ -24,7 +25,7 @@ async def events(veille: Veille, ticket_id: int | None = None) -> list[TicketEve
     async with veille.store.read() as session:
         query = select(TicketEvent).order_by(TicketEvent.id)  # type: ignore[arg-type]
         if ticket_id is not None:
-            query = query.where(TicketEvent.ticket_id == ticket_id)
+            query = query.where(col(TicketEvent.ticket_id) == ticket_id)
         return list((await session.execute(query)).scalars())
 
 
@@ -83,8 +84,6 @@ async def test_a_false_positive_is_allow_listed_released_and_the_author_told(
     veille: Veille, gateway: RecordingGateway
 ) -> None:
     image = shapes_png(red=1.0, seed=3)
-    tid = await flagged(veille, gateway, red=1.0)
-    gateway.files["https://cdn.example/m9/0.png"] = image
     tid = (await veille.handle_message(message("m9", images=[image], gateway=gateway))).ticket_ids[0]
     await veille.retry_outbox()
     gateway.calls.clear()
@@ -93,7 +92,7 @@ async def test_a_false_positive_is_allow_listed_released_and_the_author_told(
     found = await ticket(veille, tid)
     assert found.status == "resolved" and found.resolution == "false_positive"
     async with veille.store.read() as session:
-        evidence = (await session.execute(select(Evidence).where(Evidence.ticket_id == tid))).scalar_one()
+        evidence = (await session.execute(select(Evidence).where(col(Evidence.ticket_id) == tid))).scalar_one()
     assert evidence.ciphertext is None and evidence.preview_png is None and evidence.purged_at
     told = gateway.named("send_private")
     assert [c.args["user_id"] for c in told] == ["poster-1"] and "nothing wrong" in told[0].args["text"]
@@ -180,9 +179,17 @@ async def test_retention_purges_evidence_bytes_but_keeps_hashes(
 async def test_status_help_and_added_hashes(veille: Veille, gateway: RecordingGateway) -> None:
     status = await veille.status("discord", WS, MOD)
     assert status.card is not None and dict(status.card.fields)["Open tickets"] == "0"
-    assert "Veille" in (veille.help("fr").card.title if veille.help("fr").card else "")
+    help_card = veille.help("fr").card
+    assert help_card is not None and "aide" in help_card.title
     image = shapes_png(seed=11)
     reply = await veille.add_hashes("discord", WS, ADMIN, [image, b"not an image"], "imported-list")
     assert "1 unreadable" in reply.text
     decision = await veille.handle_message(message("m1", images=[image], gateway=gateway))
     assert decision.severity == Severity.QUARANTINE
+
+
+async def test_authorise_returns_the_settings_or_refuses(veille: Veille) -> None:
+    view = await veille.authorise("discord", WS, ADMIN, "setup")
+    assert view.safety_channel_id == "safety" and view.moderator_role_ids == ("role-mod",)
+    with pytest.raises(PermissionDenied):
+        await veille.authorise("discord", WS, MOD, "setup")

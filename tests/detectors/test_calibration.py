@@ -17,7 +17,14 @@ from detectors.calibration import (
     write_thresholds,
 )
 from detectors.fusion import DEFAULT_TIERS, Thresholds, calibration_key
-from tests.tiny_clip import CHECKPOINT, CONFIG, benign_image, flagged_image, png_bytes, tiny_clip_settings
+from tests.tiny_clip import (
+    CHECKPOINT,
+    CONFIG,
+    benign_image,
+    flagged_image,
+    png_bytes,
+    tiny_clip_settings,
+)
 
 
 def test_block_is_the_lowest_threshold_with_enough_precision_review_keeps_recall() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import socket
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -18,14 +19,22 @@ from detectors.clip import ClipConfig, ClipDetector, prepare_image, score_margin
 from detectors.clip_model import resolve_device
 from detectors.clip_prompts import CLIP_CATEGORIES, load_prompt_set
 from detectors.fusion import Severity, fuse
-from tests.tiny_clip import CHECKPOINT, CONFIG, PROMPTS, benign_image, flagged_image, tiny_clip_settings
+from tests.tiny_clip import (
+    CHECKPOINT,
+    CONFIG,
+    PROMPTS,
+    benign_image,
+    flagged_image,
+    tiny_clip_settings,
+)
 
 N_IMAGES = 24
 
 
 def tiny_settings(tmp_path: Path, **extra: object) -> Settings:
+    overrides: dict[str, Any] = {**tiny_clip_settings(), **extra}
     return Settings(_env_file=None, data_dir=tmp_path / "data", detectors="clip",  # type: ignore[call-arg]
-                    **{**tiny_clip_settings(), **extra})
+                    **overrides)
 
 
 def images(maker, seeds: range) -> list[ImageInput]:  # type: ignore[no-untyped-def]

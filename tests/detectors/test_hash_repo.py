@@ -11,7 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.store import hash_repo
 from bot.store.engine import session_factory, transaction
-from detectors.hashes import compute_signature
+from detectors.base import ImageInput
+from detectors.hashes import HashBank, HashDetector, compute_signature
 from tests.detectors.hash_images import crop, photo_like
 
 PDQ_A = compute_signature(photo_like(20)).pdq
@@ -82,10 +83,15 @@ async def test_unreadable_import_raises_oserror(engine: AsyncEngine, tmp_path: P
 
 async def test_confirmed_ticket_image_is_found_again_after_crop(engine: AsyncEngine) -> None:
     image = photo_like(21)
+    # What the core holds when a ticket is confirmed: the detector's extras for the image.
+    [detection] = await HashDetector(HashBank()).detect([ImageInput(image, SHA, md5=MD5)])
     factory = session_factory(engine)
     async with transaction(factory) as session:
         banked = await hash_repo.bank_confirmed(
+            session, detection.extras, SHA, None, "moderator", None, md5=MD5)
+        again = await hash_repo.bank_confirmed(
             session, compute_signature(image).to_str(), SHA, None, "moderator", None, md5=MD5)
+    assert again.added == [] and again.duplicates == 4
     assert sorted(e.kind for e in banked.added) == ["md5", "neardup", "pdq", "sha256"]
     assert {e.source for e in banked.added} == {"confirmed"}
     async with factory() as session:

@@ -74,7 +74,8 @@ def _sync(fake: FakeDiscord, call: Call, m: re.Match[str]) -> tuple[int, Any]:
         {**command, "id": p.snowflake(), "application_id": fake.application_id,
          "version": p.snowflake(), "type": command.get("type", 1),
          "default_member_permissions": command.get("default_member_permissions"),
-         "description": command.get("description", ""), "dm_permission": True, "nsfw": False,
+         "description": command.get("description", ""),
+         "dm_permission": command.get("dm_permission", True), "nsfw": command.get("nsfw", False),
          **({"guild_id": scope} if scope != "global" else {})}
         for command in call.body or []
     ]

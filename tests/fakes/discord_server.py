@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import mimetypes
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from tests.fakes import discord_payloads as p
+from tests.fakes.discord_gateway import FakeGateway
 
 JSON = dict[str, Any]
 API = "/api/v10"
@@ -105,8 +107,7 @@ class FakeDiscord:
         self.responses: dict[str, JSON] = {}  # interaction id -> {type, data, message}
         self.identifies: list[JSON] = []
         self.rate_limits: list[RateLimitRule] = []
-        self.sockets: list[web.WebSocketResponse] = []
-        self._seq: dict[int, int] = {}
+        self.gateway = FakeGateway(self)
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -115,7 +116,7 @@ class FakeDiscord:
 
     async def start(self) -> None:
         app = web.Application(client_max_size=64 * 1024 * 1024)
-        app.router.add_get("/gateway", self._gateway_ws)
+        app.router.add_get("/gateway", self.gateway.handle)
         app.router.add_get("/cdn/{tail:.*}", self._cdn)
         app.router.add_route("*", API + "/{tail:.*}", self._rest)
         self._runner = web.AppRunner(app, handle_signals=False)
@@ -175,8 +176,10 @@ class FakeDiscord:
             value |= int(guild.roles[role_id]["permissions"])
         return (1 << 53) - 1 if value & p.ADMINISTRATOR else value
 
-    def host_file(self, filename: str, data: bytes, content_type: str = "image/png") -> JSON:
-        """An attachment payload whose URL this fake serves (Discord's CDN)."""
+    def host_file(self, filename: str, data: bytes, content_type: str | None = None) -> JSON:
+        """An attachment payload whose URL this fake serves (Discord's CDN); the content type is
+        guessed from the file name, as Discord does."""
+        content_type = content_type or mimetypes.guess_type(filename)[0] or "application/octet-stream"
         attachment_id = p.snowflake()
         path = f"/cdn/attachments/{attachment_id}/{filename}"
         self.blobs[path] = (data, content_type)
@@ -279,7 +282,7 @@ class FakeDiscord:
 
     # --- test conditions ---------------------------------------------------------------
 
-    async def wait_for(self, predicate: Callable[[], Any], timeout: float = 15.0) -> Any:
+    async def wait_for(self, predicate: Callable[[], Any], within: float = 15.0) -> Any:
         """Wait until `predicate()` is truthy. It is re-checked after every REST call and gateway
         message, and every 50 ms for state outside the fake (the bot's database)."""
         async def _wait() -> Any:
@@ -290,7 +293,7 @@ class FakeDiscord:
                     except TimeoutError:
                         pass
                 return result
-        return await asyncio.wait_for(_wait(), timeout)
+        return await asyncio.wait_for(_wait(), within)
 
     def find_calls(self, method: str, pattern: str) -> list[Call]:
         regex = re.compile(pattern)
@@ -298,11 +301,11 @@ class FakeDiscord:
                 and 200 <= c.status < 300]
 
     async def wait_call(self, method: str, pattern: str, *, count: int = 1,
-                        timeout: float = 15.0) -> Call:
+                        within: float = 15.0) -> Call:
         """The `count`-th successful call matching `method` and the `pattern` (full match)."""
         calls = await self.wait_for(
             lambda: (found := self.find_calls(method, pattern)) and len(found) >= count and found,
-            timeout,
+            within,
         )
         return calls[count - 1]
 
@@ -317,54 +320,14 @@ class FakeDiscord:
 
     # --- gateway -----------------------------------------------------------------------
 
+    @property
+    def sockets(self) -> list[web.WebSocketResponse]:
+        """Identified gateway connections (one per running client)."""
+        return self.gateway.sockets
+
     async def dispatch(self, event: str, data: JSON) -> None:
         """Send a DISPATCH (op 0) to every identified connection."""
-        for ws in list(self.sockets):
-            seq = self._seq[id(ws)] = self._seq.get(id(ws), 0) + 1
-            await ws.send_str(json.dumps({"op": 0, "t": event, "s": seq, "d": data}))
-        await self._notify()
-
-    async def _gateway_ws(self, request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse()
-        await ws.prepare(request)
-        await ws.send_str(json.dumps({"op": 10, "d": {"heartbeat_interval": 41250}}))
-        try:
-            async for msg in ws:
-                if msg.type != WSMsgType.TEXT:
-                    continue
-                frame = json.loads(msg.data)
-                op = frame.get("op")
-                if op == 1:  # heartbeat
-                    await ws.send_str(json.dumps({"op": 11}))
-                elif op == 2:  # identify
-                    await self._identify(ws, frame["d"])
-                elif op == 6:  # resume: we keep no backlog, so the session simply goes on
-                    self.sockets.append(ws)
-                    await self._send(ws, "RESUMED", {})
-        finally:
-            if ws in self.sockets:
-                self.sockets.remove(ws)
-            await self._notify()
-        return ws
-
-    async def _send(self, ws: web.WebSocketResponse, event: str, data: JSON) -> None:
-        seq = self._seq[id(ws)] = self._seq.get(id(ws), 0) + 1
-        await ws.send_str(json.dumps({"op": 0, "t": event, "s": seq, "d": data}))
-
-    async def _identify(self, ws: web.WebSocketResponse, data: JSON) -> None:
-        if data.get("token") != self.token:
-            await ws.close(code=4004, message=b"Authentication failed.")
-            return
-        self.identifies.append(data)
-        await self._send(ws, "READY", {
-            "v": 10, "user": self.bot_user, "session_id": p.snowflake(),
-            "resume_gateway_url": self.ws_url, "shard": data.get("shard", [0, 1]),
-            "guilds": [{"id": gid, "unavailable": True} for gid in self.guilds],
-            "application": {"id": self.application_id, "flags": 0},
-        })
-        for guild in self.guilds.values():
-            await self._send(ws, "GUILD_CREATE", guild.payload())
-        self.sockets.append(ws)
+        await self.gateway.dispatch(event, data)
         await self._notify()
 
     # --- CDN ---------------------------------------------------------------------------

@@ -15,13 +15,15 @@ import io
 import ipaddress
 import json
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 
 import pytest
 import pytest_asyncio
 from aiohttp import web
 from PIL import Image
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @dataclass
@@ -112,7 +114,7 @@ def _site_app(hits: list[str]) -> web.Application:
     jpeg = image_bytes("JPEG")
 
     @web.middleware
-    async def count(request: web.Request, handler):  # type: ignore[no-untyped-def]
+    async def count(request: web.Request, handler: Handler) -> web.StreamResponse:
         hits.append(request.path)
         return await handler(request)
 

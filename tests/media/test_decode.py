@@ -11,11 +11,13 @@ import pytest
 from PIL import Image
 
 from bot.media.decode import (
+    MAX_WALK_FRAMES,
     WALK_BUDGET_PIXELS,
     DecodedImage,
     MediaError,
     decode_image,
     frame_indices,
+    to_rgb,
 )
 from tests.media.conftest import image_bytes
 
@@ -89,6 +91,13 @@ def test_sixteen_bit_grey_is_scaled_not_clipped() -> None:
     assert pixels[8, 0] == 128  # mid-grey stays mid-grey (Pillow alone would clip it to 255)
 
 
+def test_float_images_are_stretched_to_the_full_range() -> None:
+    ramp = Image.fromarray(np.linspace(-1.0, 1.0, 100, dtype=np.float32).reshape(10, 10))
+    rgb = to_rgb(ramp)
+    assert rgb.mode == "RGB"
+    assert rgb.getpixel((0, 0)) == (0, 0, 0) and rgb.getpixel((9, 9)) == (255, 255, 255)
+
+
 def test_transparency_is_flattened_on_white() -> None:
     clear = Image.new("RGBA", (8, 8), (255, 0, 0, 0))
     decoded = decode_image(encode(clear, "PNG"))
@@ -136,6 +145,22 @@ def test_long_animations_only_walk_the_frames_the_budget_allows() -> None:
     last = decoded.frames[-1]
     assert last.getpixel((119, 0)) == (255, 255, 255)
     assert last.getpixel((125, 0)) == (0, 0, 0)
+
+
+def test_long_animations_of_tiny_frames_stop_at_the_frame_cap() -> None:
+    # 1500 frames of 2x2: grey 0 for frames 0-499, 100 for 500-999, 200 for 1000-1499 (the
+    # other pixel alternates so no two neighbours are equal and the encoder keeps them all).
+    frames = []
+    for index in range(1500):
+        frame = Image.new("L", (2, 2), (index // 500) * 100)
+        frame.putpixel((1, 1), 50 + index % 2)
+        frames.append(frame)
+    data = encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=20)
+    assert getattr(Image.open(io.BytesIO(data)), "n_frames", 1) == 1500
+    decoded = decode_image(data, max_frames=4)
+    greys = [frame.getpixel((0, 0))[0] for frame in decoded.frames]  # type: ignore[index]
+    assert MAX_WALK_FRAMES == 1000
+    assert greys == [0, 0, 100, 100]  # frames 0, 333, 666 and 999: never past MAX_WALK_FRAMES
 
 
 def test_huge_dimensions_in_a_tiny_file_are_refused_before_decoding() -> None:

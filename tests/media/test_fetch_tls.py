@@ -60,7 +60,7 @@ async def tls_site(tmp_path: Path) -> AsyncIterator[TlsSite]:
     def record_sni(_sock: ssl.SSLObject, name: str | None, _ctx: ssl.SSLContext) -> None:
         server_names.append(name)
 
-    server_context.sni_callback = record_sni  # type: ignore[assignment]
+    server_context.sni_callback = record_sni
     png = image_bytes("PNG")
 
     async def image(_: web.Request) -> web.Response:

@@ -103,6 +103,7 @@ def register_commands(tree: app_commands.CommandTree[Any]) -> None:
                 NoteModal("note", ticket_id, interaction.locale.value))
 
     @_cmd(None, "scan", "Scan an image or a link (scores only, nothing is removed)", "scan")
+    @app_commands.guild_only()
     @_describe(image=("An image to scan", "scan.image"), link=("A link to scan", "scan.link"))
     async def scan(interaction: Interaction, image: discord.Attachment | None = None,
                    link: str | None = None) -> None:

@@ -6,10 +6,9 @@ rate limits and server errors are retryable, missing permissions and unknown obj
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable
 from datetime import timedelta
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiohttp
 import discord
@@ -38,7 +37,7 @@ async def translate_errors(call: Awaitable[T], what: str) -> T:
         raise GatewayError(f"{what}: Discord server error {exc.status}") from exc
     except discord.HTTPException as exc:
         raise GatewayError(f"{what}: {exc.status} {exc.text}", retryable=exc.status == 429) from exc
-    except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
         raise GatewayError(f"{what}: network error {exc!r}") from exc
 
 
@@ -84,7 +83,7 @@ class DiscordGateway:
                         raise GatewayError(f"attachment {ref.media_id} over {max_bytes} bytes",
                                            retryable=False)
                 return bytes(data)
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             raise GatewayError(f"attachment download: {exc!r}") from exc
 
     async def delete_message(self, workspace_id: str, channel_id: str, message_id: str) -> None:
@@ -101,14 +100,14 @@ class DiscordGateway:
                         thread_id: str | None = None) -> str:
         rendered = render_card(card)
         channel = self._channel(workspace_id, thread_id or channel_id)
-        kwargs: dict[str, object] = {"embed": rendered.embed}
+        kwargs: dict[str, Any] = {"embed": rendered.embed}
         if rendered.view is not None:
             kwargs["view"] = rendered.view
         if rendered.file is not None:
             kwargs["file"] = rendered.file
         if card.fallback_text:
             kwargs["content"] = card.fallback_text[:2000]
-        message = await translate_errors(channel.send(**kwargs), "post card")  # type: ignore[arg-type]
+        message = await translate_errors(channel.send(**kwargs), "post card")
         return str(message.id)
 
     async def update_card(self, workspace_id: str, channel_id: str, message_id: str,
@@ -116,11 +115,11 @@ class DiscordGateway:
         rendered = render_card(card)
         message = self._channel(workspace_id, channel_id).get_partial_message(int(message_id))
         # An empty view removes the buttons of a closed ticket; new files replace old ones.
-        kwargs: dict[str, object] = {"embed": rendered.embed,
+        kwargs: dict[str, Any] = {"embed": rendered.embed,
                                      "view": rendered.view or discord.ui.View(timeout=None)}
         if rendered.file is not None:
             kwargs["attachments"] = [rendered.file]
-        await translate_errors(message.edit(**kwargs), "update card")  # type: ignore[arg-type]
+        await translate_errors(message.edit(**kwargs), "update card")
 
     async def post_text(self, workspace_id: str, channel_id: str, text: str, *,
                         thread_id: str | None = None) -> str:
@@ -140,7 +139,8 @@ class DiscordGateway:
         guild = self.client.get_guild(int(workspace_id))
         if guild is None:
             raise GatewayError(f"unknown guild {workspace_id}", retryable=False)
-        member = guild.get_member(int(user_id)) or await translate_errors(
-            guild.fetch_member(int(user_id)), "fetch member")
+        member = guild.get_member(int(user_id))
+        if member is None:  # no member intent: the cache rarely has them
+            member = await translate_errors(guild.fetch_member(int(user_id)), "fetch member")
         until = timedelta(seconds=max(1, min(seconds, _MAX_TIMEOUT)))
         await translate_errors(member.timeout(until, reason=reason[:512]), "timeout member")

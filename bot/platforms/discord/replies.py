@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import mimetypes
 import logging
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
@@ -47,8 +48,10 @@ async def send_reply(interaction: discord.Interaction[Any], reply: Reply) -> Non
         if rendered.file is not None:
             files.append(rendered.file)
     if reply.image_png is not None:
-        files.append(discord.File(io.BytesIO(reply.image_png), filename="SPOILER_original.png",
-                                  spoiler=True))
+        mime = str(reply.extras.get("mime") or "image/png")
+        extension = mimetypes.guess_extension(mime) or ".png"
+        files.append(discord.File(io.BytesIO(reply.image_png),
+                                  filename=f"SPOILER_original{extension}", spoiler=True))
     if files:
         kwargs["files"] = files
     if reply.text or not (reply.card or files):

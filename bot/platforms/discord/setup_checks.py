@@ -28,8 +28,7 @@ def missing_permissions(interaction: discord.Interaction[Any], choices: SetupCho
         return []
     me = guild.me
     problems: list[str] = []
-    for key, channel_id in (("safety_channel", choices.safety_channel_id),
-                            ("quarantine_channel", choices.quarantine_channel_id)):
+    for channel_id in (choices.safety_channel_id, choices.quarantine_channel_id):
         channel = guild.get_channel(int(channel_id)) if channel_id else None
         if channel is None:
             continue

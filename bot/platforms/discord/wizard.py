@@ -188,7 +188,7 @@ class OptionsStep(_Step):
         self.button("next", discord.ButtonStyle.primary, self._next, row=3)
 
     async def _picked(self, interaction: Interaction) -> None:
-        data = interaction.data or {}
+        data: dict[str, Any] = dict(interaction.data or {})
         custom_id, values = data.get("custom_id"), list(data.get("values", []))
         c = self.wizard.choices
         if custom_id == self.sensitivity.custom_id and values:
@@ -228,7 +228,7 @@ class DigestStep(_Step):
         self.button("next", discord.ButtonStyle.primary, self._next, row=2)
 
     async def _picked(self, interaction: Interaction) -> None:
-        data = interaction.data or {}
+        data: dict[str, Any] = dict(interaction.data or {})
         values = list(data.get("values", []))
         if values and data.get("custom_id") == self.schedule.custom_id:
             self.wizard.choices.digest_schedule = values[0]

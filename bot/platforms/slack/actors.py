@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
@@ -41,14 +42,14 @@ class ActorDirectory:
         if cached is not None and now - cached[0] < self.ttl_s:
             return cached[1]
         groups = await self._user_groups()
-        info: dict[str, object] = {}
+        info: dict[str, Any] = {}
         try:
             resp = await self.client.users_info(user=user_id, include_locale=True)
             info = dict(resp.get("user") or {})
         except SlackApiError as exc:
             log.warning("users.info failed for %s: %s", user_id, exc.response.get("error"))
-        profile = info.get("profile") if isinstance(info.get("profile"), dict) else {}
-        name = str((profile or {}).get("display_name") or info.get("real_name") or info.get("name") or "")
+        profile: dict[str, Any] = info.get("profile") or {}
+        name = str(profile.get("display_name") or info.get("real_name") or info.get("name") or "")
         actor = Actor(
             user_id=user_id,
             display_name=name,

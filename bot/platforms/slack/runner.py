@@ -7,6 +7,7 @@ verification answers a bad or stale X-Slack-Signature with 401 before any listen
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING
 
@@ -72,3 +73,14 @@ class SlackRunner:
             await self._web.cleanup()
             self._web = None
         await self.gateway.close()
+
+
+async def start(settings: Settings, veille: Veille) -> None:
+    """Run Veille on Slack until cancelled: the contract bot/app.py's composition root expects
+    of each platform runner. Socket Mode reconnects by itself when Slack drops the socket."""
+    runner = SlackRunner(settings, veille)
+    await runner.start()
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.stop()

@@ -29,6 +29,7 @@ from bot.platforms.discord.runner import build_client
 from bot.settings import Settings
 from bot.store import engine as store
 from bot.store import hash_repo
+from bot.store.models import OutboxAction
 from tests.fakes import discord_payloads as p
 from tests.fakes.discord_server import FakeDiscord, FakeGuild
 from tests.tiny_clip import tiny_clip_settings
@@ -112,6 +113,16 @@ class DiscordWorld:
                                                 quarantine_channel_id=self.quarantine["id"],
                                                 moderator_role_ids=(self.mod_role["id"],)))
 
+    async def settled(self, ticket_id: int) -> list[OutboxAction]:
+        """The ticket's outbox actions once none is pending (polled: the worker is independent)."""
+        async def _poll() -> list[OutboxAction]:
+            while True:
+                rows = await self.rows(OutboxAction, OutboxAction.ticket_id == ticket_id)
+                if rows and all(row.status != "pending" for row in rows):
+                    return rows
+                await asyncio.sleep(0.05)
+        return await asyncio.wait_for(_poll(), 15)
+
     async def rows(self, model: Any, *where: Any) -> list[Any]:
         async with store.session_factory(self.engine)() as session:
             return list((await session.execute(select(model).where(*where))).scalars().all())
@@ -125,7 +136,8 @@ async def world(request: pytest.FixtureRequest, db_url: str, tmp_path: Any,
     monkeypatch.chdir(tmp_path)
     detectors = {"detectors": "hashes,text"}
     if getattr(request, "param", None) == "clip":
-        detectors = {"detectors": "clip,hashes,text", **tiny_clip_settings(), "device": "cpu"}
+        detectors = {"detectors": "clip,hashes,text", **tiny_clip_settings(), "device": "cpu",
+                     "clip_backend": "torch"}
     await asyncio.to_thread(store.upgrade, db_url)
     engine = store.create_engine(db_url)
     fake = FakeDiscord()

@@ -7,7 +7,6 @@ import pytest
 
 from bot.store.models import HashEntry, Ticket, TicketEvent
 from tests.platforms.discord.conftest import DiscordWorld, shape_png
-from tests.tiny_clip import flagged_image, png_bytes
 from tests.platforms.discord.helpers import (
     add_hashes,
     card_in,
@@ -16,6 +15,7 @@ from tests.platforms.discord.helpers import (
     press,
     text_of,
 )
+from tests.tiny_clip import flagged_image, png_bytes
 
 
 async def test_flagged_image_is_quarantined_with_ticket_card(world: DiscordWorld) -> None:
@@ -37,7 +37,7 @@ async def test_flagged_image_is_quarantined_with_ticket_card(world: DiscordWorld
     card = await card_in(world, world.safety)
     tickets = await world.rows(Ticket)
     assert len(tickets) == 1 and tickets[0].message_id == posted["id"]
-    assert tickets[0].message_removed or tickets[0].severity in ("QUARANTINE", "CRITICAL")
+    assert tickets[0].severity == "QUARANTINE" and "known_content" in tickets[0].categories
     assert f"veille:confirm:{tickets[0].id}" in custom_ids(card.body)
 
 
@@ -92,3 +92,23 @@ async def test_member_pressing_a_moderator_button_is_refused(world: DiscordWorld
     denied = await world.rows(TicketEvent, TicketEvent.action == "denied",
                               TicketEvent.actor_id == world.member["user"]["id"])
     assert denied
+
+
+async def test_reveal_sends_the_original_only_to_the_moderator(world: DiscordWorld) -> None:
+    await world.start_bot()
+    await world.configure()
+    original = shape_png(12)
+    await add_hashes(world, world.admin, original)
+    posted = await world.fake.post_message(world.guild, world.general, world.member, "",
+                                           files=[("x.png", original)])
+    card = await card_in(world, world.safety)
+    [row] = await world.rows(Ticket, Ticket.message_id == posted["id"])
+    assert f"veille:reveal:{row.id}" in custom_ids(card.body)
+
+    reply = await press(world, world.moderator, world.safety, card.response["id"],
+                        f"veille:reveal:{row.id}")
+
+    assert is_ephemeral(reply)
+    assert reply["files"] == [("SPOILER_original.png", original)]
+    assert await world.rows(TicketEvent, TicketEvent.ticket_id == row.id,
+                            TicketEvent.action == "reveal")

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image, ImageDraw
 from pydantic import SecretStr
 
-from bot.settings import Settings
+from bot.settings import Settings, load_settings
 from tests.fakes.slack_server import BOT_USER_ID, FakeSlack
 
 SIGNING_SECRET = "test-signing-secret"
@@ -23,8 +23,8 @@ async def tiny_clip() -> Any:
     from detectors.registry import build_detectors
     from tests.tiny_clip import tiny_clip_settings
 
-    config = Settings(_env_file=None, detectors="clip", clip_backend="torch",  # type: ignore[call-arg]
-                      **tiny_clip_settings())
+    config = load_settings(_env_file=None, detectors="clip", clip_backend="torch",
+                           **tiny_clip_settings())
     detector = build_detectors(["clip"], clip=clip_config(config))[0]
     await detector.load()
     return detector

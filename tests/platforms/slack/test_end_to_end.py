@@ -18,7 +18,7 @@ from bot.core.types import Platform
 from bot.settings import Settings
 from tests.fakes.slack_server import TEAM_ID, FakeSlack
 from tests.platforms.slack.world import SlackWorld, eventually, open_world
-from tests.tiny_clip import benign_image, flagged_image, png_bytes
+from tests.tiny_clip import flagged_image, png_bytes
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -142,7 +142,7 @@ async def test_setup_modal_checks_membership_then_stores_the_settings(world: Sla
     view = opened[0].args["view"]
     view = view if isinstance(view, dict) else json.loads(view)
     assert view["callback_id"] == "veille:setup"
-    values = {
+    values: dict[str, Any] = {
         "safety": {"value": {"type": "conversations_select", "selected_conversation": "COUT"}},
         "quarantine": {"value": {"type": "conversations_select", "selected_conversation": "CQUAR"}},
         "groups": {"value": {"type": "multi_static_select",

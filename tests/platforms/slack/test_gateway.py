@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import pytest
 
 from bot.core.gateway import Button, Card, GatewayError
@@ -19,9 +21,9 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
 @pytest.fixture
-async def gateway(settings: Settings, fake_slack: FakeSlack) -> SlackGateway:
+async def gateway(settings: Settings, fake_slack: FakeSlack) -> AsyncIterator[SlackGateway]:
     gw = create_gateway(slack_settings(settings, fake_slack))
-    yield gw  # type: ignore[misc]
+    yield gw
     await gw.close()
 
 

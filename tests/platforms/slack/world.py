@@ -14,16 +14,17 @@ import hmac
 import json
 import time
 import urllib.parse
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import aiohttp
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.app import build_veille
 from bot.core.scanner import Scanner
 from bot.core.service import Veille
 from bot.core.suite import load_thresholds
@@ -36,12 +37,12 @@ from detectors.registry import build_detectors
 from tests.fakes.slack_server import TEAM_ID, WAIT_S, FakeSlack
 from tests.platforms.slack.conftest import SIGNING_SECRET, slack_settings
 
-T = TypeVar("T")
 ADMIN = Actor(user_id="UADMIN", is_platform_admin=True)
 
 
-async def eventually(probe: Callable[[], Awaitable[T]] | Callable[[], T]) -> T:
-    """The first truthy result of `probe`, polled until WAIT_S (a hang guard, not a timing)."""
+async def eventually(probe: Callable[[], Any]) -> Any:
+    """The first truthy result of `probe` (sync or async), polled until WAIT_S: a guard against
+    a hang, not a timing."""
     deadline = time.monotonic() + WAIT_S
     while True:
         result = probe()
@@ -49,7 +50,7 @@ async def eventually(probe: Callable[[], Awaitable[T]] | Callable[[], T]) -> T:
             result = await result
         if result or time.monotonic() > deadline:
             assert result, "the expected effect never happened"
-            return result  # type: ignore[return-value]
+            return result
         await asyncio.sleep(0.02)
 
 
@@ -94,7 +95,7 @@ class SlackWorld:
             return resp.status, await resp.text()
 
     # ---------------------------------------------------------------- Slack payloads
-    async def message(self, channel: str, user: str, *, text: str = "", files: list[Any] = (),
+    async def message(self, channel: str, user: str, *, text: str = "", files: Sequence[Any] = (),
                       thread_ts: str | None = None, channel_type: str = "channel") -> str:
         """A person posts a message (with files shared from the fake); returns its ts."""
         ts = self.slack.next_ts()
@@ -146,7 +147,7 @@ class SlackWorld:
 
     async def tickets(self) -> list[Ticket]:
         async with AsyncSession(self.engine) as session:
-            return list((await session.exec(select(Ticket).order_by(Ticket.id))).all())
+            return list((await session.exec(select(Ticket).order_by(col(Ticket.id)))).all())
 
     def card_posts(self, channel: str = "CSAFE") -> list[dict[str, Any]]:
         """Ticket cards posted in `channel` (messages whose blocks carry veille buttons)."""
@@ -164,7 +165,7 @@ async def open_world(settings: Settings, engine: AsyncEngine, slack: FakeSlack, 
     for detector in others:
         await detector.load()
     scanner = Scanner([clip, *others], load_thresholds(app_settings))
-    veille = Veille(app_settings, engine, scanner, bank=bank)
+    veille = await build_veille(app_settings, engine, scanner=scanner)
     runner = SlackRunner(app_settings, veille, host="127.0.0.1", port=0)
     await runner.start()
     veille.start()

@@ -1,0 +1,197 @@
+"""Keypoint near-duplicates: crops at any offset, which PDQ windows on a fixed grid miss.
+
+PDQ moves ~30 bits when its window shifts by 1 % of its width, so a grid of windows only
+catches crops that happen to line up with it. Local features do not care where the frame is:
+Harris corners on a small image pyramid (six levels, 2^¼ apart, so any rescaling lands within
+~9 % of a level), each described by 256 BRIEF-style intensity comparisons on a smoothed patch,
+then matched and verified geometrically — matched corners must agree on one mirror/quarter-turn,
+one scale step and one translation (a Hough vote in 6-pixel bins). Unrelated generated images
+reach at most 4 agreeing corners, so a match needs MIN_INLIERS = 5 distinct stored corners.
+
+A banked image stores its BANK_KEYPOINTS strongest corners, at least MIN_SEPARATION pixels apart
+(the same corner found on every level would otherwise vote five times), as `kp1:` + base64 of
+(x, y: uint16 work-frame pixels; level: uint8; descriptor: 32 bytes) per corner (≤ 2 kB).
+A query describes all its corners under the eight dihedral sampling patterns instead.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+WORK_SIDE = 320
+LEVELS = 6
+RADIUS = 14  # patch radius in level pixels; corners nearer the border are skipped
+PER_LEVEL = 60
+BANK_KEYPOINTS = 40
+MIN_SEPARATION = 8.0
+MATCH_DISTANCE = 26
+VOTE_BIN = 6.0
+MIN_INLIERS = 5
+PREFIX = "kp1:"
+_RECORD = 37  # bytes per stored corner
+
+# Fixed sampling pattern: changing it (or the seed) invalidates stored keypoints (bump PREFIX).
+_PATTERN = np.clip(np.round(np.random.default_rng(12345).normal(0, 4.5, (256, 4))),
+                   -RADIUS + 2, RADIUS - 2).astype(np.int64)
+# The eight dihedral maps of (x, y) offsets: a query sampled with M·d matches a bank image sampled
+# with d when the query is the bank image under M; its coordinates map back by M^T.
+DIHEDRAL = tuple(np.array(m) for m in (
+    [[1, 0], [0, 1]], [[-1, 0], [0, 1]], [[1, 0], [0, -1]], [[-1, 0], [0, -1]],
+    [[0, 1], [1, 0]], [[0, -1], [1, 0]], [[0, 1], [-1, 0]], [[0, -1], [-1, 0]],
+))
+
+
+@dataclass(frozen=True)
+class Keypoints:
+    """Corners in the work frame: xy (n, 2) float, level (n,) int, desc (n, 4) uint64 and, for a
+    query, variant (n,) int — which dihedral pattern described the row."""
+
+    xy: np.ndarray
+    level: np.ndarray
+    desc: np.ndarray
+    variant: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.level)
+
+
+def _box(a: np.ndarray, k: int) -> np.ndarray:
+    """Mean over k×k neighbourhoods (summed-area table, edges replicated)."""
+    p = k // 2
+    c = np.pad(np.pad(a, p, mode="edge").cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    return (c[k:, k:] - c[:-k, k:] - c[k:, :-k] + c[:-k, :-k]) / (k * k)
+
+
+def _local_max(a: np.ndarray, k: int = 7) -> np.ndarray:
+    """Maximum over k×k neighbourhoods, separably."""
+    p = k // 2
+    padded = np.pad(a, p, mode="constant", constant_values=-np.inf)
+    rows = np.max([padded[:, i : i + a.shape[1]] for i in range(k)], axis=0)
+    return np.max([rows[i : i + a.shape[0], :] for i in range(k)], axis=0)
+
+
+def _levels(image: Image.Image) -> list[tuple[int, float, np.ndarray, np.ndarray, np.ndarray]]:
+    """Per pyramid level: (level, scale, xs, ys, smoothed patch image), strongest corners first."""
+    grey = image.convert("L")
+    grey.thumbnail((WORK_SIDE, WORK_SIDE), Image.Resampling.BILINEAR)
+    out = []
+    for level in range(LEVELS):
+        scale = 2 ** (-level / 4)
+        size = (round(grey.width * scale), round(grey.height * scale))
+        if min(size) < 2 * RADIUS + 8:
+            break
+        img = grey.resize(size, Image.Resampling.BILINEAR)
+        smooth = np.asarray(img.filter(ImageFilter.GaussianBlur(1.0)), np.float32)
+        patch = np.asarray(img.filter(ImageFilter.GaussianBlur(2.0)), np.float32)
+        iy, ix = np.gradient(smooth)
+        a, b, c = _box(ix * ix, 5), _box(iy * iy, 5), _box(ix * iy, 5)
+        response = a * b - c * c - 0.04 * (a + b) ** 2
+        floor = 1e-2 * max(float(response.max()), 1e-9)
+        ys, xs = np.nonzero((response == _local_max(response)) & (response > floor))
+        h, w = response.shape
+        inside = (xs >= RADIUS) & (ys >= RADIUS) & (xs < w - RADIUS) & (ys < h - RADIUS)
+        xs, ys = xs[inside], ys[inside]
+        order = np.argsort(-response[ys, xs], kind="stable")[:PER_LEVEL]
+        out.append((level, scale, xs[order], ys[order], patch))
+    return out
+
+
+def _describe(patch: np.ndarray, xs: np.ndarray, ys: np.ndarray, m: np.ndarray) -> np.ndarray:
+    d1, d2 = _PATTERN[:, :2] @ m.T, _PATTERN[:, 2:] @ m.T
+    first = patch[ys[:, None] + d1[None, :, 1], xs[:, None] + d1[None, :, 0]]
+    second = patch[ys[:, None] + d2[None, :, 1], xs[:, None] + d2[None, :, 0]]
+    return np.packbits(first < second, axis=1).view(np.uint64).reshape(len(xs), 4)
+
+
+def bank_keypoints(image: Image.Image) -> Keypoints:
+    """The strongest, well-separated corners of an image to bank (round-robin over levels)."""
+    candidates = []
+    for level, scale, xs, ys, patch in _levels(image):
+        desc = _describe(patch, xs, ys, DIHEDRAL[0])
+        candidates += [(rank, level, xs[rank] / scale, ys[rank] / scale, desc[rank])
+                       for rank in range(len(xs))]
+    candidates.sort(key=lambda c: (c[0], c[1]))
+    kept: list[tuple[float, float, int, np.ndarray]] = []
+    for _, level, x, y, desc in candidates:
+        if all((x - kx) ** 2 + (y - ky) ** 2 >= MIN_SEPARATION**2 for kx, ky, _, _ in kept):
+            kept.append((x, y, level, desc))
+            if len(kept) == BANK_KEYPOINTS:
+                break
+    if not kept:
+        return Keypoints(np.empty((0, 2)), np.empty(0, np.int64), np.empty((0, 4), np.uint64))
+    return Keypoints(np.array([(k[0], k[1]) for k in kept]), np.array([k[2] for k in kept]),
+                     np.array([k[3] for k in kept], dtype=np.uint64))
+
+
+def query_keypoints(image: Image.Image) -> Keypoints:
+    """Every corner of a query image, described under all eight dihedral patterns."""
+    xy, level, desc, variant = [], [], [], []
+    for lvl, scale, xs, ys, patch in _levels(image):
+        for v, m in enumerate(DIHEDRAL):
+            desc.append(_describe(patch, xs, ys, m))
+            xy.append(np.stack([xs / scale, ys / scale], axis=1))
+            level.append(np.full(len(xs), lvl))
+            variant.append(np.full(len(xs), v))
+    if not desc:
+        return Keypoints(np.empty((0, 2)), np.empty(0, np.int64), np.empty((0, 4), np.uint64),
+                         np.empty(0, np.int64))
+    return Keypoints(np.concatenate(xy), np.concatenate(level), np.concatenate(desc),
+                     np.concatenate(variant))
+
+
+def encode_keypoints(kp: Keypoints) -> str:
+    """`kp1:` + unpadded base64url of 37-byte records; "" when there are no corners."""
+    if len(kp) == 0:
+        return ""
+    head = np.zeros((len(kp), 5), np.uint8)
+    xy = np.clip(np.round(kp.xy), 0, 65535).astype(">u2")
+    head[:, 0:4] = xy.view(np.uint8).reshape(len(kp), 4)
+    head[:, 4] = kp.level
+    records = np.concatenate([head, kp.desc.view(np.uint8).reshape(len(kp), 32)], axis=1)
+    return PREFIX + base64.urlsafe_b64encode(records.tobytes()).decode("ascii").rstrip("=")
+
+
+def decode_keypoints(value: str) -> Keypoints:
+    """Inverse of encode_keypoints. Raises ValueError when malformed."""
+    if not value.startswith(PREFIX):
+        raise ValueError(f"keypoints start with {PREFIX!r}")
+    body = value[len(PREFIX):]
+    try:
+        raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError("keypoints are not valid base64") from exc
+    if not raw or len(raw) % _RECORD:
+        raise ValueError("keypoints length is not a whole number of records")
+    records = np.frombuffer(raw, np.uint8).reshape(-1, _RECORD)
+    xy = records[:, 0:4].copy().view(">u2").astype(np.float64)
+    desc = records[:, 5:].copy().view(np.uint64)
+    return Keypoints(xy, records[:, 4].astype(np.int64), desc)
+
+
+def inliers(query: Keypoints, q_idx: np.ndarray, b_xy: np.ndarray, b_level: np.ndarray,
+            owners: np.ndarray, rows: np.ndarray) -> dict[int, int]:
+    """{owner: most stored corners agreeing on one pose} for descriptor matches (query row
+    `q_idx[i]` ~ stored corner `rows[i]` at `b_xy[i]`, `b_level[i]`, owned by `owners[i]`)."""
+    if len(q_idx) == 0 or query.variant is None:
+        return {}
+    variant = query.variant[q_idx]
+    mats = np.array(DIHEDRAL)[variant]  # (n, 2, 2); coordinates map back by M^T
+    mapped = np.einsum("nji,nj->ni", mats, query.xy[q_idx])
+    step = query.level[q_idx] - b_level
+    shift = b_xy - (2.0 ** (step / 4))[:, None] * mapped
+    best: dict[int, int] = {}
+    # Bins offset by half a bin as well, so a pose on a bin edge still gathers its votes.
+    for offset in (0.0, VOTE_BIN / 2):
+        cell = np.floor((shift + offset) / VOTE_BIN).astype(np.int64)
+        keys = np.stack([owners, variant, step, cell[:, 0], cell[:, 1], rows], axis=1)
+        unique = np.unique(keys, axis=0)  # one vote per stored corner and pose
+        poses, counts = np.unique(unique[:, :5], axis=0, return_counts=True)
+        for pose, count in zip(poses.tolist(), counts.tolist(), strict=True):
+            if count > best.get(pose[0], 0):
+                best[pose[0]] = count
+    return best
