@@ -11,6 +11,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -35,9 +36,13 @@ def machine() -> dict[str, Any]:
 
 
 def peak_rss_mb() -> dict[str, Any]:
-    """Peak RSS of a fresh process that loads Veille's detector suite and scores images."""
-    out = subprocess.run([sys.executable, "-m", "bench.rss"], capture_output=True, text=True,
-                         check=True, cwd=Path(__file__).resolve().parents[1])
+    """Peak RSS of a fresh process that loads Veille's CLIP detector and scores images."""
+    from bench.clip import save_random_checkpoint
+
+    with tempfile.TemporaryDirectory() as scratch:
+        checkpoint = save_random_checkpoint(Path(scratch))
+        out = subprocess.run([sys.executable, "-m", "bench.rss", str(checkpoint)], capture_output=True,
+                             text=True, check=True, cwd=Path(__file__).resolve().parents[1])
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

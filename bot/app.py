@@ -68,12 +68,28 @@ def _platform_starters(settings: Settings) -> list[tuple[str, Any]]:
         except ImportError as exc:
             log.error("%s is configured but its adapter cannot be imported: %s", name, exc)
             continue
-        start = getattr(runner, "start", None)
+        start = _entry_point(name, runner)
         if start is None:
             log.error("bot.platforms.%s.runner has no start(settings, veille)", name)
             continue
         starters.append((name, start))
     return starters
+
+
+def _entry_point(name: str, runner: Any) -> Any:
+    """The runner's `start(settings, veille)` (the contract), else its older entry points:
+    `run_<platform>(settings, veille)` or a `<Platform>Runner(settings, veille).start()`."""
+    for attribute in ("start", f"run_{name}"):
+        if callable(getattr(runner, attribute, None)):
+            return getattr(runner, attribute)
+    runner_class = getattr(runner, f"{name.capitalize()}Runner", None)
+    if runner_class is None:
+        return None
+
+    async def start(settings: Settings, veille: Veille) -> None:
+        await runner_class(settings, veille).start()
+
+    return start
 
 
 async def _start_scheduler(veille: Veille) -> Any:
@@ -104,10 +120,13 @@ async def run_forever(settings: Settings) -> None:
         tasks = [asyncio.create_task(start(settings, veille), name=f"veille-{name}")
                  for name, start in starters]
         done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-        for task in pending:
-            task.cancel()
         for task in done:
-            task.result()  # surface the failure that stopped a platform
+            if task.exception() is not None:
+                for other in pending:
+                    other.cancel()
+                task.result()  # surface the failure that stopped a platform
+        # Some starters return once connected and serve in the background: run until cancelled.
+        await asyncio.Event().wait()
     finally:
         if scheduler is not None:
             scheduler.shutdown()

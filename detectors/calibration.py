@@ -8,6 +8,9 @@ searched recursively. Per category, from the scores of both sets:
 - review: the highest threshold that still reaches `min_recall` (default 0.95) of the flag set,
   never above block: review tickets are cheap, misses are not.
 
+Both are then moved halfway down to the next lower score in the set, which changes nothing on
+the labelled images and leaves a margin for new ones.
+
 Results are stored in the thresholds file (detectors.fusion.Thresholds.load reads it) under
 calibration_key(model, pretrained), merged with what other models and categories already have.
 """
@@ -108,12 +111,21 @@ def fit_category(
     candidates = sorted({_floor(float(v)) for v in values})  # ascending
     points = [operating_point(values, labels, t) for t in candidates]
 
-    block = next((p for p in points if p.precision >= min_precision), None)
-    block_reached = block is not None
-    if block is None:
-        block = operating_point(values, labels, 1.0)
-    meeting_recall = [p for p in points if p.recall >= min_recall]
-    review = meeting_recall[-1] if meeting_recall else points[0]
+    def widened(index: int) -> OperatingPoint:
+        # Halfway down to the next lower score: identical on the labelled set (no image lies in
+        # between) but it leaves room for unseen images that score a little lower.
+        if index == 0:
+            return points[0]
+        middle = _floor((candidates[index - 1] + candidates[index]) / 2)
+        if middle <= candidates[index - 1]:
+            return points[index]
+        return operating_point(values, labels, middle)
+
+    block_index = next((i for i, p in enumerate(points) if p.precision >= min_precision), None)
+    block_reached = block_index is not None
+    block = widened(block_index) if block_index is not None else operating_point(values, labels, 1.0)
+    recall_indices = [i for i, p in enumerate(points) if p.recall >= min_recall]
+    review = widened(recall_indices[-1] if recall_indices else 0)
     if review.threshold > block.threshold:
         review = block
     return CategoryFit(category, review, block, block_reached, int(labels.sum()),

@@ -123,8 +123,9 @@ class ClipDetector:
         self.config = config
         self.prompts: PromptSet = load_prompt_set(config.prompts_dir)
         self._identity = weights_identity(config.model, config.pretrained)
+        # The backend is part of it: int8 ONNX scores differ from torch in the third decimal.
         digest = hashlib.sha256(
-            f"{self._identity}|{self.prompts.digest}|{SCORING_VERSION}".encode()
+            f"{self._identity}|{self.prompts.digest}|{config.backend}|{SCORING_VERSION}".encode()
         ).hexdigest()
         self.version = f"{SCORING_VERSION}.{digest[:12]}"
         self.categories = tuple(c.category for c in self.prompts.categories)

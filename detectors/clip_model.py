@@ -169,7 +169,9 @@ def resolve_weights(
     path = Path(pretrained).expanduser()
     if path.is_file():
         return str(path)
-    tags = open_clip.list_pretrained_tags_by_model(architecture)
+    all_tags = open_clip.list_pretrained_tags_by_model(architecture)
+    # Some architectures have dozens of tags: name a few, the error must stay readable.
+    tags = all_tags[:6] + (["…"] if len(all_tags) > 6 else [])
     if _looks_like_path(pretrained):
         raise DetectorError(
             f"VEILLE_CLIP_PRETRAINED={pretrained}: no such checkpoint file. Point it at an "

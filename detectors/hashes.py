@@ -13,12 +13,13 @@ import asyncio
 import logging
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 import numpy as np
 from PIL import Image
 
+from detectors import keypoints as kp
 from detectors.base import KNOWN_CONTENT, Detection, HashMatch, ImageInput
 from detectors.hamming_index import HammingIndex
 from detectors.pdq import (
@@ -41,18 +42,28 @@ DEFAULT_MIN_QUALITY = 50
 # test_hash_robustness.py), so the PDQ threshold serves the windows as well.
 DEFAULT_NEARDUP_THRESHOLD = 31
 SIGNATURE_PREFIX = "sig1"
+NEARDUP_SEPARATOR = "|"
+
+
+def neardup_parts(value: str) -> list[str]:
+    """A signature's near-duplicate string split into what is stored one row each: the PDQ
+    windows (`nd1:`) and the keypoints (`kp1:`), each under HashEntry.value's 2,048 characters."""
+    return [part for part in value.split(NEARDUP_SEPARATOR) if part]
 
 
 @dataclass(frozen=True)
 class ImageSignature:
-    """What Veille remembers of an image's looks. `neardup` is the stored window string (the
-    full-image hash first, then the windows); `variants` are the eight dihedral PDQ hashes of a
-    freshly hashed image, used only to query (empty for a signature read back from storage)."""
+    """What Veille remembers of an image's looks. `neardup` is `nd1:<PDQ windows>|kp1:<corners>`
+    (see detectors/pdq.py and detectors/keypoints.py). `variants` (the eight dihedral PDQ hashes)
+    and `corners` (every corner under the eight dihedral patterns) exist only for a freshly hashed
+    image: they query, they are not stored, so a signature read back from storage matches by PDQ
+    and windows only."""
 
     pdq: str
     quality: int
     neardup: str = ""
     variants: tuple[str, ...] = ()
+    corners: kp.Keypoints | None = field(default=None, compare=False, repr=False)
 
     def to_str(self) -> str:
         """`sig1;<pdq>;<quality>;<neardup>`: one string for a text column or a JSON field."""
@@ -68,8 +79,8 @@ class ImageSignature:
             raise ValueError("not a Veille image signature (expected sig1;pdq;quality;neardup)")
         _, pdq, quality, neardup = parts
         hex_to_words(pdq)
-        if neardup:
-            decode_neardup(neardup)
+        for part in neardup_parts(neardup):
+            normalise_value("neardup", part)
         return cls(pdq=pdq, quality=int(quality), neardup=neardup)
 
     @classmethod
@@ -79,12 +90,14 @@ class ImageSignature:
 
 
 def compute_signature(image: Image.Image, min_quality: int = DEFAULT_MIN_QUALITY) -> ImageSignature:
-    """PDQ (eight dihedral variants) and near-duplicate windows of `image`. Blocking: ~10 ms."""
+    """PDQ (eight dihedral variants), PDQ windows and keypoints of `image`. Blocking: ~30 ms."""
     variants, quality = pdq_dihedral(image)
     windows = window_hashes(image, min_quality)
     full = [variants[0]] if quality >= min_quality else []
-    neardup = encode_neardup(full + windows) if full or windows else ""
-    return ImageSignature(variants[0], quality, neardup, tuple(variants))
+    to_bank, corners = kp.describe_image(image)
+    parts = [encode_neardup(full + windows) if full or windows else "", kp.encode_keypoints(to_bank)]
+    neardup = NEARDUP_SEPARATOR.join(p for p in parts if p)
+    return ImageSignature(variants[0], quality, neardup, tuple(variants), corners)
 
 
 class EntryLike(Protocol):
@@ -111,8 +124,11 @@ def normalise_value(kind: str, value: str) -> str:
     if kind not in KINDS:
         raise ValueError(f"unknown hash kind {kind!r} (expected one of {', '.join(KINDS)})")
     value = value.strip()
-    if kind == "neardup":
-        decode_neardup(value)
+    if kind == "neardup":  # one part: a row holds the windows or the keypoints, not both
+        if value.startswith(kp.PREFIX):
+            kp.decode_keypoints(value)
+        else:
+            decode_neardup(value)
         return value
     value = value.lower()
     if kind == "pdq":
@@ -146,6 +162,11 @@ class HashBank:
         self._exact: dict[tuple[str, str], tuple[int, ...]] = {}
         self._pdq = HammingIndex()
         self._neardup = HammingIndex()
+        # Keypoints: one index row per stored corner (ids are row numbers) and, per row, its
+        # owner entry id, x, y and pyramid level; both replaced, never mutated (copy-on-write).
+        self._corners = HammingIndex()
+        self._corner_meta = np.empty((0, 4), np.float64)
+        self._corner_rows: dict[int, np.ndarray] = {}
         self.add(entries)
 
     def __len__(self) -> int:
@@ -186,6 +207,8 @@ class HashBank:
                 if entry.kind == "pdq":
                     pdq_words.append(hex_to_words(entry.value))
                     pdq_ids.append(entry.id)
+                elif entry.kind == "neardup" and entry.value.startswith(kp.PREFIX):
+                    self._add_corners_locked(entry.id, kp.decode_keypoints(entry.value))
                 elif entry.kind == "neardup":
                     windows = decode_neardup(entry.value)
                     nd_words.extend(hex_to_words(w) for w in windows)
@@ -198,6 +221,15 @@ class HashBank:
             if nd_ids:
                 self._neardup = self._neardup.extended(np.array(nd_words), np.array(nd_ids))
         return errors
+
+    def _add_corners_locked(self, entry_id: int, corners: kp.Keypoints) -> None:
+        start = len(self._corner_meta)
+        rows = np.arange(start, start + len(corners))
+        meta = np.column_stack([np.full(len(corners), entry_id), corners.xy, corners.level])
+        # Publish the metadata before the index: a reader's index rows always have metadata.
+        self._corner_meta = np.concatenate([self._corner_meta, meta])
+        self._corners = self._corners.extended(corners.desc, rows)
+        self._corner_rows[entry_id] = rows
 
     def remove(self, entry_ids: Iterable[int]) -> int:
         """Forget these entries; returns how many were present."""
@@ -219,60 +251,74 @@ class HashBank:
             self._pdq = self._pdq.without(ids)
         if any(e.kind == "neardup" for e in gone):
             self._neardup = self._neardup.without(ids)
+            rows = [self._corner_rows.pop(i) for i in ids.tolist() if i in self._corner_rows]
+            if rows:
+                self._corners = self._corners.without(np.concatenate(rows))
         return len(gone)
 
     def match(self, signature: ImageSignature | None, sha256: str = "", md5: str = "") -> list[HashMatch]:
-        """Every entry that `signature` or the file digests match, best first. A PDQ query of
-        quality below `min_quality` is ignored (its windows were already filtered by quality)."""
-        found: list[tuple[HashMatch, int]] = []
+        """Every entry that `signature` or the file digests match: exact digests first, then
+        PDQ, PDQ windows and keypoints, closest first within each. A PDQ query of quality below
+        `min_quality` is ignored (windows were already filtered by quality when hashed)."""
+        return [match for match, _ in self.match_explained(signature, sha256, md5)]
 
-        def hit(entry_id: int, kind: str, distance: int) -> None:
+    def match_explained(
+        self, signature: ImageSignature | None, sha256: str = "", md5: str = ""
+    ) -> list[tuple[HashMatch, str]]:
+        """`match()` with a moderator-readable reason for each match. Distances: 0 for digests,
+        Hamming bits for PDQ and windows, and for keypoints the share of the entry's stored
+        corners that did not agree (0.0 = all agree)."""
+        found: list[tuple[int, float, HashMatch, str]] = []
+
+        def hit(entry_id: int, kind: str, distance: float, how: str, rank: int) -> None:
             entry = self._entries.get(entry_id)  # may be gone if removed while we searched
             if entry is not None:
                 match = HashMatch(entry.bank, kind, float(distance), entry.source, entry.id)
-                found.append((match, distance))
+                verb = "is allow-listed in" if entry.source == "allow" else f"matches {entry.source}"
+                found.append((rank, distance, match, f"{verb} bank {entry.bank!r} {how}"))
 
         for kind, value in (("sha256", sha256), ("md5", md5)):
+            label = "SHA-256" if kind == "sha256" else "MD5"
             for entry_id in self._exact.get((kind, value.lower()), ()) if value else ():
-                hit(entry_id, kind, 0)
+                hit(entry_id, kind, 0, f"by {label} (exact file)", 0)
         if signature is not None:
-            pdq_index, nd_index = self._pdq, self._neardup  # one consistent snapshot each
+            # One snapshot of each index: writers publish new ones, never change these.
+            pdq_index, nd_index = self._pdq, self._neardup
+            corner_index, corner_meta = self._corners, self._corner_meta
             variants = signature.variants or (signature.pdq,)
             if signature.quality >= self.min_quality:
                 queries = np.array([hex_to_words(v) for v in variants])
                 for entry_id, dist in pdq_index.search(queries, self.pdq_threshold).items():
-                    hit(entry_id, "pdq", dist)
-            windows = decode_neardup(signature.neardup) if signature.neardup else []
+                    hit(entry_id, "pdq", dist, f"at PDQ distance {dist}", 1)
+            parts = neardup_parts(signature.neardup)
+            windows = [w for p in parts if not p.startswith(kp.PREFIX) for w in decode_neardup(p)]
             if len(nd_index) and windows:
                 # Dihedral variants of the whole image catch mirrored or turned crops; the
-                # query's own windows catch crops that are off the stored windows' grid.
+                # query's own windows catch re-crops of crops.
                 rows = list(dict.fromkeys([*variants[1:], *windows]))
                 queries = np.array([hex_to_words(v) for v in rows])
                 for entry_id, dist in nd_index.search(queries, self.neardup_threshold).items():
-                    hit(entry_id, "neardup", dist)
-        found.sort(key=lambda pair: (pair[1], pair[0].kind != "pdq"))
-        return [match for match, _ in found]
-
-
-KIND_LABELS = {"pdq": "PDQ distance", "neardup": "near-duplicate (crop-robust) distance",
-               "md5": "MD5", "sha256": "SHA-256"}
-
-
-def describe(match: HashMatch) -> str:
-    """A moderator-readable reason, e.g. "matches confirmed bank 'confirmed' at PDQ distance 12"."""
-    if match.kind in ("md5", "sha256"):
-        how = f"by {KIND_LABELS[match.kind]} (exact file)"
-    else:
-        how = f"at {KIND_LABELS.get(match.kind, match.kind)} {int(match.distance)}"
-    verb = "is allow-listed in" if match.source == "allow" else f"matches {match.source}"
-    return f"{verb} bank {match.bank!r} {how}"
+                    hit(entry_id, "neardup", dist, f"at PDQ-window distance {dist} (crop-robust)", 2)
+            corners = signature.corners
+            if corners is not None and len(corners) and len(corner_index):
+                q_idx, rows, _ = corner_index.pairs(corners.desc, kp.MATCH_DISTANCE)
+                meta = corner_meta[rows]
+                owners = meta[:, 0].astype(np.int64)
+                agreeing = kp.inliers(corners, q_idx, meta[:, 1:3], owners, rows)
+                for entry_id, count in agreeing.items():
+                    stored = len(self._corner_rows.get(entry_id, ())) or count
+                    if count >= kp.MIN_INLIERS:
+                        hit(entry_id, "neardup", round(1 - count / stored, 3),
+                            f"by keypoints: {count} of {stored} stored corners agree (crop-robust)", 3)
+        found.sort(key=lambda item: (item[0], item[1]))
+        return [(match, reason) for _, _, match, reason in found]
 
 
 class HashDetector:
     """The `hashes` detector: signature of each image, matched against the bank."""
 
     name = "hashes"
-    version = "pdq1-nd1"  # change when hashing, windows or thresholds change
+    version = "pdq1-nd1-kp1"  # change when hashing, windows, keypoints or thresholds change
     kind: Literal["image", "text"] = "image"
 
     def __init__(self, bank: HashBank) -> None:
@@ -292,11 +338,12 @@ class HashDetector:
         except (ValueError, OSError) as exc:  # a frame PDQ cannot read still gets its digests
             log.warning("could not hash %s: %s", item.source or item.sha256[:12], exc)
             signature = None
-        matches = self.bank.match(signature, item.sha256, item.md5)
+        explained = self.bank.match_explained(signature, item.sha256, item.md5)
+        matches = [match for match, _ in explained]
         blocking = [m for m in matches if m.source != "allow"]
         detection = Detection(
             scores={KNOWN_CONTENT: 1.0 if blocking else 0.0},
-            reasons=[describe(m) for m in matches[:5]],
+            reasons=[reason for _, reason in explained[:5]],
             matches=matches,
         )
         if signature is not None:

@@ -108,10 +108,21 @@ def _describe(patch: np.ndarray, xs: np.ndarray, ys: np.ndarray, m: np.ndarray) 
     return np.packbits(first < second, axis=1).view(np.uint64).reshape(len(xs), 4)
 
 
-def bank_keypoints(image: Image.Image) -> Keypoints:
-    """The strongest, well-separated corners of an image to bank (round-robin over levels)."""
+def describe_image(image: Image.Image) -> tuple[Keypoints, Keypoints]:
+    """(corners to bank, corners to query with) of one image, from one pyramid pass."""
+    levels = _levels(image)
+    return _bank_keypoints(levels), _query_keypoints(levels)
+
+
+def _empty(query: bool) -> Keypoints:
+    return Keypoints(np.empty((0, 2)), np.empty(0, np.int64), np.empty((0, 4), np.uint64),
+                     np.empty(0, np.int64) if query else None)
+
+
+def _bank_keypoints(levels: list[tuple[int, float, np.ndarray, np.ndarray, np.ndarray]]) -> Keypoints:
+    """The strongest, well-separated corners (round-robin over levels by rank)."""
     candidates = []
-    for level, scale, xs, ys, patch in _levels(image):
+    for level, scale, xs, ys, patch in levels:
         desc = _describe(patch, xs, ys, DIHEDRAL[0])
         candidates += [(rank, level, xs[rank] / scale, ys[rank] / scale, desc[rank])
                        for rank in range(len(xs))]
@@ -123,23 +134,22 @@ def bank_keypoints(image: Image.Image) -> Keypoints:
             if len(kept) == BANK_KEYPOINTS:
                 break
     if not kept:
-        return Keypoints(np.empty((0, 2)), np.empty(0, np.int64), np.empty((0, 4), np.uint64))
+        return _empty(query=False)
     return Keypoints(np.array([(k[0], k[1]) for k in kept]), np.array([k[2] for k in kept]),
                      np.array([k[3] for k in kept], dtype=np.uint64))
 
 
-def query_keypoints(image: Image.Image) -> Keypoints:
-    """Every corner of a query image, described under all eight dihedral patterns."""
+def _query_keypoints(levels: list[tuple[int, float, np.ndarray, np.ndarray, np.ndarray]]) -> Keypoints:
+    """Every corner, described under all eight dihedral patterns."""
     xy, level, desc, variant = [], [], [], []
-    for lvl, scale, xs, ys, patch in _levels(image):
+    for lvl, scale, xs, ys, patch in levels:
         for v, m in enumerate(DIHEDRAL):
             desc.append(_describe(patch, xs, ys, m))
             xy.append(np.stack([xs / scale, ys / scale], axis=1))
             level.append(np.full(len(xs), lvl))
             variant.append(np.full(len(xs), v))
     if not desc:
-        return Keypoints(np.empty((0, 2)), np.empty(0, np.int64), np.empty((0, 4), np.uint64),
-                         np.empty(0, np.int64))
+        return _empty(query=True)
     return Keypoints(np.concatenate(xy), np.concatenate(level), np.concatenate(desc),
                      np.concatenate(variant))
 
@@ -173,25 +183,53 @@ def decode_keypoints(value: str) -> Keypoints:
     return Keypoints(xy, records[:, 4].astype(np.int64), desc)
 
 
-def inliers(query: Keypoints, q_idx: np.ndarray, b_xy: np.ndarray, b_level: np.ndarray,
-            owners: np.ndarray, rows: np.ndarray) -> dict[int, int]:
+def inliers(query: Keypoints, q_idx: np.ndarray, b_xy: np.ndarray, owners: np.ndarray,
+            rows: np.ndarray) -> dict[int, int]:
     """{owner: most stored corners agreeing on one pose} for descriptor matches (query row
-    `q_idx[i]` ~ stored corner `rows[i]` at `b_xy[i]`, `b_level[i]`, owned by `owners[i]`)."""
+    `q_idx[i]` ~ stored corner `rows[i]` at `b_xy[i]`, owned by `owners[i]`).
+
+    A pose is a dihedral variant, a scale and a translation (crops and resizes keep the aspect).
+    Per owner and variant, the scale is the mode of the distance ratios over pairs of matches
+    (pyramid levels only choose which corners are compared: their 2^¼ steps are too coarse to
+    give the scale), then the translation is the mode of b - s·M^T·q over VOTE_BIN cells."""
     if len(q_idx) == 0 or query.variant is None:
         return {}
     variant = query.variant[q_idx]
     mats = np.array(DIHEDRAL)[variant]  # (n, 2, 2); coordinates map back by M^T
     mapped = np.einsum("nji,nj->ni", mats, query.xy[q_idx])
-    step = query.level[q_idx] - b_level
-    shift = b_xy - (2.0 ** (step / 4))[:, None] * mapped
     best: dict[int, int] = {}
-    # Bins offset by half a bin as well, so a pose on a bin edge still gathers its votes.
+    group_keys = owners * 8 + variant
+    order = np.argsort(group_keys, kind="stable")
+    bounds = np.flatnonzero(np.diff(group_keys[order])) + 1
+    for group in np.split(order, bounds):
+        if len(np.unique(rows[group])) < MIN_INLIERS:
+            continue
+        count = _pose_votes(mapped[group], b_xy[group], rows[group])
+        owner = int(owners[group[0]])
+        best[owner] = max(best.get(owner, 0), count)
+    return best
+
+
+def _pose_votes(q: np.ndarray, b: np.ndarray, rows: np.ndarray) -> int:
+    """Distinct stored corners agreeing on the modal scale and translation."""
+    i, j = np.triu_indices(len(q), k=1)
+    dq = np.hypot(*(q[i] - q[j]).T)
+    db = np.hypot(*(b[i] - b[j]).T)
+    usable = (dq > 2 * VOTE_BIN) & (db > 2 * VOTE_BIN)
+    if not usable.any():
+        return 0
+    log_scale = np.log2(db[usable] / dq[usable])
+    # Scale mode in 1/16-octave bins (4.4 %), summing each bin with its neighbours.
+    cells = np.round(log_scale * 16).astype(np.int64)
+    values, counts = np.unique(cells, return_counts=True)
+    near = counts + np.array([counts[np.searchsorted(values, v + d)] if v + d in values else 0
+                              for v in values for d in (-1, 1)]).reshape(-1, 2).sum(axis=1)
+    scale = 2.0 ** (values[int(np.argmax(near))] / 16)
+    shift = b - scale * q
+    best = 0
     for offset in (0.0, VOTE_BIN / 2):
         cell = np.floor((shift + offset) / VOTE_BIN).astype(np.int64)
-        keys = np.stack([owners, variant, step, cell[:, 0], cell[:, 1], rows], axis=1)
-        unique = np.unique(keys, axis=0)  # one vote per stored corner and pose
-        poses, counts = np.unique(unique[:, :5], axis=0, return_counts=True)
-        for pose, count in zip(poses.tolist(), counts.tolist(), strict=True):
-            if count > best.get(pose[0], 0):
-                best[pose[0]] = count
+        keys = np.unique(np.column_stack([cell, rows]), axis=0)
+        _, per_cell = np.unique(keys[:, :2], axis=0, return_counts=True)
+        best = max(best, int(per_cell.max()))
     return best

@@ -1,16 +1,22 @@
 """`veille scan PATH|URL... [--json] [--text-file FILE]`: scan offline, outside any chat.
 
-One result per input, in the JSON-lines contract of the Foundation issue. An unreadable input
-gets an `error` in its own result and never stops the run. Exit status: 0 nothing flagged,
-1 something at REVIEW or above, 2 usage or configuration error.
+One result per input, in the JSON-lines contract of the Foundation issue (`ScanResult.to_json`).
+An unreadable input gets an `error` in its own result and never stops the run. Exit status:
+0 nothing flagged, 1 something at REVIEW or above, 2 usage or configuration error.
+
+This module only walks inputs and prints: bytes become verdicts in bot.core.scanner (shared with
+the chat pipeline) and URLs are fetched through bot.media.fetch (the SSRF guard). Errors inside
+results stay in English, like the fetcher's and decoder's, because scripts read them; what a
+person reads on the terminal (table headers, notes, the summary) follows VEILLE_LOCALE.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+import logging
+import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,25 +32,37 @@ from detectors.base import DetectorError, TextInput
 from detectors.fusion import Severity, Verdict
 
 if TYPE_CHECKING:  # the scanner pulls in Pillow and the media stack: load it only to scan
-    from bot.core.scanner import Scanner
+    from bot.core.scanner import PreparedImage, Scanner
+    from bot.media.fetch import SafeFetcher
+
+log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".avif",
                   ".heic", ".svg", ".jfif"}
+URL_PREFIXES = ("javascript:", "data:", "mailto:", "file:")
+NO_IMAGE_AT_URL = "no image found at this address"
+NO_IMAGE_DETECTOR = "not scanned: no image detector is configured (VEILLE_DETECTORS={names})"
+NO_TEXT_DETECTOR = "not scanned: no text detector is configured (VEILLE_DETECTORS={names})"
+SEVERITY_COLOURS = {Severity.NONE: "green", Severity.REVIEW: "yellow",
+                    Severity.QUARANTINE: "red", Severity.CRITICAL: "bold red"}
 
 
 @dataclass
 class ScanResult:
+    """One input's outcome: a verdict, or an error (never both missing once scanned)."""
+
     source: str
     kind: str  # image | url | text
     verdict: Verdict | None = None
     error: str | None = None
-    notes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # partial failures (one of a page's images)
 
     @property
     def severity(self) -> Severity:
         return self.verdict.severity if self.verdict else Severity.NONE
 
     def to_json(self) -> dict[str, Any]:
+        """The contract: source, kind, severity, categories, scores, matches, reasons, error."""
         verdict = self.verdict
         return {
             "source": self.source,
@@ -60,193 +78,310 @@ class ScanResult:
         }
 
 
-def expand_inputs(inputs: Iterable[str]) -> list[tuple[str, str]]:
-    """(kind, source) pairs: URLs as given, folders walked recursively for image-like files."""
+def is_url(item: str) -> bool:
+    return "://" in item or item.lower().startswith(URL_PREFIXES)
+
+
+def expand_inputs(inputs: Iterable[str], locale: str) -> list[tuple[str, str]]:
+    """(kind, source) pairs in order: URLs as given (the fetcher vets them), folders walked
+    recursively for image-like file names, anything else as a file (unreadable ones get errors)."""
     expanded: list[tuple[str, str]] = []
     for item in inputs:
-        if "://" in item or item.lower().startswith(("javascript:", "data:", "mailto:")):
+        if is_url(item):
             expanded.append(("url", item))
             continue
         path = Path(item)
         if path.is_dir():
             files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
-            expanded.extend(("image", str(p)) for p in files if p.suffix.lower() in IMAGE_SUFFIXES)
+            images = [("image", str(p)) for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
+            if not images:
+                console.print(f"[yellow]![/] {t('scan.no_images_in_folder', locale, folder=item)}")
+            expanded.extend(images)
         else:
             expanded.append(("image", item))
     return expanded
 
 
-def read_file(path: Path, max_bytes: int) -> bytes:
-    """The file's bytes, or OSError/ValueError with a readable message."""
-    size = path.stat().st_size
-    if size > max_bytes:
-        raise ValueError(f"too large: {size} bytes, the limit is {max_bytes}")
-    return path.read_bytes()
+def read_image_file(path: Path, max_bytes: int) -> bytes:
+    """The bytes of a regular file of at most `max_bytes`; ValueError/OSError otherwise.
+
+    Reads at most `max_bytes + 1` bytes, so a device (/dev/zero) or a growing file cannot make
+    the scan read forever; FIFOs and devices are refused before opening (a FIFO would block)."""
+    if not path.is_file():
+        if path.exists():
+            raise ValueError("not a regular file")
+        raise FileNotFoundError(2, "No such file or directory")
+    with path.open("rb") as handle:
+        data = handle.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise ValueError(f"too large: more than {max_bytes} bytes (VEILLE_FETCH_MAX_BYTES)")
+    return data
 
 
-async def scan_image_bytes(scanner: Scanner, data: bytes, source: str, settings: Settings) -> Verdict:
-    from bot.core.scanner import prepare_image
-
-    prepared = await asyncio.to_thread(
-        prepare_image, data, source=source, max_pixels=settings.max_image_pixels
-    )
-    [scan] = await scanner.scan_images([prepared])
-    return scan.verdict
-
-
-async def scan_path(scanner: Scanner, source: str, settings: Settings) -> ScanResult:
-    from bot.media.decode import MediaError
-
-    result = ScanResult(source, "image")
+def read_text_lines(text_file: Path, locale: str) -> list[str]:
+    """The lines of `--text-file` (`-` is stdin), or exit 2 when it cannot be read."""
+    if str(text_file) == "-":
+        return sys.stdin.read().splitlines()
     try:
-        data = await asyncio.to_thread(read_file, Path(source), settings.fetch_max_bytes)
-        result.verdict = await scan_image_bytes(scanner, data, source, settings)
-    except MediaError as exc:
-        result.error = str(exc)
-    except (OSError, ValueError) as exc:
-        result.error = f"unreadable: {exc.strerror if isinstance(exc, OSError) and exc.strerror else exc}"
-    return result
+        if text_file.is_dir():
+            raise IsADirectoryError(21, "Is a directory")
+        return text_file.read_text("utf-8", "replace").splitlines()
+    except OSError as exc:
+        fail(t("scan.text_file_unreadable", locale, file=text_file, detail=exc.strerror or exc))
 
 
-async def scan_url(scanner: Scanner, fetcher: Any, url: str, settings: Settings) -> ScanResult:
-    """A URL is one result: the worst verdict over the image(s) it points to or unfurls to."""
-    from bot.media.decode import MediaError
-
-    result = ScanResult(url, "url")
-    fetched = await fetcher.fetch_media(url)
-    verdicts: list[Verdict] = []
-    errors: list[str] = []
-    for item in fetched:
-        if item.error or item.data is None:
-            errors.append(item.error or "no content")
-            continue
-        try:
-            verdicts.append(await scan_image_bytes(scanner, item.data, item.final_url or url, settings))
-        except MediaError as exc:
-            errors.append(f"{item.final_url or item.url}: {exc}")
-    if verdicts:
-        result.verdict = max(verdicts, key=lambda v: v.severity)
-        result.notes = errors
-    else:
-        result.error = "; ".join(errors) or "no image found at this address"
-    return result
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
 
 
-@asynccontextmanager
-async def open_fetcher(settings: Settings) -> AsyncIterator[Any]:
-    from bot.media.fetch import SafeFetcher
-
-    fetcher = SafeFetcher(
-        max_bytes=settings.fetch_max_bytes,
-        timeout_s=settings.fetch_timeout_s,
-        allow_loopback=settings.fetch_allow_loopback,
-    )
-    try:
-        yield fetcher
-    finally:
-        await fetcher.aclose()
+def _missing_sqlite_file(url: Any) -> Path | None:
+    """The file of a SQLite URL when it does not exist yet; None otherwise."""
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    path = Path(url.database).expanduser()
+    return None if path.exists() else path
 
 
 async def load_bank(settings: Settings) -> Any:
-    """The hash banks from the database, or None (with a note) when it is not migrated yet."""
+    """The hash banks from the database, or None (with a note) when there is no migrated
+    database yet: scanning works on a fresh clone. A database that cannot be read (bad URL,
+    missing driver, server down) is a configuration error: exit 2."""
     if "hashes" not in settings.detector_names:
         return None
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
     from bot.store import engine as store
     from bot.store.hash_repo import load_bank as load
 
-    engine = store.create_engine(settings.database_url)
+    locale = settings.default_locale
+    try:
+        url = make_url(settings.database_url)
+    except (SQLAlchemyError, ValueError) as exc:
+        fail(t("scan.database_error", locale, url="?", detail=_describe(exc)))
+    shown = url.render_as_string(hide_password=True)
+    missing = await asyncio.to_thread(_missing_sqlite_file, url)
+    if missing is not None:  # never create a database (or its folder) just to scan
+        note = t("scan.no_database", locale, path=missing)
+        console.print(f"[yellow]![/] {t('scan.banks_not_loaded', locale, detail=note)}")
+        return None
+    try:
+        engine = store.create_engine(settings.database_url)
+    except (SQLAlchemyError, ImportError, ValueError) as exc:
+        fail(t("scan.database_error", locale, url=shown, detail=_describe(exc)))
     try:
         await store.check_migrated(engine)
         async with store.session_factory(engine)() as session:
             return await load(session)
     except store.DatabaseNotMigrated as exc:
-        console.print(f"[yellow]![/] hash banks not loaded: {exc} (run `veille db upgrade`)")
+        console.print(f"[yellow]![/] {t('scan.banks_not_loaded', locale, detail=exc)}")
         return None
+    except (SQLAlchemyError, OSError, ImportError) as exc:
+        fail(t("scan.database_error", locale, url=shown, detail=_describe(exc)))
     finally:
         await engine.dispose()
+
+
+class ScanRun:
+    """One `veille scan` invocation: feeds inputs to the Scanner in order and prints results.
+
+    Files are decoded one at a time and detected in batches of up to VEILLE_BATCH_SIZE images
+    and VEILLE_MAX_IMAGE_PIXELS decoded pixels, so a folder costs few detector calls while
+    memory stays bounded by about one maximal image."""
+
+    def __init__(self, scanner: Scanner, settings: Settings, as_json: bool,
+                 progress: Progress, task: Any) -> None:
+        self.scanner = scanner
+        self.settings = settings
+        self.as_json = as_json
+        self.progress = progress
+        self.task = task
+        self.results: list[ScanResult] = []
+        self._pending: list[tuple[ScanResult, PreparedImage | None]] = []
+        self._pending_pixels = 0
+        names = ",".join(settings.detector_names)
+        self._no_image = None if scanner.image_detectors else NO_IMAGE_DETECTOR.format(names=names)
+        self._no_text = None if scanner.text_detectors else NO_TEXT_DETECTOR.format(names=names)
+
+    def _record(self, result: ScanResult) -> None:
+        self.results.append(result)
+        if self.as_json:
+            click.echo(json.dumps(result.to_json(), ensure_ascii=False))
+        self.progress.advance(self.task)
+
+    async def _prepare(self, data: bytes, source: str) -> PreparedImage:
+        from bot.core.scanner import prepare_image
+
+        return await asyncio.to_thread(
+            prepare_image, data, source=source, max_pixels=self.settings.max_image_pixels
+        )
+
+    async def image_file(self, source: str) -> None:
+        """Decode one file and queue it for the next detector batch (errors are recorded)."""
+        from bot.media.decode import MediaError
+
+        result = ScanResult(source, "image", error=self._no_image)
+        prepared = None
+        if result.error is None:
+            try:
+                data = await asyncio.to_thread(
+                    read_image_file, Path(source), self.settings.fetch_max_bytes)
+                prepared = await self._prepare(data, source)
+            except MediaError as exc:
+                result.error = str(exc)
+            except (OSError, ValueError) as exc:
+                result.error = f"unreadable: {_describe(exc)}"
+            except Exception as exc:  # a decoder bug must not stop the run (contract)
+                log.exception("decoding %s failed", source)
+                result.error = f"scan failed: {_describe(exc)}"
+        pixels = prepared.width * prepared.height * len(prepared.frames) if prepared else 0
+        if self._pending and (len(self._pending) >= self.settings.batch_size or
+                              self._pending_pixels + pixels > self.settings.max_image_pixels):
+            await self.flush()
+        self._pending.append((result, prepared))
+        self._pending_pixels += pixels
+
+    async def flush(self) -> None:
+        """Run the detectors on the queued images and record their results in input order."""
+        batch, self._pending, self._pending_pixels = self._pending, [], 0
+        ready = [(result, prepared) for result, prepared in batch if prepared is not None]
+        await self._detect(ready)
+        for result, _ in batch:
+            self._record(result)
+
+    async def _detect(self, ready: list[tuple[ScanResult, PreparedImage]]) -> None:
+        if not ready:
+            return
+        try:
+            scans = await self.scanner.scan_images([prepared for _, prepared in ready])
+        except Exception as exc:  # a detector failure must not stop the run (contract)
+            if len(ready) > 1:  # find the image that fails: the others still get verdicts
+                for item in ready:
+                    await self._detect([item])
+                return
+            log.exception("detectors failed on %s", ready[0][0].source)
+            ready[0][0].error = f"scan failed: {_describe(exc)}"
+            return
+        for (result, _), scan in zip(ready, scans, strict=True):
+            result.verdict = scan.verdict
+
+    async def url(self, fetcher: SafeFetcher, url: str) -> None:
+        """One result for a URL: the worst verdict over the image(s) it is or unfurls to."""
+        from bot.media.decode import MediaError
+
+        await self.flush()
+        result = ScanResult(url, "url", error=self._no_image)
+        if result.error is None:
+            verdicts: list[Verdict] = []
+            errors: list[str] = []
+            try:
+                for item in await fetcher.fetch_media(url):
+                    if item.error or item.data is None:
+                        errors.append(item.error or "no content")
+                        continue
+                    try:
+                        prepared = await self._prepare(item.data, item.final_url or url)
+                        [scan] = await self.scanner.scan_images([prepared])
+                        verdicts.append(scan.verdict)
+                    except MediaError as exc:
+                        errors.append(f"{item.final_url or item.url}: {exc}")
+            except Exception as exc:  # fetcher and decoder report failures; this is a bug
+                log.exception("scanning %s failed", url)
+                errors.append(f"scan failed: {_describe(exc)}")
+            if verdicts:
+                result.verdict = max(verdicts, key=lambda v: v.severity)
+                result.notes = errors
+            else:
+                result.error = "; ".join(errors) or NO_IMAGE_AT_URL
+        self._record(result)
+
+    async def texts(self, lines: list[str], source: str, reply_context: bool) -> None:
+        """Each non-empty line is one chat message; its source is `FILE:LINE`."""
+        await self.flush()
+        texts = [
+            TextInput(line, replies_to_image=reply_context, addresses_image_ai=reply_context,
+                      source=f"{source}:{number}")
+            for number, line in enumerate(lines, start=1) if line.strip()
+        ]
+        if self._no_text is not None:
+            for text in texts:
+                self._record(ScanResult(text.source, "text", error=self._no_text))
+            return
+        for text, verdict in zip(texts, await self.scanner.scan_texts(texts), strict=True):
+            self._record(ScanResult(text.source, "text", verdict))
 
 
 async def run_scan(
     settings: Settings, inputs: list[str], text_file: Path | None, reply_context: bool, as_json: bool
 ) -> int:
+    """Scan everything and print results; returns the exit status (exits 2 on configuration)."""
     from bot.core.suite import build_scanner
+    from bot.media.fetch import SafeFetcher
 
+    locale = settings.default_locale
+    lines = read_text_lines(text_file, locale) if text_file is not None else []
+    items = expand_inputs(inputs, locale)
     try:
         scanner = await build_scanner(settings, await load_bank(settings))
     except DetectorError as exc:
-        fail(t("cli.config_error", settings.default_locale, detail=str(exc)))
-
-    items = expand_inputs(inputs)
-    lines: list[str] = []
-    if text_file is not None:
-        try:
-            lines = (await asyncio.to_thread(text_file.read_text, "utf-8", "replace")).splitlines()
-        except OSError as exc:
-            fail(f"{text_file}: {exc.strerror}")
-    results: list[ScanResult] = []
+        fail(t("cli.config_error", locale, detail=str(exc)))
     progress = Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         console=console, transient=True, disable=not console.is_terminal,
     )
     with progress:
-        task = progress.add_task(t("cli.scanning", settings.default_locale), total=len(items) + len(lines))
-        async with open_fetcher(settings) as fetcher:
+        total = len(items) + sum(1 for line in lines if line.strip())
+        run = ScanRun(scanner, settings, as_json, progress,
+                      progress.add_task(t("cli.scanning", locale), total=total))
+        async with SafeFetcher(
+            max_bytes=settings.fetch_max_bytes, timeout_s=settings.fetch_timeout_s,
+            allow_loopback=settings.fetch_allow_loopback,
+        ) as fetcher:
             for kind, source in items:
                 if kind == "url":
-                    result = await scan_url(scanner, fetcher, source, settings)
+                    await run.url(fetcher, source)
                 else:
-                    result = await scan_path(scanner, source, settings)
-                results.append(result)
-                emit(result, as_json)
-                progress.advance(task)
-        texts = [
-            TextInput(line, replies_to_image=reply_context, addresses_image_ai=reply_context,
-                      source=f"{text_file}:{number}")
-            for number, line in enumerate(lines, start=1) if line.strip()
-        ]
-        for text, verdict in zip(texts, await scanner.scan_texts(texts), strict=True):
-            result = ScanResult(text.source, "text", verdict)
-            results.append(result)
-            emit(result, as_json)
-            progress.advance(task)
-    summarise(results, as_json, settings.default_locale)
-    return EXIT_FLAGGED if any(r.severity >= Severity.REVIEW for r in results) else EXIT_OK
-
-
-def emit(result: ScanResult, as_json: bool) -> None:
-    if as_json:
-        click.echo(json.dumps(result.to_json(), ensure_ascii=False))
+                    await run.image_file(source)
+            await run.flush()
+        if text_file is not None:
+            await run.texts(lines, str(text_file), reply_context)
+    summarise(run.results, as_json, locale)
+    return EXIT_FLAGGED if any(r.severity >= Severity.REVIEW for r in run.results) else EXIT_OK
 
 
 def summarise(results: list[ScanResult], as_json: bool, locale: str) -> None:
+    """Without --json a table on stdout; always the summary line on stderr."""
     flagged = sum(r.severity >= Severity.REVIEW for r in results)
     errors = sum(r.error is not None for r in results)
     if not as_json:
-        table = Table("source", "severity", "categories", "reasons / error", show_lines=False)
-        colours = {Severity.NONE: "green", Severity.REVIEW: "yellow",
-                   Severity.QUARANTINE: "red", Severity.CRITICAL: "bold red"}
+        table = Table(t("scan.col_source", locale), t("scan.col_severity", locale),
+                      t("scan.col_categories", locale), t("scan.col_detail", locale))
         for r in results:
             detail = r.error or "; ".join(r.verdict.reasons[:3] if r.verdict else [])
-            table.add_row(r.source, f"[{colours[r.severity]}]{r.severity.name}[/]",
+            table.add_row(r.source, f"[{SEVERITY_COLOURS[r.severity]}]{r.severity.name}[/]",
                           ", ".join(r.verdict.categories if r.verdict else []), detail)
         stdout.print(table)
     console.print(t("cli.scan_summary", locale, total=len(results), flagged=flagged, errors=errors))
 
 
 def register(cli: click.Group) -> None:
+    """Adds `scan` to the `veille` group."""
+
     @cli.command()
     @click.argument("inputs", nargs=-1)
     @click.option("--json", "as_json", is_flag=True, help="One JSON object per input (JSON lines).")
-    @click.option("--text-file", type=click.Path(path_type=Path), default=None,
-                  help="Also scan each line of FILE as one chat message.")
+    @click.option("--text-file", type=click.Path(path_type=Path, allow_dash=True), default=None,
+                  help="Also scan each non-empty line of FILE (- for stdin) as one chat message.")
     @click.option("--reply-context", is_flag=True,
                   help="Treat text lines as replies to an image addressed to an image AI.")
     @click.option("--detectors", default=None, help="Comma-separated detectors (default: VEILLE_DETECTORS).")
     def scan(inputs: tuple[str, ...], as_json: bool, text_file: Path | None, reply_context: bool,
              detectors: str | None) -> None:
         """Scan image files, folders and URLs (and text lines) with the detector suite."""
-        if not inputs and text_file is None:
-            fail("nothing to scan: give files, folders or URLs, or --text-file FILE", EXIT_USAGE)
         overrides = {"detectors": detectors} if detectors else {}
         settings = get_settings(**overrides)
+        if not inputs and text_file is None:
+            fail(t("scan.nothing_to_scan", settings.default_locale), EXIT_USAGE)
         raise SystemExit(asyncio.run(run_scan(settings, list(inputs), text_file, reply_context, as_json)))

@@ -188,9 +188,16 @@ class Pipeline:
                 return [(ref.url, await gateway.download(ref, self.max_bytes), None)]
             except GatewayError as exc:
                 return [(ref.url, None, f"download failed: {exc}")]
+            except Exception as exc:  # an adapter bug must cost one item, not the message
+                log.exception("download of %s failed", ref.url)
+                return [(ref.url, None, f"download failed: {type(exc).__name__}")]
         if self.fetcher is None:
             return [(ref.url, None, "link fetching is not available")]
-        results = await self.fetcher.fetch_media(ref.url, max_images=3)
+        try:
+            results = await self.fetcher.fetch_media(ref.url, max_images=3)
+        except Exception as exc:  # the fetcher reports errors per result; this is a bug
+            log.exception("fetching %s failed", ref.url)
+            return [(ref.url, None, f"fetch failed: {type(exc).__name__}")]
         return [(r.final_url or r.url, r.data, r.error) for r in results] or [(ref.url, None, "no image")]
 
     async def _scan_ref(
@@ -221,7 +228,12 @@ class Pipeline:
             found, item.cached = _from_cache(cached.verdict), True
             item.signature, item.pdq, item.pdq_quality = cached.signature, cached.pdq, cached.pdq_quality
         else:
-            found = await self.batcher.detect(item.prepared)
+            try:
+                found = await self.batcher.detect(item.prepared)
+            except Exception as exc:  # a detector crash: reported on the item, never cached
+                log.exception("detectors failed on %s", item.url)
+                item.error = f"detectors failed: {type(exc).__name__}"
+                return
             item.raw = fuse(found).to_json()
             item.signature, item.pdq, item.pdq_quality = _signature(found)
         item.verdict = fuse(found, thresholds, context)

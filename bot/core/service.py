@@ -141,14 +141,6 @@ class Veille:
         async with self.store.read() as session:
             return workspace_view(ws, await repos.channel_overrides(session, ws.id or 0))
 
-    async def authorise(
-        self, platform: str, external_id: str, actor: Actor, operation: str
-    ) -> WorkspaceView:
-        """The workspace's settings when `actor` may do `operation` (e.g. "setup" before a
-        wizard opens); otherwise the refusal is audited and PermissionDenied raised."""
-        await self._authorise(platform, external_id, actor, operation)
-        return await self.workspace(platform, external_id)
-
     async def save_setup(self, platform: str, external_id: str, actor: Actor, setup: SetupInput) -> Reply:
         """Apply what a setup wizard collected (admins only)."""
         ws = await self._authorise(platform, external_id, actor, "setup")

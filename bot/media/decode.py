@@ -21,7 +21,9 @@ from bot.media.sniff import sniff_mime
 
 # Sniffed type -> the Pillow plug-ins allowed to open it (MPO: JPEGs from cameras with extras).
 PILLOW_FORMATS: dict[str, tuple[str, ...]] = {
-    "image/jpeg": ("JPEG", "MPO"),
+    # The JPEG plug-in opens MPO files itself; Pillow 13 registers no separate "MPO" opener,
+    # so naming it raised KeyError (not MediaError) for every JPEG the JPEG plug-in refused.
+    "image/jpeg": ("JPEG",),
     "image/png": ("PNG",),
     "image/gif": ("GIF",),
     "image/webp": ("WEBP",),

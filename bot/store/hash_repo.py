@@ -32,6 +32,7 @@ from detectors.hashes import (
     SOURCES,
     HashBank,
     ImageSignature,
+    neardup_parts,
     normalise_value,
 )
 
@@ -138,8 +139,9 @@ def signature_hashes(
     if signature is not None:
         if signature.quality >= min_quality:
             hashes.append(NewHash("pdq", signature.pdq, signature.quality))
-        if with_neardup and signature.neardup:
-            hashes.append(NewHash("neardup", signature.neardup, signature.quality))
+        if with_neardup:  # windows and keypoints: one row each (HashEntry.value ≤ 2,048)
+            hashes += [NewHash("neardup", part, signature.quality)
+                       for part in neardup_parts(signature.neardup)]
     return hashes
 
 
@@ -148,7 +150,7 @@ async def bank_confirmed(
     ticket_id: int | None, added_by: str, workspace_id: int | None, *,
     bank: str = "confirmed", md5: str = "",
 ) -> AddResult:
-    """Bank a confirmed ticket's image: SHA-256 (and MD5), PDQ and its near-duplicate windows."""
+    """Bank a confirmed ticket's image: SHA-256 (and MD5), PDQ and its near-duplicate parts."""
     return await add_entries(
         session, bank, signature_hashes(signature, sha256, md5), source="confirmed",
         added_by=added_by, ticket_id=ticket_id, workspace_id=workspace_id,

@@ -64,7 +64,7 @@ def test_add_images_reports_unreadable_files(run, tmp_path: Path) -> None:  # ty
     fake.write_text("not an image", "utf-8")
     result = run("hashes", "add", str(good), str(fake), str(tmp_path / "gone.jpg"), "--bank", "mine")
     assert result.exit_code == 1
-    assert "4 entries added to bank 'mine'" in result.stdout
+    assert "5 entries added to bank 'mine'" in result.stdout
     assert "fake.png: not added, not an image Pillow can read" in result.stderr
     assert "gone.jpg: not added" in result.stderr and "1 of 3 images banked" in result.stderr
     rows = listed(run)

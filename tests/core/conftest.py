@@ -43,11 +43,14 @@ class ColourModel:
 
     def __init__(self) -> None:
         self.batches: list[int] = []
+        self.broken = False  # set to make detect() crash like a model out of memory
 
     async def load(self) -> None:
         return None
 
     async def detect(self, items: Sequence[ImageInput]) -> list[Detection]:  # type: ignore[override]
+        if self.broken:
+            raise RuntimeError("model crashed")
         self.batches.append(len(items))
         out = []
         for item in items:

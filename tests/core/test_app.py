@@ -74,3 +74,11 @@ async def test_run_refuses_an_unmigrated_database(settings: Settings, tmp_path: 
         "database_url": f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}", "discord_token": "x"})
     with pytest.raises(DatabaseNotMigrated):
         await run_forever(empty)
+
+
+async def test_configured_platforms_are_started_through_their_runner(settings: Settings) -> None:
+    from bot.app import _platform_starters
+
+    assert _platform_starters(settings) == []  # nothing configured, nothing imported
+    with_discord = settings.model_copy(update={"discord_token": "token"})
+    assert [name for name, start in _platform_starters(with_discord) if callable(start)] == ["discord"]

@@ -256,3 +256,19 @@ async def test_repeat_offenders_are_timed_out_when_enabled(
     await veille.retry_outbox()
     [timeout] = gateway.named("timeout_member")
     assert timeout.args["user_id"] == "poster-1"
+
+
+async def test_broken_media_and_a_crashing_model_are_reported_not_fatal(
+    veille: Veille, gateway: RecordingGateway, colour: ColourModel
+) -> None:
+    event = message("m1", images=[b"\x89PNG\r\n\x1a\n truncated", shapes_png(red=1.0)], gateway=gateway)
+    decision = await veille.handle_message(event)
+    assert decision.severity == Severity.QUARANTINE  # the readable image still counts
+    colour.broken = True
+    scan = await veille.scan_event(message("m2", images=[shapes_png(seed=4)], gateway=gateway), MOD)
+    results = scan.extras["results"]
+    assert isinstance(results, list) and "detectors failed" in str(results[0]["error"])
+    assert (await veille.handle_message(message("m3", images=[shapes_png(seed=4)], gateway=gateway))
+            ).severity == Severity.NONE
+    cached = [item.verdict for item in await rows(veille, MediaItem)]
+    assert len(cached) == 2 and cached.count(None) == 1  # no verdict kept for the failed image

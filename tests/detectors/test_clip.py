@@ -41,9 +41,14 @@ def images(maker, seeds: range) -> list[ImageInput]:  # type: ignore[no-untyped-
     return [ImageInput(maker(seed), f"sha-{seed}") for seed in seeds]
 
 
-async def test_tiny_prompt_set_flags_its_images_and_passes_the_others(tmp_path: Path) -> None:
-    detector = ClipDetector(clip_config(tiny_settings(tmp_path)))
+@pytest.mark.parametrize("backend", ["auto", "torch"])
+async def test_tiny_prompt_set_flags_its_images_and_passes_the_others(
+    tmp_path: Path, backend: str
+) -> None:
+    detector = ClipDetector(clip_config(tiny_settings(tmp_path, clip_backend=backend)))
     await detector.load()
+    # auto takes the ONNX int8 image tower on CPU when it matches torch; torch is always torch.
+    assert detector.backend_name in ({"onnx-int8", "torch"} if backend == "auto" else {"torch"})
     flagged = await detector.detect(images(flagged_image, range(N_IMAGES)))
     benign = await detector.detect(images(benign_image, range(N_IMAGES)))
 

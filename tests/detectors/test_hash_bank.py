@@ -13,7 +13,14 @@ from detectors import hamming_index
 from detectors.base import KNOWN_CONTENT, Detector, ImageInput
 from detectors.fusion import Severity, fuse
 from detectors.hamming_index import HammingIndex
-from detectors.hashes import BankEntry, HashBank, HashDetector, ImageSignature, compute_signature
+from detectors.hashes import (
+    BankEntry,
+    HashBank,
+    HashDetector,
+    ImageSignature,
+    compute_signature,
+    neardup_parts,
+)
 from detectors.pdq import bits_to_hex, decode_neardup, encode_neardup, hex_to_words, words_to_hex
 from tests.detectors.hash_images import photo_like
 
@@ -89,10 +96,11 @@ def test_invalid_entries_are_skipped_with_reasons() -> None:
 
 def test_remove_forgets_every_kind() -> None:
     sig = compute_signature(photo_like(4))
-    bank = HashBank([BankEntry(1, "c", "pdq", sig.pdq), BankEntry(2, "c", "neardup", sig.neardup),
-                     BankEntry(3, "c", "sha256", SHA)])
-    assert {m.entry_id for m in bank.match(sig, sha256=SHA)} == {1, 2, 3}
-    assert bank.remove([1, 2, 3, 99]) == 3
+    windows, corners = neardup_parts(sig.neardup)
+    bank = HashBank([BankEntry(1, "c", "pdq", sig.pdq), BankEntry(2, "c", "neardup", windows),
+                     BankEntry(3, "c", "sha256", SHA), BankEntry(4, "c", "neardup", corners)])
+    assert {m.entry_id for m in bank.match(sig, sha256=SHA)} == {1, 2, 3, 4}
+    assert bank.remove([1, 2, 3, 4, 99]) == 4
     assert bank.match(sig, sha256=SHA) == []
 
 
@@ -101,7 +109,9 @@ def test_signature_round_trips_through_a_string() -> None:
     back = ImageSignature.from_str(sig.to_str())
     assert (back.pdq, back.quality, back.neardup) == (sig.pdq, sig.quality, sig.neardup)
     assert decode_neardup(encode_neardup([sig.pdq])) == [sig.pdq]
-    assert len(sig.neardup) <= 2048  # fits HashEntry.value
+    windows, corners = neardup_parts(sig.neardup)
+    assert windows.startswith("nd1:") and corners.startswith("kp1:")
+    assert max(len(windows), len(corners)) <= 2048  # each part fits one HashEntry.value
     with pytest.raises(ValueError):
         ImageSignature.from_str("sig1;nothex;3;")
 
@@ -153,8 +163,9 @@ def test_detector_meets_the_protocol() -> None:
 async def test_detector_flags_banked_images_and_reports_extras() -> None:
     banked = photo_like(7)
     sig = compute_signature(banked)
-    bank = HashBank([BankEntry(1, "confirmed", "pdq", sig.pdq, "confirmed"),
-                     BankEntry(2, "confirmed", "neardup", sig.neardup, "confirmed")])
+    bank = HashBank([BankEntry(1, "confirmed", "pdq", sig.pdq, "confirmed")] + [
+        BankEntry(2 + n, "confirmed", "neardup", part, "confirmed")
+        for n, part in enumerate(neardup_parts(sig.neardup))])
     detector = HashDetector(bank)
     await detector.load()
     odd = [Image.new("RGB", (1, 1)), Image.new("L", (3, 900)).convert("RGB"),
@@ -168,6 +179,7 @@ async def test_detector_flags_banked_images_and_reports_extras() -> None:
     assert miss.scores[KNOWN_CONTENT] == 0.0 and miss.matches == []
     assert miss.extras["pdq"] == compute_signature(photo_like(9)).pdq
     assert isinstance(miss.extras["pdq_quality"], int) and str(miss.extras["neardup"]).startswith("nd1:")
+    assert hit.reasons[0] == f"matches confirmed bank 'confirmed' at PDQ distance {int(hit.matches[0].distance)}"
     assert all(o.scores[KNOWN_CONTENT] == 0.0 for o in others)
     assert ImageSignature.from_extras(hit.extras).pdq == compute_signature(ImageOps.mirror(banked)).pdq
     again = await detector.detect(items[:2])

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from functools import cache
 
-from detectors.hashes import BankEntry, HashBank, compute_signature
+from PIL import Image
+
+from detectors.hashes import BankEntry, HashBank, compute_signature, neardup_parts
 from tests.detectors.hash_images import TRANSFORMS, photo_like
 
 BANKED = 16
@@ -22,32 +24,37 @@ NEARDUP_FLOOR = {"watermark stamp": 0.9, "crop 10% centred": 0.85, "crop 20% cen
 
 
 @cache
-def bank_and_originals() -> tuple[HashBank, tuple[object, ...]]:
+def bank_and_originals() -> tuple[HashBank, tuple[Image.Image, ...]]:
+    """Banked image n has entry 3n (PDQ), 3n+1 (PDQ windows) and 3n+2 (keypoints)."""
     originals = tuple(photo_like(seed) for seed in range(BANKED))
     entries = []
     for n, image in enumerate(originals):
         sig = compute_signature(image)
-        entries += [BankEntry(2 * n, "confirmed", "pdq", sig.pdq, "confirmed"),
-                    BankEntry(2 * n + 1, "confirmed", "neardup", sig.neardup, "confirmed")]
+        windows, corners = neardup_parts(sig.neardup)
+        entries += [BankEntry(3 * n, "confirmed", "pdq", sig.pdq, "confirmed"),
+                    BankEntry(3 * n + 1, "confirmed", "neardup", windows, "confirmed"),
+                    BankEntry(3 * n + 2, "confirmed", "neardup", corners, "confirmed")]
     return HashBank(entries), originals
 
 
 @cache
-def robustness_table() -> dict[str, tuple[int, int]]:
-    """{transformation: (images matched by PDQ, by near-duplicate)}, each out of BANKED, counting
-    only matches to the image's own entries."""
+def robustness_table() -> dict[str, tuple[int, int, int, int]]:
+    """{transformation: images matched by (PDQ, PDQ windows, keypoints, any)}, each out of
+    BANKED, counting only matches to the image's own entries."""
     bank, originals = bank_and_originals()
-    table: dict[str, tuple[int, int]] = {}
+    table: dict[str, tuple[int, int, int, int]] = {}
     for name, transform in TRANSFORMS.items():
-        pdq = neardup = 0
+        counts = [0, 0, 0, 0]
         for n, image in enumerate(originals):
-            matches = bank.match(compute_signature(transform(image)))  # type: ignore[arg-type]
-            pdq += any(m.kind == "pdq" and m.entry_id == 2 * n for m in matches)
-            neardup += any(m.kind == "neardup" and m.entry_id == 2 * n + 1 for m in matches)
-        table[name] = (pdq, neardup)
-    print(f"\n{'transformation':24} {'PDQ':>6} {'near-dup':>9}  (of {BANKED})")
-    for name, (pdq, neardup) in table.items():
-        print(f"{name:24} {pdq:>6} {neardup:>9}")
+            own = {m.entry_id - 3 * n for m in bank.match(compute_signature(transform(image)))
+                   if m.entry_id is not None and m.entry_id // 3 == n}
+            for signal in own:
+                counts[signal] += 1
+            counts[3] += bool(own)
+        table[name] = (counts[0], counts[1], counts[2], counts[3])
+    print(f"\n{'transformation':24} {'PDQ':>4} {'windows':>8} {'keypoints':>10} {'any':>4}  (of {BANKED})")
+    for name, row in table.items():
+        print(f"{name:24} {row[0]:>4} {row[1]:>8} {row[2]:>10} {row[3]:>4}")
     return table
 
 

@@ -97,6 +97,8 @@ class FakeSlack:
         app = web.Application(client_max_size=50 * 1024 * 1024)
         app.router.add_route("*", "/api/{method}", self._api)
         app.router.add_get("/files-pri/{key}/{name}", self._download)
+        app.router.add_get("/redirect/{host}/{key}/{name}", self._redirect)
+        app.router.add_get("/public/{file_id}", self._public)
         app.router.add_post("/upload/{file_id}", self._upload)
         app.router.add_get("/socket", self._socket)
         self._runner = web.AppRunner(app)
@@ -152,6 +154,17 @@ class FakeSlack:
             # Slack answers an unauthenticated download with its sign-in page, status 200.
             return web.Response(text="<html>Sign in to Slack</html>", content_type="text/html")
         return web.Response(body=file.data, content_type=file.mimetype)
+
+    async def _public(self, request: web.Request) -> web.Response:
+        """A file on the open web (a link someone pastes), no token needed."""
+        file = self.files[request.match_info["file_id"]]
+        return web.Response(body=file.data, content_type=file.mimetype)
+
+    async def _redirect(self, request: web.Request) -> web.Response:
+        """A file URL that moved: 302 to the download on `host` (127.0.0.1 or localhost)."""
+        info = request.match_info
+        port = request.url.port
+        raise web.HTTPFound(f"http://{info['host']}:{port}/files-pri/{info['key']}/{info['name']}")
 
     async def _upload(self, request: web.Request) -> web.Response:
         file = self.files[request.match_info["file_id"]]
@@ -214,6 +227,11 @@ class FakeSlack:
         return {"channel": args["channel"], "ts": args["ts"]}
 
     def _m_chat_postEphemeral(self, args: dict[str, Any], token: str) -> dict[str, Any]:
+        members = self.channels.get(args["channel"])
+        if members is not None and BOT_USER_ID not in members:
+            return {"error": "not_in_channel"}
+        if members is not None and args.get("user") not in members:
+            return {"error": "user_not_in_channel"}
         return {"message_ts": self.next_ts()}
 
     def _m_conversations_open(self, args: dict[str, Any], token: str) -> dict[str, Any]:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import io
-import mimetypes
 import logging
+import mimetypes
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +12,7 @@ import discord
 
 from bot.core.errors import VeilleError
 from bot.core.gateway import Reply
+from bot.core.i18n import t
 from bot.core.types import Actor
 from bot.platforms.discord.events import actor_of
 from bot.platforms.discord.render import render_card
@@ -74,6 +75,10 @@ async def answer(interaction: discord.Interaction[Any], call: Awaitable[Reply]) 
         reply = await call
     except VeilleError as exc:
         await refuse(interaction, str(exc))
+        return None
+    except Exception:  # a bug or an outage: say so rather than leave Discord's "did not respond"
+        log.exception("core call failed for interaction %s", interaction.id)
+        await refuse(interaction, t("discord.error", interaction.locale.value))
         return None
     if reply.open_modal is None:
         await send_reply(interaction, reply)

@@ -1,4 +1,5 @@
-"""Starting Veille on Discord from Settings (used by bot/app.py and by the tests)."""
+"""Starting Veille on Discord from Settings: `start(settings, veille)` is what bot/app.py
+calls; `build_client` is shared with the tests."""
 
 from __future__ import annotations
 
@@ -18,9 +19,10 @@ def build_client(settings: Settings, veille: Veille,
     return VeilleClient(veille, options)
 
 
-async def run_discord(settings: Settings, veille: Veille,
-                      options: DiscordOptions | None = None) -> None:
-    """Log in, sync commands, connect and run until the client is closed."""
+async def start(settings: Settings, veille: Veille,
+                options: DiscordOptions | None = None) -> None:
+    """The platform entry point bot/app.py calls: log in, sync the commands, connect, and run
+    until the client is closed."""
     if settings.discord_token is None:
         raise RuntimeError("DISCORD_TOKEN is not set")
     client = build_client(settings, veille, options)

@@ -3,11 +3,8 @@ a core `Reply` is shown to the person who asked (ephemeral, DM or channel post).
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-
-from slack_sdk.errors import SlackApiError
 
 from bot.core.gateway import Reply
 from bot.core.i18n import normalise_locale, t
@@ -18,8 +15,6 @@ from bot.platforms.slack.gateway import SlackGateway
 
 if TYPE_CHECKING:
     from bot.core.service import Veille
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -37,26 +32,15 @@ class SlackContext:
         return t(key, await self.locale(team_id), **values)
 
     async def deliver(self, reply: Reply, *, user_id: str, channel_id: str | None) -> None:
-        """Show `reply` to `user_id`: ephemeral in the channel when possible, else by DM.
-
-        Ephemeral messages fail where the bot is not a member (not_in_channel) and in App Home
-        (no channel): the DM fallback keeps the answer private either way.
-        """
-        client = self.gateway.client
+        """Show `reply` to `user_id`: privately (ephemeral in the channel, else a DM) unless the
+        core marked it public; an image (a revealed original) always goes by DM."""
         text = reply.text or (reply.card.fallback_text or reply.card.title if reply.card else "")
         blocks = reply_blocks(reply.text, reply.card) if (reply.card or reply.text) else None
         if reply.image_png is not None:
             await self.gateway.send_private_image(user_id, reply.image_png, "veille-reveal.png", text)
-            return
-        if not reply.ephemeral and channel_id:
-            await client.chat_postMessage(channel=channel_id, text=text or " ", blocks=blocks)
-            return
-        if channel_id and not channel_id.startswith("D"):
-            try:
-                await client.chat_postEphemeral(channel=channel_id, user=user_id, text=text or " ",
-                                                blocks=blocks)
-                return
-            except SlackApiError as exc:
-                log.info("ephemeral reply failed (%s); sending a DM", exc.response.get("error"))
-        opened = await client.conversations_open(users=user_id)
-        await client.chat_postMessage(channel=opened["channel"]["id"], text=text or " ", blocks=blocks)
+        elif not reply.ephemeral and channel_id:
+            await self.gateway.client.chat_postMessage(channel=channel_id, text=text or " ",
+                                                       blocks=blocks)
+        else:
+            await self.gateway.post_private(user_id, text or " ", channel_id=channel_id,
+                                            blocks=blocks)

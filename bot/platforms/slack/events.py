@@ -31,6 +31,9 @@ class _SeenFiles:
         self._ids: OrderedDict[str, None] = OrderedDict()
         self._size = size
 
+    def __contains__(self, file_id: object) -> bool:
+        return file_id in self._ids
+
     def fresh(self, file_ids: list[str]) -> set[str]:
         """The ids not seen before; all of them are remembered from now on."""
         new = {f for f in file_ids if f not in self._ids}
@@ -107,12 +110,14 @@ def register(app: AsyncApp, ctx: SlackContext) -> None:
     @app.event("file_shared")
     async def on_file_shared(body: dict[str, Any], event: dict[str, Any], client: AsyncWebClient) -> None:
         file_id = str(event.get("file_id", ""))
-        if not seen.fresh([file_id]):
+        if file_id in seen:
             return
         try:
             file = dict((await client.files_info(file=file_id))["file"])
-        except SlackApiError as exc:
+        except SlackApiError as exc:  # the message event, if any, still brings the file
             log.warning("files.info %s failed: %s", file_id, exc.response.get("error"))
+            return
+        if not seen.fresh([file_id]):  # the message event won the race meanwhile
             return
         message = translate.file_share_message(file, str(event.get("channel_id", "")))
         if message is None:  # shared in a conversation the bot cannot see

@@ -8,10 +8,12 @@ core posts a tombstone reply, alerts moderators and asks the author to delete in
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import aiohttp
 from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.web.async_client import AsyncWebClient
+from yarl import URL
 
 from bot.core.gateway import Card, GatewayError
 from bot.core.types import MediaRef, Platform
@@ -26,7 +28,10 @@ _PERMANENT = frozenset({
     "user_not_found", "file_not_found", "invalid_blocks", "msg_too_long", "restricted_action",
     "edit_window_closed", "cannot_dm_bot", "user_not_in_channel",
 })
+# Ephemeral refusals a DM can work around (the bot or the person left the channel).
+_NO_EPHEMERAL = frozenset({"not_in_channel", "channel_not_found", "user_not_in_channel"})
 _CHUNK = 64 * 1024
+_MAX_REDIRECTS = 3
 # What a Web API call can raise: Slack's refusals, the SDK's request errors, the network.
 _FAILURES = (TimeoutError, SlackApiError, SlackRequestError, aiohttp.ClientError)
 
@@ -75,33 +80,44 @@ class SlackGateway:
         """Download `url_private` with the bot token, refusing anything over `max_bytes`.
 
         Slack answers a bad token with its HTML sign-in page and status 200, so an HTML body is
-        an authorisation failure, not an image. Redirects are not followed: they could carry
-        the bearer token to another host.
+        an authorisation failure, not an image. Redirects are followed by hand (a few at most)
+        and the bearer token only goes to the host the file URL named.
         """
         if ref.size is not None and ref.size > max_bytes:
             raise GatewayError(f"slack: file {ref.media_id} is {ref.size} bytes", retryable=False)
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(timeout=self._timeout)
-        headers = {"Authorization": f"Bearer {self.client.token}"}
+        url = URL(ref.url)
+        token_host = url.host
         try:
-            async with self._session.get(ref.url, headers=headers, allow_redirects=False) as resp:
-                if resp.status == 429:
-                    raise GatewayError("slack: download ratelimited", retryable=True,
-                                       retry_after=float(resp.headers.get("Retry-After", "1")))
-                if resp.status != 200:
-                    raise GatewayError(f"slack: download status {resp.status}",
-                                       retryable=resp.status >= 500)
-                if resp.content_type.startswith("text/html"):
-                    raise GatewayError("slack: download refused (sign-in page)", retryable=False)
-                data = bytearray()
-                async for chunk in resp.content.iter_chunked(_CHUNK):
-                    data += chunk
-                    if len(data) > max_bytes:
-                        raise GatewayError(f"slack: file {ref.media_id} over {max_bytes} bytes",
-                                           retryable=False)
-                return bytes(data)
+            for _ in range(_MAX_REDIRECTS + 1):
+                headers = ({"Authorization": f"Bearer {self.client.token}"}
+                           if url.host == token_host else {})
+                async with self._session.get(url, headers=headers, allow_redirects=False) as resp:
+                    if resp.status in (301, 302, 303, 307, 308) and "Location" in resp.headers:
+                        url = url.join(URL(resp.headers["Location"]))
+                        continue
+                    return await self._read_file(resp, ref, max_bytes)
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise to_gateway_error(exc) from exc
+        raise GatewayError(f"slack: too many redirects for file {ref.media_id}", retryable=False)
+
+    @staticmethod
+    async def _read_file(resp: aiohttp.ClientResponse, ref: MediaRef, max_bytes: int) -> bytes:
+        if resp.status == 429:
+            raise GatewayError("slack: download ratelimited", retryable=True,
+                               retry_after=float(resp.headers.get("Retry-After", "1")))
+        if resp.status != 200:
+            raise GatewayError(f"slack: download status {resp.status}", retryable=resp.status >= 500)
+        if resp.content_type.startswith("text/html"):
+            raise GatewayError("slack: download refused (sign-in page)", retryable=False)
+        data = bytearray()
+        async for chunk in resp.content.iter_chunked(_CHUNK):
+            data += chunk
+            if len(data) > max_bytes:
+                raise GatewayError(f"slack: file {ref.media_id} over {max_bytes} bytes",
+                                   retryable=False)
+        return bytes(data)
 
     # ------------------------------------------------------------------ messages
     async def delete_message(self, workspace_id: str, channel_id: str, message_id: str) -> None:
@@ -162,13 +178,29 @@ class SlackGateway:
     async def send_private(
         self, workspace_id: str, user_id: str, text: str, *, channel_id: str | None = None
     ) -> None:
-        """Ephemeral in `channel_id` when given (only that person sees it), else a DM."""
+        await self.post_private(user_id, text, channel_id=channel_id)
+
+    async def post_private(
+        self, user_id: str, text: str, *, channel_id: str | None = None,
+        blocks: list[dict[str, Any]] | None = None,
+    ) -> None:
+        """Ephemeral in `channel_id` when given (only that person sees it), else a DM.
+
+        A DM channel id gets a plain post (it is private already and, unlike an ephemeral
+        message, survives a reload); an ephemeral that Slack refuses falls back to a DM.
+        """
         try:
-            if channel_id is not None:
-                await self.client.chat_postEphemeral(channel=channel_id, user=user_id, text=text)
-                return
-            opened = await self.client.conversations_open(users=user_id)
-            await self.client.chat_postMessage(channel=opened["channel"]["id"], text=text)
+            if channel_id and not channel_id.startswith("D"):
+                try:
+                    await self.client.chat_postEphemeral(channel=channel_id, user=user_id,
+                                                         text=text, blocks=blocks)
+                    return
+                except SlackApiError as exc:
+                    if exc.response.get("error") not in _NO_EPHEMERAL:
+                        raise
+            if not channel_id or not channel_id.startswith("D"):
+                channel_id = str((await self.client.conversations_open(users=user_id))["channel"]["id"])
+            await self.client.chat_postMessage(channel=channel_id, text=text, blocks=blocks)
         except _FAILURES as exc:
             raise to_gateway_error(exc) from exc
 

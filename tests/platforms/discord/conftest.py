@@ -20,15 +20,14 @@ from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import select
 
+from bot.app import build_veille
 from bot.core.service import Veille
-from bot.core.suite import build_scanner
 from bot.core.types import Actor, Platform, SetupInput
 from bot.platforms.discord.client import DiscordOptions, VeilleClient
 from bot.platforms.discord.events import AiApps
 from bot.platforms.discord.runner import build_client
 from bot.settings import Settings
 from bot.store import engine as store
-from bot.store import hash_repo
 from bot.store.models import OutboxAction
 from tests.fakes import discord_payloads as p
 from tests.fakes.discord_server import FakeDiscord, FakeGuild
@@ -83,10 +82,7 @@ class DiscordWorld:
 
     async def start_bot(self) -> VeilleClient:
         """A new core and a new client on the same database: what a restart is."""
-        async with store.session_factory(self.engine)() as session:  # banked hashes persist
-            bank = await hash_repo.load_bank(session)
-        scanner = await build_scanner(self.settings, bank=bank)
-        self.veille = Veille(self.settings, self.engine, scanner, bank=bank)
+        self.veille = await build_veille(self.settings, self.engine)  # reloads the hash bank
         self.veille.start()
         options = DiscordOptions(ai_apps=AiApps(ids=frozenset({self.grok["user"]["id"]})),
                                  guild_ready_timeout=0.05, max_ratelimit_timeout=30)

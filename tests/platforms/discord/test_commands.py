@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.core.i18n import t
+from bot.core.i18n import catalogue, t
 from bot.store.models import Ticket, TicketEvent
 from tests.platforms.discord.conftest import DiscordWorld, shape_png
 from tests.platforms.discord.helpers import (
@@ -100,3 +100,9 @@ async def test_scan_with_veille_context_menu_gives_scores(world: DiscordWorld) -
     answer = await answer_of(fake, interaction)
     assert answer["type"] == 5 and "known_content" in text_of(answer)
     assert not fake.find_calls("DELETE", r"/channels/\d+/messages/\d+")
+
+
+def test_french_catalogue_covers_every_english_discord_string() -> None:
+    english = {k for k in catalogue("en") if k.startswith("discord.")}
+    french = {k for k in catalogue("fr") if k.startswith("discord.")}
+    assert english and english == french

@@ -113,3 +113,32 @@ async def test_add_note_opens_a_modal_and_stores_the_note(world: SlackWorld) -> 
     shown = await eventually(lambda: [e for e in _ephemerals_to(world, "UMOD")
                                       if "author warned" in json.dumps(e)])
     assert shown
+
+
+async def test_reveal_sends_the_original_to_the_moderator_only(world: SlackWorld) -> None:
+    await _file_shared(world, seed=11)
+    ticket = (await eventually(world.tickets))[0]
+    await world.press("UMOD", f"veille:reveal:{ticket.id}", "CSAFE", "1.0")
+    upload = await eventually(lambda: [c for c in world.slack.called("files.completeUploadExternal")
+                                       if c.args.get("channel_id") == "DUMOD"])
+    file_id = json.loads(upload[0].args["files"])[0]["id"]
+    assert world.slack.files[file_id].data == png_bytes(flagged_image(11))
+    await world.press("UMEMBER", f"veille:reveal:{ticket.id}", "CSAFE", "1.0")
+    await eventually(lambda: _ephemerals_to(world, "UMEMBER"))
+    assert not [c for c in world.slack.called("files.completeUploadExternal")
+                if c.args.get("channel_id") == "DUMEMBER"]
+
+
+async def test_scan_scores_a_link_without_acting(world: SlackWorld) -> None:
+    file = world.slack.add_file("linked.png", png_bytes(flagged_image(12)))
+    await world.command("UMOD", f"scan {world.slack.base_url}public/{file.id}")
+    answer = await eventually(lambda: _ephemerals_to(world, "UMOD"))
+    assert "sexual" in answer[0]["text"]
+    assert await world.tickets() == [] and world.slack.called("chat.delete") == []
+
+
+async def test_digest_posts_in_the_safety_channel(world: SlackWorld) -> None:
+    await world.command("UMOD", "digest")
+    posted = await eventually(lambda: [c for c in world.slack.called("chat.postMessage")
+                                       if c.args.get("channel") == "CSAFE"])
+    assert posted[0].args["blocks"]

@@ -113,6 +113,9 @@ async def test_moderator_confirms_then_the_bank_catches_the_repost(world: SlackW
         return any(t.id == ticket_id and t.resolution == "confirmed" for t in await world.tickets())
 
     assert await eventually(confirmed)
+    # The card in the safety channel is kept up to date with the ticket.
+    assert await eventually(lambda: [c for c in world.slack.called("chat.update")
+                                     if (c.args["channel"], c.args["ts"]) == ("CSAFE", card_ts)])
     # The same bytes posted again, by someone else, elsewhere: the bank knows them now.
     again = world.slack.add_file("again.png", png_bytes(flagged_image(3)))
     ts2 = await world.message("CGEN", "UFR", files=[again])

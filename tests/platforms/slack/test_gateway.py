@@ -136,3 +136,26 @@ async def test_private_messages_are_ephemeral_in_a_channel_else_a_dm(
     await gateway.send_private("T", "UMEMBER", "by dm")
     dm = fake_slack.called("chat.postMessage")[-1].args
     assert dm["channel"] == "DUMEMBER" and dm["text"] == "by dm"
+
+
+async def test_redirects_keep_the_token_on_the_same_host_only(
+    gateway: SlackGateway, fake_slack: FakeSlack
+) -> None:
+    image = shape_png(4)
+    file = fake_slack.add_file("moved.png", image)
+    key = f"T0VEILLE-{file.id}"
+    same = MediaRef(kind="attachment", media_id=file.id,
+                    url=f"{fake_slack.base_url}redirect/127.0.0.1/{key}/moved.png")
+    assert await gateway.download(same, max_bytes=1_000_000) == image
+    other = MediaRef(kind="attachment", media_id=file.id,
+                     url=f"{fake_slack.base_url}redirect/localhost/{key}/moved.png")
+    with pytest.raises(GatewayError):
+        await gateway.download(other, max_bytes=1_000_000)
+    assert fake_slack.downloads[-1] == (file.id, False)  # the other host never saw the token
+
+
+async def test_an_ephemeral_slack_refuses_becomes_a_dm(gateway: SlackGateway, fake_slack: FakeSlack) -> None:
+    await gateway.send_private("T", "UMEMBER", "please delete it", channel_id="COUT")  # bot not there
+    assert fake_slack.called("chat.postEphemeral")  # tried first
+    dm = fake_slack.called("chat.postMessage")[-1].args
+    assert (dm["channel"], dm["text"]) == ("DUMEMBER", "please delete it")
