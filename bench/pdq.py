@@ -1,9 +1,10 @@
 """PDQ matching speed: one image query (eight dihedral variants) against banks of 10^4, 10^5 and
-10^6 random PDQ hashes, through the production HashBank.
+10^6 random PDQ hashes, through the production HashBank; and the near-duplicate signals (PDQ
+windows + keypoints) against banks of real signatures of generated images.
 
-    .venv/bin/python -m bench.pdq [--sizes 10000,100000,1000000] [--queries 200]
+    .venv/bin/python -m bench.pdq [--sizes 10000,100000,1000000] [--queries 200] [--neardup 50,200]
 
-`measure()` is what the benchmark suite calls; it returns one row per bank size.
+`measure()` and `measure_neardup()` are what the benchmark suite calls: one row per bank size.
 """
 
 from __future__ import annotations
@@ -67,10 +68,55 @@ def measure(sizes: tuple[int, ...] = DEFAULT_SIZES, queries: int = 200, seed: in
     return rows
 
 
+@dataclass(frozen=True)
+class NeardupTiming:
+    banked_images: int
+    signature_ms: float  # compute_signature: PDQ ×8, 27 windows, keypoints (median)
+    match_median_ms: float  # match() of a crop against every banked image's windows and corners
+    match_p95_ms: float
+    hits: int  # off-centre 80 % crops found again (quality of the signal, not speed)
+    queries: int
+
+
+def measure_neardup(sizes: tuple[int, ...] = (50, 200), queries: int = 20) -> list[NeardupTiming]:
+    """Bank `size` generated images by windows and keypoints, then query off-centre crops."""
+    from bench.images import photo_like
+    from detectors.hashes import compute_signature, neardup_parts
+
+    rows: list[NeardupTiming] = []
+    for size in sizes:
+        images = [photo_like(seed, (640, 480)) for seed in range(size)]
+        sig_times: list[float] = []
+        entries: list[BankEntry] = []
+        for n, image in enumerate(images):
+            start = time.perf_counter()
+            signature = compute_signature(image)
+            sig_times.append((time.perf_counter() - start) * 1000)
+            entries += [BankEntry(2 * n + i, "bench", "neardup", part)
+                        for i, part in enumerate(neardup_parts(signature.neardup))]
+        bank = HashBank(entries)
+        times: list[float] = []
+        hits = 0
+        for q in range(queries):
+            n = q * size // queries
+            crop = images[n].crop((40, 90, 40 + 512, 90 + 384))  # 80 %, off the window grid
+            signature = compute_signature(crop)
+            start = time.perf_counter()
+            matches = bank.match(signature)
+            times.append((time.perf_counter() - start) * 1000)
+            hits += any(m.entry_id is not None and m.entry_id // 2 == n for m in matches)
+        times.sort()
+        rows.append(NeardupTiming(size, round(statistics.median(sig_times), 1),
+                                  round(statistics.median(times), 2),
+                                  round(times[int(0.95 * (len(times) - 1))], 2), hits, queries))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default=",".join(map(str, DEFAULT_SIZES)))
     parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--neardup", default="", help="banked-image counts, e.g. 50,200")
     args = parser.parse_args()
     sizes = tuple(int(s) for s in args.sizes.split(","))
     print("bank_size  build_s  median_ms  p95_ms  max_ms  hits/queries")
@@ -78,6 +124,12 @@ def main() -> None:
         r = asdict(row)
         print(f"{r['bank_size']:>9}  {r['build_s']:>7}  {r['median_ms']:>9}  {r['p95_ms']:>6}  "
               f"{r['max_ms']:>6}  {r['hits']}/{r['queries']}")
+    if args.neardup:
+        sizes = tuple(int(s) for s in args.neardup.split(","))
+        print("\nbanked_images  signature_ms  match_median_ms  match_p95_ms  crops_found")
+        for nd in measure_neardup(sizes):
+            print(f"{nd.banked_images:>13}  {nd.signature_ms:>12}  {nd.match_median_ms:>15}  "
+                  f"{nd.match_p95_ms:>12}  {nd.hits}/{nd.queries}")
 
 
 if __name__ == "__main__":

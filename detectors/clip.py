@@ -72,7 +72,11 @@ def prepare_image(image: Image.Image, size: int) -> Image.Image:
 
     Cropping the centre square first is what resize-shortest-side + centre-crop does anyway, and
     it keeps a 4000×3 banner from being upscaled to 300,000 pixels wide on the way."""
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+    if image.mode == "La":  # premultiplied grey+alpha: Pillow converts it only to LA
+        image = image.convert("LA")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa") or (
+        image.mode == "P" and "transparency" in image.info
+    ):
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (128, 128, 128, 255))
         background.alpha_composite(rgba)
@@ -149,6 +153,8 @@ class ClipDetector:
 
     async def load(self) -> None:
         """Build the model and text embeddings (idempotent). Raises DetectorError."""
+        if self._clip is not None:  # loaded: skip the lock, which binds to one event loop
+            return
         async with self._load_lock:
             if self._clip is None:
                 await asyncio.to_thread(self._load_sync)

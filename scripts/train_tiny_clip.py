@@ -31,7 +31,7 @@ from tests.tiny_clip import COLOURS, SHAPES, shape_image  # noqa: E402
 # the stock tokenizer works, which is why the text width is small (the embedding table dominates).
 MODEL_CONFIG: dict[str, Any] = {
     "embed_dim": 32,
-    "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "head_width": 32,
+    "vision_cfg": {"image_size": 48, "layers": 2, "width": 64, "head_width": 32,
                    "patch_size": 8, "mlp_ratio": 2.0},
     "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2,
                  "layers": 2, "mlp_ratio": 2.0},

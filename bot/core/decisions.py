@@ -126,10 +126,12 @@ async def _record_media(
         categories = list(media.verdict.categories) if media.verdict else []
         repos.record_scan(session, ws.id, event.channel_id,
                           "url" if media.ref.kind == "link" else "image", severity, categories, now)
-        if media.sha256 and media.prepared is not None:
+        if media.sha256 and (media.prepared is not None or media.cached):
+            prepared = media.prepared
             await repos.record_media(
-                session, sha256=media.sha256, mime=media.prepared.mime,
-                width=media.prepared.width, height=media.prepared.height,
+                session, sha256=media.sha256, mime=prepared.mime if prepared else "",
+                width=prepared.width if prepared else None,
+                height=prepared.height if prepared else None,
                 verdict=None if media.cached else media.raw, verdict_key=versions_key,
                 pdq=media.pdq, pdq_quality=media.pdq_quality, seen_at=now,
             )

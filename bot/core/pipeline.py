@@ -217,25 +217,30 @@ class Pipeline:
         item.sha256 = hashlib.sha256(data).hexdigest()
         async with self.store.read() as session:
             cached = await media_item(session, item.sha256)
+        if cached is not None and cached.verdict and cached.verdict_key == self.scanner.versions_key:
+            item.cached = True
+            item.signature, item.pdq, item.pdq_quality = cached.signature, cached.pdq, cached.pdq_quality
+            item.verdict = fuse(_from_cache(cached.verdict), thresholds, context)
+            if not item.verdict.flagged:
+                return  # a known-clean repeat: no decoding at all (the SHA-256 cache's point)
         try:
             item.prepared = await asyncio.to_thread(
                 prepare_image, data, source=item.url, max_pixels=self.max_pixels
             )
         except Exception as exc:  # MediaError and anything Pillow throws on hostile input
             item.error = str(exc) or type(exc).__name__
+            item.verdict = None
             return
-        if cached is not None and cached.verdict and cached.verdict_key == self.scanner.versions_key:
-            found, item.cached = _from_cache(cached.verdict), True
-            item.signature, item.pdq, item.pdq_quality = cached.signature, cached.pdq, cached.pdq_quality
-        else:
-            try:
-                found = await self.batcher.detect(item.prepared)
-            except Exception as exc:  # a detector crash: reported on the item, never cached
-                log.exception("detectors failed on %s", item.url)
-                item.error = f"detectors failed: {type(exc).__name__}"
-                return
-            item.raw = fuse(found).to_json()
-            item.signature, item.pdq, item.pdq_quality = _signature(found)
+        if item.cached:
+            return  # flagged from the cache: decoded only for the preview and the evidence
+        try:
+            found = await self.batcher.detect(item.prepared)
+        except Exception as exc:  # a detector crash: reported on the item, never cached
+            log.exception("detectors failed on %s", item.url)
+            item.error = f"detectors failed: {type(exc).__name__}"
+            return
+        item.raw = fuse(found).to_json()
+        item.signature, item.pdq, item.pdq_quality = _signature(found)
         item.verdict = fuse(found, thresholds, context)
 
 

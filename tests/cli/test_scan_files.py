@@ -3,10 +3,7 @@ inputs in their own lines, exit statuses, known content from hash banks, the hum
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
-
-from PIL import Image
 
 from tests.cli.conftest import Veille, by_source, encode, json_lines, save_photo
 from tests.detectors.hash_images import photo_like
@@ -210,8 +207,3 @@ def test_human_table_and_localised_summary(veille: Veille, tmp_path: Path) -> No
     assert "gravité" in french.stdout and "holiday.png" in french.stdout
     assert "1 analysés : 0 signalés, 0 erreurs." in french.stderr
 
-
-def test_image_only_folder_with_png_saved_by_pillow_is_decodable() -> None:
-    # Guard for the fixtures above: the generated photos are real images of the expected size.
-    image = Image.open(io.BytesIO(encode(photo_like(1))))
-    assert image.size == (640, 480)

@@ -136,3 +136,13 @@ def test_calibrate_bad_folder_exits_2_with_a_message(tmp_path: Path, tiny_env: P
     message = " ".join(result.output.split())  # rich wraps long lines
     assert "Cannot calibrate" in message and "missing is not a folder" in message
     assert not tiny_env.exists()
+
+
+def test_calibrate_without_weights_exits_2_naming_the_setting(
+    labelled: Path, tiny_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VEILLE_CLIP_PRETRAINED", str(labelled / "missing.safetensors"))
+    result = CliRunner().invoke(cli, ["calibrate", str(labelled)])
+    assert result.exit_code == 2
+    assert "VEILLE_CLIP_PRETRAINED" in " ".join(result.output.split())
+    assert not tiny_env.exists()

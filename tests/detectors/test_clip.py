@@ -208,3 +208,11 @@ def test_prepare_image_crops_the_centre_square_without_upscaling_banners(
 ) -> None:
     prepared = prepare_image(image, size)
     assert prepared.mode == "RGB" and prepared.size == (size, size)
+
+
+@pytest.mark.parametrize(
+    "mode", ["1", "L", "LA", "La", "P", "PA", "RGBA", "RGBa", "CMYK", "YCbCr", "LAB", "HSV", "I",
+             "I;16", "F"]
+)
+def test_prepare_image_accepts_every_pillow_mode(mode: str) -> None:
+    assert prepare_image(Image.new(mode, (5, 7)), 32).mode == "RGB"

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image, ImageOps
 
 from detectors import hamming_index
+from detectors import keypoints as kp
 from detectors.base import KNOWN_CONTENT, Detector, ImageInput
 from detectors.fusion import Severity, fuse
 from detectors.hamming_index import HammingIndex
@@ -197,3 +198,30 @@ async def test_allow_list_match_clears_the_verdict() -> None:
     assert any(m.source == "allow" for m in allowed.matches)
     assert "is allow-listed in bank 'fp' by SHA-256 (exact file)" in allowed.reasons
     assert fuse([("hashes", "1", allowed)]).severity == Severity.NONE
+
+
+def test_keypoints_round_trip_and_reject_garbage() -> None:
+    to_bank, query = kp.describe_image(photo_like(11))
+    assert 0 < len(to_bank) <= kp.BANK_KEYPOINTS and query.variant is not None
+    assert len(query) % len(kp.DIHEDRAL) == 0  # every corner under all eight patterns
+    back = kp.decode_keypoints(kp.encode_keypoints(to_bank))
+    assert np.array_equal(back.desc, to_bank.desc) and np.array_equal(back.level, to_bank.level)
+    assert np.abs(back.xy - to_bank.xy).max() <= 0.5  # stored as whole work-frame pixels
+    for bad in ("kp1:!!!", "kp1:" + "A" * 10, "xx1:AAAA"):
+        with pytest.raises(ValueError):
+            kp.decode_keypoints(bad)
+    flat_bank, flat_query = kp.describe_image(Image.new("RGB", (300, 200), (90, 90, 90)))
+    assert len(flat_bank) == 0 and kp.encode_keypoints(flat_bank) == ""
+    tiny_bank, _ = kp.describe_image(Image.new("RGB", (1, 1)))
+    assert len(tiny_bank) == 0
+
+
+def test_keypoints_alone_find_an_off_grid_crop() -> None:
+    image = photo_like(12)
+    _, corners = neardup_parts(compute_signature(image).neardup)
+    bank = HashBank([BankEntry(5, "confirmed", "neardup", corners, "confirmed")])
+    cropped = image.crop((40, 100, 40 + 480, 100 + 330))  # 75 % × 69 %, off every window grid
+    explained = bank.match_explained(compute_signature(cropped))
+    assert [m.entry_id for m, _ in explained] == [5]
+    assert "stored corners agree (crop-robust)" in explained[0][1]
+    assert 0.0 <= explained[0][0].distance < 1.0

@@ -17,10 +17,11 @@ UNRELATED = 60
 # Transformations plain PDQ must survive (eight dihedral variants included) ...
 PDQ_ROBUST = ("identity", "resize 50%", "JPEG q70", "mirror", "greyscale", "brightness +30%",
               "rotate 90°")
-# ... and those the near-duplicate windows must catch at least this often.
-NEARDUP_FLOOR = {"watermark stamp": 0.9, "crop 10% centred": 0.85, "crop 20% centred": 0.85,
-                 "crop 30% centred": 0.85, "crop 10% corner": 0.85, "crop 20% corner": 0.8,
-                 "crop 30% corner": 0.8}
+# ... and the share of images that some signal (PDQ, windows or keypoints) must still match.
+ANY_FLOOR = {"watermark stamp": 0.9, "crop 10% centred": 0.85, "crop 10% corner": 0.85,
+             "crop 20% centred": 0.7, "crop 20% corner": 0.7, "crop 20% off-centre": 0.7,
+             "crop 20% one side": 0.7, "crop 30% centred": 0.55, "crop 30% corner": 0.55,
+             "crop 30% off-centre": 0.5, "crop 20%+mirror+JPEG": 0.6}
 
 
 @cache
@@ -66,10 +67,12 @@ def test_pdq_survives_global_edits() -> None:
 
 def test_neardup_catches_stamps_and_crops() -> None:
     table = robustness_table()
-    for name, floor in NEARDUP_FLOOR.items():
-        assert table[name][1] >= floor * BANKED, (name, table[name])
-    for name in PDQ_ROBUST:
-        assert table[name][1] == BANKED, name
+    for name, floor in ANY_FLOOR.items():
+        assert table[name][3] >= floor * BANKED, (name, table[name])
+    for name in PDQ_ROBUST:  # an image with few corners may bank fewer than MIN_INLIERS
+        assert table[name][1] == BANKED and table[name][2] >= 0.9 * BANKED, name
+    # Off-grid crops are what the keypoints are for: the PDQ windows miss them.
+    assert table["crop 30% off-centre"][2] > table["crop 30% off-centre"][1]
 
 
 def test_unrelated_images_match_nothing() -> None:

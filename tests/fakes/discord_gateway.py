@@ -29,7 +29,8 @@ class FakeGateway:
 
     async def dispatch(self, event: str, data: JSON) -> None:
         for ws in list(self.sockets):
-            await self._send(ws, event, data)
+            if not ws.closed:  # a client that just went away is not an error
+                await self._send(ws, event, data)
 
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse()

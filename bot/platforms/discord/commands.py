@@ -19,6 +19,7 @@ from bot.platforms.discord.replies import (
     defer,
     interaction_actor,
     refuse,
+    send_reply,
     veille_of,
     workspace_id,
 )
@@ -149,9 +150,7 @@ def register_commands(tree: app_commands.CommandTree[Any]) -> None:
 
     @_cmd(None, "help", "What Veille does and where to find help", "help")
     async def help_command(interaction: Interaction) -> None:
-        async def _help() -> Any:
-            return veille_of(interaction).help(interaction.locale.value)
-        await answer(interaction, _help())
+        await send_reply(interaction, veille_of(interaction).help(interaction.locale.value))
 
     for command in (veille_group, ticket, hashes, digest, scan, scan_message, help_command):
         tree.add_command(command)

@@ -38,6 +38,13 @@ class RenderedCard:
     file: discord.File | None
 
 
+def _colour(card: Card) -> discord.Colour:
+    """By severity; cards that are not about a detection (status, help) get Discord's blurple."""
+    if card.severity is None:
+        return discord.Colour.blurple()
+    return COLOURS.get(card.severity, discord.Colour.blurple())
+
+
 def card_file_name(card: Card) -> str:
     """Discord blurs attachments whose name starts with SPOILER_ until someone clicks them."""
     return f"SPOILER_{card.image_name}" if card.spoiler else card.image_name
@@ -47,8 +54,7 @@ def render_embed(card: Card) -> discord.Embed:
     embed = discord.Embed(
         title=_cut(card.title, _TITLE) or None,
         description=_cut(card.body, _DESCRIPTION) or None,
-        colour=COLOURS.get(card.severity, discord.Colour.blurple())
-        if card.severity is not None else discord.Colour.blurple(),
+        colour=_colour(card),
     )
     for name, value in card.fields[:_FIELDS]:
         embed.add_field(name=_cut(name, _FIELD_NAME) or "\u200b",

@@ -148,11 +148,12 @@ class ChannelsStep(_Step):
 
     async def _picked(self, interaction: Interaction) -> None:
         c = self.wizard.choices
-        if self.safety.values:
+        custom_id = dict(interaction.data or {}).get("custom_id")
+        if custom_id == self.safety.custom_id and self.safety.values:
             c.safety_channel_id = str(self.safety.values[0].id)
-        if self.quarantine.values:
+        elif custom_id == self.quarantine.custom_id and self.quarantine.values:
             c.quarantine_channel_id = str(self.quarantine.values[0].id)
-        if self.roles.values:
+        elif custom_id == self.roles.custom_id:  # may be emptied: no moderator role
             c.moderator_role_ids = [str(r.id) for r in self.roles.values]
         await interaction.response.defer()
 

@@ -26,7 +26,7 @@ _PERMANENT = frozenset({
     "channel_not_found", "not_in_channel", "is_archived", "cant_delete_message", "cant_update_message",
     "invalid_auth", "not_authed", "account_inactive", "token_revoked", "missing_scope", "no_permission",
     "user_not_found", "file_not_found", "invalid_blocks", "msg_too_long", "restricted_action",
-    "edit_window_closed", "cannot_dm_bot", "user_not_in_channel",
+    "edit_window_closed", "cannot_dm_bot", "user_not_in_channel", "message_not_found",
 })
 # Ephemeral refusals a DM can work around (the bot or the person left the channel).
 _NO_EPHEMERAL = frozenset({"not_in_channel", "channel_not_found", "user_not_in_channel"})

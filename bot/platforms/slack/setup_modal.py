@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
@@ -159,10 +160,22 @@ def current_setup(view: WorkspaceView) -> SetupValues:
     )
 
 
-async def missing_memberships(client: AsyncWebClient, values: SetupValues,
-                              locale: str) -> dict[str, str]:
-    """Modal errors (block id → text) for each chosen channel the bot is not a member of."""
+def known_timezone(name: str) -> bool:
+    """The modal's free-text timezone must be an IANA name the digest scheduler can use."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+async def modal_errors(client: AsyncWebClient, values: SetupValues,
+                       locale: str) -> dict[str, str]:
+    """Modal errors (block id → text): an unknown timezone, and each chosen channel the bot is
+    not a member of."""
     errors: dict[str, str] = {}
+    if not known_timezone(values.timezone):
+        errors["timezone"] = t("slack.setup_bad_timezone", locale, timezone=values.timezone)
     for block, channel in (("safety", values.safety_channel_id),
                            ("quarantine", values.quarantine_channel_id)):
         if not channel:

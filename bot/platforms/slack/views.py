@@ -17,7 +17,7 @@ from bot.core.types import Platform
 from bot.platforms.slack.context import SlackContext
 from bot.platforms.slack.setup_modal import (
     SETUP_CALLBACK,
-    missing_memberships,
+    modal_errors,
     read_values,
     setup_input,
 )
@@ -52,7 +52,7 @@ def register(app: AsyncApp, ctx: SlackContext) -> None:
         user_id = str(body["user"]["id"])
         values = read_values(view.get("state") or {})
         locale = values.locale
-        errors = await missing_memberships(client, values, locale)
+        errors = await modal_errors(client, values, locale)
         if errors:
             await ack(response_action="errors", errors=errors)
             return

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import discord
 import pytest
 import pytest_asyncio
 from PIL import Image, ImageDraw
@@ -162,7 +163,9 @@ async def world(request: pytest.FixtureRequest, db_url: str, tmp_path: Any,
         member=fake.add_member(guild, "mel"),
         grok=fake.add_member(guild, "grok", bot=True),
     )
+    original_base = discord.http.Route.BASE  # DISCORD_API_URL is process-wide: put it back
     yield world
+    discord.http.Route.BASE = original_base
     await world.stop_bot()
     await fake.close()
     await engine.dispose()

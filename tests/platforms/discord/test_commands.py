@@ -106,3 +106,32 @@ def test_french_catalogue_covers_every_english_discord_string() -> None:
     english = {k for k in catalogue("en") if k.startswith("discord.")}
     french = {k for k in catalogue("fr") if k.startswith("discord.")}
     assert english and english == french
+
+
+async def test_digest_now_posts_to_the_safety_channel(world: DiscordWorld) -> None:
+    await world.start_bot()
+    await world.configure()
+    interaction = await world.fake.slash(world.guild, world.general, world.moderator, "digest",
+                                         [{"type": 1, "name": "now", "options": []}])
+    answer = await answer_of(world.fake, interaction)
+    assert answer["type"] == 5 and is_ephemeral(answer)
+    await card_in(world, world.safety)
+
+
+async def test_scan_command_with_an_attachment(world: DiscordWorld) -> None:
+    fake = world.fake
+    await world.start_bot()
+    await world.configure()
+    await add_hashes(world, world.admin, shape_png(13))
+    upload = fake.host_file("suspect.png", shape_png(13))
+    interaction = await fake.slash(
+        world.guild, world.general, world.moderator, "scan",
+        [{"type": 11, "name": "image", "value": upload["id"]}],
+        resolved={"attachments": {upload["id"]: upload}})
+    answer = await answer_of(fake, interaction)
+    assert "known_content" in text_of(answer)
+    as_member = await answer_of(fake, await fake.slash(
+        world.guild, world.general, world.member, "scan",
+        [{"type": 11, "name": "image", "value": upload["id"]}],
+        resolved={"attachments": {upload["id"]: upload}}))
+    assert "known_content" not in text_of(as_member) and is_ephemeral(as_member)

@@ -39,6 +39,10 @@ async def test_flagged_image_is_quarantined_with_ticket_card(world: DiscordWorld
     assert len(tickets) == 1 and tickets[0].message_id == posted["id"]
     assert tickets[0].severity == "QUARANTINE" and "known_content" in tickets[0].categories
     assert f"veille:confirm:{tickets[0].id}" in custom_ids(card.body)
+    assert preview.files[0][1] != known  # a blurred preview, never the original
+    # The author is told privately.
+    dm = await fake.wait_call("POST", "/users/@me/channels")
+    assert str(dm.body["recipient_id"]) == world.member["user"]["id"]
 
 
 @pytest.mark.parametrize("world", ["clip"], indirect=True)

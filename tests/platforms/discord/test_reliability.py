@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import discord
 import pytest
 
 from bot.core.gateway import Card, GatewayError
@@ -102,3 +103,15 @@ async def test_help_request_gets_a_private_answer_and_a_priority_ticket(
     # The person asking for help is not punished: their message stays.
     assert not fake.find_calls("DELETE", f"/channels/{world.general['id']}/messages/\\d+")
 
+
+
+async def test_connects_through_discord_api_url_and_gateway_bot(world: DiscordWorld) -> None:
+    fake = world.fake
+    await world.start_bot()
+    paths = [(c.method, c.path) for c in fake.calls]
+    # REST at DISCORD_API_URL; the websocket address is the one GET /gateway/bot gave.
+    assert paths.index(("GET", "/users/@me")) < paths.index(("GET", "/gateway/bot"))
+    assert all(c.headers.get("Authorization") == f"Bot {fake.token}" for c in fake.calls)
+    intents = discord.Intents._from_value(fake.identifies[-1]["intents"])
+    assert intents.guilds and intents.guild_messages and intents.message_content
+    assert not intents.members and not intents.presences  # no privileged intents it does not use

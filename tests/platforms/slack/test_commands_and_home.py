@@ -142,3 +142,13 @@ async def test_digest_posts_in_the_safety_channel(world: SlackWorld) -> None:
     posted = await eventually(lambda: [c for c in world.slack.called("chat.postMessage")
                                        if c.args.get("channel") == "CSAFE"])
     assert posted[0].args["blocks"]
+
+
+async def test_a_link_in_a_message_is_fetched_by_the_core_without_the_slack_token(
+    world: SlackWorld,
+) -> None:
+    file = world.slack.add_file("elsewhere.png", png_bytes(flagged_image(13)))
+    ts = await world.message("CGEN", "UMEMBER", text=f"lol {world.slack.base_url}public/{file.id}")
+    tickets = await eventually(world.tickets)
+    assert tickets[0].message_id == ts and tickets[0].media_key.endswith(f"/public/{file.id}")
+    assert world.slack.downloads == []  # not fetched as a Slack-hosted file

@@ -162,6 +162,11 @@ async def test_setup_modal_checks_membership_then_stores_the_settings(world: Sla
     assert "COUT" in refused["errors"]["safety"]
 
     values["safety"]["value"]["selected_conversation"] = "CSAFE"
+    values["timezone"]["value"]["value"] = "Europe/Atlantis"
+    refused = await world.submit("UADMIN", view, values)
+    assert list(refused["errors"]) == ["timezone"]
+
+    values["timezone"]["value"]["value"] = "Europe/Paris"
     accepted = await world.submit("UADMIN", view, values)
     assert accepted.get("response_action") is None
     stored = await world.veille.workspace(Platform.SLACK, TEAM_ID)

@@ -94,7 +94,7 @@ async def test_rate_limit_becomes_a_retryable_error_with_retry_after(
 async def test_permanent_errors_are_not_retried(gateway: SlackGateway) -> None:
     with pytest.raises(GatewayError) as caught:
         await gateway.update_card("T", "CSAFE", "9.999", Card(title="x"))
-    assert caught.value.retryable is True  # message_not_found may be a race; the outbox decides
+    assert caught.value.retryable is False  # message_not_found: someone deleted the card
     gateway.client.token = "xoxb-revoked"
     with pytest.raises(GatewayError) as caught:
         await gateway.post_text("T", "CSAFE", "x")

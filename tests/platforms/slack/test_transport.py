@@ -91,3 +91,9 @@ async def test_the_composition_root_runs_slack_until_cancelled(
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         assert task.cancelled()
+
+
+async def test_http_mode_answers_slacks_url_verification(http_world: SlackWorld) -> None:
+    status, body = await http_world.post("events_api", {"type": "url_verification",
+                                                        "token": "x", "challenge": "c-123"})
+    assert status == 200 and "c-123" in body

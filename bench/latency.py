@@ -1,0 +1,178 @@
+"""latency and cache_hit_ms: image messages through the whole pipeline (fetch from the platform,
+decode, SHA-256 cache, CLIP ViT-B-32 + hash bank + text detectors batched across messages,
+fusion, policy, the decision committed to SQLite, the outbox acting on a timing Gateway).
+
+The stream sends messages at a fixed rate, each as its own task, the way platform events
+arrive; a fifth of the images are re-encoded copies of banked images so that the stream also
+produces quarantines (random CLIP weights flag nothing by themselves).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.images import jpeg_bytes, photo_like
+
+WORKSPACE = "bench-guild"
+ADMIN_ID = "bench-admin"
+
+
+@dataclass
+class TimingGateway:
+    """A Gateway that serves attachments from memory and notes when each message is acted on."""
+
+    files: dict[str, bytes]
+    acted_at: dict[str, float] = field(default_factory=dict)
+    platform: Any = None
+    can_delete_messages: bool = True
+
+    def __post_init__(self) -> None:
+        from bot.core.types import Platform
+
+        self.platform = Platform.DISCORD
+
+    async def download(self, ref: Any, max_bytes: int) -> bytes:
+        return self.files[ref.url]
+
+    async def delete_message(self, workspace_id: str, channel_id: str, message_id: str) -> None:
+        self.acted_at.setdefault(message_id, time.perf_counter())
+
+    async def post_card(self, workspace_id: str, channel_id: str, card: Any, *, thread_id: str | None = None) -> str:
+        return "card"
+
+    async def update_card(self, workspace_id: str, channel_id: str, message_id: str, card: Any) -> None:
+        return None
+
+    async def post_text(self, workspace_id: str, channel_id: str, text: str, *, thread_id: str | None = None) -> str:
+        return "text"
+
+    async def send_private(self, workspace_id: str, user_id: str, text: str, *, channel_id: str | None = None) -> None:
+        return None
+
+    async def timeout_member(self, workspace_id: str, user_id: str, seconds: int, reason: str) -> None:
+        return None
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[index]
+
+
+async def _veille(folder: Path, files: dict[str, bytes], banked: list[bytes]) -> tuple[Any, TimingGateway]:
+    from bench.clip import MODEL, save_random_checkpoint
+    from bot.app import build_veille
+    from bot.core.types import Actor, SetupInput
+    from bot.settings import Settings
+    from bot.store import engine as store
+
+    checkpoint = await asyncio.to_thread(save_random_checkpoint, folder)
+    url = f"sqlite+aiosqlite:///{folder / 'bench.db'}"
+    await asyncio.to_thread(store.upgrade, url)
+    settings = Settings(_env_file=None, database_url=url, data_dir=folder / "data",  # type: ignore[call-arg]
+                        secret_key="bench-secret-key-0123456789", detectors="clip,hashes,text",
+                        clip_model=MODEL, clip_pretrained=str(checkpoint), device="cpu",
+                        torch_threads=2)
+    gateway = TimingGateway(files)
+    veille = await build_veille(settings, gateways=[gateway])
+    admin = Actor(ADMIN_ID, "Bench", is_platform_admin=True)
+    await veille.save_setup("discord", WORKSPACE, admin, SetupInput(
+        safety_channel_id="safety", quarantine_channel_id="quarantine", sensitivity="standard"))
+    await veille.add_hashes("discord", WORKSPACE, admin, banked, "bench")
+    veille.start()
+    return veille, gateway
+
+
+def _event(message_id: str, url: str) -> Any:
+    from bot.core.types import Actor, MediaRef, MessageEvent, Platform
+
+    return MessageEvent(Platform.DISCORD, WORKSPACE, "general", message_id, Actor("poster", "Poster"),
+                        text="", media=(MediaRef("attachment", url, media_id=message_id,
+                                                 filename="photo.jpg", content_type="image/jpeg"),))
+
+
+async def _stream(rate: float, seconds: float) -> dict[str, Any]:
+    count = int(rate * seconds)
+    originals = [photo_like(10_000 + i, (640, 480)) for i in range(max(1, count // 5))]
+    banked = [jpeg_bytes(image, 90) for image in originals]
+    files: dict[str, bytes] = {}
+    for i in range(count):
+        if i % 5 == 0:  # a re-shared banked image: resized and re-encoded, so a new SHA-256
+            image = originals[(i // 5) % len(originals)].resize((600, 450))
+            files[f"att://{i}"] = jpeg_bytes(image, 70)
+        else:
+            files[f"att://{i}"] = jpeg_bytes(photo_like(i, (640, 480)))
+    with tempfile.TemporaryDirectory() as scratch:
+        veille, gateway = await _veille(Path(scratch), files, banked)
+        sent: dict[str, float] = {}
+        decided: dict[str, float] = {}
+        flagged: set[str] = set()
+        errors: list[str] = []
+
+        async def one(i: int) -> None:
+            message_id = f"msg-{i}"
+            sent[message_id] = time.perf_counter()
+            try:
+                decision = await veille.handle_message(_event(message_id, f"att://{i}"))
+            except Exception as exc:  # counted as dropped, and shown
+                errors.append(f"{message_id}: {type(exc).__name__}: {exc}")
+                return
+            decided[message_id] = time.perf_counter()
+            if decision.delete:
+                flagged.add(message_id)
+
+        start = time.perf_counter()
+        tasks = []
+        for i in range(count):
+            delay = start + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(i)))
+        await asyncio.gather(*tasks)
+        deadline = time.perf_counter() + 30
+        while any(m not in gateway.acted_at for m in flagged) and time.perf_counter() < deadline:  # noqa: ASYNC110 - polling a deadline
+            await asyncio.sleep(0.05)
+        await veille.aclose()
+    to_decision = [(decided[m] - sent[m]) * 1000 for m in decided]
+    to_action = [(gateway.acted_at[m] - sent[m]) * 1000 for m in flagged if m in gateway.acted_at]
+    return {
+        "rate_per_s": rate, "seconds": seconds, "events": count,
+        "decided": len(decided), "dropped": count - len(decided),
+        "p50_decision_ms": round(percentile(to_decision, 0.5), 1),
+        "p95_decision_ms": round(percentile(to_decision, 0.95), 1),
+        "actions": len(to_action), "flagged": len(flagged),
+        "p50_action_ms": round(percentile(to_action, 0.5), 1),
+        "p95_action_ms": round(percentile(to_action, 0.95), 1),
+        "errors": errors[:3],
+    }
+
+
+def run(rate: float = 20, seconds: float = 30) -> dict[str, Any]:
+    return asyncio.run(_stream(rate, seconds))
+
+
+async def _cache_hit(repeats: int) -> dict[str, Any]:
+    image = jpeg_bytes(photo_like(7, (640, 480)))
+    with tempfile.TemporaryDirectory() as scratch:
+        veille, _gateway = await _veille(Path(scratch), {"att://same": image}, [])
+        await veille.handle_message(_event("first", "att://same"))  # fills the cache
+        timings = []
+        for i in range(repeats):
+            start = time.perf_counter()
+            await veille.handle_message(_event(f"again-{i}", "att://same"))
+            timings.append((time.perf_counter() - start) * 1000)
+        await veille.aclose()
+    return {"repeats": repeats, "median_ms": round(statistics.median(timings), 2),
+            "p95_ms": round(percentile(timings, 0.95), 2)}
+
+
+def cache_hit(repeats: int = 50) -> dict[str, Any]:
+    return asyncio.run(_cache_hit(repeats))
