@@ -121,14 +121,15 @@ class HammingIndex:
         return int(self._base.alive.sum() + self._tail.alive.sum())
 
     def extended(self, words: np.ndarray, ids: np.ndarray) -> HammingIndex:
-        """A new index with these rows added: appended to the brute-force tail while it is small,
-        else everything is rebuilt into one sorted block (dead rows dropped)."""
+        """A new index with these rows added: a small addition joins the brute-force tail while
+        the tail stays small; a bulk load or a full tail rebuilds one sorted block (dead rows
+        dropped)."""
         if len(ids) == 0:
             return self
         tail_words = np.concatenate([self._tail.words, words.astype(np.uint64)])
         tail_ids = np.concatenate([self._tail.ids, ids.astype(np.int64)])
         tail_alive = np.concatenate([self._tail.alive, np.ones(len(ids), bool)])
-        if len(tail_ids) <= TAIL_MAX_ROWS:
+        if len(tail_ids) <= TAIL_MAX_ROWS and len(ids) < MIH_MIN_ROWS:
             # The tail stays unsorted: force brute force even past MIH_MIN_ROWS by skipping build.
             tail = _Block.__new__(_Block)
             tail.words, tail.ids, tail.alive = tail_words, tail_ids, tail_alive

@@ -163,9 +163,9 @@ class HashBank:
         self._pdq = HammingIndex()
         self._neardup = HammingIndex()
         # Keypoints: one index row per stored corner (ids are row numbers) and, per row, its
-        # owner entry id, x, y and pyramid level; both replaced, never mutated (copy-on-write).
+        # owner entry id, x and y; both replaced, never mutated (copy-on-write).
         self._corners = HammingIndex()
-        self._corner_meta = np.empty((0, 4), np.float64)
+        self._corner_meta = np.empty((0, 3), np.float64)
         self._corner_rows: dict[int, np.ndarray] = {}
         self.add(entries)
 
@@ -202,13 +202,14 @@ class HashBank:
             if replaced:
                 self._remove_locked(replaced)
             pdq_words, pdq_ids, nd_words, nd_ids = [], [], [], []
+            corner_sets: list[tuple[int, kp.Keypoints]] = []
             for entry in fresh:
                 self._entries[entry.id] = entry
                 if entry.kind == "pdq":
                     pdq_words.append(hex_to_words(entry.value))
                     pdq_ids.append(entry.id)
                 elif entry.kind == "neardup" and entry.value.startswith(kp.PREFIX):
-                    self._add_corners_locked(entry.id, kp.decode_keypoints(entry.value))
+                    corner_sets.append((entry.id, kp.decode_keypoints(entry.value)))
                 elif entry.kind == "neardup":
                     windows = decode_neardup(entry.value)
                     nd_words.extend(hex_to_words(w) for w in windows)
@@ -220,16 +221,23 @@ class HashBank:
                 self._pdq = self._pdq.extended(np.array(pdq_words), np.array(pdq_ids))
             if nd_ids:
                 self._neardup = self._neardup.extended(np.array(nd_words), np.array(nd_ids))
+            if corner_sets:
+                self._add_corners_locked(corner_sets)
         return errors
 
-    def _add_corners_locked(self, entry_id: int, corners: kp.Keypoints) -> None:
+    def _add_corners_locked(self, corner_sets: list[tuple[int, kp.Keypoints]]) -> None:
         start = len(self._corner_meta)
-        rows = np.arange(start, start + len(corners))
-        meta = np.column_stack([np.full(len(corners), entry_id), corners.xy, corners.level])
+        metas, descs = [], []
+        for entry_id, corners in corner_sets:
+            rows = np.arange(start, start + len(corners))
+            start += len(corners)
+            self._corner_rows[entry_id] = rows
+            metas.append(np.column_stack([np.full(len(corners), entry_id), corners.xy]))
+            descs.append(corners.desc)
         # Publish the metadata before the index: a reader's index rows always have metadata.
-        self._corner_meta = np.concatenate([self._corner_meta, meta])
-        self._corners = self._corners.extended(corners.desc, rows)
-        self._corner_rows[entry_id] = rows
+        first = len(self._corner_meta)
+        self._corner_meta = np.concatenate([self._corner_meta, *metas])
+        self._corners = self._corners.extended(np.concatenate(descs), np.arange(first, start))
 
     def remove(self, entry_ids: Iterable[int]) -> int:
         """Forget these entries; returns how many were present."""

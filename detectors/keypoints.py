@@ -200,12 +200,14 @@ def inliers(query: Keypoints, q_idx: np.ndarray, b_xy: np.ndarray, owners: np.nd
     mats = np.array(DIHEDRAL)[variant]  # (n, 2, 2); coordinates map back by M^T
     mapped = np.einsum("nji,nj->ni", mats, query.xy[q_idx])
     best: dict[int, int] = {}
-    group_keys = owners * 8 + variant
-    order = np.argsort(group_keys, kind="stable")
+    group_keys = owners * len(DIHEDRAL) + variant
+    # Only groups with MIN_INLIERS distinct stored corners can pass: drop the rest at once.
+    distinct = np.unique(np.column_stack([group_keys, rows]), axis=0)[:, 0]
+    groups, sizes = np.unique(distinct, return_counts=True)
+    wanted = np.isin(group_keys, groups[sizes >= MIN_INLIERS])
+    order = np.flatnonzero(wanted)[np.argsort(group_keys[wanted], kind="stable")]
     bounds = np.flatnonzero(np.diff(group_keys[order])) + 1
-    for group in np.split(order, bounds):
-        if len(np.unique(rows[group])) < MIN_INLIERS:
-            continue
+    for group in np.split(order, bounds) if len(order) else ():
         count = _pose_votes(mapped[group], b_xy[group], rows[group])
         owner = int(owners[group[0]])
         best[owner] = max(best.get(owner, 0), count)
@@ -224,8 +226,11 @@ def _pose_votes(q: np.ndarray, b: np.ndarray, rows: np.ndarray) -> int:
     # Scale mode in 1/16-octave bins (4.4 %), summing each bin with its neighbours.
     cells = np.round(log_scale * 16).astype(np.int64)
     values, counts = np.unique(cells, return_counts=True)
-    near = counts + np.array([counts[np.searchsorted(values, v + d)] if v + d in values else 0
-                              for v in values for d in (-1, 1)]).reshape(-1, 2).sum(axis=1)
+    near = counts.copy()
+    for step in (-1, 1):  # add each bin's neighbours: a scale on a bin edge splits its votes
+        at = np.searchsorted(values, values + step)
+        found = (at < len(values)) & (values[np.minimum(at, len(values) - 1)] == values + step)
+        near[found] += counts[at[found]]
     scale = 2.0 ** (values[int(np.argmax(near))] / 16)
     shift = b - scale * q
     best = 0

@@ -64,9 +64,10 @@ def test_usage_and_configuration_errors_exit_2(veille: Veille, tmp_path: Path) -
 
 def test_clip_configured_without_weights_names_the_setting(veille: Veille, tmp_path: Path) -> None:
     image = save_photo(tmp_path / "a.png", 6)
-    # The default hub tag on a machine that cannot download: no connection is attempted.
+    # The default hub tag on a machine that cannot download. HF_HUB_OFFLINE stops any attempt;
+    # HF_ENDPOINT on a closed loopback port keeps even a wrong attempt off the network.
     offline = veille("scan", "--json", str(image), VEILLE_DETECTORS="clip,hashes,text",
-                     HF_HUB_OFFLINE="1", VEILLE_DEVICE="cpu")
+                     HF_HUB_OFFLINE="1", HF_ENDPOINT="http://127.0.0.1:9", VEILLE_DEVICE="cpu")
     assert offline.returncode == 2, offline.stderr
     assert "VEILLE_CLIP_PRETRAINED" in offline.stderr and offline.stdout == ""
 
