@@ -22,8 +22,8 @@ import numpy as np
 
 CHUNKS = 16
 # Below this many rows brute force is as fast as the lookups and needs no sorting.
-MIH_MIN_ROWS = 4096
-# Rows appended after the sorted build are scanned by brute force until there are this many.
+MIH_MIN_ROWS = 256
+# Rows added after the base was built live in a second, small block up to this many.
 TAIL_MAX_ROWS = 16384
 
 
@@ -60,8 +60,11 @@ class _Block:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def _candidate_pairs(self, queries: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray]:
-        """(query index, row) pairs sharing a chunk within `radius` bits, each pair once."""
+    def _candidate_pairs(
+        self, queries: np.ndarray, radius: int
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """(query index, row) pairs sharing a chunk within `radius` bits (a pair may repeat),
+        or None when there are so many that brute force is cheaper."""
         masks = _flip_masks(radius)
         qchunks = queries.view(np.uint16).reshape(len(queries), CHUNKS)
         qs: list[np.ndarray] = []
@@ -80,21 +83,27 @@ class _Block:
             positions = np.arange(total) + np.repeat(lo - (ends - lengths), lengths)
             rows.append(self.sorted_rows[c][positions].astype(np.int64))
             qs.append(np.repeat(owners, lengths))
+            if sum(len(r) for r in rows) > len(queries) * len(self) // 4:
+                return None  # skewed buckets (correlated bits): brute force is cheaper
         if not rows:
             return np.empty(0, np.int64), np.empty(0, np.int64)
-        pairs = np.unique(np.concatenate(qs) * len(self) + np.concatenate(rows))
-        return pairs // len(self), pairs % len(self)
+        return np.concatenate(qs), np.concatenate(rows)
 
     def pairs(self, queries: np.ndarray, max_distance: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(query index, id, distance) of every live row within `max_distance` of a query."""
         if len(self) == 0:
             return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.uint16)
         radius = max_distance // CHUNKS
-        if self.sorted_keys and radius <= 2:
-            q, rows = self._candidate_pairs(queries, radius)
+        candidates = self._candidate_pairs(queries, radius) if self.sorted_keys and radius <= 2 else None
+        if candidates is not None:
+            q, rows = candidates
             keep = self.alive[rows]
             q, rows = q[keep], rows[keep]
             dist = np.bitwise_count(queries[q] ^ self.words[rows]).sum(axis=1, dtype=np.uint16)
+            hit = dist <= max_distance
+            # Deduplicate only the hits: a pair found through several chunks counts once.
+            pairs, first = np.unique(q[hit] * len(self) + rows[hit], return_index=True)
+            q, rows, dist = pairs // len(self), pairs % len(self), dist[hit][first]
         else:
             live = np.flatnonzero(self.alive)
             matrix = _distances(self.words[live], queries)
@@ -121,20 +130,16 @@ class HammingIndex:
         return int(self._base.alive.sum() + self._tail.alive.sum())
 
     def extended(self, words: np.ndarray, ids: np.ndarray) -> HammingIndex:
-        """A new index with these rows added: a small addition joins the brute-force tail while
-        the tail stays small; a bulk load or a full tail rebuilds one sorted block (dead rows
-        dropped)."""
+        """A new index with these rows added: they join the small tail block (re-sorted) while it
+        stays under TAIL_MAX_ROWS, else everything is rebuilt into one block (dead rows dropped)."""
         if len(ids) == 0:
             return self
         tail_words = np.concatenate([self._tail.words, words.astype(np.uint64)])
         tail_ids = np.concatenate([self._tail.ids, ids.astype(np.int64)])
         tail_alive = np.concatenate([self._tail.alive, np.ones(len(ids), bool)])
-        if len(tail_ids) <= TAIL_MAX_ROWS and len(ids) < MIH_MIN_ROWS:
-            # The tail stays unsorted: force brute force even past MIH_MIN_ROWS by skipping build.
-            tail = _Block.__new__(_Block)
-            tail.words, tail.ids, tail.alive = tail_words, tail_ids, tail_alive
-            tail.sorted_keys, tail.sorted_rows = [], []
-            return HammingIndex(self._base, tail)
+        if len(tail_ids) <= TAIL_MAX_ROWS:
+            # Re-sorting a tail of ≤ TAIL_MAX_ROWS costs milliseconds; the base is left alone.
+            return HammingIndex(self._base, _Block(tail_words, tail_ids, tail_alive))
         keep_base, keep_tail = self._base.alive, tail_alive
         all_words = np.concatenate([self._base.words[keep_base], tail_words[keep_tail]])
         all_ids = np.concatenate([self._base.ids[keep_base], tail_ids[keep_tail]])

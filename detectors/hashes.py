@@ -2,8 +2,9 @@
 them against named banks, and the `hashes` detector.
 
 Banks hold entries of four kinds: `pdq` (64 hex), `md5` and `sha256` of the file bytes (exact
-repeats, as hash-sharing programmes exchange them) and `neardup` (the windows of a banked image,
-see detectors/pdq.py). Each entry has a source: `confirmed` (from a ticket), `imported` (a list)
+repeats, as hash-sharing programmes exchange them) and `neardup`: two rows per banked image, its
+PDQ windows (`nd1:`, detectors/pdq.py: crops aligned with a window grid, stamps) and its keypoints
+(`kp1:`, detectors/keypoints.py: crops at any offset). Each entry has a source: `confirmed` (from a ticket), `imported` (a list)
 or `allow` (a moderator's false positive, which fusion lets suppress every other signal).
 """
 

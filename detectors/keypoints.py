@@ -199,44 +199,63 @@ def inliers(query: Keypoints, q_idx: np.ndarray, b_xy: np.ndarray, owners: np.nd
     variant = query.variant[q_idx]
     mats = np.array(DIHEDRAL)[variant]  # (n, 2, 2); coordinates map back by M^T
     mapped = np.einsum("nji,nj->ni", mats, query.xy[q_idx])
-    best: dict[int, int] = {}
-    group_keys = owners * len(DIHEDRAL) + variant
+    group = owners * len(DIHEDRAL) + variant
     # Only groups with MIN_INLIERS distinct stored corners can pass: drop the rest at once.
-    distinct = np.unique(np.column_stack([group_keys, rows]), axis=0)[:, 0]
-    groups, sizes = np.unique(distinct, return_counts=True)
-    wanted = np.isin(group_keys, groups[sizes >= MIN_INLIERS])
-    order = np.flatnonzero(wanted)[np.argsort(group_keys[wanted], kind="stable")]
-    bounds = np.flatnonzero(np.diff(group_keys[order])) + 1
-    for group in np.split(order, bounds) if len(order) else ():
-        count = _pose_votes(mapped[group], b_xy[group], rows[group])
-        owner = int(owners[group[0]])
-        best[owner] = max(best.get(owner, 0), count)
+    pairs = np.unique(np.column_stack([group, rows]), axis=0)
+    groups, sizes = np.unique(pairs[:, 0], return_counts=True)
+    keep = np.isin(group, groups[sizes >= MIN_INLIERS])
+    if not keep.any():
+        return {}
+    order = np.argsort(group[keep], kind="stable")
+    group, q, b, rows = (group[keep][order], mapped[keep][order], b_xy[keep][order],
+                         rows[keep][order])
+    scale = _group_scales(group, q, b)
+    shift = b - scale[:, None] * q
+    best: dict[int, int] = {}
+    for offset in (0.0, VOTE_BIN / 2):  # a pose on a bin edge still gathers its votes
+        cell = np.floor((shift + offset) / VOTE_BIN).astype(np.int64)
+        votes = np.unique(np.column_stack([group, cell, rows]), axis=0)  # one per stored corner
+        poses, counts = np.unique(votes[:, :3], axis=0, return_counts=True)
+        for pose_group, count in zip(poses[:, 0].tolist(), counts.tolist(), strict=True):
+            owner = pose_group // len(DIHEDRAL)
+            if count > best.get(owner, 0):
+                best[owner] = count
     return best
 
 
-def _pose_votes(q: np.ndarray, b: np.ndarray, rows: np.ndarray) -> int:
-    """Distinct stored corners agreeing on the modal scale and translation."""
-    i, j = np.triu_indices(len(q), k=1)
+def _group_scales(group: np.ndarray, q: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per match, the modal distance ratio (stored/query) over pairs of matches in its group,
+    in 1/16-octave bins (4.4 %), each bin counted with its neighbours. `group` is sorted."""
+    starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
+    sizes = np.diff(np.r_[starts, len(group)])
+    # Every ordered pair (i, j), i < j, inside each group, without a Python loop over groups.
+    member = np.repeat(np.arange(len(starts)), sizes)
+    i_all = np.repeat(np.arange(len(group)), sizes[member])
+    j_all = np.repeat(starts[member], sizes[member]) + _ranges(sizes[member])
+    upper = j_all > i_all
+    i, j = i_all[upper], j_all[upper]
     dq = np.hypot(*(q[i] - q[j]).T)
     db = np.hypot(*(b[i] - b[j]).T)
     usable = (dq > 2 * VOTE_BIN) & (db > 2 * VOTE_BIN)
-    if not usable.any():
-        return 0
-    log_scale = np.log2(db[usable] / dq[usable])
-    # Scale mode in 1/16-octave bins (4.4 %), summing each bin with its neighbours.
-    cells = np.round(log_scale * 16).astype(np.int64)
-    values, counts = np.unique(cells, return_counts=True)
+    g = member[i[usable]]
+    cells = np.round(np.log2(db[usable] / dq[usable]) * 16).astype(np.int64)
+    keys, counts = np.unique(np.column_stack([g, cells]), axis=0, return_counts=True)
     near = counts.copy()
-    for step in (-1, 1):  # add each bin's neighbours: a scale on a bin edge splits its votes
-        at = np.searchsorted(values, values + step)
-        found = (at < len(values)) & (values[np.minimum(at, len(values) - 1)] == values + step)
+    flat = keys[:, 0] * 4096 + keys[:, 1]  # cells stay within ±64 for sane scales
+    for step in (-1, 1):
+        at = np.searchsorted(flat, flat + step)
+        found = (at < len(flat)) & (flat[np.minimum(at, len(flat) - 1)] == flat + step)
         near[found] += counts[at[found]]
-    scale = 2.0 ** (values[int(np.argmax(near))] / 16)
-    shift = b - scale * q
-    best = 0
-    for offset in (0.0, VOTE_BIN / 2):
-        cell = np.floor((shift + offset) / VOTE_BIN).astype(np.int64)
-        keys = np.unique(np.column_stack([cell, rows]), axis=0)
-        _, per_cell = np.unique(keys[:, :2], axis=0, return_counts=True)
-        best = max(best, int(per_cell.max()))
-    return best
+    scale_of_group = np.ones(len(starts))
+    if len(keys):
+        order = np.lexsort((-near, keys[:, 0]))  # per group, the best-supported bin first
+        first = np.r_[True, keys[order, 0][1:] != keys[order, 0][:-1]]
+        winners = order[first]
+        scale_of_group[keys[winners, 0]] = 2.0 ** (keys[winners, 1] / 16)
+    return scale_of_group[member]
+
+
+def _ranges(lengths: np.ndarray) -> np.ndarray:
+    """Concatenated aranges: [0..l0-1, 0..l1-1, ...]."""
+    ends = np.cumsum(lengths)
+    return np.arange(int(ends[-1]) if len(ends) else 0) - np.repeat(ends - lengths, lengths)

@@ -7,7 +7,9 @@ Plain PDQ survives resizing, re-encoding, grey, brightness and (with its eight d
 mirrors and quarter turns, but not crops: a crop moves every block of the 64×64 grid PDQ hashes.
 The near-duplicate signal hashes a fixed set of overlapping windows — centre and eight edge/corner
 anchors at scales 0.9, 0.8 and 0.7 — so a crop of the original lands close to one of the windows
-of the original, and the windows of a crop land close to windows of the original.
+of the original, and the windows of a crop land close to windows of the original. PDQ moves
+~30 bits when a window shifts by 1 % of its width, so only crops near that grid match this way;
+detectors/keypoints.py covers crops at any offset.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
     .venv/bin/python scripts/train_tiny_clip.py [--out tests/data/tiny_clip] [--steps 1200]
 
 It draws coloured shapes on noisy backgrounds (tests/tiny_clip.py), captions them ("a photo of a
-red circle.") and trains a small ViT + small text transformer contrastively, about a minute on
+red circle.") and trains a small ViT (48 px) + small text transformer contrastively, 60–80 s of
 one CPU core. It writes OUT/config.json (an open_clip model config), OUT/tiny_clip.pt (fp16
 weights) and OUT/prompts/*.toml (the TEST prompt set, in the production format), then prints the
 zero-shot accuracy on held-out images. Deterministic for a given --seed.

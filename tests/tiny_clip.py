@@ -55,8 +55,11 @@ BENIGN = (
 )
 
 
-def shape_image(colour: str, shape: str, seed: int, size: int | None = None) -> Image.Image:
-    """A `colour` `shape` on a noisy, roughly neutral background; size 48–192 px unless given."""
+def shape_image(
+    colour: str, shape: str, seed: int, size: int | None = None, *, min_radius: float = 0.18
+) -> Image.Image:
+    """A `colour` `shape` on a noisy, roughly neutral background; size 48–192 px unless given,
+    shape radius `min_radius`–0.34 of the side (training uses the default: small shapes too)."""
     if colour not in COLOURS or shape not in SHAPES:
         raise ValueError(f"unknown colour/shape {colour!r}/{shape!r}")
     rng = np.random.default_rng(seed)
@@ -68,7 +71,7 @@ def shape_image(colour: str, shape: str, seed: int, size: int | None = None) -> 
     ).astype(np.uint8)
     image = Image.fromarray(background, "RGB")
     fill = tuple(int(np.clip(c + rng.uniform(-20, 20), 0, 255)) for c in COLOURS[colour])
-    radius = side * rng.uniform(0.18, 0.34)
+    radius = side * rng.uniform(min_radius, 0.34)
     cx = side / 2 + rng.uniform(-0.12, 0.12) * side
     cy = side / 2 + rng.uniform(-0.12, 0.12) * side
     draw = ImageDraw.Draw(image)
@@ -87,15 +90,19 @@ def shape_image(colour: str, shape: str, seed: int, size: int | None = None) -> 
     return image
 
 
+# The image makers below draw large shapes: the tiny model sees 48 px, where small ones blur.
+EASY_RADIUS = 0.27
+
+
 def flagged_image(seed: int) -> Image.Image:
     """An image the tiny model and test prompt set score high on `sexual` (a red circle)."""
-    return shape_image(*FLAGGED, seed=seed)
+    return shape_image(*FLAGGED, seed=seed, min_radius=EASY_RADIUS)
 
 
 def benign_image(seed: int) -> Image.Image:
     """An image the test prompt set passes: a hard-negative shape (blue circle, red square...)."""
     colour, shape = BENIGN[seed % len(BENIGN)]
-    return shape_image(colour, shape, seed=seed)
+    return shape_image(colour, shape, seed=seed, min_radius=EASY_RADIUS)
 
 
 def png_bytes(image: Image.Image) -> bytes:

@@ -133,7 +133,7 @@ def register(cli: click.Group) -> None:
     @click.option("--bank", required=True, help="Bank to add to (created on first use).")
     @click.option("--allow", is_flag=True, help="Allow-list these images (false positives).")
     def add(images: tuple[Path, ...], bank: str, allow: bool) -> None:
-        """Bank image files: SHA-256, MD5, PDQ and crop-robust windows (allow: no windows)."""
+        """Bank image files: SHA-256, MD5, PDQ and crop-robust windows and keypoints (--allow: digests and PDQ only)."""
         from detectors.hashes import DEFAULT_MIN_QUALITY
 
         settings = get_settings()

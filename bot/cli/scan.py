@@ -189,7 +189,7 @@ class ScanRun:
 
     Files are decoded one at a time and detected in batches of up to VEILLE_BATCH_SIZE images
     and VEILLE_MAX_IMAGE_PIXELS decoded pixels, so a folder costs few detector calls while
-    memory stays bounded by about one maximal image."""
+    memory stays bounded by about two maximal images (the queued batch and the next file)."""
 
     def __init__(self, scanner: Scanner, settings: Settings, as_json: bool,
                  progress: Progress, task: Any) -> None:
