@@ -173,6 +173,13 @@ class HashBank:
     def __len__(self) -> int:
         return len(self._entries)
 
+    @property
+    def revision(self) -> str:
+        """Changes whenever entries are added or removed, and is the same after a restart for
+        the same stored entries: cached verdicts are only valid for the revision they saw."""
+        entries = self._entries
+        return f"{len(entries)}:{max(entries, default=0)}"
+
     def counts(self) -> dict[tuple[str, str, str], int]:
         """{(bank, kind, source): number of entries}."""
         out: dict[tuple[str, str, str], int] = {}

@@ -109,8 +109,11 @@ class Outbox:
                 await self.run_due()
             except Exception:  # the worker must outlive a bad row or a database hiccup
                 log.exception("outbox run failed")
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow the cancellation
+            # that stops this worker when the wake-up lands at the same moment.
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=poll_s)
+                async with asyncio.timeout(poll_s):
+                    await self._wake.wait()
             except TimeoutError:
                 pass
             self._wake.clear()

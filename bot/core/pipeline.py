@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -63,8 +64,12 @@ class ImageBatcher:
             while len(batch) < self.batch_size:
                 remaining = deadline - loop.time()
                 try:
-                    batch.append(self._queue.get_nowait() if remaining <= 0
-                                 else await asyncio.wait_for(self._queue.get(), remaining))
+                    if remaining <= 0:
+                        batch.append(self._queue.get_nowait())
+                        continue
+                    # asyncio.timeout, not wait_for: wait_for can swallow a cancellation on 3.11.
+                    async with asyncio.timeout(remaining):
+                        batch.append(await self._queue.get())
                 except (asyncio.QueueEmpty, TimeoutError):
                     break
             try:
@@ -103,6 +108,39 @@ class ScannedMedia:
     error: str | None = None
 
 
+@dataclass(frozen=True)
+class CachedVerdict:
+    """What the verdict cache keeps per SHA-256 (in memory, mirroring the MediaItem row)."""
+
+    key: str
+    raw: Mapping[str, Any]
+    signature: str | None
+    pdq: str | None
+    pdq_quality: int | None
+
+
+class VerdictMemo:
+    """The hot end of the SHA-256 verdict cache: recent verdicts in memory, so a viral repeat
+    costs no database read. Entries are only valid under the cache key they were made with."""
+
+    def __init__(self, size: int = 10_000) -> None:
+        self.size = size
+        self._items: OrderedDict[str, CachedVerdict] = OrderedDict()
+
+    def get(self, sha256: str, key: str) -> CachedVerdict | None:
+        found = self._items.get(sha256)
+        if found is None or found.key != key:
+            return None
+        self._items.move_to_end(sha256)
+        return found
+
+    def put(self, sha256: str, value: CachedVerdict) -> None:
+        self._items[sha256] = value
+        self._items.move_to_end(sha256)
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+
+
 @dataclass
 class Scan:
     """Everything Veille saw in one message."""
@@ -111,6 +149,7 @@ class Scan:
     media: list[ScannedMedia] = field(default_factory=list)
     text: Verdict | None = None
     answers_undress_request: bool = False
+    cache_key: str = ""  # detector versions and hash-bank revision the verdicts were made under
 
 
 def _from_cache(raw: Mapping[str, Any]) -> Found:
@@ -136,8 +175,11 @@ class Pipeline:
     def __init__(
         self, scanner: Scanner, store: Store, gateways: Mapping[str, Gateway], *,
         fetcher: Fetcher | None, batcher: ImageBatcher, max_bytes: int, max_pixels: int,
+        bank: Any = None,
     ) -> None:
         self.scanner = scanner
+        self.bank = bank
+        self.memo = VerdictMemo()
         self.store = store
         self.gateways = gateways
         self.fetcher = fetcher
@@ -145,13 +187,28 @@ class Pipeline:
         self.max_bytes = max_bytes
         self.max_pixels = max_pixels
 
+    def cache_key(self) -> str:
+        """Cached verdicts are valid for these detector versions and this hash-bank revision: a
+        bank change (a confirmed ticket, an import) sends every image through the detectors
+        again, so a re-encoded copy seen earlier as clean is matched against the new hashes."""
+        key = self.scanner.versions_key
+        return f"{key}|bank={self.bank.revision}" if self.bank is not None else key
+
+    def remember(self, item: ScannedMedia, key: str) -> None:
+        """Called once the verdict is committed: later repeats are answered from memory."""
+        if item.sha256 and item.raw is not None:
+            self.memo.put(item.sha256, CachedVerdict(key, item.raw, item.signature, item.pdq,
+                                                     item.pdq_quality))
+
     async def scan(self, event: MessageEvent, thresholds: Thresholds) -> Scan:
         """Scan every media item and the text of `event` (no writes)."""
-        scan = Scan(event)
+        scan = Scan(event, cache_key=self.cache_key())
         scan.answers_undress_request = await self._answers_undress_request(event, thresholds)
         context = FusionContext(answers_undress_request=scan.answers_undress_request)
         refs = extract.media_of(event.text, event.media)
-        per_ref = await asyncio.gather(*(self._scan_ref(event, ref, thresholds, context) for ref in refs))
+        per_ref = await asyncio.gather(
+            *(self._scan_ref(event, ref, thresholds, context, scan.cache_key) for ref in refs)
+        )
         scan.media = [item for items in per_ref for item in items]
         if event.text.strip():
             reply_to = event.reply_to
@@ -201,26 +258,39 @@ class Pipeline:
         return [(r.final_url or r.url, r.data, r.error) for r in results] or [(ref.url, None, "no image")]
 
     async def _scan_ref(
-        self, event: MessageEvent, ref: MediaRef, thresholds: Thresholds, context: FusionContext
+        self, event: MessageEvent, ref: MediaRef, thresholds: Thresholds, context: FusionContext,
+        cache_key: str,
     ) -> list[ScannedMedia]:
         out = []
         for url, data, error in await self._bytes_of(event, ref):
             item = ScannedMedia(ref, url, data=data, error=error)
             if data is not None and error is None:
-                await self._scan_bytes(item, data, thresholds, context)
+                await self._scan_bytes(item, data, thresholds, context, cache_key)
             out.append(item)
         return out
 
+    async def _cached(self, sha256: str, key: str) -> CachedVerdict | None:
+        found = self.memo.get(sha256, key)
+        if found is not None:
+            return found
+        async with self.store.read() as session:
+            row = await media_item(session, sha256)
+        if row is None or not row.verdict or row.verdict_key != key:
+            return None
+        found = CachedVerdict(key, row.verdict, row.signature, row.pdq, row.pdq_quality)
+        self.memo.put(sha256, found)
+        return found
+
     async def _scan_bytes(
-        self, item: ScannedMedia, data: bytes, thresholds: Thresholds, context: FusionContext
+        self, item: ScannedMedia, data: bytes, thresholds: Thresholds, context: FusionContext,
+        cache_key: str,
     ) -> None:
         item.sha256 = hashlib.sha256(data).hexdigest()
-        async with self.store.read() as session:
-            cached = await media_item(session, item.sha256)
-        if cached is not None and cached.verdict and cached.verdict_key == self.scanner.versions_key:
+        cached = await self._cached(item.sha256, cache_key)
+        if cached is not None:
             item.cached = True
             item.signature, item.pdq, item.pdq_quality = cached.signature, cached.pdq, cached.pdq_quality
-            item.verdict = fuse(_from_cache(cached.verdict), thresholds, context)
+            item.verdict = fuse(_from_cache(cached.raw), thresholds, context)
             if not item.verdict.flagged:
                 return  # a known-clean repeat: no decoding at all (the SHA-256 cache's point)
         try:

@@ -53,7 +53,7 @@ class Veille:
         self.fetcher = fetcher
         self.batcher = ImageBatcher(scanner, batch_size=settings.batch_size,
                                     wait_s=settings.batch_wait_ms / 1000, queue_size=settings.queue_size)
-        self.pipeline = Pipeline(scanner, self.store, self.gateways, fetcher=fetcher,
+        self.pipeline = Pipeline(scanner, self.store, self.gateways, fetcher=fetcher, bank=bank,
                                  batcher=self.batcher, max_bytes=settings.fetch_max_bytes,
                                  max_pixels=settings.max_image_pixels)
         self.outbox = Outbox(self.store, self.clock, self.gateways)
@@ -98,8 +98,11 @@ class Veille:
         scan = await self.pipeline.scan(event, thresholds)
         decision = await decisions.commit(
             self.store, ws, scan, now=self.clock.now(), cipher=self.cipher,
-            gateways=self.gateways, versions_key=self.scanner.versions_key,
+            gateways=self.gateways, versions_key=scan.cache_key,
         )
+        for media in scan.media:
+            if not media.cached:
+                self.pipeline.remember(media, scan.cache_key)
         if decision.ticket_ids:
             self.outbox.wake()
         return decision

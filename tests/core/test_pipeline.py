@@ -116,7 +116,7 @@ async def test_nothing_found_stores_only_the_verdict_cache(
     assert first.severity == second.severity == Severity.NONE
     assert sum(colour.batches) == 1  # the second post came from the SHA-256 verdict cache
     [item] = await rows(veille, MediaItem)
-    assert item.seen_count == 2 and item.verdict and item.verdict_key == veille.scanner.versions_key
+    assert item.seen_count == 2 and item.verdict and item.verdict_key == veille.pipeline.cache_key()
     assert await rows(veille, Ticket) == [] and await rows(veille, Evidence) == []
     assert len(await rows(veille, ScanRecord)) == 2
 
@@ -272,3 +272,17 @@ async def test_broken_media_and_a_crashing_model_are_reported_not_fatal(
             ).severity == Severity.NONE
     cached = [item.verdict for item in await rows(veille, MediaItem)]
     assert len(cached) == 2 and cached.count(None) == 1  # no verdict kept for the failed image
+
+
+async def test_a_bank_change_sends_cached_images_through_the_detectors_again(
+    veille: Veille, gateway: RecordingGateway, colour: ColourModel
+) -> None:
+    """A re-encoded copy seen as clean before its original was banked must not stay cached as
+    clean: the verdict cache is keyed by the hash-bank revision too."""
+    data = shapes_png(red=0.0)
+    await veille.handle_message(message("m1", images=[data], gateway=gateway))
+    before = veille.pipeline.cache_key()
+    await veille.add_hashes("discord", WS, ADMIN, [shapes_png(red=0.0, seed=99)], "confirmed")
+    assert veille.pipeline.cache_key() != before
+    await veille.handle_message(message("m2", images=[data], gateway=gateway))
+    assert sum(colour.batches) == 2  # scanned again, not answered from the stale cache

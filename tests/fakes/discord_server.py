@@ -9,6 +9,7 @@ answer 429 with Retry-After and the X-RateLimit-* headers, as Discord does.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import mimetypes
 import re
@@ -119,7 +120,7 @@ class FakeDiscord:
         app.router.add_get("/gateway", self.gateway.handle)
         app.router.add_get("/cdn/{tail:.*}", self._cdn)
         app.router.add_route("*", API + "/{tail:.*}", self._rest)
-        self._runner = web.AppRunner(app, handle_signals=False)
+        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
@@ -127,7 +128,9 @@ class FakeDiscord:
 
     async def close(self) -> None:
         for ws in list(self.sockets):
-            await ws.close()
+            # A client that is itself shutting down may never answer the close handshake.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ws.close(), 2)
         if self._runner is not None:
             await self._runner.cleanup()
 
