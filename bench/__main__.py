@@ -41,9 +41,18 @@ def peak_rss_mb() -> dict[str, Any]:
 
     with tempfile.TemporaryDirectory() as scratch:
         checkpoint = save_random_checkpoint(Path(scratch))
-        out = subprocess.run([sys.executable, "-m", "bench.rss", str(checkpoint)], capture_output=True,
-                             text=True, check=True, cwd=Path(__file__).resolve().parents[1])
-    return json.loads(out.stdout.strip().splitlines()[-1])
+        cache = Path(scratch) / "cache"
+
+        def measured() -> dict[str, Any]:
+            out = subprocess.run([sys.executable, "-m", "bench.rss", str(checkpoint), str(cache)],
+                                 capture_output=True, text=True, check=True,
+                                 cwd=Path(__file__).resolve().parents[1])
+            return json.loads(out.stdout.strip().splitlines()[-1])
+
+        first = measured()  # exports and quantises the image tower into the cache (once per install)
+        steady = measured()  # what a restarted bot uses: the cached export
+    return {"peak_rss_mb": steady["peak_rss_mb"], "first_start_peak_rss_mb": first["peak_rss_mb"],
+            "backend": steady["backend"], "note": steady["note"]}
 
 
 def pdq_query_ms(sizes: tuple[int, ...]) -> dict[str, Any]:

@@ -10,25 +10,23 @@ import asyncio
 import json
 import resource
 import sys
-import tempfile
 from pathlib import Path
 
 from bench.clip import MODEL
 from bench.images import photo_like
 
 
-async def main(checkpoint: Path) -> None:
+async def main(checkpoint: Path, cache: Path) -> None:
     from detectors.base import ImageInput
     from detectors.clip import ClipConfig, ClipDetector
 
-    with tempfile.TemporaryDirectory() as scratch:
-        folder = Path(scratch)
-        detector = ClipDetector(ClipConfig(model=MODEL, pretrained=str(checkpoint), device="cpu",
-                                           cache_dir=folder / "cache", batch_size=16, threads=2))
-        await detector.load()
-        images = [ImageInput(photo_like(seed), f"{seed:064x}") for seed in range(32)]
-        await detector.detect(images)
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # The cache folder is the caller's: a second run finds the ONNX export there.
+    detector = ClipDetector(ClipConfig(model=MODEL, pretrained=str(checkpoint), device="cpu",
+                                       cache_dir=cache, batch_size=16, threads=2))
+    await detector.load()
+    images = [ImageInput(photo_like(seed), f"{seed:064x}") for seed in range(32)]
+    await detector.detect(images)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({
         "peak_rss_mb": round(peak, 1),
         "note": f"{MODEL} loaded in a fresh process, 32 images of 800x600 scored in batches of 16",
@@ -37,4 +35,4 @@ async def main(checkpoint: Path) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(Path(sys.argv[1])))
+    asyncio.run(main(Path(sys.argv[1]), Path(sys.argv[2])))

@@ -1,0 +1,44 @@
+"""The ONNX int8 fast path against torch, on the tiny model's test set: the same decisions, and
+embeddings whose cosine similarity stays at or above 0.99."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from bot.core.suite import clip_config
+from bot.settings import Settings
+from detectors.base import ImageInput
+from detectors.clip import ClipDetector
+from detectors.clip_onnx import MIN_PARITY_COSINE, parity_cosine
+from detectors.fusion import fuse
+from tests.tiny_clip import benign_image, flagged_image, tiny_clip_settings
+
+SEEDS = range(100, 140)
+
+
+def detector(tmp_path: Path, backend: str) -> ClipDetector:
+    settings = Settings(_env_file=None, data_dir=tmp_path / backend, detectors="clip",  # type: ignore[call-arg]
+                        clip_backend=backend, device="cpu", **tiny_clip_settings())
+    return ClipDetector(clip_config(settings))
+
+
+async def test_onnx_int8_decides_like_torch(tmp_path: Path) -> None:
+    torch_detector, onnx_detector = detector(tmp_path, "torch"), detector(tmp_path, "onnx")
+    await torch_detector.load()
+    await onnx_detector.load()
+    assert (torch_detector.backend_name, onnx_detector.backend_name) == ("torch", "onnx-int8")
+
+    inputs = [ImageInput(make(seed), f"{make.__name__}-{seed}")
+              for make in (flagged_image, benign_image) for seed in SEEDS]
+    by_torch = await torch_detector.detect(inputs)
+    by_onnx = await onnx_detector.detect(inputs)
+    decisions_torch = [fuse([("clip", "t", d)]).severity for d in by_torch]
+    decisions_onnx = [fuse([("clip", "o", d)]).severity for d in by_onnx]
+    assert decisions_onnx == decisions_torch
+    assert len(set(decisions_torch)) > 1  # the set holds both flagged and clean images
+
+    clip = onnx_detector._clip  # the loaded torch model the export came from
+    pixels = np.stack([ClipDetector._pixels(clip, [item.image]).numpy()[0] for item in inputs[:16]])
+    assert parity_cosine(onnx_detector._onnx, clip.model.visual, pixels) >= MIN_PARITY_COSINE  # type: ignore[arg-type]
