@@ -51,7 +51,8 @@ def peak_rss_mb() -> dict[str, Any]:
 
         first = measured()  # exports and quantises the image tower into the cache (once per install)
         steady = measured()  # what a restarted bot uses: the cached export
-    return {"peak_rss_mb": steady["peak_rss_mb"], "first_start_peak_rss_mb": first["peak_rss_mb"],
+    return {"peak_rss_mb": steady["peak_rss_mb"], "rss_after_load_mb": steady["rss_after_load_mb"],
+            "first_start_peak_rss_mb": first["peak_rss_mb"],
             "backend": steady["backend"], "note": steady["note"]}
 
 

@@ -16,6 +16,7 @@ means "equally close", and it is comparable across models in a way raw cosines a
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import logging
 import threading
@@ -188,6 +189,11 @@ class ClipDetector:
         ]
         self._concepts = matrix
         self._onnx = self._maybe_onnx(clip)
+        if self._onnx is not None:
+            # Images go through the ONNX tower and the text embeddings are made: the torch
+            # weights (about 600 MB for ViT-B-32) would only sit in memory from here on.
+            clip.model = None
+            gc.collect()
         self._clip = clip
         log.info("CLIP %s/%s ready on %s (%s, %d concepts, text cache %s)", self.config.model,
                  self.config.pretrained, clip.device, "onnx" if self._onnx else "torch",

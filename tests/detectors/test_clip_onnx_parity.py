@@ -39,6 +39,8 @@ async def test_onnx_int8_decides_like_torch(tmp_path: Path) -> None:
     assert decisions_onnx == decisions_torch
     assert len(set(decisions_torch)) > 1  # the set holds both flagged and clean images
 
-    clip = onnx_detector._clip  # the loaded torch model the export came from
+    clip = torch_detector._clip  # same weights; the ONNX detector dropped its torch copy
+    assert clip is not None and onnx_detector._clip is not None
+    assert onnx_detector._clip.model is None  # memory: no torch weights beside the ONNX tower
     pixels = np.stack([ClipDetector._pixels(clip, [item.image]).numpy()[0] for item in inputs[:16]])
     assert parity_cosine(onnx_detector._onnx, clip.model.visual, pixels) >= MIN_PARITY_COSINE  # type: ignore[arg-type]
