@@ -17,7 +17,7 @@ EXIT_OK = 0
 EXIT_FLAGGED = 1
 EXIT_USAGE = 2
 
-console = Console(stderr=True, highlight=False)
+console = Console(stderr=True, highlight=False, soft_wrap=True)  # guidance keeps its own line breaks
 stdout = Console(highlight=False, soft_wrap=True)
 
 
