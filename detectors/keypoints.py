@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageFilter
@@ -201,7 +202,7 @@ def inliers(query: Keypoints, q_idx: np.ndarray, b_xy: np.ndarray, owners: np.nd
     mapped = np.einsum("nji,nj->ni", mats, query.xy[q_idx])
     group = owners * len(DIHEDRAL) + variant
     # Only groups with MIN_INLIERS distinct stored corners can pass: drop the rest at once.
-    pairs = np.unique(np.column_stack([group, rows]), axis=0)
+    pairs = _unique_rows(np.column_stack([group, rows]))
     groups, sizes = np.unique(pairs[:, 0], return_counts=True)
     keep = np.isin(group, groups[sizes >= MIN_INLIERS])
     if not keep.any():
@@ -214,8 +215,8 @@ def inliers(query: Keypoints, q_idx: np.ndarray, b_xy: np.ndarray, owners: np.nd
     best: dict[int, int] = {}
     for offset in (0.0, VOTE_BIN / 2):  # a pose on a bin edge still gathers its votes
         cell = np.floor((shift + offset) / VOTE_BIN).astype(np.int64)
-        votes = np.unique(np.column_stack([group, cell, rows]), axis=0)  # one per stored corner
-        poses, counts = np.unique(votes[:, :3], axis=0, return_counts=True)
+        votes = _unique_rows(np.column_stack([group, cell, rows]))  # one per stored corner
+        poses, counts = _unique_rows(votes[:, :3], return_counts=True)
         for pose_group, count in zip(poses[:, 0].tolist(), counts.tolist(), strict=True):
             owner = pose_group // len(DIHEDRAL)
             if count > best.get(owner, 0):
@@ -239,7 +240,7 @@ def _group_scales(group: np.ndarray, q: np.ndarray, b: np.ndarray) -> np.ndarray
     usable = (dq > 2 * VOTE_BIN) & (db > 2 * VOTE_BIN)
     g = member[i[usable]]
     cells = np.round(np.log2(db[usable] / dq[usable]) * 16).astype(np.int64)
-    keys, counts = np.unique(np.column_stack([g, cells]), axis=0, return_counts=True)
+    keys, counts = _unique_rows(np.column_stack([g, cells]), return_counts=True)
     near = counts.copy()
     flat = keys[:, 0] * 4096 + keys[:, 1]  # cells stay within ±64 for sane scales
     for step in (-1, 1):
@@ -253,6 +254,21 @@ def _group_scales(group: np.ndarray, q: np.ndarray, b: np.ndarray) -> np.ndarray
         winners = order[first]
         scale_of_group[keys[winners, 0]] = 2.0 ** (keys[winners, 1] / 16)
     return scale_of_group[member]
+
+
+def _unique_rows(rows: np.ndarray, return_counts: bool = False) -> Any:
+    """`np.unique(rows, axis=0)` (same lexicographic order) for integer matrices, through one
+    int64 key per row: a 1-D sort, several times faster than numpy's row-wise unique."""
+    if len(rows) == 0:
+        return np.unique(rows, axis=0, return_counts=return_counts)
+    low = rows.min(axis=0)
+    span = rows.max(axis=0) - low + 1
+    if float(np.prod(span.astype(np.float64))) >= 2.0**62:
+        return np.unique(rows, axis=0, return_counts=return_counts)
+    keys = np.ravel_multi_index(tuple((rows - low).T), tuple(int(n) for n in span))
+    unique_keys, counts = np.unique(keys, return_counts=True)
+    back = np.column_stack(np.unravel_index(unique_keys, tuple(int(n) for n in span))) + low
+    return (back, counts) if return_counts else back
 
 
 def _ranges(lengths: np.ndarray) -> np.ndarray:
