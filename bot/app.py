@@ -68,28 +68,12 @@ def _platform_starters(settings: Settings) -> list[tuple[str, Any]]:
         except ImportError as exc:
             log.error("%s is configured but its adapter cannot be imported: %s", name, exc)
             continue
-        start = _entry_point(name, runner)
-        if start is None:
+        start = getattr(runner, "start", None)
+        if not callable(start):
             log.error("bot.platforms.%s.runner has no start(settings, veille)", name)
             continue
         starters.append((name, start))
     return starters
-
-
-def _entry_point(name: str, runner: Any) -> Any:
-    """The runner's `start(settings, veille)` (the contract), else its older entry points:
-    `run_<platform>(settings, veille)` or a `<Platform>Runner(settings, veille).start()`."""
-    for attribute in ("start", f"run_{name}"):
-        if callable(getattr(runner, attribute, None)):
-            return getattr(runner, attribute)
-    runner_class = getattr(runner, f"{name.capitalize()}Runner", None)
-    if runner_class is None:
-        return None
-
-    async def start(settings: Settings, veille: Veille) -> None:
-        await runner_class(settings, veille).start()
-
-    return start
 
 
 async def _start_scheduler(veille: Veille) -> Any:

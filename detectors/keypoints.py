@@ -18,13 +18,13 @@ A query describes all its corners under the eight dihedral sampling patterns ins
 
 from __future__ import annotations
 
-import base64
-import binascii
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from PIL import Image, ImageFilter
+
+from detectors.pdq import decode_prefixed, encode_prefixed
 
 WORK_SIDE = 320
 LEVELS = 6
@@ -166,18 +166,12 @@ def encode_keypoints(kp: Keypoints) -> str:
     head[:, 0:4] = xy.view(np.uint8).reshape(len(kp), 4)
     head[:, 4] = kp.level
     records = np.concatenate([head, kp.desc.view(np.uint8).reshape(len(kp), 32)], axis=1)
-    return PREFIX + base64.urlsafe_b64encode(records.tobytes()).decode("ascii").rstrip("=")
+    return encode_prefixed(PREFIX, records.tobytes())
 
 
 def decode_keypoints(value: str) -> Keypoints:
     """Inverse of encode_keypoints. Raises ValueError when malformed."""
-    if not value.startswith(PREFIX):
-        raise ValueError(f"keypoints start with {PREFIX!r}")
-    body = value[len(PREFIX):]
-    try:
-        raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
-    except (binascii.Error, ValueError) as exc:
-        raise ValueError("keypoints are not valid base64") from exc
+    raw = decode_prefixed(value, PREFIX, "keypoints")
     if not raw or len(raw) % _RECORD:
         raise ValueError("keypoints length is not a whole number of records")
     records = np.frombuffer(raw, np.uint8).reshape(-1, _RECORD)

@@ -95,21 +95,31 @@ def window_hashes(image: Image.Image, min_quality: int) -> list[str]:
     return hashes
 
 
+def encode_prefixed(prefix: str, raw: bytes) -> str:
+    """A storage string for binary signatures: `prefix` + unpadded base64url of `raw`."""
+    return prefix + base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def decode_prefixed(value: str, prefix: str, what: str) -> bytes:
+    """Inverse of encode_prefixed. Raises ValueError naming `what` when malformed."""
+    if not value.startswith(prefix):
+        raise ValueError(f"{what} starts with {prefix!r}")
+    body = value[len(prefix):]
+    try:
+        return base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError(f"{what} is not valid base64") from exc
+
+
 def encode_neardup(hashes: list[str]) -> str:
     """Windows as one storage string: `nd1:` + unpadded base64url of the 32-byte hashes (≤1.2 kB)."""
     raw = b"".join(bytes.fromhex(h) for h in hashes)
-    return NEARDUP_PREFIX + base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+    return encode_prefixed(NEARDUP_PREFIX, raw)
 
 
 def decode_neardup(value: str) -> list[str]:
     """The window hashes of a stored near-duplicate string. Raises ValueError when malformed."""
-    if not value.startswith(NEARDUP_PREFIX):
-        raise ValueError(f"a near-duplicate signature starts with {NEARDUP_PREFIX!r}")
-    body = value[len(NEARDUP_PREFIX):]
-    try:
-        raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
-    except (binascii.Error, ValueError) as exc:
-        raise ValueError("near-duplicate signature is not valid base64") from exc
+    raw = decode_prefixed(value, NEARDUP_PREFIX, "a near-duplicate signature")
     if len(raw) % 32:
         raise ValueError("near-duplicate signature length is not a whole number of PDQ hashes")
     return [raw[i : i + 32].hex() for i in range(0, len(raw), 32)]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 from typing import NoReturn
 
-import click
 from pydantic import ValidationError
 from rich.console import Console
 
@@ -45,21 +44,3 @@ def get_settings(**overrides: object) -> Settings:
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     console.print(f"[bold red]✗[/] {message}")
     sys.exit(code)
-
-
-def locale_of(settings: Settings) -> str:
-    return settings.default_locale
-
-
-def pass_settings(func):  # type: ignore[no-untyped-def]
-    """Decorator: load settings once per invocation and pass them as the first argument."""
-
-    @click.pass_context
-    def wrapper(ctx: click.Context, *args, **kwargs):  # type: ignore[no-untyped-def]
-        settings = ctx.obj if isinstance(ctx.obj, Settings) else get_settings()
-        ctx.obj = settings
-        return ctx.invoke(func, settings, *args, **kwargs)
-
-    wrapper.__name__ = func.__name__
-    wrapper.__doc__ = func.__doc__
-    return wrapper
