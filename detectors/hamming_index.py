@@ -7,7 +7,9 @@ IndexBinaryMultiHash) splits each hash into 16 chunks of 16 bits: by pigeonhole,
 distance d agree within d // 16 bits on at least one chunk. Each chunk column is kept sorted, a
 query looks up its chunk values and their near neighbours with `searchsorted`, and only those
 candidates get the exact distance. With PDQ's balanced bits a query at d ≤ 31 touches ~16×17×15
-rows of 10^6 instead of all of them.
+rows of 10^6 instead of all of them. Keypoint descriptors are not balanced (most corners look
+alike), so their chunk buckets are crowded: a block then switches to brute force, word by word
+over blocks of queries (~1.3 ns per query-row pair), as soon as the lookups would cost more.
 
 Instances never change after construction (`extended`/`without` return new ones sharing arrays),
 so a reader holding one is safe while a writer builds the next: copy-on-write.
@@ -25,6 +27,9 @@ CHUNKS = 16
 MIH_MIN_ROWS = 256
 # Rows added after the base was built live in a second, small block up to this many.
 TAIL_MAX_ROWS = 16384
+# Brute force compares this many (query, row) pairs at a time.
+BRUTE_BLOCK = 1 << 18
+BRUTE_COST = 16
 
 
 @cache
@@ -36,9 +41,22 @@ def _flip_masks(radius: int) -> np.ndarray:
     return np.array(masks, dtype=np.uint16)
 
 
-def _distances(rows: np.ndarray, queries: np.ndarray) -> np.ndarray:
-    """(Q, N) Hamming distances between `queries` (Q, 4) and `rows` (N, 4) uint64."""
-    return np.bitwise_count(queries[:, None, :] ^ rows[None, :, :]).sum(axis=2, dtype=np.uint16)
+def _near_pairs(rows: np.ndarray, queries: np.ndarray, max_distance: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Brute force: (query index, row index, distance) of every pair within `max_distance`.
+    Word by word over blocks of queries, so the temporaries stay small (a (Q, N, 4) array would
+    be tens of megabytes for a few hundred keypoints against a few thousand)."""
+    qs, cols, dists = [], [], []
+    step = max(1, BRUTE_BLOCK // max(1, len(rows)))
+    for start in range(0, len(queries), step):
+        block = queries[start : start + step]
+        dist = np.bitwise_count(block[:, None, 0] ^ rows[None, :, 0]).astype(np.uint16)
+        for word in (1, 2, 3):
+            dist += np.bitwise_count(block[:, None, word] ^ rows[None, :, word])
+        q, col = np.nonzero(dist <= max_distance)
+        qs.append(q + start)
+        cols.append(col)
+        dists.append(dist[q, col])
+    return np.concatenate(qs), np.concatenate(cols), np.concatenate(dists)
 
 
 class _Block:
@@ -83,8 +101,12 @@ class _Block:
             positions = np.arange(total) + np.repeat(lo - (ends - lengths), lengths)
             rows.append(self.sorted_rows[c][positions].astype(np.int64))
             qs.append(np.repeat(owners, lengths))
-            if sum(len(r) for r in rows) > len(queries) * len(self) // 4:
-                return None  # skewed buckets (correlated bits): brute force is cheaper
+            # Skewed buckets (correlated bits, as keypoint descriptors have): once the chunks
+            # seen so far project more candidates than brute force would compare pairs (a
+            # candidate costs ~BRUTE_COST times a brute-force pair), brute force is cheaper.
+            projected = sum(len(r) for r in rows) * CHUNKS // (c + 1)
+            if projected * BRUTE_COST > len(queries) * len(self):
+                return None
         if not rows:
             return np.empty(0, np.int64), np.empty(0, np.int64)
         return np.concatenate(qs), np.concatenate(rows)
@@ -106,9 +128,8 @@ class _Block:
             q, rows, dist = pairs // len(self), pairs % len(self), dist[hit][first]
         else:
             live = np.flatnonzero(self.alive)
-            matrix = _distances(self.words[live], queries)
-            q, cols = np.nonzero(matrix <= max_distance)
-            rows, dist = live[cols], matrix[q, cols]
+            q, cols, dist = _near_pairs(self.words[live], queries, max_distance)
+            rows = live[cols]
         keep = dist <= max_distance
         return q[keep], self.ids[rows[keep]], dist[keep]
 

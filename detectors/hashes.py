@@ -3,7 +3,7 @@ them against named banks, and the `hashes` detector.
 
 Banks hold entries of four kinds: `pdq` (64 hex), `md5` and `sha256` of the file bytes (exact
 repeats, as hash-sharing programmes exchange them) and `neardup`: two rows per banked image, its
-PDQ windows (`nd1:`, detectors/pdq.py: crops aligned with a window grid, stamps) and its keypoints
+PDQ windows (`nd2:`, detectors/pdq.py: crops aligned with a window grid, stamps) and its keypoints
 (`kp1:`, detectors/keypoints.py: crops at any offset). Each entry has a source: `confirmed` (from a ticket), `imported` (a list)
 or `allow` (a moderator's false positive, which fusion lets suppress every other signal).
 """
@@ -25,7 +25,9 @@ from detectors.base import KNOWN_CONTENT, Detection, HashMatch, ImageInput
 from detectors.hamming_index import HammingIndex
 from detectors.pdq import (
     decode_neardup,
+    WINDOW_SIDE,
     encode_neardup,
+    grey_copy,
     hex_to_words,
     pdq_dihedral,
     window_hashes,
@@ -48,13 +50,13 @@ NEARDUP_SEPARATOR = "|"
 
 def neardup_parts(value: str) -> list[str]:
     """A signature's near-duplicate string split into what is stored one row each: the PDQ
-    windows (`nd1:`) and the keypoints (`kp1:`), each under HashEntry.value's 2,048 characters."""
+    windows (`nd2:`) and the keypoints (`kp1:`), each under HashEntry.value's 2,048 characters."""
     return [part for part in value.split(NEARDUP_SEPARATOR) if part]
 
 
 @dataclass(frozen=True)
 class ImageSignature:
-    """What Veille remembers of an image's looks. `neardup` is `nd1:<PDQ windows>|kp1:<corners>`
+    """What Veille remembers of an image's looks. `neardup` is `nd2:<PDQ windows>|kp1:<corners>`
     (see detectors/pdq.py and detectors/keypoints.py). `variants` (the eight dihedral PDQ hashes)
     and `corners` (every corner under the eight dihedral patterns) exist only for a freshly hashed
     image: they query, they are not stored, so a signature read back from storage matches by PDQ
@@ -93,9 +95,10 @@ class ImageSignature:
 def compute_signature(image: Image.Image, min_quality: int = DEFAULT_MIN_QUALITY) -> ImageSignature:
     """PDQ (eight dihedral variants), PDQ windows and keypoints of `image`. Blocking: ~30 ms."""
     variants, quality = pdq_dihedral(image)
-    windows = window_hashes(image, min_quality)
+    grey = grey_copy(image, max(WINDOW_SIDE, kp.WORK_SIDE))  # one grey copy for windows and corners
+    windows = window_hashes(grey, min_quality)
     full = [variants[0]] if quality >= min_quality else []
-    to_bank, corners = kp.describe_image(image)
+    to_bank, corners = kp.describe_image(grey)
     parts = [encode_neardup(full + windows) if full or windows else "", kp.encode_keypoints(to_bank)]
     neardup = NEARDUP_SEPARATOR.join(p for p in parts if p)
     return ImageSignature(variants[0], quality, neardup, tuple(variants), corners)
@@ -317,7 +320,8 @@ class HashBank:
                     hit(entry_id, "neardup", dist, f"at PDQ-window distance {dist} (crop-robust)", 2)
             corners = signature.corners
             if corners is not None and len(corners) and len(corner_index):
-                q_idx, rows, _ = corner_index.pairs(corners.desc, kp.MATCH_DISTANCE)
+                q_idx, rows, dist = corner_index.pairs(corners.desc, kp.MATCH_DISTANCE)
+                q_idx, rows = kp.nearest(q_idx, rows, dist)
                 meta = corner_meta[rows]
                 owners = meta[:, 0].astype(np.int64)
                 agreeing = kp.inliers(corners, q_idx, meta[:, 1:3], owners, rows)
@@ -334,7 +338,7 @@ class HashDetector:
     """The `hashes` detector: signature of each image, matched against the bank."""
 
     name = "hashes"
-    version = "pdq1-nd1-kp1"  # change when hashing, windows, keypoints or thresholds change
+    version = "pdq1-nd2-kp1"  # change when hashing, windows, keypoints or thresholds change
     kind: Literal["image", "text"] = "image"
 
     def __init__(self, bank: HashBank) -> None:

@@ -4,7 +4,8 @@ PDQ moves ~30 bits when its window shifts by 1 % of its width, so a grid of wind
 catches crops that happen to line up with it. Local features do not care where the frame is:
 Harris corners on a small image pyramid (six levels, 2^¼ apart, so any rescaling lands within
 ~9 % of a level, which the smoothed descriptors tolerate), each described by 256 BRIEF-style intensity comparisons on a smoothed patch,
-then matched and verified geometrically — matched corners must agree on one mirror/quarter-turn,
+then matched (each query corner keeps its NEAREST closest stored corners within MATCH_DISTANCE)
+and verified geometrically — matched corners must agree on one mirror/quarter-turn,
 one scale and one translation (modes of pairwise distance ratios, then of 6-pixel translation
 bins). Unrelated generated images reached at most 4 agreeing corners against 16 banked ones
 (tests/detectors/test_hash_robustness.py), so a match needs MIN_INLIERS = 6 stored corners; the
@@ -24,7 +25,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageFilter
 
-from detectors.pdq import decode_prefixed, encode_prefixed
+from detectors.pdq import decode_prefixed, encode_prefixed, grey_copy
 
 WORK_SIDE = 320
 LEVELS = 6
@@ -35,6 +36,7 @@ MIN_SEPARATION = 8.0
 MATCH_DISTANCE = 26
 VOTE_BIN = 6.0
 MIN_INLIERS = 6
+NEAREST = 16  # stored corners kept per query corner
 PREFIX = "kp1:"
 _RECORD = 37  # bytes per stored corner
 
@@ -63,11 +65,14 @@ class Keypoints:
         return len(self.level)
 
 
-def _box(a: np.ndarray, k: int) -> np.ndarray:
-    """Mean over k×k neighbourhoods (summed-area table, edges replicated)."""
+def _box(planes: np.ndarray, k: int) -> np.ndarray:
+    """Mean over k×k neighbourhoods of each plane of (n, h, w), edges replicated (k shifted
+    sums per axis: cheaper than a summed-area table at these sizes)."""
     p = k // 2
-    c = np.pad(np.pad(a, p, mode="edge").cumsum(0).cumsum(1), ((1, 0), (1, 0)))
-    return (c[k:, k:] - c[:-k, k:] - c[k:, :-k] + c[:-k, :-k]) / (k * k)
+    h, w = planes.shape[1:]
+    padded = np.pad(planes, ((0, 0), (p, p), (p, p)), mode="edge")
+    rows = sum(padded[:, i : i + h] for i in range(k))
+    return sum(rows[:, :, i : i + w] for i in range(k)) / (k * k)  # type: ignore[no-any-return]
 
 
 def _local_max(a: np.ndarray, k: int = 7) -> np.ndarray:
@@ -80,8 +85,7 @@ def _local_max(a: np.ndarray, k: int = 7) -> np.ndarray:
 
 def _levels(image: Image.Image) -> list[tuple[int, float, np.ndarray, np.ndarray, np.ndarray]]:
     """Per pyramid level: (level, scale, xs, ys, smoothed patch image), strongest corners first."""
-    grey = image.convert("L")
-    grey.thumbnail((WORK_SIDE, WORK_SIDE), Image.Resampling.BILINEAR)
+    grey = grey_copy(image, WORK_SIDE)
     out = []
     for level in range(LEVELS):
         scale = 2 ** (-level / 4)
@@ -92,7 +96,7 @@ def _levels(image: Image.Image) -> list[tuple[int, float, np.ndarray, np.ndarray
         smooth = np.asarray(img.filter(ImageFilter.GaussianBlur(1.0)), np.float32)
         patch = np.asarray(img.filter(ImageFilter.GaussianBlur(2.0)), np.float32)
         iy, ix = np.gradient(smooth)
-        a, b, c = _box(ix * ix, 5), _box(iy * iy, 5), _box(ix * iy, 5)
+        a, b, c = _box(np.stack([ix * ix, iy * iy, ix * iy]), 5)
         response = a * b - c * c - 0.04 * (a + b) ** 2
         floor = 1e-2 * max(float(response.max()), 1e-9)
         ys, xs = np.nonzero((response == _local_max(response)) & (response > floor))
@@ -178,6 +182,22 @@ def decode_keypoints(value: str) -> Keypoints:
     xy = records[:, 0:4].copy().view(">u2").astype(np.float64)
     desc = records[:, 5:].copy().view(np.uint64)
     return Keypoints(xy, records[:, 4].astype(np.int64), desc)
+
+
+def nearest(q_idx: np.ndarray, rows: np.ndarray, dist: np.ndarray,
+            keep: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Only each query corner's `keep` closest stored corners (ties broken by row). Generic
+    corners — the right angle of any rectangle — sit within MATCH_DISTANCE of dozens of stored
+    corners in every image of a large bank; the true counterpart is among the closest."""
+    keep = NEAREST if keep is None else keep
+    if len(q_idx) == 0:
+        return q_idx, rows
+    order = np.lexsort((rows, dist, q_idx))
+    q_sorted = q_idx[order]
+    starts = np.flatnonzero(np.r_[True, q_sorted[1:] != q_sorted[:-1]])
+    rank = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
+    chosen = order[rank < keep]
+    return q_idx[chosen], rows[chosen]
 
 
 def inliers(query: Keypoints, q_idx: np.ndarray, b_xy: np.ndarray, owners: np.ndarray,

@@ -26,12 +26,14 @@ PDQ_HEX_LEN = 64
 # PDQ box-filters to 64×64 anyway; hashing a ≤512 px copy keeps results within a few bits of the
 # full-size hash (the reference pdq-photo-hasher downsamples the same way) and bounds the cost.
 HASH_SIDE = 512
-# Windows are hashed from a ≤256 px copy: 27 windows then cost ~0.3 ms each instead of ~3 ms.
-WINDOW_SIDE = 256
+# Windows are box-averaged from a ≤320 px grey copy straight to PDQ's own 64×64 working grid, so
+# pdqhash only runs its DCT: 27 windows cost ~2 ms (hashing 256 px RGB crops cost ~7 ms).
+WINDOW_SIDE = 320
+PDQ_GRID = 64
 WINDOW_SCALES = (0.9, 0.8, 0.7)
 WINDOW_ANCHORS = tuple((ax, ay) for ay in (0.0, 0.5, 1.0) for ax in (0.0, 0.5, 1.0))
 MIN_WINDOW_SIDE = 16  # below this PDQ sees a smear: the window carries no evidence
-NEARDUP_PREFIX = "nd1:"
+NEARDUP_PREFIX = "nd2:"
 
 
 def _rgb_array(image: Image.Image, side: int) -> np.ndarray:
@@ -41,6 +43,16 @@ def _rgb_array(image: Image.Image, side: int) -> np.ndarray:
         img = img.copy()
         img.thumbnail((side, side), Image.Resampling.BILINEAR)
     return np.asarray(img, dtype=np.uint8)
+
+
+def grey_copy(image: Image.Image, side: int) -> Image.Image:
+    """`image` in 8-bit luma (PDQ's weights), downscaled to fit `side`; returned as is when it
+    already is such a copy, so one grey copy can serve the windows and the keypoints."""
+    if image.mode == "L" and max(image.size) <= side:
+        return image
+    grey = image.convert("L")
+    grey.thumbnail((side, side), Image.Resampling.BILINEAR)
+    return grey
 
 
 def bits_to_hex(bits: np.ndarray) -> str:
@@ -84,12 +96,11 @@ def window_boxes(width: int, height: int) -> list[tuple[int, int, int, int]]:
 
 def window_hashes(image: Image.Image, min_quality: int) -> list[str]:
     """PDQ hex of each window whose quality reaches `min_quality` (flat windows prove nothing)."""
-    array = _rgb_array(image, WINDOW_SIDE)
-    height, width = array.shape[:2]
+    grey = grey_copy(image, WINDOW_SIDE)
     hashes: list[str] = []
-    for left, top, right, bottom in window_boxes(width, height):
-        window = np.ascontiguousarray(array[top:bottom, left:right])
-        bits, quality = pdqhash.compute(window)
+    for box in window_boxes(*grey.size):
+        cell = np.asarray(grey.resize((PDQ_GRID, PDQ_GRID), Image.Resampling.BOX, box=box))
+        bits, quality = pdqhash.compute(np.repeat(cell[:, :, None], 3, axis=2))
         if quality >= min_quality:
             hashes.append(bits_to_hex(bits))
     return hashes

@@ -111,7 +111,7 @@ def test_signature_round_trips_through_a_string() -> None:
     assert (back.pdq, back.quality, back.neardup) == (sig.pdq, sig.quality, sig.neardup)
     assert decode_neardup(encode_neardup([sig.pdq])) == [sig.pdq]
     windows, corners = neardup_parts(sig.neardup)
-    assert windows.startswith("nd1:") and corners.startswith("kp1:")
+    assert windows.startswith("nd2:") and corners.startswith("kp1:")
     assert max(len(windows), len(corners)) <= 2048  # each part fits one HashEntry.value
     with pytest.raises(ValueError):
         ImageSignature.from_str("sig1;nothex;3;")
@@ -134,6 +134,33 @@ def test_multi_index_search_equals_brute_force(max_distance: int, monkeypatch: p
     expected = {i: int(brute[i]) for i in np.flatnonzero(brute <= max_distance) if i not in (10, 5100)}
     assert found == expected
     assert len(index) == 5998
+
+
+def test_skewed_rows_fall_back_to_exact_brute_force(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keypoint-like rows (most bits shared) defeat the chunk lookups: the block-wise brute force
+    must still return exactly every pair, across block boundaries."""
+    monkeypatch.setattr(hamming_index, "BRUTE_BLOCK", 3000)  # several query blocks
+    rng = np.random.default_rng(7)
+    common = rng.integers(0, 2**63, size=4, dtype=np.uint64)
+    noise = rng.random((1200, 256)) < 0.08  # ~20 bits off a shared pattern
+    words = common ^ np.packbits(noise, axis=1).view(np.uint64)
+    index = HammingIndex.build(words[:1000], np.arange(1000))
+    queries = words[1000:]
+    q, ids, dist = index.pairs(queries, 26)
+    naive = np.bitwise_count(queries[:, None, :] ^ words[None, :1000, :]).sum(axis=2)
+    expected = {(int(a), int(b), int(naive[a, b])) for a, b in zip(*np.nonzero(naive <= 26), strict=True)}
+    assert len(expected) > 1000  # skewed indeed
+    assert set(zip(q.tolist(), ids.tolist(), dist.tolist(), strict=True)) == expected
+
+
+def test_nearest_keeps_the_closest_stored_corners_per_query_corner() -> None:
+    q = np.array([0, 0, 0, 0, 1, 1, 2])
+    rows = np.array([10, 11, 12, 13, 20, 21, 30])
+    dist = np.array([9, 3, 7, 3, 26, 1, 0])
+    kept_q, kept_rows = kp.nearest(q, rows, dist, keep=2)
+    assert sorted(zip(kept_q.tolist(), kept_rows.tolist(), strict=True)) == [
+        (0, 11), (0, 13), (1, 20), (1, 21), (2, 30)]
+    assert kp.nearest(q[:0], rows[:0], dist[:0])[0].size == 0
 
 
 def test_reads_stay_correct_while_entries_are_added() -> None:
@@ -179,7 +206,7 @@ async def test_detector_flags_banked_images_and_reports_extras() -> None:
     assert fuse([("hashes", detector.version, hit)]).severity == Severity.QUARANTINE
     assert miss.scores[KNOWN_CONTENT] == 0.0 and miss.matches == []
     assert miss.extras["pdq"] == compute_signature(photo_like(9)).pdq
-    assert isinstance(miss.extras["pdq_quality"], int) and str(miss.extras["neardup"]).startswith("nd1:")
+    assert isinstance(miss.extras["pdq_quality"], int) and str(miss.extras["neardup"]).startswith("nd2:")
     assert hit.reasons[0] == f"matches confirmed bank 'confirmed' at PDQ distance {int(hit.matches[0].distance)}"
     assert all(o.scores[KNOWN_CONTENT] == 0.0 for o in others)
     assert ImageSignature.from_extras(hit.extras).pdq == compute_signature(ImageOps.mirror(banked)).pdq
