@@ -24,8 +24,8 @@ from detectors import keypoints as kp
 from detectors.base import KNOWN_CONTENT, Detection, HashMatch, ImageInput
 from detectors.hamming_index import HammingIndex
 from detectors.pdq import (
-    decode_neardup,
     WINDOW_SIDE,
+    decode_neardup,
     encode_neardup,
     grey_copy,
     hex_to_words,
