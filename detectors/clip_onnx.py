@@ -63,9 +63,9 @@ class Preprocess:
         resized = image.resize((new_w, new_h), Image.Resampling.BICUBIC, reducing_gap=3.0)
         left, top = (new_w - self.size) // 2, (new_h - self.size) // 2
         crop = resized.crop((left, top, left + self.size, top + self.size))
-        array = np.asarray(crop, dtype=np.float32) * (1.0 / 255.0)
-        array = (array - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
-        return array.transpose(2, 0, 1)
+        pixels = np.asarray(crop, dtype=np.float32) * np.float32(1.0 / 255.0)
+        normalised = (pixels - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
+        return normalised.transpose(2, 0, 1)
 
     def batch(self, images: list[Image.Image]) -> np.ndarray:
         return np.stack([self(image) for image in images]) if images else np.zeros(

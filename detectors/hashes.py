@@ -212,7 +212,10 @@ class HashBank:
             replaced = [e.id for e in fresh if e.id in self._entries]
             if replaced:
                 self._remove_locked(replaced)
-            pdq_words, pdq_ids, nd_words, nd_ids = [], [], [], []
+            pdq_words: list[np.ndarray] = []
+            nd_words: list[np.ndarray] = []
+            pdq_ids: list[int] = []
+            nd_ids: list[int] = []
             corner_sets: list[tuple[int, kp.Keypoints]] = []
             for entry in fresh:
                 self._entries[entry.id] = entry
@@ -320,11 +323,11 @@ class HashBank:
                     hit(entry_id, "neardup", dist, f"at PDQ-window distance {dist} (crop-robust)", 2)
             corners = signature.corners
             if corners is not None and len(corners) and len(corner_index):
-                q_idx, rows, dist = corner_index.pairs(corners.desc, kp.MATCH_DISTANCE)
-                q_idx, rows = kp.nearest(q_idx, rows, dist)
-                meta = corner_meta[rows]
+                q_idx, corner_rows, bits = corner_index.pairs(corners.desc, kp.MATCH_DISTANCE)
+                q_idx, corner_rows = kp.nearest(q_idx, corner_rows, bits)
+                meta = corner_meta[corner_rows]
                 owners = meta[:, 0].astype(np.int64)
-                agreeing = kp.inliers(corners, q_idx, meta[:, 1:3], owners, rows)
+                agreeing = kp.inliers(corners, q_idx, meta[:, 1:3], owners, corner_rows)
                 for entry_id, count in agreeing.items():
                     stored = len(self._corner_rows.get(entry_id, ())) or count
                     if count >= kp.MIN_INLIERS:

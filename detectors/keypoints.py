@@ -71,8 +71,13 @@ def _box(planes: np.ndarray, k: int) -> np.ndarray:
     p = k // 2
     h, w = planes.shape[1:]
     padded = np.pad(planes, ((0, 0), (p, p), (p, p)), mode="edge")
-    rows = sum(padded[:, i : i + h] for i in range(k))
-    return sum(rows[:, :, i : i + w] for i in range(k)) / (k * k)  # type: ignore[no-any-return]
+    rows = padded[:, 0:h].copy()
+    for i in range(1, k):
+        rows += padded[:, i : i + h]
+    out = rows[:, :, 0:w].copy()
+    for i in range(1, k):
+        out += rows[:, :, i : i + w]
+    return out / (k * k)
 
 
 def _local_max(a: np.ndarray, k: int = 7) -> np.ndarray:
@@ -273,12 +278,10 @@ def _group_scales(group: np.ndarray, q: np.ndarray, b: np.ndarray) -> np.ndarray
 def _unique_rows(rows: np.ndarray, return_counts: bool = False) -> Any:
     """`np.unique(rows, axis=0)` (same lexicographic order) for integer matrices, through one
     int64 key per row: a 1-D sort, several times faster than numpy's row-wise unique."""
-    if len(rows) == 0:
-        return np.unique(rows, axis=0, return_counts=return_counts)
+    if len(rows) == 0 or float(np.prod((np.ptp(rows, axis=0) + 1).astype(np.float64))) >= 2.0**62:
+        return np.unique(rows, axis=0, return_counts=True) if return_counts else np.unique(rows, axis=0)
     low = rows.min(axis=0)
     span = rows.max(axis=0) - low + 1
-    if float(np.prod(span.astype(np.float64))) >= 2.0**62:
-        return np.unique(rows, axis=0, return_counts=return_counts)
     keys = np.ravel_multi_index(tuple((rows - low).T), tuple(int(n) for n in span))
     unique_keys, counts = np.unique(keys, return_counts=True)
     back = np.column_stack(np.unravel_index(unique_keys, tuple(int(n) for n in span))) + low

@@ -69,8 +69,8 @@ def merge_frames(detections: Sequence[Detection]) -> Detection:
             if key not in seen_matches:
                 seen_matches.add(key)
                 merged.matches.append(match)
-        for key, value in detection.extras.items():
-            merged.extras.setdefault(key, value)
+        for name, extra in detection.extras.items():
+            merged.extras.setdefault(name, extra)
     return merged
 
 

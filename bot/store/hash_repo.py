@@ -64,7 +64,7 @@ class ImportReport:
 async def load_bank(session: AsyncSession, **bank_options: int) -> HashBank:
     """Every stored entry in a new HashBank (plain column rows: 10^6 ORM objects would be slow)."""
     rows = await session.execute(
-        select(HashEntry.id, HashEntry.bank, HashEntry.kind, HashEntry.value, HashEntry.source)
+        select(HashEntry.id, HashEntry.bank, HashEntry.kind, HashEntry.value, HashEntry.source)  # type: ignore[call-overload]
     )
     return HashBank(rows.all(), **bank_options)  # type: ignore[arg-type]
 
@@ -89,7 +89,7 @@ async def add_entries(
             else:
                 batch[key] = item
         existing = {tuple(row) for row in (await session.execute(
-            select(HashEntry.kind, HashEntry.value).where(
+            select(HashEntry.kind, HashEntry.value).where(  # type: ignore[call-overload]
                 HashEntry.bank == bank, tuple_(HashEntry.kind, HashEntry.value).in_(list(batch))
             )
         )).all()}
@@ -116,7 +116,7 @@ async def remove_entries(
         condition = (HashEntry.bank == bank) & (HashEntry.value == value.strip().lower())
     else:
         raise ValueError("give entry ids, or a bank and a value")
-    found = list((await session.execute(select(HashEntry.id).where(condition))).scalars())
+    found = list((await session.execute(select(HashEntry.id).where(condition))).scalars())  # type: ignore[call-overload]
     if found:
         await session.execute(delete(HashEntry).where(HashEntry.id.in_(found)))  # type: ignore[union-attr]
     return found
@@ -172,7 +172,7 @@ async def allow_list(
 
 async def bank_counts(session: AsyncSession, bank: str | None = None) -> list[tuple[str, str, str, int]]:
     """(bank, kind, source, count) rows, sorted."""
-    query = select(HashEntry.bank, HashEntry.kind, HashEntry.source, func.count()).group_by(
+    query = select(HashEntry.bank, HashEntry.kind, HashEntry.source, func.count()).group_by(  # type: ignore[call-overload]
         HashEntry.bank, HashEntry.kind, HashEntry.source
     ).order_by(HashEntry.bank, HashEntry.kind, HashEntry.source)
     if bank is not None:
@@ -183,7 +183,7 @@ async def bank_counts(session: AsyncSession, bank: str | None = None) -> list[tu
 async def list_entries(session: AsyncSession, bank: str | None = None) -> list[HashEntry]:
     query = select(HashEntry).order_by(HashEntry.id)  # type: ignore[arg-type]
     if bank is not None:
-        query = query.where(HashEntry.bank == bank)
+        query = query.where(HashEntry.bank == bank)  # type: ignore[arg-type]
     return list((await session.execute(query)).scalars())
 
 
