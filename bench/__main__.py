@@ -79,6 +79,8 @@ def main() -> None:
     suites = {
         "clip_throughput": lambda: clip.run(count=32 if quick else 96),
         "latency": lambda: latency.run(rate=20, seconds=5 if quick else 30),
+        "latency_uncalibrated": lambda: latency.run(rate=20, seconds=5 if quick else 30,
+                                                    calibrated=False),
         "cache_hit_ms": lambda: latency.cache_hit(),
         "pdq_query_ms": lambda: pdq_query_ms((10_000, 100_000) if quick else (10_000, 100_000, 1_000_000)),
         "peak_rss_mb": peak_rss_mb,

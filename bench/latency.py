@@ -3,8 +3,15 @@ decode, SHA-256 cache, CLIP ViT-B-32 + hash bank + text detectors batched across
 fusion, policy, the decision committed to SQLite, the outbox acting on a timing Gateway).
 
 The stream sends messages at a fixed rate, each as its own task, the way platform events
-arrive; a fifth of the images are re-encoded copies of banked images so that the stream also
-produces quarantines (random CLIP weights flag nothing by themselves).
+arrive; a fifth of the images are re-encoded copies of banked images, so the stream also produces
+quarantines (evidence, preview, ticket and outbox work for each).
+
+Random CLIP weights put clean images anywhere on the score scale: under the default thresholds
+they flag ~90 % of the stream, which no deployment sees. So `latency` first does what a deployer
+does with `veille calibrate` (thresholds fitted to the model), with benign images only: review at
+the 99th percentile of the CLIP scores of CALIBRATION_IMAGES other generated images, block out of
+reach (a random model's guess alone never quarantines). `latency_uncalibrated` keeps the default
+thresholds — nearly every message quarantined — as the worst case.
 """
 
 from __future__ import annotations
@@ -19,6 +26,8 @@ from typing import Any
 
 from bench.images import jpeg_bytes, photo_like
 
+CALIBRATION_IMAGES = 200
+CLEAN_REVIEW_QUANTILE = 0.99
 WORKSPACE = "bench-guild"
 ADMIN_ID = "bench-admin"
 
@@ -67,20 +76,52 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
-async def _veille(folder: Path, files: dict[str, bytes], banked: list[bytes]) -> tuple[Any, TimingGateway]:
+def _settings(folder: Path) -> Any:
+    """The bot's settings for this run: one random checkpoint, database and cache per folder."""
     from bench.clip import MODEL, save_random_checkpoint
+    from bot.settings import Settings
+
+    checkpoint = folder / "vit-b-32-random.pt"
+    if not checkpoint.exists():
+        checkpoint = save_random_checkpoint(folder)
+    return Settings(_env_file=None, database_url=f"sqlite+aiosqlite:///{folder / 'bench.db'}",  # type: ignore[call-arg]
+                    data_dir=folder / "data", secret_key="bench-secret-key-0123456789",
+                    detectors="clip,hashes,text", clip_model=MODEL,
+                    clip_pretrained=str(checkpoint), device="cpu")
+
+
+async def calibrate(folder: Path) -> dict[str, float]:
+    """Fit review thresholds for the random model on benign images and store them where the bot
+    reads them (the file `veille calibrate` writes). Returns {category: review threshold}."""
+    import numpy as np
+
+    from bot.core.scanner import prepare_image
+    from bot.core.suite import clip_config
+    from detectors.calibration import write_thresholds
+    from detectors.clip import ClipDetector
+
+    settings = await asyncio.to_thread(_settings, folder)
+    detector = ClipDetector(clip_config(settings))
+    await detector.load()  # also exports the ONNX tower into the cache the bot will reuse
+    frames = [prepare_image(jpeg_bytes(photo_like(90_000 + i, (640, 480)))).frames[0]
+              for i in range(CALIBRATION_IMAGES)]
+    scores: dict[str, list[float]] = {}
+    for detection in await detector.detect(frames):
+        for category, value in detection.scores.items():
+            scores.setdefault(category, []).append(value)
+    review = {c: float(np.quantile(v, CLEAN_REVIEW_QUANTILE)) for c, v in scores.items()}
+    write_thresholds(settings.thresholds_file, settings.clip_model, settings.clip_pretrained,
+                     {c: {"review": r, "block": 0.999} for c, r in review.items()})
+    return {c: round(r, 3) for c, r in review.items()}
+
+
+async def _veille(folder: Path, files: dict[str, bytes], banked: list[bytes]) -> tuple[Any, TimingGateway]:
     from bot.app import build_veille
     from bot.core.types import Actor, SetupInput
-    from bot.settings import Settings
     from bot.store import engine as store
 
-    checkpoint = await asyncio.to_thread(save_random_checkpoint, folder)
-    url = f"sqlite+aiosqlite:///{folder / 'bench.db'}"
-    await asyncio.to_thread(store.upgrade, url)
-    settings = Settings(_env_file=None, database_url=url, data_dir=folder / "data",  # type: ignore[call-arg]
-                        secret_key="bench-secret-key-0123456789", detectors="clip,hashes,text",
-                        clip_model=MODEL, clip_pretrained=str(checkpoint), device="cpu",
-                        torch_threads=2)
+    settings = await asyncio.to_thread(_settings, folder)
+    await asyncio.to_thread(store.upgrade, settings.database_url)
     gateway = TimingGateway(files)
     veille = await build_veille(settings, gateways=[gateway])
     admin = Actor(ADMIN_ID, "Bench", is_platform_admin=True)
@@ -99,7 +140,7 @@ def _event(message_id: str, url: str) -> Any:
                                                  filename="photo.jpg", content_type="image/jpeg"),))
 
 
-async def _stream(rate: float, seconds: float) -> dict[str, Any]:
+async def _stream(rate: float, seconds: float, calibrated: bool) -> dict[str, Any]:
     count = int(rate * seconds)
     originals = [photo_like(10_000 + i, (640, 480)) for i in range(max(1, count // 5))]
     banked = [jpeg_bytes(image, 90) for image in originals]
@@ -111,7 +152,9 @@ async def _stream(rate: float, seconds: float) -> dict[str, Any]:
         else:
             files[f"att://{i}"] = jpeg_bytes(photo_like(i, (640, 480)))
     with tempfile.TemporaryDirectory() as scratch:
+        thresholds = await calibrate(Path(scratch)) if calibrated else "defaults"
         veille, gateway = await _veille(Path(scratch), files, banked)
+        threads = veille.settings.inference_threads
         sent: dict[str, float] = {}
         decided: dict[str, float] = {}
         flagged: set[str] = set()
@@ -151,12 +194,13 @@ async def _stream(rate: float, seconds: float) -> dict[str, Any]:
         "actions": len(to_action), "flagged": len(flagged),
         "p50_action_ms": round(percentile(to_action, 0.5), 1),
         "p95_action_ms": round(percentile(to_action, 0.95), 1),
+        "clip_threads": threads, "review_thresholds": thresholds,
         "errors": errors[:3],
     }
 
 
-def run(rate: float = 20, seconds: float = 30) -> dict[str, Any]:
-    return asyncio.run(_stream(rate, seconds))
+def run(rate: float = 20, seconds: float = 30, calibrated: bool = True) -> dict[str, Any]:
+    return asyncio.run(_stream(rate, seconds, calibrated))
 
 
 async def _cache_hit(repeats: int) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -76,6 +77,15 @@ class Settings(BaseSettings):
     @property
     def detector_names(self) -> list[str]:
         return [name.strip() for name in self.detectors.split(",") if name.strip()]
+
+    @property
+    def inference_threads(self) -> int:
+        """CLIP's CPU threads: VEILLE_TORCH_THREADS, or half the cores when it is 0. The other
+        half hashes, decodes and answers chat: on 2 cores, CLIP on both made the hash detector
+        wait for a core and tripled p95 latency (bench/latency.py)."""
+        if self.torch_threads > 0:
+            return self.torch_threads
+        return max(1, (os.cpu_count() or 2) // 2)
 
     @property
     def discord_configured(self) -> bool:

@@ -20,7 +20,7 @@ def clip_config(settings: Settings) -> Any:
         prompts_dir=getattr(settings, "clip_prompts", None),
         backend=settings.clip_backend,
         batch_size=settings.batch_size,
-        threads=settings.torch_threads,
+        threads=settings.inference_threads,
     )
 
 

@@ -45,3 +45,11 @@ def test_env_file_and_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert settings.slack_bot_token.get_secret_value() == "xoxb-from-file"
     assert settings.slack_configured  # http mode needs the signing secret, which came from env
     assert "xoxb-from-file" not in repr(settings)  # secrets never print
+
+
+def test_clip_threads_default_to_half_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    assert Settings(_env_file=None).inference_threads == 1  # type: ignore[call-arg]
+    monkeypatch.setattr("os.cpu_count", lambda: 16)
+    assert Settings(_env_file=None).inference_threads == 8  # type: ignore[call-arg]
+    assert Settings(_env_file=None, torch_threads=3).inference_threads == 3  # type: ignore[call-arg]
