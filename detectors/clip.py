@@ -214,7 +214,7 @@ class ClipDetector:
         import torch
 
         sample = self._pixels(clip, [Image.new("RGB", (64, 48), (90, 120, 200)),
-                                     Image.radial_gradient("L")]).numpy()
+                                     Image.radial_gradient("L")])
         # The fused multi-head-attention fast path that torch takes in inference mode has no
         # ONNX export: switch it off while the tower is traced, then restore it for torch runs.
         fastpath = torch.backends.mha.get_fastpath_enabled()
@@ -229,10 +229,13 @@ class ClipDetector:
             torch.backends.mha.set_fastpath_enabled(fastpath)
 
     @staticmethod
-    def _pixels(clip: LoadedClip, images: Sequence[Image.Image]):  # type: ignore[no-untyped-def]
-        import torch
-
-        return torch.stack([clip.preprocess(prepare_image(i, clip.image_size)) for i in images])
+    def _pixels(clip: LoadedClip, images: Sequence[Image.Image]) -> np.ndarray:
+        """Float32 NCHW, as open_clip's eval transform makes it: prepare_image already did its
+        resize and centre crop (to the same pixels), so only ToTensor and Normalize are left,
+        done here in numpy without a torch op per image."""
+        batch = np.stack([np.asarray(prepare_image(i, clip.image_size), np.float32) for i in images])
+        normalised = (batch / 255.0 - np.asarray(clip.mean, np.float32)) / np.asarray(clip.std, np.float32)
+        return np.ascontiguousarray(normalised.transpose(0, 3, 1, 2), dtype=np.float32)
 
     async def detect(self, items: Sequence[ImageInput]) -> list[Detection]:  # type: ignore[override]
         """One Detection per item, in order; loads the model first if needed."""
@@ -260,11 +263,11 @@ class ClipDetector:
                 # make an image's score depend on its neighbours (we measured shifts of 0.005 in
                 # margin). One image per call keeps scores batch-independent; on CPU the
                 # throughput cost is small because the tower is compute-bound.
-                array = pixels.numpy()
-                raw = np.concatenate([self._onnx.encode(array[i : i + 1])  # type: ignore[attr-defined]
-                                      for i in range(len(array))])
+                raw = np.concatenate([self._onnx.encode(pixels[i : i + 1])  # type: ignore[attr-defined]
+                                      for i in range(len(pixels))])
             else:
-                raw = clip.model.encode_image(pixels.to(clip.device)).float().cpu().numpy()
+                tensor = torch.from_numpy(pixels).to(clip.device)
+                raw = clip.model.encode_image(tensor).float().cpu().numpy()
         embeddings = raw / (np.linalg.norm(raw, axis=1, keepdims=True) + 1e-12)
         scale = min(max(clip.logit_scale, 1.0), MAX_LOGIT_SCALE)
         margins, scores, best_pos, best_neg = score_margins(embeddings @ concepts.T,

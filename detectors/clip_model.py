@@ -39,6 +39,10 @@ LOCAL_FILE_HINT = (
 )
 
 
+OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
+OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
 @dataclass
 class LoadedClip:
     model: Any  # open_clip CLIP, in eval mode on `device`
@@ -47,6 +51,16 @@ class LoadedClip:
     device: torch.device
     image_size: int
     logit_scale: float  # the model's learned temperature (100 for OpenAI/LAION CLIP)
+    mean: tuple[float, ...] = OPENAI_MEAN  # the Normalize step of `preprocess`
+    std: tuple[float, ...] = OPENAI_STD
+
+
+def normalisation(preprocess: Any) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(mean, std) of the Normalize step in an open_clip transform (OpenAI's when none)."""
+    for step in getattr(preprocess, "transforms", ()):
+        if hasattr(step, "mean") and hasattr(step, "std"):
+            return tuple(float(v) for v in step.mean), tuple(float(v) for v in step.std)
+    return OPENAI_MEAN, OPENAI_STD
 
 
 def resolve_device(requested: str) -> torch.device:
@@ -238,5 +252,6 @@ def load_clip(
     size = net.visual.image_size
     image_size = int(size[0] if isinstance(size, tuple | list) else size)
     scale = float(net.logit_scale.exp().item()) if hasattr(net, "logit_scale") else 100.0
+    mean, std = normalisation(preprocess)
     return LoadedClip(net, preprocess, open_clip.get_tokenizer(architecture), target,
-                      image_size, scale)
+                      image_size, scale, mean, std)

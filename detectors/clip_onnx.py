@@ -12,12 +12,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 log = logging.getLogger(__name__)
 
@@ -43,34 +41,6 @@ def cache_key(model: str, pretrained: str, *, int8: bool) -> str:
             stat = path.stat()
             parts.append(f"{stat.st_size}:{int(stat.st_mtime)}")
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
-
-
-@dataclass(frozen=True)
-class Preprocess:
-    """open_clip's standard eval transform (resize shortest side, centre crop, normalise),
-    done with Pillow and numpy so a whole batch becomes one float32 array without torch."""
-
-    size: int
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-
-    def __call__(self, image: Image.Image) -> np.ndarray:
-        image = image.convert("RGB") if image.mode != "RGB" else image
-        width, height = image.size
-        scale = self.size / min(width, height)
-        new_w, new_h = max(self.size, round(width * scale)), max(self.size, round(height * scale))
-        # reducing_gap lets Pillow shrink by whole factors first: much faster on big photos.
-        resized = image.resize((new_w, new_h), Image.Resampling.BICUBIC, reducing_gap=3.0)
-        left, top = (new_w - self.size) // 2, (new_h - self.size) // 2
-        crop = resized.crop((left, top, left + self.size, top + self.size))
-        pixels = np.asarray(crop, dtype=np.float32) * np.float32(1.0 / 255.0)
-        normalised = (pixels - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
-        return normalised.transpose(2, 0, 1)
-
-    def batch(self, images: list[Image.Image]) -> np.ndarray:
-        return np.stack([self(image) for image in images]) if images else np.zeros(
-            (0, 3, self.size, self.size), np.float32
-        )
 
 
 class OnnxImageEncoder:

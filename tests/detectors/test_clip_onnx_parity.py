@@ -42,5 +42,24 @@ async def test_onnx_int8_decides_like_torch(tmp_path: Path) -> None:
     clip = torch_detector._clip  # same weights; the ONNX detector dropped its torch copy
     assert clip is not None and onnx_detector._clip is not None
     assert onnx_detector._clip.model is None  # memory: no torch weights beside the ONNX tower
-    pixels = np.stack([ClipDetector._pixels(clip, [item.image]).numpy()[0] for item in inputs[:16]])
+    pixels = np.stack([ClipDetector._pixels(clip, [item.image])[0] for item in inputs[:16]])
     assert parity_cosine(onnx_detector._onnx, clip.model.visual, pixels) >= MIN_PARITY_COSINE  # type: ignore[arg-type]
+
+
+async def test_numpy_pixels_equal_open_clips_own_transform(tmp_path: Path) -> None:
+    """The detector skips open_clip's torch transform; its pixels must be the same numbers."""
+    from PIL import Image
+
+    from detectors.clip import prepare_image
+
+    torch_detector = detector(tmp_path, "torch")
+    await torch_detector.load()
+    clip = torch_detector._clip
+    assert clip is not None
+    samples = [flagged_image(3), benign_image(4).resize((333, 120)),
+               Image.radial_gradient("L"), benign_image(5).convert("RGBA")]
+    for image in samples:
+        ours = ClipDetector._pixels(clip, [image])[0]
+        theirs = clip.preprocess(prepare_image(image, clip.image_size)).numpy()
+        assert ours.shape == theirs.shape == (3, clip.image_size, clip.image_size)
+        assert np.abs(ours - theirs).max() < 1e-5
