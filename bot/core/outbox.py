@@ -1,7 +1,9 @@
 """The outbox: platform actions recorded in the decision's transaction, performed afterwards.
 
 Each action has an idempotency key (recording it twice is a no-op), runs in id order per ticket
-(an action waits while an earlier one of its ticket is still pending), is retried with
+(an action waits while an earlier one of its ticket is still pending) while different tickets
+proceed side by side (up to CONCURRENCY at once: platform calls are network round trips, and a
+burst of quarantines must not wait in single file), is retried with
 exponential backoff on retryable GatewayErrors (honouring `retry_after`) and is marked dead with
 its error after MAX_ATTEMPTS or a non-retryable error. Pending rows survive a crash: the next
 process picks them up. Delivery is at-least-once: a crash after the platform call but before
@@ -32,6 +34,7 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 6
 BASE_DELAY_S = 5.0
 MAX_DELAY_S = 3600.0
+CONCURRENCY = 8  # tickets whose actions run at the same time
 KINDS = ("delete_message", "post_card", "update_card", "post_text", "send_private", "timeout_member")
 
 
@@ -77,7 +80,8 @@ class Outbox:
         self._wake.set()
 
     async def run_due(self, limit: int = 500) -> int:
-        """Perform every due action once, in order; returns how many were attempted."""
+        """Perform every due action once (each ticket's in order, tickets side by side);
+        returns how many were attempted."""
         async with self._run_lock:  # one runner at a time: the worker and an explicit retry
             now = self.clock.now()
             async with self.store.read() as session:
@@ -86,21 +90,28 @@ class Outbox:
                     .order_by(col(OutboxAction.id)).limit(limit)
                 )
                 pending = list(found.scalars())
-            blocked: set[int] = set()
-            attempted = 0
-            for action in pending:
-                if action.ticket_id is not None and action.ticket_id in blocked:
-                    continue
+            queues: dict[object, list[OutboxAction]] = {}
+            for action in pending:  # actions without a ticket are independent of each other
+                key = action.ticket_id if action.ticket_id is not None else ("own", action.id)
+                queues.setdefault(key, []).append(action)
+            gate = asyncio.Semaphore(CONCURRENCY)
+            counts = await asyncio.gather(*(self._run_queue(q, now, gate) for q in queues.values()))
+            return sum(counts)
+
+    async def _run_queue(self, actions: list[OutboxAction], now: datetime,
+                         gate: asyncio.Semaphore) -> int:
+        """One ticket's due actions in id order, stopping at the first that is not due yet or
+        stays pending after failing (a dead one does not stop the rest: a card must still
+        reach moderators when the removal was refused)."""
+        attempted = 0
+        async with gate:
+            for action in actions:
                 if as_utc(action.next_attempt_at) > now:
-                    if action.ticket_id is not None:
-                        blocked.add(action.ticket_id)
-                    continue
+                    break
                 attempted += 1
-                # A pending (to be retried) action holds back the rest of its ticket; a dead one
-                # does not: a card must still reach moderators when the removal was refused.
-                if not await self._perform(action) and action.ticket_id is not None:
-                    blocked.add(action.ticket_id)
-            return attempted
+                if not await self._perform(action):
+                    break
+        return attempted
 
     async def run_forever(self, poll_s: float = 15.0) -> None:
         """The worker: run due actions, then sleep until woken or the next poll."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -120,3 +121,27 @@ async def test_actions_wait_for_their_platform_gateway(
     clock.advance(timedelta(minutes=5))
     await veille.retry_outbox()
     assert (await actions(veille))["delete"].status == "done"
+
+
+async def test_tickets_are_acted_on_side_by_side_not_in_single_file(
+    veille: Veille, gateway: RecordingGateway
+) -> None:
+    """A slow platform call for one ticket must not hold back the removal of another: here the
+    first removal only returns once the second has started, which single file never reaches."""
+    second_started = asyncio.Event()
+    record = gateway.delete_message
+
+    async def delete_message(workspace_id: str, channel_id: str, message_id: str) -> None:
+        if message_id == "m2":
+            second_started.set()
+        else:
+            await second_started.wait()
+        await record(workspace_id, channel_id, message_id)
+
+    gateway.delete_message = delete_message  # type: ignore[method-assign]
+    await veille.handle_message(message("m1", images=[shapes_png(red=1.0)], gateway=gateway))
+    await veille.handle_message(message("m2", images=[shapes_png(red=0.9)], gateway=gateway))
+    async with asyncio.timeout(10):
+        await veille.retry_outbox()
+    assert sorted(c.args["message_id"] for c in gateway.named("delete_message")) == ["m1", "m2"]
+    assert all(a.status == "done" for a in (await actions(veille)).values())
