@@ -29,7 +29,7 @@ import numpy as np
 from PIL import Image
 
 from detectors.base import Detection, DetectorError, ImageInput
-from detectors.clip_model import LoadedClip, load_clip, weights_identity
+from detectors.clip_model import LoadedClip, load_clip, no_accelerator_visible, weights_identity
 from detectors.clip_prompts import (
     PromptSet,
     concept_embeddings,
@@ -161,6 +161,8 @@ class ClipDetector:
                 await asyncio.to_thread(self._load_sync)
 
     def _load_sync(self) -> None:
+        if self._start_from_cache():
+            return
         import torch
 
         if self.config.threads > 0:
@@ -173,8 +175,23 @@ class ClipDetector:
                 tokens = clip.tokenizer(texts).to(clip.device)
                 return clip.model.encode_text(tokens, normalize=True).float().cpu().numpy()
 
-        cache_file = text_cache_path(self.config.cache_dir, self._identity, self.prompts.digest)
-        matrix, self.text_cache_hit = concept_embeddings(self.prompts, encode, cache_file)
+        matrix, self.text_cache_hit = concept_embeddings(self.prompts, encode, self._text_cache())
+        self._use_concepts(matrix)
+        self._onnx = self._maybe_onnx(clip)
+        if self._onnx is not None:
+            # Images go through the ONNX tower and the text embeddings are made: the torch
+            # weights (about 600 MB for ViT-B-32) would only sit in memory from here on.
+            clip.model = None
+            gc.collect()
+        self._clip = clip
+        log.info("CLIP %s/%s ready on %s (%s, %d concepts, text cache %s)", self.config.model,
+                 self.config.pretrained, clip.device, "onnx" if self._onnx else "torch",
+                 len(self._labels), "hit" if self.text_cache_hit else "written")
+
+    def _text_cache(self) -> Path:
+        return text_cache_path(self.config.cache_dir, self._identity, self.prompts.digest)
+
+    def _use_concepts(self, matrix: np.ndarray) -> None:
         concepts = self.prompts.unique_concepts()
         index = {(c.label, c.prompts): i for i, c in enumerate(concepts)}
         self._labels = [c.label for c in concepts]
@@ -188,16 +205,46 @@ class ClipDetector:
             for c in self.prompts.categories
         ]
         self._concepts = matrix
-        self._onnx = self._maybe_onnx(clip)
-        if self._onnx is not None:
-            # Images go through the ONNX tower and the text embeddings are made: the torch
-            # weights (about 600 MB for ViT-B-32) would only sit in memory from here on.
-            clip.model = None
-            gc.collect()
-        self._clip = clip
-        log.info("CLIP %s/%s ready on %s (%s, %d concepts, text cache %s)", self.config.model,
-                 self.config.pretrained, clip.device, "onnx" if self._onnx else "torch",
-                 len(concepts), "hit" if self.text_cache_hit else "written")
+
+    def _start_from_cache(self) -> bool:
+        """Start without torch when an earlier start left all that scoring needs: the int8 tower
+        whose parity was checked (with its input size, logit scale and normalisation) and the
+        text embeddings of this prompt set under these weights. Importing torch and open_clip
+        alone costs ~700 MB of resident memory; True when this start did without them."""
+        cpu = self.config.device == "cpu" or (self.config.device == "auto"
+                                              and no_accelerator_visible())
+        if self.config.backend == "torch" or not cpu or not self._text_cache().exists():
+            return False
+        from detectors.clip_onnx import cache_key, cached_encoder
+
+        try:
+            found = cached_encoder(self.config.cache_dir,
+                                   cache_key(self.config.model, self.config.pretrained, int8=True),
+                                   self.config.threads)
+        except ImportError:  # no onnxruntime: torch it is
+            return False
+        if found is None:
+            return False
+
+        def needs_the_model(texts: list[str]) -> np.ndarray:
+            raise LookupError("text embeddings are not cached for this prompt set")
+
+        try:
+            matrix, self.text_cache_hit = concept_embeddings(self.prompts, needs_the_model,
+                                                             self._text_cache())
+        except LookupError:
+            return False
+        encoder, meta = found
+        self._use_concepts(matrix)
+        self._onnx = encoder
+        self._clip = LoadedClip(
+            model=None, preprocess=None, tokenizer=None, device="cpu",
+            image_size=int(meta["image_size"]), logit_scale=float(meta["logit_scale"]),
+            mean=tuple(float(v) for v in meta["mean"]), std=tuple(float(v) for v in meta["std"]),
+        )
+        log.info("CLIP %s/%s ready on cpu from the ONNX cache, without torch (%d concepts)",
+                 self.config.model, self.config.pretrained, len(self._labels))
+        return True
 
     def _maybe_onnx(self, clip: LoadedClip) -> object | None:
         """The ONNX int8 image tower when asked for (or auto on CPU); None keeps torch."""
@@ -219,11 +266,13 @@ class ClipDetector:
         # ONNX export: switch it off while the tower is traced, then restore it for torch runs.
         fastpath = torch.backends.mha.get_fastpath_enabled()
         torch.backends.mha.set_fastpath_enabled(False)
+        meta = {"image_size": clip.image_size, "logit_scale": clip.logit_scale,
+                "mean": list(clip.mean), "std": list(clip.std)}
         try:
             return build_onnx_encoder(
                 clip.model.visual, clip.image_size, self.config.cache_dir,
                 cache_key(self.config.model, self.config.pretrained, int8=True),
-                sample=sample, threads=self.config.threads,
+                sample=sample, meta=meta, threads=self.config.threads,
             )
         finally:
             torch.backends.mha.set_fastpath_enabled(fastpath)
@@ -252,12 +301,10 @@ class ClipDetector:
         return results
 
     def _detect_batch(self, images: list[Image.Image]) -> list[Detection]:
-        import torch
-
         clip, concepts = self._clip, self._concepts
         assert clip is not None and concepts is not None  # load() ran
         pixels = self._pixels(clip, images)  # outside the lock: Pillow work can overlap
-        with self._run_lock, torch.inference_mode():
+        with self._run_lock:
             if self._onnx is not None:
                 # Dynamic int8 quantisation scales activations per call: a batched call would
                 # make an image's score depend on its neighbours (we measured shifts of 0.005 in
@@ -266,8 +313,11 @@ class ClipDetector:
                 raw = np.concatenate([self._onnx.encode(pixels[i : i + 1])  # type: ignore[attr-defined]
                                       for i in range(len(pixels))])
             else:
-                tensor = torch.from_numpy(pixels).to(clip.device)
-                raw = clip.model.encode_image(tensor).float().cpu().numpy()
+                import torch
+
+                with torch.inference_mode():
+                    tensor = torch.from_numpy(pixels).to(clip.device)
+                    raw = clip.model.encode_image(tensor).float().cpu().numpy()
         embeddings = raw / (np.linalg.norm(raw, axis=1, keepdims=True) + 1e-12)
         scale = min(max(clip.logit_scale, 1.0), MAX_LOGIT_SCALE)
         margins, scores, best_pos, best_neg = score_margins(embeddings @ concepts.T,

@@ -20,10 +20,11 @@ import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
-import torch
+if TYPE_CHECKING:  # torch is imported where a model is built: a start from the ONNX cache skips it
+    import torch
 
 from detectors.base import DetectorError
 
@@ -48,11 +49,22 @@ class LoadedClip:
     model: Any  # open_clip CLIP, in eval mode on `device`
     preprocess: Any  # PIL image -> CHW tensor
     tokenizer: Any
-    device: torch.device
+    device: Any  # torch.device; "cpu" when started from the ONNX cache without torch
     image_size: int
     logit_scale: float  # the model's learned temperature (100 for OpenAI/LAION CLIP)
     mean: tuple[float, ...] = OPENAI_MEAN  # the Normalize step of `preprocess`
     std: tuple[float, ...] = OPENAI_STD
+
+
+def no_accelerator_visible() -> bool:
+    """True when "auto" can only mean the CPU, decided without importing torch: no NVIDIA driver,
+    no ROCm device node, not Apple silicon (which torch would pick through MPS)."""
+    import platform
+    import sys
+
+    if Path("/proc/driver/nvidia/version").exists() or Path("/dev/kfd").exists():
+        return False
+    return not (sys.platform == "darwin" and platform.machine() == "arm64")
 
 
 def normalisation(preprocess: Any) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -65,6 +77,8 @@ def normalisation(preprocess: Any) -> tuple[tuple[float, ...], tuple[float, ...]
 
 def resolve_device(requested: str) -> torch.device:
     """auto → cuda, then mps, else cpu; an explicit device must exist (DetectorError if not)."""
+    import torch
+
     wanted = (requested or "auto").strip().lower()
     mps = getattr(torch.backends, "mps", None)
     mps_ok = bool(mps and mps.is_available())

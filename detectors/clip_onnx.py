@@ -4,14 +4,18 @@ by ONNX Runtime, plus a preprocessing path that works on numpy arrays.
 The export is cached on disk, keyed by model, pretrained tag, weights file and this module's
 version, so it runs once per installation (a few seconds). `build_onnx_encoder` checks parity
 against torch on a sample batch and returns None — the caller keeps torch — when the export,
-the quantisation or the parity check fails.
+the quantisation or the parity check fails. Once parity passed, a JSON file beside the export
+keeps what scoring needs from the torch model (input size, logit scale, normalisation), so a
+later start can use `cached_encoder` without importing torch at all.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +105,32 @@ def parity_cosine(encoder: OnnxImageEncoder, visual: Any, pixels: np.ndarray) ->
     return float(cosine.min())
 
 
+META_KEYS = ("image_size", "logit_scale", "mean", "std")
+
+
+def _final_path(cache_dir: Path, key: str, int8: bool) -> Path:
+    return cache_dir / "onnx" / f"{key}-{'int8' if int8 else 'fp32'}.onnx"
+
+
+def cached_encoder(
+    cache_dir: Path, key: str, threads: int = 0, *, int8: bool = True
+) -> tuple[OnnxImageEncoder, dict[str, Any]] | None:
+    """(encoder, meta) from an export whose parity was checked by an earlier start, without
+    torch; None when there is none or it cannot be read (the caller then loads torch)."""
+    path = _final_path(cache_dir, key, int8)
+    meta_path = path.with_suffix(".json")
+    if not (path.exists() and meta_path.exists()):
+        return None
+    try:
+        meta = json.loads(meta_path.read_text("utf-8"))
+        if not isinstance(meta, dict) or any(k not in meta for k in META_KEYS):
+            raise ValueError(f"expected the keys {', '.join(META_KEYS)}")
+        return OnnxImageEncoder(path, threads), meta
+    except Exception as exc:  # a torn file, another onnxruntime: start the long way instead
+        log.warning("cached ONNX tower %s unusable, loading torch: %s", path.name, exc)
+        return None
+
+
 def build_onnx_encoder(
     visual: Any,
     image_size: int,
@@ -108,15 +138,17 @@ def build_onnx_encoder(
     key: str,
     *,
     sample: np.ndarray,
+    meta: Mapping[str, Any],
     threads: int = 0,
     int8: bool = True,
 ) -> OnnxImageEncoder | None:
-    """The cached (or freshly exported) encoder, or None when it cannot match torch."""
+    """The cached (or freshly exported) encoder, or None when it cannot match torch. `meta`
+    (META_KEYS) is stored beside it once parity holds, for starts without torch."""
     if not onnx_available():
         return None
-    folder = cache_dir / "onnx"
-    fp32_path = folder / f"{key}-fp32.onnx"
-    final_path = folder / f"{key}-{'int8' if int8 else 'fp32'}.onnx"
+    final_path = _final_path(cache_dir, key, int8)
+    fp32_path = final_path.with_name(f"{key}-fp32.onnx")
+    meta_path = final_path.with_suffix(".json")
     try:
         if not final_path.exists():
             if not fp32_path.exists():
@@ -132,6 +164,10 @@ def build_onnx_encoder(
     if cosine < MIN_PARITY_COSINE:
         log.warning("ONNX fast path disagrees with torch (cosine %.4f), using torch", cosine)
         final_path.unlink(missing_ok=True)
+        meta_path.unlink(missing_ok=True)
         return None
+    tmp = meta_path.with_name(f".{meta_path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({**meta, "parity_cosine": round(cosine, 5)}), "utf-8")
+    os.replace(tmp, meta_path)
     log.info("ONNX %s image tower ready (parity cosine %.4f)", "int8" if int8 else "fp32", cosine)
     return encoder

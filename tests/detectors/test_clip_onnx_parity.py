@@ -63,3 +63,63 @@ async def test_numpy_pixels_equal_open_clips_own_transform(tmp_path: Path) -> No
         theirs = clip.preprocess(prepare_image(image, clip.image_size)).numpy()
         assert ours.shape == theirs.shape == (3, clip.image_size, clip.image_size)
         assert np.abs(ours - theirs).max() < 1e-5
+
+
+WARM_START = """
+import asyncio, json, sys
+from pathlib import Path
+from tests.detectors.test_clip_onnx_parity import SEEDS, detector
+from tests.tiny_clip import benign_image, flagged_image
+from detectors.base import ImageInput
+
+async def main():
+    found = detector(Path(sys.argv[1]), "auto")
+    await found.load()
+    inputs = [ImageInput(make(seed), str(seed)) for make in (flagged_image, benign_image)
+              for seed in SEEDS]
+    scores = [d.scores for d in await found.detect(inputs)]
+    print(json.dumps({"torch": "torch" in sys.modules, "open_clip": "open_clip" in sys.modules,
+                      "backend": found.backend_name, "scores": scores}))
+
+asyncio.run(main())
+"""
+
+
+async def test_a_restart_scores_from_the_onnx_cache_without_importing_torch(tmp_path: Path) -> None:
+    """The first start exports and checks the tower; the next one (a new process, as after a
+    restart) must not import torch or open_clip, and must score exactly as the first did."""
+    import json
+    import subprocess
+    import sys
+
+    first = detector(tmp_path, "auto")
+    await first.load()
+    assert first.backend_name == "onnx-int8"
+    inputs = [ImageInput(make(seed), str(seed)) for make in (flagged_image, benign_image)
+              for seed in SEEDS]
+    expected = [d.scores for d in await first.detect(inputs)]
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", WARM_START, str(tmp_path)], cwd=root,
+                         capture_output=True, text=True, check=True, timeout=120)
+    restarted = json.loads(out.stdout.strip().splitlines()[-1])
+    assert (restarted["torch"], restarted["open_clip"], restarted["backend"]) == (False, False, "onnx-int8")
+    assert restarted["scores"] == json.loads(json.dumps(expected))
+
+
+async def test_a_torn_onnx_cache_falls_back_to_the_full_load(tmp_path: Path) -> None:
+    first = detector(tmp_path, "auto")
+    await first.load()
+    for meta in (tmp_path / "auto").rglob("*.json"):
+        if meta.parent.name == "onnx":
+            meta.write_text("{not json", "utf-8")
+    second = detector(tmp_path, "auto")
+    await second.load()  # warns, loads torch, exports again and rewrites the metadata
+    assert second.backend_name == "onnx-int8"
+    metas = [m for m in (tmp_path / "auto").rglob("*.json") if m.parent.name == "onnx"]
+    assert metas and all(json_ok(m) for m in metas)
+
+
+def json_ok(path: Path) -> bool:
+    import json
+
+    return "logit_scale" in json.loads(path.read_text("utf-8"))
