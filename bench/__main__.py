@@ -1,23 +1,25 @@
 """`make bench`: run every benchmark, print a table, write bench/results/latest.json.
 
 Each figure is measured in this run; ratios compare against a baseline measured in the same run.
+Every benchmark runs in a fresh process: threads, caches and heap left by one must not slow the
+next (the cache-hit figure doubled when it ran after the latency streams in one process).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import platform
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+
+from bench.suites import SUITES, run_suite
 
 RESULTS = Path(__file__).with_name("results")
 
@@ -35,65 +37,24 @@ def machine() -> dict[str, Any]:
             "platform": platform.platform()}
 
 
-def peak_rss_mb() -> dict[str, Any]:
-    """Peak RSS of a fresh process that loads Veille's CLIP detector and scores images."""
-    from bench.clip import save_random_checkpoint
-
-    with tempfile.TemporaryDirectory() as scratch:
-        checkpoint = save_random_checkpoint(Path(scratch))
-        cache = Path(scratch) / "cache"
-
-        def measured() -> dict[str, Any]:
-            out = subprocess.run([sys.executable, "-m", "bench.rss", str(checkpoint), str(cache)],
-                                 capture_output=True, text=True, check=True,
-                                 cwd=Path(__file__).resolve().parents[1])
-            return json.loads(out.stdout.strip().splitlines()[-1])
-
-        first = measured()  # exports and quantises the image tower into the cache (once per install)
-        steady = measured()  # what a restarted bot uses: the cached export
-    return {"peak_rss_mb": steady["peak_rss_mb"], "rss_after_load_mb": steady["rss_after_load_mb"],
-            "first_start_peak_rss_mb": first["peak_rss_mb"],
-            "backend": steady["backend"], "note": steady["note"]}
-
-
-def pdq_query_ms(sizes: tuple[int, ...]) -> dict[str, Any]:
-    """Median milliseconds of one image query (8 dihedral variants) per bank size."""
-    from bench import pdq
-
-    rows = pdq.measure(sizes)
-    figures: dict[str, Any] = {str(r.bank_size): r.median_ms for r in rows}
-    figures["p95_ms_at_largest"] = rows[-1].p95_ms
-    figures["planted_hits"] = f"{sum(r.hits for r in rows)}/{sum(r.queries for r in rows)}"
-    return figures
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--only", nargs="*", help="run only these benchmarks")
+    parser.add_argument("--only", nargs="*", choices=SUITES, help="run only these benchmarks")
     parser.add_argument("--quick", action="store_true", help="fewer images and a shorter stream")
     args = parser.parse_args()
 
-    from bench import clip, latency
-
-    quick = args.quick
-    suites = {
-        "clip_throughput": lambda: clip.run(count=32 if quick else 96),
-        "latency": lambda: latency.run(rate=20, seconds=5 if quick else 30),
-        "latency_uncalibrated": lambda: latency.run(rate=20, seconds=5 if quick else 30,
-                                                    calibrated=False),
-        "cache_hit_ms": lambda: latency.cache_hit(),
-        "pdq_query_ms": lambda: pdq_query_ms((10_000, 100_000) if quick else (10_000, 100_000, 1_000_000)),
-        "peak_rss_mb": peak_rss_mb,
-    }
     results: dict[str, Any] = {"machine": machine(), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     console = Console()
-    for name, suite in suites.items():
+    spawn = multiprocessing.get_context("spawn")
+    for name in SUITES:
         if args.only and name not in args.only:
             continue
-        with console.status(f"running {name}…"):
-            results[name] = suite()
+        with console.status(f"running {name}…"), spawn.Pool(1) as pool:
+            results[name] = pool.apply(run_suite, (name, args.quick))
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
+    # latest.json holds one complete run; a partial run (--only, --quick) goes beside it.
+    target = RESULTS / ("partial.json" if args.only or args.quick else "latest.json")
+    target.write_text(json.dumps(results, indent=2) + "\n")
 
     table = Table("benchmark", "figure", "value", title=f"Veille benchmarks — {results['machine']['cpu']}, {results['machine']['cores']} cores")
     for name, value in results.items():
@@ -105,7 +66,7 @@ def main() -> None:
         else:
             table.add_row(name, "", str(value))
     console.print(table)
-    console.print(f"written to {RESULTS / 'latest.json'}")
+    console.print(f"written to {target}")
 
 
 if __name__ == "__main__":

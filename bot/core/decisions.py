@@ -126,6 +126,9 @@ async def _record_media(
         categories = list(media.verdict.categories) if media.verdict else []
         repos.record_scan(session, ws.id, event.channel_id,
                           "url" if media.ref.kind == "link" else "image", severity, categories, now)
+        if media.sha256 and media.cached and media.prepared is None:
+            if await repos.touch_media(session, media.sha256, now):
+                continue  # a clean repeat from the cache: only its sighting is new
         if media.sha256 and (media.prepared is not None or media.cached):
             prepared = media.prepared
             await repos.record_media(

@@ -226,6 +226,16 @@ async def record_media(
     return item
 
 
+async def touch_media(session: AsyncSession, sha256: str, seen_at: datetime) -> bool:
+    """Count one more sighting of a known image in one UPDATE (the hot path of a viral repeat
+    answered from the verdict cache); False when there is no row for it yet."""
+    result = await session.execute(
+        update(MediaItem).where(col(MediaItem.sha256) == sha256)
+        .values(seen_count=func.coalesce(MediaItem.seen_count, 0) + 1, last_seen_at=seen_at)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
 async def forget_verdicts(session: AsyncSession, sha256s: Sequence[str]) -> None:
     """Drop cached verdicts: a bank changed, so these images must go through the detectors again."""
     if sha256s:
