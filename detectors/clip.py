@@ -56,7 +56,7 @@ class ClipConfig:
     prompts_dir: Path | None = None  # None: the bundled detectors/prompts
     backend: str = "auto"  # auto: ONNX int8 image tower on CPU when onnxruntime is installed
     batch_size: int = 16
-    threads: int = 0  # torch intra-op threads; 0 leaves torch's default
+    threads: int = 0  # CPU threads (torch and ONNX Runtime); 0 leaves their defaults
     hub_url: str | None = None  # the hub host to probe; tests point it at loopback
 
 

@@ -93,7 +93,8 @@ class ImageSignature:
 
 
 def compute_signature(image: Image.Image, min_quality: int = DEFAULT_MIN_QUALITY) -> ImageSignature:
-    """PDQ (eight dihedral variants), PDQ windows and keypoints of `image`. Blocking: ~30 ms."""
+    """PDQ (eight dihedral variants), PDQ windows and keypoints of `image`. Blocking: ~18 ms
+    for a 640×480 photo on one core (bench/pdq.py --neardup)."""
     variants, quality = pdq_dihedral(image)
     grey = grey_copy(image, max(WINDOW_SIDE, kp.WORK_SIDE))  # one grey copy for windows and corners
     windows = window_hashes(grey, min_quality)

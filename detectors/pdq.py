@@ -123,7 +123,7 @@ def decode_prefixed(value: str, prefix: str, what: str) -> bytes:
 
 
 def encode_neardup(hashes: list[str]) -> str:
-    """Windows as one storage string: `nd1:` + unpadded base64url of the 32-byte hashes (≤1.2 kB)."""
+    """Windows as one storage string: `nd2:` + unpadded base64url of the 32-byte hashes (≤1.2 kB)."""
     raw = b"".join(bytes.fromhex(h) for h in hashes)
     return encode_prefixed(NEARDUP_PREFIX, raw)
 
