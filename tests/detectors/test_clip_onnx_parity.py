@@ -3,6 +3,10 @@ embeddings whose cosine similarity stays at or above 0.99."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +20,7 @@ from detectors.fusion import fuse
 from tests.tiny_clip import benign_image, flagged_image, tiny_clip_settings
 
 SEEDS = range(100, 140)
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def detector(tmp_path: Path, backend: str) -> ClipDetector:
@@ -88,19 +93,15 @@ asyncio.run(main())
 async def test_a_restart_scores_from_the_onnx_cache_without_importing_torch(tmp_path: Path) -> None:
     """The first start exports and checks the tower; the next one (a new process, as after a
     restart) must not import torch or open_clip, and must score exactly as the first did."""
-    import json
-    import subprocess
-    import sys
-
     first = detector(tmp_path, "auto")
     await first.load()
     assert first.backend_name == "onnx-int8"
     inputs = [ImageInput(make(seed), str(seed)) for make in (flagged_image, benign_image)
               for seed in SEEDS]
     expected = [d.scores for d in await first.detect(inputs)]
-    root = Path(__file__).resolve().parents[2]
-    out = subprocess.run([sys.executable, "-c", WARM_START, str(tmp_path)], cwd=root,
-                         capture_output=True, text=True, check=True, timeout=120)
+    out = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-c", WARM_START, str(tmp_path)], cwd=ROOT,
+        capture_output=True, text=True, check=True, timeout=120)
     restarted = json.loads(out.stdout.strip().splitlines()[-1])
     assert (restarted["torch"], restarted["open_clip"], restarted["backend"]) == (False, False, "onnx-int8")
     assert restarted["scores"] == json.loads(json.dumps(expected))
@@ -120,6 +121,4 @@ async def test_a_torn_onnx_cache_falls_back_to_the_full_load(tmp_path: Path) -> 
 
 
 def json_ok(path: Path) -> bool:
-    import json
-
     return "logit_scale" in json.loads(path.read_text("utf-8"))
