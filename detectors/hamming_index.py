@@ -113,7 +113,7 @@ class _Block:
 
     def pairs(self, queries: np.ndarray, max_distance: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(query index, id, distance) of every live row within `max_distance` of a query."""
-        if len(self) == 0:
+        if len(self) == 0 or len(queries) == 0:
             return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.uint16)
         radius = max_distance // CHUNKS
         candidates = self._candidate_pairs(queries, radius) if self.sorted_keys and radius <= 2 else None

@@ -151,6 +151,7 @@ def test_skewed_rows_fall_back_to_exact_brute_force(monkeypatch: pytest.MonkeyPa
     expected = {(int(a), int(b), int(naive[a, b])) for a, b in zip(*np.nonzero(naive <= 26), strict=True)}
     assert len(expected) > 1000  # skewed indeed
     assert set(zip(q.tolist(), ids.tolist(), dist.tolist(), strict=True)) == expected
+    assert all(len(part) == 0 for part in index.pairs(queries[:0], 26))
 
 
 def test_nearest_keeps_the_closest_stored_corners_per_query_corner() -> None:
