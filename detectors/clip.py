@@ -206,14 +206,23 @@ class ClipDetector:
         ]
         self._concepts = matrix
 
+    def can_start_from_cache(self) -> bool:
+        """Whether a start can skip torch: CPU scoring through ONNX, with the checked export
+        (and its metadata) and this prompt set's text embeddings already on disk."""
+        from detectors.clip_onnx import cache_key, cached_files
+
+        cpu = self.config.device == "cpu" or (self.config.device == "auto"
+                                              and no_accelerator_visible())
+        key = cache_key(self.config.model, self.config.pretrained, int8=True)
+        return (self.config.backend != "torch" and cpu and self._text_cache().exists()
+                and all(path.exists() for path in cached_files(self.config.cache_dir, key)))
+
     def _start_from_cache(self) -> bool:
         """Start without torch when an earlier start left all that scoring needs: the int8 tower
         whose parity was checked (with its input size, logit scale and normalisation) and the
         text embeddings of this prompt set under these weights. Importing torch and open_clip
         alone costs ~700 MB of resident memory; True when this start did without them."""
-        cpu = self.config.device == "cpu" or (self.config.device == "auto"
-                                              and no_accelerator_visible())
-        if self.config.backend == "torch" or not cpu or not self._text_cache().exists():
+        if not self.can_start_from_cache():
             return False
         from detectors.clip_onnx import cache_key, cached_encoder
 

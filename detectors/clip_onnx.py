@@ -112,13 +112,18 @@ def _final_path(cache_dir: Path, key: str, int8: bool) -> Path:
     return cache_dir / "onnx" / f"{key}-{'int8' if int8 else 'fp32'}.onnx"
 
 
+def cached_files(cache_dir: Path, key: str, *, int8: bool = True) -> tuple[Path, Path]:
+    """The export and its metadata: both exist once an export passed its parity check."""
+    path = _final_path(cache_dir, key, int8)
+    return path, path.with_suffix(".json")
+
+
 def cached_encoder(
     cache_dir: Path, key: str, threads: int = 0, *, int8: bool = True
 ) -> tuple[OnnxImageEncoder, dict[str, Any]] | None:
     """(encoder, meta) from an export whose parity was checked by an earlier start, without
     torch; None when there is none or it cannot be read (the caller then loads torch)."""
-    path = _final_path(cache_dir, key, int8)
-    meta_path = path.with_suffix(".json")
+    path, meta_path = cached_files(cache_dir, key, int8=int8)
     if not (path.exists() and meta_path.exists()):
         return None
     try:

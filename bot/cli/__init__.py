@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from bot.cli import calibrate, db, digest, doctor, hashes, init, run, scan
+from bot.cli import calibrate, db, digest, doctor, hashes, init, prepare, run, scan
 from bot.cli.common import EXIT_USAGE
 
 
@@ -14,7 +14,7 @@ def cli() -> None:
     """Veille: finds sexualised deepfakes and undress requests in Discord and Slack."""
 
 
-for module in (run, init, scan, db, doctor, hashes, calibrate, digest):
+for module in (run, init, prepare, scan, db, doctor, hashes, calibrate, digest):
     module.register(cli)
 
 
