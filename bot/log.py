@@ -38,6 +38,25 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+class QuietLibraries(logging.Filter):
+    """Drops the chatter some libraries send straight to the root logger: open_clip's and ONNX
+    Runtime's INFO lines (several hundred while an export is quantised) and the quantiser's
+    advice to pre-process the model. Warnings and errors of everyone else pass; VEILLE_LOG_LEVEL=
+    DEBUG shows everything."""
+
+    def __init__(self, debug: bool = False) -> None:
+        super().__init__()
+        self.debug = debug
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.debug or record.name != "root":
+            return True
+        library = "site-packages" in record.pathname or "dist-packages" in record.pathname
+        if library and record.levelno < logging.WARNING:
+            return False
+        return not (library and "quantization" in record.pathname and record.levelno < logging.ERROR)
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry = {
@@ -63,6 +82,7 @@ class TextFormatter(logging.Formatter):
 
 def setup_logging(level: str = "INFO", fmt: str = "text", secrets: Iterable[str] = ()) -> None:
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(QuietLibraries(debug=level.upper() == "DEBUG"))
     handler.addFilter(RedactingFilter(secrets))
     handler.setFormatter(
         JsonFormatter() if fmt == "json" else TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -30,3 +30,21 @@ def test_registered_secrets_and_token_shapes_are_redacted() -> None:
     assert "abcdefghijklmnopqrstuvwxyz012345" not in text
     assert text.count(REDACTED) >= 3
     assert "call failed" in text
+
+
+def test_library_chatter_on_the_root_logger_is_dropped_but_not_ours() -> None:
+    from bot.log import QuietLibraries
+
+    def record(level: int, path: str, name: str = "root") -> logging.LogRecord:
+        return logging.LogRecord(name, level, path, 1, "message", None, None)
+
+    quiet = QuietLibraries()
+    lib = "/venv/lib/python3.11/site-packages/onnxruntime/quantization/onnx_quantizer.py"
+    assert not quiet.filter(record(logging.INFO, lib))
+    assert not quiet.filter(record(logging.WARNING, lib))  # "consider pre-processing"
+    assert quiet.filter(record(logging.ERROR, lib))
+    assert not quiet.filter(record(logging.INFO, "/venv/lib/python3.11/site-packages/open_clip/factory.py"))
+    assert quiet.filter(record(logging.WARNING, "/venv/lib/python3.11/site-packages/open_clip/factory.py"))
+    assert quiet.filter(record(logging.INFO, "/srv/veille/detectors/clip.py", "detectors.clip"))
+    assert quiet.filter(record(logging.INFO, "/srv/veille/bot/app.py"))  # our own, even on root
+    assert QuietLibraries(debug=True).filter(record(logging.INFO, lib))
