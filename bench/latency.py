@@ -172,7 +172,7 @@ async def _stream(rate: float, seconds: float, calibrated: bool) -> dict[str, An
             if decision.delete:
                 flagged.add(message_id)
 
-        start = time.perf_counter()
+        cpu_start, start = time.process_time(), time.perf_counter()
         tasks = []
         for i in range(count):
             delay = start + i / rate - time.perf_counter()
@@ -180,6 +180,8 @@ async def _stream(rate: float, seconds: float, calibrated: bool) -> dict[str, An
                 await asyncio.sleep(delay)
             tasks.append(asyncio.create_task(one(i)))
         await asyncio.gather(*tasks)
+        # CPU of the whole process (every thread) while the stream ran: how close to saturation.
+        cpu_s, wall_s = time.process_time() - cpu_start, time.perf_counter() - start
         deadline = time.perf_counter() + 30
         while any(m not in gateway.acted_at for m in flagged) and time.perf_counter() < deadline:  # noqa: ASYNC110 - polling a deadline
             await asyncio.sleep(0.05)
@@ -191,6 +193,9 @@ async def _stream(rate: float, seconds: float, calibrated: bool) -> dict[str, An
         "decided": len(decided), "dropped": count - len(decided),
         "p50_decision_ms": round(percentile(to_decision, 0.5), 1),
         "p95_decision_ms": round(percentile(to_decision, 0.95), 1),
+        "p99_decision_ms": round(percentile(to_decision, 0.99), 1),
+        "cpu_ms_per_event": round(cpu_s / count * 1000, 1),
+        "cores_busy": round(cpu_s / wall_s, 2),
         "actions": len(to_action), "flagged": len(flagged),
         "p50_action_ms": round(percentile(to_action, 0.5), 1),
         "p95_action_ms": round(percentile(to_action, 0.95), 1),
