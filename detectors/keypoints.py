@@ -278,10 +278,15 @@ def _group_scales(group: np.ndarray, q: np.ndarray, b: np.ndarray) -> np.ndarray
 def _unique_rows(rows: np.ndarray, return_counts: bool = False) -> Any:
     """`np.unique(rows, axis=0)` (same lexicographic order) for integer matrices, through one
     int64 key per row: a 1-D sort, several times faster than numpy's row-wise unique."""
-    if len(rows) == 0 or float(np.prod((np.ptp(rows, axis=0) + 1).astype(np.float64))) >= 2.0**62:
+    def rowwise() -> Any:
         return np.unique(rows, axis=0, return_counts=True) if return_counts else np.unique(rows, axis=0)
+
+    if len(rows) == 0:
+        return rowwise()
     low = rows.min(axis=0)
     span = rows.max(axis=0) - low + 1
+    if float(np.prod(span.astype(np.float64))) >= 2.0**62:
+        return rowwise()
     keys = np.ravel_multi_index(tuple((rows - low).T), tuple(int(n) for n in span))
     unique_keys, counts = np.unique(keys, return_counts=True)
     back = np.column_stack(np.unravel_index(unique_keys, tuple(int(n) for n in span))) + low
