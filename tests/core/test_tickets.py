@@ -123,7 +123,8 @@ async def test_members_are_refused_in_their_language_and_the_refusal_is_audited(
 
 async def test_critical_tickets_need_an_admin_to_close(veille: Veille, gateway: RecordingGateway) -> None:
     decision = await veille.handle_message(
-        message("m1", images=[shapes_png(red=0.5, blue=0.5)], gateway=gateway))
+        message("m1", images=[shapes_png(red=0.85, blue=0.15)], gateway=gateway))
+    assert decision.severity == Severity.CRITICAL
     tid = decision.ticket_ids[0]
     with pytest.raises(PermissionDenied):
         await veille.ticket_action("discord", WS, MOD, "false_positive", tid)

