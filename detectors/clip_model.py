@@ -38,6 +38,32 @@ LOCAL_FILE_HINT = (
     "open_clip_model.safetensors from the model's Hugging Face page) and set "
     "VEILLE_CLIP_PRETRAINED=/path/to/open_clip_model.safetensors (a .pt file works too)."
 )
+BUNDLED_ONLY_HINT = "To run with the bundled image model only, set VEILLE_DETECTORS=nsfw,hashes,text."
+HF_WEIGHTS_FILE = "open_clip_model.safetensors"  # open_clip prefers it to the .bin beside it
+
+
+class ClipWeightsUnavailable(DetectorError):
+    """The CLIP weights cannot be had (no hub, no local file): the message says which file to
+    copy for an air-gapped install and how to run with the bundled model instead."""
+
+
+def offline_guidance(model: str, pretrained: str, config: dict[str, Any]) -> str:
+    """Where the weights live on the hub, exactly, and the two ways forward without it."""
+    hub = str(config.get("hf_hub") or "").strip("/")
+    if hub:
+        parts = hub.split("/")  # "org/repo" or "org/repo/file"
+        repo, file = "/".join(parts[:2]), "/".join(parts[2:]) or HF_WEIGHTS_FILE
+        where = (f"copy {file} from the Hugging Face repository {repo} "
+                 f"(https://huggingface.co/{repo}/blob/main/{file})")
+        name = file
+    else:
+        url = str(config.get("url") or "")
+        name = os.path.basename(url) or "the checkpoint"
+        where = f"copy {url or 'the checkpoint'}"
+    return (f"For an air-gapped install, {where} onto this machine and set "
+            f"VEILLE_CLIP_PRETRAINED=/path/to/{name} (VEILLE_CLIP_MODEL={model}). "
+            f"{BUNDLED_ONLY_HINT}")
+
 
 
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -235,14 +261,22 @@ def resolve_weights(
         log.info("downloading CLIP weights %s/%s into %s", model, pretrained, weights_dir)
         target = open_clip.download_pretrained(config, cache_dir=str(weights_dir))
     except Exception as exc:  # network, HTTP, disk: all mean "no weights", say how to fix it
-        raise DetectorError(
+        raise ClipWeightsUnavailable(
             f"Could not download the CLIP weights for VEILLE_CLIP_PRETRAINED={pretrained!r} "
-            f"({model}) from {source}: {exc}. {LOCAL_FILE_HINT}"
+            f"({model}) from {source}: {_first_line(exc)}. "
+            f"{offline_guidance(model, pretrained, config)}"
         ) from exc
     if not target:
-        raise DetectorError(f"VEILLE_CLIP_PRETRAINED={pretrained!r}: no download source known. "
-                            f"{LOCAL_FILE_HINT}")
+        raise ClipWeightsUnavailable(
+            f"VEILLE_CLIP_PRETRAINED={pretrained!r}: no download source known. "
+            f"{offline_guidance(model, pretrained, config)}")
     return str(target)
+
+
+def _first_line(exc: BaseException) -> str:
+    """An exception in one short line: HTTP libraries put whole responses in their messages."""
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:200]
 
 
 def load_clip(

@@ -39,8 +39,11 @@ def register(cli: click.Group) -> None:
                                      ("Slack", settings.slack_configured)) if ok]
         console.print(t("cli.starting", locale, platforms=", ".join(platforms)))
         from bot.app import run_forever
+        from detectors.base import DetectorError
 
         try:
             asyncio.run(run_forever(settings))
         except KeyboardInterrupt:
             pass
+        except DetectorError as exc:  # missing CLIP weights and the like: guidance, no traceback
+            fail(t("cli.config_error", locale, detail=str(exc)), EXIT_USAGE)

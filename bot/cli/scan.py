@@ -62,7 +62,8 @@ class ScanResult:
         return self.verdict.severity if self.verdict else Severity.NONE
 
     def to_json(self) -> dict[str, Any]:
-        """The contract: source, kind, severity, categories, scores, matches, reasons, error."""
+        """The contract: source, kind, severity, categories, scores (fused), detectors (each
+        detector's own scores: an additive key), matches, reasons, error."""
         verdict = self.verdict
         return {
             "source": self.source,
@@ -70,6 +71,10 @@ class ScanResult:
             "severity": self.severity.name,
             "categories": list(verdict.categories) if verdict else [],
             "scores": {k: round(v, 4) for k, v in verdict.scores.items()} if verdict else {},
+            "detectors": {
+                name: {k: round(v, 4) for k, v in found.items()}
+                for name, found in verdict.detector_scores.items() if found
+            } if verdict else {},
             "matches": [
                 {"bank": m.bank, "kind": m.kind, "distance": m.distance} for m in verdict.matches
             ] if verdict else [],

@@ -34,7 +34,8 @@ CLEARED_VARS = (
     "VEILLE_CLIP_PROMPTS", "VEILLE_CLIP_BACKEND", "VEILLE_DEVICE", "VEILLE_BATCH_SIZE",
     "VEILLE_MAX_IMAGE_PIXELS", "VEILLE_FETCH_MAX_BYTES", "VEILLE_LOG_LEVEL", "VEILLE_LOG_FORMAT",
 )
-CONTRACT_KEYS = {"source", "kind", "severity", "categories", "scores", "matches", "reasons", "error"}
+CONTRACT_KEYS = {"source", "kind", "severity", "categories", "scores", "detectors", "matches",
+                 "reasons", "error"}
 SEVERITIES = ("NONE", "REVIEW", "QUARANTINE", "CRITICAL")
 
 
