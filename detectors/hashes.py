@@ -5,12 +5,17 @@ Banks hold entries of four kinds: `pdq` (64 hex), `md5` and `sha256` of the file
 repeats, as hash-sharing programmes exchange them) and `neardup`: two rows per banked image, its
 PDQ windows (`nd2:`, detectors/pdq.py: crops aligned with a window grid, stamps) and its keypoints
 (`kp1:`, detectors/keypoints.py: crops at any offset). Each entry has a source: `confirmed` (from a ticket), `imported` (a list)
-or `allow` (a moderator's false positive, which fusion lets suppress every other signal).
+or `allow` (a moderator's false positive), and an owner: a community (`workspace_id`: its
+confirmations, `/hashes add`, false positives) or the operator (None: lists loaded with the
+`veille hashes` CLI). An image is matched only against the entries its `BankScope` sees — the
+operator's, its community's own and the shared banks that community subscribed to — so one
+community can neither block nor unblock anything in another (ARCHITECTURE: "Tenancy of banks").
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -21,7 +26,7 @@ import numpy as np
 from PIL import Image
 
 from detectors import keypoints as kp
-from detectors.base import KNOWN_CONTENT, Detection, HashMatch, ImageInput
+from detectors.base import KNOWN_CONTENT, BankScope, Detection, HashMatch, ImageInput
 from detectors.hamming_index import HammingIndex
 from detectors.pdq import (
     WINDOW_SIDE,
@@ -113,6 +118,7 @@ class EntryLike(Protocol):
     kind: str
     value: str
     source: str
+    # and optionally `workspace_id: int | None` (the owning community; absent or None: operator)
 
 
 @dataclass(frozen=True)
@@ -122,6 +128,29 @@ class BankEntry:
     kind: str
     value: str
     source: str = "imported"
+    workspace_id: int | None = None  # the owning community; None: the operator
+
+
+GroupKey = tuple[int | None, str, bool]  # (owner, bank, is an allow entry)
+
+
+def _fingerprint(entry: BankEntry) -> int:
+    """64 stable bits of an entry: XOR-ed per group, so a group's revision changes with any
+    entry added or removed (even one re-using a deleted row's id) and survives a restart."""
+    text = f"{entry.id}|{entry.kind}|{entry.source}|{entry.value}".encode()
+    return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "big")
+
+
+def owner_in(entry: BankEntry, scope: BankScope | None) -> str | None:
+    """How `scope` sees `entry`: "operator", "community" (its own), "shared" (a subscribed
+    bank's blocking entry) or None (not at all). scope None sees everything."""
+    if entry.workspace_id is None:
+        return "operator"
+    if scope is None or entry.workspace_id == scope.community:
+        return "community"
+    if entry.source != "allow" and (entry.workspace_id, entry.bank) in scope.shared:
+        return "shared"
+    return None
 
 
 def normalise_value(kind: str, value: str) -> str:
@@ -170,8 +199,12 @@ class HashBank:
         # Keypoints: one index row per stored corner (ids are row numbers) and, per row, its
         # owner entry id, x and y; both replaced, never mutated (copy-on-write).
         self._corners = HammingIndex()
-        self._corner_meta = np.empty((0, 3), np.float64)
+        self._corner_meta = np.empty((0, 4), np.float64)  # owner entry id, x, y, group code
         self._corner_rows: dict[int, np.ndarray] = {}
+        # Per (owner, bank, allow) group: [entries, XOR of fingerprints] (scoped revisions), and
+        # a small integer per (owner, bank) that corner rows carry for scoped keypoint search.
+        self._groups: dict[GroupKey, list[int]] = {}
+        self._codes: dict[tuple[int | None, str], int] = {}
         self.add(entries)
 
     def __len__(self) -> int:
@@ -181,8 +214,39 @@ class HashBank:
     def revision(self) -> str:
         """Changes whenever entries are added or removed, and is the same after a restart for
         the same stored entries: cached verdicts are only valid for the revision they saw."""
-        entries = self._entries
-        return f"{len(entries)}:{max(entries, default=0)}"
+        return self.revision_for(None)
+
+    def revision_for(self, scope: BankScope | None) -> str:
+        """The revision of the entries `scope` sees (None: all). Two communities that see the
+        same entries get the same revision; a community with entries of its own gets one that
+        no other community shares, so a cached verdict never crosses communities."""
+        with self._lock:
+            items = sorted(
+                ((-1 if owner is None else owner, bank, allow), tuple(stats))
+                for (owner, bank, allow), stats in self._groups.items()
+                if stats[0] and (
+                    scope is None or owner is None or owner == scope.community
+                    or (not allow and (owner, bank) in scope.shared)
+                )
+            )
+        return hashlib.sha256(repr(items).encode()).hexdigest()[:16]
+
+    def _group_changed(self, entry: BankEntry, sign: int) -> None:
+        key = (entry.workspace_id, entry.bank, entry.source == "allow")
+        stats = self._groups.setdefault(key, [0, 0])
+        stats[0] += sign
+        stats[1] ^= _fingerprint(entry)
+        if not stats[0]:
+            del self._groups[key]
+
+    def _code(self, owner: int | None, bank: str) -> int:
+        return self._codes.setdefault((owner, bank), len(self._codes))
+
+    def _visible_codes(self, scope: BankScope) -> np.ndarray:
+        codes = self._codes
+        return np.array([code for (owner, bank), code in list(codes.items())
+                         if owner is None or owner == scope.community
+                         or (owner, bank) in scope.shared], dtype=np.float64)
 
     def counts(self) -> dict[tuple[str, str, str], int]:
         """{(bank, kind, source): number of entries}."""
@@ -201,8 +265,10 @@ class HashBank:
             try:
                 if raw.id is None:
                     raise ValueError("entry has no id (store it first)")
+                owner = getattr(raw, "workspace_id", None)
                 fresh.append(BankEntry(int(raw.id), raw.bank, raw.kind,
-                                       normalise_value(raw.kind, raw.value), raw.source))
+                                       normalise_value(raw.kind, raw.value), raw.source,
+                                       None if owner is None else int(owner)))
             except ValueError as exc:
                 errors.append(f"entry {raw.id} ({raw.kind} in {raw.bank!r}): {exc}")
         if errors:
@@ -217,14 +283,16 @@ class HashBank:
             nd_words: list[np.ndarray] = []
             pdq_ids: list[int] = []
             nd_ids: list[int] = []
-            corner_sets: list[tuple[int, kp.Keypoints]] = []
+            corner_sets: list[tuple[int, int, kp.Keypoints]] = []
             for entry in fresh:
                 self._entries[entry.id] = entry
+                self._group_changed(entry, +1)
                 if entry.kind == "pdq":
                     pdq_words.append(hex_to_words(entry.value))
                     pdq_ids.append(entry.id)
                 elif entry.kind == "neardup" and entry.value.startswith(kp.PREFIX):
-                    corner_sets.append((entry.id, kp.decode_keypoints(entry.value)))
+                    corner_sets.append((entry.id, self._code(entry.workspace_id, entry.bank),
+                                        kp.decode_keypoints(entry.value)))
                 elif entry.kind == "neardup":
                     windows = decode_neardup(entry.value)
                     nd_words.extend(hex_to_words(w) for w in windows)
@@ -240,14 +308,15 @@ class HashBank:
                 self._add_corners_locked(corner_sets)
         return errors
 
-    def _add_corners_locked(self, corner_sets: list[tuple[int, kp.Keypoints]]) -> None:
+    def _add_corners_locked(self, corner_sets: list[tuple[int, int, kp.Keypoints]]) -> None:
         start = len(self._corner_meta)
         metas, descs = [], []
-        for entry_id, corners in corner_sets:
+        for entry_id, code, corners in corner_sets:
             rows = np.arange(start, start + len(corners))
             start += len(corners)
             self._corner_rows[entry_id] = rows
-            metas.append(np.column_stack([np.full(len(corners), entry_id), corners.xy]))
+            metas.append(np.column_stack([np.full(len(corners), entry_id), corners.xy,
+                                          np.full(len(corners), code)]))
             descs.append(corners.desc)
         # Publish the metadata before the index: a reader's index rows always have metadata.
         first = len(self._corner_meta)
@@ -263,6 +332,7 @@ class HashBank:
         gone = [self._entries.pop(i) for i in entry_ids if i in self._entries]
         ids = np.array([e.id for e in gone], dtype=np.int64)
         for entry in gone:
+            self._group_changed(entry, -1)
             key = (entry.kind, entry.value)
             if key in self._exact:
                 left = tuple(i for i in self._exact[key] if i != entry.id)
@@ -279,14 +349,19 @@ class HashBank:
                 self._corners = self._corners.without(np.concatenate(rows))
         return len(gone)
 
-    def match(self, signature: ImageSignature | None, sha256: str = "", md5: str = "") -> list[HashMatch]:
-        """Every entry that `signature` or the file digests match: exact digests first, then
-        PDQ, PDQ windows and keypoints, closest first within each. A PDQ query of quality below
-        `min_quality` is ignored (windows were already filtered by quality when hashed)."""
-        return [match for match, _ in self.match_explained(signature, sha256, md5)]
+    def match(
+        self, signature: ImageSignature | None, sha256: str = "", md5: str = "",
+        scope: BankScope | None = None,
+    ) -> list[HashMatch]:
+        """Every entry seen by `scope` (None: all) that `signature` or the file digests match:
+        exact digests first, then PDQ, PDQ windows and keypoints, closest first within each. A
+        PDQ query of quality below `min_quality` is ignored (windows were already filtered by
+        quality when hashed)."""
+        return [match for match, _ in self.match_explained(signature, sha256, md5, scope)]
 
     def match_explained(
-        self, signature: ImageSignature | None, sha256: str = "", md5: str = ""
+        self, signature: ImageSignature | None, sha256: str = "", md5: str = "",
+        scope: BankScope | None = None,
     ) -> list[tuple[HashMatch, str]]:
         """`match()` with a moderator-readable reason for each match. Distances: 0 for digests,
         Hamming bits for PDQ and windows, and for keypoints the share of the entry's stored
@@ -295,8 +370,10 @@ class HashBank:
 
         def hit(entry_id: int, kind: str, distance: float, how: str, rank: int) -> None:
             entry = self._entries.get(entry_id)  # may be gone if removed while we searched
-            if entry is not None:
-                match = HashMatch(entry.bank, kind, float(distance), entry.source, entry.id)
+            owner = owner_in(entry, scope) if entry is not None else None
+            if entry is not None and owner is not None:
+                match = HashMatch(entry.bank, kind, float(distance), entry.source, entry.id,
+                                  owner=owner)
                 verb = "is allow-listed in" if entry.source == "allow" else f"matches {entry.source}"
                 found.append((rank, distance, match, f"{verb} bank {entry.bank!r} {how}"))
 
@@ -325,6 +402,10 @@ class HashBank:
             corners = signature.corners
             if corners is not None and len(corners) and len(corner_index):
                 q_idx, corner_rows, bits = corner_index.pairs(corners.desc, kp.MATCH_DISTANCE)
+                if scope is not None:  # before `nearest`: another community's corners must
+                    # neither match nor crowd out this community's nearest corners
+                    seen = np.isin(corner_meta[corner_rows, 3], self._visible_codes(scope))
+                    q_idx, corner_rows, bits = q_idx[seen], corner_rows[seen], bits[seen]
                 q_idx, corner_rows = kp.nearest(q_idx, corner_rows, bits)
                 meta = corner_meta[corner_rows]
                 owners = meta[:, 0].astype(np.int64)
@@ -342,7 +423,7 @@ class HashDetector:
     """The `hashes` detector: signature of each image, matched against the bank."""
 
     name = "hashes"
-    version = "pdq1-nd2-kp1"  # change when hashing, windows, keypoints or thresholds change
+    version = "pdq1-nd2-kp1-scoped"  # change when hashing, windows, keypoints, thresholds or scoping change
     kind: Literal["image", "text"] = "image"
 
     def __init__(self, bank: HashBank) -> None:
@@ -362,7 +443,7 @@ class HashDetector:
         except (ValueError, OSError) as exc:  # a frame PDQ cannot read still gets its digests
             log.warning("could not hash %s: %s", item.source or item.sha256[:12], exc)
             signature = None
-        explained = self.bank.match_explained(signature, item.sha256, item.md5)
+        explained = self.bank.match_explained(signature, item.sha256, item.md5, item.scope)
         matches = [match for match, _ in explained]
         blocking = [m for m in matches if m.source != "allow"]
         detection = Detection(

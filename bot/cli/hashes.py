@@ -93,6 +93,10 @@ def register(cli: click.Group) -> None:
     def hashes() -> None:
         """Known-content hash banks: import lists, bank images, list and remove entries."""
 
+    from bot.cli import hashes_sharing
+
+    hashes_sharing.register(hashes)
+
     @hashes.command(name="import")
     @click.argument("file", type=click.Path(path_type=Path))
     @click.option("--bank", required=True, help="Bank to add to (created on first use).")
@@ -191,6 +195,7 @@ def register(cli: click.Group) -> None:
             click.echo(json.dumps([{
                 "id": e.id, "bank": e.bank, "kind": e.kind, "value": e.value, "quality": e.quality,
                 "source": e.source, "added_by": e.added_by, "ticket_id": e.ticket_id,
+                "workspace_id": e.workspace_id,  # the owning community; null: the operator
                 "added_at": e.added_at.isoformat() if e.added_at else None,
             } for e in entries]))
             return

@@ -15,6 +15,8 @@ _RANK = {Role.MEMBER: 0, Role.MODERATOR: 1, Role.ADMIN: 2}
 REQUIRED: dict[str, Role] = {
     "setup": Role.ADMIN,
     "add_hashes": Role.ADMIN,
+    "share_banks": Role.ADMIN,  # publish, unpublish, subscribe, unsubscribe
+    "list_shared_banks": Role.MODERATOR,
     "status": Role.MODERATOR,
     "list_tickets": Role.MODERATOR,
     "show_ticket": Role.MODERATOR,

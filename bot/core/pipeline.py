@@ -21,7 +21,7 @@ from bot.core.gateway import Gateway, GatewayError
 from bot.core.scanner import PreparedImage, Scanner, prepare_image
 from bot.core.types import MediaRef, MessageEvent
 from bot.store.repos import Store, media_item
-from detectors.base import UNDRESS_REQUEST, Detection, TextInput
+from detectors.base import UNDRESS_REQUEST, BankScope, Detection, TextInput
 from detectors.fusion import FusionContext, Thresholds, Verdict, fuse
 
 log = logging.getLogger(__name__)
@@ -121,22 +121,23 @@ class CachedVerdict:
 
 class VerdictMemo:
     """The hot end of the SHA-256 verdict cache: recent verdicts in memory, so a viral repeat
-    costs no database read. Entries are only valid under the cache key they were made with."""
+    costs no database read. Entries are only valid under the cache key they were made with, and
+    one image may be held under several keys (communities whose banks differ)."""
 
     def __init__(self, size: int = 10_000) -> None:
         self.size = size
-        self._items: OrderedDict[str, CachedVerdict] = OrderedDict()
+        self._items: OrderedDict[tuple[str, str], CachedVerdict] = OrderedDict()
 
     def get(self, sha256: str, key: str) -> CachedVerdict | None:
-        found = self._items.get(sha256)
-        if found is None or found.key != key:
+        found = self._items.get((sha256, key))
+        if found is None:
             return None
-        self._items.move_to_end(sha256)
+        self._items.move_to_end((sha256, key))
         return found
 
     def put(self, sha256: str, value: CachedVerdict) -> None:
-        self._items[sha256] = value
-        self._items.move_to_end(sha256)
+        self._items[(sha256, value.key)] = value
+        self._items.move_to_end((sha256, value.key))
         while len(self._items) > self.size:
             self._items.popitem(last=False)
 
@@ -149,7 +150,8 @@ class Scan:
     media: list[ScannedMedia] = field(default_factory=list)
     text: Verdict | None = None
     answers_undress_request: bool = False
-    cache_key: str = ""  # detector versions and hash-bank revision the verdicts were made under
+    cache_key: str = ""  # detector versions and the revision of the banks the community sees
+    scope: BankScope | None = None  # whose hash-bank entries the images were matched against
 
 
 def _from_cache(raw: Mapping[str, Any]) -> Found:
@@ -187,12 +189,14 @@ class Pipeline:
         self.max_bytes = max_bytes
         self.max_pixels = max_pixels
 
-    def cache_key(self) -> str:
-        """Cached verdicts are valid for these detector versions and this hash-bank revision: a
-        bank change (a confirmed ticket, an import) sends every image through the detectors
-        again, so a re-encoded copy seen earlier as clean is matched against the new hashes."""
+    def cache_key(self, scope: BankScope | None = None) -> str:
+        """Cached verdicts are valid for these detector versions and the revision of the bank
+        entries `scope` sees: a bank change (a confirmed ticket, an import) sends every image
+        through the detectors again, so a re-encoded copy seen earlier as clean is matched
+        against the new hashes; and a community's verdicts, made with its own entries, are never
+        read back in a community that sees other entries."""
         key = self.scanner.versions_key
-        return f"{key}|bank={self.bank.revision}" if self.bank is not None else key
+        return f"{key}|bank={self.bank.revision_for(scope)}" if self.bank is not None else key
 
     def remember(self, item: ScannedMedia, key: str) -> None:
         """Called once the verdict is committed: later repeats are answered from memory."""
@@ -200,14 +204,17 @@ class Pipeline:
             self.memo.put(item.sha256, CachedVerdict(key, item.raw, item.signature, item.pdq,
                                                      item.pdq_quality))
 
-    async def scan(self, event: MessageEvent, thresholds: Thresholds) -> Scan:
-        """Scan every media item and the text of `event` (no writes)."""
-        scan = Scan(event, cache_key=self.cache_key())
+    async def scan(
+        self, event: MessageEvent, thresholds: Thresholds, scope: BankScope | None = None
+    ) -> Scan:
+        """Scan every media item and the text of `event` (no writes), matching images against
+        the hash-bank entries `scope` sees (bot.store.bank_sharing.scope_of)."""
+        scan = Scan(event, cache_key=self.cache_key(scope), scope=scope)
         scan.answers_undress_request = await self._answers_undress_request(event, thresholds)
         context = FusionContext(answers_undress_request=scan.answers_undress_request)
         refs = extract.media_of(event.text, event.media)
         per_ref = await asyncio.gather(
-            *(self._scan_ref(event, ref, thresholds, context, scan.cache_key) for ref in refs)
+            *(self._scan_ref(event, ref, thresholds, context, scan.cache_key, scope) for ref in refs)
         )
         scan.media = [item for items in per_ref for item in items]
         if event.text.strip():
@@ -259,13 +266,13 @@ class Pipeline:
 
     async def _scan_ref(
         self, event: MessageEvent, ref: MediaRef, thresholds: Thresholds, context: FusionContext,
-        cache_key: str,
+        cache_key: str, scope: BankScope | None = None,
     ) -> list[ScannedMedia]:
         out = []
         for url, data, error in await self._bytes_of(event, ref):
             item = ScannedMedia(ref, url, data=data, error=error)
             if data is not None and error is None:
-                await self._scan_bytes(item, data, thresholds, context, cache_key)
+                await self._scan_bytes(item, data, thresholds, context, cache_key, scope)
             out.append(item)
         return out
 
@@ -283,7 +290,7 @@ class Pipeline:
 
     async def _scan_bytes(
         self, item: ScannedMedia, data: bytes, thresholds: Thresholds, context: FusionContext,
-        cache_key: str,
+        cache_key: str, scope: BankScope | None = None,
     ) -> None:
         item.sha256 = hashlib.sha256(data).hexdigest()
         cached = await self._cached(item.sha256, cache_key)
@@ -295,7 +302,7 @@ class Pipeline:
                 return  # a known-clean repeat: no decoding at all (the SHA-256 cache's point)
         try:
             item.prepared = await asyncio.to_thread(
-                prepare_image, data, source=item.url, max_pixels=self.max_pixels
+                prepare_image, data, source=item.url, max_pixels=self.max_pixels, scope=scope
             )
         except Exception as exc:  # MediaError and anything Pillow throws on hostile input
             item.error = str(exc) or type(exc).__name__

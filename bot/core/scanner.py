@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from bot.media.decode import MediaError, decode_image
-from detectors.base import Detection, Detector, ImageInput, TextInput, versions_key
+from detectors.base import BankScope, Detection, Detector, ImageInput, TextInput, versions_key
 from detectors.fusion import FusionContext, Thresholds, Verdict, fuse
 
 
@@ -42,11 +42,14 @@ def digest(data: bytes) -> tuple[str, str]:
     return hashlib.sha256(data).hexdigest(), hashlib.md5(data, usedforsecurity=False).hexdigest()
 
 
-def prepare_image(data: bytes, *, source: str = "", max_pixels: int = 40_000_000) -> PreparedImage:
-    """Decode `data` (blocking: call it in a thread). Raises MediaError with a readable message."""
+def prepare_image(
+    data: bytes, *, source: str = "", max_pixels: int = 40_000_000, scope: BankScope | None = None
+) -> PreparedImage:
+    """Decode `data` (blocking: call it in a thread); its frames are matched against the bank
+    entries `scope` sees. Raises MediaError with a readable message."""
     sha256, md5 = digest(data)
     decoded = decode_image(data, max_pixels=max_pixels)
-    frames = tuple(ImageInput(frame, sha256, source, md5) for frame in decoded.frames)
+    frames = tuple(ImageInput(frame, sha256, source, md5, scope) for frame in decoded.frames)
     return PreparedImage(sha256, md5, decoded.mime, decoded.width, decoded.height, frames)
 
 

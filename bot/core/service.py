@@ -24,12 +24,14 @@ from bot.core.pipeline import Fetcher, ImageBatcher, Pipeline
 from bot.core.scanner import Scanner, prepare_image
 from bot.core.types import Actor, Decision, MessageEvent, Role, SetupInput, WorkspaceView
 from bot.settings import Settings
-from bot.store import repos
+from bot.store import bank_sharing, repos
 from bot.store.models import Workspace
 from bot.store.workspace_repo import apply_setup, workspace_view
 from detectors.fusion import Severity, Thresholds
 
 log = logging.getLogger(__name__)
+
+SHARING_STEPS = ("publish", "unpublish", "subscribe", "unsubscribe")
 
 
 class Veille:
@@ -89,13 +91,14 @@ class Veille:
         assert ws.id is not None
         async with self.store.read() as session:
             override = await repos.channel_override(session, ws.id, event.channel_id)
+            scope = await bank_sharing.scope_of(session, ws.id)
         rule = policy.ChannelRule(override.sensitivity, override.allow_listed) if override else None
         if policy.exempt(event, ws.allow_role_ids or [], rule):
             return Decision(Severity.NONE)
         thresholds = policy.thresholds_for(
             self.thresholds, policy.effective_sensitivity(ws.sensitivity, rule)
         )
-        scan = await self.pipeline.scan(event, thresholds)
+        scan = await self.pipeline.scan(event, thresholds, scope)
         decision = await decisions.commit(
             self.store, ws, scan, now=self.clock.now(), cipher=self.cipher,
             gateways=self.gateways, versions_key=scan.cache_key,
@@ -110,7 +113,10 @@ class Veille:
     async def scan_event(self, event: MessageEvent, actor: Actor) -> Reply:
         """Scores for a message, for moderators: nothing stored, nothing done."""
         ws = await self._authorise(str(event.platform), event.workspace_id, actor, "scan")
-        scan = await self.pipeline.scan(event, policy.thresholds_for(self.thresholds, ws.sensitivity))
+        async with self.store.read() as session:
+            scope = await bank_sharing.scope_of(session, ws.id or 0)
+        scan = await self.pipeline.scan(event, policy.thresholds_for(self.thresholds, ws.sensitivity),
+                                        scope)
         lang = ws.locale
         lines: list[str] = []
         results: list[dict[str, object]] = []
@@ -257,6 +263,52 @@ class Veille:
             self.bank.add(result.added)
         return Reply(text=t("core.hashes.added", ws.locale, images=len(hashes), added=len(result.added),
                             duplicates=result.duplicates, errors=errors, bank=bank))
+
+    async def share_bank(
+        self, platform: str, external_id: str, actor: Actor, step: str, name: str,
+        bank: str = "confirmed",
+    ) -> Reply:
+        """Shared banks (admins, audited): `step` is publish (this community's `bank` as `name`),
+        unpublish, subscribe (match another community's shared bank `name`) or unsubscribe.
+        Every step is opt-in and revocable; it applies from the next message on."""
+        if step not in SHARING_STEPS:
+            raise VeilleError(t("core.ticket.unknown_action", "en", action=step), code="invalid_action")
+        ws = await self._authorise(platform, external_id, actor, "share_banks")
+        assert ws.id is not None
+        now, by = self.clock.now(), actor.display_name or actor.user_id
+        try:
+            async with self.store.write() as session:
+                if step == "publish":
+                    row = await bank_sharing.publish(session, ws.id, name, bank=bank, by=by, now=now)
+                elif step == "unpublish":
+                    row = await bank_sharing.unpublish(session, ws.id, name, now=now)
+                elif step == "subscribe":
+                    row = await bank_sharing.subscribe(session, ws.id, name, by=by, now=now)
+                else:
+                    row = await bank_sharing.unsubscribe(session, ws.id, name, now=now)
+                repos.audit(session, workspace_id=ws.id, ticket_id=None, actor=actor,
+                            action=f"bank_{step}", at=now, data={"name": row.name, "bank": row.bank})
+                views = await bank_sharing.list_shared(session, ws.id)
+        except bank_sharing.SharingError as exc:
+            raise VeilleError(t(f"hashes.shared.error.{exc.code}", ws.locale, name=exc.name),
+                              code=exc.code) from exc
+        entries = next((v.entries for v in views if v.name == row.name), 0)
+        done = {"publish": "published", "unpublish": "unpublished", "subscribe": "subscribed",
+                "unsubscribe": "unsubscribed"}[step]
+        return Reply(text=t(f"hashes.shared.{done}", ws.locale, name=row.name, bank=row.bank,
+                            entries=entries))
+
+    async def shared_banks(self, platform: str, external_id: str, actor: Actor) -> Reply:
+        """The live shared banks, with what this community publishes and subscribes to."""
+        ws = await self._authorise(platform, external_id, actor, "list_shared_banks")
+        async with self.store.read() as session:
+            views = await bank_sharing.list_shared(session, ws.id)
+        lines = [t("hashes.shared.line", ws.locale, name=v.name, entries=v.entries,
+                   flags=(t("hashes.shared.own", ws.locale) if v.own else "")
+                   + (t("hashes.shared.is_subscribed", ws.locale) if v.subscribed else ""))
+                 for v in views]
+        return Reply(text="\n".join(lines) or t("hashes.shared.none", ws.locale),
+                     extras={"banks": [vars(v) for v in views]})
 
     # -- housekeeping (the scheduler calls these) ----------------------------------------------
 

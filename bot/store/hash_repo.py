@@ -3,7 +3,8 @@ bank a confirmed ticket's image and allow-list a false positive.
 
 Every function works inside the caller's AsyncSession and only flushes: the caller commits, so
 banking a confirmed ticket joins the ticket's own transaction. Adding is idempotent on
-(bank, kind, value), the table's unique constraint.
+(owner, bank, kind, value), the table's unique constraint: the owner is a community
+(`workspace_id`) or the operator (None), and each owner's banks are its own.
 
 Accepted import formats (`import_csv`), UTF-8, one record a line, `#` comments and blank lines
 skipped:
@@ -21,9 +22,11 @@ import csv
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import delete, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from bot.store.models import HashEntry
 from detectors.hashes import (
@@ -64,7 +67,8 @@ class ImportReport:
 async def load_bank(session: AsyncSession, **bank_options: int) -> HashBank:
     """Every stored entry in a new HashBank (plain column rows: 10^6 ORM objects would be slow)."""
     rows = await session.execute(
-        select(HashEntry.id, HashEntry.bank, HashEntry.kind, HashEntry.value, HashEntry.source)  # type: ignore[call-overload]
+        select(HashEntry.id, HashEntry.bank, HashEntry.kind, HashEntry.value, HashEntry.source,  # type: ignore[call-overload]
+               HashEntry.workspace_id)
     )
     return HashBank(rows.all(), **bank_options)  # type: ignore[arg-type]
 
@@ -74,8 +78,9 @@ async def add_entries(
     added_by: str = "", ticket_id: int | None = None, workspace_id: int | None = None,
     note: str | None = None,
 ) -> AddResult:
-    """Store `hashes` in `bank` (values must be valid: see detectors.hashes.normalise_value);
-    those already in the bank, or repeated in `hashes`, count as duplicates."""
+    """Store `hashes` in the `bank` of `workspace_id` (None: the operator's); values must be
+    valid (detectors.hashes.normalise_value). Those already in that owner's bank, or repeated in
+    `hashes`, count as duplicates; another owner's identical entry does not."""
     if source not in SOURCES:
         raise ValueError(f"unknown source {source!r} (expected one of {', '.join(SOURCES)})")
     result = AddResult()
@@ -90,7 +95,8 @@ async def add_entries(
                 batch[key] = item
         existing = {tuple(row) for row in (await session.execute(
             select(HashEntry.kind, HashEntry.value).where(  # type: ignore[call-overload]
-                HashEntry.bank == bank, tuple_(HashEntry.kind, HashEntry.value).in_(list(batch))
+                HashEntry.bank == bank, owned_by(workspace_id),
+                tuple_(HashEntry.kind, HashEntry.value).in_(list(batch)),
             )
         )).all()}
         result.duplicates += len(existing)
@@ -103,6 +109,12 @@ async def add_entries(
         await session.flush()
         result.added.extend(fresh)
     return result
+
+
+def owned_by(workspace_id: int | None) -> Any:
+    """The SQL condition "entries of this owner" (None: the operator's)."""
+    column = col(HashEntry.workspace_id)
+    return column.is_(None) if workspace_id is None else column == workspace_id
 
 
 async def remove_entries(

@@ -158,10 +158,15 @@ class Evidence(SQLModel, table=True):
 
 
 class HashEntry(SQLModel, table=True):
-    """A hash in a named bank. source: confirmed (from tickets), imported, or allow."""
+    """A hash in a named bank. source: confirmed (from tickets), imported, or allow. Owner:
+    `workspace_id` (a community's confirmations, `/hashes add`, false positives) or None (the
+    operator's lists, loaded with the `veille hashes` CLI). Each owner has its own banks: the
+    same value in one name belongs to each community that added it."""
 
     __tablename__ = "hash_entries"
-    __table_args__ = (UniqueConstraint("bank", "kind", "value", name="uq_hash_bank_kind_value"),)
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "bank", "kind", "value", name="uq_hash_owner_bank_kind_value"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     bank: str = Field(max_length=64, index=True)
@@ -174,6 +179,35 @@ class HashEntry(SQLModel, table=True):
     workspace_id: int | None = Field(default=None, foreign_key="workspaces.id", ondelete="CASCADE")
     note: str | None = None
     added_at: datetime = _when()
+
+
+class SharedBank(SQLModel, table=True):
+    """One community's bank published under a name other communities may subscribe to; the
+    name stays with its publisher after revocation (no one else can take it over)."""
+
+    __tablename__ = "shared_banks"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=64, unique=True)
+    workspace_id: int = Field(foreign_key="workspaces.id", ondelete="CASCADE", index=True)
+    bank: str = Field(default="confirmed", max_length=64)
+    published_by: str = Field(default="", max_length=200)
+    published_at: datetime = _when()
+    revoked_at: datetime | None = _when(nullable=True)
+
+
+class BankSubscription(SQLModel, table=True):
+    """A community matching a shared bank's blocking entries (never its allow entries)."""
+
+    __tablename__ = "bank_subscriptions"
+    __table_args__ = (UniqueConstraint("workspace_id", "shared_bank_id", name="uq_bank_subscription"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: int = Field(foreign_key="workspaces.id", ondelete="CASCADE", index=True)
+    shared_bank_id: int = Field(foreign_key="shared_banks.id", ondelete="CASCADE")
+    subscribed_by: str = Field(default="", max_length=200)
+    subscribed_at: datetime = _when()
+    revoked_at: datetime | None = _when(nullable=True)
 
 
 class OutboxAction(SQLModel, table=True):
