@@ -58,7 +58,7 @@ def rgb8(image: Image.Image) -> Image.Image:
         values = np.asarray(image, dtype=np.float32)
         low, high = float(values.min()), float(values.max())
         scaled = (values - low) * (255.0 / (high - low)) if high > low else values * 0
-        grey = Image.fromarray(np.clip(scaled + 0.5, 0, 255).astype(np.uint8), mode="L")
+        grey = Image.fromarray(np.clip(scaled + 0.5, 0, 255).astype(np.uint8))
         return grey.convert("RGB")
     if "A" in image.mode or image.mode in ("P", "PA"):
         rgba = image.convert("RGBA")

@@ -27,8 +27,10 @@ from detectors.registry import BUILDERS, build_detectors
 from tests.tiny_clip import CHECKPOINT, CONFIG, PROMPTS, benign_image, flagged_image
 
 # name → the module that must import for the detector to exist yet (others are being written).
-MODULES = {"clip": "detectors.clip", "hashes": "detectors.hashes", "text": "detectors.text_request"}
-CLASSES = {"clip": "ClipDetector", "hashes": "HashDetector", "text": "UndressRequestDetector"}
+MODULES = {"clip": "detectors.clip", "nsfw": "detectors.nsfw", "hashes": "detectors.hashes",
+           "text": "detectors.text_request"}
+CLASSES = {"clip": "ClipDetector", "nsfw": "NsfwDetector", "hashes": "HashDetector",
+           "text": "UndressRequestDetector"}
 
 
 def make(name: str, tmp_path: Path) -> Detector:
@@ -125,7 +127,7 @@ async def test_every_buildable_detector_has_a_unique_name(tmp_path: Path) -> Non
 
 
 def test_registry_refuses_unknown_and_repeated_names(tmp_path: Path) -> None:
-    with pytest.raises(DetectorError, match="'nudenet'.*valid names: clip, hashes, text"):
+    with pytest.raises(DetectorError, match="'nudenet'.*valid names: clip, nsfw, hashes, text"):
         build_detectors(["clip", "nudenet"], clip=ClipConfig(str(CONFIG), str(CHECKPOINT)))
     with pytest.raises(DetectorError, match="listed twice.*clip"):
         build_detectors(["clip", " CLIP "], clip=ClipConfig(str(CONFIG), str(CHECKPOINT)))

@@ -1,0 +1,110 @@
+"""The bundled open_nsfw detector on every benign photo the installed packages ship, and the
+awkward variants a chat produces: all below review, none an error, each scored the same alone
+as in a batch. Never sexual imagery: positive cases of fusion use detections built for the test."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from bot.media.decode import decode_image
+from detectors.base import SEXUAL, ImageInput
+from detectors.fusion import DEFAULT_TIERS
+from detectors.nsfw import NsfwDetector, model_sha256, package_version, rgb8
+
+REVIEW = DEFAULT_TIERS[f"nsfw.{SEXUAL}"].review
+
+
+def sample_photos() -> list[Path]:
+    """scikit-image's data, scikit-learn's and matplotlib's sample images."""
+    import matplotlib
+    import skimage
+    import sklearn
+
+    folders = [Path(skimage.__file__).parent / "data",
+               Path(sklearn.__file__).parent / "datasets" / "images",
+               Path(matplotlib.get_data_path()) / "sample_data"]
+    found = sorted(p for folder in folders for p in folder.rglob("*")
+                   if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".gif"))
+    assert len(found) >= 30, found  # the packages really ship them
+    return found
+
+
+def variants(image: Image.Image) -> dict[str, Image.Image]:
+    rgb = image.convert("RGB")
+    small = rgb.copy()
+    small.thumbnail((64, 64))
+    jpeg = io.BytesIO()
+    rgb.save(jpeg, format="JPEG", quality=5)
+    grey16 = Image.fromarray(np.asarray(rgb.convert("L"), dtype=np.uint16) * 257)  # I;16
+    png16 = io.BytesIO()
+    grey16.save(png16, format="PNG")
+    return {
+        "as is": rgb,
+        "64 px": small,
+        "greyscale": rgb.convert("L").convert("RGB"),
+        "JPEG q5": decode_image(jpeg.getvalue()).frames[0],
+        "16-bit PNG": decode_image(png16.getvalue()).frames[0],
+        "1x1": rgb.resize((1, 1)),
+        "4000x8": rgb.resize((4000, 8)),
+    }
+
+
+@pytest.fixture(scope="module")
+def detector() -> NsfwDetector:
+    return NsfwDetector()
+
+
+async def test_every_shipped_photo_and_variant_stays_below_review(detector: NsfwDetector) -> None:
+    inputs: list[ImageInput] = []
+    labels: list[str] = []
+    for path in sample_photos():
+        with Image.open(path) as image:
+            image.load()
+            for name, variant in variants(image).items():
+                inputs.append(ImageInput(variant, f"{path.name}:{name}"))
+                labels.append(f"{path.name} {name}")
+    results = await detector.detect(inputs)
+    assert len(results) == len(inputs)
+    scores = {label: r.scores.get(SEXUAL) for label, r in zip(labels, results, strict=True)}
+    assert all(score is not None for score in scores.values()), "an image went unscored"
+    worst = max(scores.items(), key=lambda kv: kv[1] or 0.0)
+    print(f"\nnsfw on {len(scores)} benign inputs: highest {worst[1]:.3f} ({worst[0]})")
+    assert worst[1] is not None and worst[1] < REVIEW, worst
+
+
+async def test_a_score_does_not_depend_on_its_batch_mates(detector: NsfwDetector) -> None:
+    import matplotlib
+
+    photo = Image.open(Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg")
+    photo = photo.convert("RGB")
+    others = [ImageInput(Image.new("RGB", (50, 80), (i * 40, 90, 200 - i * 30)), str(i))
+              for i in range(5)]
+    [alone] = await detector.detect([ImageInput(photo, "alone")])
+    batched = await detector.detect([*others, ImageInput(photo, "batched")])
+    assert batched[-1].scores[SEXUAL] == pytest.approx(alone.scores[SEXUAL], abs=1e-5)
+
+
+def test_sixteen_bit_and_float_images_are_scaled_not_clipped_to_white() -> None:
+    ramp = np.tile(np.linspace(0, 65535, 256, dtype=np.uint16), (16, 1))
+    for image in (Image.fromarray(ramp), Image.fromarray(ramp.astype(np.float32) / 65535)):
+        assert image.mode in ("I;16", "F")
+        out = np.asarray(rgb8(image))
+        assert out.dtype == np.uint8 and out.shape == (16, 256, 3)
+        assert out[:, 0].max() <= 1 and out[:, -1].min() >= 254 and 120 <= out[:, 128].mean() <= 135
+
+
+def test_version_names_the_package_and_the_model_hash(detector: NsfwDetector) -> None:
+    assert package_version() != "missing" and len(model_sha256()) == 64
+    assert detector.version.startswith(f"{package_version()}-{model_sha256()[:12]}")
+
+
+async def test_text_is_refused_with_a_clear_error(detector: NsfwDetector) -> None:
+    from detectors.base import DetectorError, TextInput
+
+    with pytest.raises(DetectorError, match="scores images"):
+        await detector.detect([TextInput("hello")])  # type: ignore[list-item]
