@@ -292,7 +292,9 @@ class Pipeline:
         self, item: ScannedMedia, data: bytes, thresholds: Thresholds, context: FusionContext,
         cache_key: str, scope: BankScope | None = None,
     ) -> None:
-        item.sha256 = hashlib.sha256(data).hexdigest()
+        # hashlib releases the GIL: a large file is hashed in a thread, off the event loop.
+        item.sha256 = (hashlib.sha256(data).hexdigest() if len(data) < 1 << 20
+                       else await asyncio.to_thread(lambda: hashlib.sha256(data).hexdigest()))
         cached = await self._cached(item.sha256, cache_key)
         if cached is not None:
             item.cached = True

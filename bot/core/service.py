@@ -21,6 +21,7 @@ from bot.core.gateway import TICKET_ACTIONS, Gateway, GatewayError, Reply
 from bot.core.i18n import normalise_locale, t
 from bot.core.outbox import Outbox
 from bot.core.pipeline import Fetcher, ImageBatcher, Pipeline
+from bot.core.watchdog import LoopWatchdog
 from bot.core.scanner import Scanner, prepare_image
 from bot.core.types import Actor, Decision, MessageEvent, Role, SetupInput, WorkspaceView
 from bot.settings import Settings
@@ -59,6 +60,7 @@ class Veille:
                                  batcher=self.batcher, max_bytes=settings.fetch_max_bytes,
                                  max_pixels=settings.max_image_pixels)
         self.outbox = Outbox(self.store, self.clock, self.gateways)
+        self.watchdog = LoopWatchdog()  # logs any event-loop stall over 100 ms, with its stack
         self._worker: asyncio.Task[None] | None = None
 
     # -- life cycle -------------------------------------------------------------------------
@@ -69,7 +71,9 @@ class Veille:
         self.outbox.wake()
 
     def start(self) -> None:
-        """Start the outbox worker (it also picks up actions a crash left pending)."""
+        """Start the outbox worker (it also picks up actions a crash left pending) and the
+        loop-lag watchdog."""
+        self.watchdog.start()
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self.outbox.run_forever(), name="veille-outbox")
 
@@ -79,6 +83,7 @@ class Veille:
             await asyncio.gather(self._worker, return_exceptions=True)
             self._worker = None
         await self.batcher.aclose()
+        await self.watchdog.aclose()
         if self.fetcher is not None and hasattr(self.fetcher, "aclose"):
             await self.fetcher.aclose()
 

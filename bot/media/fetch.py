@@ -31,7 +31,7 @@ from yarl import URL
 from bot.media import messages as msg
 from bot.media.addresses import NotAnAddress, as_address, parse_literal_host, refusal_kind
 from bot.media.sniff import is_image, sniff_mime
-from bot.media.unfurl import page_images
+from bot.media.unfurl import PreviewTimeout, preview_images
 
 DEFAULT_USER_AGENT = "VeilleBot/0.1 (+safety scanner)"
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -200,7 +200,10 @@ class SafeFetcher:
             kind = page.content_type or msg.UNKNOWN_CONTENT
             return [replace(page, data=None, error=msg.NOT_AN_IMAGE.format(content_type=kind))]
         assert page.data is not None and page.final_url is not None
-        image_urls = page_images(page.data, page.final_url, limit=max_images)
+        try:  # off the event loop, linear time, under a deadline (bot/media/unfurl.py)
+            image_urls = await preview_images(page.data, page.final_url, limit=max_images)
+        except PreviewTimeout as exc:
+            return [replace(page, data=None, error=str(exc))]
         if not image_urls:
             return [replace(page, data=None, error=msg.NO_IMAGE_ON_PAGE)]
         images = await asyncio.gather(*(self.fetch(image_url) for image_url in image_urls))
