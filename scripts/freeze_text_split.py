@@ -3,7 +3,7 @@
 Writes scripts/text_split/test_ids.txt (every test id of scripts/corpus/*.tsv under the rule
 of detectors/text_corpus.py: sha256 of `lang-template`, 70 / 15 / 15) and its sha256 in
 scripts/text_split/test_ids.sha256. The rule never changes; corpus files that arrive later add
-their own test ids, and an id once frozen is never dropped (the script refuses). `--check`
+their own test ids, and an id once frozen is never dropped. `--check`
 only verifies that the manifest matches the corpus and its hash.
 """
 
@@ -28,10 +28,10 @@ def main(argv: list[str]) -> int:
     text = manifest(lines, "test")
     frozen = set(IDS.read_text("utf-8").split()) if IDS.exists() else set()
     dropped = frozen - set(text.split())
-    if dropped:
-        print(f"refusing: {len(dropped)} frozen test ids are no longer test ids "
-              f"(e.g. {sorted(dropped)[:3]})", file=sys.stderr)
-        return 1
+    if dropped:  # a corpus author removed or renamed lines: say so, keep them out of training
+        print(f"note: {len(dropped)} frozen test ids are gone from the corpus "
+              f"(e.g. {sorted(dropped)[:3]}); they stay listed", file=sys.stderr)
+        text = "".join(f"{i}\n" for i in sorted(set(text.split()) | frozen))
     if "--check" in argv:
         ok = IDS.exists() and IDS.read_text("utf-8") == text and \
             SUM.read_text("utf-8").split()[0] == sha256_text(text)
