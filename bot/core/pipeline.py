@@ -18,11 +18,12 @@ from typing import Any, Protocol
 
 from bot.core import extract
 from bot.core.gateway import Gateway, GatewayError
+from bot.core.i18n import t
 from bot.core.scanner import PreparedImage, Scanner, prepare_image
 from bot.core.types import MediaRef, MessageEvent
 from bot.store.repos import Store, media_item
 from detectors.base import UNDRESS_REQUEST, BankScope, Detection, TextInput
-from detectors.fusion import FusionContext, Thresholds, Verdict, fuse
+from detectors.fusion import FusionContext, Severity, Thresholds, Verdict, fuse
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,7 @@ class ScannedMedia:
     pdq_quality: int | None = None
     cached: bool = False
     error: str | None = None
+    unscanned: str | None = None  # why it could not be scanned (a code); it then gets a REVIEW ticket
 
 
 @dataclass(frozen=True)
@@ -152,6 +154,13 @@ class Scan:
     answers_undress_request: bool = False
     cache_key: str = ""  # detector versions and the revision of the banks the community sees
     scope: BankScope | None = None  # whose hash-bank entries the images were matched against
+
+
+def unscanned_verdict(code: str, locale: str) -> Verdict:
+    """REVIEW, "not scanned: why": media Veille could not scan is never passed silently."""
+    limit = {"too_many_attached": extract.MAX_ATTACHED, "too_many_links": extract.MAX_LINKS}.get(code, 0)
+    why = t(f"unscanned.{code}", locale, limit=limit)
+    return Verdict(Severity.REVIEW, [], {}, [], [t("unscanned.reason", locale, why=why)], {})
 
 
 def _from_cache(raw: Mapping[str, Any]) -> Found:
@@ -205,18 +214,24 @@ class Pipeline:
                                                      item.pdq_quality))
 
     async def scan(
-        self, event: MessageEvent, thresholds: Thresholds, scope: BankScope | None = None
+        self, event: MessageEvent, thresholds: Thresholds, scope: BankScope | None = None,
+        locale: str = "en",
     ) -> Scan:
         """Scan every media item and the text of `event` (no writes), matching images against
         the hash-bank entries `scope` sees (bot.store.bank_sharing.scope_of)."""
         scan = Scan(event, cache_key=self.cache_key(scope), scope=scope)
         scan.answers_undress_request = await self._answers_undress_request(event, thresholds)
         context = FusionContext(answers_undress_request=scan.answers_undress_request)
-        refs = extract.media_of(event.text, event.media)
+        plan = extract.plan_media(event.text, event.media)
+        refs = plan.refs
         per_ref = await asyncio.gather(
             *(self._scan_ref(event, ref, thresholds, context, scan.cache_key, scope) for ref in refs)
         )
         scan.media = [item for items in per_ref for item in items]
+        scan.media += [ScannedMedia(ref, ref.url, error=code, unscanned=code) for ref, code in plan.skipped]
+        for item in scan.media:
+            if item.unscanned is not None:
+                item.verdict = unscanned_verdict(item.unscanned, locale)
         if event.text.strip():
             reply_to = event.reply_to
             text = TextInput(
@@ -248,7 +263,7 @@ class Pipeline:
                 return [(ref.url, None, f"no gateway for {event.platform}")]
             if ref.size is not None and ref.size > self.max_bytes:
                 return [(ref.url, None, f"too large ({ref.size} bytes)")]
-            try:
+            try:  # any failure below is "not scanned" for an attachment (see _scan_ref)
                 return [(ref.url, await gateway.download(ref, self.max_bytes), None)]
             except GatewayError as exc:
                 return [(ref.url, None, f"download failed: {exc}")]
@@ -273,6 +288,8 @@ class Pipeline:
             item = ScannedMedia(ref, url, data=data, error=error)
             if data is not None and error is None:
                 await self._scan_bytes(item, data, thresholds, context, cache_key, scope)
+            elif ref.kind == "attachment":  # a link to a page without an image is no gap
+                item.unscanned = "too_large" if (error or "").startswith("too large") else "download_failed"
             out.append(item)
         return out
 
@@ -308,7 +325,10 @@ class Pipeline:
             )
         except Exception as exc:  # MediaError and anything Pillow throws on hostile input
             item.error = str(exc) or type(exc).__name__
+            if item.cached and item.verdict is not None:
+                return  # flagged from the cache already: the verdict stands without a preview
             item.verdict = None
+            item.unscanned = getattr(exc, "code", "corrupt")
             return
         if item.cached:
             return  # flagged from the cache: decoded only for the preview and the evidence
@@ -317,6 +337,7 @@ class Pipeline:
         except Exception as exc:  # a detector crash: reported on the item, never cached
             log.exception("detectors failed on %s", item.url)
             item.error = f"detectors failed: {type(exc).__name__}"
+            item.unscanned = "detectors_failed"
             return
         item.raw = fuse(found).to_json()
         item.signature, item.pdq, item.pdq_quality = _signature(found)

@@ -19,11 +19,12 @@ from bot.core.crypto import EvidenceCipher
 from bot.core.errors import NotFound, PermissionDenied, VeilleError
 from bot.core.gateway import TICKET_ACTIONS, Gateway, GatewayError, Reply
 from bot.core.i18n import normalise_locale, t
+from bot.core.markup import inert
 from bot.core.outbox import Outbox
 from bot.core.pipeline import Fetcher, ImageBatcher, Pipeline
-from bot.core.watchdog import LoopWatchdog
 from bot.core.scanner import Scanner, prepare_image
 from bot.core.types import Actor, Decision, MessageEvent, Role, SetupInput, WorkspaceView
+from bot.core.watchdog import LoopWatchdog
 from bot.settings import Settings
 from bot.store import bank_sharing, repos
 from bot.store.models import Workspace
@@ -103,7 +104,7 @@ class Veille:
         thresholds = policy.thresholds_for(
             self.thresholds, policy.effective_sensitivity(ws.sensitivity, rule)
         )
-        scan = await self.pipeline.scan(event, thresholds, scope)
+        scan = await self.pipeline.scan(event, thresholds, scope, ws.locale)
         decision = await decisions.commit(
             self.store, ws, scan, now=self.clock.now(), cipher=self.cipher,
             gateways=self.gateways, versions_key=scan.cache_key,
@@ -121,17 +122,18 @@ class Veille:
         async with self.store.read() as session:
             scope = await bank_sharing.scope_of(session, ws.id or 0)
         scan = await self.pipeline.scan(event, policy.thresholds_for(self.thresholds, ws.sensitivity),
-                                        scope)
+                                        scope, ws.locale)
         lang = ws.locale
         lines: list[str] = []
         results: list[dict[str, object]] = []
         for media in scan.media:
-            if media.verdict is None:
-                lines.append(t("core.scan.error", lang, url=media.url, error=media.error or "?"))
+            if media.verdict is None or media.unscanned is not None:
+                lines.append(t("core.scan.error", lang, url=inert(media.url, ws.platform),
+                               error=inert(media.error or "?", ws.platform)))
                 results.append({"url": media.url, "error": media.error})
                 continue
             scores = ", ".join(f"{k} {v:.2f}" for k, v in sorted(media.verdict.scores.items()))
-            lines.append(t("core.scan.line", lang, url=media.url,
+            lines.append(t("core.scan.line", lang, url=inert(media.url, ws.platform),
                            severity=t(f"core.severity.{media.verdict.severity.name}", lang), scores=scores))
             results.append({"url": media.url, **media.verdict.to_json()})
         if scan.text is not None:
@@ -233,8 +235,8 @@ class Veille:
                 raise NotFound(t("core.ticket.not_found", ws.locale, id=ticket_id))
             card = await cards.card_for(session, ticket, "ticket", self.clock.now())
             events = await repos.ticket_events(session, ticket_id)
-        history = [f"{e.at:%Y-%m-%d %H:%M} {e.actor_name or e.actor_id}: {e.action}"
-                   + (f" — {e.note}" if e.note else "") for e in events[-10:]]
+        history = [inert(f"{e.at:%Y-%m-%d %H:%M} {e.actor_name or e.actor_id}: {e.action}"
+                         + (f" — {e.note}" if e.note else ""), platform) for e in events[-10:]]
         return Reply(card=card, text="\n".join(history), extras={"events": [e.action for e in events]})
 
     # -- hash banks -------------------------------------------------------------------------

@@ -3,19 +3,28 @@
 The order of the checks is the defence: sniff the real type from the bytes, open with only the
 Pillow plug-in for that type (no format confusion, no exotic parsers), read the dimensions from
 the header and refuse huge images BEFORE any pixel is decoded, bound the work spent walking
-animation frames, and only then decode. Pillow's global switches (LOAD_TRUNCATED_IMAGES,
-MAX_IMAGE_PIXELS) are left alone: the limits here are per call, so the module stays pure and
-thread-safe (the core calls it through asyncio.to_thread).
+animation frames, and only then decode.
+
+Nothing decodable is refused for being awkward: an image over the pixel limit is reduced while
+it decodes (JPEG draft mode: libjpeg's DCT scaling to 1/2, 1/4 or 1/8, so the full size is
+never in memory) or, for formats without one, decoded up to `BOMB_FACTOR` times the limit and
+reduced at once; only a header claiming more than that is refused as a bomb. A truncated file
+is decoded again as far as it goes, with Pillow's LOAD_TRUNCATED_IMAGES switched on only for
+that retry, under a lock (`_truncated_allowed`). MAX_IMAGE_PIXELS is left alone: the limits
+here are per call (the core calls this through asyncio.to_thread).
 """
 
 from __future__ import annotations
 
 import io
 import struct
+import threading
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageFile, UnidentifiedImageError
 
 from bot.media.sniff import sniff_mime
 
@@ -35,6 +44,12 @@ PILLOW_FORMATS: dict[str, tuple[str, ...]] = {
 WALK_BUDGET_PIXELS = 120_000_000
 # ...and in frames, since each step also has a fixed cost (a GIF frame can be 40 bytes).
 MAX_WALK_FRAMES = 1000
+# Without draft mode, decode at most this many times the pixel limit, then reduce; a header
+# claiming more is a bomb. JPEG draft scales down to 1/8 (1/64 of the pixels) while decoding.
+BOMB_FACTOR = 2
+JPEG_DRAFT_SCALES = (1, 2, 4, 8)
+_TRUNCATED_LOCK = threading.Lock()
+_DEFLATE_MAX_RATIO = 1032
 # Transparent areas become white, the usual background in chat clients.
 _BACKGROUND = (255, 255, 255)
 _ORIENTATION_TAG = 0x0112
@@ -73,13 +88,51 @@ class DecodedImage:
     width: int
     height: int
     animated: bool
+    partial: bool = False  # a truncated file, decoded as far as it goes
+    reduced_from: tuple[int, int] | None = None  # the header's size when reduced to fit
+
+
+@contextmanager
+def _truncated_allowed() -> Iterator[None]:
+    """Pillow's LOAD_TRUNCATED_IMAGES, on for one retry only. It is a module global, so the
+    lock keeps two retries from racing to restore it; a decode in another thread meanwhile can
+    only gain the same tolerance (it would have been retried so anyway)."""
+    with _TRUNCATED_LOCK:
+        before = ImageFile.LOAD_TRUNCATED_IMAGES
+        ImageFile.LOAD_TRUNCATED_IMAGES = True
+        try:
+            yield
+        finally:
+            ImageFile.LOAD_TRUNCATED_IMAGES = before
 
 
 def decode_image(data: bytes, *, max_pixels: int = 40_000_000, max_frames: int = 4) -> DecodedImage:
-    """Decode `data` into at most `max_frames` evenly spread RGB frames, or raise MediaError.
+    """Decode `data` into at most `max_frames` evenly spread RGB frames of at most `max_pixels`,
+    or raise MediaError. Larger images are reduced while decoding; a truncated file is decoded
+    again as far as it goes (`partial`); only a header claiming a bomb is refused unread."""
+    try:
+        return _decode(data, max_pixels, max_frames)
+    except MediaError as exc:
+        if exc.code != "truncated":
+            raise
+        with _truncated_allowed():
+            try:
+                decoded = _decode(data, max_pixels, max_frames)
+            except MediaError:
+                raise exc from None
+        return DecodedImage(decoded.frames, decoded.mime, decoded.width, decoded.height,
+                            decoded.animated, True, decoded.reduced_from)
 
-    Images over `max_pixels` (width x height, from the header) are refused before decoding.
-    """
+
+def _draft_scale(width: int, height: int, max_pixels: int) -> int | None:
+    """The smallest JPEG DCT scale that brings the image under `max_pixels` (None: none does)."""
+    for scale in JPEG_DRAFT_SCALES:
+        if (-(-width // scale)) * (-(-height // scale)) <= max_pixels:
+            return scale
+    return None
+
+
+def _decode(data: bytes, max_pixels: int, max_frames: int) -> DecodedImage:
     if not data:
         raise MediaError("empty", "empty file")
     mime = _checked_mime(data)
@@ -94,14 +147,25 @@ def decode_image(data: bytes, *, max_pixels: int = 40_000_000, max_frames: int =
         width, height = image.size
         if width <= 0 or height <= 0:
             raise MediaError("corrupt", f"corrupt {mime}: empty dimensions {width}x{height}")
+        reduced_from: tuple[int, int] | None = None
         if width * height > max_pixels:
-            raise MediaError(
-                "too_many_pixels",
-                f"too many pixels: {width}x{height} is more than the limit of {max_pixels:,}",
-            )
+            scale = _draft_scale(width, height, max_pixels) if image.format == "JPEG" else None
+            if scale is not None:
+                image.draft("RGB", (-(-width // scale), -(-height // scale)))
+            elif width * height > BOMB_FACTOR * max_pixels or (
+                image.format == "PNG" and len(data) * _DEFLATE_MAX_RATIO * 8 < width * height
+            ):  # deflate packs at most ~1032:1 and a PNG pixel takes at least one bit
+                raise MediaError(
+                    "decompression_bomb",
+                    f"decompression bomb: the header claims {width}x{height} pixels, more than "
+                    f"{BOMB_FACTOR * max_pixels:,} or more than {len(data):,} bytes can hold",
+                )
+            reduced_from = (width, height)
         orientation = _orientation(image)  # read on the first frame, before seeking
         try:
-            frames = _frames(image, width * height, max_frames)
+            frames = _frames(image, image.size[0] * image.size[1], max_frames)
+            if reduced_from is not None:
+                frames = [_fit(frame, max_pixels) for frame in frames]
         except Image.DecompressionBombError as exc:
             raise MediaError("decompression_bomb", f"decompression bomb: {exc}") from exc
         except (SyntaxError, OSError, EOFError, ValueError, struct.error, zlib.error) as exc:
@@ -110,7 +174,16 @@ def decode_image(data: bytes, *, max_pixels: int = 40_000_000, max_frames: int =
     method = _TRANSPOSE.get(orientation) if orientation is not None else None
     if method is not None:
         frames = [frame.transpose(method) for frame in frames]
-    return DecodedImage(frames, mime, frames[0].width, frames[0].height, animated)
+    return DecodedImage(frames, mime, frames[0].width, frames[0].height, animated,
+                        reduced_from=reduced_from)
+
+
+def _fit(frame: Image.Image, max_pixels: int) -> Image.Image:
+    """`frame` reduced by the smallest whole factor that brings it under `max_pixels`."""
+    factor = 1
+    while (-(-frame.width // factor)) * (-(-frame.height // factor)) > max_pixels:
+        factor += 1
+    return frame.reduce(factor) if factor > 1 else frame
 
 
 def _orientation(image: Image.Image) -> int | None:

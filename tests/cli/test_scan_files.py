@@ -181,11 +181,13 @@ def test_bad_images_get_errors_quickly_with_bounded_memory(veille: Veille, tmp_p
     assert returncode == 0, stderr
     found = by_source(json_lines(stdout))
     assert set(found) == {"bomb.png", "big.png", "huge.gif", "cut.jpg", "vector.svg", "svg-named.png"}
-    assert all(line["error"] for line in found.values())
+    # A truncated JPEG is decoded as far as it goes and scanned; the rest are refused.
+    assert not found["cut.jpg"].get("error")
+    assert all(line["error"] for name, line in found.items() if name != "cut.jpg")
     assert "bomb" in found["bomb.png"]["error"] or "pixels" in found["bomb.png"]["error"]
-    assert "too many pixels" in found["big.png"]["error"]
+    # 64 MP claimed in a few KB: more than deflate could hold, so a bomb header.
+    assert "bomb" in found["big.png"]["error"] and "8000x8000" in found["big.png"]["error"]
     assert "pixels" in found["huge.gif"]["error"]
-    assert "truncated" in found["cut.jpg"]["error"]
     assert "SVG" in found["vector.svg"]["error"] and "SVG" in found["svg-named.png"]["error"]
     # One decoded 50000x50000 RGB image alone would take 7 GB.
     assert peak_mb < 600, f"peak memory {peak_mb:.0f} MB"
