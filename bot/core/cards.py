@@ -12,6 +12,7 @@ from bot.core.clock import as_utc
 from bot.core.gateway import Button, ButtonStyle, Card, Reply
 from bot.core.help import reporting_guidance
 from bot.core.i18n import t
+from bot.core.markup import inert
 from bot.store.models import Evidence, Ticket, Workspace
 from detectors.base import MINOR_PRESENT, SEXUAL, SEXUALISED_EDIT
 from detectors.fusion import Severity
@@ -55,6 +56,10 @@ def ticket_card(
     """The ticket card kept up to date in the safety channel."""
     lang = workspace.locale
     assert ticket.id is not None
+
+    def quoted(text: str) -> str:  # what people wrote (and platform ids): shown, never live
+        return inert(text, workspace.platform)
+
     severity = Severity.parse(ticket.severity)
     kind = t(f"core.kind.{ticket.kind}", lang)
     title = t("core.card.title", lang, id=ticket.id, kind=kind,
@@ -62,8 +67,8 @@ def ticket_card(
     hours = age_hours(ticket, now)
     fields: list[tuple[str, str]] = [
         (t("core.card.status", lang), t(f"core.status.{ticket.status}", lang)),
-        (t("core.card.channel", lang), ticket.channel_id),
-        (t("core.card.author", lang), ticket.author_id or "-"),
+        (t("core.card.channel", lang), quoted(ticket.channel_id)),
+        (t("core.card.author", lang), quoted(ticket.author_id or "-")),
         (t("core.card.age", lang), t("core.card.age_value", lang, hours=f"{hours:.1f}",
                                       sla=workspace.sla_hours)),
     ]
@@ -73,10 +78,10 @@ def ticket_card(
         top = sorted(ticket.scores.items(), key=lambda kv: -kv[1])[:4]
         fields.append((t("core.card.scores", lang), ", ".join(f"{k} {v:.2f}" for k, v in top)))
     if ticket.assignee_id:
-        fields.append((t("core.card.assignee", lang), ticket.assignee_id))
+        fields.append((t("core.card.assignee", lang), quoted(ticket.assignee_id)))
     if ticket.resolution:
         fields.append((t("core.card.resolution", lang), t(f"core.resolution.{ticket.resolution}", lang)))
-    body_lines = [f"• {reason}" for reason in ticket.reasons[:6]]
+    body_lines = [f"• {quoted(reason)}" for reason in ticket.reasons[:6]]
     if ticket.message_removed:
         body_lines.append(t("core.card.removed", lang))
     if severity == Severity.CRITICAL:

@@ -20,6 +20,7 @@ from bot.core.crypto import EvidenceCipher
 from bot.core.errors import VeilleError
 from bot.core.gateway import Reply
 from bot.core.i18n import t
+from bot.core.markup import inert
 from bot.core.types import Actor
 from bot.store import repos
 from bot.store.models import Evidence, MediaItem, Ticket, TicketEvent, Workspace
@@ -84,7 +85,8 @@ async def perform(
     elif action == "escalate":
         ticket.status = "escalated"
         await _alert(session, workspace, ticket, t("core.ticket.escalated_alert", lang, id=ticket.id,
-                     who=actor.display_name or actor.user_id), now, "escalate")
+                     who=inert(actor.display_name or actor.user_id, workspace.platform)), now,
+                     "escalate")
     elif action == "reopen":
         if ticket.status != "resolved":
             raise VeilleError(t("core.ticket.not_resolved", lang, id=ticket.id), code="not_resolved")
