@@ -1,159 +1,148 @@
-"""Evaluate the text detector on a labelled set: `python -m detectors.evaluate_text [FILE.tsv]`.
+"""Evaluate the text detector on labelled sets:
+`python -m detectors.evaluate_text FILE.tsv... [--reply-context] [--split test] [--no-encoder]`.
 
-The set is a TSV of `label<TAB>replies_to_image<TAB>addresses_image_ai<TAB>text`, label one of
-undress_request, help_request, benign. Comment lines (`#`) may carry `lang=xx split=name`,
-which apply to the lines below them. A message is predicted as the category whose score
-reaches its review threshold in detectors/fusion.py (help first: a victim is never a suspect),
-else benign. Prints per-label precision, recall, F1 and support, the confusion between labels,
-per-language and per-split recall, and every misclassified line. Always exits 0.
+A set is a TSV with the header `id lang kind text label` (label 1 = undress request), or the
+old three-label set (detectors/text_corpus.py reads both). A line is predicted as a request
+when `undress_request` reaches its review threshold in detectors/fusion.py and
+`help_request` does not (a victim is never a suspect). `--reply-context` scores every line as
+a reply to an image addressed to an image AI; `--split` keeps one split of the frozen rule.
+Prints precision, recall and F1 overall, per language and per kind, the share of news lines
+flagged, and every error. Always exits 0.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sys
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from detectors.base import HELP_REQUEST, UNDRESS_REQUEST, Detection, TextInput
+from detectors.base import HELP_REQUEST, UNDRESS_REQUEST, Detection
 from detectors.fusion import DEFAULT_TIERS
+from detectors.text_corpus import REQUEST_KINDS, LabelledLine, read_tsv
 from detectors.text_request import UndressRequestDetector
 
-BENIGN = "benign"
-LABELS = (UNDRESS_REQUEST, HELP_REQUEST, BENIGN)
 DEFAULT_SET = Path(__file__).resolve().parent.parent / "tests" / "data" / "undress_requests.tsv"
 
 
 @dataclass(frozen=True)
-class Example:
-    label: str
-    item: TextInput
-    lang: str = ""
-    split: str = ""
-    line: int = 0
+class Counts:
+    tp: int = 0
+    fp: int = 0
+    fn: int = 0
+    tn: int = 0
 
+    def add(self, label: int, predicted: bool) -> Counts:
+        return Counts(self.tp + (label == 1 and predicted), self.fp + (label == 0 and predicted),
+                      self.fn + (label == 1 and not predicted),
+                      self.tn + (label == 0 and not predicted))
 
-@dataclass(frozen=True)
-class LabelStats:
-    precision: float
-    recall: float
-    f1: float
-    support: int
+    @property
+    def precision(self) -> float:
+        return self.tp / (self.tp + self.fp) if self.tp + self.fp else 1.0
+
+    @property
+    def recall(self) -> float:
+        return self.tp / (self.tp + self.fn) if self.tp + self.fn else 1.0
+
+    @property
+    def f1(self) -> float:
+        p, r = self.precision, self.recall
+        return 2 * p * r / (p + r) if p + r else 0.0
+
+    @property
+    def n(self) -> int:
+        return self.tp + self.fp + self.fn + self.tn
+
+    @property
+    def flagged(self) -> float:
+        """Share of lines predicted as requests (for benign kinds: the false-alarm rate)."""
+        return (self.tp + self.fp) / self.n if self.n else 0.0
 
 
 @dataclass
 class Evaluation:
-    stats: dict[str, LabelStats]
-    confusion: Counter[tuple[str, str]]  # (true, predicted) -> count
-    misclassified: list[tuple[Example, str, Detection]] = field(default_factory=list)
-    by_group: dict[str, tuple[int, int]] = field(default_factory=dict)  # group -> (right, total)
+    overall: Counts = field(default_factory=Counts)
+    by_lang: dict[str, Counts] = field(default_factory=dict)
+    by_kind: dict[str, Counts] = field(default_factory=dict)
+    errors: list[tuple[LabelledLine, Detection]] = field(default_factory=list)
+    help_flagged: int = 0  # help_request lines predicted as requests (must stay 0)
 
 
-def load_examples(path: Path) -> list[Example]:
-    """Parse the labelled TSV; raises ValueError naming the line when one is malformed."""
-    examples: list[Example] = []
-    meta: dict[str, str] = {}
-    for number, raw in enumerate(path.read_text("utf-8").splitlines(), start=1):
-        if not raw.strip():
-            continue
-        if raw.startswith("#"):
-            for word in raw[1:].split():
-                key, sep, value = word.partition("=")
-                if sep and key in ("lang", "split"):
-                    meta[key] = value
-            continue
-        parts = raw.split("\t", 3)
-        if (
-            len(parts) != 4
-            or parts[0] not in LABELS
-            or parts[1] not in "01"
-            or parts[2] not in "01"
-        ):
-            raise ValueError(f"{path}:{number}: expected label, 0/1, 0/1, text: {raw!r}")
-        item = TextInput(
-            parts[3], replies_to_image=parts[1] == "1", addresses_image_ai=parts[2] == "1"
-        )
-        examples.append(
-            Example(parts[0], item, meta.get("lang", ""), meta.get("split", ""), number)
-        )
-    return examples
-
-
-def predict(detection: Detection) -> str:
-    """The label a detection implies at the review thresholds of detectors/fusion.py."""
+def predict(detection: Detection) -> bool:
+    """A request at the review thresholds of detectors/fusion.py, help first."""
     if detection.scores.get(HELP_REQUEST, 0.0) >= DEFAULT_TIERS[HELP_REQUEST].review:
-        return HELP_REQUEST
-    if detection.scores.get(UNDRESS_REQUEST, 0.0) >= DEFAULT_TIERS[UNDRESS_REQUEST].review:
-        return UNDRESS_REQUEST
-    return BENIGN
+        return False
+    return detection.scores.get(UNDRESS_REQUEST, 0.0) >= DEFAULT_TIERS[UNDRESS_REQUEST].review
 
 
-async def evaluate(examples: Sequence[Example], detector: UndressRequestDetector) -> Evaluation:
-    """Run the detector on every example and score its predictions per label."""
+async def evaluate(lines: Sequence[LabelledLine], detector: UndressRequestDetector,
+                   reply_context: bool = False) -> Evaluation:
+    """Run the detector on every line and count its predictions."""
     await detector.load()
-    detections = await detector.detect([e.item for e in examples])
-    confusion: Counter[tuple[str, str]] = Counter()
-    result = Evaluation({}, confusion)
-    groups: dict[str, list[int]] = {}
-    for example, detection in zip(examples, detections, strict=True):
+    detections = await detector.detect([line.item(reply_context) for line in lines])
+    result = Evaluation()
+    for line, detection in zip(lines, detections, strict=True):
         predicted = predict(detection)
-        confusion[(example.label, predicted)] += 1
-        if predicted != example.label:
-            result.misclassified.append((example, predicted, detection))
-        for group in (f"lang={example.lang}", f"split={example.split}"):
-            right_total = groups.setdefault(group, [0, 0])
-            right_total[0] += predicted == example.label
-            right_total[1] += 1
-    for label in LABELS:
-        tp = confusion[(label, label)]
-        predicted_n = sum(n for (_, p), n in confusion.items() if p == label)
-        support = sum(n for (t, _), n in confusion.items() if t == label)
-        precision = tp / predicted_n if predicted_n else 0.0
-        recall = tp / support if support else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        result.stats[label] = LabelStats(precision, recall, f1, support)
-    result.by_group = {g: (rt[0], rt[1]) for g, rt in sorted(groups.items())}
+        result.overall = result.overall.add(line.label, predicted)
+        result.by_lang[line.lang] = result.by_lang.get(line.lang, Counts()).add(line.label, predicted)
+        result.by_kind[line.kind] = result.by_kind.get(line.kind, Counts()).add(line.label, predicted)
+        if predicted != bool(line.label):
+            result.errors.append((line, detection))
+        result.help_flagged += line.kind == "help_request" and predicted
+    result.by_lang = dict(sorted(result.by_lang.items()))
+    result.by_kind = dict(sorted(result.by_kind.items(),
+                                 key=lambda kv: (kv[0] not in REQUEST_KINDS, kv[0])))
     return result
+
+
+def _row(name: str, c: Counts) -> str:
+    return (f"{name:<14}{c.precision:>10.3f}{c.recall:>8.3f}{c.f1:>8.3f}"
+            f"{c.tp + c.fn:>7}{c.n:>7}{c.flagged:>9.3f}")
 
 
 def render(evaluation: Evaluation) -> str:
     """The report as plain text (also what the tests read when they fail)."""
-    lines = [f"{'label':<16}{'precision':>10}{'recall':>8}{'f1':>8}{'support':>9}"]
-    for label, s in evaluation.stats.items():
-        lines.append(f"{label:<16}{s.precision:>10.3f}{s.recall:>8.3f}{s.f1:>8.3f}{s.support:>9}")
-    lines += ["", "confusion (rows: true, columns: predicted)"]
-    lines.append(f"{'':<16}" + "".join(f"{label:>17}" for label in LABELS))
-    for true in LABELS:
-        cells = "".join(f"{evaluation.confusion[(true, p)]:>17}" for p in LABELS)
-        lines.append(f"{true:<16}{cells}")
-    lines += ["", "accuracy per group"]
-    for group, (right, total) in evaluation.by_group.items():
-        lines.append(f"  {group:<16}{right:>4}/{total:<4} {right / total:.3f}")
-    lines += ["", f"misclassified ({len(evaluation.misclassified)})"]
-    for example, predicted, detection in evaluation.misclassified:
+    head = f"{'':<14}{'precision':>10}{'recall':>8}{'f1':>8}{'req':>7}{'lines':>7}{'flagged':>9}"
+    lines = [head, _row("overall", evaluation.overall), "", "per language", head]
+    lines += [_row(lang, c) for lang, c in evaluation.by_lang.items()]
+    lines += ["", "per kind (benign kinds: 'flagged' is the false-alarm rate)", head]
+    lines += [_row(kind, c) for kind, c in evaluation.by_kind.items()]
+    news = evaluation.by_kind.get("news")
+    if news is not None:
+        lines += ["", f"news flagged: {news.fp}/{news.n} = {news.flagged:.3f}"]
+    lines += [f"help requests flagged as requests: {evaluation.help_flagged}"]
+    lines += ["", f"errors ({len(evaluation.errors)})"]
+    for line, detection in evaluation.errors:
         scores = " ".join(f"{k}={v:.2f}" for k, v in detection.scores.items())
-        flags = (
-            f"img={int(example.item.replies_to_image)} ai={int(example.item.addresses_image_ai)}"
-        )
-        lines.append(
-            f"  line {example.line} [{example.lang}] {example.label} -> {predicted} "
-            f"({scores}; {flags}): {example.item.text}"
-        )
+        verdict = "missed" if line.label else "false alarm"
+        lines.append(f"  {line.id} [{line.kind}] {verdict} ({scores}): {line.text}")
     return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    path = Path(args[0]) if args else DEFAULT_SET
-    examples = load_examples(path)
-    detector = UndressRequestDetector()
-    evaluation = asyncio.run(evaluate(examples, detector))
-    print(f"{path} — {len(examples)} lines — detector text@{detector.version}")
+    reply_context = "--reply-context" in args
+    use_encoder = "--no-encoder" not in args
+    split = None
+    if "--split" in args:
+        split = args[args.index("--split") + 1]
+        args.remove("--split")
+        args.remove(split)
+    paths = [Path(a) for a in args if not a.startswith("--")] or [DEFAULT_SET]
+    lines = [line for path in paths for line in read_tsv(path)]
+    if split is not None:
+        lines = [line for line in lines if line.split == split]
+    detector = UndressRequestDetector(use_encoder=use_encoder)
+    evaluation = asyncio.run(evaluate(lines, detector, reply_context))
+    names = ", ".join(str(p) for p in paths) if len(paths) <= 3 else f"{len(paths)} files"
+    print(f"{names} — {len(lines)} lines{f' (split {split})' if split else ''}"
+          f"{' — reply context' if reply_context else ''} — detector text@{detector.version}"
+          f" — encoder: {detector.encoder_state}")
     print(render(evaluation))
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(sys.argv[1:]))

@@ -60,6 +60,7 @@ class _Window:
     dense: np.ndarray
     fast: float
     fast_help: float
+    evidence: float = 0.0  # the grammar's score for the window's text alone
     score: float = 0.0
     help: float = 0.0
     encoded: bool = False
@@ -160,12 +161,14 @@ class UndressRequestDetector:
         best = max(parts, key=lambda w: (w.score, -w.start))
         help_best = max(parts, key=lambda w: (w.help, -w.start))
         undress, help_score = best.score, help_best.help
-        if help_score >= HELP_FIRES:
+        # Lowered only by help read in the same window: a help phrase in the padding of a
+        # long message must not clear a request elsewhere in it.
+        if best.help >= HELP_FIRES:
             undress = _sigmoid(_logit(undress) + HELP_PENALTY)
         detection = Detection(
             scores={UNDRESS_REQUEST: round(undress, 4), HELP_REQUEST: round(help_score, 4)})
         if undress >= REASON_FLOOR:
-            detection.reasons.append(_undress_reason(item, best, help_score >= HELP_FIRES))
+            detection.reasons.append(_undress_reason(item, best, best.help >= HELP_FIRES))
             detection.extras.update(best.grammar_extras)
         if help_score >= HELP_FIRES:
             detection.reasons.append(_help_reason(help_best))
@@ -180,13 +183,17 @@ class UndressRequestDetector:
         buckets = ngram_buckets(skeleton_text(grammar.tokens))
         dense = dense_features(grammar.features, grammar.evidence, item.replies_to_image,
                                item.addresses_image_ai)
-        window = _Window(start, end, text, grammar.reasons, grammar.extras, grammar.help, buckets, dense, 0.0, 0.0)
+        window = _Window(start, end, text, grammar.reasons, grammar.extras, grammar.help,
+                         buckets, dense, 0.0, 0.0, grammar.evidence)
         if self._head is None:  # no trained head yet: the grammar alone, as before training
             window.score, window.help = grammar.undress, grammar.help
             return window
         window.fast = _sigmoid(self._head.heads["undress_fast"].logit(buckets, dense))
         window.fast_help = _sigmoid(self._head.heads["help_fast"].logit(buckets, dense))
-        window.score, window.help = window.fast, max(grammar.help, window.fast_help)
+        # The fast help head is too loose to clear anyone on its own: it only gates the
+        # encoder, and stands in for the full help head when there is no encoder.
+        window.score = window.fast
+        window.help = max(grammar.help, window.fast_help) if not self.encoder_ready else grammar.help
         return window
 
     def _encode(self, item: TextInput, parts: list[_Window]) -> None:
@@ -194,10 +201,10 @@ class UndressRequestDetector:
         assert self._head is not None
         head = self._head
         context = item.replies_to_image or item.addresses_image_ai
-        ranked = sorted(parts, key=lambda w: (-max(w.fast, w.fast_help), w.start))
+        ranked = sorted(parts, key=lambda w: (-max(w.fast, w.fast_help, w.evidence), w.start))
         chosen = [
             w for w in ranked[:ENCODED_WINDOWS]
-            if context or max(w.fast, w.fast_help) >= head.gate
+            if context or max(w.fast, w.fast_help, w.evidence) >= head.gate
             or head.coverage(w.buckets) < head.coverage_min
         ]
         if not chosen:
