@@ -29,6 +29,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    # Purged evidence must not survive in free pages: SQLite's default (often off) leaves freed
+    # ciphertext readable in the file. ON zeroes every freed or rewritten cell. (PostgreSQL:
+    # freed tuples stay until VACUUM; the retention job relies on autovacuum, see README.)
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
 
 
@@ -43,7 +47,8 @@ def ensure_sqlite_dir(url: str) -> None:
 
 
 def create_engine(url: str) -> AsyncEngine:
-    """An async engine; on SQLite with WAL, busy_timeout and foreign keys on every connection."""
+    """An async engine; on SQLite with WAL, busy_timeout, foreign keys and secure_delete on
+    every connection."""
     ensure_sqlite_dir(url)
     engine = create_async_engine(url, pool_pre_ping=not is_sqlite(url))
     if is_sqlite(url):
