@@ -173,6 +173,9 @@ def normalise_value(kind: str, value: str) -> str:
     return value
 
 
+_NO_ROWS = np.empty(0, np.int64)
+
+
 class HashBank:
     """Every bank entry in memory, matched in well under 20 ms at 10^6 PDQ hashes (bench/pdq.py).
 
@@ -409,7 +412,10 @@ class HashBank:
                 q_idx, corner_rows = kp.nearest(q_idx, corner_rows, bits)
                 meta = corner_meta[corner_rows]
                 owners = meta[:, 0].astype(np.int64)
-                agreeing = kp.inliers(corners, q_idx, meta[:, 1:3], owners, corner_rows)
+                rows_of = self._corner_rows
+                agreeing = kp.inliers(
+                    corners, q_idx, meta[:, 1:3], owners, corner_rows,
+                    stored=lambda owner: corner_meta[rows_of.get(owner, _NO_ROWS), 1:3])
                 for entry_id, count in agreeing.items():
                     stored = len(self._corner_rows.get(entry_id, ())) or count
                     if count >= kp.MIN_INLIERS:
@@ -423,7 +429,7 @@ class HashDetector:
     """The `hashes` detector: signature of each image, matched against the bank."""
 
     name = "hashes"
-    version = "pdq1-nd2-kp1-scoped"  # change when hashing, windows, keypoints, thresholds or scoping change
+    version = "pdq1-nd2-kp1-fit-scoped"  # change when hashing, windows, keypoints, thresholds or scoping change
     kind: Literal["image", "text"] = "image"
 
     def __init__(self, bank: HashBank) -> None:

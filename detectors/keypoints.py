@@ -7,7 +7,12 @@ Harris corners on a small image pyramid (six levels, 2^¼ apart, so any rescalin
 then matched (each query corner keeps its NEAREST closest stored corners within MATCH_DISTANCE)
 and verified geometrically — matched corners must agree on one mirror/quarter-turn,
 one scale and one translation (modes of pairwise distance ratios, then of 6-pixel translation
-bins). Unrelated generated images reached at most 4 agreeing corners against 16 banked ones
+bins), then refined: a least-squares similarity fitted to the voted matches, kept only the
+corners within FIT_TOLERANCE of it, and required that MIN_COVERAGE of the stored corners that
+pose puts inside the query agree. The vote bins alone let another photograph of the same scene
+through (parallax, a camera turned a few degrees, a burst shot: tests/detectors/
+test_same_scene.py); a crop or re-encode of one picture keeps nearly every corner on one
+similarity. Unrelated generated images reached at most 4 agreeing corners against 16 banked ones
 (tests/detectors/test_hash_robustness.py), so a match needs MIN_INLIERS = 6 stored corners; the
 chance level grows with the number of banked images, so watch it on large confirmed banks.
 
@@ -19,6 +24,7 @@ A query describes all its corners under the eight dihedral sampling patterns ins
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +42,8 @@ MIN_SEPARATION = 8.0
 MATCH_DISTANCE = 26
 VOTE_BIN = 6.0
 MIN_INLIERS = 6
+FIT_TOLERANCE = 1.25  # work-frame pixels from the fitted similarity, on level 0 (_fitted_inliers)
+MIN_COVERAGE = 0.6  # of the stored corners the pose puts inside the query, the share that agree
 NEAREST = 16  # stored corners kept per query corner
 PREFIX = "kp1:"
 _RECORD = 37  # bytes per stored corner
@@ -60,6 +68,7 @@ class Keypoints:
     level: np.ndarray
     desc: np.ndarray
     variant: np.ndarray | None = None
+    frame: tuple[int, int] = (0, 0)  # a query's work-frame width and height
 
     def __len__(self) -> int:
         return len(self.level)
@@ -123,7 +132,8 @@ def _describe(patch: np.ndarray, xs: np.ndarray, ys: np.ndarray, m: np.ndarray) 
 def describe_image(image: Image.Image) -> tuple[Keypoints, Keypoints]:
     """(corners to bank, corners to query with) of one image, from one pyramid pass."""
     levels = _levels(image)
-    return _bank_keypoints(levels), _query_keypoints(levels)
+    frame = (levels[0][4].shape[1], levels[0][4].shape[0]) if levels else (0, 0)
+    return _bank_keypoints(levels), _query_keypoints(levels, frame)
 
 
 def _empty(query: bool) -> Keypoints:
@@ -151,7 +161,8 @@ def _bank_keypoints(levels: list[tuple[int, float, np.ndarray, np.ndarray, np.nd
                      np.array([k[3] for k in kept], dtype=np.uint64))
 
 
-def _query_keypoints(levels: list[tuple[int, float, np.ndarray, np.ndarray, np.ndarray]]) -> Keypoints:
+def _query_keypoints(levels: list[tuple[int, float, np.ndarray, np.ndarray, np.ndarray]],
+                     frame: tuple[int, int] = (0, 0)) -> Keypoints:
     """Every corner, described under all eight dihedral patterns."""
     xy, level, desc, variant = [], [], [], []
     for lvl, scale, xs, ys, patch in levels:
@@ -163,7 +174,7 @@ def _query_keypoints(levels: list[tuple[int, float, np.ndarray, np.ndarray, np.n
     if not desc:
         return _empty(query=True)
     return Keypoints(np.concatenate(xy), np.concatenate(level), np.concatenate(desc),
-                     np.concatenate(variant))
+                     np.concatenate(variant), frame)
 
 
 def encode_keypoints(kp: Keypoints) -> str:
@@ -206,7 +217,8 @@ def nearest(q_idx: np.ndarray, rows: np.ndarray, dist: np.ndarray,
 
 
 def inliers(query: Keypoints, q_idx: np.ndarray, b_xy: np.ndarray, owners: np.ndarray,
-            rows: np.ndarray) -> dict[int, int]:
+            rows: np.ndarray,
+            stored: Callable[[int], np.ndarray] | None = None) -> dict[int, int]:
     """{owner: most stored corners agreeing on one pose} for descriptor matches (query row
     `q_idx[i]` ~ stored corner `rows[i]` at `b_xy[i]`, owned by `owners[i]`).
 
@@ -229,18 +241,72 @@ def inliers(query: Keypoints, q_idx: np.ndarray, b_xy: np.ndarray, owners: np.nd
     order = np.argsort(group[keep], kind="stable")
     group, q, b, rows = (group[keep][order], mapped[keep][order], b_xy[keep][order],
                          rows[keep][order])
+    # A corner found on level l is placed to within about 2^(l/4) work-frame pixels.
+    tolerance = FIT_TOLERANCE * 2.0 ** (query.level[q_idx][keep][order] / 4)
     scale = _group_scales(group, q, b)
     shift = b - scale[:, None] * q
-    best: dict[int, int] = {}
+    poses: dict[int, tuple[int, int, np.ndarray, float]] = {}  # owner -> (votes, group, cell, offset)
     for offset in (0.0, VOTE_BIN / 2):  # a pose on a bin edge still gathers its votes
         cell = np.floor((shift + offset) / VOTE_BIN).astype(np.int64)
         votes = _unique_rows(np.column_stack([group, cell, rows]))  # one per stored corner
-        poses, counts = _unique_rows(votes[:, :3], return_counts=True)
-        for pose_group, count in zip(poses[:, 0].tolist(), counts.tolist(), strict=True):
-            owner = pose_group // len(DIHEDRAL)
-            if count > best.get(owner, 0):
-                best[owner] = count
+        found, counts = _unique_rows(votes[:, :3], return_counts=True)
+        for pose, count in zip(found.tolist(), counts.tolist(), strict=True):
+            owner = pose[0] // len(DIHEDRAL)
+            if count > poses.get(owner, (0,))[0]:
+                poses[owner] = (count, pose[0], np.array(pose[1:]), offset)
+    best: dict[int, int] = {}
+    for owner, (count, pose_group, pose_cell, offset) in poses.items():
+        if count < MIN_INLIERS:
+            best[owner] = count
+            continue
+        start, stop = np.searchsorted(group, [pose_group, pose_group + 1])
+        gq, gb, grows, gtol = q[start:stop], b[start:stop], rows[start:stop], tolerance[start:stop]
+        voted = np.all(np.floor((shift[start:stop] + offset) / VOTE_BIN) == pose_cell, axis=1)
+        agreeing, pose = _fitted_inliers(gq, gb, grows, voted, gtol)
+        if stored is not None and agreeing >= MIN_INLIERS:
+            variant_of = pose_group % len(DIHEDRAL)
+            expected = _expected_inside(stored(owner), pose, DIHEDRAL[variant_of], query.frame)
+            if agreeing < MIN_COVERAGE * expected:
+                agreeing = 0  # same scene, another photograph: most corners disagree
+        best[owner] = agreeing
     return best
+
+
+def _expected_inside(stored_xy: np.ndarray, pose: tuple[float, np.ndarray], m: np.ndarray,
+                     frame: tuple[int, int]) -> int:
+    """How many of an entry's stored corners the pose puts inside the query's frame (away from
+    the border, where no corner is described): what a true crop of it would show again."""
+    scale, shift = pose
+    w, h = frame
+    if scale <= 0 or not w or not h or len(stored_xy) == 0:
+        return 0
+    mapped = (stored_xy - shift) / scale  # = M^T q, so q = M · mapped
+    q = mapped @ m.T
+    margin = RADIUS + 2
+    inside = ((q[:, 0] >= margin) & (q[:, 1] >= margin) & (q[:, 0] < w - margin)
+              & (q[:, 1] < h - margin))
+    return int(inside.sum())
+
+
+def _fitted_inliers(q: np.ndarray, b: np.ndarray, rows: np.ndarray, voted: np.ndarray,
+                    tolerance: np.ndarray) -> tuple[int, tuple[float, np.ndarray]]:
+    """Distinct stored corners within `tolerance` (per match) of one least-squares similarity (scale and
+    translation; the dihedral variant is fixed) fitted to the voted matches, refitted once.
+
+    The vote bins tolerate VOTE_BIN pixels of disagreement, which another photograph of the same
+    scene fills: parallax between depths, a camera turned a few degrees. A crop, resize or
+    re-encode of one picture keeps every corner on one similarity to within a pixel or two."""
+    chosen = voted
+    scale, shift = 1.0, np.zeros(2)
+    for _ in range(2):
+        if chosen.sum() < 2:
+            return int(chosen.sum()), (scale, shift)
+        qc, bc = q[chosen] - q[chosen].mean(axis=0), b[chosen] - b[chosen].mean(axis=0)
+        spread = float((qc * qc).sum())
+        scale = float((qc * bc).sum()) / spread if spread > 0 else 1.0
+        shift = b[chosen].mean(axis=0) - scale * q[chosen].mean(axis=0)
+        chosen = np.hypot(*(b - (scale * q + shift)).T) <= tolerance
+    return len(np.unique(rows[chosen])), (scale, shift)
 
 
 def _group_scales(group: np.ndarray, q: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -74,6 +74,40 @@ def stamp(image: Image.Image) -> Image.Image:
     return out
 
 
+def layered_scene(seed: int, eye: float, size: tuple[int, int] = (640, 480),
+                  subject_shift: tuple[int, int] = (0, 0)) -> Image.Image:
+    """One generated scene photographed from a camera moved `eye` pixels sideways: a far
+    background and four textured objects at depths 1 to 4, each shifted by eye/depth (parallax).
+    `subject_shift` moves the nearest object as well (a burst shot: the subject moved)."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    pad = 80
+    background = photo_like(seed, (w + 2 * pad, h + 2 * pad))
+    left = pad + round(eye * 0.15)
+    out = background.crop((left, pad, left + w, pad + h))
+    for k, depth in enumerate((1.0, 1.6, 2.5, 4.0)):
+        side = (int(rng.integers(130, 260)), int(rng.integers(130, 260)))
+        texture = photo_like(seed * 31 + k + 7, side)
+        x, y = int(rng.integers(0, w - side[0])), int(rng.integers(0, h - side[1]))
+        mask = Image.new("L", side, 0)
+        ImageDraw.Draw(mask).ellipse((0, 0, side[0] - 1, side[1] - 1), fill=255)
+        dx, dy = (subject_shift if k == 0 else (0, 0))
+        out.paste(texture, (x + round(eye / depth) + dx, y + dy), mask)
+    return out
+
+
+def turned(image: Image.Image, degrees: float) -> Image.Image:
+    """The picture as a camera turned `degrees` about its vertical axis sees it (a homography)."""
+    w, h = image.size
+    f = w * 1.2
+    a = np.radians(degrees)
+    k = np.array([[f, 0, w / 2], [0, f, h / 2], [0, 0, 1]])
+    r = np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
+    inverse = np.linalg.inv(k @ r @ np.linalg.inv(k))
+    coeffs = tuple(float(c) for c in (inverse / inverse[2, 2]).flatten()[:8])
+    return image.transform((w, h), Image.Transform.PERSPECTIVE, coeffs, Image.Resampling.BILINEAR)
+
+
 TRANSFORMS: dict[str, Callable[[Image.Image], Image.Image]] = {
     "identity": lambda i: i,
     "resize 50%": lambda i: i.resize((i.width // 2, i.height // 2)),
