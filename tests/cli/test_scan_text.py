@@ -37,13 +37,13 @@ def test_each_line_is_one_text_result(veille: Veille, tmp_path: Path) -> None:
     for benign in (5, 6):
         assert lines[benign]["severity"] == "NONE" and lines[benign]["categories"] == []
     assert lines[7]["severity"] == "REVIEW" and lines[7]["categories"] == ["help_request"]
-    # Without an image AI or an image to answer, the bare words stay below review...
-    assert lines[8]["severity"] == "NONE"
-    assert "6 scanned: 3 flagged, 0 errors." in result.stderr
+    # A request needs no image AI or image to be one: the bare words are flagged too...
+    assert lines[8]["severity"] != "NONE" and "undress_request" in lines[8]["categories"]
+    assert "6 scanned: 4 flagged, 0 errors." in result.stderr
 
 
 def test_reply_context_flags_a_bare_request(veille: Veille) -> None:
-    # ...and the same words replying to a photo, addressed to an image AI, are flagged.
+    # ...and replying to a photo, addressed to an image AI, they are quarantined.
     result = veille("scan", "--json", "--reply-context", "--text-file", "-",
                     stdin="mets-la en bikini\nnice shot!\n")
     assert result.returncode == 1, result.stderr
