@@ -97,7 +97,7 @@ async def calibrate(folder: Path) -> dict[str, float]:
 
     from bot.core.scanner import prepare_image
     from bot.core.suite import clip_config
-    from detectors.calibration import write_thresholds
+    from detectors.calibration import storage_key, write_thresholds
     from detectors.clip import ClipDetector
 
     settings = await asyncio.to_thread(_settings, folder)
@@ -110,7 +110,8 @@ async def calibrate(folder: Path) -> dict[str, float]:
         for category, value in detection.scores.items():
             scores.setdefault(category, []).append(value)
     review = {c: float(np.quantile(v, CLEAN_REVIEW_QUANTILE)) for c, v in scores.items()}
-    write_thresholds(settings.thresholds_file, settings.clip_model, settings.clip_pretrained,
+    write_thresholds(settings.thresholds_file,
+                     storage_key("clip", settings.clip_model, settings.clip_pretrained),
                      {c: {"review": r, "block": 0.999} for c, r in review.items()})
     return {c: round(r, 3) for c, r in review.items()}
 

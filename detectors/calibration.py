@@ -11,8 +11,13 @@ searched recursively. Per category, from the scores of both sets:
 Both are then moved halfway down to the next lower score in the set, which changes nothing on
 the labelled images and leaves a margin for new ones.
 
-Results are stored in the thresholds file (detectors.fusion.Thresholds.load reads it) under
-calibration_key(model, pretrained), merged with what other models and categories already have.
+Each detector is fitted on its own scores (CLIP and nsfw have different score scales; fusion
+reads each against its own tiers). A fit needs at least MIN_PER_LABEL images of each label: on
+five images the old fit once chose a review threshold of 1e-05, which then flagged 183 of 206.
+
+Results are stored in the thresholds file (detectors.fusion.Thresholds.load reads it): CLIP's
+under calibration_key(model, pretrained), a bundled detector's under
+detector_calibration_key(name), merged with what other models and categories already have.
 """
 
 from __future__ import annotations
@@ -26,10 +31,12 @@ from pathlib import Path
 
 import numpy as np
 
-from detectors.fusion import calibration_key
+from detectors.fusion import calibration_key, detector_calibration_key
 
 LABELS = ("flag", "ok")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".jfif"}
+MIN_PER_LABEL = 20
+IMBALANCE = 5.0  # one label more than five times the other: warn
 TABLE_GRID = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
 
 
@@ -76,6 +83,26 @@ def labelled_images(folder: Path) -> list[tuple[Path, bool]]:
             raise CalibrationError(f"{sub} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
         found.extend((path, label == "flag") for path in images)
     return found
+
+
+def check_counts(positives: int, negatives: int) -> str | None:
+    """CalibrationError below MIN_PER_LABEL images of a label; a warning (or None) when one label
+    outnumbers the other by more than IMBALANCE to one."""
+    if min(positives, negatives) < MIN_PER_LABEL:
+        raise CalibrationError(
+            f"{positives} flag and {negatives} ok images: at least {MIN_PER_LABEL} of each are "
+            "needed, because thresholds fitted on a handful of images fit those images and not "
+            "the next ones (on 5 images a review threshold of 1e-05 once flagged 183 of 206)"
+        )
+    if max(positives, negatives) > IMBALANCE * min(positives, negatives):
+        return (f"{positives} flag against {negatives} ok images: the larger side decides the "
+                "thresholds; add images to the smaller one for a fairer fit")
+    return None
+
+
+def storage_key(detector: str, model: str, pretrained: str) -> str:
+    """Where a detector's fitted tiers live in the thresholds file."""
+    return calibration_key(model, pretrained) if detector == "clip" else detector_calibration_key(detector)
 
 
 def operating_point(scores: np.ndarray, labels: np.ndarray, threshold: float) -> OperatingPoint:
@@ -145,10 +172,10 @@ def thresholds_entry(fits: Sequence[CategoryFit]) -> dict[str, dict[str, float]]
 
 
 def write_thresholds(
-    path: Path, model: str, pretrained: str, entry: Mapping[str, Mapping[str, float]]
+    path: Path, key: str, entry: Mapping[str, Mapping[str, float]]
 ) -> dict[str, object]:
-    """Merge `entry` into the thresholds file under calibration_key(model, pretrained), keeping
-    other models and other categories; written atomically. Returns the whole new content."""
+    """Merge `entry` into the thresholds file under `key` (storage_key), keeping other models,
+    detectors and categories; written atomically. Returns the whole new content."""
     stored: dict[str, object] = {}
     if path.exists():
         try:
@@ -157,7 +184,6 @@ def write_thresholds(
             raise CalibrationError(f"{path} is not a readable thresholds file: {exc}") from exc
         if not isinstance(stored, dict):
             raise CalibrationError(f"{path} is not a thresholds file (expected a JSON object)")
-    key = calibration_key(model, pretrained)
     current = stored.get(key)
     merged = dict(current) if isinstance(current, dict) else {}
     merged.update({name: dict(tier) for name, tier in entry.items()})

@@ -73,6 +73,7 @@ class NsfwDetector:
 
     name = NAME
     kind = "image"
+    categories = (SEXUAL,)
 
     def __init__(self, *, threads: int = 1, device: str = "cpu") -> None:
         self.version = f"{package_version()}-{model_sha256()[:12]}-s{SCORING_VERSION}"

@@ -1,9 +1,10 @@
 """`veille calibrate FOLDER [--category C]... [--min-precision P] [--min-recall R] [--json]`.
 
-Scores FOLDER/flag/ and FOLDER/ok/ with the configured CLIP model, prints precision and recall
-at a grid of thresholds, and writes the fitted review and block thresholds for this model and
-pretrained tag into the thresholds file (`scan` and the bot read them). Exit 0 when written,
-2 for a bad folder or configuration.
+Scores FOLDER/flag/ and FOLDER/ok/ with each configured image detector that has scores (CLIP,
+nsfw), prints precision and recall at a grid of thresholds, and writes each detector's fitted
+review and block thresholds into the thresholds file (`scan` and the bot read them): CLIP's for
+this model and pretrained tag, nsfw's for its bundled model. Exit 0 when written, 2 for a bad
+folder, too few images of a label (MIN_PER_LABEL), nothing to calibrate, or configuration.
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ from detectors.base import DetectorError, ImageInput
 from detectors.calibration import (
     CalibrationError,
     CategoryFit,
+    check_counts,
     fit_category,
     labelled_images,
+    storage_key,
     table_points,
     thresholds_entry,
     write_thresholds,
@@ -32,32 +35,46 @@ from detectors.calibration import (
 from detectors.clip_prompts import CLIP_CATEGORIES
 
 
+CALIBRATED = ("clip", "nsfw")  # image detectors whose scores have tiers to fit
+
+
 async def score_folder(
     settings: Settings, images: list[tuple[Path, bool]], categories: list[str], quiet: bool
-) -> tuple[dict[str, list[float]], list[bool], list[str]]:
-    """Per-category scores and labels of every readable image; unreadable ones are listed."""
+) -> tuple[dict[str, dict[str, list[float]]], list[bool], list[str]]:
+    """Each configured scoring image detector's per-category scores ({detector: {category:
+    scores}}) and the labels of every readable image; unreadable ones are listed."""
     from bot.core.scanner import prepare_image
     from bot.core.suite import clip_config
     from bot.media.decode import MediaError
-    from detectors.clip import ClipDetector
+    from detectors.registry import build_detectors
 
     locale = settings.default_locale
-    detector = ClipDetector(clip_config(settings))
-    await detector.load()
-    missing = [c for c in categories if c not in detector.categories]
-    if missing:
+    names = [n for n in settings.detector_names if n in CALIBRATED]
+    if not names:
+        raise CalibrationError(t("calibrate.nothing", locale))
+    clip = clip_config(settings) if "clip" in names else None
+    detectors = build_detectors(names, clip=clip)
+    await asyncio.gather(*(d.load() for d in detectors))
+    wanted = {d.name: [c for c in categories if c in getattr(d, "categories", ())]
+              for d in detectors}
+    if "clip" in wanted and len(wanted["clip"]) < len(categories):
+        missing = sorted(set(categories) - set(wanted["clip"]))
         raise DetectorError(t("calibrate.no_prompts", locale, categories=", ".join(missing)))
-    scores: dict[str, list[float]] = {c: [] for c in categories}
+    detectors = [d for d in detectors if wanted[d.name]]
+    if not detectors:
+        raise CalibrationError(t("calibrate.nothing", locale))
+    scores = {d.name: {c: [] for c in wanted[d.name]} for d in detectors}
     labels: list[bool] = []
     skipped: list[str] = []
     batch: list[tuple[ImageInput, bool]] = []
 
     async def flush() -> None:
-        detections = await detector.detect([item for item, _ in batch])
-        for (_, is_flag), detection in zip(batch, detections, strict=True):
-            labels.append(is_flag)
-            for category in categories:
-                scores[category].append(detection.scores.get(category, 0.0))
+        found = await asyncio.gather(*(d.detect([item for item, _ in batch]) for d in detectors))
+        labels.extend(is_flag for _, is_flag in batch)
+        for detector, detections in zip(detectors, found, strict=True):
+            for detection in detections:
+                for category in wanted[detector.name]:
+                    scores[detector.name][category].append(detection.scores.get(category, 0.0))
         batch.clear()
 
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -81,9 +98,10 @@ async def score_folder(
     return scores, labels, skipped
 
 
-def render_table(fit: CategoryFit, scores: list[float], labels: list[bool], locale: str) -> Table:
-    table = Table(title=t("calibrate.table_title", locale, category=fit.category,
-                          flag=fit.positives, ok=fit.negatives))
+def render_table(detector: str, fit: CategoryFit, scores: list[float], labels: list[bool],
+                 locale: str) -> Table:
+    table = Table(title=t("calibrate.table_title", locale, detector=detector,
+                          category=fit.category, flag=fit.positives, ok=fit.negatives))
     for key in ("threshold", "precision", "recall", "flagged"):
         table.add_column(t(f"calibrate.col_{key}", locale), justify="right")
     table.add_column("")
@@ -122,36 +140,49 @@ def register(cli: click.Group) -> None:
             scores, labels, skipped = asyncio.run(score_folder(settings, images, wanted, as_json))
         except DetectorError as exc:
             fail(t("cli.config_error", locale, detail=str(exc)))
-        for line in skipped:
-            console.print(f"[yellow]![/] {t('calibrate.skipped', locale, detail=line)}")
-        try:
-            fits = [fit_category(c, scores[c], labels, min_precision=min_precision,
-                                 min_recall=min_recall) for c in wanted]
-            entry = thresholds_entry(fits)
-            write_thresholds(settings.thresholds_file, settings.clip_model,
-                             settings.clip_pretrained, entry)
         except CalibrationError as exc:
             fail(t("calibrate.bad_folder", locale, detail=str(exc)))
+        for line in skipped:
+            console.print(f"[yellow]![/] {t('calibrate.skipped', locale, detail=line)}")
+        positives = sum(labels)
+        try:
+            imbalance = check_counts(positives, len(labels) - positives)
+            fits = {name: [fit_category(c, values, labels, min_precision=min_precision,
+                                        min_recall=min_recall) for c, values in found.items()]
+                    for name, found in scores.items()}
+            entries = {name: thresholds_entry(found) for name, found in fits.items()}
+            for name, entry in entries.items():
+                write_thresholds(settings.thresholds_file,
+                                 storage_key(name, settings.clip_model, settings.clip_pretrained),
+                                 entry)
+        except CalibrationError as exc:
+            fail(t("calibrate.bad_folder", locale, detail=str(exc)))
+        if imbalance:
+            console.print(f"[yellow]![/] {t('calibrate.imbalance', locale, detail=imbalance)}")
         if as_json:
             stdout.print_json(json.dumps({
                 "model": settings.clip_model, "pretrained": settings.clip_pretrained,
-                "thresholds_file": str(settings.thresholds_file), "thresholds": entry,
+                "thresholds_file": str(settings.thresholds_file),
+                "thresholds": entries.get("clip", {}), "detectors": entries,
                 "images": len(labels), "skipped": skipped,
-                "fits": {f.category: {
+                "fits": {name: {f.category: {
                     "review": {"threshold": f.review.threshold, "precision": f.review.precision,
                                "recall": f.review.recall},
                     "block": {"threshold": f.block.threshold, "precision": f.block.precision,
                               "recall": f.block.recall},
                     "block_reached": f.block_reached,
-                } for f in fits},
+                } for f in found} for name, found in fits.items()},
             }))
         else:
-            for fit in fits:
-                stdout.print(render_table(fit, scores[fit.category], labels, locale))
-        for fit in fits:
-            if not fit.block_reached:
-                console.print("[yellow]![/] " + t("calibrate.block_unreached", locale,
-                              category=fit.category, precision=min_precision))
+            for name, found in fits.items():
+                for fit in found:
+                    stdout.print(render_table(name, fit, scores[name][fit.category], labels, locale))
+        for name, found in fits.items():
+            for fit in found:
+                if not fit.block_reached:
+                    console.print("[yellow]![/] " + t("calibrate.block_unreached", locale,
+                                  category=f"{name} {fit.category}", precision=min_precision))
         console.print(t("calibrate.written", locale, path=settings.thresholds_file,
-                        model=settings.clip_model, pretrained=settings.clip_pretrained))
+                        detectors=", ".join(fits), model=settings.clip_model,
+                        pretrained=settings.clip_pretrained))
         raise SystemExit(EXIT_OK)

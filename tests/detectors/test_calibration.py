@@ -65,9 +65,9 @@ def test_labelled_folder_errors_say_what_is_missing(tmp_path: Path) -> None:
 
 def test_thresholds_file_merges_models_and_categories(tmp_path: Path) -> None:
     path = tmp_path / "thresholds.json"
-    write_thresholds(path, "ViT-B-32", "laion", {"sexual": {"review": 0.4, "block": 0.9}})
-    write_thresholds(path, "ViT-B-32", "laion", {"synthetic": {"review": 0.6, "block": 0.97}})
-    write_thresholds(path, "ViT-L-14", "openai", {"sexual": {"review": 0.3, "block": 0.7}})
+    write_thresholds(path, calibration_key("ViT-B-32", "laion"), {"sexual": {"review": 0.4, "block": 0.9}})
+    write_thresholds(path, calibration_key("ViT-B-32", "laion"), {"synthetic": {"review": 0.6, "block": 0.97}})
+    write_thresholds(path, calibration_key("ViT-L-14", "openai"), {"sexual": {"review": 0.3, "block": 0.7}})
     stored = json.loads(path.read_text("utf-8"))
     assert set(stored) == {calibration_key("ViT-B-32", "laion"), calibration_key("ViT-L-14", "openai")}
     loaded = Thresholds.load(path, "ViT-B-32", "laion")
@@ -76,7 +76,7 @@ def test_thresholds_file_merges_models_and_categories(tmp_path: Path) -> None:
     assert loaded.block("minor_present") == DEFAULT_TIERS["minor_present"].block
     path.write_text("[1, 2]", "utf-8")
     with pytest.raises(CalibrationError, match="not a thresholds file"):
-        write_thresholds(path, "m", "p", {})
+        write_thresholds(path, calibration_key("m", "p"), {})
 
 
 @pytest.fixture
@@ -84,7 +84,7 @@ def labelled(tmp_path: Path) -> Path:
     folder = tmp_path / "labelled"
     (folder / "flag").mkdir(parents=True)
     (folder / "ok" / "nested").mkdir(parents=True)
-    for seed in range(10):
+    for seed in range(20):
         (folder / "flag" / f"f{seed}.png").write_bytes(png_bytes(flagged_image(seed)))
         (folder / "ok" / "nested" / f"b{seed}.png").write_bytes(png_bytes(benign_image(seed)))
     (folder / "ok" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
@@ -101,6 +101,7 @@ def tiny_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("VEILLE_CLIP_PRETRAINED", str(settings["clip_pretrained"]))
     monkeypatch.setenv("VEILLE_CLIP_PROMPTS", str(settings["clip_prompts"]))
     monkeypatch.setenv("VEILLE_DEVICE", "cpu")
+    monkeypatch.setenv("VEILLE_DETECTORS", "clip,hashes,text")
     return data_dir / "thresholds.json"
 
 
@@ -108,8 +109,8 @@ def test_calibrate_command_fits_and_writes_thresholds(labelled: Path, tiny_env: 
     result = CliRunner().invoke(cli, ["calibrate", str(labelled), "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert report["images"] == 20 and len(report["skipped"]) == 1  # the broken PNG
-    fit = report["fits"]["sexual"]
+    assert report["images"] == 40 and len(report["skipped"]) == 1  # the broken PNG
+    fit = report["fits"]["clip"]["sexual"]
     assert fit["block"]["precision"] >= 0.95 and fit["review"]["recall"] >= 0.95
     assert fit["block_reached"] is True
 
@@ -123,8 +124,8 @@ def test_calibrate_prints_a_table_in_the_default_mode(labelled: Path, tiny_env: 
     result = CliRunner().invoke(cli, ["calibrate", str(labelled), "--category", "sexual",
                                       "--category", "sexualised_edit"])
     assert result.exit_code == 0, result.output
-    assert "sexual: 10 flag and 10 ok images" in result.stdout
-    assert "sexualised_edit: 10 flag and 10 ok images" in result.stdout
+    assert "clip · sexual: 20 flag and 20 ok images" in result.stdout
+    assert "clip · sexualised_edit: 20 flag and 20 ok images" in result.stdout
     assert "← block" in result.stdout and "precision" in result.stdout
     stored = json.loads(tiny_env.read_text("utf-8"))
     assert set(stored[calibration_key(str(CONFIG), str(CHECKPOINT))]) == {"sexual", "sexualised_edit"}
@@ -145,4 +146,56 @@ def test_calibrate_without_weights_exits_2_naming_the_setting(
     result = CliRunner().invoke(cli, ["calibrate", str(labelled)])
     assert result.exit_code == 2
     assert "VEILLE_CLIP_PRETRAINED" in " ".join(result.output.split())
+    assert not tiny_env.exists()
+
+
+def test_calibrate_fits_clip_and_nsfw_separately(
+    labelled: Path, tiny_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VEILLE_DETECTORS", "clip,nsfw,hashes")
+    result = CliRunner().invoke(cli, ["calibrate", str(labelled), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert set(report["fits"]) == {"clip", "nsfw"} and set(report["fits"]["nsfw"]) == {"sexual"}
+    stored = json.loads(tiny_env.read_text("utf-8"))
+    assert set(stored) == {calibration_key(str(CONFIG), str(CHECKPOINT)), "detector|nsfw"}
+    loaded = Thresholds.load(tiny_env, str(CONFIG), str(CHECKPOINT))
+    nsfw = report["fits"]["nsfw"]["sexual"]
+    assert loaded.review("sexual", "nsfw") == nsfw["review"]["threshold"]
+    assert loaded.review("sexual", "clip") == report["fits"]["clip"]["sexual"]["review"]["threshold"]
+
+
+def test_calibrate_refuses_too_few_images_and_says_why(tmp_path: Path, tiny_env: Path) -> None:
+    folder = tmp_path / "few"
+    for label, make in (("flag", flagged_image), ("ok", benign_image)):
+        (folder / label).mkdir(parents=True)
+        for seed in range(5):
+            (folder / label / f"{seed}.png").write_bytes(png_bytes(make(seed)))
+    result = CliRunner().invoke(cli, ["calibrate", str(folder)])
+    assert result.exit_code == 2
+    message = " ".join(result.output.split())
+    assert "5 flag and 5 ok images: at least 20 of each" in message
+    assert not tiny_env.exists()
+
+
+def test_calibrate_warns_on_imbalance(tmp_path: Path, tiny_env: Path) -> None:
+    folder = tmp_path / "skewed"
+    (folder / "flag").mkdir(parents=True)
+    (folder / "ok").mkdir(parents=True)
+    for seed in range(20):
+        (folder / "flag" / f"{seed}.png").write_bytes(png_bytes(flagged_image(seed)))
+    for seed in range(120):
+        (folder / "ok" / f"{seed}.png").write_bytes(png_bytes(benign_image(seed)))
+    result = CliRunner().invoke(cli, ["calibrate", str(folder)])
+    assert result.exit_code == 0, result.output
+    assert "Imbalanced labels: 20 flag against 120 ok" in " ".join(result.output.split())
+
+
+def test_calibrate_with_no_scoring_detector_says_nothing_to_calibrate(
+    labelled: Path, tiny_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VEILLE_DETECTORS", "hashes,text")
+    result = CliRunner().invoke(cli, ["calibrate", str(labelled)])
+    assert result.exit_code == 2
+    assert "nothing to calibrate" in " ".join(result.output.split())
     assert not tiny_env.exists()
