@@ -195,7 +195,7 @@ def main(argv: list[str]) -> int:
         else:
             fast_dev = 1 / (1 + np.exp(-logits(heads["undress_fast"], x_dev)))
             fast_help_dev = 1 / (1 + np.exp(-logits(heads["help_fast"], x_dev)))
-            seen = np.asarray((abs(x_tr[:, :NGRAM_BUCKETS]).sum(axis=0) > 0)).ravel()
+            seen = np.asarray(abs(x_tr[:, :NGRAM_BUCKETS]).sum(axis=0) > 0).ravel()
 
     # The gate: the encoder runs from this first-stage score. Every dev request the full head
     # catches without context must pass it (so dev recall does not drop), with a margin.

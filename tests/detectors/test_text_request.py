@@ -373,7 +373,7 @@ def test_windows_cover_the_text_with_overlap() -> None:
     assert windows("short") == [(0, 5)]
     spans = windows("x" * 5_000)
     assert spans[0][0] == 0 and spans[-1][1] == 5_000
-    for (a, b), (c, d) in zip(spans, spans[1:], strict=False):
+    for (a, b), (c, _d) in zip(spans, spans[1:], strict=False):
         assert c <= b - STRIDE + 1 or c - a <= STRIDE  # every STRIDE-long span lies in one window
     huge = windows("x" * 200_000)
     assert huge[0][0] == 0 and huge[-1][1] == 200_000
