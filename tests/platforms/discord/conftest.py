@@ -70,6 +70,7 @@ class DiscordWorld:
     member: JSON
     grok: JSON  # an image-AI app
     veille: Veille | None = None
+    scanner: Any = None  # a Scanner built for the test; None: the configured detectors
     client: VeilleClient | None = None
     _task: asyncio.Task[None] | None = None
     clients: list[VeilleClient] = field(default_factory=list)
@@ -83,7 +84,8 @@ class DiscordWorld:
 
     async def start_bot(self) -> VeilleClient:
         """A new core and a new client on the same database: what a restart is."""
-        self.veille = await build_veille(self.settings, self.engine)  # reloads the hash bank
+        # Reloads the hash bank (into the given scanner's hash detector, when there is one).
+        self.veille = await build_veille(self.settings, self.engine, scanner=self.scanner)
         self.veille.start()
         options = DiscordOptions(ai_apps=AiApps(ids=frozenset({self.grok["user"]["id"]})),
                                  guild_ready_timeout=0.05, max_ratelimit_timeout=30)
@@ -129,12 +131,15 @@ class DiscordWorld:
 async def world(request: pytest.FixtureRequest, db_url: str, tmp_path: Any,
                 monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[DiscordWorld]:
     """Detectors: hashes and text; `parametrize("world", ["clip"], indirect=True)` adds the
-    tiny CLIP model of tests/tiny_clip.py (red circles score as `sexual`)."""
+    tiny CLIP model of tests/tiny_clip.py (red circles score as `sexual`), `["nsfw"]` the
+    bundled open_nsfw model (what runs where no hub is reachable)."""
     monkeypatch.chdir(tmp_path)
     detectors = {"detectors": "hashes,text"}
     if getattr(request, "param", None) == "clip":
         detectors = {"detectors": "clip,hashes,text", **tiny_clip_settings(), "device": "cpu",
                      "clip_backend": "torch"}
+    if getattr(request, "param", None) == "nsfw":
+        detectors = {"detectors": "nsfw,hashes,text"}
     await asyncio.to_thread(store.upgrade, db_url)
     engine = store.create_engine(db_url)
     fake = FakeDiscord()
