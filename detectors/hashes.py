@@ -129,6 +129,7 @@ class BankEntry:
     value: str
     source: str = "imported"
     workspace_id: int | None = None  # the owning community; None: the operator
+    child_abuse: bool = False  # an operator list marked as child sexual abuse material
 
 
 GroupKey = tuple[int | None, str, bool]  # (owner, bank, is an allow entry)
@@ -271,7 +272,8 @@ class HashBank:
                 owner = getattr(raw, "workspace_id", None)
                 fresh.append(BankEntry(int(raw.id), raw.bank, raw.kind,
                                        normalise_value(raw.kind, raw.value), raw.source,
-                                       None if owner is None else int(owner)))
+                                       None if owner is None else int(owner),
+                                       bool(getattr(raw, "child_abuse", False))))
             except ValueError as exc:
                 errors.append(f"entry {raw.id} ({raw.kind} in {raw.bank!r}): {exc}")
         if errors:
@@ -375,7 +377,10 @@ class HashBank:
             entry = self._entries.get(entry_id)  # may be gone if removed while we searched
             owner = owner_in(entry, scope) if entry is not None else None
             if entry is not None and owner is not None:
+                # Only the operator can mark a list as child abuse: a community cannot make
+                # another's image CRITICAL (and so destroy its evidence) by labelling its bank.
                 match = HashMatch(entry.bank, kind, float(distance), entry.source, entry.id,
+                                  child_abuse=entry.child_abuse and entry.workspace_id is None,
                                   owner=owner)
                 verb = "is allow-listed in" if entry.source == "allow" else f"matches {entry.source}"
                 found.append((rank, distance, match, f"{verb} bank {entry.bank!r} {how}"))

@@ -105,11 +105,16 @@ def register(cli: click.Group) -> None:
                   "(64-hex plain lists need pdq or sha256).")
     @click.option("--source", type=click.Choice(["imported", "allow"]), default="imported",
                   show_default=True, help="allow: the hashes suppress matches (false positives).")
-    def import_(file: Path, bank: str, kind: str, source: str) -> None:
+    @click.option("--child-abuse", is_flag=True,
+                  help="The list is of child sexual abuse material (a hash-sharing programme's): "
+                       "a match is CRITICAL — removed at once, no image kept, admins alerted.")
+    def import_(file: Path, bank: str, kind: str, source: str, child_abuse: bool) -> None:
         """Import a hash list: plain one-hash-per-line, or CSV with signal_type,signal_value."""
         settings = get_settings()
         locale = settings.default_locale
         _check_bank(bank, locale)
+        if child_abuse and source == "allow":
+            fail(t("hashes.child_abuse_allow", locale))
         try:
             total = _count_lines(file)
         except OSError as exc:
@@ -121,7 +126,7 @@ def register(cli: click.Group) -> None:
         with progress:
             task = progress.add_task(t("hashes.importing", locale, file=file.name), total=total)
             report = _run(settings, lambda s: hash_repo.import_csv(
-                s, file, bank, source, "cli", kind=kind,
+                s, file, bank, source, "cli", kind=kind, child_abuse=child_abuse,
                 progress=lambda done: progress.update(task, completed=done),
             ))
         for line, reason in report.invalid[:MAX_INVALID_SHOWN]:

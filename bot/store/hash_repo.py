@@ -68,7 +68,7 @@ async def load_bank(session: AsyncSession, **bank_options: int) -> HashBank:
     """Every stored entry in a new HashBank (plain column rows: 10^6 ORM objects would be slow)."""
     rows = await session.execute(
         select(HashEntry.id, HashEntry.bank, HashEntry.kind, HashEntry.value, HashEntry.source,  # type: ignore[call-overload]
-               HashEntry.workspace_id)
+               HashEntry.workspace_id, HashEntry.child_abuse)
     )
     return HashBank(rows.all(), **bank_options)  # type: ignore[arg-type]
 
@@ -76,13 +76,15 @@ async def load_bank(session: AsyncSession, **bank_options: int) -> HashBank:
 async def add_entries(
     session: AsyncSession, bank: str, hashes: Iterable[NewHash], *, source: str = "imported",
     added_by: str = "", ticket_id: int | None = None, workspace_id: int | None = None,
-    note: str | None = None,
+    note: str | None = None, child_abuse: bool = False,
 ) -> AddResult:
     """Store `hashes` in the `bank` of `workspace_id` (None: the operator's); values must be
     valid (detectors.hashes.normalise_value). Those already in that owner's bank, or repeated in
     `hashes`, count as duplicates; another owner's identical entry does not."""
     if source not in SOURCES:
         raise ValueError(f"unknown source {source!r} (expected one of {', '.join(SOURCES)})")
+    if child_abuse and (workspace_id is not None or source == "allow"):
+        raise ValueError("only the operator's imported lists can be marked as child abuse")
     result = AddResult()
     items = list(hashes)
     for start in range(0, len(items), BATCH):
@@ -102,7 +104,8 @@ async def add_entries(
         result.duplicates += len(existing)
         fresh = [
             HashEntry(bank=bank, kind=kind, value=value, quality=item.quality, source=source,
-                      added_by=added_by, ticket_id=ticket_id, workspace_id=workspace_id, note=note)
+                      added_by=added_by, ticket_id=ticket_id, workspace_id=workspace_id, note=note,
+                      child_abuse=child_abuse)
             for (kind, value), item in batch.items() if (kind, value) not in existing
         ]
         session.add_all(fresh)
@@ -269,7 +272,7 @@ def parse_hash_lines(lines: Iterable[str], kind: str = "auto") -> Iterator[tuple
 
 async def import_csv(
     session: AsyncSession, path: Path, bank: str, source: str = "imported", added_by: str = "", *,
-    kind: str = "auto", progress: Callable[[int], None] | None = None,
+    kind: str = "auto", progress: Callable[[int], None] | None = None, child_abuse: bool = False,
 ) -> ImportReport:
     """Import a hash list (formats in the module docstring). Invalid lines are reported with
     their numbers and never stop the import; `progress(lines_done)` is called after each batch.
@@ -278,7 +281,8 @@ async def import_csv(
     pending: list[NewHash] = []
 
     async def flush() -> None:
-        result = await add_entries(session, bank, pending, source=source, added_by=added_by)
+        result = await add_entries(session, bank, pending, source=source, added_by=added_by,
+                                   child_abuse=child_abuse)
         report.added += len(result.added)
         report.duplicates += result.duplicates
         pending.clear()

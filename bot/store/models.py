@@ -179,6 +179,9 @@ class HashEntry(SQLModel, table=True):
     workspace_id: int | None = Field(default=None, foreign_key="workspaces.id", ondelete="CASCADE")
     note: str | None = None
     added_at: datetime = _when()
+    # An operator list marked as child sexual abuse material (`veille hashes import
+    # --child-abuse`): a match is CRITICAL on its own. Never set on a community's entries.
+    child_abuse: bool = Field(default=False)
 
 
 class SharedBank(SQLModel, table=True):

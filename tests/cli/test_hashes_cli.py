@@ -103,3 +103,34 @@ def test_unmigrated_database_says_what_to_run(tmp_path: Path, monkeypatch: pytes
     env = {"VEILLE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}", "VEILLE_LOCALE": "en"}
     result = CliRunner().invoke(cli, ["hashes", "list"], env=env)
     assert result.exit_code == 2 and "veille db upgrade" in result.stderr
+
+
+def test_a_child_abuse_list_match_is_critical_an_ordinary_list_is_quarantine(
+    run, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    listed_image, ordinary_image = photo_like(41), photo_like(42)
+    for name, image, extra in (("csam", listed_image, ["--child-abuse"]),
+                               ("ngo", ordinary_image, [])):
+        path = tmp_path / f"{name}.txt"
+        path.write_text(compute_signature(image).pdq + "\n", "utf-8")
+        result = run("hashes", "import", str(path), "--bank", name, "--kind", "pdq", *extra)
+        assert result.exit_code == 0, result.output
+    for image, name in ((listed_image, "listed.png"), (ordinary_image, "ordinary.png")):
+        image.save(tmp_path / name)
+    env_run = CliRunner().invoke(
+        cli, ["scan", "--json", "--detectors", "hashes", str(tmp_path / "listed.png"),
+              str(tmp_path / "ordinary.png")],
+        env={"VEILLE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'veille.db'}",
+             "VEILLE_LOCALE": "en", "VEILLE_DATA_DIR": str(tmp_path / "data")})
+    rows = {Path(r["source"]).name: r for r in map(json.loads, env_run.stdout.splitlines())}
+    assert rows["listed.png"]["severity"] == "CRITICAL"
+    assert "matches a child-abuse hash list" in rows["listed.png"]["reasons"]
+    assert rows["ordinary.png"]["severity"] == "QUARANTINE"
+
+
+def test_an_allow_list_cannot_be_marked_child_abuse(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "allow.txt"
+    path.write_text(compute_signature(photo_like(43)).pdq + "\n", "utf-8")
+    result = run("hashes", "import", str(path), "--bank", "x", "--kind", "pdq",
+                 "--source", "allow", "--child-abuse")
+    assert result.exit_code == 2 and "cannot be an allow list" in result.stderr
