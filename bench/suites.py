@@ -58,6 +58,10 @@ def run_suite(name: str, quick: bool) -> Any:
         return pdq_query_ms((10_000, 100_000) if quick else (10_000, 100_000, 1_000_000))
     if name == "peak_rss_mb":
         return peak_rss_mb()
+    if name == "nsfw":
+        from bench import nsfw
+
+        return nsfw.run(quick=quick)
     if name == "text_ms":
         from bench import text
 
@@ -66,4 +70,4 @@ def run_suite(name: str, quick: bool) -> Any:
 
 
 SUITES = ("clip_throughput", "latency", "latency_uncalibrated", "cache_hit_ms", "pdq_query_ms",
-          "peak_rss_mb", "text_ms")
+          "peak_rss_mb", "nsfw", "text_ms")
