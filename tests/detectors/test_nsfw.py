@@ -108,3 +108,24 @@ async def test_text_is_refused_with_a_clear_error(detector: NsfwDetector) -> Non
 
     with pytest.raises(DetectorError, match="scores images"):
         await detector.detect([TextInput("hello")])  # type: ignore[list-item]
+
+
+async def test_an_image_the_model_cannot_take_gets_a_reason_and_the_rest_are_scored(
+    detector: NsfwDetector,
+) -> None:
+    class Unreadable(Image.Image):
+        """A Pillow image whose pixels cannot be read (a truncated decode, a closed file)."""
+
+        mode = "RGB"
+
+        def convert(self, *args: object, **kwargs: object) -> Image.Image:
+            raise OSError("image file is truncated")
+
+        def resize(self, *args: object, **kwargs: object) -> Image.Image:
+            raise OSError("image file is truncated")
+
+    good = Image.new("RGB", (64, 64), (90, 140, 200))
+    results = await detector.detect([ImageInput(good, "a"), ImageInput(Unreadable(), "b"),
+                                     ImageInput(good, "c")])
+    assert SEXUAL in results[0].scores and SEXUAL in results[2].scores
+    assert results[1].scores == {} and "could not score" in results[1].reasons[0]
