@@ -34,7 +34,6 @@ from detectors.calibration import (
 )
 from detectors.clip_prompts import CLIP_CATEGORIES
 
-
 CALIBRATED = ("clip", "nsfw")  # image detectors whose scores have tiers to fit
 
 
