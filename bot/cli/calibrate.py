@@ -62,7 +62,8 @@ async def score_folder(
     detectors = [d for d in detectors if wanted[d.name]]
     if not detectors:
         raise CalibrationError(t("calibrate.nothing", locale))
-    scores = {d.name: {c: [] for c in wanted[d.name]} for d in detectors}
+    scores: dict[str, dict[str, list[float]]] = {d.name: {c: [] for c in wanted[d.name]}
+                                                 for d in detectors}
     labels: list[bool] = []
     skipped: list[str] = []
     batch: list[tuple[ImageInput, bool]] = []
