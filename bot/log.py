@@ -57,6 +57,25 @@ class QuietLibraries(logging.Filter):
         return not (library and "quantization" in record.pathname and record.levelno < logging.ERROR)
 
 
+class QuietNotices(logging.Filter):
+    """Drops library notices that are not about Veille: discord.py's voice-support warnings
+    (Veille never joins voice) and APScheduler's job bookkeeping ("Adding job tentatively",
+    "Added job", "Scheduler started"). VEILLE_LOG_LEVEL=DEBUG shows them."""
+
+    VOICE = "voice will NOT be supported"
+
+    def __init__(self, debug: bool = False) -> None:
+        super().__init__()
+        self.debug = debug
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.debug:
+            return True
+        if record.name.startswith("discord") and self.VOICE in str(record.msg):
+            return False
+        return not (record.name.startswith("apscheduler") and record.levelno < logging.WARNING)
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry = {
@@ -82,7 +101,9 @@ class TextFormatter(logging.Formatter):
 
 def setup_logging(level: str = "INFO", fmt: str = "text", secrets: Iterable[str] = ()) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(QuietLibraries(debug=level.upper() == "DEBUG"))
+    debug = level.upper() == "DEBUG"
+    handler.addFilter(QuietLibraries(debug=debug))
+    handler.addFilter(QuietNotices(debug=debug))
     handler.addFilter(RedactingFilter(secrets))
     handler.setFormatter(
         JsonFormatter() if fmt == "json" else TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./veille.db"
@@ -24,7 +24,10 @@ class Settings(BaseSettings):
     """Veille's configuration. Field aliases are the contract names of ARCHITECTURE.md."""
 
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True,
+        # `VAR=` in .env or the environment means "not set" (deploy/.env.example lists every
+        # variable empty): the default applies, a token stays None.
+        env_ignore_empty=True,
     )
 
     database_url: str = Field(DEFAULT_DATABASE_URL, validation_alias=_env("VEILLE_DATABASE_URL"))
@@ -75,6 +78,14 @@ class Settings(BaseSettings):
     slack_mode: Literal["socket", "http"] = Field("socket", validation_alias=_env("VEILLE_SLACK_MODE"))
     http_port: int = Field(3000, validation_alias=_env("VEILLE_HTTP_PORT"))
 
+    @model_validator(mode="before")
+    @classmethod
+    def _blank_is_unset(cls, data: Any) -> Any:
+        """A blank value from any source (a CLI flag, `VAR=   `) is "not set", like an empty one."""
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if not (isinstance(v, str) and not v.strip())}
+        return data
+
     @property
     def detector_names(self) -> list[str]:
         return [name.strip() for name in self.detectors.split(",") if name.strip()]
@@ -109,6 +120,18 @@ class Settings(BaseSettings):
     @property
     def thresholds_file(self) -> Path:
         return self.data_dir / "thresholds.json"
+
+
+def fallback_locale() -> str:
+    """The language to speak before Settings could be read (a bad value in .env):
+    VEILLE_LOCALE if it is a known one, else the system's LANG."""
+    from bot.core.i18n import normalise_locale
+
+    for name in ("VEILLE_LOCALE", "LANG"):
+        value = os.environ.get(name, "").strip()
+        if value:
+            return normalise_locale(value)
+    return "en"
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import sys
+import traceback
 from typing import NoReturn
 
 from pydantic import ValidationError
 from rich.console import Console
 
-from bot.core.i18n import t
 from bot.log import setup_logging
-from bot.settings import Settings, load_settings
+from bot.settings import Settings, fallback_locale, load_settings
 
 EXIT_OK = 0
 EXIT_FLAGGED = 1
@@ -28,17 +29,55 @@ def secrets_of(settings: Settings) -> list[str]:
     return [v.get_secret_value() for v in values if v is not None]
 
 
+class _Session:
+    """What `bot.cli.main` needs to word a failure: the language, and whether to show the
+    traceback (VEILLE_LOG_LEVEL=DEBUG or `veille --debug`)."""
+
+    locale: str | None = None
+    debug: bool = False
+    secrets: tuple[str, ...] = ()
+
+
+session = _Session()
+
+
+def current_locale() -> str:
+    return session.locale or fallback_locale()
+
+
 def get_settings(**overrides: object) -> Settings:
     """Settings from the environment and .env, or exit 2 with a readable message."""
+    if session.debug:
+        overrides.setdefault("log_level", "DEBUG")
     try:
         settings = load_settings(**overrides)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-        )
-        fail(t("cli.config_error", None, detail=problems))
+        from bot.cli.failures import explain
+
+        report(exc)
+        sys.exit(explain(exc, current_locale()).code)
+    session.locale = settings.default_locale
+    session.debug = session.debug or settings.log_level.upper() == "DEBUG"
+    session.secrets = tuple(secrets_of(settings))
     setup_logging(settings.log_level, settings.log_format, secrets_of(settings))
     return settings
+
+
+def report(exc: BaseException) -> int:
+    """Print the one message for `exc` (the traceback too in debug mode); its exit status."""
+    from bot.cli.failures import explain
+
+    if session.debug:
+        logging.getLogger("veille").debug("failure", exc_info=exc)
+        if not logging.getLogger().handlers:
+            traceback.print_exception(exc, file=sys.stderr)
+    from bot.log import RedactingFilter
+
+    failure = explain(exc, current_locale())
+    message = RedactingFilter(session.secrets).redact(failure.message)
+    console.print("[bold red]✗[/] ", end="")
+    console.print(message, markup=False)
+    return failure.code
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:

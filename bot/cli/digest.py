@@ -16,8 +16,6 @@ import click
 
 from bot.cli.common import EXIT_USAGE, console, fail, get_settings, stdout
 from bot.core.clock import Clock
-from bot.core.digest import compute_stats
-from bot.core.digest_render import card_text, render_digest
 from bot.core.digest_schedule import Period
 from bot.core.gateway import Card
 from bot.core.i18n import t
@@ -78,6 +76,10 @@ def demo_data(
 
 
 async def _demo_card(locale: str) -> Card:
+    # Imported here: the chart pulls in matplotlib, which every other command can do without.
+    from bot.core.digest import compute_stats
+    from bot.core.digest_render import render_digest
+
     workspace, period, scans, tickets = demo_data(Clock().now(), locale)
     return await render_digest(compute_stats(workspace, period, scans, tickets), locale)
 
@@ -126,6 +128,8 @@ def register(cli: click.Group) -> None:
             if found is None:
                 fail(t("digest.cli.not_found", locale, id=workspace_id))
             card = found
+        from bot.core.digest_render import card_text
+
         stdout.print(card_text(card), markup=False)
         if out is not None and card.image_png:
             out.parent.mkdir(parents=True, exist_ok=True)

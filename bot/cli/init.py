@@ -96,7 +96,10 @@ def register(cli: click.Group) -> None:
         # Never rotate an existing key silently: quarantined evidence is encrypted with it.
         if not values.get("VEILLE_SECRET_KEY"):
             values["VEILLE_SECRET_KEY"] = secrets.token_urlsafe(32)
-        write_env(env_file, values)
+        try:
+            write_env(env_file, values)
+        except OSError as exc:
+            fail(t("failure.cannot_write", lang, path=env_file, error=exc.strerror or exc))
         platforms = [name for name, key in (("Discord", "DISCORD_TOKEN"), ("Slack", "SLACK_BOT_TOKEN"))
                      if values.get(key)]
         console.print(t("init.written", lang, path=env_file, platforms=", ".join(platforms) or "—"))

@@ -1,4 +1,8 @@
-"""`veille run`: start the configured chat platforms."""
+"""`veille run`: start the configured chat platforms.
+
+Everything a person can get wrong is checked before the models load, in this order: a platform
+configured, the database at the code's revision, the tokens accepted and each platform
+reachable, the HTTP port free. Each stops with one message (bot/cli/failures.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import asyncio
 import click
 
 from bot.cli.common import EXIT_USAGE, console, fail, get_settings
+from bot.cli.failures import EXIT_RUNTIME, Failure
 from bot.core.i18n import t
 from bot.settings import Settings
 
@@ -14,11 +19,22 @@ from bot.settings import Settings
 async def _check_database(settings: Settings) -> None:
     from bot.store import engine as store
 
-    engine = store.create_engine(settings.database_url)
+    locale = settings.default_locale
     try:
-        await store.check_migrated(engine)
+        engine = store.create_engine(settings.database_url)
+    except OSError as exc:  # the SQLite file's folder cannot be made
+        raise Failure(t("failure.database", locale, detail=f"{exc.strerror}: {exc.filename}"),
+                      EXIT_RUNTIME) from exc
+    try:
+        current = await store.current_revision(engine)
+        head = store.head_revision(settings.database_url)
     finally:
         await engine.dispose()
+    if current != head:
+        state = (t("failure.db_empty", locale) if current is None
+                 else t("failure.db_at", locale, current=current))
+        raise Failure(t("cli.not_migrated", locale, detail=t("failure.db_needs", locale,
+                                                               state=state, head=head)))
 
 
 def register(cli: click.Group) -> None:
@@ -27,23 +43,21 @@ def register(cli: click.Group) -> None:
         """Start Veille on every configured platform (Discord, Slack)."""
         settings = get_settings()
         locale = settings.default_locale
+        if settings.slack_bot_token is not None and not settings.slack_configured:
+            missing = "SLACK_APP_TOKEN" if settings.slack_mode == "socket" else "SLACK_SIGNING_SECRET"
+            fail(t("failure.slack_incomplete", locale, missing=missing, mode=settings.slack_mode))
         if not (settings.discord_configured or settings.slack_configured):
             fail(t("cli.no_platform", locale), EXIT_USAGE)
-        from bot.store.engine import DatabaseNotMigrated
+        asyncio.run(_check_database(settings))
+        from bot.cli.preflight import check_platforms
 
-        try:
-            asyncio.run(_check_database(settings))
-        except DatabaseNotMigrated as exc:
-            fail(t("cli.not_migrated", locale, detail=str(exc)), EXIT_USAGE)
+        asyncio.run(check_platforms(settings))
         platforms = [p for p, ok in (("Discord", settings.discord_configured),
                                      ("Slack", settings.slack_configured)) if ok]
         console.print(t("cli.starting", locale, platforms=", ".join(platforms)))
         from bot.app import run_forever
-        from detectors.base import DetectorError
 
         try:
             asyncio.run(run_forever(settings))
         except KeyboardInterrupt:
             pass
-        except DetectorError as exc:  # missing CLIP weights and the like: guidance, no traceback
-            fail(t("cli.config_error", locale, detail=str(exc)), EXIT_USAGE)

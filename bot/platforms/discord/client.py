@@ -90,6 +90,9 @@ class VeilleClient(discord.AutoShardedClient):
             self.tree.copy_global_to(guild=discord.Object(id=guild_id))
             await self.tree.sync(guild=discord.Object(id=guild_id))
 
+    async def on_ready(self) -> None:
+        log.info("discord: connected as %s, in %d servers", self.user, len(self.guilds))
+
     async def on_message(self, message: discord.Message) -> None:
         await self._handle(message, edited=False)
 

@@ -1,0 +1,70 @@
+"""The local fake Discord and Slack (tests/fakes) served from a background thread, so that a
+`veille` subprocess can talk to them while the test waits on it. Loopback only."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from tests.fakes.discord_server import FakeDiscord
+from tests.fakes.slack_server import FakeSlack
+
+T = TypeVar("T")
+
+
+class ServerThread:
+    """An event loop in a daemon thread; `call()` runs a coroutine on it and waits."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def call(self, make: Callable[[], Awaitable[T]], timeout: float = 30) -> T:
+        async def run() -> T:
+            return await make()
+
+        return asyncio.run_coroutine_threadsafe(run(), self.loop).result(timeout)
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+@contextmanager
+def fake_discord() -> Iterator[FakeDiscord]:
+    """A fake Discord whose bot token is `fake.token`; `fake.base_url` is DISCORD_API_URL."""
+    thread = ServerThread()
+    fake: Any = thread.call(_make_discord)
+    try:
+        yield fake
+    finally:
+        thread.call(fake.close)
+        thread.stop()
+
+
+@contextmanager
+def fake_slack() -> Iterator[tuple[FakeSlack, str]]:
+    """A fake Slack workspace and its SLACK_API_URL."""
+    thread = ServerThread()
+    fake, url = thread.call(_make_slack)
+    try:
+        yield fake, url
+    finally:
+        thread.call(fake.stop)
+        thread.stop()
+
+
+async def _make_discord() -> FakeDiscord:
+    fake = FakeDiscord()  # its asyncio.Condition must be made on the thread's loop
+    await fake.start()
+    return fake
+
+
+async def _make_slack() -> tuple[FakeSlack, str]:
+    fake = FakeSlack()
+    return fake, await fake.start()
