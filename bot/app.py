@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+import signal
 from collections.abc import Iterable
 from typing import Any
 
@@ -19,6 +20,7 @@ from bot.settings import Settings
 from bot.store import engine as store
 
 log = logging.getLogger(__name__)
+DRAIN_S = 20.0  # seconds SIGTERM waits for the outbox run in progress (systemd waits 90)
 
 PLATFORMS = ("discord", "slack")
 
@@ -98,21 +100,43 @@ async def run_forever(settings: Settings) -> None:
         await engine.dispose()
         raise RuntimeError("no configured chat platform could be started")
     veille.start()  # first: actions a crash left pending are retried straight away
+    stop = _stop_on_signals()
     scheduler = None
+    tasks: list[asyncio.Task[Any]] = []
     try:
         scheduler = await _start_scheduler(veille)
         tasks = [asyncio.create_task(start(settings, veille), name=f"veille-{name}")
                  for name, start in starters]
-        done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-        for task in done:
-            if task.exception() is not None:
-                for other in pending:
-                    other.cancel()
+        stopper = asyncio.create_task(stop.wait(), name="veille-stop")
+        live = set(tasks)
+        while live:
+            done, _ = await asyncio.wait({*live, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            if stopper in done:
+                break
+            for task in done:
                 task.result()  # surface the failure that stopped a platform
-        # Some starters return once connected and serve in the background: run until cancelled.
-        await asyncio.Event().wait()
+            live -= done
+        # Some starters return once connected and serve in the background: run until stopped.
+        await stopper
+        log.info("stopping: finishing the platform actions in flight")
     finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         if scheduler is not None:
             scheduler.shutdown()
-        await veille.aclose()
+        await veille.aclose(drain_s=DRAIN_S)
         await engine.dispose()
+
+
+def _stop_on_signals() -> asyncio.Event:
+    """An event set by SIGTERM or SIGINT (systemd, docker stop, Ctrl-C): `run_forever` then
+    drains in-flight outbox work and returns, so `veille run` exits 0."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, Windows
+            pass
+    return stop

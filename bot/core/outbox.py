@@ -8,17 +8,26 @@ exponential backoff on retryable GatewayErrors (honouring `retry_after`) and is 
 its error after MAX_ATTEMPTS or a non-retryable error. Pending rows survive a crash: the next
 process picks them up. Delivery is at-least-once: a crash after the platform call but before
 the row is marked done repeats that one call.
+
+Several processes may share one database (two `veille run`, a restart overlapping the old
+process): a queue (one ticket's actions, or one lone action) is performed only by the process
+holding its lease (`outbox_leases`: taken by primary key or a conditional UPDATE, renewed before
+each action, released when the queue is done, expiring after LEASE_S if its holder died), and
+each action is re-read under the lease, so an action is performed once, not once per process.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
+import uuid
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -26,7 +35,7 @@ from sqlmodel import col
 from bot.core.cards import card_for
 from bot.core.clock import Clock, as_utc
 from bot.core.gateway import Gateway, GatewayError
-from bot.store.models import OutboxAction, Ticket
+from bot.store.models import OutboxAction, OutboxLease, Ticket
 from bot.store.repos import Store
 
 log = logging.getLogger(__name__)
@@ -35,6 +44,9 @@ MAX_ATTEMPTS = 6
 BASE_DELAY_S = 5.0
 MAX_DELAY_S = 3600.0
 CONCURRENCY = 8  # tickets whose actions run at the same time
+# A queue's lease: renewed before each action, so it only lapses when its holder stopped (a
+# crash) or one platform call hung longer than this; then another process takes the queue over.
+LEASE_S = 90.0
 KINDS = ("delete_message", "post_card", "update_card", "post_text", "send_private", "timeout_member")
 
 
@@ -74,9 +86,17 @@ class Outbox:
         self.gateways = gateways
         self._wake = asyncio.Event()
         self._run_lock = asyncio.Lock()
+        self._stopping = False
+        self.owner = f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
     def wake(self) -> None:
         """New actions were committed: the worker looks now instead of at its next poll."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Let the worker finish the run in progress (no action cut between its platform call
+        and its commit, which would repeat it after restart), then return."""
+        self._stopping = True
         self._wake.set()
 
     async def run_due(self, limit: int = 500) -> int:
@@ -90,38 +110,86 @@ class Outbox:
                     .order_by(col(OutboxAction.id)).limit(limit)
                 )
                 pending = list(found.scalars())
-            queues: dict[object, list[OutboxAction]] = {}
+            queues: dict[str, list[OutboxAction]] = {}
             for action in pending:  # actions without a ticket are independent of each other
-                key = action.ticket_id if action.ticket_id is not None else ("own", action.id)
+                key = f"t:{action.ticket_id}" if action.ticket_id is not None else f"a:{action.id}"
                 queues.setdefault(key, []).append(action)
             gate = asyncio.Semaphore(CONCURRENCY)
-            counts = await asyncio.gather(*(self._run_queue(q, now, gate) for q in queues.values()))
+            counts = await asyncio.gather(*(self._run_queue(key, q, now, gate)
+                                            for key, q in queues.items()))
             return sum(counts)
 
-    async def _run_queue(self, actions: list[OutboxAction], now: datetime,
+    async def _run_queue(self, queue: str, actions: list[OutboxAction], now: datetime,
                          gate: asyncio.Semaphore) -> int:
         """One ticket's due actions in id order, stopping at the first that is not due yet or
         stays pending after failing (a dead one does not stop the rest: a card must still
-        reach moderators when the removal was refused)."""
+        reach moderators when the removal was refused). Only under the queue's lease; each
+        action is re-read under it, since another process may have performed it meanwhile."""
         attempted = 0
         async with gate:
-            for action in actions:
-                if as_utc(action.next_attempt_at) > now:
-                    break
-                attempted += 1
-                if not await self._perform(action):
-                    break
+            if not await self._claim(queue):
+                return 0
+            try:
+                for listed in actions:
+                    action = await self._still_pending(listed.id)
+                    if action is None:
+                        continue
+                    if as_utc(action.next_attempt_at) > now:
+                        break
+                    if attempted and not await self._claim(queue):  # renew; lost: stop here
+                        break
+                    attempted += 1
+                    if not await self._perform(action):
+                        break
+            finally:
+                await self._release(queue)
         return attempted
+
+    async def _claim(self, queue: str) -> bool:
+        """Take or renew `queue`'s lease; False when another live process holds it."""
+        now = self.clock.now()
+        until = now + timedelta(seconds=LEASE_S)
+        try:
+            async with self.store.write() as session:
+                taken = await session.execute(
+                    update(OutboxLease)
+                    .where(col(OutboxLease.queue) == queue,
+                           or_(col(OutboxLease.owner) == self.owner, col(OutboxLease.until) < now))
+                    .values(owner=self.owner, until=until)
+                )
+                if taken.rowcount:  # type: ignore[attr-defined]
+                    return True
+                if await session.get(OutboxLease, queue) is not None:
+                    return False  # held by a live process
+                session.add(OutboxLease(queue=queue, owner=self.owner, until=until))
+            return True
+        except IntegrityError:  # another process created it first
+            return False
+
+    async def _release(self, queue: str) -> None:
+        try:
+            async with self.store.write() as session:
+                await session.execute(delete(OutboxLease).where(
+                    col(OutboxLease.queue) == queue, col(OutboxLease.owner) == self.owner))
+        except Exception:  # the lease expires by itself; never let this hide the real work
+            log.warning("could not release outbox lease %s", queue, exc_info=True)
+
+    async def _still_pending(self, action_id: int | None) -> OutboxAction | None:
+        async with self.store.read() as session:
+            row = await session.get(OutboxAction, action_id)
+            return row if row is not None and row.status == "pending" else None
 
     async def run_forever(self, poll_s: float = 15.0) -> None:
         """The worker: run due actions, then sleep until woken or the next poll."""
-        while True:
+        while not self._stopping:
             try:
                 await self.run_due()
             except Exception:  # the worker must outlive a bad row or a database hiccup
                 log.exception("outbox run failed")
             # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow the cancellation
             # that stops this worker when the wake-up lands at the same moment.
+            if self._stopping:
+                break
             try:
                 async with asyncio.timeout(poll_s):
                     await self._wake.wait()

@@ -78,8 +78,17 @@ class Veille:
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self.outbox.run_forever(), name="veille-outbox")
 
-    async def aclose(self) -> None:
+    async def aclose(self, drain_s: float = 0.0) -> None:
+        """Stop. With `drain_s`, the outbox first finishes the run in progress (up to that many
+        seconds) so no action is cut between its platform call and its commit (SIGTERM)."""
         if self._worker is not None:
+            self.outbox.stop()
+            if drain_s > 0:
+                try:
+                    async with asyncio.timeout(drain_s):
+                        await asyncio.shield(self._worker)
+                except (TimeoutError, asyncio.CancelledError):
+                    pass
             self._worker.cancel()
             await asyncio.gather(self._worker, return_exceptions=True)
             self._worker = None

@@ -235,6 +235,18 @@ class OutboxAction(SQLModel, table=True):
     done_at: datetime | None = _when(nullable=True)
 
 
+class OutboxLease(SQLModel, table=True):
+    """Which process performs one queue of outbox actions (a ticket's, or one lone action),
+    until when. Taken with a conditional UPDATE (or the primary key on first use), so any number
+    of processes on one database perform each action once; a crashed holder's lease expires."""
+
+    __tablename__ = "outbox_leases"
+
+    queue: str = Field(primary_key=True, max_length=64)
+    owner: str = Field(max_length=80)
+    until: datetime = _when()
+
+
 class Offender(SQLModel, table=True):
     """Repeat-offender counts per author."""
 

@@ -145,3 +145,60 @@ async def test_tickets_are_acted_on_side_by_side_not_in_single_file(
         await veille.retry_outbox()
     assert sorted(c.args["message_id"] for c in gateway.named("delete_message")) == ["m1", "m2"]
     assert all(a.status == "done" for a in (await actions(veille)).values())
+
+
+async def test_two_processes_on_one_database_perform_each_action_once(
+    veille: Veille, gateway: RecordingGateway, settings: Settings, db_url: str,
+    clock: ManualClock, colour: ColourModel,
+) -> None:
+    """Two cores with their own engines on one SQLite file (what two `veille run` are), both
+    working the outbox at once: every action is performed by exactly one of them."""
+    from bot.store import engine as store
+
+    other_engine = store.create_engine(db_url)
+    other_platform = RecordingGateway(files=dict(gateway.files))
+    other = await make_veille(settings, other_engine, clock, other_platform, colour)
+    try:
+        for n in range(6):
+            await veille.handle_message(message(f"m{n}", images=[shapes_png(red=1.0, seed=n)],
+                                                gateway=gateway))
+        other_platform.files.update(gateway.files)
+        slow = gateway.delete_message
+
+        async def delete_message(workspace_id: str, channel_id: str, message_id: str) -> None:
+            await asyncio.sleep(0.02)  # both processes are in flight at the same time
+            await slow(workspace_id, channel_id, message_id)
+
+        gateway.delete_message = delete_message  # type: ignore[method-assign]
+        for _ in range(3):
+            await asyncio.gather(veille.retry_outbox(), other.retry_outbox())
+        deleted = [c.args["message_id"] for p in (gateway, other_platform)
+                   for c in p.named("delete_message")]
+        assert sorted(deleted) == [f"m{n}" for n in range(6)]  # each once, none twice
+        cards = [c for p in (gateway, other_platform) for c in p.named("post_card")]
+        assert len(cards) == 12  # a ticket card and a preview per ticket, once each
+        assert all(a.status == "done" for a in (await actions(veille)).values())
+        async with veille.store.read() as session:
+            from bot.store.models import OutboxLease
+
+            assert (await session.execute(select(OutboxLease))).scalars().all() == []  # released
+    finally:
+        await other.aclose()
+        await other_engine.dispose()
+
+
+async def test_a_lease_left_by_a_crashed_process_expires(
+    veille: Veille, gateway: RecordingGateway, clock: ManualClock
+) -> None:
+    from bot.core.outbox import LEASE_S
+    from bot.store.models import OutboxLease
+
+    await veille.handle_message(message("m1", images=[shapes_png(red=1.0)], gateway=gateway))
+    [ticket_id] = {a.ticket_id for a in (await actions(veille)).values()}
+    async with veille.store.write() as session:  # a process that died holding the queue
+        session.add(OutboxLease(queue=f"t:{ticket_id}", owner="dead-host:1:x",
+                                until=clock.now() + timedelta(seconds=LEASE_S)))
+    assert await veille.retry_outbox() == 0 and gateway.named("delete_message") == []
+    clock.advance(timedelta(seconds=LEASE_S + 1))
+    await veille.retry_outbox()
+    assert [c.args["message_id"] for c in gateway.named("delete_message")] == ["m1"]
