@@ -11,6 +11,7 @@ from typing import NoReturn
 from pydantic import ValidationError
 from rich.console import Console
 
+from bot.core.i18n import t
 from bot.log import setup_logging
 from bot.settings import Settings, fallback_locale, load_settings
 
@@ -91,6 +92,13 @@ def missing_sqlite_file(database_url: str) -> Path | None:
         return None
     path = Path(url.database).expanduser()
     return None if path.exists() else path
+
+
+def schema_state(current: str | None, head: str | None, locale: str) -> str:
+    """The schema's state in words ("it has no tables yet, this version … needs 0004")."""
+    state = (t("failure.db_empty", locale) if current is None
+             else t("failure.db_at", locale, current=current))
+    return t("failure.db_needs", locale, state=state, head=head)
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:

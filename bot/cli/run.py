@@ -10,7 +10,7 @@ import asyncio
 
 import click
 
-from bot.cli.common import EXIT_USAGE, console, fail, get_settings
+from bot.cli.common import EXIT_USAGE, console, fail, get_settings, schema_state
 from bot.cli.failures import EXIT_RUNTIME, Failure
 from bot.core.i18n import t
 from bot.settings import Settings
@@ -31,10 +31,7 @@ async def _check_database(settings: Settings) -> None:
     finally:
         await engine.dispose()
     if current != head:
-        state = (t("failure.db_empty", locale) if current is None
-                 else t("failure.db_at", locale, current=current))
-        raise Failure(t("cli.not_migrated", locale, detail=t("failure.db_needs", locale,
-                                                               state=state, head=head)))
+        raise Failure(t("cli.not_migrated", locale, detail=schema_state(current, head, locale)))
 
 
 def register(cli: click.Group) -> None:

@@ -23,9 +23,16 @@ from typing import TYPE_CHECKING, Any
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from bot.cli.common import EXIT_FLAGGED, EXIT_OK, EXIT_USAGE, console, fail, get_settings, stdout
+from bot.cli.common import (
+    EXIT_FLAGGED,
+    EXIT_OK,
+    EXIT_USAGE,
+    console,
+    fail,
+    get_settings,
+    schema_state,
+)
 from bot.core.i18n import t
 from bot.settings import Settings
 from detectors.base import DetectorError, TextInput
@@ -43,8 +50,6 @@ URL_PREFIXES = ("javascript:", "data:", "mailto:", "file:")
 NO_IMAGE_AT_URL = "no image found at this address"
 NO_IMAGE_DETECTOR = "not scanned: no image detector is configured (VEILLE_DETECTORS={names})"
 NO_TEXT_DETECTOR = "not scanned: no text detector is configured (VEILLE_DETECTORS={names})"
-SEVERITY_COLOURS = {Severity.NONE: "green", Severity.REVIEW: "yellow",
-                    Severity.QUARANTINE: "red", Severity.CRITICAL: "bold red"}
 
 
 @dataclass
@@ -177,12 +182,14 @@ async def load_bank(settings: Settings) -> Any:
     except (SQLAlchemyError, ImportError, ValueError) as exc:
         fail(t("scan.database_error", locale, url=shown, detail=_describe(exc)))
     try:
-        await store.check_migrated(engine)
+        current = await store.current_revision(engine)
+        head = store.head_revision(settings.database_url)
+        if current != head:
+            detail = schema_state(current, head, locale)
+            console.print(f"[yellow]![/] {t('scan.banks_not_loaded', locale, detail=detail)}")
+            return None
         async with store.session_factory(engine)() as session:
             return await load(session)
-    except store.DatabaseNotMigrated as exc:
-        console.print(f"[yellow]![/] {t('scan.banks_not_loaded', locale, detail=exc)}")
-        return None
     except (SQLAlchemyError, OSError, ImportError) as exc:
         fail(t("scan.database_error", locale, url=shown, detail=_describe(exc)))
     finally:
@@ -319,7 +326,8 @@ class ScanRun:
 
 
 async def run_scan(
-    settings: Settings, inputs: list[str], text_file: Path | None, reply_context: bool, as_json: bool
+    settings: Settings, inputs: list[str], text_file: Path | None, reply_context: bool,
+    as_json: bool, show_all: bool = False,
 ) -> int:
     """Scan everything and print results; returns the exit status (exits 2 on configuration)."""
     from bot.core.suite import build_scanner
@@ -332,11 +340,13 @@ async def run_scan(
         scanner = await build_scanner(settings, await load_bank(settings))
     except DetectorError as exc:
         fail(t("cli.config_error", locale, detail=str(exc)))
-    progress = Progress(
+    from bot.cli.scan_table import logs_after_the_table, replay, summarise
+
+    progress = Progress(  # on stderr (console), gone once done: stdout keeps only results
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         console=console, transient=True, disable=not console.is_terminal,
     )
-    with progress:
+    with logs_after_the_table(not as_json) as held, progress:
         total = len(items) + sum(1 for line in lines if line.strip())
         run = ScanRun(scanner, settings, as_json, progress,
                       progress.add_task(t("cli.scanning", locale), total=total))
@@ -352,23 +362,9 @@ async def run_scan(
             await run.flush()
         if text_file is not None:
             await run.texts(lines, str(text_file), reply_context)
-    summarise(run.results, as_json, locale)
+    summarise(run.results, as_json, locale, show_all)
+    replay(held, locale)
     return EXIT_FLAGGED if any(r.severity >= Severity.REVIEW for r in run.results) else EXIT_OK
-
-
-def summarise(results: list[ScanResult], as_json: bool, locale: str) -> None:
-    """Without --json a table on stdout; always the summary line on stderr."""
-    flagged = sum(r.severity >= Severity.REVIEW for r in results)
-    errors = sum(r.error is not None for r in results)
-    if not as_json:
-        table = Table(t("scan.col_source", locale), t("scan.col_severity", locale),
-                      t("scan.col_categories", locale), t("scan.col_detail", locale))
-        for r in results:
-            detail = r.error or "; ".join(r.verdict.reasons[:3] if r.verdict else [])
-            table.add_row(r.source, f"[{SEVERITY_COLOURS[r.severity]}]{r.severity.name}[/]",
-                          ", ".join(r.verdict.categories if r.verdict else []), detail)
-        stdout.print(table)
-    console.print(t("cli.scan_summary", locale, total=len(results), flagged=flagged, errors=errors))
 
 
 def register(cli: click.Group) -> None:
@@ -382,11 +378,14 @@ def register(cli: click.Group) -> None:
     @click.option("--reply-context", is_flag=True,
                   help="Treat text lines as replies to an image addressed to an image AI.")
     @click.option("--detectors", default=None, help="Comma-separated detectors (default: VEILLE_DETECTORS).")
+    @click.option("--all", "show_all", is_flag=True,
+                  help="List every input in the table, not only flagged and failed ones.")
     def scan(inputs: tuple[str, ...], as_json: bool, text_file: Path | None, reply_context: bool,
-             detectors: str | None) -> None:
+             detectors: str | None, show_all: bool) -> None:
         """Scan image files, folders and URLs (and text lines) with the detector suite."""
         overrides = {"detectors": detectors} if detectors else {}
         settings = get_settings(**overrides)
         if not inputs and text_file is None:
             fail(t("scan.nothing_to_scan", settings.default_locale), EXIT_USAGE)
-        raise SystemExit(asyncio.run(run_scan(settings, list(inputs), text_file, reply_context, as_json)))
+        raise SystemExit(asyncio.run(run_scan(settings, list(inputs), text_file, reply_context, as_json,
+                                          show_all)))

@@ -48,3 +48,11 @@ def t(key: str, locale: str | None = "en", /, **values: object) -> str:
         return template.format(**values)
     except (KeyError, IndexError):
         return template
+
+
+def plural(key: str, count: int, locale: str | None = "en", /, **values: object) -> str:
+    """`key.one` or `key.other` for `count` (French counts 0 and 1 as singular), formatted
+    with `n=count` and `values`: "1 error", "2 errors", "0 erreur"."""
+    lang = normalise_locale(locale)
+    one = count == 1 or (lang == "fr" and count == 0)
+    return t(f"{key}.{'one' if one else 'other'}", lang, n=count, **values)

@@ -200,13 +200,15 @@ def test_human_table_and_localised_summary(veille: Veille, tmp_path: Path) -> No
     english = veille("scan", str(tmp_path / "holiday.png"), str(tmp_path / "broken.jpg"))
     assert english.returncode == 0
     table = english.stdout
-    for text in ("source", "severity", "reasons / error", "holiday.png", "NONE", "broken.jpg",
-                 "truncated"):
+    for text in ("source", "result", "reasons / error", "ERROR", "broken.jpg", "truncated"):
         assert text in table
+    assert "holiday.png" not in table and "NONE" not in table  # clean rows only with --all
     assert "{" not in table  # a table, not JSON
-    assert "2 scanned: 0 flagged, 1 errors." in english.stderr
+    assert "2 scanned: 0 flagged, 1 error." in english.stderr
+    assert "1 clean not listed" in english.stderr
 
-    french = veille("scan", str(tmp_path / "holiday.png"), VEILLE_LOCALE="fr")
-    assert "gravité" in french.stdout and "holiday.png" in french.stdout
-    assert "1 analysés : 0 signalés, 0 erreurs." in french.stderr
+    french = veille("scan", "--all", str(tmp_path / "holiday.png"), VEILLE_LOCALE="fr")
+    assert "résultat" in french.stdout and "holiday.png" in french.stdout
+    assert "RIEN" in french.stdout
+    assert "1 analysé : 0 signalé, 0 erreur." in french.stderr
 
