@@ -207,6 +207,22 @@ class FakeDiscord:
         await self.dispatch("MESSAGE_CREATE", message)
         return message
 
+    async def forward_message(self, guild: FakeGuild, channel: JSON, author: JSON,
+                              original: JSON) -> JSON:
+        """A member forwards `original` into `channel`: Discord sends an empty message whose
+        reference has type 1 (FORWARD) and whose `message_snapshots` carry the content."""
+        message = p.message(message_id=p.snowflake(), channel_id=channel["id"], guild_id=guild.id,
+                            author=author["user"], member_payload=author)
+        message["message_reference"] = {"type": 1, "message_id": original["id"],
+                                        "channel_id": original["channel_id"], "guild_id": guild.id}
+        message["message_snapshots"] = [{"message": {
+            key: original.get(key) for key in ("type", "content", "embeds", "attachments",
+                                                "timestamp", "edited_timestamp", "flags",
+                                                "mentions", "mention_roles", "components")}}]
+        self.messages[message["id"]] = message
+        await self.dispatch("MESSAGE_CREATE", message)
+        return message
+
     async def edit_message(self, message: JSON, *, content: str | None = None,
                            files: list[tuple[str, bytes]] | None = None) -> JSON:
         """The author edits a message (e.g. adds an image): MESSAGE_UPDATE with the full message."""

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import discord
 from discord import app_commands
 
-from bot.platforms.discord.events import AiApps, has_new_media, to_event
+from bot.platforms.discord.events import AiApps, to_event, worth_rescanning
 
 if TYPE_CHECKING:
     from bot.core.service import Veille
@@ -97,8 +97,8 @@ class VeilleClient(discord.AutoShardedClient):
         await self._handle(message, edited=False)
 
     async def on_raw_message_edit(self, payload: discord.RawMessageUpdateEvent) -> None:
-        """Edits matter only when they add media (an image slipped in after the first scan)."""
-        if has_new_media(payload.cached_message, payload.message):
+        """Edits are rescanned when they change the text or add media (events.worth_rescanning)."""
+        if worth_rescanning(payload.cached_message, payload.message):
             await self._handle(payload.message, edited=True)
 
     async def _handle(self, message: discord.Message, *, edited: bool) -> None:

@@ -59,21 +59,33 @@ def _is_image(attachment: discord.Attachment) -> bool:
         _IMAGE_EXT.search(attachment.filename))
 
 
+def _parts(message: discord.Message) -> list[discord.Message | discord.MessageSnapshot]:
+    """The message and what it forwards: a forwarded message's content arrives only in its
+    snapshots (`message_snapshots`), and must be scanned like the message itself."""
+    return [message, *(getattr(message, "message_snapshots", None) or [])]
+
+
+def text_of(message: discord.Message) -> str:
+    """The message's text followed by the text of the messages it forwards."""
+    return "\n".join(part.content for part in _parts(message) if part.content)
+
+
 def media_refs(message: discord.Message) -> tuple[MediaRef, ...]:
     """Image attachments (downloaded by the Gateway), then embed images and thumbnails and the
-    links in the text (fetched by the core's safe fetcher)."""
+    links in the text (fetched by the core's safe fetcher), the forwarded messages' included."""
+    parts = _parts(message)
     refs: list[MediaRef] = [
         MediaRef(kind="attachment", url=a.url, media_id=str(a.id), filename=a.filename,
                  content_type=a.content_type or "", size=a.size)
-        for a in message.attachments if _is_image(a)
+        for part in parts for a in part.attachments if _is_image(a)
     ]
     seen = {ref.url for ref in refs}
-    for embed in message.embeds:
+    for embed in (embed for part in parts for embed in part.embeds):
         for url in (embed.image.url, embed.thumbnail.url):
             if url and url not in seen:
                 refs.append(MediaRef(kind="embed", url=url))
                 seen.add(url)
-    for url in links_in(message.content):
+    for url in links_in(text_of(message)):
         if url not in seen:
             refs.append(MediaRef(kind="link", url=url))
             seen.add(url)
@@ -106,7 +118,7 @@ def _replied(message: discord.Message, ai_apps: AiApps) -> RepliedMessage | None
 
 def to_event(message: discord.Message, ai_apps: AiApps | None = None, *,
              edited: bool = False) -> MessageEvent:
-    """Translate a guild message. `edited` marks a MESSAGE_UPDATE that added media."""
+    """Translate a guild message. `edited` marks a MESSAGE_UPDATE worth a new scan."""
     apps = ai_apps or AiApps()
     media = media_refs(message)
     reply_to = _replied(message, apps)
@@ -122,7 +134,7 @@ def to_event(message: discord.Message, ai_apps: AiApps | None = None, *,
         channel_id=str(channel.id),
         message_id=str(message.id),
         author=actor_of(message.author, apps, replying_with_image=replying_with_image),
-        text=message.content,
+        text=text_of(message),
         media=media,
         reply_to=reply_to,
         thread_id=thread_id,
@@ -133,12 +145,12 @@ def to_event(message: discord.Message, ai_apps: AiApps | None = None, *,
     )
 
 
-def has_new_media(before: discord.Message | None, after: discord.Message) -> bool:
-    """True when `after` carries media that `before` did not. Without the cached `before` any
-    media counts: the core keys tickets on (message, media), so a rescan makes no duplicate."""
+def worth_rescanning(before: discord.Message | None, after: discord.Message) -> bool:
+    """True when an edit changed the text or added media: a request typed in after the first
+    scan, an image slipped in. Without the cached `before`, any edit with content counts: the
+    core keys tickets on (message, media) and caches texts by hash, so a rescan duplicates
+    nothing. An edit that only removed things (or an embed refresh of the same links) is not."""
     now = {ref.key for ref in media_refs(after)}
-    if not now:
-        return False
     if before is None:
-        return True
-    return bool(now - {ref.key for ref in media_refs(before)})
+        return bool(now or text_of(after).strip())
+    return bool(now - {ref.key for ref in media_refs(before)}) or text_of(after) != text_of(before)
