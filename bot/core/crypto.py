@@ -16,6 +16,10 @@ _SALT = b"veille-evidence-v1"
 _INFO = b"veille quarantine evidence"
 
 
+class EvidenceUnreadable(ValueError):
+    """The evidence was encrypted with another key (VEILLE_SECRET_KEY changed) or altered."""
+
+
 class EvidenceCipher:
     """Encrypts and decrypts evidence bytes (authenticated: tampering raises ValueError)."""
 
@@ -34,4 +38,4 @@ class EvidenceCipher:
         try:
             return self._fernet.decrypt(token)
         except InvalidToken as exc:
-            raise ValueError("evidence cannot be decrypted with the configured key") from exc
+            raise EvidenceUnreadable("evidence cannot be decrypted with the configured key") from exc

@@ -16,8 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core import outbox, quarantine
 from bot.core.cards import ticket_card
-from bot.core.crypto import EvidenceCipher
-from bot.core.errors import VeilleError
+from bot.core.crypto import EvidenceCipher, EvidenceUnreadable
+from bot.core.errors import EvidenceKeyMissing, VeilleError
 from bot.core.gateway import Reply
 from bot.core.i18n import t
 from bot.core.markup import inert
@@ -118,11 +118,18 @@ async def _reveal(
 ) -> Outcome:
     """The original bytes for an ephemeral reply; the reveal is audited even when nothing is kept."""
     assert ticket.id is not None
+    lang = workspace.locale
     evidence = await quarantine.evidence_of(session, ticket.id)
-    original = quarantine.reveal(evidence, cipher)
+    try:
+        original = quarantine.reveal(evidence, cipher)
+    except (EvidenceKeyMissing, EvidenceUnreadable) as exc:
+        # A missing or changed VEILLE_SECRET_KEY: say so plainly, and keep the attempt on record.
+        reason = "no_key" if isinstance(exc, EvidenceKeyMissing) else "wrong_key"
+        repos.audit(session, workspace_id=workspace.id, ticket_id=ticket.id, actor=actor,
+                    action="reveal_failed", data={"reason": reason}, at=now)
+        return Outcome(Reply(text=t(f"core.ticket.reveal_{reason}", lang, id=ticket.id), ok=False))
     repos.audit(session, workspace_id=workspace.id, ticket_id=ticket.id, actor=actor,
                 action="reveal", data={"bytes": len(original) if original else 0}, at=now)
-    lang = workspace.locale
     if original is None:
         return Outcome(Reply(text=t("core.ticket.nothing_to_reveal", lang, id=ticket.id), ok=False))
     mime = evidence.mime if evidence else ""

@@ -6,16 +6,28 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col
 
 from bot.core.clock import ManualClock
 from bot.core.errors import NotFound, PermissionDenied, VeilleError
 from bot.core.service import Veille
 from bot.core.types import Actor, SetupInput
+from bot.settings import Settings
 from bot.store.models import Evidence, HashEntry, Ticket, TicketEvent
 from detectors.fusion import Severity
-from tests.core.conftest import ADMIN, MEMBER, MOD, WS, message, shapes_png
+from tests.core.conftest import (
+    ADMIN,
+    MEMBER,
+    MOD,
+    WS,
+    ColourModel,
+    make_veille,
+    message,
+    shapes_png,
+)
 from tests.core.recording_gateway import RecordingGateway
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -145,6 +157,25 @@ async def test_reveal_returns_the_original_to_moderators_and_is_audited(
     assert [e.actor_id for e in await events(veille, tid) if e.action == "reveal"] == ["mod-1"]
     with pytest.raises(NotFound):
         await veille.ticket_action("discord", WS, MOD, "reveal", tid + 100)
+
+
+async def test_a_changed_secret_key_gives_a_clear_refusal_and_is_audited(
+    settings: Settings, engine: AsyncEngine, clock: ManualClock, gateway: RecordingGateway,
+    colour: ColourModel, veille: Veille,
+) -> None:
+    decision = await veille.handle_message(
+        message("m1", images=[shapes_png(red=1.0, seed=6)], gateway=gateway))
+    tid = decision.ticket_ids[0]
+    rotated = await make_veille(settings.model_copy(update={"secret_key": SecretStr("another")}),
+                                engine, clock, gateway, colour)
+    try:
+        reply = await rotated.ticket_action("discord", WS, MOD, "reveal", tid)
+        assert not reply.ok and reply.image_png is None
+        assert "another VEILLE_SECRET_KEY" in reply.text and "recorded" in reply.text
+        failed = [e for e in await events(rotated, tid) if e.action == "reveal_failed"]
+        assert [(e.actor_id, e.data["reason"]) for e in failed] == [("mod-1", "wrong_key")]
+    finally:
+        await rotated.aclose()
 
 
 async def test_listing_filters_and_shows_the_sla(
