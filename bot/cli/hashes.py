@@ -19,8 +19,18 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.cli.common import EXIT_FLAGGED, EXIT_OK, EXIT_USAGE, console, fail, get_settings, stdout
-from bot.core.i18n import t
+from bot.cli.common import (
+    EXIT_FLAGGED,
+    EXIT_OK,
+    EXIT_USAGE,
+    console,
+    fail,
+    get_settings,
+    missing_sqlite_file,
+    schema_state,
+    stdout,
+)
+from bot.core.i18n import plural, t
 from bot.settings import Settings
 from bot.store import engine as store
 from bot.store import hash_repo
@@ -34,13 +44,18 @@ MAX_INVALID_SHOWN = 50
 
 @asynccontextmanager
 async def _session(settings: Settings) -> AsyncIterator[AsyncSession]:
-    """A committed-on-success session on a migrated database, or exit 2 saying what to run."""
+    """A committed-on-success session on a migrated database, or exit 2 saying what to run.
+    A SQLite file that does not exist is not created (nor its folder): `hashes list` only reads."""
+    locale = settings.default_locale
+    missing = missing_sqlite_file(settings.database_url)
+    if missing is not None:
+        fail(t("cli.not_migrated", locale, detail=t("doctor.db_missing", locale, path=missing)))
     engine = store.create_engine(settings.database_url)
     try:
-        try:
-            await store.check_migrated(engine)
-        except store.DatabaseNotMigrated as exc:
-            fail(t("cli.not_migrated", settings.default_locale, detail=str(exc)))
+        current = await store.current_revision(engine)
+        head = store.head_revision(settings.database_url)
+        if current != head:
+            fail(t("cli.not_migrated", locale, detail=schema_state(current, head, locale)))
         async with store.transaction(store.session_factory(engine)) as session:
             yield session
     finally:
@@ -58,6 +73,29 @@ def _run(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
 def _check_bank(bank: str, locale: str) -> None:
     if not 1 <= len(bank) <= 64:
         fail(t("hashes.bad_bank", locale))
+
+
+def _line_numbers(lines: list[int], locale: str) -> str:
+    """[1, 2, 3, 5] -> "lines 1–3, 5" (at most ten ranges, then "…")."""
+    ranges: list[list[int]] = []
+    for line in sorted(lines):
+        if ranges and line == ranges[-1][1] + 1:
+            ranges[-1][1] = line
+        else:
+            ranges.append([line, line])
+    parts = [f"{a}" if a == b else f"{a}–{b}" for a, b in ranges[:10]]
+    text = ", ".join(parts) + (", …" if len(ranges) > 10 else "")
+    return plural("hashes.lines", len(lines), locale, numbers=text)
+
+
+def grouped_invalid(invalid: list[tuple[int, str]], locale: str) -> list[str]:
+    """One message per distinct reason, with the lines it applies to: a plain list of
+    64-hex hashes without --kind is one problem, not one per line."""
+    by_reason: dict[str, list[int]] = {}
+    for line, reason in invalid:
+        by_reason.setdefault(reason, []).append(line)
+    return [t("hashes.invalid_lines", locale, lines=_line_numbers(lines, locale), reason=reason)
+            for reason, lines in by_reason.items()]
 
 
 def _count_lines(path: Path) -> int:
@@ -129,10 +167,11 @@ def register(cli: click.Group) -> None:
                 s, file, bank, source, "cli", kind=kind, child_abuse=child_abuse,
                 progress=lambda done: progress.update(task, completed=done),
             ))
-        for line, reason in report.invalid[:MAX_INVALID_SHOWN]:
-            console.print(f"[yellow]![/] {t('hashes.invalid_line', locale, line=line, reason=reason)}")
-        if len(report.invalid) > MAX_INVALID_SHOWN:
-            console.print(t("hashes.more_invalid", locale, count=len(report.invalid) - MAX_INVALID_SHOWN))
+        messages = grouped_invalid(report.invalid, locale)
+        for message in messages[:MAX_INVALID_SHOWN]:
+            console.print(f"[yellow]![/] {message}")
+        if len(messages) > MAX_INVALID_SHOWN:
+            console.print(t("hashes.more_invalid", locale, count=len(messages) - MAX_INVALID_SHOWN))
         stdout.print(t("hashes.imported", locale, file=file.name, added=report.added, bank=bank,
                        duplicates=report.duplicates, invalid=len(report.invalid)))
         raise SystemExit(EXIT_FLAGGED if report.invalid else EXIT_OK)
@@ -190,7 +229,7 @@ def register(cli: click.Group) -> None:
             if not counts:
                 stdout.print(t("hashes.no_entries", locale))
                 return
-            table = Table("bank", "kind", "source", "count")
+            table = Table(*(t(f"hashes.col.{c}", locale) for c in ("bank", "kind", "source", "count")))
             for b, k, s, n in counts:
                 table.add_row(b, k, s, str(n))
             stdout.print(table)
@@ -207,7 +246,8 @@ def register(cli: click.Group) -> None:
         if not entries:
             stdout.print(t("hashes.no_entries", locale))
             return
-        table = Table("id", "kind", "source", "value", "added by", "added at")
+        table = Table(*(t(f"hashes.col.{c}", locale)
+                        for c in ("id", "kind", "source", "value", "added_by", "added_at")))
         for e in entries:
             value = e.value if len(e.value) <= 64 else f"{e.value[:40]}… ({len(e.value)} chars)"
             table.add_row(str(e.id), e.kind, e.source, value, e.added_by,
@@ -229,4 +269,4 @@ def register(cli: click.Group) -> None:
         if not removed:
             console.print(t("hashes.nothing_removed", locale))
             raise SystemExit(EXIT_FLAGGED)
-        stdout.print(t("hashes.removed", locale, count=len(removed)))
+        stdout.print(plural("hashes.removed_n", len(removed), locale))

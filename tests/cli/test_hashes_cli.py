@@ -90,9 +90,9 @@ def test_remove_by_id_and_by_value(run, tmp_path: Path) -> None:  # type: ignore
     first = json.loads(run("hashes", "list", "--bank", "l", "--json").stdout)
     assert len(first) == 2
     result = run("hashes", "remove", str(first[0]["id"]))
-    assert result.exit_code == 0 and "Removed 1 entries." in result.stdout
+    assert result.exit_code == 0 and "Removed 1 entry." in result.stdout
     result = run("hashes", "remove", "--bank", "l", "--value", "B2" * 16, locale="fr")
-    assert result.exit_code == 0 and "1 entrées supprimées." in result.stdout
+    assert result.exit_code == 0 and "1 entrée supprimée." in result.stdout
     assert run("hashes", "remove", "999").exit_code == 1
     assert run("hashes", "remove", "--bank", "l").exit_code == 2
     assert "No hash entries." in run("hashes", "list").stdout
