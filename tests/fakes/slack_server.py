@@ -52,6 +52,8 @@ class FakeSlack:
     files: dict[str, SlackFile] = field(default_factory=dict)
     messages: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     rate_limit_next: dict[str, float] = field(default_factory=dict)  # method -> Retry-After
+    # method -> HTTP status answered with a proxy's plain-text page instead of Slack's JSON
+    html_errors: dict[str, int] = field(default_factory=dict)
     calls: list[Call] = field(default_factory=list)
     downloads: list[tuple[str, bool]] = field(default_factory=list)  # (file id, authorised)
     base_url: str = ""
@@ -182,6 +184,10 @@ class FakeSlack:
             args.update(await request.post())
         token = request.headers.get("Authorization", "").removeprefix("Bearer ")
         self.calls.append(Call(method, token, args))
+        if method in self.html_errors:
+            # A proxy in front of Slack answering in plain text: slack_sdk keeps it as a str.
+            return web.Response(text="502 Bad Gateway", status=self.html_errors[method],
+                                content_type="text/plain")
         retry_after = self.rate_limit_next.pop(method, None)
         if retry_after is not None:
             return web.json_response({"ok": False, "error": "ratelimited"}, status=429,

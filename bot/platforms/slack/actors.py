@@ -15,6 +15,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.types import Actor
+from bot.platforms.slack.gateway import slack_error
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ class ActorDirectory:
             resp = await self.client.users_info(user=user_id, include_locale=True)
             info = dict(resp.get("user") or {})
         except SlackApiError as exc:
-            log.warning("users.info failed for %s: %s", user_id, exc.response.get("error"))
+            log.warning("users.info failed for %s: %s", user_id, slack_error(exc))
         profile: dict[str, Any] = info.get("profile") or {}
         name = str(profile.get("display_name") or info.get("real_name") or info.get("name") or "")
         actor = Actor(
@@ -72,7 +73,7 @@ class ActorDirectory:
                 groups[str(group["id"])] = frozenset(group.get("users") or ())
         except SlackApiError as exc:
             # Free workspaces have no user groups (paid_teams_only): moderators are then users.
-            log.info("usergroups.list unavailable: %s", exc.response.get("error"))
+            log.info("usergroups.list unavailable: %s", slack_error(exc))
         self._groups = (now, groups)
         return groups
 

@@ -70,12 +70,15 @@ def register(app: AsyncApp, ctx: SlackContext) -> None:
         user_id = str(command["user_id"])
         channel_id = str(command.get("channel_id", "")) or None
         words = str(command.get("text") or "").split()
-        if words and words[0].lower() == "setup":
-            await open_setup(ctx, client, team_id=team_id, trigger_id=str(command["trigger_id"]),
-                             channel_id=channel_id or "")
-            return
         actor = await ctx.actors.actor(user_id)
         try:
+            if words and words[0].lower() == "setup":
+                # The modal shows the current configuration: only admins may see it (the
+                # refusal is audited by the core).
+                await ctx.veille.authorise(Platform.SLACK, team_id, actor, "setup")
+                await open_setup(ctx, client, team_id=team_id,
+                                 trigger_id=str(command["trigger_id"]), channel_id=channel_id or "")
+                return
             reply = await run_subcommand(ctx, command, actor)
         except VeilleError as exc:
             reply = Reply(text=str(exc), ok=False)

@@ -19,6 +19,7 @@ from bot.core.types import Actor, Platform, RepliedMessage
 from bot.platforms.slack import translate
 from bot.platforms.slack.blocks import home_view
 from bot.platforms.slack.context import SlackContext
+from bot.platforms.slack.gateway import slack_error
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ async def _reply_to(ctx: SlackContext, client: AsyncWebClient,
     try:
         resp = await client.conversations_replies(channel=message["channel"], ts=root, limit=1)
     except SlackApiError as exc:
-        log.info("thread root %s unreadable: %s", root, exc.response.get("error"))
+        log.info("thread root %s unreadable: %s", root, slack_error(exc))
         return None
     parents = resp.get("messages") or []
     if not parents:
@@ -79,7 +80,7 @@ async def _full_files(client: AsyncWebClient, files: list[dict[str, Any]]) -> li
             try:
                 file = dict((await client.files_info(file=file["id"]))["file"])
             except SlackApiError as exc:
-                log.warning("files.info %s failed: %s", file.get("id"), exc.response.get("error"))
+                log.warning("files.info %s failed: %s", file.get("id"), slack_error(exc))
                 continue
         full.append(file)
     return full
@@ -115,7 +116,7 @@ def register(app: AsyncApp, ctx: SlackContext) -> None:
         try:
             file = dict((await client.files_info(file=file_id))["file"])
         except SlackApiError as exc:  # the message event, if any, still brings the file
-            log.warning("files.info %s failed: %s", file_id, exc.response.get("error"))
+            log.warning("files.info %s failed: %s", file_id, slack_error(exc))
             return
         if not seen.fresh([file_id]):  # the message event won the race meanwhile
             return

@@ -36,10 +36,19 @@ _MAX_REDIRECTS = 3
 _FAILURES = (TimeoutError, SlackApiError, SlackRequestError, aiohttp.ClientError)
 
 
+def slack_error(exc: SlackApiError) -> str:
+    """Slack's error code, or the HTTP status when the body was not Slack's JSON (a proxy's
+    HTML page, a 502): the SDK keeps such a body as a string, whose `.get` would raise."""
+    data = getattr(exc.response, "data", None)
+    if isinstance(data, dict):
+        return str(data.get("error") or "unknown")
+    return f"http_{getattr(exc.response, 'status_code', 'error')}"
+
+
 def to_gateway_error(exc: Exception) -> GatewayError:
     """Map a slack_sdk or network failure to the core's GatewayError (retryable, retry_after)."""
     if isinstance(exc, SlackApiError):
-        error = str(exc.response.get("error", "unknown"))
+        error = slack_error(exc)
         if exc.response.status_code == 429 or error == "ratelimited":
             retry_after = float(exc.response.headers.get("Retry-After", "1") or 1)
             return GatewayError("slack: ratelimited", retryable=True, retry_after=retry_after)
@@ -128,7 +137,7 @@ class SlackGateway:
         try:
             await self.client.chat_delete(token=self.admin_token, channel=channel_id, ts=message_id)
         except SlackApiError as exc:
-            if exc.response.get("error") == "message_not_found":
+            if slack_error(exc) == "message_not_found":
                 return
             raise to_gateway_error(exc) from exc
         except (TimeoutError, SlackRequestError, aiohttp.ClientError) as exc:
@@ -196,7 +205,7 @@ class SlackGateway:
                                                          text=text, blocks=blocks)
                     return
                 except SlackApiError as exc:
-                    if exc.response.get("error") not in _NO_EPHEMERAL:
+                    if slack_error(exc) not in _NO_EPHEMERAL:
                         raise
             if not channel_id or not channel_id.startswith("D"):
                 channel_id = str((await self.client.conversations_open(users=user_id))["channel"]["id"])

@@ -14,6 +14,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.core.i18n import t
 from bot.core.types import SetupInput, WorkspaceView
 from bot.platforms.slack.blocks import Block, mrkdwn, plain
+from bot.platforms.slack.gateway import slack_error
 
 SETUP_CALLBACK = "veille:setup"
 SENSITIVITIES = ("relaxed", "standard", "strict")
@@ -185,7 +186,7 @@ async def modal_errors(client: AsyncWebClient, values: SetupValues,
             member = bool(info["channel"].get("is_member"))
         except SlackApiError as exc:
             # A private channel the bot is not in looks like channel_not_found to the bot.
-            member = exc.response.get("error") not in ("channel_not_found", "not_in_channel")
+            member = slack_error(exc) not in ("channel_not_found", "not_in_channel")
         if not member:
             errors[block] = t("slack.setup_not_member", locale, channel=f"<#{channel}>")
     return errors

@@ -152,3 +152,25 @@ async def test_a_link_in_a_message_is_fetched_by_the_core_without_the_slack_toke
     tickets = await eventually(world.tickets)
     assert tickets[0].message_id == ts and tickets[0].media_key.endswith(f"/public/{file.id}")
     assert world.slack.downloads == []  # not fetched as a Slack-hosted file
+
+
+async def test_a_member_cannot_open_the_setup_modal(world: SlackWorld) -> None:
+    """The modal is pre-filled with the safety channel and moderator groups: a member is refused
+    before it opens, privately, and the refusal is audited."""
+    opened_before = len(world.slack.called("views.open"))
+    await world.command("UMEMBER", "setup")
+    refusal = await eventually(lambda: _ephemerals_to(world, "UMEMBER"))
+    assert len(world.slack.called("views.open")) == opened_before
+    assert refusal and refusal[0]["text"]
+    await world.command("UADMIN", "setup")
+    await eventually(lambda: len(world.slack.called("views.open")) > opened_before)
+
+
+async def test_a_web_api_error_that_is_not_json_does_not_break_the_command(
+    world: SlackWorld,
+) -> None:
+    """users.info answering a proxy's plain-text 502 page must not crash `/veille`: the person is
+    treated as a plain member and still gets an answer."""
+    world.slack.html_errors["users.info"] = 502
+    await world.command("UNEWCOMER", "help")
+    assert await eventually(lambda: _ephemerals_to(world, "UNEWCOMER"))
