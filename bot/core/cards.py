@@ -73,6 +73,9 @@ def ticket_card(
         (t("core.card.age", lang), t("core.card.age_value", lang, hours=f"{hours:.1f}",
                                       sla=workspace.sla_hours)),
     ]
+    mentions: list[tuple[int, str, str]] = [(1, "channel", ticket.channel_id)]
+    if ticket.author_id:
+        mentions.append((2, "user", ticket.author_id))
     if ticket.categories:
         fields.append((t("core.card.categories", lang),
                        ", ".join(category_name(c, lang) for c in ticket.categories)))
@@ -81,6 +84,7 @@ def ticket_card(
         fields.append((t("core.card.scores", lang),
                        ", ".join(f"{category_name(k, lang)} {v:.2f}" for k, v in top)))
     if ticket.assignee_id:
+        mentions.append((len(fields), "user", ticket.assignee_id))
         fields.append((t("core.card.assignee", lang), quoted(ticket.assignee_id)))
     if ticket.resolution:
         fields.append((t("core.card.resolution", lang), t(f"core.resolution.{ticket.resolution}", lang)))
@@ -102,6 +106,7 @@ def ticket_card(
     return Card(
         title=title, body="\n".join(body_lines), fields=tuple(fields), severity=severity,
         footer=t("core.card.footer", lang, id=ticket.id), buttons=buttons, fallback_text=title,
+        mentions=tuple(mentions),
     )
 
 
@@ -147,6 +152,9 @@ def ticket_list(tickets: Sequence[Ticket], workspace: Workspace, now: datetime, 
 def status_card(workspace: Workspace, counts: dict[str, int], detectors: str, workers: str) -> Card:
     lang = workspace.locale
     unresolved = sum(n for status, n in counts.items() if status != "resolved")
+    mentions = tuple((index, "channel", channel) for index, channel in
+                     ((3, workspace.safety_channel_id), (4, workspace.quarantine_channel_id))
+                     if channel)
     fields = (
         (t("core.status_card.open", lang), str(unresolved)),
         (t("core.status_card.resolved", lang), str(counts.get("resolved", 0))),
@@ -158,7 +166,7 @@ def status_card(workspace: Workspace, counts: dict[str, int], detectors: str, wo
     )
     title = t("core.status_card.title", lang)
     body = "" if workspace.setup_completed else t("core.status_card.not_setup", lang)
-    return Card(title=title, body=body, fields=fields, fallback_text=title)
+    return Card(title=title, body=body, fields=fields, fallback_text=title, mentions=mentions)
 
 
 def help_card(locale: str) -> Card:

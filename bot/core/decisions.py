@@ -185,6 +185,8 @@ async def _enqueue_actions(
     """The platform actions, in the order they should happen: removal first."""
     event, lang = scan.event, ws.locale
     primary = new[0].ticket.id
+    # The author is told what was removed: a text request has no image (no media on its ticket).
+    about_text = all(entry.media is None for entry in new)
     base: dict[str, Any] = {"workspace": ws.external_id}
 
     async def act(key: str, kind: str, ticket_id: int | None, **payload: Any) -> None:
@@ -193,8 +195,9 @@ async def _enqueue_actions(
                              now=now)
 
     gateway = gateways.get(event.platform)
+    removed = decision.delete and (gateway is None or gateway.can_delete_messages)
     if decision.delete:
-        if gateway is None or gateway.can_delete_messages:
+        if removed:
             await act(f"{primary}:delete", "delete_message", primary,
                       channel_id=event.channel_id, message_id=event.message_id)
         else:  # Slack without an admin token: hide it as well as we can and ask for removal
@@ -202,7 +205,9 @@ async def _enqueue_actions(
                       thread_id=event.thread_id or event.message_id,
                       text=t("core.tombstone", lang))
             await act(f"{primary}:ask_delete", "send_private", primary, user_id=event.author.user_id,
-                      channel_id=event.channel_id, text=t("core.author.please_delete", lang))
+                      channel_id=event.channel_id,
+                      text=t("core.author.please_delete_text" if about_text
+                             else "core.author.please_delete", lang))
             if ws.safety_channel_id:
                 await act(f"{primary}:cannot_delete", "post_text", primary,
                           channel_id=ws.safety_channel_id,
@@ -224,9 +229,13 @@ async def _enqueue_actions(
         alert = "core.alert.critical" if decision.severity == Severity.CRITICAL else "core.alert.minor"
         await act(f"{primary}:alert_admins", "post_text", primary, channel_id=ws.safety_channel_id,
                   text=t(alert, lang, id=primary, admins=" ".join(ws.admin_role_ids or [])))
-    if decision.notify_author:
+    if decision.notify_author and removed:
+        # The notice says Veille removed the message: untrue when it could not (the author was
+        # asked to delete it instead, above) or the workspace keeps messages up for review.
         await act(f"{primary}:notify", "send_private", primary, user_id=event.author.user_id,
-                  channel_id=event.channel_id, text=t("core.author.quarantined", lang))
+                  channel_id=event.channel_id,
+                  text=t("core.author.quarantined_text" if about_text
+                         else "core.author.quarantined", lang))
     if decision.timeout_author:
         await act(f"{primary}:timeout", "timeout_member", primary, user_id=event.author.user_id,
                   seconds=policy.TIMEOUT_SECONDS, reason=t("core.timeout_reason", lang))

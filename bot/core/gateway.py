@@ -63,6 +63,9 @@ class Card:
     spoiler: bool = False  # Discord: SPOILER_ file name; Slack: image behind a button
     buttons: tuple[Button, ...] = ()
     fallback_text: str = ""  # plain text for notifications and screen readers
+    # Fields whose value is a platform id: (field index, "channel" | "user", id). The value stays
+    # the plain id; an adapter may show a mention instead (Discord: <#id>, <@id>).
+    mentions: tuple[tuple[int, str, str], ...] = ()
 
 
 class GatewayError(RuntimeError):

@@ -85,10 +85,14 @@ class VeilleClient(discord.AutoShardedClient):
         self.add_dynamic_items(TicketButton)
         register_commands(self.tree)
         await self.tree.set_translator(VeilleTranslator())
-        await self.tree.sync()
+        from bot.platforms.discord.command_sync import sync_if_changed
+
+        data_dir = self.veille.settings.data_dir
+        await sync_if_changed(self.tree, self.application_id, data_dir)
         for guild_id in self.options.sync_guild_ids:
             self.tree.copy_global_to(guild=discord.Object(id=guild_id))
-            await self.tree.sync(guild=discord.Object(id=guild_id))
+            await sync_if_changed(self.tree, self.application_id, data_dir,
+                                  guild=discord.Object(id=guild_id))
 
     async def on_ready(self) -> None:
         log.info("discord: connected as %s, in %d servers", self.user, len(self.guilds))

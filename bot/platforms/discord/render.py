@@ -50,13 +50,23 @@ def card_file_name(card: Card) -> str:
     return f"SPOILER_{card.image_name}" if card.spoiler else card.image_name
 
 
+def _mention(kind: str, platform_id: str) -> str | None:
+    """`<#id>` / `<@id>` for a Discord snowflake: the client shows the channel's or member's
+    name (embeds never ping anyone); None for anything that is not a snowflake."""
+    if not platform_id.isdigit():
+        return None
+    return f"<#{platform_id}>" if kind == "channel" else f"<@{platform_id}>"
+
+
 def render_embed(card: Card) -> discord.Embed:
     embed = discord.Embed(
         title=_cut(card.title, _TITLE) or None,
         description=_cut(card.body, _DESCRIPTION) or None,
         colour=_colour(card),
     )
-    for name, value in card.fields[:_FIELDS]:
+    mentions = {index: _mention(kind, value) for index, kind, value in card.mentions}
+    for index, (name, value) in enumerate(card.fields[:_FIELDS]):
+        value = mentions.get(index) or value
         embed.add_field(name=_cut(name, _FIELD_NAME) or "\u200b",
                         value=_cut(value, _FIELD_VALUE) or "\u200b", inline=True)
     if card.footer:
