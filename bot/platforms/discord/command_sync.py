@@ -40,6 +40,13 @@ def _read(path: Path) -> dict[str, str]:
     return state if isinstance(state, dict) else {}
 
 
+def _write(path: Path, state: dict[str, str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(state, indent=1, sort_keys=True), "utf-8")
+    tmp.replace(path)
+
+
 async def sync_if_changed(tree: app_commands.CommandTree[Any], application_id: int | None,
                           data_dir: Path, guild: discord.abc.Snowflake | None = None) -> bool:
     """Sync when the tree differs from the last sync for this application and scope; True when
@@ -54,10 +61,7 @@ async def sync_if_changed(tree: app_commands.CommandTree[Any], application_id: i
     await tree.sync(guild=guild)
     state[key] = digest
     try:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(state, indent=1, sort_keys=True), "utf-8")
-        tmp.replace(path)
+        _write(path, state)
     except OSError as exc:  # next start syncs again: harmless
         log.warning("discord: could not record the command sync in %s: %s", path, exc)
     log.info("discord: commands synced (%s)", key)
