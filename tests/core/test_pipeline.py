@@ -252,7 +252,10 @@ async def test_without_delete_rights_a_tombstone_and_a_request_replace_removal(
     assert gateway.named("delete_message") == []
     texts = {c.args["channel_id"]: c for c in gateway.named("post_text")}
     assert texts["general"].args["thread_id"] == "m1" and SAFETY in texts
-    assert len(gateway.named("send_private")) == 2  # please delete + you were quarantined
+    # One private message: "please delete" — never also "Veille removed an image", untrue here.
+    [notice] = gateway.named("send_private")
+    assert "Please delete" in notice.args["text"] and "removed" not in notice.args["text"]
+    assert "flagged the message above" in texts["general"].args["text"]  # not "hidden"
 
 
 async def test_a_help_request_opens_a_priority_ticket_and_answers_privately(
