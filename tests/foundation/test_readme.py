@@ -11,7 +11,8 @@ import click
 from bot.cli import cli
 from bot.settings import Settings
 
-README = (Path(__file__).resolve().parents[2] / "README.md").read_text("utf-8")
+ROOT = Path(__file__).resolve().parents[2]
+README = (ROOT / "README.md").read_text("utf-8")
 
 
 def _variables() -> set[str]:
@@ -47,5 +48,7 @@ def test_every_named_command_and_option_exists() -> None:
 
 
 def test_every_named_variable_exists() -> None:
+    """A Settings variable, or one the compose file reads (`${NAME:-…}`)."""
     named = set(re.findall(r"\b((?:VEILLE|DISCORD|SLACK)_[A-Z_]+[A-Z])\b", README))
-    assert named - _variables() == set()
+    compose = (ROOT / "deploy" / "compose.yml").read_text("utf-8")
+    assert named - _variables() - set(re.findall(r"\$\{([A-Z_]+)", compose)) == set()
