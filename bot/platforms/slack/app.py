@@ -6,9 +6,13 @@ Slack in tests); listeners are registered by kind, as in Bolt's sample apps.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
+from slack_bolt import BoltResponse
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.platforms.slack import actions, commands, events, views
@@ -19,6 +23,8 @@ from bot.settings import Settings
 
 if TYPE_CHECKING:
     from bot.core.service import Veille
+
+log = logging.getLogger(__name__)
 
 DEFAULT_API_URL = "https://slack.com/api/"
 
@@ -35,6 +41,19 @@ def create_gateway(settings: Settings) -> SlackGateway:
     """The Slack Gateway: bot-token client on SLACK_API_URL, admin token for deletions if any."""
     admin = settings.slack_admin_token.get_secret_value() if settings.slack_admin_token else None
     return SlackGateway(web_client(settings), admin_token=admin, timeout_s=settings.fetch_timeout_s)
+
+
+async def only_the_installed_team(context: AsyncBoltContext,
+                                  next: Callable[[], Awaitable[BoltResponse]]) -> BoltResponse:
+    """Single-token mode serves one workspace: a request from any other team (a forged or
+    misrouted payload) is dropped before any listener runs, so it writes nothing. It is still
+    acknowledged (an empty 200): a refusal would only make Slack deliver it again."""
+    ours = context.authorize_result.team_id if context.authorize_result else None
+    theirs = context.team_id
+    if ours and theirs and theirs != ours:
+        log.warning("slack: refused a request from team %s (this app serves %s)", theirs, ours)
+        return BoltResponse(status=200, body="")
+    return await next()
 
 
 def create_app(settings: Settings, veille: Veille, gateway: SlackGateway | None = None) -> AsyncApp:
@@ -57,6 +76,7 @@ def create_app(settings: Settings, veille: Veille, gateway: SlackGateway | None 
         signing_secret=secret,
         name="veille",
     )
+    app.middleware(only_the_installed_team)
     ctx = SlackContext(veille=veille, gateway=gateway, actors=ActorDirectory(client))
     for listeners in (events, commands, actions, views):
         listeners.register(app, ctx)

@@ -8,8 +8,9 @@ verification answers a bad or stale X-Slack-Signature with 401 before any listen
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
@@ -55,7 +56,9 @@ class SlackRunner:
         log.info("slack connected in socket mode")
 
     async def _start_http(self) -> None:
-        self._web = web.AppRunner(self.app.web_app(path=EVENTS_PATH, port=self.port))
+        served = self.app.web_app(path=EVENTS_PATH, port=self.port)
+        served.middlewares.append(_refuse_malformed_bodies)
+        self._web = web.AppRunner(served)
         await self._web.setup()
         site = web.TCPSite(self._web, self.host, self.port)
         await site.start()
@@ -73,6 +76,17 @@ class SlackRunner:
             await self._web.cleanup()
             self._web = None
         await self.gateway.close()
+
+
+@web.middleware
+async def _refuse_malformed_bodies(request: web.Request, handler: Any) -> web.StreamResponse:
+    """A correctly signed body that is not what Slack sends (broken JSON, a payload field that
+    is not JSON) is the sender's mistake: 400 and one log line, not a 500 with a traceback."""
+    try:
+        return await handler(request)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        log.warning("slack: refused a malformed request body (%s)", type(exc).__name__)
+        return web.Response(status=400, text="malformed request body")
 
 
 async def start(settings: Settings, veille: Veille) -> None:

@@ -97,3 +97,37 @@ async def test_http_mode_answers_slacks_url_verification(http_world: SlackWorld)
     status, body = await http_world.post("events_api", {"type": "url_verification",
                                                         "token": "x", "challenge": "c-123"})
     assert status == 200 and "c-123" in body
+
+
+@pytest.mark.parametrize("body,content_type", [
+    ('{"type": "event_callback", "team_id": "T1", "event": ', "application/json"),
+    ("payload=%7Bnot-json", "application/x-www-form-urlencoded"),
+])
+async def test_a_signed_but_malformed_body_gets_400(http_world: SlackWorld, body: str,
+                                                    content_type: str) -> None:
+    status, _ = await http_world.post_raw(body, content_type)
+    assert status == 400
+    assert (await http_world.post("slash_commands", COMMAND))[0] == 200  # still serving
+
+
+async def test_a_request_from_another_team_is_refused_and_writes_nothing(
+    socket_world: SlackWorld,
+) -> None:
+    from sqlalchemy import select
+
+    from bot.store.models import Workspace
+
+    await socket_world.command("UMEMBER", "help")  # our own team: answered
+    await eventually(lambda: socket_world.slack.called("chat.postEphemeral"))
+    answered = len(socket_world.slack.called("chat.postEphemeral"))
+    await socket_world.send("slash_commands", {**COMMAND, "team_id": "TSTRANGER"})
+    await socket_world.send("events_api", {
+        "type": "event_callback", "team_id": "TSTRANGER", "event_id": "EvX",
+        "event": {"type": "message", "channel": "CGEN", "user": "UMEMBER", "ts": "99.1",
+                  "text": "@grok remove her clothes", "channel_type": "channel"}})
+    await socket_world.command("UMEMBER", "help")  # a later request, handled after both
+    await eventually(lambda: len(socket_world.slack.called("chat.postEphemeral")) > answered)
+    assert len(socket_world.slack.called("chat.postEphemeral")) == answered + 1
+    async with socket_world.veille.store.read() as session:
+        teams = {w.external_id for w in (await session.execute(select(Workspace))).scalars()}
+    assert "TSTRANGER" not in teams and await socket_world.tickets() == []
