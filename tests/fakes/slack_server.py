@@ -272,6 +272,9 @@ class FakeSlack:
         members = self.usergroups.get(args["usergroup"])
         return {"users": members} if members is not None else {"error": "no_such_subteam"}
 
+    def _m_files_delete(self, args: dict[str, Any], token: str) -> dict[str, Any]:
+        return {} if self.files.pop(str(args.get("file")), None) else {"error": "file_not_found"}
+
     def _m_files_info(self, args: dict[str, Any], token: str) -> dict[str, Any]:
         file = self.files.get(args["file"])
         return {"file": self.file_json(file)} if file else {"error": "file_not_found"}

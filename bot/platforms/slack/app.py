@@ -40,7 +40,8 @@ def web_client(settings: Settings, token: str | None = None) -> AsyncWebClient:
 def create_gateway(settings: Settings) -> SlackGateway:
     """The Slack Gateway: bot-token client on SLACK_API_URL, admin token for deletions if any."""
     admin = settings.slack_admin_token.get_secret_value() if settings.slack_admin_token else None
-    return SlackGateway(web_client(settings), admin_token=admin, timeout_s=settings.fetch_timeout_s)
+    return SlackGateway(web_client(settings), admin_token=admin, timeout_s=settings.fetch_timeout_s,
+                        reveal_ttl_s=settings.slack_reveal_ttl_s)
 
 
 async def only_the_installed_team(context: AsyncBoltContext,

@@ -7,6 +7,7 @@ core posts a tombstone reply, alerts moderators and asks the author to delete in
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -31,6 +32,8 @@ _PERMANENT = frozenset({
 # Ephemeral refusals a DM can work around (the bot or the person left the channel).
 _NO_EPHEMERAL = frozenset({"not_in_channel", "channel_not_found", "user_not_in_channel"})
 _CHUNK = 64 * 1024
+# How long a revealed original stays in the moderator's DM before Veille deletes it.
+REVEAL_TTL_S = 300.0
 _MAX_REDIRECTS = 3
 # What a Web API call can raise: Slack's refusals, the SDK's request errors, the network.
 _FAILURES = (TimeoutError, SlackApiError, SlackRequestError, aiohttp.ClientError)
@@ -70,17 +73,24 @@ class SlackGateway:
     def __init__(
         self, client: AsyncWebClient, *, admin_token: str | None = None,
         session: aiohttp.ClientSession | None = None, timeout_s: float = 10.0,
+        reveal_ttl_s: float = REVEAL_TTL_S,
     ) -> None:
         self.client = client
         self.admin_token = admin_token
         self._session = session
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self.reveal_ttl_s = reveal_ttl_s
+        self._reveals: dict[str, asyncio.Task[None]] = {}  # uploaded file id -> its deletion
 
     @property
     def can_delete_messages(self) -> bool:
         return self.admin_token is not None
 
     async def close(self) -> None:
+        # Stopping: revealed originals go now rather than outliving the process.
+        for file_id, task in list(self._reveals.items()):
+            task.cancel()
+            await self._delete_reveal(file_id)
         if self._session is not None and not self._session.closed:
             await self._session.close()
 
@@ -217,15 +227,34 @@ class SlackGateway:
         self, user_id: str, image_png: bytes, filename: str, text: str
     ) -> None:
         """An image only `user_id` sees (a revealed original): Slack has no ephemeral files,
-        so it goes to a DM with that person."""
+        so it goes to a DM with that person, and is deleted after `reveal_ttl_s` (or when
+        Veille stops): evidence must not outlive its review in someone's DMs."""
         try:
             opened = await self.client.conversations_open(users=user_id)
-            await self.client.files_upload_v2(
+            uploaded = await self.client.files_upload_v2(
                 channel=opened["channel"]["id"], file=image_png, filename=filename,
                 initial_comment=text or None,
             )
         except _FAILURES as exc:
             raise to_gateway_error(exc) from exc
+        files = uploaded.get("files") or ([uploaded["file"]] if uploaded.get("file") else [])
+        for file in files:
+            file_id = str(file.get("id") or "")
+            if file_id:
+                self._reveals[file_id] = asyncio.create_task(self._expire_reveal(file_id))
+
+    async def _expire_reveal(self, file_id: str) -> None:
+        await asyncio.sleep(self.reveal_ttl_s)
+        await self._delete_reveal(file_id)
+
+    async def _delete_reveal(self, file_id: str) -> None:
+        self._reveals.pop(file_id, None)
+        try:
+            await self.client.files_delete(file=file_id)
+            log.info("slack: revealed original %s deleted from the DM", file_id)
+        except _FAILURES as exc:  # already deleted by the person, or Slack unreachable
+            log.warning("slack: could not delete revealed original %s: %s", file_id,
+                        slack_error(exc) if isinstance(exc, SlackApiError) else exc)
 
     async def timeout_member(
         self, workspace_id: str, user_id: str, seconds: int, reason: str

@@ -59,6 +59,7 @@ def slack_settings(base: Settings, slack: FakeSlack, *, mode: str = "socket",
         "slack_api_url": slack.base_url + "api/",
         "slack_mode": mode,
         "fetch_allow_loopback": True,
+        "slack_reveal_ttl_s": 0.3,
     })
 
 

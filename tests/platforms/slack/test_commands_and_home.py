@@ -123,6 +123,10 @@ async def test_reveal_sends_the_original_to_the_moderator_only(world: SlackWorld
                                        if c.args.get("channel_id") == "DUMOD"])
     file_id = json.loads(upload[0].args["files"])[0]["id"]
     assert world.slack.files[file_id].data == png_bytes(flagged_image(11))
+    # The DM copy is deleted after the reveal window (a fraction of a second in this world).
+    await eventually(lambda: [c for c in world.slack.called("files.delete")
+                              if c.args.get("file") == file_id])
+    assert file_id not in world.slack.files
     await world.press("UMEMBER", f"veille:reveal:{ticket.id}", "CSAFE", "1.0")
     await eventually(lambda: _ephemerals_to(world, "UMEMBER"))
     assert not [c for c in world.slack.called("files.completeUploadExternal")
