@@ -67,6 +67,13 @@ def main() -> None:
             table.add_row(name, "", str(value))
     console.print(table)
     console.print(f"written to {target}")
+    # A figure measured on a fallback is not the figure it claims to be: fail the run.
+    fell_back = [f"{name}: {value['backend']} ran, {value['intended_backend']} intended"
+                 for name, value in results.items() if isinstance(value, dict)
+                 and value.get("intended_backend") and value.get("backend") != value["intended_backend"]]
+    if fell_back:
+        console.print("[red]fast path fell back[/red] — " + "; ".join(fell_back))
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

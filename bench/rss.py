@@ -36,6 +36,8 @@ async def main(checkpoint: Path, cache: Path) -> None:
         "rss_after_load_mb": round(current, 1),
         "note": f"{MODEL} loaded in a fresh process, 32 images of 800x600 scored in batches of 16",
         "backend": str(getattr(detector, "backend_name", "?")),
+        # The export child (torch, one time) when this start ran one: its own VmHWM.
+        "child_peak_rss_mb": getattr(detector, "child_peak_rss_mb", None),
     }))
 
 

@@ -16,14 +16,13 @@ means "equally close", and it is comparable across models in a way raw cosines a
 from __future__ import annotations
 
 import asyncio
-import gc
 import hashlib
 import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from PIL import Image
@@ -42,7 +41,9 @@ log = logging.getLogger(__name__)
 SCORING_VERSION = "1"  # bump when preprocessing or scoring below changes behaviour
 MAX_LOGIT_SCALE = 100.0
 REASON_MIN_SCORE = 0.5  # reasons only for categories at least as close to a concept as to a negative
-BACKENDS = ("auto", "torch", "onnx")
+# auto: the chain int8 → ONNX fp32 → torch on CPU; onnx: the same without torch at the end;
+# onnx-fp32: the chain from ONNX fp32 (benchmarks, or a CPU where int8 is not wanted).
+BACKENDS = ("auto", "torch", "onnx", "onnx-fp32")
 
 
 @dataclass
@@ -54,7 +55,7 @@ class ClipConfig:
     device: str = "auto"
     cache_dir: Path = field(default_factory=lambda: Path(".veille") / "cache")
     prompts_dir: Path | None = None  # None: the bundled detectors/prompts
-    backend: str = "auto"  # auto: ONNX int8 image tower on CPU when onnxruntime is installed
+    backend: str = "auto"  # one of BACKENDS
     batch_size: int = 16
     threads: int = 0  # CPU threads (torch and ONNX Runtime); 0 leaves their defaults
     hub_url: str | None = None  # the hub host to probe; tests point it at loopback
@@ -128,7 +129,7 @@ class ClipDetector:
         self.config = config
         self.prompts: PromptSet = load_prompt_set(config.prompts_dir)
         self._identity = weights_identity(config.model, config.pretrained)
-        # The backend is part of it: int8 ONNX scores differ from torch in the third decimal.
+        # The backend setting is part of it: int8 ONNX scores differ from torch in the third decimal.
         digest = hashlib.sha256(
             f"{self._identity}|{self.prompts.digest}|{config.backend}|{SCORING_VERSION}".encode()
         ).hexdigest()
@@ -137,6 +138,11 @@ class ClipDetector:
         self.text_cache_hit: bool | None = None  # after load(): were the embeddings cached?
         self._clip: LoadedClip | None = None
         self._onnx: object | None = None
+        self._backend = "torch"
+        self._batched = False
+        self._record: dict[str, Any] | None = None
+        self.child_peak_rss_mb: float | None = None  # the export children's VmHWM, when run
+        self.child_peaks_mb: dict[str, float | None] = {}  # per step: export, check
         self._concepts: np.ndarray | None = None
         self._labels: list[str] = []
         self._layouts: list[_Layout] = []
@@ -149,8 +155,15 @@ class ClipDetector:
 
     @property
     def backend_name(self) -> str:
-        """What scores images now: "onnx-int8" or "torch" (benchmarks report it)."""
-        return "onnx-int8" if self._onnx is not None else "torch"
+        """What scores images now: "onnx-int8", "onnx-fp32" or "torch" (benchmarks report it)."""
+        return self._backend
+
+    @property
+    def backend_report(self) -> str:
+        """The backend and the checks that chose it, for `veille prepare` and `veille doctor`."""
+        from detectors.clip_onnx import describe
+
+        return describe(self._record) if self._record else self._backend
 
     async def load(self) -> None:
         """Build the model and text embeddings (idempotent). Raises DetectorError."""
@@ -160,9 +173,113 @@ class ClipDetector:
             if self._clip is None:
                 await asyncio.to_thread(self._load_sync)
 
+    def _wants_onnx(self) -> bool:
+        """ONNX is tried on CPU unless torch is asked for; VEILLE_CLIP_BACKEND=onnx requires it."""
+        from detectors.clip_onnx import onnx_available
+
+        if self.config.backend == "torch" or not self._on_cpu():
+            return False
+        if not onnx_available():
+            if self.config.backend.startswith("onnx"):
+                raise DetectorError(
+                    f"VEILLE_CLIP_BACKEND={self.config.backend} needs onnx and onnxruntime: "
+                    "install veille[fast]"
+                )
+            return False
+        return True
+
+    @property
+    def _int8(self) -> bool:
+        return self.config.backend != "onnx-fp32"
+
+    def _on_cpu(self) -> bool:
+        return self.config.device == "cpu" or (self.config.device == "auto"
+                                               and no_accelerator_visible())
+
     def _load_sync(self) -> None:
-        if self._start_from_cache():
-            return
+        if self._wants_onnx():
+            from detectors.clip_onnx import cache_key, log_checks, read_record
+
+            key = cache_key(self.config.model, self.config.pretrained, int8=self._int8)
+            record = read_record(self.config.cache_dir, key)
+            if record is not None and record["backend"] == "torch":
+                log_checks(record, remembered=True)  # both ONNX steps failed here before
+            elif record is not None and self._start_from_record(key, record):
+                log_checks(record, remembered=True)
+                return
+            else:  # no check yet, or its files are gone: the child exports, checks and exits
+                text_cached = self._text_cache().exists()
+                record = self._prepare_in_child()
+                if record is not None:
+                    log_checks(record, remembered=False)
+                    if self._start_from_record(key, record):
+                        self.text_cache_hit = text_cached  # the child wrote them on this start
+                        return
+            if self.config.backend.startswith("onnx"):
+                from detectors.clip_onnx import describe
+
+                checks = describe(record) if record else "the export failed"
+                raise DetectorError(f"VEILLE_CLIP_BACKEND={self.config.backend} but no ONNX image "
+                                    f"tower passed its check ({checks}); use auto to fall back "
+                                    "to torch")
+            self._record = record
+        self._load_torch()
+
+    def _prepare_in_child(self) -> dict[str, Any] | None:
+        """Run detectors/clip_export.py in a child process (torch stays out of this one).
+        The record it wrote, or None when it failed for another reason than the weights."""
+        import json
+        import os
+        import subprocess
+        import sys
+        import tempfile
+        from dataclasses import asdict
+
+        from detectors.clip_export import ExportRequest
+        from detectors.clip_model import ClipWeightsUnavailable
+
+        request = ExportRequest(self.config.model, self.config.pretrained,
+                                str(self.config.cache_dir),
+                                str(self.config.prompts_dir) if self.config.prompts_dir else None,
+                                self.config.threads, self.config.hub_url, self._int8)
+        root = str(Path(__file__).resolve().parents[1])
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+            p for p in (root, os.environ.get("PYTHONPATH")) if p)}
+        self.config.cache_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", suffix=".json", dir=self.config.cache_dir,
+                                         delete=False) as file:
+            json.dump(asdict(request), file)
+        log.info("CLIP %s/%s: first start on this machine, exporting and checking the image "
+                 "tower in a child process", self.config.model, self.config.pretrained)
+        try:
+            answer: dict[str, Any] = {}
+            for step in ("export", "check"):  # two processes: torch only in the first
+                done = subprocess.run([sys.executable, "-m", "detectors.clip_export", step,
+                                       file.name], capture_output=True, text=True, env=env,
+                                      check=False)
+                lines = done.stdout.strip().splitlines()
+                try:
+                    answer = json.loads(lines[-1]) if lines else {}
+                except json.JSONDecodeError:
+                    answer = {}
+                if done.returncode != 0:
+                    break
+                self.child_peaks_mb[step] = answer.get("peak_rss_mb")
+        finally:
+            os.unlink(file.name)
+        if done.returncode == 2 and answer.get("kind") == "ClipWeightsUnavailable":
+            raise ClipWeightsUnavailable(str(answer["error"]))
+        if done.returncode == 2 and "error" in answer:
+            raise DetectorError(str(answer["error"]))
+        if done.returncode != 0 or "backend" not in answer:
+            detail = answer.get("error") or (done.stderr.strip().splitlines() or ["no output"])[-1]
+            log.warning("CLIP image tower %s failed (exit %s), using torch: %s", step,
+                        done.returncode, detail)
+            return None
+        self.child_peak_rss_mb = max(v or 0.0 for v in self.child_peaks_mb.values())
+        return answer
+
+    def _load_torch(self) -> None:
         import torch
 
         if self.config.threads > 0:
@@ -177,16 +294,11 @@ class ClipDetector:
 
         matrix, self.text_cache_hit = concept_embeddings(self.prompts, encode, self._text_cache())
         self._use_concepts(matrix)
-        self._onnx = self._maybe_onnx(clip)
-        if self._onnx is not None:
-            # Images go through the ONNX tower and the text embeddings are made: the torch
-            # weights (about 600 MB for ViT-B-32) would only sit in memory from here on.
-            clip.model = None
-            gc.collect()
+        self._backend = "torch"
         self._clip = clip
-        log.info("CLIP %s/%s ready on %s (%s, %d concepts, text cache %s)", self.config.model,
-                 self.config.pretrained, clip.device, "onnx" if self._onnx else "torch",
-                 len(self._labels), "hit" if self.text_cache_hit else "written")
+        log.info("CLIP %s/%s ready on %s (torch, %d concepts, text cache %s)", self.config.model,
+                 self.config.pretrained, clip.device, len(self._labels),
+                 "hit" if self.text_cache_hit else "written")
 
     def _text_cache(self) -> Path:
         return text_cache_path(self.config.cache_dir, self._identity, self.prompts.digest)
@@ -207,32 +319,25 @@ class ClipDetector:
         self._concepts = matrix
 
     def can_start_from_cache(self) -> bool:
-        """Whether a start can skip torch: CPU scoring through ONNX, with the checked export
-        (and its metadata) and this prompt set's text embeddings already on disk."""
-        from detectors.clip_onnx import cache_key, cached_files
+        """Whether a start can skip torch: CPU scoring through an ONNX tower that passed its
+        check (the record says which) and this prompt set's text embeddings on disk."""
+        from detectors.clip_onnx import cache_key, model_path, read_record
 
-        cpu = self.config.device == "cpu" or (self.config.device == "auto"
-                                              and no_accelerator_visible())
-        key = cache_key(self.config.model, self.config.pretrained, int8=True)
-        return (self.config.backend != "torch" and cpu and self._text_cache().exists()
-                and all(path.exists() for path in cached_files(self.config.cache_dir, key)))
-
-    def _start_from_cache(self) -> bool:
-        """Start without torch when an earlier start left all that scoring needs: the int8 tower
-        whose parity was checked (with its input size, logit scale and normalisation) and the
-        text embeddings of this prompt set under these weights. Importing torch and open_clip
-        alone costs ~700 MB of resident memory; True when this start did without them."""
-        if not self.can_start_from_cache():
+        if self.config.backend == "torch" or not self._on_cpu() or not self._text_cache().exists():
             return False
-        from detectors.clip_onnx import cache_key, cached_encoder
+        key = cache_key(self.config.model, self.config.pretrained, int8=self._int8)
+        record = read_record(self.config.cache_dir, key)
+        return (record is not None and record["backend"] != "torch"
+                and model_path(self.config.cache_dir, key, str(record["backend"])).exists())
 
-        try:
-            found = cached_encoder(self.config.cache_dir,
-                                   cache_key(self.config.model, self.config.pretrained, int8=True),
-                                   self.config.threads)
-        except ImportError:  # no onnxruntime: torch it is
-            return False
-        if found is None:
+    def _start_from_record(self, key: str, record: dict[str, Any]) -> bool:
+        """Start without torch from the backend an earlier check chose (input size, logit scale
+        and normalisation are in its record) and the cached text embeddings. Importing torch
+        and open_clip alone costs ~700 MB of resident memory; True when this start did without."""
+        from detectors.clip_onnx import open_recorded
+
+        encoder = open_recorded(self.config.cache_dir, key, record, self.config.threads)
+        if encoder is None:
             return False
 
         def needs_the_model(texts: list[str]) -> np.ndarray:
@@ -243,48 +348,20 @@ class ClipDetector:
                                                              self._text_cache())
         except LookupError:
             return False
-        encoder, meta = found
+        meta = record["meta"]
         self._use_concepts(matrix)
         self._onnx = encoder
+        self._record = record
+        self._backend = str(record["backend"])
+        self._batched = bool(record.get("batch_invariant"))
         self._clip = LoadedClip(
             model=None, preprocess=None, tokenizer=None, device="cpu",
             image_size=int(meta["image_size"]), logit_scale=float(meta["logit_scale"]),
             mean=tuple(float(v) for v in meta["mean"]), std=tuple(float(v) for v in meta["std"]),
         )
-        log.info("CLIP %s/%s ready on cpu from the ONNX cache, without torch (%d concepts)",
-                 self.config.model, self.config.pretrained, len(self._labels))
+        log.info("CLIP %s/%s ready on cpu from the ONNX cache, without torch (%s, %d concepts)",
+                 self.config.model, self.config.pretrained, self._backend, len(self._labels))
         return True
-
-    def _maybe_onnx(self, clip: LoadedClip) -> object | None:
-        """The ONNX int8 image tower when asked for (or auto on CPU); None keeps torch."""
-        if self.config.backend == "torch" or clip.device.type != "cpu":
-            return None
-        from detectors.clip_onnx import build_onnx_encoder, cache_key, onnx_available
-
-        if not onnx_available():
-            if self.config.backend == "onnx":
-                raise DetectorError(
-                    "VEILLE_CLIP_BACKEND=onnx needs onnx and onnxruntime: install veille[fast]"
-                )
-            return None
-        import torch
-
-        sample = self._pixels(clip, [Image.new("RGB", (64, 48), (90, 120, 200)),
-                                     Image.radial_gradient("L")])
-        # The fused multi-head-attention fast path that torch takes in inference mode has no
-        # ONNX export: switch it off while the tower is traced, then restore it for torch runs.
-        fastpath = torch.backends.mha.get_fastpath_enabled()
-        torch.backends.mha.set_fastpath_enabled(False)
-        meta = {"image_size": clip.image_size, "logit_scale": clip.logit_scale,
-                "mean": list(clip.mean), "std": list(clip.std)}
-        try:
-            return build_onnx_encoder(
-                clip.model.visual, clip.image_size, self.config.cache_dir,
-                cache_key(self.config.model, self.config.pretrained, int8=True),
-                sample=sample, meta=meta, threads=self.config.threads,
-            )
-        finally:
-            torch.backends.mha.set_fastpath_enabled(fastpath)
 
     @staticmethod
     def _pixels(clip: LoadedClip, images: Sequence[Image.Image]) -> np.ndarray:
@@ -314,11 +391,11 @@ class ClipDetector:
         assert clip is not None and concepts is not None  # load() ran
         pixels = self._pixels(clip, images)  # outside the lock: Pillow work can overlap
         with self._run_lock:
-            if self._onnx is not None:
-                # Dynamic int8 quantisation scales activations per call: a batched call would
-                # make an image's score depend on its neighbours (we measured shifts of 0.005 in
-                # margin). One image per call keeps scores batch-independent; on CPU the
-                # throughput cost is small because the tower is compute-bound.
+            if self._onnx is not None and self._batched:
+                # The recipe's scales are fixed (checked at export: an image's embedding is the
+                # same bits alone and in a batch), so the whole batch goes in one call.
+                raw = self._onnx.encode(pixels)  # type: ignore[attr-defined]
+            elif self._onnx is not None:  # not shown batch-invariant: one image per call
                 raw = np.concatenate([self._onnx.encode(pixels[i : i + 1])  # type: ignore[attr-defined]
                                       for i in range(len(pixels))])
             else:
@@ -329,8 +406,10 @@ class ClipDetector:
                     raw = clip.model.encode_image(tensor).float().cpu().numpy()
         embeddings = raw / (np.linalg.norm(raw, axis=1, keepdims=True) + 1e-12)
         scale = min(max(clip.logit_scale, 1.0), MAX_LOGIT_SCALE)
-        margins, scores, best_pos, best_neg = score_margins(embeddings @ concepts.T,
-                                                            self._layouts, scale)
+        # Row by row: a matrix product's rounding depends on how many rows it has (BLAS picks
+        # other kernels), and an image's score must not depend on its batch-mates.
+        similarities = np.stack([concepts @ row for row in embeddings])
+        margins, scores, best_pos, best_neg = score_margins(similarities, self._layouts, scale)
         return [self._detection(margins[i], scores[i], best_pos[i], best_neg[i])
                 for i in range(len(images))]
 

@@ -1,12 +1,17 @@
-"""The CPU fast path: CLIP's image tower exported to ONNX, dynamically quantised to int8 and run
-by ONNX Runtime, plus a preprocessing path that works on numpy arrays.
+"""The CPU fast path, without torch: CLIP's image tower as ONNX, run by ONNX Runtime.
 
-The export is cached on disk, keyed by model, pretrained tag, weights file and this module's
-version, so it runs once per installation (a few seconds). `build_onnx_encoder` checks parity
-against torch on a sample batch and returns None — the caller keeps torch — when the export,
-the quantisation or the parity check fails. Once parity passed, a JSON file beside the export
-keeps what scoring needs from the torch model (input size, logit scale, normalisation), so a
-later start can use `cached_encoder` without importing torch at all.
+The chain is int8 → ONNX fp32 → torch. `choose_backend` (run by the one-time child process of
+detectors/clip_export.py, the only place torch is loaded for it) tries each ONNX step against
+torch's own embeddings of a fixed sample and takes the first that passes; every check, passed or
+failed, goes into a record beside the files, keyed by model, tag, weights identity and
+RECIPE_VERSION. A later start reads the record and opens the backend it names without torch, or
+goes straight to torch when both ONNX steps failed: no export is repeated on each start.
+
+The int8 recipe is static QDQ quantisation (MinMax ranges from `calibration_images`, a
+deterministic generated set; reduce_range against u8×s8 saturation; MatMul/Gemm/Conv only).
+Its activation scales are fixed, unlike dynamic quantisation's per-call scales, so an image's
+embedding does not depend on its batch-mates and images are batched for real; the record says
+whether that was verified (`batch_invariant`).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +28,12 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-ONNX_VERSION = "1"  # bump when the export or quantisation recipe changes
+RECIPE_VERSION = "2"  # bump when the export, the quantisation recipe or the samples change
 MIN_PARITY_COSINE = 0.99
+CALIBRATION_IMAGES = 64
+PARITY_IMAGES = 16  # the fixed sample: seed 1 of calibration_images, never calibrated on
+FAST_CHAIN = ("onnx-int8", "onnx-fp32")  # then "torch"
+META_KEYS = ("image_size", "logit_scale", "mean", "std")
 
 
 def onnx_available() -> bool:
@@ -36,15 +45,21 @@ def onnx_available() -> bool:
     return True
 
 
-def cache_key(model: str, pretrained: str, *, int8: bool) -> str:
-    """Model, tag (and the weights file's size and mtime when it is a path) and recipe version."""
-    parts = [model, pretrained, ONNX_VERSION, "int8" if int8 else "fp32"]
-    for value in (model, pretrained):
-        path = Path(value)
-        if path.is_file():
-            stat = path.stat()
-            parts.append(f"{stat.st_size}:{int(stat.st_mtime)}")
-    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+def cache_key(model: str, pretrained: str, *, int8: bool = True) -> str:
+    """Model, tag, the weights' identity (path, size, mtime; a config's content), recipe and
+    where the chain starts (int8, or fp32 for VEILLE_CLIP_BACKEND=onnx-fp32)."""
+    from detectors.clip_model import weights_identity
+
+    text = f"{weights_identity(model, pretrained)}|{RECIPE_VERSION}|{'int8' if int8 else 'fp32'}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def model_path(cache_dir: Path, key: str, backend: str) -> Path:
+    return cache_dir / "onnx" / f"{key}-{backend.removeprefix('onnx-')}.onnx"
+
+
+def record_path(cache_dir: Path, key: str) -> Path:
+    return cache_dir / "onnx" / f"{key}.json"
 
 
 class OnnxImageEncoder:
@@ -67,112 +82,169 @@ class OnnxImageEncoder:
         return self.session.run(None, {self.input_name: pixels.astype(np.float32, copy=False)})[0]
 
 
-def export_image_tower(visual: Any, image_size: int, path: Path) -> None:
-    """Export the torch image tower with a dynamic batch axis (written atomically)."""
-    import torch
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    sample = torch.zeros(1, 3, image_size, image_size)
-    with torch.inference_mode():
-        torch.onnx.export(
-            visual, (sample,), str(tmp), input_names=["pixels"], output_names=["embeddings"],
-            dynamic_axes={"pixels": {0: "batch"}, "embeddings": {0: "batch"}},
-            opset_version=17, dynamo=False,
-        )
-    os.replace(tmp, path)
-
-
-def quantise(source: Path, target: Path) -> None:
-    """Dynamic int8 quantisation of the weights (activations quantised on the fly)."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    tmp = target.with_suffix(f".tmp{os.getpid()}")
-    quantize_dynamic(str(source), str(tmp), weight_type=QuantType.QInt8)
-    os.replace(tmp, target)
-
-
-def parity_cosine(encoder: OnnxImageEncoder, visual: Any, pixels: np.ndarray) -> float:
-    """The lowest cosine similarity between ONNX and torch embeddings of the same pixels."""
-    import torch
-
-    with torch.inference_mode():
-        reference = visual(torch.from_numpy(pixels)).float().numpy()
-    fast = encoder.encode(pixels)
+def min_cosine(reference: np.ndarray, fast: np.ndarray) -> float:
+    """The lowest cosine similarity between two sets of embeddings of the same pixels."""
     cosine = (reference * fast).sum(1) / (
         np.linalg.norm(reference, axis=1) * np.linalg.norm(fast, axis=1) + 1e-12
     )
     return float(cosine.min())
 
 
-META_KEYS = ("image_size", "logit_scale", "mean", "std")
+def batch_invariant(encoder: OnnxImageEncoder, pixels: np.ndarray) -> bool:
+    """Whether each image's embedding is bit for bit the same alone and inside the batch."""
+    together = encoder.encode(pixels)
+    alone = np.concatenate([encoder.encode(pixels[i : i + 1]) for i in range(len(pixels))])
+    return bool(np.array_equal(together, alone))
 
 
-def _final_path(cache_dir: Path, key: str, int8: bool) -> Path:
-    return cache_dir / "onnx" / f"{key}-{'int8' if int8 else 'fp32'}.onnx"
-
-
-def cached_files(cache_dir: Path, key: str, *, int8: bool = True) -> tuple[Path, Path]:
-    """The export and its metadata: both exist once an export passed its parity check."""
-    path = _final_path(cache_dir, key, int8)
-    return path, path.with_suffix(".json")
-
-
-def cached_encoder(
-    cache_dir: Path, key: str, threads: int = 0, *, int8: bool = True
-) -> tuple[OnnxImageEncoder, dict[str, Any]] | None:
-    """(encoder, meta) from an export whose parity was checked by an earlier start, without
-    torch; None when there is none or it cannot be read (the caller then loads torch)."""
-    path, meta_path = cached_files(cache_dir, key, int8=int8)
-    if not (path.exists() and meta_path.exists()):
-        return None
+def read_record(cache_dir: Path, key: str) -> dict[str, Any] | None:
+    """The outcome of an earlier check for this key, or None (none, torn, or another recipe)."""
+    path = record_path(cache_dir, key)
     try:
-        meta = json.loads(meta_path.read_text("utf-8"))
-        if not isinstance(meta, dict) or any(k not in meta for k in META_KEYS):
-            raise ValueError(f"expected the keys {', '.join(META_KEYS)}")
-        return OnnxImageEncoder(path, threads), meta
-    except Exception as exc:  # a torn file, another onnxruntime: start the long way instead
-        log.warning("cached ONNX tower %s unusable, loading torch: %s", path.name, exc)
+        record = json.loads(path.read_text("utf-8"))
+        if not (isinstance(record, dict) and record.get("recipe") == RECIPE_VERSION
+                and record.get("backend") in (*FAST_CHAIN, "torch")
+                and all(k in record.get("meta", {}) for k in META_KEYS)):
+            raise ValueError(f"expected a recipe {RECIPE_VERSION} record with {', '.join(META_KEYS)}")
+    except FileNotFoundError:
         return None
+    except (OSError, ValueError) as exc:  # a torn file, an older recipe: check again
+        log.warning("CLIP fast-path record %s unusable, checking again: %s", path.name, exc)
+        return None
+    return record
 
 
-def build_onnx_encoder(
-    visual: Any,
-    image_size: int,
-    cache_dir: Path,
-    key: str,
-    *,
-    sample: np.ndarray,
-    meta: Mapping[str, Any],
-    threads: int = 0,
-    int8: bool = True,
-) -> OnnxImageEncoder | None:
-    """The cached (or freshly exported) encoder, or None when it cannot match torch. `meta`
-    (META_KEYS) is stored beside it once parity holds, for starts without torch."""
-    if not onnx_available():
+def write_record(cache_dir: Path, key: str, record: dict[str, Any]) -> None:
+    path = record_path(cache_dir, key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(record, indent=1), "utf-8")
+    os.replace(tmp, path)
+
+
+def open_recorded(cache_dir: Path, key: str, record: dict[str, Any],
+                  threads: int = 0) -> OnnxImageEncoder | None:
+    """The encoder the record names (None for torch, or when its file cannot be opened)."""
+    if record["backend"] == "torch":
         return None
-    final_path = _final_path(cache_dir, key, int8)
-    fp32_path = final_path.with_name(f"{key}-fp32.onnx")
-    meta_path = final_path.with_suffix(".json")
+    path = model_path(cache_dir, key, record["backend"])
     try:
-        if not final_path.exists():
-            if not fp32_path.exists():
-                export_image_tower(visual, image_size, fp32_path)
-            if int8:
-                quantise(fp32_path, final_path)
-                fp32_path.unlink(missing_ok=True)
-        encoder = OnnxImageEncoder(final_path, threads)
-        cosine = parity_cosine(encoder, visual, sample)
-    except Exception as exc:  # export paths differ between torch versions: fall back, loudly
-        log.warning("ONNX fast path unavailable, using torch: %s", exc)
+        return OnnxImageEncoder(path, threads)
+    except Exception as exc:  # a deleted or torn file, another onnxruntime: check again
+        log.warning("cached ONNX tower %s unusable, checking again: %s", path.name, exc)
         return None
-    if cosine < MIN_PARITY_COSINE:
-        log.warning("ONNX fast path disagrees with torch (cosine %.4f), using torch", cosine)
-        final_path.unlink(missing_ok=True)
-        meta_path.unlink(missing_ok=True)
-        return None
-    tmp = meta_path.with_name(f".{meta_path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({**meta, "parity_cosine": round(cosine, 5)}), "utf-8")
-    os.replace(tmp, meta_path)
-    log.info("ONNX %s image tower ready (parity cosine %.4f)", "int8" if int8 else "fp32", cosine)
-    return encoder
+
+
+def describe(record: dict[str, Any]) -> str:
+    """One line for logs, `veille prepare` and `veille doctor`: the backend and every check."""
+    checks = []
+    for check in record.get("checks", []):
+        figure = (f"parity {check['parity_cosine']:.4f}" if check.get("parity_cosine") is not None
+                  else f"error: {check.get('error')}")
+        checks.append(f"{check['backend']} {'passed' if check['passed'] else 'failed'} ({figure})")
+    batching = ", batched" if record.get("batch_invariant") else ", one image per call"
+    return f"{record['backend']}{batching if record['backend'] != 'torch' else ''}; " + "; ".join(checks)
+
+
+def log_checks(record: dict[str, Any], *, remembered: bool) -> None:
+    """Each failed step once, with its figure, then the backend taken."""
+    when = "at the first start (remembered)" if remembered else ""
+    for check in record.get("checks", []):
+        if not check["passed"]:
+            figure = (f"parity cosine {check['parity_cosine']:.4f} < {MIN_PARITY_COSINE}"
+                      if check.get("parity_cosine") is not None else check.get("error"))
+            log.warning("CLIP %s failed its check %s(%s)", check["backend"],
+                        f"{when} " if when else "", figure)
+    log.info("CLIP image tower: %s", describe(record))
+
+
+Quantiser = Callable[[Path, Path, np.ndarray], None]
+
+
+def choose_backend(fp32: Path, cache_dir: Path, key: str, *, sample: np.ndarray,
+                   reference: np.ndarray, calibration: np.ndarray, meta: dict[str, Any],
+                   threads: int = 0, int8: bool = True,
+                   quantiser: Quantiser | None = None) -> dict[str, Any]:
+    """Walk the chain from the exported fp32 tower and write the record: int8 (quantised from
+    `fp32` on `calibration`) if it matches `reference` on `sample`, else fp32, else torch."""
+    quantiser = quantiser or quantise_static
+    checks: list[dict[str, Any]] = []
+    chosen, invariant = "torch", False
+    for backend in FAST_CHAIN if int8 else FAST_CHAIN[1:]:
+        path = model_path(cache_dir, key, backend)
+        check: dict[str, Any] = {"backend": backend, "passed": False, "parity_cosine": None}
+        try:
+            if backend == "onnx-int8":
+                quantiser(fp32, path, calibration)
+            encoder = OnnxImageEncoder(path, threads)
+            check["parity_cosine"] = round(min_cosine(reference, encoder.encode(sample)), 5)
+            check["passed"] = check["parity_cosine"] >= MIN_PARITY_COSINE
+        except Exception as exc:  # an op the quantiser or this onnxruntime cannot take
+            check["error"] = f"{type(exc).__name__}: {exc}"[:300]
+        checks.append(check)
+        if check["passed"]:
+            chosen, invariant = backend, batch_invariant(encoder, sample[:8])
+            break
+    for backend in FAST_CHAIN:  # only the chosen file stays (a ViT-L-14 fp32 tower is 1.2 GB)
+        if backend != chosen:
+            model_path(cache_dir, key, backend).unlink(missing_ok=True)
+    record = {"recipe": RECIPE_VERSION, "backend": chosen, "batch_invariant": invariant,
+              "checks": checks, "meta": meta, "min_parity_cosine": MIN_PARITY_COSINE}
+    write_record(cache_dir, key, record)
+    return record
+
+
+def calibration_images(count: int, seed: int = 0) -> list[Any]:
+    """Deterministic generated images for static quantisation: gradients, shapes, noise, flat
+    and saturated fields — varied enough to open every activation range the tower reaches."""
+    from PIL import Image, ImageDraw
+
+    images = []
+    for index in range(count):
+        rng = np.random.default_rng(seed * 100_003 + index)
+        w, h = int(rng.integers(160, 480)), int(rng.integers(160, 480))
+        y, x = np.mgrid[0:h, 0:w]
+        kind = index % 4
+        if kind == 3:  # a flat or saturated field: the extremes of the input range
+            base = np.broadcast_to(rng.choice([0.0, 255.0, rng.uniform(0, 255)], 3), (h, w, 3))
+        else:
+            base = np.stack([(x * rng.uniform(0.05, 0.6) + y * rng.uniform(0.05, 0.6)
+                              + rng.uniform(0, 255)) % 256 for _ in range(3)], axis=-1)
+        noise = rng.normal(0, (4, 12, 40, 2)[kind], (h, w, 3))
+        image = Image.fromarray(np.clip(base + noise, 0, 255).astype(np.uint8), "RGB")
+        draw = ImageDraw.Draw(image)
+        for _ in range(int(rng.integers(0, 12))):
+            x0, y0 = int(rng.integers(0, w - 10)), int(rng.integers(0, h - 10))
+            x1, y1 = x0 + int(rng.integers(8, w // 2)), y0 + int(rng.integers(8, h // 2))
+            colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+            (draw.ellipse if rng.random() < 0.5 else draw.rectangle)((x0, y0, x1, y1), fill=colour)
+        images.append(image)
+    return images
+
+
+def quantise_static(source: Path, target: Path, calibration: np.ndarray, *,
+                    reduce_range: bool = True, batch: int = 8) -> None:
+    """Static QDQ int8: activation scales fixed once from `calibration` (MinMax), so an image's
+    embedding does not depend on the other images of its batch."""
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.batches = iter([{"pixels": calibration[i : i + batch]}
+                                 for i in range(0, len(calibration), batch)])
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self.batches, None)
+
+    tmp = target.with_suffix(f".tmp{os.getpid()}")
+    quantize_static(str(source), str(tmp), Reader(), quant_format=QuantFormat.QDQ,
+                    op_types_to_quantize=["MatMul", "Gemm", "Conv"], per_channel=False,
+                    reduce_range=reduce_range, activation_type=QuantType.QUInt8,
+                    weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax)
+    os.replace(tmp, target)

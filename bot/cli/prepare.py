@@ -1,10 +1,11 @@
 """`veille prepare`: load every configured detector once, ahead of the bot.
 
 A first start with CLIP on a CPU does one-time work: the weights, the text embeddings of the
-prompt set, the ONNX int8 export of the image tower and its parity check against torch (about
-2.5 GB at peak for ViT-B-32). Done here, before `veille run` (the systemd unit and the container
-run it first), it leaves caches from which the bot starts without importing torch (about 300 MB
-resident). Exit 0 when every detector loaded, 2 with the reason when one cannot.
+prompt set, the ONNX export of the image tower, its static int8 quantisation and the parity
+checks of the chain int8 → ONNX fp32 → torch. It runs in a child process that exits when done
+(detectors/clip_export.py), so this process never holds torch. Done here, before `veille run`
+(the systemd unit and the container run it first), it leaves caches and the checks' record, from
+which the bot starts without importing torch; the table names the backend and each check. Exit 0 when every detector loaded, 2 with the reason when one cannot.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ async def run_prepare(settings: Settings) -> int:
     light = True
     for detector in scanner.detectors:
         state = t("prepare.state_ready", locale)
-        backend = getattr(detector, "backend_name", None)
+        backend = getattr(detector, "backend_report", None)  # the backend and its checks
         if backend is not None:
             starts_light = bool(getattr(detector, "can_start_from_cache", lambda: False)())
             light = light and starts_light

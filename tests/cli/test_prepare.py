@@ -25,11 +25,14 @@ def test_prepare_exports_once_then_the_next_start_skips_torch(veille: Veille) ->
     first = veille("prepare", **onnx_env())
     assert first.returncode == 0, first.stderr
     assert "onnx-int8" in first.stdout and "without torch" in first.stdout
-    assert "text cache written" in first.stderr  # the one-time work happened here
+    assert "parity" in first.stdout  # the check that chose it, with its figure
+    assert "CLIP image tower: onnx-int8, batched; onnx-int8 passed (parity 0.9" in first.stderr
+    assert "in a child process" in first.stderr  # the one-time work happened, out of this process
 
     again = veille("prepare", **onnx_env(), VEILLE_LOCALE="fr")
     assert again.returncode == 0, again.stderr
     assert "from the ONNX cache, without torch" in again.stderr
+    assert "in a child process" not in again.stderr  # the record was enough: no export again
     assert "sans charger torch" in again.stderr and "Détecteurs prêts" in again.stdout
 
 
