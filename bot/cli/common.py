@@ -87,7 +87,10 @@ def missing_sqlite_file(database_url: str) -> Path | None:
     read must say so rather than create an empty database as a side effect."""
     from sqlalchemy.engine import make_url
 
-    url = make_url(database_url)
+    try:
+        url = make_url(database_url)
+    except Exception:  # not a URL: the command that opens it says so
+        return None
     if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
         return None
     path = Path(url.database).expanduser()

@@ -96,13 +96,18 @@ def explain(exc: BaseException, locale: str) -> Failure:
         return Failure(t("failure.database", locale,
                          detail=f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")),
                        EXIT_RUNTIME)
-    if names & {"OperationalError", "InterfaceError", "ArgumentError", "NoSuchModuleError"}:
-        first = next(e for e in chain if type(e).__name__ in
-                     {"OperationalError", "InterfaceError", "ArgumentError", "NoSuchModuleError"})
-        detail = str(getattr(first, "orig", None) or first).splitlines()[0]
-        return Failure(t("failure.database", locale, detail=detail), EXIT_RUNTIME)
-    if isinstance(exc, ModuleNotFoundError) and exc.name in ("asyncpg", "aiosqlite", "psycopg"):
-        return Failure(t("failure.db_driver", locale, module=exc.name))
+    for item in chain:  # a URL SQLAlchemy cannot read, or a dialect it does not know
+        if type(item).__name__ in ("ArgumentError", "NoSuchModuleError"):
+            return Failure(t("failure.bad_db_url", locale, detail=_one_line(item)))
+    for item in chain:  # the database driver of the URL is not installed
+        if isinstance(item, ModuleNotFoundError) and (
+                item.name in ("asyncpg", "aiosqlite", "psycopg", "aiomysql", "MySQLdb")
+                or _raised_in(item, "sqlalchemy/dialects")):
+            return Failure(t("failure.db_driver", locale, module=item.name or "?"))
+    for item in chain:
+        if type(item).__name__ in ("OperationalError", "InterfaceError"):
+            detail = str(getattr(item, "orig", None) or item).splitlines()[0]
+            return Failure(t("failure.database", locale, detail=detail), EXIT_RUNTIME)
     for item in chain:
         if isinstance(item, ConnectionError | TimeoutError) or type(item).__name__ in (
             "ClientConnectorError", "ServerDisconnectedError", "ClientConnectionError",

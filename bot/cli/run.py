@@ -10,7 +10,14 @@ import asyncio
 
 import click
 
-from bot.cli.common import EXIT_USAGE, console, fail, get_settings, schema_state
+from bot.cli.common import (
+    EXIT_USAGE,
+    console,
+    fail,
+    get_settings,
+    missing_sqlite_file,
+    schema_state,
+)
 from bot.cli.failures import EXIT_RUNTIME, Failure
 from bot.core.i18n import t
 from bot.settings import Settings
@@ -20,6 +27,10 @@ async def _check_database(settings: Settings) -> None:
     from bot.store import engine as store
 
     locale = settings.default_locale
+    missing = missing_sqlite_file(settings.database_url)
+    if missing is not None:  # said, not created: `veille db upgrade` creates it
+        raise Failure(t("cli.not_migrated", locale, detail=t("doctor.db_missing", locale,
+                                                               path=missing)))
     try:
         engine = store.create_engine(settings.database_url)
     except OSError as exc:  # the SQLite file's folder cannot be made
@@ -45,6 +56,9 @@ def register(cli: click.Group) -> None:
             fail(t("failure.slack_incomplete", locale, missing=missing, mode=settings.slack_mode))
         if not (settings.discord_configured or settings.slack_configured):
             fail(t("cli.no_platform", locale), EXIT_USAGE)
+        if settings.secret_key is None and settings.evidence != "hashes-only":
+            # Without a key every quarantine would silently keep hashes only: say it up front.
+            fail(t("failure.no_secret_key", locale), EXIT_USAGE)
         asyncio.run(_check_database(settings))
         from bot.cli.preflight import check_platforms
 

@@ -93,15 +93,23 @@ def test_missing_token_and_half_slack(veille: Veille) -> None:
 
 def test_database_not_migrated_or_unreachable(veille: Veille, tmp_path: Path) -> None:
     env = {**KEY, "DISCORD_TOKEN": "x" * 59}
+    missing = tmp_path / "veille.db"
+    assert_one_message(veille("run", **env), 2, "veille db upgrade", "no database at")
+    assert not missing.exists()  # said, not created
+    missing.write_bytes(b"")  # a file with no tables
     assert_one_message(veille("run", **env), 2, "veille db upgrade", "no tables yet")
     blocked = tmp_path / "a-file"
     blocked.write_text("not a folder")
     unreachable = {**env, "VEILLE_DATABASE_URL": f"sqlite+aiosqlite:///{blocked}/veille.db"}
+    assert_one_message(veille("db", "upgrade", **unreachable), 1, "Cannot open the database",
+                       "VEILLE_DATABASE_URL")
     for command in (["run"], ["hashes", "list"]):
-        result = veille(*command, stdin="hello\n", **unreachable)
-        assert_one_message(result, 1, "VEILLE_DATABASE_URL")
+        assert_one_message(veille(*command, **unreachable), 2, "veille db upgrade")
     missing_driver = {**env, "VEILLE_DATABASE_URL": "postgresql+asyncpg://u:p@127.0.0.1:9/v"}
-    assert_one_message(veille("run", **missing_driver), 2, "pip install asyncpg")
+    assert_one_message(veille("run", **missing_driver), 2, "asyncpg is not installed",
+                       "pip install -e '.[postgres]'")
+    bad_url = {**env, "VEILLE_DATABASE_URL": "not-a-url"}
+    assert_one_message(veille("run", **bad_url), 2, "VEILLE_DATABASE_URL is not a database URL")
 
 
 @pytest.mark.parametrize("command", [["run"], ["scan", "--text-file", "-"],
@@ -142,3 +150,16 @@ def test_a_good_start_logs_what_veille_does_not_library_chatter(migrated: Veille
     assert "discord: connected as Veille" in err
     for chatter in ("apscheduler", "Adding job", "voice will NOT be supported", "Traceback"):
         assert chatter not in err, err
+
+
+def test_run_refuses_to_start_without_a_secret_key_unless_told_hashes_only(migrated: Veille) -> None:
+    env = {"VEILLE_DETECTORS": "hashes", "DISCORD_TOKEN": "x" * 59,
+           "DISCORD_API_URL": "http://127.0.0.1:9/api/v10"}
+    refused = migrated("run", **env)
+    assert_one_message(refused, 2, "VEILLE_SECRET_KEY is not set", "VEILLE_EVIDENCE=hashes-only")
+    french = migrated("run", **env, VEILLE_LOCALE="fr")
+    assert_one_message(french, 2, "VEILLE_SECRET_KEY n'est pas définie")
+    # Told explicitly: it gets past the key check (and stops later, at the unreachable Discord).
+    allowed = migrated("run", **env, VEILLE_EVIDENCE="hashes-only")
+    assert "VEILLE_SECRET_KEY is not set" not in allowed.stderr + allowed.stdout
+    assert "Traceback" not in allowed.stderr
