@@ -33,6 +33,11 @@ class Settings(BaseSettings):
 
     database_url: str = Field(DEFAULT_DATABASE_URL, validation_alias=_env("VEILLE_DATABASE_URL"))
     secret_key: SecretStr | None = Field(None, validation_alias=_env("VEILLE_SECRET_KEY"))
+    # "encrypted" (the default) needs VEILLE_SECRET_KEY; "hashes-only" says on purpose that no
+    # evidence bytes are kept (tickets keep hashes and metadata), so `veille run` may start
+    # without a key.
+    evidence: Literal["encrypted", "hashes-only"] = Field(
+        "encrypted", validation_alias=_env("VEILLE_EVIDENCE"))
     data_dir: Path = Field(Path(".veille"), validation_alias=_env("VEILLE_DATA_DIR"))
     log_level: str = Field("INFO", validation_alias=_env("VEILLE_LOG_LEVEL"))
     log_format: Literal["text", "json"] = Field("text", validation_alias=_env("VEILLE_LOG_FORMAT"))
