@@ -61,6 +61,9 @@ class ScanResult:
     verdict: Verdict | None = None
     error: str | None = None
     notes: list[str] = field(default_factory=list)  # partial failures (one of a page's images)
+    # The decoder's code of `error` (empty, corrupt, …): the human table says it in the
+    # person's language; `error` itself stays English for scripts.
+    error_code: str | None = None
 
     @property
     def severity(self) -> Severity:
@@ -242,7 +245,7 @@ class ScanRun:
                     read_image_file, Path(source), self.settings.fetch_max_bytes)
                 prepared = await self._prepare(data, source)
             except MediaError as exc:
-                result.error = str(exc)
+                result.error, result.error_code = str(exc), exc.code
             except (OSError, ValueError) as exc:
                 result.error = f"unreadable: {_describe(exc)}"
             except Exception as exc:  # a decoder bug must not stop the run (contract)

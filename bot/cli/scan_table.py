@@ -51,6 +51,17 @@ def shorten_sources(sources: Sequence[str], width: int) -> list[str]:
     return shown
 
 
+def _error_text(result: ScanResult, locale: str) -> str:
+    """English: the decoder's own words (they name the detail). Other languages: the catalogue's
+    sentence for the error's code, when there is one."""
+    if locale != "en" and result.error_code:
+        key = f"unscanned.{result.error_code}"
+        text = t(key, locale)
+        if text != key:
+            return text
+    return result.error or ""
+
+
 def label(result: ScanResult) -> str:
     return "ERROR" if result.error is not None else result.severity.name
 
@@ -71,7 +82,7 @@ def summarise(results: list[ScanResult], as_json: bool, locale: str, show_all: b
                                  strict=True):
                 name = label(r)
                 reasons = [readable_reason(x, locale) for x in (r.verdict.reasons[:3] if r.verdict else [])]
-                detail = r.error or "; ".join(reasons)
+                detail = _error_text(r, locale) if r.error is not None else "; ".join(reasons)
                 categories = ", ".join(category_name(c, locale)
                                        for c in (r.verdict.categories if r.verdict else []))
                 table.add_row(source, f"[{COLOURS[name]}]{t(f'scan.label.{name}', locale)}[/]",

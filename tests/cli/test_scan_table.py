@@ -54,7 +54,8 @@ def test_one_error_is_singular(veille: Veille, tmp_path: Path) -> None:
     assert "1 scanned: 0 flagged, 1 error." in result.stderr
     french = veille("scan", str(tmp_path / "empty.png"), VEILLE_LOCALE="fr")
     assert "1 analysé : 0 signalé, 1 erreur." in french.stderr
-    assert "ERREUR" in french.stdout
+    assert "ERREUR" in french.stdout and "le fichier est vide" in french.stdout
+    assert "empty file" not in french.stdout
 
 
 def test_sources_are_cut_from_the_left_and_stay_distinct() -> None:
