@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.core import cards, decisions, permissions, policy, quarantine, tickets
+from bot.core import cards, decisions, inbox, permissions, policy, quarantine, tickets
 from bot.core.clock import Clock
 from bot.core.crypto import EvidenceCipher
 from bot.core.errors import NotFound, PermissionDenied, VeilleError
@@ -63,6 +63,7 @@ class Veille:
         self.outbox = Outbox(self.store, self.clock, self.gateways)
         self.watchdog = LoopWatchdog()  # logs any event-loop stall over 100 ms, with its stack
         self._worker: asyncio.Task[None] | None = None
+        self._replayer: asyncio.Task[None] | None = None
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -72,15 +73,42 @@ class Veille:
         self.outbox.wake()
 
     def start(self) -> None:
-        """Start the outbox worker (it also picks up actions a crash left pending) and the
-        loop-lag watchdog."""
+        """Start the outbox worker (it also picks up actions a crash left pending), the inbox
+        replayer (events a crash left undecided) and the loop-lag watchdog."""
         self.watchdog.start()
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self.outbox.run_forever(), name="veille-outbox")
+        if self._replayer is None or self._replayer.done():
+            self._replayer = asyncio.create_task(self._replay_forever(), name="veille-inbox")
+
+    async def _replay_forever(self, every_s: float = 30.0) -> None:
+        while True:
+            try:
+                await self.replay_inbox()
+            except Exception:  # the replayer must outlive a bad row or a database hiccup
+                log.exception("inbox replay failed")
+            await asyncio.sleep(every_s)
+
+    async def replay_inbox(self) -> int:
+        """Handle again every event received but never decided (inbox.REPLAY_AGE_S old or more);
+        returns how many were replayed."""
+        events = await inbox.due(self.store, self.clock.now())
+        for event in events:
+            log.warning("replaying message %s of %s:%s, left undecided by a stop",
+                        event.message_id, event.platform, event.workspace_id)
+            try:
+                await self.handle_message(event)
+            except Exception:  # counted by handle_message; the next event still goes
+                log.exception("replay of message %s failed", event.message_id)
+        return len(events)
 
     async def aclose(self, drain_s: float = 0.0) -> None:
         """Stop. With `drain_s`, the outbox first finishes the run in progress (up to that many
         seconds) so no action is cut between its platform call and its commit (SIGTERM)."""
+        if self._replayer is not None:
+            self._replayer.cancel()
+            await asyncio.gather(self._replayer, return_exceptions=True)
+            self._replayer = None
         if self._worker is not None:
             self.outbox.stop()
             if drain_s > 0:
@@ -101,7 +129,18 @@ class Veille:
 
     async def handle_message(self, event: MessageEvent) -> Decision:
         """Scan a message and commit the Decision (tickets, evidence, outbox) before any platform
-        action; the outbox worker then acts. Delivering the same event twice is harmless."""
+        action; the outbox worker then acts. Delivering the same event twice is harmless. The
+        event is recorded in the inbox first, so work a crash cut short is replayed."""
+        inbox_id = await inbox.record(self.store, event, self.clock.now())
+        try:
+            decision = await self._decide(event)
+        except Exception as exc:  # left pending for a replay (a cancellation too: a stop)
+            await inbox.failed(self.store, inbox_id, f"{type(exc).__name__}: {exc}")
+            raise
+        await inbox.settle(self.store, inbox_id)
+        return decision
+
+    async def _decide(self, event: MessageEvent) -> Decision:
         ws = await self._workspace_row(str(event.platform), event.workspace_id, event.workspace_name)
         assert ws.id is not None
         async with self.store.read() as session:

@@ -235,6 +235,22 @@ class OutboxAction(SQLModel, table=True):
     done_at: datetime | None = _when(nullable=True)
 
 
+class InboxEvent(SQLModel, table=True):
+    """A platform event recorded before any work on it (bot/core/inbox.py): replayed when its
+    Decision was never committed (a crash mid-scan)."""
+
+    __tablename__ = "inbox"
+    __table_args__ = (Index("ix_inbox_due", "status", "received_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=300, unique=True)
+    payload: dict[str, Any] = _json(dict)
+    status: str = Field(default="pending", max_length=16)  # pending | done | dead
+    attempts: int = Field(default=0)
+    last_error: str | None = None
+    received_at: datetime = _when()
+
+
 class OutboxLease(SQLModel, table=True):
     """Which process performs one queue of outbox actions (a ticket's, or one lone action),
     until when. Taken with a conditional UPDATE (or the primary key on first use), so any number

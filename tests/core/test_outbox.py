@@ -202,3 +202,52 @@ async def test_a_lease_left_by_a_crashed_process_expires(
     clock.advance(timedelta(seconds=LEASE_S + 1))
     await veille.retry_outbox()
     assert [c.args["message_id"] for c in gateway.named("delete_message")] == ["m1"]
+
+
+class Hanging:
+    """An image detector built for the test that never answers: the process "dies" mid-scan."""
+
+    name = "colour"
+    version = "1"
+    kind = "image"
+
+    async def load(self) -> None:
+        return None
+
+    async def detect(self, items: object) -> list[object]:
+        await asyncio.Event().wait()
+        return []
+
+
+async def test_an_event_cut_short_by_a_crash_is_replayed_once_after_restart(
+    settings: Settings, engine: AsyncEngine, clock: ManualClock, colour: ColourModel,
+    veille: Veille, gateway: RecordingGateway,
+) -> None:
+    """Discord never delivers a message twice: an event received but not decided when the
+    process died must not be lost. The inbox keeps it; the next process replays it."""
+    from bot.app import build_veille
+    from bot.core.inbox import REPLAY_AGE_S
+    from bot.core.scanner import Scanner
+    from bot.store.models import InboxEvent
+
+    dying = await build_veille(settings, engine, gateways=[gateway], clock=clock,
+                               scanner=Scanner([Hanging()]))  # type: ignore[list-item]
+    event = message("m9", images=[shapes_png(red=1.0, seed=9)], gateway=gateway)
+    work = asyncio.create_task(dying.handle_message(event))
+    await asyncio.sleep(0.3)  # recorded, then stuck scanning
+    work.cancel()  # kill -9 after the event was received, before any decision
+    await asyncio.gather(work, return_exceptions=True)
+    await dying.aclose()
+    async with veille.store.read() as session:
+        [row] = (await session.execute(select(InboxEvent))).scalars().all()
+    assert row.status == "pending"
+
+    assert await veille.replay_inbox() == 0  # too fresh: a live process may still be on it
+    clock.advance(timedelta(seconds=REPLAY_AGE_S + 1))
+    assert await veille.replay_inbox() == 1
+    await veille.retry_outbox()
+    assert [c.args["message_id"] for c in gateway.named("delete_message")] == ["m9"]
+    assert await veille.replay_inbox() == 0  # decided: never replayed again
+    await veille.handle_message(event)  # and a late duplicate delivery changes nothing
+    await veille.retry_outbox()
+    assert len(gateway.named("delete_message")) == 1
