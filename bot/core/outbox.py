@@ -47,7 +47,8 @@ CONCURRENCY = 8  # tickets whose actions run at the same time
 # A queue's lease: renewed before each action, so it only lapses when its holder stopped (a
 # crash) or one platform call hung longer than this; then another process takes the queue over.
 LEASE_S = 90.0
-KINDS = ("delete_message", "post_card", "update_card", "post_text", "send_private", "timeout_member")
+KINDS = ("delete_message", "post_card", "update_card", "post_text", "send_private", "timeout_member",
+         "delete_preview")
 
 
 def backoff(attempts: int, retry_after: float | None = None) -> float:
@@ -75,6 +76,23 @@ async def enqueue(
         return True
     except IntegrityError:
         return False
+
+
+async def withdraw_preview(session: AsyncSession, ticket: Ticket, now: datetime) -> bool:
+    """Queue the removal of the blurred preview a ticket posted (at resolution, or when its
+    evidence reaches the end of its retention): even blurred, it must not outlive the case.
+    False when the ticket never had a preview."""
+    found = await session.execute(
+        select(OutboxAction).where(col(OutboxAction.idempotency_key) == f"{ticket.id}:preview"))
+    posted = found.scalar_one_or_none()
+    if posted is None:
+        return False
+    return await enqueue(
+        session, key=f"{ticket.id}:preview_delete", kind="delete_preview",
+        platform=posted.platform, workspace_id=posted.workspace_id, ticket_id=ticket.id,
+        payload={"workspace": posted.payload["workspace"],
+                 "channel_id": posted.payload["channel_id"]}, now=now,
+    )
 
 
 class Outbox:
@@ -231,6 +249,12 @@ class Outbox:
             ticket = await session.get(Ticket, action.ticket_id) if action.ticket_id else None
             if ticket is None:
                 return {"skipped": "ticket gone"}
+            if action.kind == "delete_preview":  # its id is known only once it was posted
+                preview = ticket.preview_message_id
+                if not preview:
+                    return {"skipped": "no preview posted"}
+                await gateway.delete_message(ws, p["channel_id"], preview)
+                return {"deleted": True}
             purpose = str(p.get("purpose", "ticket"))
             card = await card_for(session, ticket, purpose, self.clock.now())
         if action.kind == "post_card":
@@ -260,6 +284,8 @@ class Outbox:
                 ticket.card_message_id = str(result["message_id"])
             elif row.kind == "post_card" and result.get("purpose") == "preview":
                 ticket.preview_message_id = str(result["message_id"])
+            elif row.kind == "delete_preview" and result.get("deleted"):
+                ticket.preview_message_id = None
 
     async def _failed(
         self, action: OutboxAction, error: str, retryable: bool, retry_after: float | None

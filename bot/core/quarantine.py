@@ -81,9 +81,9 @@ def destroy(evidence: Evidence, at: datetime) -> bool:
     return had
 
 
-async def purge_expired(session: AsyncSession, now: datetime) -> int:
-    """Destroy evidence whose retention ran out; returns how many rows lost their bytes."""
+async def purge_expired(session: AsyncSession, now: datetime) -> list[int]:
+    """Destroy evidence whose retention ran out; returns the tickets whose evidence lost bytes."""
     found = await session.execute(
         select(Evidence).where(col(Evidence.purge_after) <= now, col(Evidence.purged_at).is_(None))
     )
-    return sum(destroy(evidence, now) for evidence in found.scalars())
+    return [evidence.ticket_id for evidence in found.scalars() if destroy(evidence, now)]

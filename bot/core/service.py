@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.core import cards, decisions, inbox, permissions, policy, quarantine, tickets
+from bot.core import cards, decisions, inbox, outbox, permissions, policy, quarantine, tickets
 from bot.core.clock import Clock
 from bot.core.crypto import EvidenceCipher
 from bot.core.errors import NotFound, PermissionDenied, VeilleError
@@ -27,7 +27,7 @@ from bot.core.types import Actor, Decision, MessageEvent, Role, SetupInput, Work
 from bot.core.watchdog import LoopWatchdog
 from bot.settings import Settings
 from bot.store import bank_sharing, repos
-from bot.store.models import Workspace
+from bot.store.models import Ticket, Workspace
 from bot.store.workspace_repo import apply_setup, workspace_view
 from detectors.fusion import Severity, Thresholds
 
@@ -373,8 +373,16 @@ class Veille:
 
     async def purge_expired_evidence(self) -> int:
         """Drop evidence bytes past each workspace's retention; returns how many were purged."""
+        now = self.clock.now()
         async with self.store.write() as session:
-            return await quarantine.purge_expired(session, self.clock.now())
+            purged = await quarantine.purge_expired(session, now)
+            for ticket_id in purged:
+                ticket = await session.get(Ticket, ticket_id)
+                if ticket is not None:
+                    await outbox.withdraw_preview(session, ticket, now)
+        if purged:
+            self.outbox.wake()
+        return len(purged)
 
     async def trim_verdict_cache(self, older_than: datetime | timedelta) -> int:
         """Forget cached verdicts of media not seen since `older_than` (a time, or an age)."""

@@ -93,6 +93,7 @@ async def perform(
         ticket.status, ticket.resolution, ticket.resolved_at = "open", None, None
     elif action in ("resolve", "confirm", "false_positive"):
         ticket.status, ticket.resolved_at = "resolved", now
+        await outbox.withdraw_preview(session, ticket, now)
         ticket.resolution = {"resolve": "resolved", "confirm": "confirmed"}.get(action, action)
         ticket.resolution_note = note or ticket.resolution_note
         if action == "confirm":

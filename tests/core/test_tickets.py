@@ -22,6 +22,7 @@ from tests.core.conftest import (
     ADMIN,
     MEMBER,
     MOD,
+    QUARANTINE_CHANNEL,
     WS,
     ColourModel,
     make_veille,
@@ -206,6 +207,41 @@ async def test_retention_purges_evidence_bytes_but_keeps_hashes(
     async with veille.store.read() as session:
         evidence = (await session.execute(select(Evidence))).scalar_one()
     assert evidence.ciphertext is None and len(evidence.sha256) == 64
+
+
+async def _preview_id(veille: Veille) -> str:
+    async with veille.store.read() as session:
+        [ticket] = (await session.execute(select(Ticket))).scalars().all()
+    assert ticket.preview_message_id  # posted in the quarantine channel
+    return ticket.preview_message_id
+
+
+async def test_the_blurred_preview_is_deleted_at_resolution(
+    veille: Veille, gateway: RecordingGateway
+) -> None:
+    tid = await flagged(veille, gateway, red=1.0)
+    await veille.retry_outbox()
+    preview = await _preview_id(veille)
+    await veille.ticket_action("discord", WS, MOD, "false_positive", tid)
+    await veille.retry_outbox()
+    deletes = [(c.args["channel_id"], c.args["message_id"]) for c in gateway.named("delete_message")]
+    assert (QUARANTINE_CHANNEL, preview) in deletes
+    async with veille.store.read() as session:
+        assert (await session.get(Ticket, tid)).preview_message_id is None  # type: ignore[union-attr]
+
+
+async def test_the_blurred_preview_is_deleted_when_retention_ends(
+    veille: Veille, gateway: RecordingGateway, clock: ManualClock
+) -> None:
+    await veille.save_setup("discord", WS, ADMIN, SetupInput(retention_days=7))
+    await flagged(veille, gateway, red=1.0)
+    await veille.retry_outbox()
+    preview = await _preview_id(veille)
+    clock.advance(timedelta(days=8))
+    assert await veille.purge_expired_evidence() == 1
+    await veille.retry_outbox()
+    assert (QUARANTINE_CHANNEL, preview) in [
+        (c.args["channel_id"], c.args["message_id"]) for c in gateway.named("delete_message")]
 
 
 async def test_status_help_and_added_hashes(veille: Veille, gateway: RecordingGateway) -> None:
