@@ -16,6 +16,7 @@ here are per call (the core calls this through asyncio.to_thread).
 
 from __future__ import annotations
 
+import heapq
 import io
 import struct
 import threading
@@ -24,6 +25,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
 from bot.media.sniff import sniff_mime
@@ -44,6 +46,12 @@ PILLOW_FORMATS: dict[str, tuple[str, ...]] = {
 WALK_BUDGET_PIXELS = 120_000_000
 # ...and in frames, since each step also has a fixed cost (a GIF frame can be 40 bytes).
 MAX_WALK_FRAMES = 1000
+# Of an animation's sampled frames, up to this many are scene changes: frames whose mean grey
+# difference from the frame before (on 16x16 thumbnails) is at least SCENE_CHANGE_MIN levels and
+# three times the animation's typical change; the rest are spread evenly.
+SCENE_CHANGES = 3
+SCENE_CHANGE_MIN = 12.0
+MAX_FRAMES = 6
 # Without draft mode, decode at most this many times the pixel limit, then reduce; a header
 # claiming more is a bomb. JPEG draft scales down to 1/8 (1/64 of the pixels) while decoding.
 BOMB_FACTOR = 2
@@ -106,8 +114,10 @@ def _truncated_allowed() -> Iterator[None]:
             ImageFile.LOAD_TRUNCATED_IMAGES = before
 
 
-def decode_image(data: bytes, *, max_pixels: int = 40_000_000, max_frames: int = 4) -> DecodedImage:
-    """Decode `data` into at most `max_frames` evenly spread RGB frames of at most `max_pixels`,
+def decode_image(data: bytes, *, max_pixels: int = 40_000_000,
+                 max_frames: int = MAX_FRAMES) -> DecodedImage:
+    """Decode `data` into at most `max_frames` RGB frames (an animation's scene changes, then
+    frames spread evenly over it: bot.media.decode._frames) of at most `max_pixels`,
     or raise MediaError. Larger images are reduced while decoding; a truncated file is decoded
     again as far as it goes (`partial`); only a header claiming a bomb is refused unread."""
     try:
@@ -256,14 +266,44 @@ def frame_indices(n_frames: int, max_frames: int) -> list[int]:
 
 
 def _frames(image: Image.Image, pixels: int, max_frames: int) -> list[Image.Image]:
+    """Up to `max_frames` frames: the scene changes (a frame much unlike the one before it —
+    one harmful frame flashed inside a harmless loop), then frames spread evenly over the rest.
+    One sequential walk within the budget; each frame is compared on a 16×16 grey thumbnail."""
+    max_frames = max(1, max_frames)
     limit = max(1, min(MAX_WALK_FRAMES, WALK_BUDGET_PIXELS // pixels))
-    frames: list[Image.Image] = []
-    for index in frame_indices(_frame_count(image, limit), max(1, max_frames)):
-        if index:
-            image.seek(index)
-        image.load()
-        frames.append(to_rgb(image))
-    return frames
+    count = _frame_count(image, limit)
+    even = frame_indices(count, max_frames)
+    if count <= max_frames:
+        return [_frame_at(image, index) for index in even]
+    kept: dict[int, Image.Image] = {}
+    candidates: list[tuple[float, int, Image.Image]] = []  # the strongest changes seen so far
+    changes: list[float] = []
+    previous: np.ndarray | None = None
+    for index in range(count):
+        frame = _frame_at(image, index)
+        thumb = np.asarray(frame.convert("L").resize((16, 16), Image.Resampling.BOX), np.float32)
+        change = float(np.abs(thumb - previous).mean()) if previous is not None else 0.0
+        previous = thumb
+        changes.append(change)
+        if index in even:
+            kept[index] = frame
+        elif change > 0:
+            heapq.heappush(candidates, (change, index, frame))
+            if len(candidates) > SCENE_CHANGES:
+                heapq.heappop(candidates)
+    typical = float(np.median(changes[1:])) if len(changes) > 1 else 0.0
+    scenes = {index: frame for change, index, frame in candidates
+              if change >= SCENE_CHANGE_MIN and change > 3 * typical}
+    spread = [even[i] for i in frame_indices(len(even), max_frames - len(scenes))]
+    chosen = {**{index: kept[index] for index in spread}, **scenes}
+    return [chosen[index] for index in sorted(chosen)]
+
+
+def _frame_at(image: Image.Image, index: int) -> Image.Image:
+    if index:
+        image.seek(index)
+    image.load()
+    return to_rgb(image)
 
 
 def _frame_count(image: Image.Image, limit: int) -> int:

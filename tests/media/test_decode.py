@@ -160,7 +160,9 @@ def test_long_animations_of_tiny_frames_stop_at_the_frame_cap() -> None:
     decoded = decode_image(data, max_frames=4)
     greys = [frame.getpixel((0, 0))[0] for frame in decoded.frames]  # type: ignore[index]
     assert MAX_WALK_FRAMES == 1000
-    assert greys == [0, 0, 100, 100]  # frames 0, 333, 666 and 999: never past MAX_WALK_FRAMES
+    # Frames 0, 500 (where the grey changes: a scene change), 666 and 999: never past
+    # MAX_WALK_FRAMES, where grey 200 starts.
+    assert greys == [0, 100, 100, 100]
 
 
 def test_huge_dimensions_in_a_tiny_file_are_refused_before_decoding() -> None:
@@ -238,3 +240,14 @@ def test_a_valid_header_with_garbage_after_it_is_corrupt_or_truncated() -> None:
     data = image_bytes("JPEG", size=(64, 64))
     broken = data[:200] + b"\xff" * 2000
     assert rejected(broken).code in ("corrupt", "truncated")
+
+
+def test_one_frame_flashed_inside_a_long_loop_is_sampled() -> None:
+    """Even sampling alone would miss frame 37 of 60: a scene change is always looked at."""
+    frames = [Image.new("RGB", (40, 30), (30 + i % 2, 90, 40)) for i in range(60)]
+    frames[37] = Image.new("RGB", (40, 30), (240, 240, 240))
+    data = encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=40)
+    decoded = decode_image(data, max_frames=4)
+    assert len(decoded.frames) <= 4
+    assert any(frame.getpixel((5, 5))[0] > 200 for frame in decoded.frames)  # type: ignore[index]
+    assert decoded.frames[0].getpixel((5, 5))[0] < 100  # the first frame is still there
