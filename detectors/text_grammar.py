@@ -102,16 +102,22 @@ class GrammarResult:
     extras: dict[str, object] = field(default_factory=dict)
     features: list[float] = field(default_factory=list)  # FEATURE_NAMES, context-free
     evidence: float = 0.0  # the grammar's score for the text alone (no context)
+    span: tuple[int, int] | None = None  # the strongest pattern's characters in the text
 
 
 def _sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-x))
 
 
-def analyse(item: TextInput, lexicon: Lexicon) -> GrammarResult:
-    """Run the grammar on one message: scores, reasons and the head's grammar features."""
-    tokens = lexicon.normaliser.tokens(item.text)
-    all_hits = lexicon.match(tokens)
+def analyse(item: TextInput, lexicon: Lexicon, tokens: list[Token] | None = None,
+            hits: list[Hit] | None = None) -> GrammarResult:
+    """Run the grammar on one message: scores, reasons and the head's grammar features.
+
+    `tokens`, when given, are a window of the message's tokens (spans in `item.text`), and
+    `hits` the lexicon's hits on them, when already found."""
+    if tokens is None:
+        tokens = lexicon.normaliser.tokens(item.text)
+    all_hits = lexicon.match(tokens) if hits is None else hits
     hits = [h for h in all_hits if h.cls not in HELP_WEIGHTS]
     help_hits = [h for h in all_hits if h.cls in HELP_WEIGHTS]
     patterns = _patterns(hits, len(tokens))
@@ -128,6 +134,10 @@ def analyse(item: TextInput, lexicon: Lexicon) -> GrammarResult:
     evidence = _sigmoid(bare_logit) if patterns else 0.0
 
     result = GrammarResult(undress_score, help_score, tokens, evidence=evidence)
+    if patterns:
+        best_hits = patterns[0].hits
+        result.span = (tokens[min(h.first for h in best_hits)].start,
+                       tokens[max(h.last for h in best_hits)].end)
     if patterns and undress_score >= REASON_FLOOR:
         best = patterns[0]
         lang = _language(best.hits, hits, lexicon.languages)

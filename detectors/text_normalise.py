@@ -11,11 +11,13 @@ under one quantifier: linear time on any input.
 
 from __future__ import annotations
 
+import bisect
 import re
 import tomllib
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 DATA_DIR = Path(__file__).parent / "data"
@@ -27,7 +29,7 @@ MAX_CHARS = 20_000
 MAX_TOKENS = 500
 # Leetspeak digits and symbols read as letters, only inside tokens that also hold a letter
 # ("n4k3d"), so that "15" or "2026" stay numbers. "1" is ambiguous (i or l): both are tried.
-_LEET = str.maketrans(
+LEET = str.maketrans(
     {"4": "a", "3": "e", "0": "o", "5": "s", "7": "t", "@": "a", "$": "s", "8": "b", "9": "g"}
 )
 # A word, possibly masked with asterisks inside ("n*ked"); "*" is outside the first class, so
@@ -40,6 +42,8 @@ _ASCII_RUN = re.compile(r"[\x00-\x7f]+")
 # Spaced-out words ("u n d r e s s") are runs of one-character tokens separated by little.
 _MIN_SPACED_RUN = 3
 _MAX_SPACED_GAP = 3
+# A long message is tokenised once, in pieces of about this many characters cut at a space.
+_PIECE = 1000
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,7 @@ class Normaliser:
         self.vocabulary: frozenset[str] = frozenset()
         self._longest_word = 0
         self._by_length: dict[int, list[str]] = {}
+        self._folded: dict[str, str] = {}  # per character: chat repeats its letters
 
     def set_vocabulary(self, words: Iterable[str]) -> None:
         """Known skeletons used to cut spaced-out runs ("removeherclothes") back into words."""
@@ -100,6 +105,14 @@ class Normaliser:
             origin.extend([index] * len(folded))
 
     def _fold_char(self, char: str) -> str:
+        folded = self._folded.get(char)
+        if folded is None:
+            folded = self._fold_new(char)
+            if len(self._folded) < 1 << 16:
+                self._folded[char] = folded
+        return folded
+
+    def _fold_new(self, char: str) -> str:
         if char in self.emoji:
             return f" {self.emoji[char]} "
         if unicodedata.category(char) == "Cf":  # zero-width spaces and joiners, soft hyphens
@@ -137,6 +150,23 @@ class Normaliser:
             i += 1
         return tokens[:MAX_TOKENS]
 
+    def tokens_long(self, text: str, offset: int = 0) -> list[Token]:
+        """`tokens()` of a message of any length, read in pieces cut at spaces, with spans
+        shifted by `offset` and no cap on the count: long messages are then windowed over
+        these tokens instead of normalising each overlapping window again."""
+        out: list[Token] = []
+        at = 0
+        while at < len(text):
+            end = min(at + _PIECE, len(text))
+            if end < len(text):
+                cut = text.rfind(" ", at + _PIECE // 2, end)
+                end = cut + 1 if cut > 0 else end
+            shift = at + offset
+            out.extend(Token(t.forms, t.start + shift, t.end + shift, t.mention)
+                       for t in self.tokens(text[at:end]))
+            at = end
+        return out
+
     def _token(self, word: str, start: int, end: int) -> Token | None:
         mention = word.startswith("@") and len(word) > 1
         if mention:
@@ -149,7 +179,7 @@ class Normaliser:
 
     def _unmask(self, word: str) -> tuple[str, ...]:
         """Known words that a masked token ("n*ked", "und**ss") can stand for; one star per letter."""
-        masked = skeleton(word.translate(_LEET)).replace("1", "i")
+        masked = skeleton(word.translate(LEET)).replace("1", "i")
         if sum(c != _MASK for c in masked) < 2:
             return (masked,)
         found = [
@@ -187,7 +217,7 @@ class Normaliser:
         """Cut a run into known words covering the most letters (dynamic programming)."""
         chars = [c for c, _, _ in run]
         if any(c.isalpha() for c in chars):
-            chars = [c.replace("1", "i").translate(_LEET) for c in chars]
+            chars = [c.replace("1", "i").translate(LEET) for c in chars]
         # Collapse repeated letters as `skeleton` does, remembering where each letter came from.
         letters: list[str] = []
         positions: list[int] = []
@@ -222,6 +252,17 @@ class Normaliser:
         return out[::-1]
 
 
+def window_range(tokens: list[Token], starts: list[int], start: int, end: int) -> tuple[int, int]:
+    """[first, last) of the tokens lying wholly inside [start, end); `starts` is their sorted
+    start offsets (tokens do not overlap, so their ends are sorted too)."""
+    first = bisect.bisect_left(starts, start)
+    last = bisect.bisect_left(starts, end)
+    while last > first and tokens[last - 1].end > end:
+        last -= 1
+    return first, last
+
+
+@lru_cache(maxsize=1 << 16)
 def _forms(word: str) -> tuple[str, ...]:
     """Skeletons of one token: leetspeak is read back only when the token holds a letter.
 
@@ -238,10 +279,10 @@ def _forms(word: str) -> tuple[str, ...]:
 def _spellings(word: str) -> tuple[str, ...]:
     if not any(c.isalpha() for c in word):
         # All digits: a number, unless it spells a word ("513" for "sie"); keep both readings.
-        if len(word) < 2 or word.translate(_LEET).isdigit():
+        if len(word) < 2 or word.translate(LEET).isdigit():
             return (skeleton(word),)
-        spelled = skeleton(word.replace("1", "i").translate(_LEET))
+        spelled = skeleton(word.replace("1", "i").translate(LEET))
         return (skeleton(word), spelled) if spelled.isalpha() else (skeleton(word),)
-    as_i = skeleton(word.replace("1", "i").translate(_LEET))
-    as_l = skeleton(word.replace("1", "l").translate(_LEET))
+    as_i = skeleton(word.replace("1", "i").translate(LEET))
+    as_l = skeleton(word.replace("1", "l").translate(LEET))
     return (as_i,) if as_i == as_l else (as_i, as_l)
