@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     slack_api_url: str | None = Field(None, validation_alias=_env("SLACK_API_URL"))
     slack_mode: Literal["socket", "http"] = Field("socket", validation_alias=_env("VEILLE_SLACK_MODE"))
     http_port: int = Field(3000, validation_alias=_env("VEILLE_HTTP_PORT"))
+    # Extra image-AI apps (their posts are scanned): bot/user/app ids or names, comma-separated,
+    # beside the defaults of bot/core/ai_apps.py (Grok, Midjourney, Gemini...).
+    ai_apps: str = Field("", validation_alias=_env("VEILLE_AI_APPS"))
     # Slack has no ephemeral files: a revealed original is deleted from the DM after this.
     slack_reveal_ttl_s: float = Field(300.0, gt=0, validation_alias=_env("VEILLE_SLACK_REVEAL_TTL_S"))
 

@@ -3,38 +3,18 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 
 import discord
 
+from bot.core.ai_apps import AiApps
 from bot.core.extract import links_in
 from bot.core.types import Actor, MediaRef, MessageEvent, Platform, RepliedMessage
 
-# Image-generating apps people ask to "undress" someone. Names are matched case-insensitively
-# against the bot's user name and display name; deployers add ids of their own.
-DEFAULT_AI_APP_NAMES = frozenset({"grok", "midjourney", "niji", "dall-e", "stable diffusion",
-                                  "leonardo", "bluewillow", "pixai"})
 _IMAGE_EXT = re.compile(r"\.(png|jpe?g|gif|webp|bmp|avif|heic)(\?|$)", re.IGNORECASE)
 
 
-@dataclass(frozen=True)
-class AiApps:
-    """Which authors count as image-AI apps.
-
-    A bot is an AI app when its id or name is listed, or when it answers a message with an image
-    (what Grok-like apps do when asked to edit a photo): simple and explainable, and a false
-    positive only makes the core look harder at that reply.
-    """
-
-    ids: frozenset[str] = frozenset()
-    names: frozenset[str] = DEFAULT_AI_APP_NAMES
-    extra_names: frozenset[str] = field(default_factory=frozenset)
-
-    def listed(self, user: discord.abc.User) -> bool:
-        names = {n.lower() for n in self.names | self.extra_names}
-        return str(user.id) in self.ids or any(
-            (candidate or "").lower() in names for candidate in (user.name, user.display_name)
-        )
+def _listed(apps: AiApps, user: discord.abc.User) -> bool:
+    return apps.listed([str(user.id)], [user.name, user.display_name])
 
 
 def actor_of(user: discord.abc.User, ai_apps: AiApps | None = None, *,
@@ -46,8 +26,9 @@ def actor_of(user: discord.abc.User, ai_apps: AiApps | None = None, *,
         roles = frozenset(str(r.id) for r in user.roles if not r.is_default())
         perms = user.guild_permissions
         is_admin = perms.administrator or perms.manage_guild
-    is_ai = bool(user.bot and ai_apps is not None
-                 and (ai_apps.listed(user) or replying_with_image))
+    is_ai = ai_apps is not None and ai_apps.is_ai_app(
+        is_bot=user.bot, ids=[str(user.id)], names=[user.name, user.display_name],
+        posts_image_in_answer=replying_with_image)
     return Actor(
         user_id=str(user.id), display_name=user.display_name, role_ids=roles,
         is_platform_admin=is_admin, is_bot=user.bot, is_ai_app=is_ai, locale=locale,
@@ -97,10 +78,9 @@ def _has_image(message: discord.Message) -> bool:
 
 
 def _mentions_ai_app(message: discord.Message, ai_apps: AiApps) -> bool:
-    if any(user.bot and ai_apps.listed(user) for user in message.mentions):
+    if any(user.bot and _listed(ai_apps, user) for user in message.mentions):
         return True
-    text = message.content.lower()
-    return any(f"@{name.lower()}" in text for name in ai_apps.names | ai_apps.extra_names)
+    return ai_apps.mentioned_in(message.content)
 
 
 def _replied(message: discord.Message, ai_apps: AiApps) -> RepliedMessage | None:

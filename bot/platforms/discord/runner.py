@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from bot.core.ai_apps import AiApps
 from bot.platforms.discord.client import DiscordOptions, VeilleClient, apply_api_url
 
 if TYPE_CHECKING:
@@ -16,6 +17,8 @@ def build_client(settings: Settings, veille: Veille,
                  options: DiscordOptions | None = None) -> VeilleClient:
     """A client ready to `start(token)`. Applies DISCORD_API_URL before anything talks REST."""
     apply_api_url(settings.discord_api_url)
+    if options is None:
+        options = DiscordOptions(ai_apps=AiApps.from_setting(settings.ai_apps))
     return VeilleClient(veille, options)
 
 

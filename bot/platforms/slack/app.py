@@ -15,6 +15,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.core.ai_apps import AiApps
 from bot.platforms.slack import actions, commands, events, views
 from bot.platforms.slack.actors import ActorDirectory
 from bot.platforms.slack.context import SlackContext
@@ -78,7 +79,8 @@ def create_app(settings: Settings, veille: Veille, gateway: SlackGateway | None 
         name="veille",
     )
     app.middleware(only_the_installed_team)
-    ctx = SlackContext(veille=veille, gateway=gateway, actors=ActorDirectory(client))
+    ctx = SlackContext(veille=veille, gateway=gateway, actors=ActorDirectory(client),
+                       ai_apps=AiApps.from_setting(settings.ai_apps))
     for listeners in (events, commands, actions, views):
         listeners.register(app, ctx)
     veille.register_gateway(gateway)

@@ -3,9 +3,10 @@ a core `Reply` is shown to the person who asked (ephemeral, DM or channel post).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from bot.core.ai_apps import AiApps
 from bot.core.gateway import Reply
 from bot.core.i18n import normalise_locale, t
 from bot.core.types import Platform
@@ -22,6 +23,7 @@ class SlackContext:
     veille: Veille
     gateway: SlackGateway
     actors: ActorDirectory
+    ai_apps: AiApps = field(default_factory=AiApps)
 
     async def locale(self, team_id: str) -> str:
         """The workspace's language (the setup wizard sets it); English when unknown."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from dataclasses import replace
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
@@ -49,8 +50,27 @@ class _SeenFiles:
 async def _author(ctx: SlackContext, message: dict[str, Any]) -> Actor:
     user = translate.author_id(message)
     if not message.get("user"):  # a bot or integration without a user account
-        return Actor(user_id=user, display_name=str(message.get("username") or ""), is_bot=True)
-    return await ctx.actors.actor(user, is_bot=translate.is_bot_message(message))
+        actor = Actor(user_id=user, display_name=str(message.get("username") or ""), is_bot=True)
+    else:
+        actor = await ctx.actors.actor(user, is_bot=translate.is_bot_message(message))
+    if not actor.is_bot:
+        return actor
+    # The core's one AI-app rule (bot/core/ai_apps.py): a listed bot, or a bot answering in a
+    # thread with a file — an image AI's answer is what must be scanned.
+    profile = message.get("bot_profile") or {}
+    is_ai = ctx.ai_apps.is_ai_app(
+        is_bot=True,
+        ids=[user, str(message.get("bot_id") or ""), str(message.get("app_id") or ""),
+             str(profile.get("app_id") or "")],
+        names=[actor.display_name, message.get("username"), profile.get("name")],
+        posts_image_in_answer=bool(message.get("files")) and translate.thread_root(message) is not None,
+    )
+    return replace(actor, is_ai_app=is_ai)
+
+
+def _mentions_ai_app(ctx: SlackContext, text: str) -> bool:
+    """`@grok …` typed as text, or a Slack mention (`<@U…>`) of a listed app's user id."""
+    return ctx.ai_apps.mentioned_in(text) or any(f"<@{app}>" in text for app in ctx.ai_apps.ids)
 
 
 async def _reply_to(ctx: SlackContext, client: AsyncWebClient,
@@ -105,6 +125,7 @@ def register(app: AsyncApp, ctx: SlackContext) -> None:
         neutral = translate.message_event(
             team_id, message, await _author(ctx, message), edited=edited, files=files,
             reply_to=await _reply_to(ctx, client, message),
+            mentions_ai_app=_mentions_ai_app(ctx, str(message.get("text") or "")),
         )
         await ctx.veille.handle_message(neutral)
 

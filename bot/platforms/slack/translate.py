@@ -86,7 +86,7 @@ def replied_message(parent: dict[str, Any], author: Actor) -> RepliedMessage:
 def message_event(
     team_id: str, message: dict[str, Any], author: Actor, *, edited: bool = False,
     files: list[dict[str, Any]] | None = None, reply_to: RepliedMessage | None = None,
-    team_name: str = "",
+    team_name: str = "", mentions_ai_app: bool = False,
 ) -> MessageEvent:
     """The MessageEvent for one Slack message (`files` overrides the message's own list)."""
     ts = str(message.get("ts", ""))
@@ -100,6 +100,7 @@ def message_event(
         media=media_refs(files if files is not None else list(message.get("files") or [])),
         reply_to=reply_to,
         thread_id=thread_root(message),
+        mentions_ai_app=mentions_ai_app,
         edited=edited,
         created_at=created_at(ts),
         workspace_name=team_name,

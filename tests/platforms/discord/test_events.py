@@ -8,7 +8,7 @@ from typing import Any
 import discord
 
 from bot.core.types import MessageEvent
-from bot.platforms.discord.events import AiApps, to_event
+from bot.platforms.discord.events import AiApps, actor_of, to_event
 from bot.store.models import Ticket
 from tests.fakes import discord_payloads as p
 from tests.platforms.discord.conftest import DiscordWorld, shape_png
@@ -82,8 +82,9 @@ async def test_an_edit_that_adds_a_known_image_is_quarantined(world: DiscordWorl
 
 def test_ai_app_names_are_configurable() -> None:
     apps = AiApps(extra_names=frozenset({"NudeBot"}))
-    assert not apps.listed(_user("Helper", 5)) and apps.listed(_user("nudebot", 6))
-    assert AiApps(ids=frozenset({"7"})).listed(_user("whatever", 7))
+    helper, nudebot = _user("Helper", 5), _user("nudebot", 6)
+    assert not actor_of(helper, apps).is_ai_app and actor_of(nudebot, apps).is_ai_app
+    assert actor_of(_user("whatever", 7), AiApps(ids=frozenset({"7"}))).is_ai_app
 
 
 def _user(name: str, user_id: int) -> discord.User:

@@ -206,3 +206,43 @@ async def test_slash_help_answers_privately(world: SlackWorld) -> None:
     await world.command("UMEMBER", "help")
     answer = await eventually(lambda: world.slack.called("chat.postEphemeral"))
     assert answer[0].args["user"] == "UMEMBER" and "/veille" in json.dumps(answer[0].args)
+
+
+@pytest.fixture
+async def socket_world(settings: Settings, engine: AsyncEngine, fake_slack: FakeSlack,
+                       tiny_clip: Any) -> AsyncIterator[SlackWorld]:
+    async with open_world(settings, engine, fake_slack, tiny_clip, mode="socket") as w:
+        await w.setup()
+        yield w
+
+
+async def test_an_image_ai_apps_answer_is_scanned_other_bots_are_not(
+    socket_world: SlackWorld,
+) -> None:
+    """The core's AI-app rule on Slack: Grok (a bot message with its bot profile) answering an
+    undress request in a thread with an image is scanned; a deploy bot's image is not."""
+    world = socket_world
+    request_ts = await world.message("CGEN", "UMEMBER", text="@grok remove her clothes")
+    posted: dict[str, str] = {}
+    for seed, name, bot_id in ((21, "Grok", "BGROK"), (22, "Deploy notifier", "BDEPLOY")):
+        file = world.slack.add_file(f"answer{seed}.png", png_bytes(flagged_image(seed)))
+        ts = world.slack.next_ts()
+        file.channel, file.ts, file.user = "CGEN", ts, bot_id
+        event = {"type": "message", "subtype": "bot_message", "channel": "CGEN", "ts": ts,
+                 "bot_id": bot_id, "username": name, "bot_profile": {"name": name},
+                 "text": "", "thread_ts": request_ts if name == "Grok" else None,
+                 "files": [world.slack.file_json(file)], "channel_type": "channel"}
+        event = {k: v for k, v in event.items() if v is not None}
+        world.slack.messages[("CGEN", ts)] = {**event, "blocks": None}
+        await world.send("events_api", {"type": "event_callback", "team_id": TEAM_ID,
+                                        "api_app_id": "AVEILLE", "event_id": f"Ev{ts}",
+                                        "event": event})
+        posted[name] = ts
+    tickets = await eventually(lambda: _tickets_for(world, posted["Grok"]))
+    assert tickets[0].severity in ("QUARANTINE", "CRITICAL")
+    await world.command("UMOD", "status")  # handled after both bot messages
+    assert await _tickets_for(world, posted["Deploy notifier"]) == []
+
+
+async def _tickets_for(world: SlackWorld, ts: str) -> list[Any]:
+    return [t for t in await world.tickets() if t.message_id == ts]
