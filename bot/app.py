@@ -7,7 +7,7 @@ import asyncio
 import importlib
 import logging
 import signal
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -89,12 +89,22 @@ async def _start_scheduler(veille: Veille) -> Any:
     return scheduler
 
 
-async def run_forever(settings: Settings) -> None:
+async def run_forever(
+    settings: Settings, *, before_platforms: Callable[[], Awaitable[None]] | None = None,
+) -> None:
     """Run Veille until the platforms stop. Raises DatabaseNotMigrated on an old schema
-    (`veille run` turns it into exit status 2) and RuntimeError when no platform can start."""
+    (`veille run` turns it into exit status 2) and RuntimeError when no platform can start.
+    `before_platforms` runs once the detectors are loaded, before any platform starts (veille
+    run checks the tokens there); what it raises stops the start."""
     engine = store.create_engine(settings.database_url)
     await store.check_migrated(engine)
-    veille = await build_veille(settings, engine)
+    try:
+        veille = await build_veille(settings, engine)
+        if before_platforms is not None:
+            await before_platforms()
+    except BaseException:
+        await engine.dispose()
+        raise
     starters = _platform_starters(settings)
     if not starters:
         await engine.dispose()

@@ -1,8 +1,9 @@
 """`veille run`: start the configured chat platforms.
 
-Everything a person can get wrong is checked before the models load, in this order: a platform
-configured, the database at the code's revision, the tokens accepted and each platform
-reachable, the HTTP port free. Each stops with one message (bot/cli/failures.py)."""
+Everything a person can get wrong is checked before any platform is dialled, local things
+first: a platform configured, the database at the code's revision, the secret key, the
+detectors loadable (bot/app.py), then the tokens accepted, each platform reachable and the HTTP
+port free (bot/cli/preflight.py). Each stops with one message (bot/cli/failures.py)."""
 
 from __future__ import annotations
 
@@ -56,19 +57,18 @@ def register(cli: click.Group) -> None:
             fail(t("failure.slack_incomplete", locale, missing=missing, mode=settings.slack_mode))
         if not (settings.discord_configured or settings.slack_configured):
             fail(t("cli.no_platform", locale), EXIT_USAGE)
+        asyncio.run(_check_database(settings))
         if settings.secret_key is None and settings.evidence != "hashes-only":
             # Without a key every quarantine would silently keep hashes only: say it up front.
             fail(t("failure.no_secret_key", locale), EXIT_USAGE)
-        asyncio.run(_check_database(settings))
+        from bot.app import run_forever
         from bot.cli.preflight import check_platforms
 
-        asyncio.run(check_platforms(settings))
         platforms = [p for p, ok in (("Discord", settings.discord_configured),
                                      ("Slack", settings.slack_configured)) if ok]
         console.print(t("cli.starting", locale, platforms=", ".join(platforms)))
-        from bot.app import run_forever
-
         try:
-            asyncio.run(run_forever(settings))
+            # What is local first (the detectors load: no weights is exit 2), then the network.
+            asyncio.run(run_forever(settings, before_platforms=lambda: check_platforms(settings)))
         except KeyboardInterrupt:
             pass
