@@ -38,8 +38,8 @@ def main(work: Path) -> None:
 
     from bench.clip import save_random_checkpoint
     from bench.images import photo_like
-    from detectors.clip_model import load_clip
     from detectors.clip_export import export_image_tower
+    from detectors.clip_model import load_clip
     from detectors.clip_onnx import calibration_images, quantise_static
 
     torch.set_num_threads(THREADS)
