@@ -92,9 +92,12 @@ class Gateway(Protocol):
     async def delete_message(self, workspace_id: str, channel_id: str, message_id: str) -> None: ...
 
     async def post_card(
-        self, workspace_id: str, channel_id: str, card: Card, *, thread_id: str | None = None
+        self, workspace_id: str, channel_id: str, card: Card, *, thread_id: str | None = None,
+        dedupe_key: str | None = None,
     ) -> str:
-        """Post a card; return the platform message id."""
+        """Post a card; return the platform message id. `dedupe_key` (the outbox action's key)
+        lets a platform that supports it return the same message when a post is repeated after
+        its answer was lost (Discord's enforced nonce); others post again."""
         ...
 
     async def update_card(

@@ -258,7 +258,8 @@ class Outbox:
             purpose = str(p.get("purpose", "ticket"))
             card = await card_for(session, ticket, purpose, self.clock.now())
         if action.kind == "post_card":
-            mid = await gateway.post_card(ws, p["channel_id"], card, thread_id=p.get("thread_id"))
+            mid = await gateway.post_card(ws, p["channel_id"], card, thread_id=p.get("thread_id"),
+                                          dedupe_key=action.idempotency_key)
             return {"message_id": mid, "channel_id": p["channel_id"], "purpose": purpose}
         # update_card: the ticket's card shows its state now, whatever the event that asked.
         if not ticket.card_message_id or not ticket.card_channel_id:

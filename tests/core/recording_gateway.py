@@ -59,7 +59,8 @@ class RecordingGateway:
                      message_id=message_id)
 
     async def post_card(
-        self, workspace_id: str, channel_id: str, card: Card, *, thread_id: str | None = None
+        self, workspace_id: str, channel_id: str, card: Card, *, thread_id: str | None = None,
+        dedupe_key: str | None = None,
     ) -> str:
         self._record("post_card", workspace_id=workspace_id, channel_id=channel_id, card=card,
                      thread_id=thread_id)

@@ -114,7 +114,14 @@ def _post_message(fake: FakeDiscord, call: Call, m: re.Match[str]) -> tuple[int,
         c["id"] for c in fake.dm_channels.values()
     }:
         return _unknown("Channel", 10003)
-    return 200, _new_message(fake, channel_id, call)
+    body = call.body or {}
+    nonce = body.get("nonce") if body.get("enforce_nonce") else None
+    if nonce is not None and nonce in fake.nonces:  # Discord: the message already made
+        return 200, fake.messages[fake.nonces[nonce]]
+    message = _new_message(fake, channel_id, call)
+    if nonce is not None:
+        fake.nonces[nonce] = message["id"]
+    return 200, message
 
 
 @_route("GET", r"/channels/(\d+)/messages/(\d+)")

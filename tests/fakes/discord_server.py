@@ -100,6 +100,7 @@ class FakeDiscord:
         self.owner = p.user(p.snowflake(), "Owner")
         self.guilds: dict[str, FakeGuild] = {}
         self.messages: dict[str, JSON] = {}  # message id -> payload (all channels)
+        self.nonces: dict[str, str] = {}  # enforced nonce -> the message it made
         self.dm_channels: dict[str, JSON] = {}  # recipient id -> channel
         self.commands: dict[str, list[JSON]] = {}  # "global" or guild id -> commands
         self.blobs: dict[str, tuple[bytes, str]] = {}  # CDN path -> (bytes, content type)

@@ -6,6 +6,7 @@ rate limits and server errors are retryable, missing permissions and unknown obj
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Awaitable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -97,7 +98,7 @@ class DiscordGateway:
             raise
 
     async def post_card(self, workspace_id: str, channel_id: str, card: Card, *,
-                        thread_id: str | None = None) -> str:
+                        thread_id: str | None = None, dedupe_key: str | None = None) -> str:
         rendered = render_card(card)
         channel = self._channel(workspace_id, thread_id or channel_id)
         kwargs: dict[str, Any] = {"embed": rendered.embed}
@@ -107,6 +108,10 @@ class DiscordGateway:
             kwargs["file"] = rendered.file
         if card.fallback_text:
             kwargs["content"] = card.fallback_text[:2000]
+        if dedupe_key:
+            # An enforced nonce: a repeat of this post (its answer lost, a crash before the
+            # outbox recorded it) returns the card Discord already made instead of a second one.
+            kwargs["nonce"] = hashlib.sha256(dedupe_key.encode()).hexdigest()[:25]
         message = await translate_errors(channel.send(**kwargs), "post card")
         return str(message.id)
 

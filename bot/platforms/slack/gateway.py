@@ -154,9 +154,11 @@ class SlackGateway:
             raise to_gateway_error(exc) from exc
 
     async def post_card(
-        self, workspace_id: str, channel_id: str, card: Card, *, thread_id: str | None = None
+        self, workspace_id: str, channel_id: str, card: Card, *, thread_id: str | None = None,
+        dedupe_key: str | None = None,
     ) -> str:
-        """Post the card's blocks; its image (a blurred preview) goes in the card's thread."""
+        """Post the card's blocks; its image (a blurred preview) goes in the card's thread.
+        Slack has no idempotent post: `dedupe_key` is not used."""
         try:
             resp = await self.client.chat_postMessage(
                 channel=channel_id, text=card_text(card), blocks=card_blocks(card),

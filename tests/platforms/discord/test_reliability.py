@@ -115,3 +115,23 @@ async def test_connects_through_discord_api_url_and_gateway_bot(world: DiscordWo
     intents = discord.Intents._from_value(fake.identifies[-1]["intents"])
     assert intents.guilds and intents.guild_messages and intents.message_content
     assert not intents.members and not intents.presences  # no privileged intents it does not use
+
+
+async def test_a_card_posted_again_with_its_outbox_key_is_the_same_card(
+    world: DiscordWorld,
+) -> None:
+    """A crash after Discord made the card but before the outbox recorded its id repeats the
+    post: the outbox key becomes an enforced nonce, so Discord returns the card it made."""
+    from bot.core.gateway import Card
+
+    await world.start_bot()
+    await world.configure()
+    assert world.client is not None
+    gateway = world.client.gateway
+    card = Card(title="#7 · detection · QUARANTINE", body="", fallback_text="#7")
+    first = await gateway.post_card(world.guild.id, world.safety["id"], card, dedupe_key="7:card")
+    again = await gateway.post_card(world.guild.id, world.safety["id"], card, dedupe_key="7:card")
+    other = await gateway.post_card(world.guild.id, world.safety["id"], card, dedupe_key="8:card")
+    assert first == again != other
+    posted = [m for m in world.fake.messages.values() if m["channel_id"] == world.safety["id"]]
+    assert len(posted) == 2
