@@ -48,6 +48,18 @@ def fake_discord() -> Iterator[FakeDiscord]:
 
 
 @contextmanager
+def fake_discord_thread() -> Iterator[tuple[FakeDiscord, ServerThread]]:
+    """fake_discord, with the thread whose loop runs it (`thread.call` runs its coroutines)."""
+    thread = ServerThread()
+    fake: Any = thread.call(_make_discord)
+    try:
+        yield fake, thread
+    finally:
+        thread.call(fake.close)
+        thread.stop()
+
+
+@contextmanager
 def fake_slack() -> Iterator[tuple[FakeSlack, str]]:
     """A fake Slack workspace and its SLACK_API_URL."""
     thread = ServerThread()
