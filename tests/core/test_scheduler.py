@@ -18,7 +18,7 @@ from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import select
 
-from bot.core.clock import ManualClock
+from bot.core.clock import ManualClock, as_utc
 from bot.core.digest_schedule import Period, parse_schedule
 from bot.core.scheduler import VeilleScheduler, digest_job_id
 from bot.store import engine as store
@@ -101,9 +101,10 @@ async def test_daily_digest_at_local_time_across_a_dst_change(world: Scheduled) 
     assert await world.fire(scheduler, ws) == "posted"
 
     runs = await world.runs()
-    assert [(r.period_start, r.period_end) for r in runs] == [
-        (datetime(2026, 3, 27, 8, 0), datetime(2026, 3, 28, 8, 0)),
-        (datetime(2026, 3, 28, 8, 0), datetime(2026, 3, 29, 7, 0)),  # a 23-hour day
+    # UTC either way: SQLite hands back naive values, PostgreSQL aware ones.
+    assert [(as_utc(r.period_start), as_utc(r.period_end)) for r in runs] == [
+        (utc(2026, 3, 27, 8, 0), utc(2026, 3, 28, 8, 0)),
+        (utc(2026, 3, 28, 8, 0), utc(2026, 3, 29, 7, 0)),  # a 23-hour day
     ]
     assert all(r.status == "posted" for r in runs)
     bodies = [card.body for _g, _c, card in world.gateway.cards]
@@ -116,7 +117,7 @@ async def test_missed_digest_is_caught_up_once_after_downtime(world: Scheduled) 
     ws = await add_workspace(world.engine)
     world.clock.set(D1_0900)
     first = await world.start()  # start-up at 09:00 sharp: the start-up catch-up posts it
-    assert [r.period_end for r in await world.runs()] == [datetime(2026, 11, 24, 9, 0)]
+    assert [as_utc(r.period_end) for r in await world.runs()] == [utc(2026, 11, 24, 9, 0)]
     world.clock.set(D1_0900 + timedelta(hours=23))
     world.stop(first)  # down from 08:00 to 11:30 the next day: the 09:00 digest is missed
 
@@ -126,9 +127,9 @@ async def test_missed_digest_is_caught_up_once_after_downtime(world: Scheduled) 
     assert await world.fire(second, ws) == "duplicate"
 
     runs = await world.runs()
-    assert [(r.period_start, r.period_end, r.status) for r in runs] == [
-        (datetime(2026, 11, 23, 9, 0), datetime(2026, 11, 24, 9, 0), "posted"),
-        (datetime(2026, 11, 24, 9, 0), datetime(2026, 11, 25, 9, 0), "posted"),  # its real period
+    assert [(as_utc(r.period_start), as_utc(r.period_end), r.status) for r in runs] == [
+        (utc(2026, 11, 23, 9, 0), utc(2026, 11, 24, 9, 0), "posted"),
+        (utc(2026, 11, 24, 9, 0), utc(2026, 11, 25, 9, 0), "posted"),  # its real period
     ]
     assert len(world.gateway.cards) == 2
 
@@ -138,8 +139,8 @@ async def test_a_long_downtime_posts_only_the_latest_period(world: Scheduled) ->
     world.clock.set(D1_0900 + timedelta(days=4, hours=3))  # four digests missed
     await world.start()
     runs = await world.runs()
-    assert [(r.period_start, r.period_end) for r in runs] == [
-        (datetime(2026, 11, 27, 9, 0), datetime(2026, 11, 28, 9, 0))]
+    assert [(as_utc(r.period_start), as_utc(r.period_end)) for r in runs] == [
+        (utc(2026, 11, 27, 9, 0), utc(2026, 11, 28, 9, 0))]
     assert len(world.gateway.cards) == 1
 
 

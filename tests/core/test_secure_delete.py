@@ -13,6 +13,7 @@ from bot.core.clock import ManualClock
 from bot.core.service import Veille
 from bot.core.types import SetupInput
 from bot.store.models import Evidence
+from tests.conftest import sqlite_only
 from tests.core.conftest import ADMIN, WS, message, shapes_png
 from tests.core.recording_gateway import RecordingGateway
 
@@ -23,6 +24,7 @@ def pieces(blob: bytes, size: int = 32) -> list[bytes]:
     return [blob[i:i + size] for i in range(0, len(blob) - size, size)]
 
 
+@sqlite_only
 async def test_purged_ciphertext_no_longer_appears_in_the_file(
     veille: Veille, gateway: RecordingGateway, clock: ManualClock, db_url: str
 ) -> None:

@@ -13,6 +13,7 @@ from sqlmodel import SQLModel
 
 import bot.store.models as models
 from bot.store import engine as store
+from tests.conftest import sqlite_only
 
 
 async def _tables(url: str) -> set[str]:
@@ -60,6 +61,7 @@ async def test_models_and_migrations_agree(db_url: str) -> None:
     assert diff == [], f"models differ from migrations: {diff}"
 
 
+@sqlite_only
 async def test_sqlite_pragmas_are_on(engine) -> None:  # type: ignore[no-untyped-def]
     async with engine.connect() as conn:
         journal = (await conn.exec_driver_sql("PRAGMA journal_mode")).scalar()
