@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from tests.cli.conftest import Veille, json_lines
+from tests.cli.servers import fake_discord
 
 # HF_HUB_OFFLINE stops any download attempt; HF_ENDPOINT on a closed loopback port keeps even a
 # wrong attempt off the network.
@@ -41,10 +42,13 @@ def test_without_clip_weights_each_command_says_what_to_do(
         args.append(str(image))
     if command == "run":
         assert veille("db", "upgrade").returncode == 0
-        # A configured platform, so that `run` gets as far as loading the detectors; they load
-        # before any platform connects, so nothing is dialled.
-        extra = {"DISCORD_TOKEN": "x" * 59, "DISCORD_API_URL": "http://127.0.0.1:9/api/v10",
-                 "VEILLE_SECRET_KEY": "k" * 32}
+        # A configured, reachable platform (the local fake Discord), so that `run` gets past
+        # its checks as far as loading the detectors.
+        with fake_discord() as discord:
+            extra = {"DISCORD_TOKEN": discord.token, "DISCORD_API_URL": discord.base_url,
+                     "VEILLE_SECRET_KEY": "k" * 32}
+            assert_offline_guidance(veille(*args, **NO_HUB, **extra))
+        return
     assert_offline_guidance(veille(*args, **NO_HUB, **extra))
 
 
