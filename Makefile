@@ -26,8 +26,13 @@ run: $(STAMP)
 	$(BIN)/veille db upgrade
 	$(BIN)/veille run
 
+# The whole suite on SQLite (the embedded default), then every test that takes a database
+# (the db_url fixture) again on a throwaway PostgreSQL server when the machine has one.
+PG_TESTS := tests/core tests/platforms tests/store tests/media tests/detectors/test_hash_repo.py
+
 test: $(DEV_STAMP)
 	$(BIN)/python -m pytest
+	scripts/with_postgres.sh $(BIN)/python -m pytest -q -p no:cacheprovider $(PG_TESTS)
 
 bench: $(DEV_STAMP)
 	$(BIN)/python -m bench
