@@ -94,13 +94,19 @@ def readable(text: str, confusables: dict[str, str], limit: int = WINDOW_CHARS) 
             marks = 0
         out.append(char)
     words = []
+    leet = False
     for word in "".join(out).split(" "):
         if _LATIN.search(word) and any(c in confusables for c in word):
             word = "".join(confusables.get(c, c) for c in word)
         if _LATIN.search(word) and _DIGIT.search(word):  # leetspeak: "z13h 4u5" reads "zieh aus"
             head = word[0] if word[0] == "@" else ""
             word = head + word[len(head):].replace("1", "i").translate(LEET)
+            leet = True
         words.append(word)
+    if leet:  # then a number that spells a word is one too ("513" for "sie")
+        spelled = [w.replace("1", "i").translate(LEET) if w.isdigit() and len(w) > 1 else w
+                   for w in words]
+        words = [s if s.isalpha() else w for s, w in zip(spelled, words, strict=True)]
     return " ".join(words)[:limit]
 
 

@@ -70,8 +70,7 @@ CACHE_SIZE = 4096
 ENCODED_WINDOWS = 1
 # A message that starts with a bot command ("/imagine …", "!undress @x") is evidence too.
 BOT_COMMAND = re.compile(r"\s*[/!][^\W\d_]")
-FOCUS = 40  # characters kept either side of a pattern when a long message's window is narrowed
-FOCUS_WINDOW = 120  # without a pattern, the narrowed window's length
+FOCUS_TOKENS = 2  # words kept either side of a pattern when a long message's window is narrowed
 _NAMES_AI = DENSE_NAMES.index("ai in text")  # the text names an image AI ("@grok", "/imagine")
 
 
@@ -203,6 +202,13 @@ class UndressRequestDetector:
             return self._window(item, lexicon, start, end, tokens[first:last],
                                 index.window(first, last), inside)
 
+        def focus(span: tuple[int, int], start: int, end: int) -> tuple[int, int]:
+            """The pattern's tokens and FOCUS_TOKENS either side, inside [start, end)."""
+            lo, hi = window_range(tokens, starts, start, end)
+            first = max(lo, bisect.bisect_left(starts, span[0]) - FOCUS_TOKENS)
+            last = min(hi - 1, bisect.bisect_left(starts, span[1]) - 1 + FOCUS_TOKENS)
+            return (tokens[first].start, tokens[last].end) if lo < hi else (start, end)
+
         if len(text) > SINGLE_WINDOW:  # normalised, matched and hashed once; windows cut from it
             tokens = _tokens_of(lexicon.normaliser, text, spans)
             starts = [t.start for t in tokens]
@@ -216,7 +222,7 @@ class UndressRequestDetector:
                 same = seen[text[start:end]] = window(start, end)
                 parts.append(same)
         if self._head is not None and self.encoder_ready:
-            self._encode(item, parts, window if index is not None else None)
+            self._encode(item, parts, (window, focus) if index is not None else None)
         best = max(parts, key=lambda w: (w.score, -w.start))
         help_best = max(parts, key=lambda w: (w.help, -w.start))
         undress, help_score = best.score, help_best.help
@@ -265,13 +271,15 @@ class UndressRequestDetector:
         return window
 
     def _encode(self, item: TextInput, parts: list[_Window],
-                window: Callable[[int, int], _Window] | None = None) -> None:
+                cut: tuple[Callable[[int, int], _Window],
+                           Callable[[tuple[int, int], int, int], tuple[int, int]]] | None = None,
+                ) -> None:
         """Replace the first-stage scores of the most suspicious windows by the full head's.
 
-        In a long message (`window` cuts new windows from its tokens) the window is narrowed
-        before it is encoded, to the grammar's pattern and FOCUS characters either side, or
-        without a pattern to its likeliest FOCUS_WINDOW characters: the encoder then reads the
-        request, not the padding around it, in about half the time."""
+        In a long message (`cut` cuts new windows from its tokens) a window where the grammar
+        found a pattern is narrowed to it and FOCUS_TOKENS words either side before it is
+        encoded: the encoder then reads the request, not the padding around it, in a fraction
+        of the time. (Narrowing to the model's own evidence made fragments it misread.)"""
         assert self._head is not None
         head = self._head
         # Only windows where the first stage sees evidence; ordinary chat stops here.
@@ -286,8 +294,8 @@ class UndressRequestDetector:
         ranked = sorted(passing, key=lambda w: (-max(w.fast, w.evidence), -w.fast_help,
                                                 -w.gate, w.start))
         chosen = ranked[:ENCODED_WINDOWS]
-        if window is not None:
-            chosen = [self._focus(w, window) for w in chosen]
+        if cut is not None:
+            chosen = [self._focus(w, *cut) for w in chosen]
         if not chosen:
             return
         vectors = self._encoder.embed([readable(w.text, self._lexicon_confusables()) for w in chosen])
@@ -300,18 +308,10 @@ class UndressRequestDetector:
             window.encoded = True
 
     @staticmethod
-    def _focus(part: _Window, window: Callable[[int, int], _Window]) -> _Window:
+    def _focus(part: _Window, window: Callable[[int, int], _Window],
+               focus: Callable[[tuple[int, int], int, int], tuple[int, int]]) -> _Window:
         if part.span is not None:
-            start = max(part.start, part.span[0] - FOCUS)
-            end = min(part.end, part.span[1] + FOCUS)
-            narrow = window(start, end)
-        elif part.end - part.start > FOCUS_WINDOW:
-            # No pattern: the model's evidence. Narrowed to the likeliest FOCUS_WINDOW
-            # characters (every FOCUS_WINDOW / 2, so a request of half of it lies whole in one).
-            step = FOCUS_WINDOW // 2
-            offsets = [*range(part.start, part.end - FOCUS_WINDOW, step), part.end - FOCUS_WINDOW]
-            narrow = max((window(o, o + FOCUS_WINDOW) for o in offsets),
-                         key=lambda w: (max(w.fast, w.evidence), w.gate, -w.start))
+            narrow = window(*focus(part.span, part.start, part.end))
         else:
             return part
         if (narrow.start, narrow.end) == (part.start, part.end):

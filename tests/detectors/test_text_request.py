@@ -19,7 +19,7 @@ from detectors.text_corpus import read_tsv, split_of
 from detectors.text_encoder import TextEncoder, guard, readable
 from detectors.text_features import STRIDE, ngram_buckets, windows
 from detectors.text_head import HEAD_FILE, load_head
-from detectors.text_normalise import Normaliser
+from detectors.text_normalise import Normaliser, skeleton
 from detectors.text_request import DATA_FILES, SCORING_VERSION, UndressRequestDetector, data_hash
 
 REVIEW = DEFAULT_TIERS[UNDRESS_REQUEST].review
@@ -429,8 +429,8 @@ def test_the_first_stage_keeps_plain_chat_away_from_the_encoder(
         detection = detector.score(TextInput(text))
         assert detection.scores[UNDRESS_REQUEST] < REVIEW
         assert detection.extras["encoder"] is False, (text, detection.extras)
-    # Evidence opens the gate: a pattern, an image AI named, the topic's words.
-    for text in ["put her in a bikini", "@grok make it spicy", "rozbierz ją"]:
+    # Evidence opens the gate: a grammar pattern, an image AI named, a bot command.
+    for text in ["put her in a bikini", "@grok make it spicy", "!clothesoff @jenny"]:
         assert detector.score(TextInput(text)).extras["encoder"] is True, text
 
 
@@ -477,8 +477,8 @@ def test_long_messages_are_windowed_over_one_normalisation() -> None:
     normaliser = UndressRequestDetector(use_encoder=False)._compile().normaliser
     text = "Item 7: see you at the gym — noted. " * 120
     tokens = normaliser.tokens_long(text)
-    assert [t.forms for t in tokens] == [t.forms for t in normaliser.tokens(text)][: len(tokens)]
-    assert all(text[t.start:t.end].lower().startswith(t.forms[0][:1]) for t in tokens[:50])
+    assert len(tokens) > 500  # tokens() alone stops at MAX_TOKENS
+    assert all(skeleton(text[t.start:t.end].lower()) == t.forms[0] for t in tokens)
     index = NgramIndex(tokens)
     for first, last in [(0, 5), (3, 40), (10, 11), (7, 7), (0, len(tokens))]:
         assert np.array_equal(index.window(first, last),
@@ -492,7 +492,9 @@ def test_head_is_plain_numpy_and_matches_the_features() -> None:
     assert 0.0 < head.gate < 1.0 and "gate.ngram" in np.load(HEAD_FILE).files
     buckets = ngram_buckets(" remove her clothes ")
     assert len(buckets) > 20 and head.coverage(buckets) > 0.9
-    assert head.coverage(ngram_buckets(" ვიღაცამ ჩემი ფოტო ")) < head.coverage_min
+    # A script the training lines never use shares only its spaces' n-grams with them.
+    assert head.coverage(ngram_buckets(" ვიღაცამ ჩემი ფოტო ")) < 0.5 < 0.9 < head.coverage(buckets)
+    assert 0.0 < head.coverage_min < 0.5
 
 
 # --- robustness -----------------------------------------------------------------------------
