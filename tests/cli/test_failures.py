@@ -4,6 +4,7 @@ French; VEILLE_LOG_LEVEL=DEBUG shows the traceback. Platforms are the local fake
 
 from __future__ import annotations
 
+import importlib.util
 import socket
 import subprocess
 import sys
@@ -91,7 +92,8 @@ def test_missing_token_and_half_slack(veille: Veille) -> None:
     assert_one_message(half, 2, "SLACK_APP_TOKEN is missing")
 
 
-def test_database_not_migrated_or_unreachable(veille: Veille, tmp_path: Path) -> None:
+def test_database_not_migrated_or_unreachable(veille: Veille, tmp_path: Path,
+                                              closed_port: int) -> None:
     env = {**KEY, "DISCORD_TOKEN": "x" * 59}
     missing = tmp_path / "veille.db"
     assert_one_message(veille("run", **env), 2, "veille db upgrade", "no database at")
@@ -105,9 +107,15 @@ def test_database_not_migrated_or_unreachable(veille: Veille, tmp_path: Path) ->
                        "VEILLE_DATABASE_URL")
     for command in (["run"], ["hashes", "list"]):
         assert_one_message(veille(*command, **unreachable), 2, "veille db upgrade")
-    missing_driver = {**env, "VEILLE_DATABASE_URL": "postgresql+asyncpg://u:p@127.0.0.1:9/v"}
-    assert_one_message(veille("run", **missing_driver), 2, "asyncpg is not installed",
-                       "pip install -e '.[postgres]'")
+    postgres = {**env, "VEILLE_DATABASE_URL": f"postgresql+asyncpg://u:p@127.0.0.1:{closed_port}/v"}
+    if importlib.util.find_spec("asyncpg") is None:  # the driver is the postgres extra
+        assert_one_message(veille("run", **postgres), 2, "asyncpg is not installed",
+                           "pip install -e '.[postgres]'")
+    else:  # installed: a server that refuses connections is a run-time failure
+        assert_one_message(veille("run", **postgres), 1, "Cannot open the database",
+                           "VEILLE_DATABASE_URL")
+    missing_driver = {**env, "VEILLE_DATABASE_URL": "mysql+aiomysql://u:p@127.0.0.1:9/v"}
+    assert_one_message(veille("run", **missing_driver), 2, "aiomysql is not installed")
     bad_url = {**env, "VEILLE_DATABASE_URL": "not-a-url"}
     assert_one_message(veille("run", **bad_url), 2, "VEILLE_DATABASE_URL is not a database URL")
 
