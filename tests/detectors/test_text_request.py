@@ -524,9 +524,11 @@ HOSTILE_INPUTS = [
 @pytest.mark.parametrize("index", range(len(HOSTILE_INPUTS)))
 def test_hostile_inputs_are_handled_quickly(detector: UndressRequestDetector, index: int) -> None:
     text = HOSTILE_INPUTS[index]
-    started = time.perf_counter()
+    # CPU time, not wall time: the bound catches a pathological (quadratic) path, and must not
+    # depend on what else the machine runs. Speed itself is measured in bench/text.py.
+    started = time.process_time()
     detection = detector.score(TextInput(text, True, True))
-    assert time.perf_counter() - started < 2.0
+    assert time.process_time() - started < 2.0
     assert all(0.0 <= v <= 1.0 for v in detection.scores.values())
     assert all(len(reason) < 300 for reason in detection.reasons)
 
