@@ -4,7 +4,10 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -69,6 +72,27 @@ def fake_slack() -> Iterator[tuple[FakeSlack, str]]:
     finally:
         thread.call(fake.stop)
         thread.stop()
+
+
+def start_run(cwd: Any, env: dict[str, str], discord: FakeDiscord, *, count: int = 1,
+              within: float = 90) -> list[subprocess.Popen[str]]:
+    """`count` real `veille run` processes, returned once each has identified to the fake
+    Discord gateway (the caller stops them)."""
+    processes = [subprocess.Popen([sys.executable, "-m", "bot.cli", "run"], cwd=cwd, env=env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for _ in range(count)]
+    deadline = time.monotonic() + within
+    while len(discord.identifies) < count and time.monotonic() < deadline:
+        if any(p.poll() is not None for p in processes):
+            outputs = [p.communicate() for p in processes]
+            raise AssertionError(f"veille run stopped before connecting: {outputs}")
+        time.sleep(0.2)
+    if len(discord.identifies) < count:
+        for process in processes:
+            process.kill()
+            process.communicate()
+        raise AssertionError("veille run never identified to the gateway")
+    return processes
 
 
 async def _make_discord() -> FakeDiscord:

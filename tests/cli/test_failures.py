@@ -7,7 +7,6 @@ from __future__ import annotations
 import importlib.util
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli.conftest import Veille
-from tests.cli.servers import fake_discord, fake_slack
+from tests.cli.servers import fake_discord, fake_slack, start_run
 
 KEY = {"VEILLE_SECRET_KEY": "k" * 32, "VEILLE_DETECTORS": "hashes"}
 
@@ -141,15 +140,8 @@ def test_a_good_start_logs_what_veille_does_not_library_chatter(migrated: Veille
     with fake_discord() as discord:
         env = {**migrated.env, **KEY, "DISCORD_TOKEN": discord.token,
                "DISCORD_API_URL": discord.base_url}
-        process = subprocess.Popen([sys.executable, "-m", "bot.cli", "run"], cwd=migrated.cwd,
-                                   env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                   text=True)
+        [process] = start_run(migrated.cwd, env, discord)
         try:
-            deadline = time.monotonic() + 60
-            while not discord.identifies and time.monotonic() < deadline:
-                assert process.poll() is None, process.communicate()
-                time.sleep(0.2)
-            assert discord.identifies, "veille run never identified to the gateway"
             time.sleep(4)  # READY, guild_ready_timeout (2 s), on_ready, the scheduler
         finally:
             process.terminate()

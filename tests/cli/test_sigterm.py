@@ -4,12 +4,10 @@ within seconds, exits 0 and prints no traceback. Discord is the local fake (loop
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 import time
 
 from tests.cli.conftest import Veille
-from tests.cli.servers import fake_discord
+from tests.cli.servers import fake_discord, start_run
 
 
 def test_sigterm_drains_and_exits_zero(veille: Veille) -> None:
@@ -17,15 +15,8 @@ def test_sigterm_drains_and_exits_zero(veille: Veille) -> None:
     with fake_discord() as discord:
         env = {**veille.env, "VEILLE_SECRET_KEY": "k" * 32, "VEILLE_DETECTORS": "hashes",
                "DISCORD_TOKEN": discord.token, "DISCORD_API_URL": discord.base_url}
-        process = subprocess.Popen([sys.executable, "-m", "bot.cli", "run"], cwd=veille.cwd,
-                                   env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                   text=True)
+        [process] = start_run(veille.cwd, env, discord)
         try:
-            deadline = time.monotonic() + 60
-            while not discord.identifies and time.monotonic() < deadline:
-                assert process.poll() is None, process.communicate()
-                time.sleep(0.2)
-            assert discord.identifies, "veille run never identified to the gateway"
             time.sleep(1)
             process.send_signal(signal.SIGTERM)
             started = time.monotonic()

@@ -5,13 +5,11 @@ once, not once per process (inbox de-duplication, unique tickets, outbox leases)
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 from tests.cli.conftest import Veille
-from tests.cli.servers import fake_discord_thread
+from tests.cli.servers import fake_discord_thread, start_run
 from tests.detectors.hash_images import photo_like, png_bytes
 
 
@@ -26,15 +24,8 @@ def test_two_processes_act_once(veille: Veille, tmp_path: Path) -> None:
         member = discord.add_member(guild, "mel")
         env = {**veille.env, "VEILLE_SECRET_KEY": "k" * 32, "VEILLE_DETECTORS": "hashes,text",
                "DISCORD_TOKEN": discord.token, "DISCORD_API_URL": discord.base_url}
-        processes = [subprocess.Popen([sys.executable, "-m", "bot.cli", "run"], cwd=veille.cwd,
-                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                      text=True) for _ in range(2)]
+        processes = start_run(veille.cwd, env, discord, count=2)
         try:
-            deadline = time.monotonic() + 90
-            while len(discord.identifies) < 2 and time.monotonic() < deadline:
-                assert all(p.poll() is None for p in processes), [p.communicate() for p in processes]
-                time.sleep(0.2)
-            assert len(discord.identifies) >= 2, "both processes must be connected"
             time.sleep(3)  # READY and guild_ready_timeout in both
             posted = thread.call(lambda: discord.post_message(
                 guild, general, member, "", files=[("again.png", png_bytes(photo_like(77)))]))

@@ -208,20 +208,9 @@ async def test_slash_help_answers_privately(world: SlackWorld) -> None:
     assert answer[0].args["user"] == "UMEMBER" and "/veille" in json.dumps(answer[0].args)
 
 
-@pytest.fixture
-async def socket_world(settings: Settings, engine: AsyncEngine, fake_slack: FakeSlack,
-                       tiny_clip: Any) -> AsyncIterator[SlackWorld]:
-    async with open_world(settings, engine, fake_slack, tiny_clip, mode="socket") as w:
-        await w.setup()
-        yield w
-
-
-async def test_an_image_ai_apps_answer_is_scanned_other_bots_are_not(
-    socket_world: SlackWorld,
-) -> None:
+async def test_an_image_ai_apps_answer_is_scanned_other_bots_are_not(world: SlackWorld) -> None:
     """The core's AI-app rule on Slack: Grok (a bot message with its bot profile) answering an
     undress request in a thread with an image is scanned; a deploy bot's image is not."""
-    world = socket_world
     request_ts = await world.message("CGEN", "UMEMBER", text="@grok remove her clothes")
     posted: dict[str, str] = {}
     for seed, name, bot_id in ((21, "Grok", "BGROK"), (22, "Deploy notifier", "BDEPLOY")):
