@@ -525,10 +525,11 @@ HOSTILE_INPUTS = [
 def test_hostile_inputs_are_handled_quickly(detector: UndressRequestDetector, index: int) -> None:
     text = HOSTILE_INPUTS[index]
     # CPU time, not wall time: the bound catches a pathological (quadratic) path, and must not
-    # depend on what else the machine runs. Speed itself is measured in bench/text.py.
+    # depend on what else the machine runs. Speed itself is measured in bench/text.py. The
+    # slowest input here (50,000 emoji) costs ~1.7 s of CPU; a quadratic path would cost minutes.
     started = time.process_time()
     detection = detector.score(TextInput(text, True, True))
-    assert time.process_time() - started < 2.0
+    assert time.process_time() - started < 4.0
     assert all(0.0 <= v <= 1.0 for v in detection.scores.values())
     assert all(len(reason) < 300 for reason in detection.reasons)
 
