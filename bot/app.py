@@ -130,12 +130,14 @@ async def run_forever(
         await stopper
         log.info("stopping: finishing the platform actions in flight")
     finally:
+        if scheduler is not None:
+            scheduler.shutdown()
+        # The outbox drains while the platform clients are still up (its actions need them);
+        # events arriving meanwhile are recorded and acted on at the next start.
+        await veille.aclose(drain_s=DRAIN_S)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        if scheduler is not None:
-            scheduler.shutdown()
-        await veille.aclose(drain_s=DRAIN_S)
         await engine.dispose()
 
 
