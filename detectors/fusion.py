@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from enum import IntEnum
 from pathlib import Path
 
@@ -228,8 +228,6 @@ def fuse(
                 Severity.NONE, [], scores, matches, [*reasons, "allow-listed by moderators"], versions,
                 per_detector,
             )
-        from dataclasses import replace
-
         return replace(unsuppressed, matches=matches, detector_versions=versions,
                        detector_scores=per_detector, reasons=[
                            *unsuppressed.reasons, "allow-list entry overruled (operator list or critical)"])
