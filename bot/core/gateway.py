@@ -15,10 +15,14 @@ from detectors.fusion import Severity
 
 ButtonStyle = Literal["primary", "secondary", "success", "danger"]
 
-# Ticket actions a button or command can ask for. "note", "resolve" open a modal first.
+# Ticket actions a button or command can ask for. "note", "resolve" and "appeal" open a modal
+# first. "appeal" is the author's (the button on a removal notice, in a DM); "uphold" and
+# "reverse" decide an appeal (a moderator other than the one who decided the ticket).
 TICKET_ACTIONS = (
     "claim", "unclaim", "confirm", "false_positive", "escalate", "reveal", "note", "resolve", "reopen",
+    "appeal", "uphold", "reverse",
 )
+MODAL_ACTIONS = ("note", "resolve", "appeal")
 BUTTON_PREFIX = "veille"
 
 
@@ -109,9 +113,11 @@ class Gateway(Protocol):
     ) -> str: ...
 
     async def send_private(
-        self, workspace_id: str, user_id: str, text: str, *, channel_id: str | None = None
+        self, workspace_id: str, user_id: str, text: str, *, channel_id: str | None = None,
+        buttons: tuple[Button, ...] = (),
     ) -> None:
-        """A DM (Discord) or an ephemeral/DM message (Slack) to one person."""
+        """A DM (Discord) or an ephemeral/DM message (Slack) to one person. With `buttons`
+        (an author's Appeal) it is a DM on both platforms: an ephemeral message vanishes."""
         ...
 
     async def timeout_member(
@@ -127,6 +133,6 @@ class Reply:
     card: Card | None = None
     ephemeral: bool = True
     image_png: bytes | None = None  # e.g. a revealed original, only ever ephemeral
-    open_modal: Literal["note", "resolve", "setup"] | None = None
+    open_modal: Literal["note", "resolve", "appeal", "setup"] | None = None
     ok: bool = True
     extras: dict[str, object] = field(default_factory=dict)

@@ -34,7 +34,7 @@ from sqlmodel import col
 
 from bot.core.cards import card_for
 from bot.core.clock import Clock, as_utc
-from bot.core.gateway import Gateway, GatewayError
+from bot.core.gateway import Button, Gateway, GatewayError
 from bot.store.models import OutboxAction, OutboxLease, Ticket
 from bot.store.repos import Store
 
@@ -240,7 +240,13 @@ class Outbox:
             mid = await gateway.post_text(ws, p["channel_id"], p["text"], thread_id=p.get("thread_id"))
             return {"message_id": mid}
         if action.kind == "send_private":
-            await gateway.send_private(ws, p["user_id"], p["text"], channel_id=p.get("channel_id"))
+            buttons = tuple(Button(str(a), str(label), int(tid), style)  # an author's Appeal
+                            for a, label, tid, style in p.get("buttons") or ())
+            if buttons:
+                await gateway.send_private(ws, p["user_id"], p["text"],
+                                           channel_id=p.get("channel_id"), buttons=buttons)
+            else:
+                await gateway.send_private(ws, p["user_id"], p["text"], channel_id=p.get("channel_id"))
             return {"sent": True}
         if action.kind == "timeout_member":
             await gateway.timeout_member(ws, p["user_id"], int(p["seconds"]), p.get("reason", ""))

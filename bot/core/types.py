@@ -110,6 +110,17 @@ class Decision:
 
 
 @dataclass(frozen=True)
+class ReportForm:
+    """What a person filled in when reporting a message ("Report to Veille"). `reason` is one
+    of `bot.core.reports.REASONS`; contact details and details are optional."""
+
+    reason: str
+    good_faith: bool = False
+    contact: str = ""
+    details: str = ""
+
+
+@dataclass(frozen=True)
 class SetupInput:
     """What a setup wizard collected; None leaves a setting as it is. `channel_sensitivity`
     maps channel ids to a preset ("" removes the override); `allow_channel_ids` replaces the

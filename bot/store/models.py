@@ -97,7 +97,7 @@ class Ticket(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     workspace_id: int = Field(foreign_key="workspaces.id", ondelete="CASCADE")
-    kind: str = Field(default="detection", max_length=16)  # detection | help_request | manual
+    kind: str = Field(default="detection", max_length=16)  # detection | help_request | report | copy
     channel_id: str = Field(max_length=64)
     message_id: str = Field(max_length=64)
     thread_id: str | None = Field(default=None, max_length=64)
@@ -105,7 +105,7 @@ class Ticket(SQLModel, table=True):
     author_id: str = Field(default="", max_length=64)
     media_item_id: int | None = Field(default=None, foreign_key="media_items.id", ondelete="SET NULL")
     sha256: str | None = Field(default=None, max_length=64)
-    status: str = Field(default="open", max_length=16)  # open | claimed | escalated | resolved
+    status: str = Field(default="open", max_length=16)  # open | claimed | escalated | appealed | resolved
     severity: str = Field(default="REVIEW", max_length=16)
     priority: bool = Field(default=False)
     categories: list[str] = _json(list)
@@ -122,6 +122,12 @@ class Ticket(SQLModel, table=True):
     updated_at: datetime = _when()
     first_action_at: datetime | None = _when(nullable=True)
     resolved_at: datetime | None = _when(nullable=True)
+    # Reports (bot/core/reports.py): due 48 hours after the first report; the safety channel
+    # is alerted once when it nears (`due_alerted_at`).
+    due_at: datetime | None = _when(nullable=True, index=True)
+    due_alerted_at: datetime | None = _when(nullable=True)
+    # What the sweeps for copies of this ticket's media found and did (bot/core/sweep.py).
+    sweep: dict[str, Any] = _json(dict)
 
 
 class TicketEvent(SQLModel, table=True):
@@ -305,3 +311,83 @@ class DigestRun(SQLModel, table=True):
     message_id: str | None = Field(default=None, max_length=64)
     created_at: datetime = _when()
     posted_at: datetime | None = _when(nullable=True)
+
+
+class Report(SQLModel, table=True):
+    """One person's report of a message (bot/core/reports.py). Several reports of one message
+    join its one report ticket. The reporter is shown to moderators, never to the author."""
+
+    __tablename__ = "reports"
+    __table_args__ = (UniqueConstraint("ticket_id", "reporter_id", name="uq_report_ticket_reporter"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="tickets.id", ondelete="CASCADE", index=True)
+    workspace_id: int = Field(foreign_key="workspaces.id", ondelete="CASCADE", index=True)
+    reporter_id: str = Field(max_length=64)
+    reporter_name: str = Field(default="", max_length=200)
+    reason: str = Field(max_length=32)  # bot.core.reports.REASONS
+    contact: str | None = Field(default=None, max_length=500)
+    details: str | None = Field(default=None, max_length=2000)
+    good_faith: bool = Field(default=False)
+    locale: str = Field(default="en", max_length=8)  # the reporter's language, for their notices
+    created_at: datetime = _when()
+    due_at: datetime = _when()
+    resolved_notified_at: datetime | None = _when(nullable=True)
+
+
+class Appeal(SQLModel, table=True):
+    """An author contesting a removal (DSA Art. 20): decided by a moderator other than the one
+    who decided the ticket (`decided_by`, "veille" when the detectors did)."""
+
+    __tablename__ = "appeals"
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="tickets.id", ondelete="CASCADE", unique=True)
+    workspace_id: int = Field(foreign_key="workspaces.id", ondelete="CASCADE", index=True)
+    author_id: str = Field(max_length=64)
+    statement: str = Field(default="", max_length=2000)
+    decided_by: str = Field(default="veille", max_length=64)
+    status: str = Field(default="pending", max_length=16)  # pending | upheld | reversed
+    outcome_by: str | None = Field(default=None, max_length=64)
+    outcome_note: str | None = None
+    locale: str = Field(default="en", max_length=8)
+    created_at: datetime = _when()
+    decided_at: datetime | None = _when(nullable=True)
+
+
+class Protection(SQLModel, table=True):
+    """A photo someone asked Veille to watch for (/protect). Only its hashes are kept, as
+    hash entries of the bank `protected:<id>` owned by the workspace; never its bytes."""
+
+    __tablename__ = "protections"
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: int = Field(foreign_key="workspaces.id", ondelete="CASCADE", index=True)
+    owner_id: str = Field(max_length=64)
+    label: str = Field(default="", max_length=100)
+    entries: int = Field(default=0)
+    created_at: datetime = _when()
+    withdrawn_at: datetime | None = _when(nullable=True)
+
+
+class Sighting(SQLModel, table=True):
+    """Where a scanned image was posted: what a sweep for known copies searches. Kept for the
+    workspace's retention; `removed_at` once Veille removed that message."""
+
+    __tablename__ = "sightings"
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "channel_id", "message_id", "media_key", name="uq_sighting"),
+        Index("ix_sighting_ws_seen", "workspace_id", "seen_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: int = Field(foreign_key="workspaces.id", ondelete="CASCADE")
+    channel_id: str = Field(max_length=64)
+    message_id: str = Field(max_length=64)
+    thread_id: str | None = Field(default=None, max_length=64)
+    author_id: str = Field(default="", max_length=64)
+    media_key: str = Field(default="", max_length=500)
+    media_item_id: int | None = Field(default=None, foreign_key="media_items.id", ondelete="SET NULL")
+    sha256: str = Field(max_length=64, index=True)
+    seen_at: datetime = _when()
+    removed_at: datetime | None = _when(nullable=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.core.gateway import Card, GatewayError
+from bot.core.gateway import Button, Card, GatewayError
 from bot.core.types import MediaRef, Platform
 
 
@@ -78,10 +78,11 @@ class RecordingGateway:
         return self._message_id()
 
     async def send_private(
-        self, workspace_id: str, user_id: str, text: str, *, channel_id: str | None = None
+        self, workspace_id: str, user_id: str, text: str, *, channel_id: str | None = None,
+        buttons: tuple[Button, ...] = (),
     ) -> None:
         self._record("send_private", workspace_id=workspace_id, user_id=user_id, text=text,
-                     channel_id=channel_id)
+                     channel_id=channel_id, buttons=buttons)
 
     async def timeout_member(self, workspace_id: str, user_id: str, seconds: int, reason: str) -> None:
         self._record("timeout_member", workspace_id=workspace_id, user_id=user_id, seconds=seconds,
