@@ -88,6 +88,36 @@ class FakeSlack:
                 "url_private": url, "url_private_download": url + "?download=1",
                 "user": file.user, "shares": shares}
 
+    def upload(self, user: str, name: str, data: bytes, *, mimetype: str = "image/jpeg") -> SlackFile:
+        """A file a person uploaded through a modal's file_input (owned by them, in no channel)."""
+        file = self.add_file(name, data, mimetype=mimetype)
+        file.user = user
+        return file
+
+    def opened_views(self) -> list[dict[str, Any]]:
+        """Every view the app opened with views.open, parsed, oldest first."""
+        return [_json(c.args["view"]) for c in self.called("views.open")]
+
+    def message_shortcut(self, user: str, channel: str, ts: str,
+                         callback_id: str = "veille_report") -> dict[str, Any]:
+        """The `message_action` payload Slack sends when `user` picks a message shortcut on the
+        message (channel, ts): it carries the message as the channel history has it."""
+        message = {k: v for k, v in self.messages[(channel, ts)].items()
+                   if k not in ("channel", "channel_type", "blocks") and v is not None}
+        return {
+            "type": "message_action", "callback_id": callback_id, "token": "verification",
+            "action_ts": self.next_ts(), "trigger_id": f"trig-{self.next_ts()}",
+            "team": {"id": TEAM_ID, "domain": "veille-test"}, "api_app_id": "AVEILLE",
+            "user": {"id": user, "name": user.lower(), "team_id": TEAM_ID},
+            "channel": {"id": channel, "name": channel.lower()},
+            "message_ts": ts, "message": {"type": "message", **message},
+            "response_url": f"{self.base_url}response",
+        }
+
+    def file_input_value(self, *files: SlackFile) -> dict[str, Any]:
+        """A file_input element's state value in a view_submission: the uploaded files."""
+        return {"type": "file_input", "files": [self.file_json(f) for f in files]}
+
     def called(self, method: str) -> list[Call]:
         return [c for c in self.calls if c.method == method]
 
@@ -257,8 +287,23 @@ class FakeSlack:
         return {"members": sorted(self.channels[channel]), "response_metadata": {"next_cursor": ""}}
 
     def _m_conversations_replies(self, args: dict[str, Any], token: str) -> dict[str, Any]:
-        message = self.messages.get((args["channel"], args["ts"]))
-        return {"messages": [message] if message else [], "has_more": False}
+        """The thread of `ts`: its root first, then the replies within oldest..latest."""
+        channel, root_ts = args["channel"], args["ts"]
+        root = self.messages.get((channel, root_ts))
+        replies = [m for (c, ts), m in sorted(self.messages.items())
+                   if c == channel and ts != root_ts and m.get("thread_ts") == root_ts
+                   and _within(ts, args)]
+        return {"messages": ([root] if root else []) + replies, "has_more": False}
+
+    def _m_conversations_history(self, args: dict[str, Any], token: str) -> dict[str, Any]:
+        """The channel's timeline (no thread replies), newest first, within oldest..latest."""
+        channel = args["channel"]
+        if channel in self.channels and BOT_USER_ID not in self.channels[channel]:
+            return {"error": "not_in_channel"}
+        found = [m for (c, ts), m in sorted(self.messages.items(), reverse=True)
+                 if c == channel and m.get("thread_ts") in (None, ts) and _within(ts, args)]
+        limit = int(args.get("limit") or 100)
+        return {"messages": found[:limit], "has_more": len(found) > limit}
 
     def _m_users_info(self, args: dict[str, Any], token: str) -> dict[str, Any]:
         user = self.users.get(args["user"])
@@ -273,7 +318,14 @@ class FakeSlack:
         return {"users": members} if members is not None else {"error": "no_such_subteam"}
 
     def _m_files_delete(self, args: dict[str, Any], token: str) -> dict[str, Any]:
-        return {} if self.files.pop(str(args.get("file")), None) else {"error": "file_not_found"}
+        file = self.files.get(str(args.get("file")))
+        if file is None:
+            return {"error": "file_not_found"}
+        # As on Slack: a bot token deletes only the bot's own files; a person's needs an admin.
+        if token == self.bot_token and file.user not in ("", BOT_USER_ID):
+            return {"error": "cant_delete_file"}
+        del self.files[file.id]
+        return {}
 
     def _m_files_info(self, args: dict[str, Any], token: str) -> dict[str, Any]:
         file = self.files.get(args["file"])
@@ -301,6 +353,21 @@ class FakeSlack:
 
     def _m_views_publish(self, args: dict[str, Any], token: str) -> dict[str, Any]:
         return {"view": {"id": f"V{next(self._ids)}", **_json(args["view"])}}
+
+
+def _within(ts: str, args: dict[str, Any]) -> bool:
+    """Slack's oldest/latest bounds (exclusive unless `inclusive`)."""
+    inclusive = str(args.get("inclusive", "")).lower() in ("1", "true")
+    value = float(ts)
+    for bound, above in (("oldest", True), ("latest", False)):
+        if args.get(bound) is None:
+            continue
+        limit = float(args[bound])
+        if value == limit and not inclusive:
+            return False
+        if (value < limit) if above else (value > limit):
+            return False
+    return True
 
 
 def _json(value: Any) -> Any:

@@ -1,4 +1,4 @@
-"""Button presses on ticket cards → `Veille.ticket_action`.
+"""Button presses on ticket cards (and an author's Appeal in a DM) → `Veille.ticket_action`.
 
 Slack wants an ack within 3 s, so the press is acknowledged first and the work follows. The
 core checks the presser's permission (anyone who sees a card can press its buttons) and its
@@ -15,7 +15,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.errors import VeilleError
-from bot.core.gateway import Reply, parse_button_id
+from bot.core.gateway import MODAL_ACTIONS, Reply, parse_button_id
 from bot.core.i18n import t
 from bot.core.types import Platform
 from bot.platforms.slack.blocks import note_modal
@@ -24,17 +24,22 @@ from bot.platforms.slack.context import SlackContext
 log = logging.getLogger(__name__)
 
 BUTTON_PATTERN = re.compile(r"^veille:[a-z_]+:\d+$")
-NOTE_CALLBACK = "veille:modal:{action}"  # view callback ids for the note and resolve modals
+NOTE_CALLBACK = "veille:modal:{action}"  # view callback ids for the note, resolve, appeal modals
+# The author's appeal uses the core's victims form strings; note and resolve the adapter's own.
+_MODAL_KEYS = {"appeal": ("victims.form.appeal_title", "victims.form.appeal_label")}
 
 
 async def open_note_modal(ctx: SlackContext, client: AsyncWebClient, *, team_id: str,
                           trigger_id: str, action: str, ticket_id: int, channel_id: str) -> None:
-    """The Add note / Resolve modal; private_metadata carries the ticket and the card's channel."""
+    """The Add note / Resolve / Appeal modal; private_metadata carries the ticket and the
+    channel of the card (or of the author's DM notice)."""
     locale = await ctx.locale(team_id)
+    title_key, label_key = _MODAL_KEYS.get(
+        action, (f"slack.modal_{action}_title", f"slack.modal_{action}_label"))
     view = note_modal(
         callback_id=NOTE_CALLBACK.format(action=action),
-        title=t(f"slack.modal_{action}_title", locale, ticket=ticket_id),
-        label=t(f"slack.modal_{action}_label", locale),
+        title=t(title_key, locale, ticket=ticket_id),
+        label=t(label_key, locale),
         submit=t("slack.modal_submit", locale), close=t("slack.modal_close", locale),
         private_metadata=f"{ticket_id}|{channel_id}",
     )
@@ -58,7 +63,7 @@ def register(app: AsyncApp, ctx: SlackContext) -> None:
             reply = await ctx.veille.ticket_action(Platform.SLACK, team_id, actor, verb, ticket_id)
         except VeilleError as exc:
             reply = Reply(text=str(exc), ok=False)
-        if reply.open_modal in ("note", "resolve"):
+        if reply.open_modal in MODAL_ACTIONS:
             await open_note_modal(ctx, client, team_id=team_id, trigger_id=str(body["trigger_id"]),
                                   action=reply.open_modal, ticket_id=ticket_id,
                                   channel_id=channel_id or "")

@@ -16,7 +16,7 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.ai_apps import AiApps
-from bot.platforms.slack import actions, commands, events, views
+from bot.platforms.slack import actions, commands, events, victims, views
 from bot.platforms.slack.actors import ActorDirectory
 from bot.platforms.slack.context import SlackContext
 from bot.platforms.slack.gateway import SlackGateway
@@ -81,7 +81,8 @@ def create_app(settings: Settings, veille: Veille, gateway: SlackGateway | None 
     app.middleware(only_the_installed_team)
     ctx = SlackContext(veille=veille, gateway=gateway, actors=ActorDirectory(client),
                        ai_apps=AiApps.from_setting(settings.ai_apps))
-    for listeners in (events, commands, actions, views):
+    # victims first: its DM-photo listener must win over the generic message listener.
+    for listeners in (victims, events, commands, actions, views):
         listeners.register(app, ctx)
     veille.register_gateway(gateway)
     return app

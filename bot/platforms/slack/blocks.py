@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.core.gateway import Card
+from bot.core.gateway import Button, Card
 from detectors.fusion import Severity
 
 Block = dict[str, Any]
@@ -57,17 +57,30 @@ def card_blocks(card: Card) -> list[Block]:
         blocks.append({"type": "section", "fields": fields[start:start + 10]})
     if card.footer:
         blocks.append({"type": "context", "elements": [mrkdwn(card.footer)]})
-    buttons: list[Block] = []
-    for button in card.buttons[:25]:
+    if card.buttons:
+        blocks.append(actions_block(card.buttons))
+    return blocks
+
+
+def actions_block(buttons: tuple[Button, ...]) -> Block:
+    """One actions block; each action_id and value is the core's custom id."""
+    elements: list[Block] = []
+    for button in buttons[:25]:
         element: Block = {
             "type": "button", "text": plain(button.label, 75),
             "action_id": button.custom_id, "value": button.custom_id,
         }
         if button.style in _STYLES:
             element["style"] = _STYLES[button.style]
-        buttons.append(element)
+        elements.append(element)
+    return {"type": "actions", "block_id": "veille_actions", "elements": elements}
+
+
+def notice_blocks(text: str, buttons: tuple[Button, ...]) -> list[Block]:
+    """A private notice with its buttons (an author's Appeal): the text, then the buttons."""
+    blocks: list[Block] = [{"type": "section", "text": mrkdwn(text)}]
     if buttons:
-        blocks.append({"type": "actions", "block_id": "veille_actions", "elements": buttons})
+        blocks.append(actions_block(buttons))
     return blocks
 
 

@@ -1,8 +1,9 @@
 """The one slash command, `/veille <subcommand>`, translated into core calls.
 
-Subcommands: setup, status, tickets, ticket <id>, scan <link>, digest, help. The command is
-acknowledged at once (Slack's 3 s limit) and the answer follows privately; the setup modal is
-opened first because its trigger_id expires within those 3 s.
+Subcommands: setup, status, tickets, ticket <id>, scan <link>, digest, protect [list |
+withdraw <id>], handoff <ticket> <service>, help. The command is acknowledged at once (Slack's
+3 s limit) and the answer follows privately; the setup and protect modals are opened first
+because their trigger_id expires within those 3 s.
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ from bot.core.i18n import t
 from bot.core.types import Actor, MessageEvent, Platform
 from bot.platforms.slack.context import SlackContext
 from bot.platforms.slack.setup_modal import current_setup, setup_view
+from bot.platforms.slack.victims import open_protect
 
 COMMAND = "/veille"
-SUBCOMMANDS = ("setup", "status", "tickets", "ticket", "scan", "digest", "help")
+SUBCOMMANDS = ("setup", "status", "tickets", "ticket", "scan", "digest", "protect", "handoff",
+               "help")
 
 
 async def open_setup(ctx: SlackContext, client: AsyncWebClient, *, team_id: str,
@@ -32,6 +35,12 @@ async def open_setup(ctx: SlackContext, client: AsyncWebClient, *, team_id: str,
         await ctx.locale(team_id), current, groups,
         can_delete=ctx.gateway.can_delete_messages, private_metadata=channel_id,
     ))
+
+
+def _number(word: str) -> int:
+    """`12` or `#12` as 12; 0 (never an id) for anything else."""
+    word = word.lstrip("#")
+    return int(word) if word.isdigit() else 0
 
 
 async def run_subcommand(ctx: SlackContext, command: dict[str, Any], actor: Actor) -> Reply:
@@ -56,8 +65,16 @@ async def run_subcommand(ctx: SlackContext, command: dict[str, Any], actor: Acto
             author=actor, text=" ".join(args),
         )
         return await veille.scan_event(event, actor)
+    if verb == "protect" and args[:1] == ["list"]:
+        return await veille.protections(Platform.SLACK, team_id, actor)
+    if verb == "protect" and len(args) == 2 and args[0] == "withdraw" and _number(args[1]):
+        return await veille.withdraw_protection(Platform.SLACK, team_id, actor, _number(args[1]))
+    if verb == "handoff" and len(args) == 2 and _number(args[0]):
+        return await veille.handoff(Platform.SLACK, team_id, actor, _number(args[0]),
+                                    args[1].lower())
     locale = await ctx.locale(team_id)
-    if verb not in SUBCOMMANDS or verb in ("ticket", "scan"):  # unknown or missing argument
+    if verb not in SUBCOMMANDS or verb in ("ticket", "scan", "protect", "handoff"):
+        # unknown, or missing / malformed arguments
         return Reply(text=t("slack.usage", locale))
     return veille.help(locale)
 
@@ -78,6 +95,10 @@ def register(app: AsyncApp, ctx: SlackContext) -> None:
                 await ctx.veille.authorise(Platform.SLACK, team_id, actor, "setup")
                 await open_setup(ctx, client, team_id=team_id,
                                  trigger_id=str(command["trigger_id"]), channel_id=channel_id or "")
+                return
+            if [w.lower() for w in words] == ["protect"]:  # anyone may protect a photo
+                await open_protect(ctx, client, team_id=team_id,
+                                   trigger_id=str(command["trigger_id"]), channel_id=channel_id or "")
                 return
             reply = await run_subcommand(ctx, command, actor)
         except VeilleError as exc:

@@ -16,7 +16,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.errors import VeilleError
-from bot.core.types import Actor, Platform, RepliedMessage
+from bot.core.types import Actor, MessageEvent, Platform, RepliedMessage
 from bot.platforms.slack import translate
 from bot.platforms.slack.blocks import home_view
 from bot.platforms.slack.context import SlackContext
@@ -25,7 +25,7 @@ from bot.platforms.slack.gateway import slack_error
 log = logging.getLogger(__name__)
 
 
-class _SeenFiles:
+class SeenFiles:
     """File ids already handed to the core. Slack delivers a shared file twice (a `message`
     with files and a `file_shared`); whichever comes first is scanned, the other skipped."""
 
@@ -91,7 +91,7 @@ async def _reply_to(ctx: SlackContext, client: AsyncWebClient,
     return translate.replied_message(parent, await _author(ctx, parent))
 
 
-async def _full_files(client: AsyncWebClient, files: list[dict[str, Any]]) -> list[dict[str, Any]]:
+async def full_files(client: AsyncWebClient, files: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Files with their private URLs, asking files.info for those sent without details."""
     missing = set(translate.needs_file_info(files))
     full: list[dict[str, Any]] = []
@@ -106,8 +106,20 @@ async def _full_files(client: AsyncWebClient, files: list[dict[str, Any]]) -> li
     return full
 
 
+async def to_event(ctx: SlackContext, client: AsyncWebClient, team_id: str,
+                   message: dict[str, Any], *, edited: bool = False,
+                   files: list[dict[str, Any]] | None = None) -> MessageEvent:
+    """The MessageEvent for one Slack message, built the one way every message is (a reported
+    message too: the core must see it exactly as it saw it when it was posted)."""
+    return translate.message_event(
+        team_id, message, await _author(ctx, message), edited=edited, files=files,
+        reply_to=await _reply_to(ctx, client, message),
+        mentions_ai_app=_mentions_ai_app(ctx, str(message.get("text") or "")),
+    )
+
+
 def register(app: AsyncApp, ctx: SlackContext) -> None:
-    seen = _SeenFiles()
+    seen = SeenFiles()
 
     @app.event("message")
     async def on_message(body: dict[str, Any], event: dict[str, Any], client: AsyncWebClient) -> None:
@@ -115,18 +127,14 @@ def register(app: AsyncApp, ctx: SlackContext) -> None:
         if unwrapped is None:
             return
         message, edited = unwrapped
-        files = await _full_files(client, list(message.get("files") or []))
+        files = await full_files(client, list(message.get("files") or []))
         fresh = seen.fresh([str(f.get("id")) for f in files])
         if not edited:  # an edit re-scans everything; a first delivery skips files seen already
             files = [f for f in files if str(f.get("id")) in fresh]
         if not files and not message.get("text"):
             return
         team_id = str(body.get("team_id") or message.get("team") or "")
-        neutral = translate.message_event(
-            team_id, message, await _author(ctx, message), edited=edited, files=files,
-            reply_to=await _reply_to(ctx, client, message),
-            mentions_ai_app=_mentions_ai_app(ctx, str(message.get("text") or "")),
-        )
+        neutral = await to_event(ctx, client, team_id, message, edited=edited, files=files)
         await ctx.veille.handle_message(neutral)
 
     @app.event("file_shared")

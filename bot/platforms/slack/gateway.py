@@ -16,9 +16,9 @@ from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.web.async_client import AsyncWebClient
 from yarl import URL
 
-from bot.core.gateway import Card, GatewayError
+from bot.core.gateway import Button, Card, GatewayError
 from bot.core.types import MediaRef, Platform
-from bot.platforms.slack.blocks import card_blocks, card_text
+from bot.platforms.slack.blocks import card_blocks, card_text, notice_blocks
 
 log = logging.getLogger(__name__)
 
@@ -197,9 +197,20 @@ class SlackGateway:
             raise to_gateway_error(exc) from exc
 
     async def send_private(
-        self, workspace_id: str, user_id: str, text: str, *, channel_id: str | None = None
+        self, workspace_id: str, user_id: str, text: str, *, channel_id: str | None = None,
+        buttons: tuple[Button, ...] = (),
     ) -> None:
-        await self.post_private(user_id, text, channel_id=channel_id)
+        """Ephemeral or DM; with `buttons` (an author's Appeal) always a DM, since an ephemeral
+        message vanishes on reload and the notice must outlive it."""
+        if not buttons:
+            await self.post_private(user_id, text, channel_id=channel_id)
+            return
+        try:
+            opened = await self.client.conversations_open(users=user_id)
+            await self.client.chat_postMessage(channel=str(opened["channel"]["id"]), text=text,
+                                               blocks=notice_blocks(text, buttons))
+        except _FAILURES as exc:
+            raise to_gateway_error(exc) from exc
 
     async def post_private(
         self, user_id: str, text: str, *, channel_id: str | None = None,

@@ -1,4 +1,5 @@
-"""Modal submissions: Add note / Resolve → `Veille.ticket_action`; setup → `Veille.save_setup`.
+"""Modal submissions: Add note / Resolve / an author's Appeal → `Veille.ticket_action`; setup →
+`Veille.save_setup` (the report and protect forms are in victims.py).
 
 Validation errors go back in the ack (`response_action: errors`) so the modal stays open and
 says what is wrong; the core's permission refusals are shown the same way.
@@ -22,7 +23,7 @@ from bot.platforms.slack.setup_modal import (
     setup_input,
 )
 
-NOTE_PATTERN = re.compile(r"^veille:modal:(note|resolve)$")
+NOTE_PATTERN = re.compile(r"^veille:modal:(note|resolve|appeal)$")
 
 
 def register(app: AsyncApp, ctx: SlackContext) -> None:
