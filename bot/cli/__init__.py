@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from bot.cli import calibrate, db, digest, doctor, hashes, init, prepare, run, scan
+from bot.cli import calibrate, db, digest, doctor, export, hashes, init, prepare, run, scan
 from bot.cli.common import EXIT_USAGE, report, session
 
 
@@ -16,7 +16,7 @@ def cli(debug: bool) -> None:
     session.debug = session.debug or debug
 
 
-for module in (run, init, prepare, scan, db, doctor, hashes, calibrate, digest):
+for module in (run, init, prepare, scan, db, doctor, hashes, calibrate, digest, export):
     module.register(cli)
 
 

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import IO, Any
 
 from sqlalchemy import or_
+from sqlalchemy import select as columns
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
@@ -115,15 +116,15 @@ async def export_rows(session: AsyncSession, workspace_id: int,
     appeals = {a.ticket_id: a for a in (await session.execute(
         select(Appeal).where(col(Appeal.ticket_id).in_(ids)))).scalars()}
     # Column by column, so the ciphertext and preview are never even read.
-    evidence_query = select(
-        Evidence.ticket_id, Evidence.sha256, Evidence.mime,
-        col(Evidence.ciphertext).is_not(None).label("kept"), Evidence.created_at,
-        Evidence.purge_after, Evidence.purged_at,
+    evidence_query = columns(
+        col(Evidence.ticket_id), col(Evidence.sha256), col(Evidence.mime),
+        col(Evidence.ciphertext).is_not(None).label("kept"), col(Evidence.created_at),
+        col(Evidence.purge_after), col(Evidence.purged_at),
     ).where(col(Evidence.ticket_id).in_(ids))
     evidence = {row.ticket_id: _evidence(row) for row in await session.execute(evidence_query)}
     media_ids = [tk.media_item_id for tk in tickets if tk.media_item_id]
-    pdq = dict((await session.execute(select(MediaItem.id, MediaItem.pdq).where(
-        col(MediaItem.id).in_(media_ids)))).tuples().all()) if media_ids else {}
+    pdq_query = columns(col(MediaItem.id), col(MediaItem.pdq)).where(col(MediaItem.id).in_(media_ids))
+    pdq = {mid: value for mid, value in await session.execute(pdq_query)} if media_ids else {}
     rows = []
     for tk in tickets:
         assert tk.id is not None

@@ -19,7 +19,7 @@ from sqlmodel import col, select
 from bot.core.clock import as_utc
 from bot.core.digest_format import severity_label
 from bot.core.errors import NotFound, VeilleError
-from bot.core.i18n import t
+from bot.core.i18n import plural, t
 from bot.store.models import Evidence, HashEntry, MediaItem, Report, Ticket, TicketEvent, Workspace
 
 SERVICES = ("pharos", "3018", "ncmec", "stopncii")
@@ -113,8 +113,8 @@ def _description(case: _Case, locale: str) -> str:
     if case.reports:
         reasons = ", ".join(dict.fromkeys(
             _label("victims.reason", r.reason, locale) for r in case.reports))
-        text += " " + t("handoff.value.description_reports", locale,
-                        count=len(case.reports), reasons=reasons)
+        text += " " + plural("handoff.value.description_reports", len(case.reports), locale,
+                             reasons=reasons)
     return text
 
 
@@ -122,7 +122,8 @@ def _status(case: _Case, locale: str) -> str:
     tk = case.ticket
     if tk.resolved_at is None:
         return t("handoff.value.open", locale)
-    return t("handoff.value.resolved", locale, resolution=tk.resolution or tk.status)
+    resolution = _label("handoff.resolution", tk.resolution or tk.status, locale)
+    return t("handoff.value.resolved", locale, resolution=resolution)
 
 
 def _evidence(case: _Case, locale: str) -> str:
@@ -148,7 +149,8 @@ def _due(case: _Case, report: Report, locale: str, now: datetime) -> str:
 
 
 def _lines(pairs: list[tuple[str, str]], locale: str) -> list[str]:
-    return [f"{t(f'handoff.field.{key}', locale)}: {value}" for key, value in pairs]
+    return [t("handoff.field_line", locale, label=t(f"handoff.field.{key}", locale), value=value)
+            for key, value in pairs]
 
 
 def _hashes(case: _Case, locale: str, md5: bool) -> list[str]:
@@ -178,10 +180,15 @@ def _audit(case: _Case, locale: str) -> list[str]:
     if len(case.events) > len(shown):
         lines.append(t("handoff.audit_more", locale, count=len(case.events) - len(shown),
                        workspace=case.workspace.id))
+    # A reporter's steps are kept, not who they are nor what they wrote (their contact,
+    # perhaps): the moderator passes those on, with the reporter's consent.
+    reporters = {report.reporter_id for report in case.reports}
     for event in shown:
-        line = t("handoff.audit_line", locale, at=_when(event.at, locale),
-                 actor=event.actor_name or event.actor_id, action=event.action)
-        if event.note:
+        reporter = event.actor_id in reporters
+        actor = t("handoff.reporter", locale) if reporter else event.actor_name or event.actor_id
+        line = t("handoff.audit_line", locale, at=_when(event.at, locale), actor=actor,
+                 action=event.action)
+        if event.note and not reporter:
             note = " ".join(event.note.split())
             line += f" — {note[:NOTE_CHARS]}{'…' if len(note) > NOTE_CHARS else ''}"
         lines.append("- " + line)
@@ -247,7 +254,8 @@ def _stopncii(case: _Case, locale: str, now: datetime) -> list[str]:
         ("description", _description(case, locale)),
     ], locale)
     sha256 = case.ticket.sha256 or t("handoff.unknown", locale)
-    reference = f"{t('handoff.stopncii.reference', locale)}: SHA-256 {sha256}"
+    reference = t("handoff.field_line", locale, label=t("handoff.stopncii.reference", locale),
+                  value=f"SHA-256 {sha256}")
     return [*advice, "", *facts, reference]
 
 
@@ -270,6 +278,7 @@ async def handoff_summary(session: AsyncSession, ticket_id: int, service: str, l
         *_BODIES[service](case, locale, now), "",
         t("handoff.section_case", locale), *_lines(_case_fields(case, locale), locale), "",
         *_audit(case, locale), "",
-        t("handoff.paste", locale, service=name, url=SERVICE_URLS[service]),
+        t("handoff.paste_stopncii" if service == "stopncii" else "handoff.paste", locale,
+          service=name, url=SERVICE_URLS[service]),
     ]
     return "\n".join(lines)
