@@ -34,6 +34,7 @@ SEVERITIES = ("REVIEW", "QUARANTINE", "CRITICAL")
 QUARANTINED = ("QUARANTINE", "CRITICAL")  # the severities whose messages are removed
 CHART_MIN_DAYS, CHART_MAX_DAYS = 7, 31  # a daily digest still shows the week around it
 TOP_N = 3  # busiest channels, top reasons
+REPORT_DUE = timedelta(hours=48)  # TAKE IT DOWN Act: reported images down within 48 hours
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,26 @@ class OpenTicket:
     age: timedelta
     severity: str
     breached: bool
+
+
+@dataclass(frozen=True)
+class OpenReport:
+    id: int
+    hours_left: int  # to the due time at the period end; negative once past it
+
+
+@dataclass(frozen=True)
+class ReportStats:
+    """Report tickets (kind "report"): the 48-hour clock a digest holds the team to."""
+
+    received: int = 0  # report tickets opened in the period
+    on_time: int = 0  # resolved in the period, by their due time
+    late: int = 0  # resolved in the period, after it
+    open: tuple[OpenReport, ...] = ()  # still open at the period end, most urgent first
+
+    @property
+    def any(self) -> bool:
+        return bool(self.received or self.on_time or self.late or self.open)
 
 
 @dataclass
@@ -79,6 +100,7 @@ class DigestStats:
     busiest_channels: list[tuple[str, int]]
     top_reasons: list[tuple[str, int]]
     daily: list[tuple[date, dict[str, int]]] = field(default_factory=list)  # chart data
+    reports: ReportStats = field(default_factory=ReportStats)
 
     @property
     def open_count(self) -> int:
@@ -120,6 +142,24 @@ def _median(values: Iterable[timedelta]) -> timedelta | None:
 
 def _in(when: datetime | None, period: Period) -> bool:
     return when is not None and when in period
+
+
+def report_stats(tickets: Sequence[Ticket], period: Period) -> ReportStats:
+    """Reports received, resolved by or after their due time (48 h after the report when a
+    ticket has none recorded), and those still open with the hours left at the period end."""
+    reports = [tk for tk in tickets if tk.kind == "report"]
+
+    def due(tk: Ticket) -> datetime:
+        return as_utc(tk.due_at) if tk.due_at else as_utc(tk.created_at) + REPORT_DUE
+
+    resolved = [tk for tk in reports if _in(tk.resolved_at, period)]
+    on_time = sum(1 for tk in resolved if tk.resolved_at and as_utc(tk.resolved_at) <= due(tk))
+    still_open = [tk for tk in reports if as_utc(tk.created_at) < period.end
+                  and (tk.resolved_at is None or as_utc(tk.resolved_at) >= period.end)]
+    open_ = sorted((OpenReport(tk.id or 0, int((due(tk) - period.end).total_seconds() // 3600))
+                    for tk in still_open), key=lambda report: (report.hours_left, report.id))
+    return ReportStats(received=sum(1 for tk in reports if _in(tk.created_at, period)),
+                       on_time=on_time, late=len(resolved) - on_time, open=tuple(open_))
 
 
 def compute_stats(
@@ -206,6 +246,7 @@ def compute_stats(
         busiest_channels=channels.most_common(TOP_N),
         top_reasons=reasons.most_common(TOP_N),
         daily=daily,
+        reports=report_stats(tickets, period),
     )
 
 

@@ -20,7 +20,7 @@ from bot.core.digest_format import (
 )
 from bot.core.digest_schedule import zone
 from bot.core.gateway import Card
-from bot.core.i18n import t
+from bot.core.i18n import plural, t
 from bot.core.reasons import readable_reason
 from detectors.fusion import Severity
 
@@ -70,7 +70,7 @@ def _fields(stats: DigestStats, locale: str) -> list[tuple[str, str]]:
     if stats.open_count > OPEN_LIST_N:
         open_lines.append(t("digest.more", locale, count=n(stats.open_count - OPEN_LIST_N)))
 
-    return [
+    fields = [
         (t("digest.scanned", locale), t("digest.scanned_value", locale, images=n(stats.images.current),
                                         links=n(stats.links.current))
          + "\n" + t("digest.vs_previous", locale, change=fmt_change(
@@ -97,6 +97,25 @@ def _fields(stats: DigestStats, locale: str) -> list[tuple[str, str]]:
             [f"{readable_reason(reason, locale)} ({n(k)})" for reason, k in stats.top_reasons],
             locale)),
     ]
+    if stats.reports.any:  # a community nobody reports in is spared an empty line
+        fields.insert(9, (t("digest.reports", locale), _reports(stats, locale)))
+    return fields
+
+
+def _reports(stats: DigestStats, locale: str) -> str:
+    """Reports received and handled within their 48 hours, then the open ones, most urgent
+    first, with the hours left to their due time."""
+    reports = stats.reports
+    lines = [t("digest.reports_value", locale, received=fmt_int(reports.received, locale),
+               on_time=fmt_int(reports.on_time, locale), late=fmt_int(reports.late, locale))]
+    if reports.open:
+        lines.append(plural("digest.reports_open", len(reports.open), locale))
+    for report in reports.open[:OPEN_LIST_N]:
+        key = "digest.report_left" if report.hours_left >= 0 else "digest.report_over"
+        lines.append(t(key, locale, id=report.id, hours=fmt_int(abs(report.hours_left), locale)))
+    if len(reports.open) > OPEN_LIST_N:
+        lines.append(t("digest.more", locale, count=fmt_int(len(reports.open) - OPEN_LIST_N, locale)))
+    return "\n".join(lines)
 
 
 def render_card(stats: DigestStats, locale: str, chart_png: bytes | None = None) -> Card:
