@@ -136,3 +136,69 @@ def interaction(
     if message_payload is not None:
         payload["message"] = message_payload
     return payload
+
+
+def dm_interaction(
+    *, interaction_id: str, application_id: str, kind: int, token: str, dm_channel: JSON,
+    user_payload: JSON, data: JSON | None, message_payload: JSON | None = None,
+    locale: str = "en-US",
+) -> JSON:
+    """An interaction in the bot's DM with a person (a button on a DM the bot sent): no
+    guild_id, no member, the `user` itself, a channel of type 1 and context 1 (BOT_DM)."""
+    payload: JSON = {
+        "id": interaction_id, "application_id": application_id, "type": kind, "token": token,
+        "version": 1, "channel_id": dm_channel["id"],
+        "channel": {"id": dm_channel["id"], "type": 1,
+                    "recipients": dm_channel.get("recipients", [])},
+        "user": user_payload, "locale": locale, "app_permissions": str(BOT_PERMISSIONS),
+        "entitlements": [], "authorizing_integration_owners": {"0": user_payload["id"]},
+        "context": 1, "attachment_size_limit": 25 * 1024 * 1024,
+    }
+    if data is not None:
+        payload["data"] = data
+    if message_payload is not None:
+        payload["message"] = message_payload
+    return payload
+
+
+_SELECTS = (3, 5, 6, 7, 8)
+
+
+def _filled(shown: JSON, values: dict[str, Any]) -> JSON:
+    """One input as Discord returns it: text inputs a `value`, selects `values`, a checkbox a
+    boolean. A required input left empty is refused, as Discord's client refuses to submit."""
+    custom_id = shown["custom_id"]
+    value = values.get(custom_id)
+    kind = shown["type"]
+    empty = value in (None, "", [], False)
+    if empty and shown.get("required", kind in (4, *_SELECTS)) and kind != 23:
+        raise ValueError(f"Discord refuses to submit: required field {custom_id!r} is empty")
+    base: JSON = {"type": kind, "custom_id": custom_id, **_id_of(shown)}
+    if kind == 4:
+        return {**base, "value": value or ""}
+    if kind in _SELECTS:
+        return {**base, "values": list(value or [])}
+    if kind == 23:
+        return {**base, "value": bool(value)}
+    raise ValueError(f"the fake cannot fill component type {kind}")
+
+
+def _id_of(shown: JSON) -> JSON:
+    return {"id": shown["id"]} if shown.get("id") is not None else {}
+
+
+def modal_submission(shown: list[JSON], values: dict[str, Any]) -> list[JSON]:
+    """The `components` of a MODAL_SUBMIT for the modal the bot opened (`shown`), in its
+    layout: action rows of text inputs, or labels (type 18) holding one input each."""
+    submitted: list[JSON] = []
+    for component in shown:
+        if component["type"] == 1:
+            submitted.append({"type": 1, "components": [
+                _filled(child, values) for child in component["components"]]})
+        elif component["type"] == 18:
+            submitted.append({"type": 18, **_id_of(component),
+                              "component": _filled(component["component"], values)})
+        elif component["type"] == 10:
+            submitted.append({"type": 10, **_id_of(component),
+                              "content": component.get("content", "")})
+    return submitted

@@ -218,7 +218,7 @@ def _callback(fake: FakeDiscord, call: Call, m: re.Match[str]) -> tuple[int, Any
     if kind == 4:
         message = _new_message(fake, origin["channel_id"], inner, webhook=True)
         message["interaction_metadata"] = {
-            "id": origin["id"], "type": origin["type"], "user": origin["member"]["user"],
+            "id": origin["id"], "type": origin["type"], "user": _who(origin),
             "authorizing_integration_owners": {}}
     elif kind == 7 and "message" in origin:
         status, message = _apply_edit(fake, origin["message"]["id"], inner)
@@ -229,6 +229,11 @@ def _callback(fake: FakeDiscord, call: Call, m: re.Match[str]) -> tuple[int, Any
         answer["resource"] = {"type": kind, "message": message}
         interaction["response_message_id"] = message["id"]
     return 200, answer
+
+
+def _who(interaction: JSON) -> JSON:
+    """The user behind an interaction: the member's in a guild, the `user` in a DM."""
+    return interaction["member"]["user"] if "member" in interaction else interaction["user"]
 
 
 @_route("POST", r"/webhooks/(\d+)/([\w-]+)")

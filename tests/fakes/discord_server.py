@@ -286,12 +286,43 @@ class FakeDiscord:
             data["target_id"] = target_id
         return await self.interact(guild, channel, member_payload, 2, data, locale=locale)
 
-    async def submit_modal(self, guild: FakeGuild, channel: JSON, member_payload: JSON,
-                           custom_id: str, values: dict[str, str]) -> FakeInteraction:
-        rows = [{"type": 1, "components": [{"type": 4, "custom_id": key, "value": value}]}
-                for key, value in values.items()]
-        return await self.interact(guild, channel, member_payload, 5,
-                                   {"custom_id": custom_id, "components": rows})
+    async def submit_modal(self, guild: FakeGuild | None, channel: JSON, member_payload: JSON,
+                           custom_id: str, values: dict[str, Any], *, modal: JSON | None = None,
+                           locale: str = "en-US") -> FakeInteraction:
+        """MODAL_SUBMIT. With `modal` (the data of the bot's type-9 answer) the submission has
+        that modal's layout (labels holding selects, text inputs, checkboxes); without it, one
+        action row per text input. `guild=None`: a modal opened from a DM."""
+        if modal is not None:
+            components = p.modal_submission(modal["components"], values)
+        else:
+            components = [{"type": 1, "components": [{"type": 4, "custom_id": key, "value": value}]}
+                          for key, value in values.items()]
+        data = {"custom_id": custom_id, "components": components}
+        if guild is None:
+            return await self.interact_dm(member_payload, 5, data, locale=locale)
+        return await self.interact(guild, channel, member_payload, 5, data, locale=locale)
+
+    async def interact_dm(self, member_payload: JSON, kind: int, data: JSON | None, *,
+                          message: JSON | None = None, locale: str = "en-US") -> FakeInteraction:
+        """An interaction in the bot's DM with this person (their DM channel is opened if the
+        bot never did): no guild, the user instead of a member."""
+        person = member_payload.get("user", member_payload)
+        dm = self.dm_channels.setdefault(person["id"], {
+            "id": p.snowflake(), "type": 1, "last_message_id": None, "recipients": [person]})
+        payload = p.dm_interaction(
+            interaction_id=p.snowflake(), application_id=self.application_id, kind=kind,
+            token=f"itoken-{p.snowflake()}", dm_channel=dm, user_payload=person, data=data,
+            message_payload=message, locale=locale)
+        self.interactions[payload["id"]] = payload
+        await self.dispatch("INTERACTION_CREATE", payload)
+        return FakeInteraction(payload)
+
+    async def click_dm(self, member_payload: JSON, message: JSON, custom_id: str, *,
+                       locale: str = "en-US") -> FakeInteraction:
+        """The person presses a button on a DM the bot sent them."""
+        return await self.interact_dm(member_payload, 3, {"custom_id": custom_id,
+                                                          "component_type": 2},
+                                      message=message, locale=locale)
 
     def find_command(self, name: str, command_type: int = 1) -> JSON:
         for commands in self.commands.values():

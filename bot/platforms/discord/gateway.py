@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import aiohttp
 import discord
 
-from bot.core.gateway import Card, GatewayError
+from bot.core.gateway import Button, Card, GatewayError
 from bot.core.types import MediaRef, Platform
-from bot.platforms.discord.render import render_card
+from bot.platforms.discord.render import render_buttons, render_card
 
 if TYPE_CHECKING:
     from bot.platforms.discord.client import VeilleClient
@@ -133,11 +133,17 @@ class DiscordGateway:
         return str(message.id)
 
     async def send_private(self, workspace_id: str, user_id: str, text: str, *,
-                           channel_id: str | None = None) -> None:
-        """A DM. People who closed their DMs get nothing: Discord has no per-user channel post."""
+                           channel_id: str | None = None, buttons: tuple[Button, ...] = ()) -> None:
+        """A DM, with `buttons` (an author's Appeal) as components: pressing one later arrives as
+        a DM interaction that `TicketButton` routes, whatever restarts happened in between.
+        People who closed their DMs get nothing: Discord has no per-user channel post."""
         dm = await translate_errors(self.client.create_dm(discord.Object(id=int(user_id))),
                                     "open DM")
-        await translate_errors(dm.send(content=text[:2000]), "send DM")
+        kwargs: dict[str, Any] = {"content": text[:2000]}
+        view = render_buttons(buttons)
+        if view is not None:
+            kwargs["view"] = view
+        await translate_errors(dm.send(**kwargs), "send DM")
 
     async def timeout_member(self, workspace_id: str, user_id: str, seconds: int,
                              reason: str) -> None:

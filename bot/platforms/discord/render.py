@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import discord
 
-from bot.core.gateway import Card
+from bot.core.gateway import Button, Card
 from detectors.fusion import Severity
 
 COLOURS = {
@@ -79,12 +79,17 @@ def render_embed(card: Card) -> discord.Embed:
 
 
 def render_view(card: Card) -> discord.ui.View | None:
-    if not card.buttons:
+    return render_buttons(card.buttons)
+
+
+def render_buttons(buttons: tuple[Button, ...]) -> discord.ui.View | None:
+    """Ticket buttons as a persistent view (a card's, or those of a private message)."""
+    if not buttons:
         return None
     from bot.platforms.discord.views import TicketButton
 
     view = discord.ui.View(timeout=None)
-    for button in card.buttons[:_BUTTONS]:
+    for button in buttons[:_BUTTONS]:
         view.add_item(TicketButton(button.action, button.ticket_id, label=button.label,
                                    style=STYLES.get(button.style, discord.ButtonStyle.secondary)))
     return view
