@@ -65,8 +65,11 @@ class _Case:
         return self.media.pdq if self.media else None
 
 
-async def _load(session: AsyncSession, ticket_id: int, locale: str) -> _Case:
+async def _load(session: AsyncSession, ticket_id: int, locale: str,
+                workspace_id: int | None) -> _Case:
     ticket = await session.get(Ticket, ticket_id)
+    if ticket is not None and workspace_id is not None and ticket.workspace_id != workspace_id:
+        ticket = None  # another community's ticket does not exist for this one
     workspace = None if ticket is None else await session.get(Workspace, ticket.workspace_id)
     if ticket is None or workspace is None:
         raise NotFound(t("handoff.not_found", locale, id=ticket_id))
@@ -264,13 +267,14 @@ _BODIES: dict[str, Callable[[_Case, str, datetime], list[str]]] = {"pharos": _ph
 
 
 async def handoff_summary(session: AsyncSession, ticket_id: int, service: str, locale: str,
-                          now: datetime) -> str:
+                          now: datetime, *, workspace_id: int | None = None) -> str:
     """The plain-text summary of ticket `ticket_id` for `service` (one of SERVICES), in
-    `locale`. Raises VeilleError(code="invalid_service") or NotFound, localised."""
+    `locale`. Raises VeilleError(code="invalid_service") or NotFound, localised; with
+    `workspace_id` (a chat command's workspace), a ticket of another workspace is NotFound."""
     if service not in SERVICES:
         raise VeilleError(t("handoff.invalid_service", locale, service=service,
                             services=", ".join(SERVICES)), code="invalid_service")
-    case = await _load(session, ticket_id, locale)
+    case = await _load(session, ticket_id, locale, workspace_id)
     name = t(f"handoff.service.{service}", locale)
     lines = [
         t("handoff.title", locale, service=name, id=ticket_id),

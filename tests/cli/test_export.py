@@ -14,8 +14,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from sqlmodel import select
 
 from bot.cli import cli
+from bot.core.errors import NotFound
+from bot.core.handoff import handoff_summary
 from bot.store import engine as store
 from bot.store.models import (
     Appeal,
@@ -230,3 +233,47 @@ def test_handoff_in_french_and_its_errors(seeded: Seeded) -> None:
     assert "Traceback" not in unknown.output + missing.output
     alone = veille("--ticket", str(seeded.report_ticket))
     assert alone.exit_code == 2 and "--handoff" in alone.output
+
+
+async def _minor_on_slack(db_url: str) -> tuple[int, int, int]:
+    engine = store.create_engine(db_url)
+    try:
+        async with store.transaction(store.session_factory(engine)) as session:
+            ws = (await session.execute(select(Workspace).where(
+                Workspace.external_id == "T0OTHER"))).scalar_one()
+            ticket = Ticket(workspace_id=ws.id or 0, kind="report", channel_id="C9",
+                            message_id="1700000000.000100", author_id="U-AUTHOR", sha256=SHA,
+                            severity="QUARANTINE", categories=["sexual", "minor_present"])
+            session.add(ticket)
+            await session.flush()
+            assert ticket.id is not None
+            session.add(Report(ticket_id=ticket.id, workspace_id=ws.id or 0, reporter_id="U-R",
+                               reason="minor", good_faith=True,
+                               due_at=datetime.now(UTC) + timedelta(hours=30, minutes=20)))
+            return ticket.id, ws.id or 0, (ws.id or 0) + 100
+    finally:
+        await engine.dispose()
+
+
+def test_a_minor_on_slack_reads_as_such_and_stays_in_its_workspace(seeded: Seeded,
+                                                                   db_url: str) -> None:
+    ticket_id, workspace_id, other_id = asyncio.run(_minor_on_slack(db_url))
+    ncmec = veille("--ticket", str(ticket_id), "--handoff", "ncmec").stdout
+    assert "Incident type: Apparent child sexual abuse material" in ncmec
+    assert "Slack workspace T0OTHER, channel C9, message 1700000000.000100" in ncmec
+    assert "Someone who may be a minor" in ncmec and "(30 h left)" in ncmec
+    e_enfance = veille("--ticket", str(ticket_id), "--handoff", "3018").stdout
+    assert "Victim's age: a minor may be involved" in e_enfance
+
+    async def scoped(workspace: int) -> str:
+        engine = store.create_engine(db_url)
+        try:
+            async with store.session_factory(engine)() as session:
+                return await handoff_summary(session, ticket_id, "pharos", "fr", NOW,
+                                             workspace_id=workspace)
+        finally:
+            await engine.dispose()
+
+    assert SHA in asyncio.run(scoped(workspace_id))
+    with pytest.raises(NotFound, match=f"Aucun ticket n° {ticket_id}"):
+        asyncio.run(scoped(other_id))
