@@ -16,7 +16,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.errors import VeilleError
 from bot.core.gateway import MODAL_ACTIONS, Reply, parse_button_id
-from bot.core.i18n import t
+from bot.core.i18n import normalise_locale, t
 from bot.core.types import Platform
 from bot.platforms.slack.blocks import note_modal
 from bot.platforms.slack.context import SlackContext
@@ -30,10 +30,11 @@ _MODAL_KEYS = {"appeal": ("victims.form.appeal_title", "victims.form.appeal_labe
 
 
 async def open_note_modal(ctx: SlackContext, client: AsyncWebClient, *, team_id: str,
-                          trigger_id: str, action: str, ticket_id: int, channel_id: str) -> None:
+                          trigger_id: str, action: str, ticket_id: int, channel_id: str,
+                          locale: str | None = None) -> None:
     """The Add note / Resolve / Appeal modal; private_metadata carries the ticket and the
-    channel of the card (or of the author's DM notice)."""
-    locale = await ctx.locale(team_id)
+    channel of the card (or of the author's DM notice). `locale` defaults to the workspace's."""
+    locale = locale or await ctx.locale(team_id)
     title_key, label_key = _MODAL_KEYS.get(
         action, (f"slack.modal_{action}_title", f"slack.modal_{action}_label"))
     view = note_modal(
@@ -66,7 +67,10 @@ def register(app: AsyncApp, ctx: SlackContext) -> None:
         if reply.open_modal in MODAL_ACTIONS:
             await open_note_modal(ctx, client, team_id=team_id, trigger_id=str(body["trigger_id"]),
                                   action=reply.open_modal, ticket_id=ticket_id,
-                                  channel_id=channel_id or "")
+                                  channel_id=channel_id or "",
+                                  # the author's appeal in the language the core answers them in
+                                  locale=normalise_locale(actor.locale)
+                                  if verb == "appeal" and actor.locale else None)
             return
         if reply.text or reply.card or reply.image_png:
             await ctx.deliver(reply, user_id=user_id, channel_id=channel_id)

@@ -97,7 +97,7 @@ def register(app: AsyncApp, ctx: SlackContext) -> None:
                                  trigger_id=str(command["trigger_id"]), channel_id=channel_id or "")
                 return
             if [w.lower() for w in words] == ["protect"]:  # anyone may protect a photo
-                await open_protect(ctx, client, team_id=team_id,
+                await open_protect(ctx, client, team_id=team_id, actor=actor,
                                    trigger_id=str(command["trigger_id"]), channel_id=channel_id or "")
                 return
             reply = await run_subcommand(ctx, command, actor)

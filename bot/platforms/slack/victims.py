@@ -21,7 +21,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.errors import VeilleError
 from bot.core.gateway import GatewayError, Reply
-from bot.core.i18n import t
+from bot.core.i18n import normalise_locale, t
 from bot.core.reports import REASONS
 from bot.core.types import Actor, Platform, ReportForm
 from bot.platforms.slack import translate
@@ -120,10 +120,16 @@ def protect_view(locale: str, private_metadata: str) -> Block:
     }
 
 
+async def person_locale(ctx: SlackContext, team_id: str, actor: Actor) -> str:
+    """The language the core answers this person in: theirs when Slack says, else the
+    workspace's (the forms and the replies must agree)."""
+    return normalise_locale(actor.locale) if actor.locale else await ctx.locale(team_id)
+
+
 async def open_protect(ctx: SlackContext, client: AsyncWebClient, *, team_id: str,
-                       trigger_id: str, channel_id: str) -> None:
+                       actor: Actor, trigger_id: str, channel_id: str) -> None:
     """`/veille protect` with no argument: the modal (its trigger expires within 3 s)."""
-    view = protect_view(await ctx.locale(team_id), private_metadata=channel_id)
+    view = protect_view(await person_locale(ctx, team_id, actor), private_metadata=channel_id)
     await client.views_open(trigger_id=trigger_id, view=view)
 
 
@@ -149,7 +155,7 @@ async def _remove_upload(ctx: SlackContext, file_id: str) -> None:
 async def protect_file(ctx: SlackContext, client: AsyncWebClient, team_id: str, actor: Actor,
                        file: dict[str, Any], label: str = "") -> Reply:
     """Download one Slack file into memory, have the core bank its hashes, delete the upload."""
-    locale = await ctx.locale(team_id)
+    locale = await person_locale(ctx, team_id, actor)
     files = await full_files(client, [file])
     refs = translate.media_refs(files)
     if not files or not refs or not _is_image(files[0]):
@@ -202,7 +208,7 @@ def register(app: AsyncApp, ctx: SlackContext) -> None:
     async def on_report_shortcut(ack: AsyncAck, body: dict[str, Any],
                                  client: AsyncWebClient) -> None:
         await ack()
-        team_id, _ = _ids(body)
+        team_id, user_id = _ids(body)
         channel = str((body.get("channel") or {}).get("id", ""))
         message = dict(body.get("message") or {})
         ts = str(message.get("ts") or body.get("message_ts") or "")
@@ -210,7 +216,8 @@ def register(app: AsyncApp, ctx: SlackContext) -> None:
         shortcut_messages[(channel, ts)] = {**message, "channel": channel}
         while len(shortcut_messages) > 256:
             shortcut_messages.pop(next(iter(shortcut_messages)))
-        view = report_view(await ctx.locale(team_id), f"{channel}|{ts}|{thread_ts}")
+        locale = await person_locale(ctx, team_id, await ctx.actors.actor(user_id))
+        view = report_view(locale, f"{channel}|{ts}|{thread_ts}")
         await client.views_open(trigger_id=str(body["trigger_id"]), view=view)
 
     @app.view(REPORT_CALLBACK)
@@ -218,7 +225,9 @@ def register(app: AsyncApp, ctx: SlackContext) -> None:
                         client: AsyncWebClient) -> None:
         team_id, user_id = _ids(body)
         form = read_report(view.get("state") or {})
-        errors = report_errors(form, await ctx.locale(team_id))
+        actor = await ctx.actors.actor(user_id)  # cached since the shortcut: the ack stays fast
+        locale = await person_locale(ctx, team_id, actor)
+        errors = report_errors(form, locale)
         if errors:
             await ack(response_action="errors", errors=errors)
             return
@@ -227,9 +236,8 @@ def register(app: AsyncApp, ctx: SlackContext) -> None:
         ts, _, thread_ts = rest.partition("|")
         message = (await reported_message(client, channel, ts, thread_ts)
                    or shortcut_messages.get((channel, ts)))
-        actor = await ctx.actors.actor(user_id)
         if message is None:
-            reply = Reply(text=await ctx.text(team_id, "slack.report_message_gone"), ok=False)
+            reply = Reply(text=t("slack.report_message_gone", locale), ok=False)
         else:
             files = await full_files(client, list(message.get("files") or []))
             event = await to_event(ctx, client, team_id, message, files=files)
@@ -247,13 +255,13 @@ def register(app: AsyncApp, ctx: SlackContext) -> None:
         team_id, user_id = _ids(body)
         values = (view.get("state") or {}).get("values") or {}
         files = list(_value(values, "file").get("files") or [])
+        actor = await ctx.actors.actor(user_id)
         if not files:
-            await ack(response_action="errors",
-                      errors={"file": await ctx.text(team_id, "slack.protect_file_required")})
+            text = t("slack.protect_file_required", await person_locale(ctx, team_id, actor))
+            await ack(response_action="errors", errors={"file": text})
             return
         await ack()
         label = str(_value(values, "label").get("value") or "").strip()
-        actor = await ctx.actors.actor(user_id)
         protected.fresh([str(files[0].get("id"))])
         reply = await protect_file(ctx, client, team_id, actor, files[0], label)
         channel_id = str(view.get("private_metadata") or "") or None
