@@ -41,7 +41,7 @@ from detectors.pdq import (
 log = logging.getLogger(__name__)
 
 KINDS = ("pdq", "md5", "sha256", "neardup")
-SOURCES = ("confirmed", "imported", "allow")
+SOURCES = ("confirmed", "imported", "allow", "protected")  # protected: /protect (bot/core/protect.py)
 EXACT_LENGTHS = {"md5": 32, "sha256": 64}
 # Facebook's PDQ reference: distance ≤ 31 is a match, quality < 50 is too flat to trust.
 DEFAULT_PDQ_THRESHOLD = 31

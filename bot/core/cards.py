@@ -14,7 +14,7 @@ from bot.core.help import reporting_guidance
 from bot.core.i18n import t
 from bot.core.markup import inert
 from bot.core.reasons import category_name, readable_reason
-from bot.store.models import Evidence, Ticket, Workspace
+from bot.store.models import Appeal, Evidence, Report, Ticket, Workspace
 from detectors.base import MINOR_PRESENT, SEXUAL, SEXUALISED_EDIT
 from detectors.fusion import Severity
 
@@ -22,6 +22,7 @@ _STATUS_BUTTONS: dict[str, tuple[str, ...]] = {
     "open": ("claim", "confirm", "false_positive", "escalate", "note", "reveal"),
     "claimed": ("unclaim", "confirm", "false_positive", "escalate", "note", "reveal"),
     "escalated": ("claim", "confirm", "false_positive", "note", "reveal"),
+    "appealed": ("uphold", "reverse", "note", "reveal"),
     "resolved": ("reopen", "note"),
 }
 _HELP_BUTTONS: dict[str, tuple[str, ...]] = {
@@ -32,6 +33,7 @@ _HELP_BUTTONS: dict[str, tuple[str, ...]] = {
 }
 _STYLES: dict[str, ButtonStyle] = {
     "claim": "primary", "confirm": "danger", "false_positive": "success", "resolve": "success",
+    "uphold": "danger", "reverse": "success",
 }
 
 
@@ -52,7 +54,8 @@ def overdue(ticket: Ticket, sla_hours: int, now: datetime) -> bool:
 
 
 def ticket_card(
-    ticket: Ticket, workspace: Workspace, now: datetime, *, has_original: bool = False
+    ticket: Ticket, workspace: Workspace, now: datetime, *, has_original: bool = False,
+    reports: Sequence[Report] = (), appeal: Appeal | None = None,
 ) -> Card:
     """The ticket card kept up to date in the safety channel."""
     lang = workspace.locale
@@ -88,6 +91,7 @@ def ticket_card(
         fields.append((t("core.card.assignee", lang), quoted(ticket.assignee_id)))
     if ticket.resolution:
         fields.append((t("core.card.resolution", lang), t(f"core.resolution.{ticket.resolution}", lang)))
+    victims_fields(ticket, lang, now, reports, appeal, fields, mentions, workspace.platform)
     body_lines = [f"• {quoted(readable_reason(reason, lang))}" for reason in ticket.reasons[:6]]
     if ticket.message_removed:
         body_lines.append(t("core.card.removed", lang))
@@ -97,8 +101,10 @@ def ticket_card(
         {SEXUAL, SEXUALISED_EDIT} & set(ticket.categories)
     ):  # fusion's minor_suspected, read back from the stored categories
         body_lines.append(t("core.card.minor_withheld", lang))
-    if overdue(ticket, workspace.sla_hours, now):
+    if overdue(ticket, workspace.sla_hours, now) and ticket.due_at is None:
         body_lines.append(t("core.card.overdue", lang, sla=workspace.sla_hours))
+    if ticket.kind == "copy":
+        body_lines.append(t("victims.card.copy_of", lang))
     buttons = tuple(
         Button(action, t(f"core.button.{action}", lang), ticket.id, _STYLES.get(action, "secondary"))
         for action in buttons_for(ticket, has_original)
@@ -129,7 +135,44 @@ async def card_for(session: AsyncSession, ticket: Ticket, purpose: str, now: dat
     if purpose == "preview":
         return preview_card(ticket, workspace, evidence.preview_png if evidence else None)
     has_original = evidence is not None and evidence.ciphertext is not None
-    return ticket_card(ticket, workspace, now, has_original=has_original)
+    from bot.store import victims_repo
+
+    reports = await victims_repo.reports_of(session, ticket.id) if ticket.kind == "report" else []
+    appeal = await victims_repo.appeal_of(session, ticket.id)
+    return ticket_card(ticket, workspace, now, has_original=has_original, reports=reports,
+                       appeal=appeal)
+
+
+def victims_fields(
+    ticket: Ticket, lang: str, now: datetime, reports: Sequence[Report], appeal: Appeal | None,
+    fields: list[tuple[str, str]], mentions: list[tuple[int, str, str]], platform: str,
+) -> None:
+    """A report ticket's due time and reporters, an appeal, what a sweep found (in place)."""
+    if ticket.due_at is not None and ticket.status != "resolved":
+        left = (as_utc(ticket.due_at) - as_utc(now)).total_seconds() / 3600
+        fields.append((t("victims.card.due", lang),
+                       t("victims.card.due_in", lang, hours=f"{left:.1f}") if left >= 0
+                       else t("victims.card.due_over", lang, hours=f"{-left:.1f}")))
+    for report in reports[:3]:  # who reported is for moderators only, never for the author
+        mentions.append((len(fields), "user", report.reporter_id))
+        label = t(f"victims.reason.{report.reason}", lang)
+        if report.contact:
+            label += t("victims.report.contact_given", lang)
+        fields.append((label, report.reporter_id))
+    if len(reports) > 3:
+        fields.append((t("victims.card.reports", lang), str(len(reports))))
+    if appeal is not None:
+        decided = appeal.decided_by
+        fields.append((t("victims.card.appeal", lang), t(
+            "victims.card.appeal_value", lang, status=t(f"victims.card.appeal_{appeal.status}", lang),
+            decided=t("victims.notice.by_detectors", lang) if decided == "veille" else decided,
+            statement=inert(appeal.statement[:300], platform))))
+    if ticket.sweep:
+        sweep = ticket.sweep
+        fields.append((t("victims.card.sweep", lang), t(
+            "victims.card.sweep_value", lang, found=sweep.get("found", 0),
+            removed=sweep.get("removed", 0),
+            tickets=", ".join(f"#{i}" for i in sweep.get("tickets", [])) or "-")))
 
 
 def ticket_list(tickets: Sequence[Ticket], workspace: Workspace, now: datetime, status: str) -> Reply:
@@ -138,7 +181,11 @@ def ticket_list(tickets: Sequence[Ticket], workspace: Workspace, now: datetime, 
         return Reply(text=t("core.list.empty", lang, status=status))
     lines = []
     for ticket in tickets:
-        mark = " ⚠" if overdue(ticket, workspace.sla_hours, now) else ""
+        mark = " ⚠" if overdue(ticket, workspace.sla_hours, now) and ticket.due_at is None else ""
+        if ticket.due_at is not None and ticket.status != "resolved":
+            left = (as_utc(ticket.due_at) - as_utc(now)).total_seconds() / 3600
+            mark += (t("victims.card.list_due", lang, hours=f"{left:.0f}") if left >= 0
+                     else t("victims.card.list_overdue", lang, hours=f"{-left:.0f}"))
         star = "★ " if ticket.priority else ""
         lines.append(t("core.list.line", lang, star=star, id=ticket.id,
                        severity=t(f"core.severity.{ticket.severity}", lang),

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core import outbox, policy, quarantine
+from bot.core.appeals import enqueue_notice
 from bot.core.crypto import EvidenceCipher
 from bot.core.errors import EvidenceKeyMissing
 from bot.core.gateway import Gateway
@@ -24,7 +25,7 @@ from bot.core.help import help_guidance
 from bot.core.i18n import t
 from bot.core.pipeline import Scan, ScannedMedia
 from bot.core.types import Decision
-from bot.store import repos
+from bot.store import repos, victims_repo
 from bot.store.models import Ticket, Workspace
 from detectors.fusion import Severity, Verdict
 
@@ -78,7 +79,7 @@ async def commit(
     async with store.write() as session:
         ws = await session.get(Workspace, workspace.id)
         assert ws is not None and ws.id is not None
-        await _record_media(session, ws, scan, now, versions_key)
+        await record_media(session, ws, scan, now, versions_key)
         opened: list[_Opened] = []
         new: list[_Opened] = []
         for media in flagged:
@@ -117,16 +118,20 @@ async def commit(
     return decision
 
 
-async def _record_media(
-    session: AsyncSession, ws: Workspace, scan: Scan, now: datetime, versions_key: str
+async def record_media(
+    session: AsyncSession, ws: Workspace, scan: Scan, now: datetime, versions_key: str, *,
+    count: bool = True,
 ) -> None:
+    """The verdict cache rows of the message's media and where they were posted (sightings,
+    which sweeps for copies search); `count` adds the digest's scan records."""
     assert ws.id is not None
     event = scan.event
     for media in scan.media:
         severity = media.verdict.severity.name if media.verdict else "NONE"
         categories = list(media.verdict.categories) if media.verdict else []
-        repos.record_scan(session, ws.id, event.channel_id,
-                          "url" if media.ref.kind == "link" else "image", severity, categories, now)
+        if count:
+            repos.record_scan(session, ws.id, event.channel_id,
+                              "url" if media.ref.kind == "link" else "image", severity, categories, now)
         if media.sha256 and media.cached and media.prepared is None:
             if await repos.touch_media(session, media.sha256, now):
                 continue  # a clean repeat from the cache: only its sighting is new
@@ -143,9 +148,27 @@ async def _record_media(
                 item = await repos.media_item(session, media.sha256)
                 if item is not None and not item.signature:
                     item.signature = media.signature
-    if scan.text is not None:
+    for media in scan.media:
+        if media.sha256:
+            await _record_sighting(session, ws, scan, media, now)
+    if scan.text is not None and count:
         repos.record_scan(session, ws.id, event.channel_id, "text", scan.text.severity.name,
                           list(scan.text.categories), now)
+
+
+async def _record_sighting(
+    session: AsyncSession, ws: Workspace, scan: Scan, media: ScannedMedia, now: datetime
+) -> None:
+    assert ws.id is not None and media.sha256 is not None
+    event = scan.event
+    if not event.message_id or event.message_id.startswith("scan-"):
+        return  # /scan and "Scan with Veille" on an upload: nothing posted to sweep
+    await session.flush()  # the media row may be new in this transaction
+    item = await repos.media_item(session, media.sha256)
+    await victims_repo.record_sighting(
+        session, workspace_id=ws.id, channel_id=event.channel_id, message_id=event.message_id,
+        thread_id=event.thread_id, author_id=event.author.user_id, media_key=_media_key(media),
+        sha256=media.sha256, media_item_id=item.id if item else None, seen_at=now)
 
 
 async def _keep_evidence(
@@ -232,10 +255,11 @@ async def _enqueue_actions(
     if decision.notify_author and removed:
         # The notice says Veille removed the message: untrue when it could not (the author was
         # asked to delete it instead, above) or the workspace keeps messages up for review.
-        await act(f"{primary}:notify", "send_private", primary, user_id=event.author.user_id,
-                  channel_id=event.channel_id,
-                  text=t("core.author.quarantined_text" if about_text
-                         else "core.author.quarantined", lang))
+        # It gives the reasons and who decided, with an Appeal button (DSA Art. 17 and 20).
+        await enqueue_notice(session, ws, new[0].ticket, now, by_moderator=False,
+                             key=f"{primary}:notify",
+                             text=t("core.author.quarantined_text" if about_text
+                                    else "core.author.quarantined", lang))
     if decision.timeout_author:
         await act(f"{primary}:timeout", "timeout_member", primary, user_id=event.author.user_id,
                   seconds=policy.TIMEOUT_SECONDS, reason=t("core.timeout_reason", lang))

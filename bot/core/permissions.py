@@ -31,6 +31,11 @@ REQUIRED: dict[str, Role] = {
     "confirm": Role.MODERATOR,
     "false_positive": Role.MODERATOR,
     "reveal": Role.MODERATOR,
+    "uphold": Role.MODERATOR,  # an appeal, decided by a moderator other than the one who decided
+    "reverse": Role.MODERATOR,
+    "report": Role.MEMBER,  # anyone may report a message (bot/core/reports.py)
+    "protect": Role.MEMBER,  # anyone may protect a photo of themselves (bot/core/protect.py)
+    "handoff": Role.ADMIN,  # summaries for PHAROS, 3018, NCMEC, StopNCII
 }
 
 

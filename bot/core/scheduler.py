@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 OUTBOX_EVERY = timedelta(seconds=30)
 EVIDENCE_PURGE_EVERY = timedelta(hours=1)
 VERDICT_TRIM_EVERY = timedelta(hours=24)
+REPORT_DEADLINES_EVERY = timedelta(minutes=5)  # the 36-hour alert on report tickets
 DIGEST_SWEEP_EVERY = timedelta(minutes=15)  # retries failed digests, covers a late wake-up
 # The first sweep comes soon after start-up: adapters register their gateways after the
 # scheduler starts, so a digest missed during downtime may have had no gateway to go through.
@@ -53,6 +54,8 @@ class Housekeeping(Protocol):
     async def purge_expired_evidence(self) -> object: ...
 
     async def trim_verdict_cache(self, older_than: timedelta) -> object: ...
+
+    async def check_report_deadlines(self) -> object: ...
 
 
 def digest_job_id(workspace_id: int) -> str:
@@ -140,6 +143,7 @@ class VeilleScheduler:
         self._add_interval("outbox-retry", self.retry_outbox, OUTBOX_EVERY)
         self._add_interval("evidence-purge", self.purge_expired_evidence, EVIDENCE_PURGE_EVERY)
         self._add_interval("verdict-trim", self.trim_verdict_cache, VERDICT_TRIM_EVERY)
+        self._add_interval("report-deadlines", self.check_report_deadlines, REPORT_DEADLINES_EVERY)
 
     def _add_interval(
         self, job_id: str, job: Callable[[], Awaitable[object]], every: timedelta,
@@ -228,8 +232,12 @@ class VeilleScheduler:
     async def trim_verdict_cache(self) -> None:
         await self._housekeep("trim_verdict_cache", self._verdict_cache_ttl)
 
+    async def check_report_deadlines(self) -> None:
+        await self._housekeep("check_report_deadlines")
+
     async def run_housekeeping(self) -> None:
         """Every housekeeping job once, now (start-up, tests, `veille` maintenance)."""
+        await self.check_report_deadlines()
         await self.retry_outbox()
         await self.purge_expired_evidence()
         await self.trim_verdict_cache()

@@ -24,9 +24,10 @@ from bot.core.outbox import Outbox
 from bot.core.pipeline import Fetcher, ImageBatcher, Pipeline
 from bot.core.scanner import Scanner, prepare_image
 from bot.core.types import Actor, Decision, MessageEvent, Role, SetupInput, WorkspaceView
+from bot.core.victims_service import VictimsMixin
 from bot.core.watchdog import LoopWatchdog
 from bot.settings import Settings
-from bot.store import bank_sharing, repos
+from bot.store import bank_sharing, repos, victims_repo
 from bot.store.models import Ticket, Workspace
 from bot.store.workspace_repo import apply_setup, workspace_view
 from detectors.fusion import Severity, Thresholds
@@ -36,7 +37,7 @@ log = logging.getLogger(__name__)
 SHARING_STEPS = ("publish", "unpublish", "subscribe", "unsubscribe")
 
 
-class Veille:
+class Veille(VictimsMixin):
     """Moderation core: scanning, decisions, tickets, quarantine, outbox. Build it with
     `bot.app.build_veille`; call `start()` to run the outbox worker and `aclose()` to stop."""
 
@@ -249,6 +250,8 @@ class Veille:
         """A button or modal on a ticket. Raises PermissionDenied, NotFound or VeilleError."""
         if action not in TICKET_ACTIONS:
             raise VeilleError(t("core.ticket.unknown_action", "en", action=action), code="invalid_action")
+        if action == "appeal":  # the author's, often from a DM: checked against the ticket
+            return await self._appeal(platform, external_id, actor, ticket_id, note)
         ws = await self._authorise(platform, external_id, actor, action, ticket_id)
         async with self.store.read() as session:
             ticket = await repos.ticket_in(session, ws.id or 0, ticket_id)
@@ -264,6 +267,9 @@ class Veille:
                                             now=self.clock.now(), cipher=self.cipher)
         if outcome.bank_entries and self.bank is not None:
             self.bank.add(outcome.bank_entries)  # the next post meets the bank at once
+        if action == "confirm":  # known copies still posted come down too (TAKE IT DOWN Act)
+            await self._sweep(ws.id or 0, outcome.bank_entries, cause="confirm",
+                              source_ticket_id=ticket_id, actor=actor)
         self.outbox.wake()
         return outcome.reply
 
@@ -316,6 +322,8 @@ class Veille:
                         at=self.clock.now(), data={"bank": bank, "added": len(result.added)})
         if self.bank is not None and result.added:
             self.bank.add(result.added)
+        if result.added:
+            await self._sweep(ws.id or 0, result.added, cause="add_hashes", actor=actor)
         return Reply(text=t("core.hashes.added", ws.locale, images=len(hashes), added=len(result.added),
                             duplicates=result.duplicates, errors=errors, bank=bank))
 
@@ -380,6 +388,7 @@ class Veille:
                 ticket = await session.get(Ticket, ticket_id)
                 if ticket is not None:
                     await outbox.withdraw_preview(session, ticket, now)
+            await victims_repo.purge_sightings(session, now)  # sweeps look back as far only
         if purged:
             self.outbox.wake()
         return len(purged)

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.core import outbox, quarantine
+from bot.core import appeals, outbox, quarantine, reports
 from bot.core.cards import ticket_card
 from bot.core.crypto import EvidenceCipher, EvidenceUnreadable
 from bot.core.errors import EvidenceKeyMissing, VeilleError
@@ -22,7 +22,7 @@ from bot.core.gateway import Reply
 from bot.core.i18n import t
 from bot.core.markup import inert
 from bot.core.types import Actor
-from bot.store import repos
+from bot.store import repos, victims_repo
 from bot.store.models import Evidence, MediaItem, Ticket, TicketEvent, Workspace
 
 
@@ -72,6 +72,8 @@ async def perform(
         raise VeilleError(t("core.ticket.resolved_already", lang, id=ticket.id), code="resolved")
     if ticket.kind == "help_request" and action in ("confirm", "false_positive"):
         raise VeilleError(t("core.ticket.not_for_help", lang), code="invalid_action")
+    if ticket.status == "appealed" and action not in ("uphold", "reverse", "note"):
+        raise VeilleError(t("victims.appeal.decide_first", lang, id=ticket.id), code="appealed")
 
     outcome = Outcome(Reply())
     data: dict[str, Any] = {}
@@ -91,6 +93,10 @@ async def perform(
         if ticket.status != "resolved":
             raise VeilleError(t("core.ticket.not_resolved", lang, id=ticket.id), code="not_resolved")
         ticket.status, ticket.resolution, ticket.resolved_at = "open", None, None
+    elif action in ("uphold", "reverse"):
+        data = await appeals.decide(session, workspace, ticket, actor, action, note, now)
+        outcome.bank_entries = data.pop("allow_entries", [])
+        await outbox.withdraw_preview(session, ticket, now)
     elif action in ("resolve", "confirm", "false_positive"):
         ticket.status, ticket.resolved_at = "resolved", now
         await outbox.withdraw_preview(session, ticket, now)
@@ -99,7 +105,10 @@ async def perform(
         if action == "confirm":
             outcome.bank_entries = await _bank(session, workspace, ticket, actor)
             data["banked"] = len(outcome.bank_entries)
-        elif action == "false_positive":
+            if ticket.kind == "report":  # a report upheld: the message comes down too
+                data["removal"] = await _remove_reported(session, workspace, ticket, now)
+        elif action == "false_positive" and ticket.kind != "report":
+            # A dismissed report allow-lists nothing: people's reports are claims, not scores.
             outcome.bank_entries = await _allow(session, workspace, ticket, actor, now)
             data["allow_listed"] = len(outcome.bank_entries)
     elif action != "note":
@@ -108,6 +117,8 @@ async def perform(
     event = repos.audit(session, workspace_id=workspace.id, ticket_id=ticket.id, actor=actor,
                         action=action, note=note, data=data, at=now)
     await refresh_card(session, workspace, ticket, event, now)
+    if ticket.kind == "report" and action in ("resolve", "confirm", "false_positive"):
+        await reports.tell_reporters(session, workspace, ticket, event.id, now)
     outcome.reply = Reply(text=t(f"core.ticket.done.{action}", lang, id=ticket.id),
                           card=ticket_card(ticket, workspace, now))
     return outcome
@@ -151,15 +162,43 @@ async def _bank(
     next post of the same bytes meets the bank."""
     from bot.store import hash_repo
 
-    item = await _media_of(session, ticket)
-    if item is None or not ticket.sha256:
-        return []
-    result = await hash_repo.bank_confirmed(
-        session, item.signature, ticket.sha256, ticket.id,
-        actor.display_name or actor.user_id, workspace.id,
-    )
-    await repos.forget_verdicts(session, [ticket.sha256])
-    return list(result.added)
+    if ticket.kind == "report":  # every image of the reported message
+        items = [(s.sha256, m) for s, m in await victims_repo.sightings_of_message(
+            session, ticket.workspace_id, ticket.channel_id, ticket.message_id)]
+    else:
+        items = [(ticket.sha256, await _media_of(session, ticket))] if ticket.sha256 else []
+    added: list[Any] = []
+    for sha256, item in items:
+        if item is None or not sha256:
+            continue
+        result = await hash_repo.bank_confirmed(
+            session, item.signature, sha256, ticket.id, actor.display_name or actor.user_id,
+            workspace.id,
+        )
+        added.extend(result.added)
+    await repos.forget_verdicts(session, [sha for sha, _ in items if sha])
+    return added
+
+
+async def _remove_reported(
+    session: AsyncSession, workspace: Workspace, ticket: Ticket, now: datetime
+) -> str:
+    """An upheld report: the reported message is removed (when the workspace removes) and its
+    author told why, with an Appeal button. Returns what was done."""
+    assert ticket.id is not None and workspace.id is not None
+    if ticket.message_removed:
+        return "already"
+    if not (workspace.actions or {}).get("delete", True):
+        return "kept"
+    await outbox.enqueue(session, key=f"{ticket.id}:delete", kind="delete_message",
+                         platform=workspace.platform, workspace_id=workspace.id,
+                         ticket_id=ticket.id, now=now,
+                         payload={"workspace": workspace.external_id,
+                                  "channel_id": ticket.channel_id, "message_id": ticket.message_id})
+    await victims_repo.mark_removed(session, workspace.id, ticket.channel_id, ticket.message_id, now)
+    if (workspace.actions or {}).get("notify", True) and ticket.author_id:
+        await appeals.enqueue_notice(session, workspace, ticket, now, by_moderator=True)
+    return "queued"
 
 
 async def _allow(

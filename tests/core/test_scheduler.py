@@ -261,6 +261,9 @@ class RecordingHousekeeping:
     async def trim_verdict_cache(self, older_than: timedelta) -> None:
         self.calls.append(("trim_verdict_cache", (older_than,)))
 
+    async def check_report_deadlines(self) -> None:
+        self.calls.append(("check_report_deadlines", ()))
+
 
 async def test_housekeeping_jobs(world: Scheduled) -> None:
     housekeeping = RecordingHousekeeping()
@@ -269,8 +272,10 @@ async def test_housekeeping_jobs(world: Scheduled) -> None:
                  if job.id != "digest-sweep" and not job.id.startswith("digest:")}
     assert intervals == {"outbox-retry": timedelta(seconds=30),
                          "evidence-purge": timedelta(hours=1),
-                         "verdict-trim": timedelta(days=1)}
+                         "verdict-trim": timedelta(days=1),
+                         "report-deadlines": timedelta(minutes=5)}
     for job_id in intervals:
         await scheduler.apscheduler.get_job(job_id).func()
-    assert housekeeping.calls == [("retry_outbox", ()), ("purge_expired_evidence", ()),
-                                  ("trim_verdict_cache", (timedelta(days=30),))]
+    assert sorted(housekeeping.calls) == sorted([
+        ("retry_outbox", ()), ("purge_expired_evidence", ()),
+        ("trim_verdict_cache", (timedelta(days=30),)), ("check_report_deadlines", ())])

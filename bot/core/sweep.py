@@ -1,0 +1,192 @@
+"""Sweeping for known copies (TAKE IT DOWN Act: a reported image *and its known identical
+copies* come down within 48 hours).
+
+When an image is banked in a workspace — a ticket confirmed, a report upheld, `/hashes add`,
+`/protect` — Veille looks through what it has seen there (the signatures of media scanned
+within the workspace's retention window, `Sighting` rows) for copies and near-copies still
+posted. Each one found is removed (when the workspace removes and the platform lets Veille)
+and gets a ticket of kind `copy`; otherwise it gets a ticket for a moderator. The source
+ticket records what the sweep found and did (`Ticket.sweep`, the audit trail, a line in the
+safety channel).
+
+Matching reuses the hash bank (`detectors.hashes.HashBank`) built from the new entries only,
+so a sweep costs one bank query per sighting, run in a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from bot.core import outbox
+from bot.core.appeals import enqueue_notice
+from bot.core.gateway import Gateway
+from bot.core.i18n import t
+from bot.core.types import Actor
+from bot.store import repos, victims_repo
+from bot.store.models import Sighting, Ticket, Workspace
+from detectors.base import KNOWN_CONTENT
+from detectors.hashes import BankEntry, HashBank, ImageSignature
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SweepResult:
+    found: int = 0
+    removed: int = 0
+    tickets: list[int] = field(default_factory=list)
+    searched: int = 0
+    truncated: bool = False
+
+    def as_json(self, now: datetime, cause: str) -> dict[str, Any]:
+        return {"at": now.isoformat(), "cause": cause, "found": self.found,
+                "removed": self.removed, "tickets": self.tickets, "searched": self.searched,
+                "truncated": self.truncated}
+
+
+@dataclass(frozen=True)
+class _Hit:
+    sighting: Sighting
+    reason: str
+
+
+def _entries(raw: Sequence[Any]) -> list[BankEntry]:
+    """Blocking entries as plain values (rows may be detached from their session)."""
+    out = []
+    for entry in raw:
+        if getattr(entry, "source", "") == "allow" or getattr(entry, "id", None) is None:
+            continue
+        out.append(BankEntry(int(entry.id), str(entry.bank), str(entry.kind), str(entry.value),
+                             str(entry.source), getattr(entry, "workspace_id", None)))
+    return out
+
+
+def _match(entries: list[BankEntry], found: list[tuple[Sighting, str | None]]) -> list[_Hit]:
+    """The sightings any of `entries` matches (blocking; runs in a worker thread)."""
+    bank = HashBank(entries)
+    hits = []
+    for sighting, signature in found:
+        try:
+            parsed = ImageSignature.from_str(signature) if signature else None
+        except ValueError:
+            parsed = None
+        explained = bank.match_explained(parsed, sighting.sha256)
+        if explained:
+            hits.append(_Hit(sighting, explained[0][1]))
+    return hits
+
+
+async def sweep(
+    store: repos.Store, workspace_id: int, new_entries: Sequence[Any], *, now: datetime,
+    gateways: Mapping[str, Gateway], cause: str, source_ticket_id: int | None = None,
+    actor: Actor | None = None,
+) -> SweepResult:
+    """Find and act on copies of `new_entries` (just-banked hash entries) in the workspace."""
+    result = SweepResult()
+    entries = _entries(new_entries)
+    if not entries:
+        return result
+    async with store.read() as session:
+        ws = await session.get(Workspace, workspace_id)
+        if ws is None:
+            return result
+        since = now - timedelta(days=max(1, ws.retention_days))
+        found = await victims_repo.sightings_since(session, workspace_id, since)
+        removed = await victims_repo.removed_messages(session, workspace_id)
+    result.searched = len(found)
+    result.truncated = len(found) >= victims_repo.SWEEP_LIMIT
+    if result.truncated:
+        log.warning("sweep in workspace %s read only the %d most recent sightings",
+                    workspace_id, victims_repo.SWEEP_LIMIT)
+    candidates = [(s, sig) for s, sig in found if (s.channel_id, s.message_id) not in removed]
+    hits = await asyncio.to_thread(_match, entries, candidates) if candidates else []
+    async with store.write() as session:
+        ws = await session.get(Workspace, workspace_id)
+        assert ws is not None and ws.id is not None
+        source = await session.get(Ticket, source_ticket_id) if source_ticket_id else None
+        gateway = gateways.get(ws.platform)
+        can_remove = bool((ws.actions or {}).get("delete", True)) and (
+            gateway is None or gateway.can_delete_messages)
+        done_messages: set[tuple[str, str]] = set()
+        for hit in hits:
+            where = (hit.sighting.channel_id, hit.sighting.message_id)
+            if where in done_messages:
+                continue  # two images of one message: one removal
+            done_messages.add(where)
+            result.found += 1
+            ticket_id, removed_now = await _act_on(session, ws, hit, source, can_remove, now)
+            if ticket_id is not None and ticket_id not in result.tickets:
+                result.tickets.append(ticket_id)
+            result.removed += int(removed_now)
+        summary = result.as_json(now, cause)
+        if source is not None:
+            source.sweep = summary
+            source.updated_at = now
+        event = repos.audit(session, workspace_id=ws.id, ticket_id=source.id if source else None,
+                            actor=actor, action="sweep", at=now, data=summary)
+        if source is not None:
+            from bot.core.tickets import refresh_card
+
+            await refresh_card(session, ws, source, event, now)
+        if result.found and ws.safety_channel_id:
+            await session.flush()
+            await outbox.enqueue(
+                session, key=f"sweep:{event.id}:summary", kind="post_text", platform=ws.platform,
+                workspace_id=ws.id, ticket_id=source.id if source else None, now=now,
+                payload={"workspace": ws.external_id, "channel_id": ws.safety_channel_id,
+                         "text": t("victims.sweep.summary", ws.locale, found=result.found,
+                                   removed=result.removed,
+                                   source=f"#{source.id}" if source else t(
+                                       f"victims.sweep.cause.{cause}", ws.locale),
+                                   tickets=", ".join(f"#{i}" for i in result.tickets) or "-")})
+    return result
+
+
+async def _act_on(
+    session: Any, ws: Workspace, hit: _Hit, source: Ticket | None, can_remove: bool,
+    now: datetime,
+) -> tuple[int | None, bool]:
+    """Remove or ticket one copy; returns its ticket id and whether a removal was queued."""
+    assert ws.id is not None
+    s = hit.sighting
+    own = source is not None and (source.channel_id, source.message_id) == (s.channel_id, s.message_id)
+    if own:
+        ticket = source
+    else:
+        label = f"copy of ticket #{source.id}" if source is not None else "copy of a banked image"
+        row = Ticket(
+            workspace_id=ws.id, kind="copy", channel_id=s.channel_id, message_id=s.message_id,
+            thread_id=s.thread_id, media_key=s.media_key, author_id=s.author_id,
+            media_item_id=s.media_item_id, sha256=s.sha256,
+            severity="QUARANTINE" if can_remove else "REVIEW", priority=True,
+            categories=[KNOWN_CONTENT], scores={KNOWN_CONTENT: 1.0},
+            reasons=[f"{label}: {hit.reason}"], created_at=now, updated_at=now,
+        )
+        ticket, is_new = await repos.open_ticket(session, row)
+        if is_new:
+            await session.flush()
+            repos.audit(session, workspace_id=ws.id, ticket_id=ticket.id, actor=None,
+                        action="opened", at=now, data={"severity": ticket.severity, "sweep": True,
+                                                       "source": source.id if source else None})
+            if ws.safety_channel_id:
+                await outbox.enqueue(session, key=f"{ticket.id}:card", kind="post_card",
+                                     platform=ws.platform, workspace_id=ws.id, ticket_id=ticket.id,
+                                     payload={"workspace": ws.external_id,
+                                              "channel_id": ws.safety_channel_id,
+                                              "purpose": "ticket"}, now=now)
+    assert ticket is not None and ticket.id is not None
+    if not can_remove or ticket.message_removed:
+        return ticket.id, False
+    await outbox.enqueue(session, key=f"{ticket.id}:delete", kind="delete_message",
+                         platform=ws.platform, workspace_id=ws.id, ticket_id=ticket.id,
+                         payload={"workspace": ws.external_id, "channel_id": s.channel_id,
+                                  "message_id": s.message_id}, now=now)
+    await victims_repo.mark_removed(session, ws.id, s.channel_id, s.message_id, now)
+    if (ws.actions or {}).get("notify", True) and s.author_id:
+        await enqueue_notice(session, ws, ticket, now, by_moderator=source is not None)
+    return ticket.id, True

@@ -1,0 +1,199 @@
+"""The victims' side of the `Veille` facade: reports, appeals, /protect, sweeps and handoff
+summaries (ARCHITECTURE: "Victims first"). `Veille` inherits these methods; the rules live in
+reports.py, appeals.py, protect.py and sweep.py."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from bot.core import appeals, decisions, policy, protect, reports, sweep
+from bot.core.errors import NotFound, VeilleError
+from bot.core.gateway import Reply
+from bot.core.i18n import normalise_locale, t
+from bot.core.pipeline import Scan
+from bot.core.scanner import prepare_image
+from bot.core.types import Actor, MessageEvent, ReportForm
+from bot.store import bank_sharing, repos, victims_repo
+from bot.store.models import Ticket, Workspace
+
+if TYPE_CHECKING:
+    from bot.core.service import Veille
+
+log = logging.getLogger(__name__)
+
+
+class VictimsMixin:
+    """Methods of `Veille` (bot/core/service.py) for the people harmed."""
+
+    # -- reports ----------------------------------------------------------------------------
+
+    async def report_message(
+        self: Veille, platform: str, external_id: str, actor: Actor, event: MessageEvent,
+        form: ReportForm,
+    ) -> Reply:
+        """Anyone reports a message: a priority ticket due in 48 hours (or the one already open
+        for that message), the reporter acknowledged privately."""
+        ws = await self._authorise(platform, external_id, actor, "report")
+        assert ws.id is not None
+        reports.validate(form, reports.reporter_locale(actor, ws))
+        scan = await self._scan_reported(ws, event)
+        now = self.clock.now()
+        async with self.store.write() as session:
+            row = await session.get(Workspace, ws.id)
+            assert row is not None
+            await decisions.record_media(session, row, scan, now, scan.cache_key, count=False)
+            ticket, text = await reports.file_report(session, row, scan, form, actor, now)
+        self.outbox.wake()
+        return Reply(text=text, extras={"ticket_id": ticket.id,
+                                        "due_at": ticket.due_at.isoformat() if ticket.due_at else None})
+
+    async def _scan_reported(self: Veille, ws: Workspace, event: MessageEvent) -> Scan:
+        """The reported message's media, hashed and scored for the moderators. A scan that
+        fails still files the report (a report is never lost to a download error)."""
+        async with self.store.read() as session:
+            scope = await bank_sharing.scope_of(session, ws.id or 0)
+        try:
+            return await self.pipeline.scan(
+                event, policy.thresholds_for(self.thresholds, ws.sensitivity), scope, ws.locale)
+        except Exception:
+            log.exception("scanning reported message %s failed; filing the report anyway",
+                          event.message_id)
+            return Scan(event=event)
+
+    async def check_report_deadlines(self: Veille, now: datetime | None = None) -> int:
+        """Alert safety channels about report tickets unresolved for 36 hours (once each)."""
+        async with self.store.write() as session:
+            alerted = await reports.alert_due(session, now or self.clock.now())
+        if alerted:
+            self.outbox.wake()
+        return len(alerted)
+
+    # -- appeals ----------------------------------------------------------------------------
+
+    async def _appeal(
+        self: Veille, platform: str, external_id: str, actor: Actor, ticket_id: int,
+        note: str | None,
+    ) -> Reply:
+        """The author contests a removal (from their DM: `external_id` may be "")."""
+        async with self.store.read() as session:
+            ticket = await session.get(Ticket, ticket_id)
+            ws = await session.get(Workspace, ticket.workspace_id) if ticket else None
+        lang = normalise_locale(actor.locale) if actor.locale else (ws.locale if ws else "en")
+        if (ticket is None or ws is None or ws.platform != platform
+                or (external_id and ws.external_id != external_id)
+                or ticket.author_id != actor.user_id):
+            raise NotFound(t("victims.appeal.not_yours", lang, id=ticket_id))
+        if not (note or "").strip():
+            async with self.store.read() as session:  # say "already" before a form is filled
+                if await victims_repo.appeal_of(session, ticket_id) is not None:
+                    raise VeilleError(t("victims.appeal.already", lang, id=ticket_id), code="appealed")
+            return Reply(open_modal="appeal")
+        from bot.core.tickets import refresh_card
+
+        now = self.clock.now()
+        async with self.store.write() as session:
+            row = await session.get(Ticket, ticket_id)
+            workspace = await session.get(Workspace, ws.id)
+            assert row is not None and workspace is not None
+            _, event = await appeals.file_appeal(session, workspace, row, actor, note or "", now)
+            await refresh_card(session, workspace, row, event, now)
+        self.outbox.wake()
+        return Reply(text=t("victims.appeal.received", lang, id=ticket_id))
+
+    # -- /protect ---------------------------------------------------------------------------
+
+    async def protect(
+        self: Veille, platform: str, external_id: str, actor: Actor, image: bytes, label: str = "",
+    ) -> Reply:
+        """Bank the hashes of a photo someone fears will be shared; never its bytes."""
+        from detectors.hashes import compute_signature
+
+        ws = await self._authorise(platform, external_id, actor, "protect")
+        lang = normalise_locale(actor.locale) if actor.locale else ws.locale
+        try:
+            prepared = await asyncio.to_thread(prepare_image, image,
+                                               max_pixels=self.settings.max_image_pixels)
+            signature = await asyncio.to_thread(compute_signature, prepared.frames[0].image)
+        except Exception as exc:  # unreadable: say so, keep nothing
+            log.info("protect: unreadable image (%s)", type(exc).__name__)
+            raise VeilleError(t("victims.protect.unreadable", lang), code="unreadable") from None
+        finally:
+            del image  # the only reference this function held
+        now = self.clock.now()
+        async with self.store.write() as session:
+            row = await session.get(Workspace, ws.id)
+            assert row is not None
+            protection, added = await protect.add(session, row, actor, signature, prepared.sha256,
+                                                  prepared.md5, label, now, lang)
+        del prepared
+        if self.bank is not None and added:
+            self.bank.add(added)
+        swept = await self._sweep(ws.id or 0, added, cause="protect", actor=actor)
+        return Reply(text=t("victims.protect.done", lang, id=protection.id, found=swept.found),
+                     extras={"protection_id": protection.id, "swept": swept.found})
+
+    async def protections(self: Veille, platform: str, external_id: str, actor: Actor) -> Reply:
+        ws = await self._authorise(platform, external_id, actor, "protect")
+        lang = normalise_locale(actor.locale) if actor.locale else ws.locale
+        async with self.store.read() as session:
+            found = await victims_repo.protections_of(session, ws.id or 0, actor.user_id)
+        items = [{"id": p.id, "label": p.label, "created_at": p.created_at.isoformat()} for p in found]
+        lines = [t("victims.protect.line", lang, id=p.id, label=p.label or "-",
+                   date=f"{p.created_at:%Y-%m-%d}") for p in found]
+        text = "\n".join([t("victims.protect.list", lang), *lines]) if lines else t(
+            "victims.protect.none", lang)
+        return Reply(text=text, extras={"protections": items})
+
+    async def withdraw_protection(
+        self: Veille, platform: str, external_id: str, actor: Actor, protection_id: int
+    ) -> Reply:
+        ws = await self._authorise(platform, external_id, actor, "protect")
+        lang = normalise_locale(actor.locale) if actor.locale else ws.locale
+        async with self.store.write() as session:
+            row = await session.get(Workspace, ws.id)
+            assert row is not None
+            _, removed = await protect.withdraw(session, row, actor, protection_id,
+                                                self.clock.now(), lang)
+        if self.bank is not None and removed:
+            self.bank.remove(removed)
+        return Reply(text=t("victims.protect.withdrawn", lang, id=protection_id))
+
+    # -- sweeps and handoff -------------------------------------------------------------------
+
+    async def _sweep(
+        self: Veille, workspace_id: int, entries: Sequence[Any], *, cause: str,
+        source_ticket_id: int | None = None, actor: Actor | None = None,
+    ) -> sweep.SweepResult:
+        """Sweep for copies of just-banked entries; a failure is logged, never raised at the
+        person whose action banked them (the entries are banked: future posts are caught)."""
+        try:
+            result = await sweep.sweep(self.store, workspace_id, entries, now=self.clock.now(),
+                                       gateways=self.gateways, cause=cause,
+                                       source_ticket_id=source_ticket_id, actor=actor)
+        except Exception:
+            log.exception("sweep after %s in workspace %s failed", cause, workspace_id)
+            return sweep.SweepResult()
+        if result.found:
+            self.outbox.wake()
+        return result
+
+    async def handoff(
+        self: Veille, platform: str, external_id: str, actor: Actor, ticket_id: int, service: str
+    ) -> Reply:
+        """A prefilled summary for a moderator to paste into PHAROS, 3018, NCMEC or StopNCII's
+        own form (admins, privately). Veille sends nothing anywhere."""
+        from bot.core.handoff import handoff_summary
+
+        ws = await self._authorise(platform, external_id, actor, "handoff", ticket_id)
+        async with self.store.write() as session:
+            ticket = await repos.ticket_in(session, ws.id or 0, ticket_id)
+            if ticket is None:
+                raise NotFound(t("core.ticket.not_found", ws.locale, id=ticket_id))
+            text = await handoff_summary(session, ticket_id, service, ws.locale, self.clock.now())
+            repos.audit(session, workspace_id=ws.id, ticket_id=ticket_id, actor=actor,
+                        action="handoff", at=self.clock.now(), data={"service": service})
+        return Reply(text=text, ephemeral=True, extras={"service": service})
