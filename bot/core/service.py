@@ -263,8 +263,10 @@ class Veille(VictimsMixin):
             row = await repos.ticket_in(session, ws.id or 0, ticket_id)
             workspace = await session.get(Workspace, ws.id)
             assert row is not None and workspace is not None
-            outcome = await tickets.perform(session, workspace, row, actor, action, note,
-                                            now=self.clock.now(), cipher=self.cipher)
+            gateway = self.gateways.get(platform)
+            outcome = await tickets.perform(
+                session, workspace, row, actor, action, note, now=self.clock.now(),
+                cipher=self.cipher, can_delete=gateway is None or gateway.can_delete_messages)
         if outcome.bank_entries and self.bank is not None:
             self.bank.add(outcome.bank_entries)  # the next post meets the bank at once
         if action == "confirm":  # known copies still posted come down too (TAKE IT DOWN Act)

@@ -56,7 +56,7 @@ async def refresh_card(
 
 async def perform(
     session: AsyncSession, workspace: Workspace, ticket: Ticket, actor: Actor, action: str,
-    note: str | None, *, now: datetime, cipher: EvidenceCipher | None,
+    note: str | None, *, now: datetime, cipher: EvidenceCipher | None, can_delete: bool = True,
 ) -> Outcome:
     """Apply `action` to `ticket`. Raises VeilleError (localised) for a step that makes no
     sense in the ticket's state, so nothing is written."""
@@ -106,7 +106,7 @@ async def perform(
             outcome.bank_entries = await _bank(session, workspace, ticket, actor)
             data["banked"] = len(outcome.bank_entries)
             if ticket.kind == "report":  # a report upheld: the message comes down too
-                data["removal"] = await _remove_reported(session, workspace, ticket, now)
+                data["removal"] = await _remove_reported(session, workspace, ticket, now, can_delete)
         elif action == "false_positive" and ticket.kind != "report":
             # A dismissed report allow-lists nothing: people's reports are claims, not scores.
             outcome.bank_entries = await _allow(session, workspace, ticket, actor, now)
@@ -181,7 +181,7 @@ async def _bank(
 
 
 async def _remove_reported(
-    session: AsyncSession, workspace: Workspace, ticket: Ticket, now: datetime
+    session: AsyncSession, workspace: Workspace, ticket: Ticket, now: datetime, can_delete: bool,
 ) -> str:
     """An upheld report: the reported message is removed (when the workspace removes) and its
     author told why, with an Appeal button. Returns what was done."""
@@ -190,6 +190,17 @@ async def _remove_reported(
         return "already"
     if not (workspace.actions or {}).get("delete", True):
         return "kept"
+    if not can_delete:  # Slack without an admin token: the safety team removes it by hand
+        if workspace.safety_channel_id:
+            await outbox.enqueue(
+                session, key=f"{ticket.id}:cannot_delete", kind="post_text",
+                platform=workspace.platform, workspace_id=workspace.id, ticket_id=ticket.id,
+                now=now, payload={"workspace": workspace.external_id,
+                                  "channel_id": workspace.safety_channel_id,
+                                  "text": t("core.alert.cannot_delete", workspace.locale,
+                                            id=ticket.id, channel=ticket.channel_id,
+                                            message=ticket.message_id)})
+        return "cannot_delete"
     await outbox.enqueue(session, key=f"{ticket.id}:delete", kind="delete_message",
                          platform=workspace.platform, workspace_id=workspace.id,
                          ticket_id=ticket.id, now=now,

@@ -193,7 +193,8 @@ class VictimsMixin:
             ticket = await repos.ticket_in(session, ws.id or 0, ticket_id)
             if ticket is None:
                 raise NotFound(t("core.ticket.not_found", ws.locale, id=ticket_id))
-            text = await handoff_summary(session, ticket_id, service, ws.locale, self.clock.now())
+            text = await handoff_summary(session, ticket_id, service, ws.locale, self.clock.now(),
+                                         workspace_id=ws.id)
             repos.audit(session, workspace_id=ws.id, ticket_id=ticket_id, actor=actor,
                         action="handoff", at=self.clock.now(), data={"service": service})
         return Reply(text=text, ephemeral=True, extras={"service": service})
