@@ -1,4 +1,5 @@
-"""Slash commands and the "Scan with Veille" context menu: each one is a single core call.
+"""Slash commands and the "Scan with Veille" context menu: each one is a single core call
+(the victims' commands — "Report to Veille", /protect, /ticket handoff — are in victims.py).
 
 Names and descriptions are `locale_str`s translated by `VeilleTranslator` (EN default, FR from
 discord.toml). Permission checks are the core's: these commands are visible to everyone and a
@@ -24,6 +25,7 @@ from bot.platforms.discord.replies import (
     workspace_id,
 )
 from bot.platforms.discord.translator import loc
+from bot.platforms.discord.victims import register_victims
 from bot.platforms.discord.views import NoteModal, run_ticket_action
 
 Interaction = discord.Interaction[Any]
@@ -152,5 +154,6 @@ def register_commands(tree: app_commands.CommandTree[Any]) -> None:
     async def help_command(interaction: Interaction) -> None:
         await send_reply(interaction, veille_of(interaction).help(interaction.locale.value))
 
+    register_victims(tree, ticket)  # Report to Veille, /protect, /ticket handoff (issue 19)
     for command in (veille_group, ticket, hashes, digest, scan, scan_message, help_command):
         tree.add_command(command)
