@@ -122,7 +122,9 @@ async def decide(
     appeal.outcome_by, appeal.outcome_note, appeal.decided_at = actor.user_id, note, now
     ticket.status, ticket.resolved_at = "resolved", now
     data: dict[str, Any] = {"appeal": appeal.status}
-    if verdict == "reverse":
+    if verdict == "uphold":
+        ticket.resolution = "upheld"
+    else:
         ticket.resolution = "reversed"
         data["allow_entries"] = await _allow_list(session, ws, ticket, actor, now)
     await outbox.enqueue(

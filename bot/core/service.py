@@ -65,6 +65,7 @@ class Veille(VictimsMixin):
         self.watchdog = LoopWatchdog()  # logs any event-loop stall over 100 ms, with its stack
         self._worker: asyncio.Task[None] | None = None
         self._replayer: asyncio.Task[None] | None = None
+        self._sweeps: set[asyncio.Task[Any]] = set()  # sweeps for copies still running
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -106,6 +107,15 @@ class Veille(VictimsMixin):
     async def aclose(self, drain_s: float = 0.0) -> None:
         """Stop. With `drain_s`, the outbox first finishes the run in progress (up to that many
         seconds) so no action is cut between its platform call and its commit (SIGTERM)."""
+        if drain_s > 0 and self._sweeps:  # a sweep's removals are queued at its end
+            try:
+                async with asyncio.timeout(drain_s):
+                    await self.wait_for_sweeps()
+            except TimeoutError:
+                pass
+        for task in list(self._sweeps):
+            task.cancel()
+        await asyncio.gather(*self._sweeps, return_exceptions=True)
         if self._replayer is not None:
             self._replayer.cancel()
             await asyncio.gather(self._replayer, return_exceptions=True)

@@ -25,9 +25,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+SWEEP_WAIT_S = 1.5
+
 
 class VictimsMixin:
     """Methods of `Veille` (bot/core/service.py) for the people harmed."""
+
+    _sweeps: set[asyncio.Task[sweep.SweepResult]]
 
     # -- reports ----------------------------------------------------------------------------
 
@@ -168,8 +172,21 @@ class VictimsMixin:
         self: Veille, workspace_id: int, entries: Sequence[Any], *, cause: str,
         source_ticket_id: int | None = None, actor: Actor | None = None,
     ) -> sweep.SweepResult:
-        """Sweep for copies of just-banked entries; a failure is logged, never raised at the
-        person whose action banked them (the entries are banked: future posts are caught)."""
+        """Sweep for copies of just-banked entries. The person who banked them waits at most
+        `SWEEP_WAIT_S` (a button must be answered within Discord's 3 s); a longer sweep goes on
+        in the background. A failure is logged, never raised at them: the entries are banked,
+        so future posts are caught anyway."""
+        task = asyncio.create_task(self._run_sweep(workspace_id, entries, cause=cause,
+                                                   source_ticket_id=source_ticket_id, actor=actor))
+        self._sweeps.add(task)
+        task.add_done_callback(self._sweeps.discard)
+        done, _ = await asyncio.wait({task}, timeout=SWEEP_WAIT_S)
+        return task.result() if done else sweep.SweepResult()
+
+    async def _run_sweep(
+        self: Veille, workspace_id: int, entries: Sequence[Any], *, cause: str,
+        source_ticket_id: int | None, actor: Actor | None,
+    ) -> sweep.SweepResult:
         try:
             result = await sweep.sweep(self.store, workspace_id, entries, now=self.clock.now(),
                                        gateways=self.gateways, cause=cause,
@@ -180,6 +197,11 @@ class VictimsMixin:
         if result.found:
             self.outbox.wake()
         return result
+
+    async def wait_for_sweeps(self: Veille) -> None:
+        """Let running sweeps finish (tests, and a stop that drains)."""
+        while self._sweeps:
+            await asyncio.gather(*list(self._sweeps), return_exceptions=True)
 
     async def handoff(
         self: Veille, platform: str, external_id: str, actor: Actor, ticket_id: int, service: str
