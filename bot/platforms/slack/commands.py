@@ -65,9 +65,10 @@ async def run_subcommand(ctx: SlackContext, command: dict[str, Any], actor: Acto
             author=actor, text=" ".join(args),
         )
         return await veille.scan_event(event, actor)
-    if verb == "protect" and args[:1] == ["list"]:
+    keywords = [a.lower() for a in args]
+    if verb == "protect" and keywords == ["list"]:
         return await veille.protections(Platform.SLACK, team_id, actor)
-    if verb == "protect" and len(args) == 2 and args[0] == "withdraw" and _number(args[1]):
+    if verb == "protect" and len(args) == 2 and keywords[0] == "withdraw" and _number(args[1]):
         return await veille.withdraw_protection(Platform.SLACK, team_id, actor, _number(args[1]))
     if verb == "handoff" and len(args) == 2 and _number(args[0]):
         return await veille.handoff(Platform.SLACK, team_id, actor, _number(args[0]),

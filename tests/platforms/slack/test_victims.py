@@ -168,6 +168,7 @@ async def test_a_report_opens_a_priority_ticket_with_its_due_time_and_a_36_hour_
 
     await report(world, "UMEMBER", ts)
     ticket = await ticket_where(world, kind="report", message_id=ts)
+    assert [c.args["latest"] for c in world.slack.called("conversations.history")] == [ts]
     assert ticket.priority and ticket.author_id == "UAUTHOR" and ticket.channel_id == "CGEN"
     assert ticket.due_at is not None
     assert as_utc(ticket.due_at) - as_utc(ticket.created_at) == timedelta(hours=48)
@@ -199,8 +200,11 @@ async def test_a_report_opens_a_priority_ticket_with_its_due_time_and_a_36_hour_
 
 
 async def test_a_french_workspace_gets_the_form_and_the_answer_in_french(world: SlackWorld) -> None:
+    """Also a reply in a thread: Slack only has it in the thread (conversations.replies)."""
     await world.setup(locale="fr")
-    ts = await post_photo(world, "UAUTHOR", jpeg(photo(2)))
+    root = await world.message("CGEN", "UAUTHOR", text="regardez")
+    file = world.slack.add_file("photo.jpg", jpeg(photo(2)), mimetype="image/jpeg")
+    ts = await world.message("CGEN", "UAUTHOR", files=[file], thread_ts=root)
     view = await report(world, "UFR", ts, reason="someone_i_know")
     assert view["title"]["text"] == t("victims.form.title", "fr")
     labels = json.dumps(view, ensure_ascii=False)
@@ -208,6 +212,9 @@ async def test_a_french_workspace_gets_the_form_and_the_answer_in_french(world: 
         assert t(f"victims.reason.{reason}", "fr") in labels
     assert t("victims.form.good_faith_option", "fr") in labels
     ticket = await ticket_where(world, kind="report", message_id=ts)
+    assert ticket.thread_id == root and ticket.sha256  # the reply itself, its image scanned
+    assert [(c.args["ts"], c.args["latest"]) for c in world.slack.called("conversations.replies")
+            if c.args.get("latest")] == [(root, ts)]
     ack = await eventually(lambda: dms_to(world, "UFR"))
     assert ack[0]["text"].startswith(t("victims.report.received", "fr", id=ticket.id, hours=48)[:20])
 
