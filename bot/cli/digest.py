@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import click
 
-from bot.cli.common import EXIT_USAGE, console, fail, get_settings, stdout
+from bot.cli.common import EXIT_USAGE, console, fail, get_settings, missing_sqlite_file, stdout
 from bot.core.clock import Clock
 from bot.core.digest_schedule import Period
 from bot.core.gateway import Card
@@ -84,7 +85,10 @@ async def _demo_card(locale: str) -> Card:
     return await render_digest(compute_stats(workspace, period, scans, tickets), locale)
 
 
-async def _workspace_card(workspace_id: int) -> Card | None:
+async def _workspace_card(workspace_id: int) -> Card | list[Workspace]:
+    """The workspace's digest card, or — when there is no such workspace — the known ones."""
+    from sqlalchemy import select
+
     from bot.core.digest import build_digest
     from bot.store.engine import check_migrated, create_engine, session_factory
 
@@ -93,9 +97,32 @@ async def _workspace_card(workspace_id: int) -> Card | None:
     try:
         await check_migrated(engine)
         built = await build_digest(session_factory(engine), workspace_id, Clock())
+        if built is not None:
+            return built[2]
+        async with session_factory(engine)() as session:
+            return list((await session.execute(select(Workspace).order_by(Workspace.id))).scalars())
     finally:
         await engine.dispose()
-    return None if built is None else built[2]
+
+
+# Platform markup that a chat renders as a name but a terminal shows raw: <#C123>, <#C123|name>,
+# <@U123>, <@!123>, <@&role>. The terminal gets the plain id: #C123, @U123.
+_MENTION = re.compile(r"<([#@])[!&]?([^>|\s]+)(?:\|[^>]*)?>")
+
+
+def terminal_text(card: Card) -> str:
+    """The card as plain text for a terminal, mentions written as `#channel` / `@user`."""
+    from bot.core.digest_render import card_text
+
+    return _MENTION.sub(lambda m: f"{m.group(1)}{m.group(2)}", card_text(card))
+
+
+def _not_found(workspace_id: int, known: list[Workspace], locale: str) -> str:
+    if not known:
+        return t("cli.digest.no_workspaces", locale, id=workspace_id)
+    lines = "\n".join(t("cli.digest.workspace_line", locale, id=w.id, platform=w.platform,
+                         name=w.name or w.external_id, external_id=w.external_id) for w in known)
+    return t("cli.digest.not_found", locale, id=workspace_id, workspaces=lines)
 
 
 def register(cli: click.Group) -> None:
@@ -114,25 +141,30 @@ def register(cli: click.Group) -> None:
                   help="Language of the demo digest (default: VEILLE_LOCALE).")
     def preview(workspace_id: int | None, demo: bool, out: Path | None, locale: str | None) -> None:
         """Print a digest and write its chart, without posting anything."""
+        settings = get_settings()
+        messages = settings.default_locale  # the CLI's own messages; the digest has its language
         if demo == (workspace_id is not None):
-            fail("give either --workspace ID or --demo", EXIT_USAGE)
+            fail(t("cli.digest.usage", messages), EXIT_USAGE)
         if demo:
-            card = asyncio.run(_demo_card(locale or get_settings().default_locale))
+            card = asyncio.run(_demo_card(locale or settings.default_locale))
         else:
             from bot.store.engine import DatabaseNotMigrated
 
+            missing = missing_sqlite_file(settings.database_url)
+            if missing is not None:
+                fail(t("cli.not_migrated", messages,
+                       detail=t("doctor.db_missing", messages, path=missing)))
             try:
                 found = asyncio.run(_workspace_card(workspace_id or 0))
             except DatabaseNotMigrated as exc:
-                fail(t("cli.not_migrated", locale, detail=str(exc)))
-            if found is None:
-                fail(t("digest.cli.not_found", locale, id=workspace_id))
+                fail(t("cli.not_migrated", messages, detail=str(exc)))
+            if isinstance(found, list):
+                console.print("[bold red]✗[/] ", end="")
+                console.print(_not_found(workspace_id or 0, found, messages), markup=False)
+                raise SystemExit(EXIT_USAGE)
             card = found
-        from bot.core.digest_render import card_text
-
-        stdout.print(card_text(card), markup=False)
+        stdout.print(terminal_text(card), markup=False)
         if out is not None and card.image_png:
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_bytes(card.image_png)
-            console.print(t("digest.cli.chart_written", locale, path=out))
-
+            console.print(t("digest.cli.chart_written", messages, path=out), markup=False)
