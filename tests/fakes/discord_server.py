@@ -104,6 +104,7 @@ class FakeDiscord:
         self.dm_channels: dict[str, JSON] = {}  # recipient id -> channel
         self.commands: dict[str, list[JSON]] = {}  # "global" or guild id -> commands
         self.blobs: dict[str, tuple[bytes, str]] = {}  # CDN path -> (bytes, content type)
+        self.cdn_reads: list[str] = []  # CDN paths downloaded, in order
         self.calls: list[Call] = []
         self.interactions: dict[str, JSON] = {}  # interaction id -> INTERACTION_CREATE payload
         self.responses: dict[str, JSON] = {}  # interaction id -> {type, data, message}
@@ -385,6 +386,7 @@ class FakeDiscord:
 
     async def _cdn(self, request: web.Request) -> web.Response:
         blob = self.blobs.get(request.path)
+        self.cdn_reads.append(request.path)
         if blob is None:
             return web.Response(status=404)
         return web.Response(body=blob[0], content_type=blob[1])
