@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core import appeals, outbox, quarantine, reports
-from bot.core.cards import ticket_card
+from bot.core.cards import card_for
 from bot.core.crypto import EvidenceCipher, EvidenceUnreadable
 from bot.core.errors import EvidenceKeyMissing, VeilleError
 from bot.core.gateway import Reply
@@ -119,8 +119,9 @@ async def perform(
     await refresh_card(session, workspace, ticket, event, now)
     if ticket.kind == "report" and action in ("resolve", "confirm", "false_positive"):
         await reports.tell_reporters(session, workspace, ticket, event.id, now)
+    # The same card as the channel's, so Reveal is offered when the original was kept.
     outcome.reply = Reply(text=t(f"core.ticket.done.{action}", lang, id=ticket.id),
-                          card=ticket_card(ticket, workspace, now))
+                          card=await card_for(session, ticket, "update", now))
     return outcome
 
 
