@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bot.core.clock import ManualClock, utcnow
+from bot.core.clock import ManualClock, as_utc, utcnow
 from bot.core.handoff import SERVICES
 from bot.core.i18n import t
 from bot.core.reports import REASONS
@@ -143,7 +143,7 @@ async def test_report_opens_a_priority_ticket_due_in_48_hours(world: DiscordWorl
         "POST", f"/channels/{world.general['id']}/messages"))  # the reporter stays private
     # 36 hours later, still unresolved: the safety channel is alerted, once.
     before = len(fake.find_calls("POST", f"/channels/{world.safety['id']}/messages"))
-    late = ticket.created_at + timedelta(hours=36, minutes=1)
+    late = as_utc(ticket.created_at) + timedelta(hours=36, minutes=1)
     clock.set(late)
     assert await world.veille.check_report_deadlines(now=late) == 1  # type: ignore[union-attr]
     alert = await card_in(world, world.safety, count=before + 1)
