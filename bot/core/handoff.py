@@ -90,10 +90,15 @@ def _platform(case: _Case) -> str:
     return case.workspace.platform.capitalize()
 
 
-def _location(case: _Case) -> str:
+DISCORD_LINK = "https://discord.com/channels/{guild}/{channel}/{message}"
+
+
+def _location(case: _Case, locale: str = "en") -> str:
+    """Where the content was: a Discord message link, or Slack's workspace/channel/message."""
     tk, ws = case.ticket, case.workspace
-    key = "discord_location" if ws.platform == "discord" else "slack_location"
-    return t(f"handoff.value.{key}", "en", guild=ws.external_id, team=ws.external_id,
+    if ws.platform == "discord":
+        return DISCORD_LINK.format(guild=ws.external_id, channel=tk.channel_id, message=tk.message_id)
+    return t("handoff.value.slack_location", locale, team=ws.external_id,
              channel=tk.channel_id, message=tk.message_id)
 
 
@@ -214,7 +219,7 @@ def _case_fields(case: _Case, locale: str) -> list[tuple[str, str]]:
 def _pharos(case: _Case, locale: str, now: datetime) -> list[str]:
     tk = case.ticket
     content = _lines([
-        ("location", _location(case)), ("content_type", _categories(case, locale)),
+        ("location", _location(case, locale)), ("content_type", _categories(case, locale)),
         ("date_seen", _when(tk.created_at, locale)), ("description", _description(case, locale)),
         ("author", tk.author_id or t("handoff.unknown", locale)),
         ("reasons", _reasons(case, locale)), ("contact", t("handoff.on_request", locale)),
@@ -226,7 +231,7 @@ def _e_enfance(case: _Case, locale: str, now: datetime) -> list[str]:
     tk = case.ticket
     age = "minor_age" if case.minor else "adult_age"
     content = _lines([
-        ("platform", _platform(case)), ("location", _location(case)),
+        ("platform", _platform(case)), ("location", _location(case, locale)),
         ("author", tk.author_id or t("handoff.unknown", locale)),
         ("victim_age", t(f"handoff.value.{age}", locale)),
         ("date_seen", _when(tk.created_at, locale)), ("description", _description(case, locale)),
@@ -242,7 +247,7 @@ def _ncmec(case: _Case, locale: str, now: datetime) -> list[str]:
         ("incident_type", t(f"handoff.value.{kind}", locale)),
         ("incident_time", _when(tk.created_at, locale)), ("esp", _platform(case)),
         ("uploader", tk.author_id or t("handoff.unknown", locale)),
-        ("location", _location(case)), ("description", _description(case, locale)),
+        ("location", _location(case, locale)), ("description", _description(case, locale)),
         ("reasons", _reasons(case, locale)), ("file", t("handoff.value.no_file", locale)),
     ], locale)
     return [*content, "", *_hashes(case, locale, md5=True), "", *_reports(case, locale, now)]

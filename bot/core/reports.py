@@ -125,8 +125,9 @@ async def file_report(
     return ticket, text
 
 
-async def alert_due(session: AsyncSession, now: datetime) -> list[int]:
-    """Alert each safety channel once about report tickets unresolved for 36 hours."""
+async def alert_due(session: AsyncSession, now: datetime, queue_at: datetime | None = None) -> list[int]:
+    """Alert each safety channel once about report tickets unresolved for 36 hours at `now`;
+    the alerts are queued to go at `queue_at` (default `now`)."""
     alerted = []
     for ticket in await victims_repo.reports_nearing_due(session, now + (DUE - ALERT_AT)):
         ws = await session.get(Workspace, ticket.workspace_id)
@@ -136,7 +137,7 @@ async def alert_due(session: AsyncSession, now: datetime) -> list[int]:
         left = hours_left(ticket, now) or 0.0
         await outbox.enqueue(
             session, key=f"{ticket.id}:due_alert:{ticket.due_at}", kind="post_text",
-            platform=ws.platform, workspace_id=ws.id, ticket_id=ticket.id, now=now,
+            platform=ws.platform, workspace_id=ws.id, ticket_id=ticket.id, now=queue_at or now,
             payload={"workspace": ws.external_id, "channel_id": ws.safety_channel_id,
                      "text": t("victims.report.due_alert", ws.locale, id=ticket.id,
                                hours=f"{max(left, 0):.0f}")})
@@ -144,7 +145,7 @@ async def alert_due(session: AsyncSession, now: datetime) -> list[int]:
                             action="due_alert", at=now, data={"hours_left": round(left, 1)})
         from bot.core.tickets import refresh_card
 
-        await refresh_card(session, ws, ticket, event, now)
+        await refresh_card(session, ws, ticket, event, queue_at or now)
         alerted.append(ticket.id)
     return alerted
 

@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SWEEP_WAIT_S = 1.5
+# How each platform's people list and add protections (the protect replies name them).
+PROTECT_LIST = {"discord": "/protect", "slack": "/veille protect list"}
+PROTECT_ADD = {"discord": "/protect image:", "slack": "/veille protect"}
 
 
 class VictimsMixin:
@@ -71,7 +74,8 @@ class VictimsMixin:
     async def check_report_deadlines(self: Veille, now: datetime | None = None) -> int:
         """Alert safety channels about report tickets unresolved for 36 hours (once each)."""
         async with self.store.write() as session:
-            alerted = await reports.alert_due(session, now or self.clock.now())
+            real = self.clock.now()  # a `now` ahead (a test, a catch-up) still sends at once
+            alerted = await reports.alert_due(session, now or real, queue_at=min(now or real, real))
         if alerted:
             self.outbox.wake()
         return len(alerted)
@@ -137,7 +141,8 @@ class VictimsMixin:
         if self.bank is not None and added:
             self.bank.add(added)
         swept = await self._sweep(ws.id or 0, added, cause="protect", actor=actor)
-        return Reply(text=t("victims.protect.done", lang, id=protection.id, found=swept.found),
+        return Reply(text=t("victims.protect.done", lang, id=protection.id, found=swept.found,
+                            command=PROTECT_LIST.get(platform, "/protect")),
                      extras={"protection_id": protection.id, "swept": swept.found})
 
     async def protections(self: Veille, platform: str, external_id: str, actor: Actor) -> Reply:
@@ -149,7 +154,7 @@ class VictimsMixin:
         lines = [t("victims.protect.line", lang, id=p.id, label=p.label or "-",
                    date=f"{p.created_at:%Y-%m-%d}") for p in found]
         text = "\n".join([t("victims.protect.list", lang), *lines]) if lines else t(
-            "victims.protect.none", lang)
+            "victims.protect.none", lang, command=PROTECT_ADD.get(platform, "/protect"))
         return Reply(text=text, extras={"protections": items})
 
     async def withdraw_protection(
