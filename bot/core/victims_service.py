@@ -21,7 +21,13 @@ from bot.store import bank_sharing, repos, victims_repo
 from bot.store.models import Ticket, Workspace
 
 if TYPE_CHECKING:
-    from bot.core.service import Veille
+    from bot.core.clock import Clock
+    from bot.core.gateway import Gateway
+    from bot.core.outbox import Outbox
+    from bot.core.pipeline import Pipeline
+    from bot.core.types import Role
+    from bot.settings import Settings
+    from detectors.fusion import Thresholds
 
 log = logging.getLogger(__name__)
 
@@ -34,12 +40,27 @@ PROTECT_ADD = {"discord": "/protect image:", "slack": "/veille protect"}
 class VictimsMixin:
     """Methods of `Veille` (bot/core/service.py) for the people harmed."""
 
-    _sweeps: set[asyncio.Task[sweep.SweepResult]]
+    # What `Veille` provides (bot/core/service.py).
+    store: repos.Store
+    clock: Clock
+    pipeline: Pipeline
+    gateways: dict[str, Gateway]
+    bank: Any
+    outbox: Outbox
+    settings: Settings
+    thresholds: Thresholds
+    _sweeps: set[asyncio.Task[Any]]
+
+    if TYPE_CHECKING:
+        async def _authorise(
+            self, platform: str, external_id: str, actor: Actor, operation: str,
+            ticket_id: int | None = None, *, needed: Role | None = None,
+        ) -> Workspace: ...
 
     # -- reports ----------------------------------------------------------------------------
 
     async def report_message(
-        self: Veille, platform: str, external_id: str, actor: Actor, event: MessageEvent,
+        self, platform: str, external_id: str, actor: Actor, event: MessageEvent,
         form: ReportForm,
     ) -> Reply:
         """Anyone reports a message: a priority ticket due in 48 hours (or the one already open
@@ -58,7 +79,7 @@ class VictimsMixin:
         return Reply(text=text, extras={"ticket_id": ticket.id,
                                         "due_at": ticket.due_at.isoformat() if ticket.due_at else None})
 
-    async def _scan_reported(self: Veille, ws: Workspace, event: MessageEvent) -> Scan:
+    async def _scan_reported(self, ws: Workspace, event: MessageEvent) -> Scan:
         """The reported message's media, hashed and scored for the moderators. A scan that
         fails still files the report (a report is never lost to a download error)."""
         async with self.store.read() as session:
@@ -71,7 +92,7 @@ class VictimsMixin:
                           event.message_id)
             return Scan(event=event)
 
-    async def check_report_deadlines(self: Veille, now: datetime | None = None) -> int:
+    async def check_report_deadlines(self, now: datetime | None = None) -> int:
         """Alert safety channels about report tickets unresolved for 36 hours (once each)."""
         async with self.store.write() as session:
             real = self.clock.now()  # a `now` ahead (a test, a catch-up) still sends at once
@@ -83,7 +104,7 @@ class VictimsMixin:
     # -- appeals ----------------------------------------------------------------------------
 
     async def _appeal(
-        self: Veille, platform: str, external_id: str, actor: Actor, ticket_id: int,
+        self, platform: str, external_id: str, actor: Actor, ticket_id: int,
         note: str | None,
     ) -> Reply:
         """The author contests a removal (from their DM: `external_id` may be "")."""
@@ -115,7 +136,7 @@ class VictimsMixin:
     # -- /protect ---------------------------------------------------------------------------
 
     async def protect(
-        self: Veille, platform: str, external_id: str, actor: Actor, image: bytes, label: str = "",
+        self, platform: str, external_id: str, actor: Actor, image: bytes, label: str = "",
     ) -> Reply:
         """Bank the hashes of a photo someone fears will be shared; never its bytes."""
         from detectors.hashes import compute_signature
@@ -145,7 +166,7 @@ class VictimsMixin:
                             command=PROTECT_LIST.get(platform, "/protect")),
                      extras={"protection_id": protection.id, "swept": swept.found})
 
-    async def protections(self: Veille, platform: str, external_id: str, actor: Actor) -> Reply:
+    async def protections(self, platform: str, external_id: str, actor: Actor) -> Reply:
         ws = await self._authorise(platform, external_id, actor, "protect")
         lang = normalise_locale(actor.locale) if actor.locale else ws.locale
         async with self.store.read() as session:
@@ -158,7 +179,7 @@ class VictimsMixin:
         return Reply(text=text, extras={"protections": items})
 
     async def withdraw_protection(
-        self: Veille, platform: str, external_id: str, actor: Actor, protection_id: int
+        self, platform: str, external_id: str, actor: Actor, protection_id: int
     ) -> Reply:
         ws = await self._authorise(platform, external_id, actor, "protect")
         lang = normalise_locale(actor.locale) if actor.locale else ws.locale
@@ -174,7 +195,7 @@ class VictimsMixin:
     # -- sweeps and handoff -------------------------------------------------------------------
 
     async def _sweep(
-        self: Veille, workspace_id: int, entries: Sequence[Any], *, cause: str,
+        self, workspace_id: int, entries: Sequence[Any], *, cause: str,
         source_ticket_id: int | None = None, actor: Actor | None = None,
     ) -> sweep.SweepResult:
         """Sweep for copies of just-banked entries. The person who banked them waits at most
@@ -189,7 +210,7 @@ class VictimsMixin:
         return task.result() if done else sweep.SweepResult()
 
     async def _run_sweep(
-        self: Veille, workspace_id: int, entries: Sequence[Any], *, cause: str,
+        self, workspace_id: int, entries: Sequence[Any], *, cause: str,
         source_ticket_id: int | None, actor: Actor | None,
     ) -> sweep.SweepResult:
         try:
@@ -203,13 +224,13 @@ class VictimsMixin:
             self.outbox.wake()
         return result
 
-    async def wait_for_sweeps(self: Veille) -> None:
+    async def wait_for_sweeps(self) -> None:
         """Let running sweeps finish (tests, and a stop that drains)."""
         while self._sweeps:
             await asyncio.gather(*list(self._sweeps), return_exceptions=True)
 
     async def handoff(
-        self: Veille, platform: str, external_id: str, actor: Actor, ticket_id: int, service: str
+        self, platform: str, external_id: str, actor: Actor, ticket_id: int, service: str
     ) -> Reply:
         """A prefilled summary for a moderator to paste into PHAROS, 3018, NCMEC or StopNCII's
         own form (admins, privately). Veille sends nothing anywhere."""
