@@ -2,11 +2,13 @@
 
 Each is one core call (bot.core.service.Veille); the core checks permissions, words every
 answer and audits. What lives here is Discord's shape of it: the report form is a modal whose
-custom id carries the reported message's channel and message ids (and the reporter), so the
-submission needs nothing remembered from when it was opened but a fallback copy of the message;
-`/protect` reads the photo into memory and hands the bytes to the core only — never to a file,
-a log line or Discord — and lets go of them. The author's Appeal is a ticket action
-(views.TicketButton, views.NoteModal).
+custom id carries the reported message's channel and message ids (and the reporter); on
+submission the message is fetched afresh by those ids, the copy taken when the form opened
+being only the fallback for a message deleted meanwhile. (discord.py routes a submission only
+to a modal this process opened: a form left open across a restart is lost, as the note
+modal's is.) `/protect` reads the photo into memory and hands the bytes to the core only —
+never to a file, a log line or Discord — and lets go of them. The author's Appeal is a ticket
+action (views.TicketButton, views.NoteModal).
 """
 
 from __future__ import annotations
@@ -193,9 +195,8 @@ def _pieces(text: str, limit: int) -> list[str]:
 async def _protect(interaction: Interaction, image: discord.Attachment | None, label: str,
                    withdraw: int | None) -> None:
     """One of: protect the photo, withdraw a protection, or list one's protections."""
-    veille = veille_of(interaction)
-    where, actor, locale = workspace_id(interaction), interaction_actor(interaction), \
-        interaction.locale.value
+    veille, locale = veille_of(interaction), interaction.locale.value
+    where, actor = workspace_id(interaction), interaction_actor(interaction)
     if image is not None and withdraw is not None:
         await refuse(interaction, t("discord.protect.one_at_a_time", locale))
         return
@@ -216,4 +217,4 @@ async def _protect(interaction: Interaction, image: discord.Attachment | None, l
     try:
         await answer(interaction, veille.protect(DISCORD, where, actor, data, label))
     finally:
-        del data  # nothing here outlives the call (the core holds no reference either)
+        del data  # nothing here outlives the call
