@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from bot.core import appeals, decisions, policy, protect, reports, sweep
+from bot.core.clock import as_utc
 from bot.core.errors import NotFound, VeilleError
 from bot.core.gateway import Reply
 from bot.core.i18n import normalise_locale, t
@@ -96,7 +97,8 @@ class VictimsMixin:
         """Alert safety channels about report tickets unresolved for 36 hours (once each)."""
         async with self.store.write() as session:
             real = self.clock.now()  # a `now` ahead (a test, a catch-up) still sends at once
-            alerted = await reports.alert_due(session, now or real, queue_at=min(now or real, real))
+            when = as_utc(now) if now is not None else real
+            alerted = await reports.alert_due(session, when, queue_at=min(when, real))
         if alerted:
             self.outbox.wake()
         return len(alerted)

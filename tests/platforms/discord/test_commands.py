@@ -39,7 +39,7 @@ async def test_commands_are_synced_with_french_localisations(world: DiscordWorld
     assert commands["help"]["dm_permission"] is True
     assert commands["Scan with Veille"]["type"] == 3
     subcommands = {o["name"]: o for o in commands["ticket"]["options"]}
-    assert set(subcommands) == {"list", "show", "claim", "resolve", "note"}
+    assert set(subcommands) == {"list", "show", "claim", "resolve", "note", "handoff"}
     assert subcommands["resolve"]["description_localizations"]["fr"] == "Clore un ticket"
 
 
