@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -11,7 +12,7 @@ import click
 from rich.table import Table
 
 from bot.cli.common import EXIT_OK, EXIT_USAGE, get_settings, stdout
-from bot.core.i18n import t
+from bot.core.i18n import plural, t
 from bot.settings import Settings
 
 Status = Literal["ok", "warn", "fail"]
@@ -92,7 +93,13 @@ def check_text_encoder(locale: str = "en") -> Check:
 
     state = TextEncoder().load()
     if state.ready:
-        return Check("text encoder", "ok", state.detail)
+        # The encoder says its thread count in English at the end ("…, 1 thread"): said again here.
+        threads = re.search(r", (\d+) threads?\Z", state.detail)
+        if threads is None:
+            return Check("text encoder", "ok", state.detail)
+        n = int(threads.group(1))
+        return Check("text encoder", "ok", state.detail[:threads.start()] + ", "
+                     + plural("doctor.threads", n, locale))
     return Check("text encoder", "warn", t("doctor.encoder_fallback", locale, detail=state.detail),
                  t("doctor.fix_encoder", locale))
 

@@ -33,6 +33,7 @@ from bot.cli.common import (
     get_settings,
     schema_state,
 )
+from bot.cli.scan_errors import FileTooLarge, NotRegularFile, Said, fetch_error, file_error
 from bot.core.i18n import t
 from bot.settings import Settings
 from detectors.base import DetectorError, TextInput
@@ -61,9 +62,9 @@ class ScanResult:
     verdict: Verdict | None = None
     error: str | None = None
     notes: list[str] = field(default_factory=list)  # partial failures (one of a page's images)
-    # The decoder's code of `error` (empty, corrupt, …): the human table says it in the
-    # person's language; `error` itself stays English for scripts.
-    error_code: str | None = None
+    # What `error` means as catalogue keys: the human table says it in the person's language;
+    # `error` itself stays English for scripts.
+    said: list[Said] = field(default_factory=list)
 
     @property
     def severity(self) -> Severity:
@@ -122,12 +123,12 @@ def read_image_file(path: Path, max_bytes: int) -> bytes:
     the scan read forever; FIFOs and devices are refused before opening (a FIFO would block)."""
     if not path.is_file():
         if path.exists():
-            raise ValueError("not a regular file")
+            raise NotRegularFile
         raise FileNotFoundError(2, "No such file or directory")
     with path.open("rb") as handle:
         data = handle.read(max_bytes + 1)
     if len(data) > max_bytes:
-        raise ValueError(f"too large: more than {max_bytes} bytes (VEILLE_FETCH_MAX_BYTES)")
+        raise FileTooLarge(max_bytes)
     return data
 
 
@@ -219,6 +220,8 @@ class ScanRun:
         names = ",".join(settings.detector_names)
         self._no_image = None if scanner.image_detectors else NO_IMAGE_DETECTOR.format(names=names)
         self._no_text = None if scanner.text_detectors else NO_TEXT_DETECTOR.format(names=names)
+        self._no_image_said: list[Said] = [("scan.error.no_image_detector", {"names": names})]
+        self._no_text_said: list[Said] = [("scan.error.no_text_detector", {"names": names})]
 
     def _record(self, result: ScanResult) -> None:
         self.results.append(result)
@@ -239,18 +242,21 @@ class ScanRun:
 
         result = ScanResult(source, "image", error=self._no_image)
         prepared = None
-        if result.error is None:
+        if result.error is not None:
+            result.said = self._no_image_said
+        else:
             try:
                 data = await asyncio.to_thread(
                     read_image_file, Path(source), self.settings.fetch_max_bytes)
                 prepared = await self._prepare(data, source)
             except MediaError as exc:
-                result.error, result.error_code = str(exc), exc.code
+                result.error, result.said = str(exc), [(f"unscanned.{exc.code}", {})]
             except (OSError, ValueError) as exc:
-                result.error = f"unreadable: {_describe(exc)}"
+                result.error, result.said = f"unreadable: {_describe(exc)}", [file_error(exc)]
             except Exception as exc:  # a decoder bug must not stop the run (contract)
                 log.exception("decoding %s failed", source)
                 result.error = f"scan failed: {_describe(exc)}"
+                result.said = [("scan.error.failed", {"detail": _describe(exc)})]
         pixels = prepared.width * prepared.height * len(prepared.frames) if prepared else 0
         if self._pending and (len(self._pending) >= self.settings.batch_size or
                               self._pending_pixels + pixels > self.settings.max_image_pixels):
@@ -278,6 +284,7 @@ class ScanRun:
                 return
             log.exception("detectors failed on %s", ready[0][0].source)
             ready[0][0].error = f"scan failed: {_describe(exc)}"
+            ready[0][0].said = [("scan.error.detectors", {"detail": _describe(exc)})]
             return
         for (result, _), scan in zip(ready, scans, strict=True):
             result.verdict = scan.verdict
@@ -288,13 +295,18 @@ class ScanRun:
 
         await self.flush()
         result = ScanResult(url, "url", error=self._no_image)
-        if result.error is None:
+        if result.error is not None:
+            result.said = self._no_image_said
+        else:
             verdicts: list[Verdict] = []
             errors: list[str] = []
+            said: list[Said] = []
             try:
                 for item in await fetcher.fetch_media(url):
                     if item.error or item.data is None:
                         errors.append(item.error or "no content")
+                        said.append(fetch_error(item.error) if item.error
+                                    else ("scan.error.no_content", {}))
                         continue
                     try:
                         prepared = await self._prepare(item.data, item.final_url or url)
@@ -302,14 +314,18 @@ class ScanRun:
                         verdicts.append(scan.verdict)
                     except MediaError as exc:
                         errors.append(f"{item.final_url or item.url}: {exc}")
+                        said.append(("scan.error.at", {"url": item.final_url or item.url,
+                                                       "reason": (f"unscanned.{exc.code}", {})}))
             except Exception as exc:  # fetcher and decoder report failures; this is a bug
                 log.exception("scanning %s failed", url)
                 errors.append(f"scan failed: {_describe(exc)}")
+                said.append(("scan.error.failed", {"detail": _describe(exc)}))
             if verdicts:
                 result.verdict = max(verdicts, key=lambda v: v.severity)
                 result.notes = errors
             else:
                 result.error = "; ".join(errors) or NO_IMAGE_AT_URL
+                result.said = said or [("scan.error.no_image_at_url", {})]
         self._record(result)
 
     async def texts(self, lines: list[str], source: str, reply_context: bool) -> None:
@@ -322,7 +338,8 @@ class ScanRun:
         ]
         if self._no_text is not None:
             for text in texts:
-                self._record(ScanResult(text.source, "text", error=self._no_text))
+                self._record(ScanResult(text.source, "text", error=self._no_text,
+                                        said=self._no_text_said))
             return
         for text, verdict in zip(texts, await self.scanner.scan_texts(texts), strict=True):
             self._record(ScanResult(text.source, "text", verdict))

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from rich.table import Table
 
 from bot.cli.common import console, stdout
+from bot.cli.scan_errors import say
 from bot.core.i18n import plural, t
 from bot.core.reasons import category_name, readable_reason
 from detectors.fusion import Severity
@@ -52,13 +53,10 @@ def shorten_sources(sources: Sequence[str], width: int) -> list[str]:
 
 
 def _error_text(result: ScanResult, locale: str) -> str:
-    """English: the decoder's own words (they name the detail). Other languages: the catalogue's
-    sentence for the error's code, when there is one."""
-    if locale != "en" and result.error_code:
-        key = f"unscanned.{result.error_code}"
-        text = t(key, locale)
-        if text != key:
-            return text
+    """English: the decoder's and fetcher's own words (they name the detail). Other languages:
+    the catalogue's sentences for what the error means."""
+    if locale != "en" and result.said:
+        return "; ".join(say(said, locale) for said in result.said)
     return result.error or ""
 
 
