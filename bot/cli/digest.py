@@ -88,6 +88,7 @@ async def _demo_card(locale: str) -> Card:
 async def _workspace_card(workspace_id: int) -> Card | list[Workspace]:
     """The workspace's digest card, or — when there is no such workspace — the known ones."""
     from sqlalchemy import select
+    from sqlmodel import col
 
     from bot.core.digest import build_digest
     from bot.store.engine import check_migrated, create_engine, session_factory
@@ -100,7 +101,7 @@ async def _workspace_card(workspace_id: int) -> Card | list[Workspace]:
         if built is not None:
             return built[2]
         async with session_factory(engine)() as session:
-            return list((await session.execute(select(Workspace).order_by(Workspace.id))).scalars())
+            return list((await session.execute(select(Workspace).order_by(col(Workspace.id)))).scalars())
     finally:
         await engine.dispose()
 
