@@ -212,7 +212,7 @@ def run(rate: float = 20, seconds: float = 30, calibrated: bool = True) -> dict[
 async def _cache_hit(repeats: int) -> dict[str, Any]:
     """A clean image posted again and again: the SHA-256 cache answers, nothing is decoded.
     (Random CLIP weights flag some images: the first clean one of a few is used.)"""
-    from detectors.fusion import Severity
+    from bot.core.verdict import Severity
 
     images = {f"att://{seed}": jpeg_bytes(photo_like(seed, (640, 480))) for seed in range(7, 17)}
     with tempfile.TemporaryDirectory() as scratch:

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from detectors.fusion import calibration_key, detector_calibration_key
+from bot.core.verdict import calibration_key, detector_calibration_key
 
 LABELS = ("flag", "ok")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".jfif"}

@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bot.core.verdict import DEFAULT_TIERS
 from detectors.base import HELP_REQUEST, UNDRESS_REQUEST, Detection
-from detectors.fusion import DEFAULT_TIERS
 from detectors.text_corpus import REQUEST_KINDS, LabelledLine, read_tsv
 from detectors.text_request import UndressRequestDetector
 

@@ -37,7 +37,7 @@ from bot.cli.scan_errors import FileTooLarge, NotRegularFile, Said, fetch_error,
 from bot.core.i18n import t
 from bot.settings import Settings
 from detectors.base import DetectorError, TextInput
-from detectors.fusion import Severity, Verdict
+from bot.core.verdict import Severity, Verdict
 
 if TYPE_CHECKING:  # the scanner pulls in Pillow and the media stack: load it only to scan
     from bot.core.scanner import PreparedImage, Scanner

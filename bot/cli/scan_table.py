@@ -15,7 +15,7 @@ from bot.cli.common import console, stdout
 from bot.cli.scan_errors import say
 from bot.core.i18n import plural, t
 from bot.core.reasons import category_name, readable_reason
-from detectors.fusion import Severity
+from bot.core.verdict import Severity
 
 if TYPE_CHECKING:
     from bot.cli.scan import ScanResult

@@ -14,9 +14,9 @@ from bot.core.help import reporting_guidance
 from bot.core.i18n import t
 from bot.core.markup import inert
 from bot.core.reasons import category_name, readable_reason
+from bot.core.verdict import Severity
 from bot.store.models import Appeal, Evidence, Report, Ticket, Workspace
 from detectors.base import MINOR_PRESENT, SEXUAL, SEXUALISED_EDIT
-from detectors.fusion import Severity
 
 _STATUS_BUTTONS: dict[str, tuple[str, ...]] = {
     "open": ("claim", "confirm", "false_positive", "escalate", "note", "reveal"),

@@ -25,9 +25,9 @@ from bot.core.help import help_guidance
 from bot.core.i18n import t
 from bot.core.pipeline import Scan, ScannedMedia
 from bot.core.types import Decision
+from bot.core.verdict import Severity, Verdict
 from bot.store import repos, victims_repo
 from bot.store.models import Ticket, Workspace
-from detectors.fusion import Severity, Verdict
 
 log = logging.getLogger(__name__)
 

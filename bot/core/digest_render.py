@@ -22,7 +22,7 @@ from bot.core.digest_schedule import zone
 from bot.core.gateway import Card
 from bot.core.i18n import plural, t
 from bot.core.reasons import readable_reason
-from detectors.fusion import Severity
+from bot.core.verdict import Severity
 
 if TYPE_CHECKING:  # digest.py imports this module to render
     from bot.core.digest import DigestStats, Metric

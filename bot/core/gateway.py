@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from bot.core.types import MediaRef, Platform
-from detectors.fusion import Severity
+from bot.core.verdict import Severity
 
 ButtonStyle = Literal["primary", "secondary", "success", "danger"]
 

@@ -21,9 +21,10 @@ from bot.core.gateway import Gateway, GatewayError
 from bot.core.i18n import t
 from bot.core.scanner import PreparedImage, Scanner, prepare_image
 from bot.core.types import MediaRef, MessageEvent
+from bot.core.verdict import Severity, Thresholds, Verdict
 from bot.store.repos import Store, media_item
 from detectors.base import UNDRESS_REQUEST, BankScope, Detection, TextInput
-from detectors.fusion import FusionContext, Severity, Thresholds, Verdict, fuse
+from detectors.fusion import FusionContext, fuse
 
 log = logging.getLogger(__name__)
 

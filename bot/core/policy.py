@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.core.types import Decision, MessageEvent
+from bot.core.verdict import Severity, Thresholds, Verdict
 from detectors.base import HELP_REQUEST, UNDRESS_REQUEST
-from detectors.fusion import Severity, Thresholds, Verdict
 
 # Presets move every tier: negative is stricter (flags more). Relaxed suits art communities.
 SENSITIVITY_SHIFT: dict[str, float] = {"relaxed": 0.1, "standard": 0.0, "strict": -0.15}

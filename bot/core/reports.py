@@ -21,9 +21,9 @@ from bot.core.help import help_guidance
 from bot.core.i18n import normalise_locale, t
 from bot.core.pipeline import Scan
 from bot.core.types import Actor, ReportForm
+from bot.core.verdict import Severity
 from bot.store import repos, victims_repo
 from bot.store.models import Report, Ticket, Workspace
-from detectors.fusion import Severity
 
 REASONS = ("intimate_me", "fake_me", "someone_i_know", "minor", "other")
 ABOUT_SELF = ("intimate_me", "fake_me")  # the reporter is the person harmed: supportive guidance

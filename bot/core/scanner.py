@@ -11,9 +11,10 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from bot.core.verdict import Thresholds, Verdict
 from bot.media.decode import MediaError, decode_image
 from detectors.base import BankScope, Detection, Detector, ImageInput, TextInput, versions_key
-from detectors.fusion import FusionContext, Thresholds, Verdict, fuse
+from detectors.fusion import FusionContext, fuse
 
 
 @dataclass(frozen=True)

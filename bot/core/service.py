@@ -24,13 +24,13 @@ from bot.core.outbox import Outbox
 from bot.core.pipeline import Fetcher, ImageBatcher, Pipeline
 from bot.core.scanner import Scanner, prepare_image
 from bot.core.types import Actor, Decision, MessageEvent, Role, SetupInput, WorkspaceView
+from bot.core.verdict import Severity, Thresholds
 from bot.core.victims_service import VictimsMixin
 from bot.core.watchdog import LoopWatchdog
 from bot.settings import Settings
 from bot.store import bank_sharing, repos, victims_repo
 from bot.store.models import Ticket, Workspace
 from bot.store.workspace_repo import apply_setup, workspace_view
-from detectors.fusion import Severity, Thresholds
 
 log = logging.getLogger(__name__)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from bot.core.scanner import Scanner
+from bot.core.verdict import Thresholds
 from bot.settings import Settings
-from detectors.fusion import Thresholds
 
 
 def clip_config(settings: Settings) -> Any:

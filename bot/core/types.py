@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 
-from detectors.fusion import Severity, Verdict
+from bot.core.verdict import Severity, Verdict
 
 
 class Platform(StrEnum):

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from bot.core.pipeline import Pipeline
     from bot.core.types import Role
     from bot.settings import Settings
-    from detectors.fusion import Thresholds
+    from bot.core.verdict import Thresholds
 
 log = logging.getLogger(__name__)
 

@@ -12,9 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.app import build_veille, run_forever
 from bot.core.types import Actor, MessageEvent, Platform, SetupInput
+from bot.core.verdict import Severity
 from bot.settings import Settings
 from bot.store.engine import DatabaseNotMigrated
-from detectors.fusion import Severity
 from tests.core.conftest import ADMIN, SAFETY, WS, shapes_png
 from tests.core.recording_gateway import RecordingGateway
 

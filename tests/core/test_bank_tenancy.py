@@ -14,9 +14,9 @@ from sqlmodel import col
 from bot.core.errors import PermissionDenied, VeilleError
 from bot.core.service import Veille
 from bot.core.types import Actor, MediaRef, MessageEvent, Platform, SetupInput
+from bot.core.verdict import Severity
 from bot.store import hash_repo
 from bot.store.models import HashEntry, TicketEvent
-from detectors.fusion import Severity
 from tests.core.conftest import ADMIN, MOD, WS, message, shapes_png
 from tests.core.recording_gateway import RecordingGateway
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from bot.core.service import Veille
-from detectors.fusion import Severity
+from bot.core.verdict import Severity
 from tests.core.conftest import MOD, WS, message, shapes_png
 from tests.core.recording_gateway import RecordingGateway
 

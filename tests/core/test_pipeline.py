@@ -14,6 +14,7 @@ from sqlmodel import col
 from bot.core.crypto import EvidenceCipher
 from bot.core.service import Veille
 from bot.core.types import Actor, RepliedMessage, SetupInput
+from bot.core.verdict import Severity
 from bot.settings import Settings
 from bot.store.models import (
     Evidence,
@@ -24,7 +25,6 @@ from bot.store.models import (
     Ticket,
     TicketEvent,
 )
-from detectors.fusion import Severity
 from tests.core.conftest import (
     ADMIN,
     MOD,

@@ -14,9 +14,9 @@ from bot.core.extract import links_in, media_of
 from bot.core.permissions import allowed, role_of
 from bot.core.quarantine import blurred_preview
 from bot.core.types import Actor, MediaRef, MessageEvent, Platform, Role
+from bot.core.verdict import Severity, Thresholds, Verdict
 from bot.store.models import Workspace
 from detectors.base import HELP_REQUEST, SEXUAL, UNDRESS_REQUEST
-from detectors.fusion import Severity, Thresholds, Verdict
 
 
 def verdict(severity: Severity, *categories: str) -> Verdict:

@@ -16,9 +16,9 @@ from bot.core.clock import ManualClock
 from bot.core.scanner import Scanner
 from bot.core.service import Veille
 from bot.core.types import Actor, RepliedMessage, SetupInput
+from bot.core.verdict import Severity
 from bot.settings import Settings
 from bot.store.models import Offender, Ticket
-from detectors.fusion import Severity
 from detectors.registry import build_detectors
 from tests.core.conftest import ADMIN, QUARANTINE_CHANNEL, SAFETY, WS, message
 from tests.core.recording_gateway import RecordingGateway

@@ -15,9 +15,9 @@ from bot.core.clock import ManualClock
 from bot.core.errors import NotFound, PermissionDenied, VeilleError
 from bot.core.service import Veille
 from bot.core.types import Actor, SetupInput
+from bot.core.verdict import Severity
 from bot.settings import Settings
 from bot.store.models import Evidence, HashEntry, Ticket, TicketEvent
-from detectors.fusion import Severity
 from tests.core.conftest import (
     ADMIN,
     MEMBER,

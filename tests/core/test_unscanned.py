@@ -12,8 +12,8 @@ from PIL import Image
 from bot.core import extract
 from bot.core.service import Veille
 from bot.core.types import SetupInput
+from bot.core.verdict import Severity
 from bot.media.decode import decode_image
-from detectors.fusion import Severity
 from tests.core.conftest import ADMIN, MOD, WS, message, shapes_png
 from tests.core.recording_gateway import RecordingGateway
 

@@ -17,9 +17,9 @@ from bot.core.clock import ManualClock, as_utc
 from bot.core.errors import NotFound, VeilleError
 from bot.core.service import Veille
 from bot.core.types import Actor, ReportForm
+from bot.core.verdict import Severity
 from bot.settings import Settings
 from bot.store.models import Appeal, HashEntry, Report, Sighting, Ticket, TicketEvent
-from detectors.fusion import Severity
 from tests.core.conftest import MOD, WS, message, shapes_png
 from tests.core.recording_gateway import RecordingGateway
 

@@ -10,13 +10,13 @@ import pytest
 from click.testing import CliRunner
 
 from bot.cli import cli
+from bot.core.verdict import DEFAULT_TIERS, Thresholds, calibration_key
 from detectors.calibration import (
     CalibrationError,
     fit_category,
     labelled_images,
     write_thresholds,
 )
-from detectors.fusion import DEFAULT_TIERS, Thresholds, calibration_key
 from tests.tiny_clip import (
     CHECKPOINT,
     CONFIG,

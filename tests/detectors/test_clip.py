@@ -13,12 +13,13 @@ import pytest
 from PIL import Image
 
 from bot.core.suite import clip_config
+from bot.core.verdict import Severity
 from bot.settings import Settings
 from detectors.base import SEXUAL, DetectorError, ImageInput
 from detectors.clip import ClipConfig, ClipDetector, prepare_image, score_margins
 from detectors.clip_model import resolve_device
 from detectors.clip_prompts import CLIP_CATEGORIES, load_prompt_set
-from detectors.fusion import Severity, fuse
+from detectors.fusion import fuse
 from tests.tiny_clip import (
     CHECKPOINT,
     CONFIG,

@@ -4,8 +4,9 @@ is a pure function of them."""
 
 from __future__ import annotations
 
+from bot.core.verdict import Severity, Thresholds, Tier, Verdict
 from detectors.base import KNOWN_CONTENT, MINOR_PRESENT, SEXUAL, Detection, HashMatch
-from detectors.fusion import Severity, Thresholds, Tier, Verdict, fuse
+from detectors.fusion import fuse
 
 # CLIP uses the category tier (0.5 / 0.8); nsfw its own (0.6 / 0.9).
 T = Thresholds()

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
+from bot.core.verdict import Severity
 from detectors import hamming_index
 from detectors import keypoints as kp
 from detectors.base import KNOWN_CONTENT, Detector, ImageInput
-from detectors.fusion import Severity, fuse
+from detectors.fusion import fuse
 from detectors.hamming_index import HammingIndex
 from detectors.hashes import (
     BankEntry,

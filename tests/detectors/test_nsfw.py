@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from bot.core.verdict import DEFAULT_TIERS
 from bot.media.decode import decode_image
 from detectors.base import SEXUAL, ImageInput
-from detectors.fusion import DEFAULT_TIERS
 from detectors.nsfw import NsfwDetector, model_sha256, package_version, rgb8
 
 REVIEW = DEFAULT_TIERS[f"nsfw.{SEXUAL}"].review

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bot.core.verdict import DEFAULT_TIERS
 from detectors.base import HELP_REQUEST, UNDRESS_REQUEST, Detector, TextInput
 from detectors.evaluate_text import DEFAULT_SET, evaluate, main, predict
-from detectors.fusion import DEFAULT_TIERS
 from detectors.text_corpus import read_tsv, split_of
 from detectors.text_encoder import TextEncoder, guard, readable
 from detectors.text_features import STRIDE, ngram_buckets, windows

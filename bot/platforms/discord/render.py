@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import discord
 
 from bot.core.gateway import Button, Card
-from detectors.fusion import Severity
+from bot.core.verdict import Severity
 
 COLOURS = {
     Severity.NONE: discord.Colour.green(),

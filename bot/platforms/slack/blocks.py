@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.core.gateway import Button, Card
-from detectors.fusion import Severity
+from bot.core.verdict import Severity
 
 Block = dict[str, Any]
 

@@ -8,10 +8,10 @@ import pytest
 
 from bot.core.gateway import Button, Card, GatewayError
 from bot.core.types import MediaRef
+from bot.core.verdict import Severity
 from bot.platforms.slack.app import create_gateway
 from bot.platforms.slack.gateway import SlackGateway
 from bot.settings import Settings
-from detectors.fusion import Severity
 from tests.fakes.slack_server import FakeSlack
 from tests.platforms.slack.conftest import shape_png, slack_settings
 
