@@ -35,9 +35,9 @@ from bot.cli.common import (
 )
 from bot.cli.scan_errors import FileTooLarge, NotRegularFile, Said, fetch_error, file_error
 from bot.core.i18n import t
+from bot.core.verdict import Severity, Verdict
 from bot.settings import Settings
 from detectors.base import DetectorError, TextInput
-from bot.core.verdict import Severity, Verdict
 
 if TYPE_CHECKING:  # the scanner pulls in Pillow and the media stack: load it only to scan
     from bot.core.scanner import PreparedImage, Scanner

@@ -27,8 +27,8 @@ if TYPE_CHECKING:
     from bot.core.outbox import Outbox
     from bot.core.pipeline import Pipeline
     from bot.core.types import Role
-    from bot.settings import Settings
     from bot.core.verdict import Thresholds
+    from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 
