@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 DEV_STAMP := $(VENV)/.dev-installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: run test bench lint install install-dev clean
+.PHONY: run test bench lint format install install-dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,9 +37,15 @@ test: $(DEV_STAMP)
 bench: $(DEV_STAMP)
 	$(BIN)/python -m bench
 
+# One formatter (ruff format), the linter and the type checker; .ci/run runs this before the tests.
 lint: $(DEV_STAMP)
-	$(BIN)/ruff check bot detectors tests bench
+	$(BIN)/ruff check bot detectors tests bench scripts migrations
+	$(BIN)/ruff format --check bot detectors tests bench scripts migrations
 	$(BIN)/mypy bot detectors
+
+format: $(DEV_STAMP)
+	$(BIN)/ruff format bot detectors tests bench scripts migrations
+	$(BIN)/ruff check --fix bot detectors tests bench scripts migrations
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -11,7 +11,6 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-
 revision: str = '0006'
 down_revision: str | None = '0005'
 branch_labels: str | Sequence[str] | None = None
@@ -19,7 +18,7 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    
+
     op.create_table('protections',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('workspace_id', sa.Integer(), nullable=False),
@@ -105,11 +104,11 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('sweep', sa.JSON(), nullable=False, server_default='{}'))
         batch_op.create_index(batch_op.f('ix_tickets_due_at'), ['due_at'], unique=False)
 
-    
+
 
 
 def downgrade() -> None:
-    
+
     with op.batch_alter_table('tickets', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_tickets_due_at'))
         batch_op.drop_column('sweep')
@@ -134,4 +133,4 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_protections_workspace_id'))
 
     op.drop_table('protections')
-    
+
