@@ -17,7 +17,7 @@ import click
 
 from bot.cli.common import EXIT_USAGE, console, fail, get_settings, missing_sqlite_file, stdout
 from bot.core.clock import Clock
-from bot.core.digest_schedule import Period
+from bot.core.digest import Period
 from bot.core.gateway import Card
 from bot.core.i18n import t
 from bot.store.models import ScanRecord, Ticket, Workspace
@@ -78,8 +78,7 @@ def demo_data(
 
 async def _demo_card(locale: str) -> Card:
     # Imported here: the chart pulls in matplotlib, which every other command can do without.
-    from bot.core.digest import compute_stats
-    from bot.core.digest_render import render_digest
+    from bot.core.digest import compute_stats, render_digest
 
     workspace, period, scans, tickets = demo_data(Clock().now(), locale)
     return await render_digest(compute_stats(workspace, period, scans, tickets), locale)
@@ -113,7 +112,7 @@ _MENTION = re.compile(r"<([#@])[!&]?([^>|\s]+)(?:\|[^>]*)?>")
 
 def terminal_text(card: Card) -> str:
     """The card as plain text for a terminal, mentions written as `#channel` / `@user`."""
-    from bot.core.digest_render import card_text
+    from bot.core.digest import card_text
 
     return _MENTION.sub(lambda m: f"{m.group(1)}{m.group(2)}", card_text(card))
 

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from bot.core.clock import as_utc
-from bot.core.digest_format import severity_label
+from bot.core.digest.format import severity_label
 from bot.core.errors import NotFound, VeilleError
 from bot.core.i18n import plural, t
 from bot.store.models import Evidence, HashEntry, MediaItem, Report, Ticket, TicketEvent, Workspace

@@ -28,8 +28,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col, select
 
 from bot.core.clock import Clock, as_utc, utcnow
-from bot.core.digest import DigestOutcome, post_digest
-from bot.core.digest_schedule import last_fire, next_fire, parse_schedule, period_ending
+from bot.core.digest import (
+    DigestOutcome,
+    last_fire,
+    next_fire,
+    parse_schedule,
+    period_ending,
+    post_digest,
+)
 from bot.core.gateway import Gateway
 from bot.store.models import Workspace
 

@@ -19,11 +19,18 @@ from sqlmodel import select
 
 from bot.cli import cli
 from bot.core.clock import ManualClock
-from bot.core.digest import Metric, build_digest, digest_now, load_stats, post_digest
-from bot.core.digest_chart import render_chart
-from bot.core.digest_format import fmt_change, fmt_duration, fmt_int, fmt_percent
-from bot.core.digest_render import card_text, render_card
-from bot.core.digest_schedule import Period
+from bot.core.digest import (
+    Metric,
+    Period,
+    build_digest,
+    card_text,
+    digest_now,
+    load_stats,
+    post_digest,
+    render_card,
+)
+from bot.core.digest.chart import render_chart
+from bot.core.digest.format import fmt_change, fmt_duration, fmt_int, fmt_percent
 from bot.core.gateway import Card, GatewayError
 from bot.store import engine as store
 from bot.store.models import DigestRun, ScanRecord, Ticket, Workspace

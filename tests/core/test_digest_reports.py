@@ -8,9 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.core.digest import OpenReport, ReportStats, load_stats
-from bot.core.digest_render import card_text, render_card
-from bot.core.digest_schedule import Period
+from bot.core.digest import OpenReport, Period, ReportStats, card_text, load_stats, render_card
 from bot.store import engine as store
 from bot.store.models import Ticket, Workspace
 

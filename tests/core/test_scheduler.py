@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import select
 
 from bot.core.clock import ManualClock, as_utc
-from bot.core.digest_schedule import Period, parse_schedule
+from bot.core.digest import Period, parse_schedule
 from bot.core.scheduler import VeilleScheduler, digest_job_id
 from bot.store import engine as store
 from bot.store.models import DigestRun, Workspace

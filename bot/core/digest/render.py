@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from typing import TYPE_CHECKING
 
-from bot.core.digest_chart import render_chart
-from bot.core.digest_format import (
+from bot.core.digest.format import (
     fmt_change,
     fmt_date,
     fmt_datetime,
@@ -18,14 +16,12 @@ from bot.core.digest_format import (
     fmt_percent,
     severity_label,
 )
-from bot.core.digest_schedule import zone
+from bot.core.digest.schedule import zone
+from bot.core.digest.stats import DigestStats, Metric
 from bot.core.gateway import Card
 from bot.core.i18n import plural, t
 from bot.core.reasons import readable_reason
 from bot.core.verdict import Severity
-
-if TYPE_CHECKING:  # digest.py imports this module to render
-    from bot.core.digest import DigestStats, Metric
 
 IMAGE_NAME = "veille-digest.png"
 OPEN_LIST_N = 5  # open tickets listed by number; the rest are counted
@@ -148,6 +144,10 @@ def render_card(stats: DigestStats, locale: str, chart_png: bytes | None = None)
 
 async def render_digest(stats: DigestStats, locale: str) -> Card:
     """The Card with its chart; matplotlib runs in a worker thread, off the event loop."""
+    # Imported here: matplotlib is heavy, and the CLI commands that never draw a chart (all
+    # but `digest preview`) import this package for its schedule and formats.
+    from bot.core.digest.chart import render_chart
+
     end = stats.period.end.astimezone(zone(stats.timezone))
     current = max(1, min(round(stats.period.length / timedelta(days=1)), len(stats.daily)))
     chart = await asyncio.to_thread(

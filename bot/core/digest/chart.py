@@ -15,7 +15,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from bot.core.digest_format import fmt_int, fmt_short_day, severity_label
+from bot.core.digest.format import fmt_int, fmt_short_day, severity_label
 from bot.core.i18n import t
 
 # Okabe-Ito: sky blue, orange, vermillion; darker = more severe.
