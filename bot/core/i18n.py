@@ -1,7 +1,10 @@
-"""English and French message catalogues: every TOML file in bot/core/locales/<locale>/ is merged
-(one file per area: cli.toml, core.toml, discord.toml...). Top-level tables are key prefixes,
-so `[cli] no_platform = ...` is `t("cli.no_platform")`. The workspace locale chooses; unknown
-locales fall back to English, missing keys fall back to the English text."""
+"""Message catalogues: every TOML file in bot/core/locales/<locale>/ is merged (one file per
+area: cli.toml, core.toml, discord.toml...). Top-level tables are key prefixes, so
+`[cli] no_platform = ...` is `t("cli.no_platform")`. The workspace locale chooses; unknown
+locales fall back to English, missing keys fall back to the English text.
+
+The UI languages are the catalogue folders: adding a language is adding a folder (with the
+same files and keys as `en/`, which tests/foundation/test_catalogues.py checks)."""
 
 from __future__ import annotations
 
@@ -9,8 +12,10 @@ import tomllib
 from functools import cache
 from pathlib import Path
 
-LOCALES = ("en", "fr")
 _DIR = Path(__file__).with_name("locales")
+# English first: the fallback language, and the first choice the wizards show.
+LOCALES: tuple[str, ...] = ("en", *sorted(
+    p.name for p in _DIR.iterdir() if p.is_dir() and p.name != "en" and any(p.glob("*.toml"))))
 
 
 @cache

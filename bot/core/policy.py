@@ -11,11 +11,13 @@ from typing import Any
 
 from bot.core.types import Decision, MessageEvent
 from bot.core.verdict import Severity, Thresholds, Verdict
+from bot.workspace_settings import DEFAULT_SENSITIVITY, SENSITIVITIES
 from detectors.base import HELP_REQUEST, UNDRESS_REQUEST
 
-# Presets move every tier: negative is stricter (flags more). Relaxed suits art communities.
+# What each sensitivity preset (declared in bot/workspace_settings.py) means: presets move
+# every tier, negative is stricter (flags more). Relaxed suits art communities. A test checks
+# that every declared preset has its shift.
 SENSITIVITY_SHIFT: dict[str, float] = {"relaxed": 0.1, "standard": 0.0, "strict": -0.15}
-SENSITIVITIES = tuple(SENSITIVITY_SHIFT)
 # A repeat offender is timed out (when the workspace enabled timeouts) from this count on.
 REPEAT_LIMIT = 3
 TIMEOUT_SECONDS = 24 * 3600
@@ -31,7 +33,7 @@ class ChannelRule:
 
 def effective_sensitivity(workspace_sensitivity: str, channel: ChannelRule | None) -> str:
     chosen = (channel.sensitivity if channel and channel.sensitivity else workspace_sensitivity)
-    return chosen if chosen in SENSITIVITY_SHIFT else "standard"
+    return chosen if chosen in SENSITIVITIES else DEFAULT_SENSITIVITY
 
 
 def thresholds_for(base: Thresholds, sensitivity: str) -> Thresholds:

@@ -27,10 +27,10 @@ from bot.core.types import Actor, Decision, MessageEvent, Role, SetupInput, Work
 from bot.core.verdict import Severity, Thresholds
 from bot.core.victims_service import VictimsMixin
 from bot.core.watchdog import LoopWatchdog
+from bot.core.workspace_setup import apply_setup, workspace_view
 from bot.settings import Settings
 from bot.store import bank_sharing, repos, victims_repo
 from bot.store.models import Ticket, Workspace
-from bot.store.workspace_repo import apply_setup, workspace_view
 
 log = logging.getLogger(__name__)
 

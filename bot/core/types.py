@@ -122,8 +122,10 @@ class ReportForm:
 
 @dataclass(frozen=True)
 class SetupInput:
-    """What a setup wizard collected; None leaves a setting as it is. `channel_sensitivity`
-    maps channel ids to a preset ("" removes the override); `allow_channel_ids` replaces the
+    """What a setup wizard collected; None leaves a setting as it is. Each field is a setting
+    declared in bot/workspace_settings.py (its allowed values, default and label), which the
+    core checks before storing (bot/core/workspace_setup.py). `channel_sensitivity` maps
+    channel ids to a preset ("" removes the override); `allow_channel_ids` replaces the
     allow-listed channels."""
 
     locale: str | None = None
@@ -135,7 +137,7 @@ class SetupInput:
     admin_role_ids: tuple[str, ...] | None = None
     allow_role_ids: tuple[str, ...] | None = None
     allow_channel_ids: tuple[str, ...] | None = None
-    sensitivity: str | None = None  # relaxed | standard | strict
+    sensitivity: str | None = None
     channel_sensitivity: tuple[tuple[str, str], ...] = ()
     delete: bool | None = None
     notify: bool | None = None
@@ -147,7 +149,9 @@ class SetupInput:
 
 @dataclass(frozen=True)
 class WorkspaceView:
-    """A read-only copy of a workspace's settings for adapters (they never touch the store)."""
+    """A read-only copy of a workspace's settings for adapters (they never touch the store):
+    its identity, every setting of bot/workspace_settings.py (the action toggles as `actions`,
+    sorted (name, on) pairs) and whether setup was completed."""
 
     id: int
     platform: str

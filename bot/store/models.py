@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, Column, DateTime, Index, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from bot.core.clock import utcnow
+from bot import workspace_settings as settings
+
+
+def _utcnow() -> datetime:
+    """Aware UTC now: the default of every timestamp column. The store's own, so it does not
+    import the core; code that decides times passes the core's clock value instead."""
+    return datetime.now(UTC)
 
 
 def _json(default: Any = None) -> Any:
@@ -19,11 +25,12 @@ def _json(default: Any = None) -> Any:
 def _when(nullable: bool = False, index: bool = False) -> Any:
     if nullable:
         return Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True, index=index))
-    return Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False, index=index))
+    return Field(default_factory=_utcnow, sa_column=Column(DateTime(timezone=True), nullable=False, index=index))
 
 
 class Workspace(SQLModel, table=True):
-    """One Discord guild or Slack team, with what its admins chose in the setup wizard."""
+    """One Discord guild or Slack team, with what its admins chose in the setup wizard. What
+    each setting may be, and its default, is declared in bot/workspace_settings.py."""
 
     __tablename__ = "workspaces"
     __table_args__ = (UniqueConstraint("platform", "external_id", name="uq_workspace_platform_id"),)
@@ -32,19 +39,19 @@ class Workspace(SQLModel, table=True):
     platform: str = Field(max_length=16)
     external_id: str = Field(max_length=64)
     name: str = Field(default="", max_length=200)
-    locale: str = Field(default="en", max_length=8)
-    timezone: str = Field(default="UTC", max_length=64)
+    locale: str = Field(default=settings.DEFAULT_LOCALE, max_length=8)
+    timezone: str = Field(default=settings.DEFAULT_TIMEZONE, max_length=64)
     safety_channel_id: str | None = Field(default=None, max_length=64)
     quarantine_channel_id: str | None = Field(default=None, max_length=64)
     moderator_role_ids: list[str] = _json(list)  # Discord roles or Slack user groups
     moderator_user_ids: list[str] = _json(list)  # Slack: individual moderators
     admin_role_ids: list[str] = _json(list)
     allow_role_ids: list[str] = _json(list)  # authors with these roles are never scanned
-    sensitivity: str = Field(default="standard", max_length=16)  # relaxed | standard | strict
-    actions: dict[str, Any] = _json(lambda: {"delete": True, "notify": True, "timeout": False})
-    digest_schedule: str = Field(default="daily@09:00", max_length=64)  # daily@HH:MM | weekly:mon@HH:MM | cron:... | off
-    retention_days: int = Field(default=30)
-    sla_hours: int = Field(default=24)
+    sensitivity: str = Field(default=settings.DEFAULT_SENSITIVITY, max_length=16)
+    actions: dict[str, Any] = _json(lambda: dict(settings.ACTION_DEFAULTS))
+    digest_schedule: str = Field(default=settings.DEFAULT_DIGEST_SCHEDULE, max_length=64)
+    retention_days: int = Field(default=settings.DEFAULT_RETENTION_DAYS)
+    sla_hours: int = Field(default=settings.DEFAULT_SLA_HOURS)
     setup_completed: bool = Field(default=False)
     created_at: datetime = _when()
     updated_at: datetime = _when()

@@ -1,18 +1,32 @@
-"""Workspace settings: applying what a setup wizard collected, and the read-only view adapters get."""
+"""Workspace settings in the core: checking and applying what a setup wizard collected, and the
+read-only view adapters get.
+
+What each setting may be is declared once, in `bot/workspace_settings.py`; this module asks it
+about every value a wizard sent and says a refusal in the workspace's language (a
+`VeilleError` with code "invalid_setup"), so both platforms refuse a bad value the same way.
+The store only holds the rows: it knows nothing of wizards or languages.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import fields
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.errors import VeilleError
 from bot.core.i18n import LOCALES, t
-from bot.core.policy import SENSITIVITIES
 from bot.core.types import SetupInput, WorkspaceView
 from bot.store import repos
 from bot.store.models import ChannelOverride, Workspace
+from bot.workspace_settings import ACTIONS, SettingError, check_sensitivity, check_setting
+
+# SetupInput fields stored as they are on the Workspace row (lists as JSON lists); the action
+# toggles go into its `actions` object, channels into channel overrides.
+_PLAIN = ("locale", "timezone", "safety_channel_id", "quarantine_channel_id", "sensitivity",
+          "digest_schedule", "retention_days", "sla_hours")
+_LISTS = ("moderator_role_ids", "moderator_user_ids", "admin_role_ids", "allow_role_ids")
 
 
 def workspace_view(ws: Workspace, overrides: Sequence[ChannelOverride]) -> WorkspaceView:
@@ -32,35 +46,33 @@ def workspace_view(ws: Workspace, overrides: Sequence[ChannelOverride]) -> Works
     )
 
 
-def _check(setup: SetupInput, locale: str) -> None:
-    """Refuse values the rest of Veille could not use (the message names the field)."""
-    presets = [setup.sensitivity, *(s for _, s in setup.channel_sensitivity if s)]
-    if any(p is not None and p not in SENSITIVITIES for p in presets):
-        raise VeilleError(t("core.setup.bad_sensitivity", locale, allowed=", ".join(SENSITIVITIES)),
-                          code="invalid_setup")
-    if setup.locale is not None and setup.locale not in LOCALES:
-        raise VeilleError(t("core.setup.bad_locale", locale, allowed=", ".join(LOCALES)),
-                          code="invalid_setup")
-    for value in (setup.retention_days, setup.sla_hours):
-        if value is not None and not 0 < value <= 3650:
-            raise VeilleError(t("core.setup.bad_number", locale), code="invalid_setup")
+def check_setup(setup: SetupInput, locale: str) -> None:
+    """Refuse values the rest of Veille could not use, in `locale` (the message names the
+    setting and what it may be). Every wizard's input passes here before anything is stored."""
+    try:
+        for item in fields(setup):
+            if item.name != "channel_sensitivity":
+                check_setting(item.name, getattr(setup, item.name), locales=LOCALES)
+        for _, preset in setup.channel_sensitivity:
+            if preset:  # "" removes the channel's override
+                check_sensitivity(preset)
+    except SettingError as exc:
+        raise VeilleError(t(exc.key, locale, **exc.values), code="invalid_setup") from exc
 
 
 async def apply_setup(session: AsyncSession, ws: Workspace, setup: SetupInput, now: datetime) -> None:
     """Write the wizard's choices; None leaves a setting unchanged. Marks setup completed."""
-    _check(setup, ws.locale)
+    check_setup(setup, ws.locale)
     assert ws.id is not None
-    for name in ("locale", "timezone", "safety_channel_id", "quarantine_channel_id", "sensitivity",
-                 "digest_schedule", "retention_days", "sla_hours"):
+    for name in _PLAIN:
         value = getattr(setup, name)
         if value is not None:
             setattr(ws, name, value)
-    for name in ("moderator_role_ids", "moderator_user_ids", "admin_role_ids", "allow_role_ids"):
+    for name in _LISTS:
         value = getattr(setup, name)
         if value is not None:
             setattr(ws, name, list(value))
-    toggles = {k: v for k, v in (("delete", setup.delete), ("notify", setup.notify),
-                                 ("timeout", setup.timeout)) if v is not None}
+    toggles = {name: getattr(setup, name) for name in ACTIONS if getattr(setup, name) is not None}
     if toggles:
         ws.actions = {**(ws.actions or {}), **toggles}  # a new dict: JSON columns track assignment
     if setup.allow_channel_ids is not None:
