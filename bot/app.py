@@ -22,15 +22,14 @@ from bot.store import engine as store
 log = logging.getLogger(__name__)
 DRAIN_S = 20.0  # seconds SIGTERM waits for the outbox run in progress (systemd waits 90)
 
-PLATFORMS = ("discord", "slack")
 
 
 async def load_bank(engine: AsyncEngine) -> Any:
     """Every stored hash-bank entry, in the HashBank the hashes detector matches against."""
-    from bot.store import hash_repo
+    from bot.core import banks
 
     async with store.session_factory(engine)() as session:
-        return await hash_repo.load_bank(session)
+        return await banks.load_bank(session)
 
 
 async def build_veille(
@@ -59,22 +58,22 @@ async def build_veille(
 
 
 def _platform_starters(settings: Settings) -> list[tuple[str, Any]]:
-    """`start(settings, veille)` of each configured platform whose adapter can be imported."""
-    configured = {"discord": settings.discord_configured, "slack": settings.slack_configured}
+    """`start(settings, veille)` of each configured platform (bot/platforms/__init__.py)
+    whose adapter can be imported."""
+    from bot.platforms import configured
+
     starters = []
-    for name in PLATFORMS:
-        if not configured[name]:
-            continue
+    for platform in configured(settings):
         try:
-            runner = importlib.import_module(f"bot.platforms.{name}.runner")
+            runner = importlib.import_module(platform.runner)
         except ImportError as exc:
-            log.error("%s is configured but its adapter cannot be imported: %s", name, exc)
+            log.error("%s is configured but its adapter cannot be imported: %s", platform.name, exc)
             continue
         start = getattr(runner, "start", None)
         if not callable(start):
-            log.error("bot.platforms.%s.runner has no start(settings, veille)", name)
+            log.error("%s has no start(settings, veille)", platform.runner)
             continue
-        starters.append((name, start))
+        starters.append((platform.name, start))
     return starters
 
 

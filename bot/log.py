@@ -7,6 +7,10 @@ import logging
 import re
 import sys
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
 
 # Token shapes that must never reach a log line even if nobody registered them.
 _TOKEN_PATTERNS = re.compile(
@@ -58,21 +62,27 @@ class QuietLibraries(logging.Filter):
 
 
 class QuietNotices(logging.Filter):
-    """Drops library notices that are not about Veille: discord.py's voice-support warnings
-    (Veille never joins voice) and APScheduler's job bookkeeping ("Adding job tentatively",
-    "Added job", "Scheduler started"). VEILLE_LOG_LEVEL=DEBUG shows them."""
+    """Drops library notices that are not about Veille: those the platforms name (their
+    descriptors' `quiet_notices`: discord.py's voice-support warning, as Veille never joins
+    voice) and APScheduler's job bookkeeping ("Adding job tentatively", "Added job",
+    "Scheduler started"). VEILLE_LOG_LEVEL=DEBUG shows them."""
 
-    VOICE = "voice will NOT be supported"
-
-    def __init__(self, debug: bool = False) -> None:
+    def __init__(self, debug: bool = False,
+                 notices: Iterable[tuple[str, str]] | None = None) -> None:
         super().__init__()
         self.debug = debug
+        if notices is None:
+            from bot.platforms import PLATFORMS
+
+            notices = [notice for platform in PLATFORMS for notice in platform.quiet_notices]
+        self.notices = tuple(notices)
 
     def filter(self, record: logging.LogRecord) -> bool:
         if self.debug:
             return True
-        if record.name.startswith("discord") and self.VOICE in str(record.msg):
-            return False
+        for prefix, text in self.notices:
+            if record.name.startswith(prefix) and text in str(record.msg):
+                return False
         return not (record.name.startswith("apscheduler") and record.levelno < logging.WARNING)
 
 
@@ -111,8 +121,20 @@ def setup_logging(level: str = "INFO", fmt: str = "text", secrets: Iterable[str]
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("discord.gateway", "discord.client", "aiosqlite", "urllib3", "PIL", "alembic"):
+    from bot.platforms import PLATFORMS
+
+    chatty = [name for platform in PLATFORMS for name in platform.quiet_loggers]
+    for noisy in (*chatty, "aiosqlite", "urllib3", "PIL", "alembic"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+
+
+def secrets_of(settings: Settings) -> list[str]:
+    """What `setup_logging` must redact: the secret key and every platform's secrets (their
+    descriptors' `secrets`)."""
+    from bot.platforms import secrets
+
+    key = [settings.secret_key.get_secret_value()] if settings.secret_key is not None else []
+    return key + secrets(settings)
 
 
 def fields(**values: object) -> dict[str, dict[str, object]]:

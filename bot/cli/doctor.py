@@ -1,11 +1,10 @@
-"""`veille doctor`: what is wrong with this installation, and how to fix it."""
+"""`veille doctor`: what is wrong with this installation, and how to fix it. Each platform's
+checks (its settings, its token) live with it: its descriptor in bot/platforms/."""
 
 from __future__ import annotations
 
 import asyncio
 import re
-from dataclasses import dataclass
-from typing import Literal
 
 import aiohttp
 import click
@@ -13,19 +12,8 @@ from rich.table import Table
 
 from bot.cli.common import EXIT_OK, EXIT_USAGE, get_settings, stdout
 from bot.core.i18n import plural, t
+from bot.platforms.base import Check
 from bot.settings import Settings
-
-Status = Literal["ok", "warn", "fail"]
-DISCORD_DEFAULT_API = "https://discord.com/api/v10"
-SLACK_DEFAULT_API = "https://slack.com/api/"
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    status: Status
-    detail: str
-    fix: str = ""
 
 
 def check_config(settings: Settings, locale: str) -> list[Check]:
@@ -36,16 +24,15 @@ def check_config(settings: Settings, locale: str) -> list[Check]:
         checks.append(Check("secret key", "warn", t("doctor.short_secret", locale), t("doctor.fix_init", locale)))
     else:
         checks.append(Check("secret key", "ok", "VEILLE_SECRET_KEY"))
-    platforms = [p for p, ok in (("Discord", settings.discord_configured), ("Slack", settings.slack_configured)) if ok]
+    from bot.platforms import PLATFORMS, configured
+
+    platforms = [platform.title for platform in configured(settings)]
     if platforms:
         checks.append(Check("platforms", "ok", ", ".join(platforms)))
     else:
         checks.append(Check("platforms", "fail", t("doctor.no_platform", locale), t("doctor.fix_init", locale)))
-    if settings.slack_bot_token and not settings.slack_configured:
-        missing = "SLACK_APP_TOKEN" if settings.slack_mode == "socket" else "SLACK_SIGNING_SECRET"
-        checks.append(Check("slack mode", "fail", t("doctor.slack_missing", locale, missing=missing, mode=settings.slack_mode)))
-    if settings.slack_bot_token and settings.slack_admin_token is None:
-        checks.append(Check("slack deletion", "warn", t("doctor.slack_no_admin", locale)))
+    for platform in PLATFORMS:
+        checks.extend(platform.doctor_checks(settings, locale))
     if settings.fetch_allow_loopback:
         checks.append(Check("fetcher", "warn", t("doctor.loopback", locale)))
     return checks
@@ -104,35 +91,6 @@ def check_text_encoder(locale: str = "en") -> Check:
                  t("doctor.fix_encoder", locale))
 
 
-async def check_discord(settings: Settings, session: aiohttp.ClientSession, locale: str) -> Check:
-    assert settings.discord_token is not None
-    base = (settings.discord_api_url or DISCORD_DEFAULT_API).rstrip("/")
-    headers = {"Authorization": f"Bot {settings.discord_token.get_secret_value()}"}
-    try:
-        async with session.get(f"{base}/users/@me", headers=headers) as response:
-            if response.status == 401:
-                return Check("discord token", "fail", t("doctor.token_rejected", locale), t("doctor.fix_discord", locale))
-            response.raise_for_status()
-            me = await response.json()
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        return Check("discord token", "warn", t("doctor.unreachable", locale, what="Discord", error=type(exc).__name__))
-    return Check("discord token", "ok", t("doctor.logged_in_as", locale, name=me.get("username", "?")))
-
-
-async def check_slack(settings: Settings, session: aiohttp.ClientSession, locale: str) -> Check:
-    assert settings.slack_bot_token is not None
-    base = settings.slack_api_url or SLACK_DEFAULT_API
-    headers = {"Authorization": f"Bearer {settings.slack_bot_token.get_secret_value()}"}
-    try:
-        async with session.post(f"{base.rstrip('/')}/auth.test", headers=headers) as response:
-            body = await response.json(content_type=None)
-    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-        return Check("slack token", "warn", t("doctor.unreachable", locale, what="Slack", error=type(exc).__name__))
-    if not body.get("ok"):
-        return Check("slack token", "fail", t("doctor.slack_rejected", locale, error=body.get("error", "?")), t("doctor.fix_slack", locale))
-    return Check("slack token", "ok", t("doctor.logged_in_as", locale, name=f"{body.get('user')} @ {body.get('team')}"))
-
-
 async def run_checks(settings: Settings, with_model: bool, online: bool) -> list[Check]:
     locale = settings.default_locale
     checks = check_config(settings, locale)
@@ -144,10 +102,10 @@ async def run_checks(settings: Settings, with_model: bool, online: bool) -> list
     if online:
         timeout = aiohttp.ClientTimeout(total=10)
         async with aiohttp.ClientSession(timeout=timeout) as session:
-            if settings.discord_token:
-                checks.append(await check_discord(settings, session, locale))
-            if settings.slack_bot_token:
-                checks.append(await check_slack(settings, session, locale))
+            from bot.platforms import PLATFORMS
+
+            for platform in PLATFORMS:  # a token that is set is checked, configured or not
+                checks.extend(await platform.online_checks(settings, session, locale))
     return checks
 
 

@@ -40,14 +40,6 @@ def _chain(exc: BaseException) -> list[BaseException]:
     return seen
 
 
-def _slack_error(exc: BaseException) -> str | None:
-    response = getattr(exc, "response", None)
-    try:
-        return str(response["error"]) if response is not None else None
-    except (KeyError, TypeError):
-        return None
-
-
 def config_problems(exc: ValidationError, locale: str) -> str:
     """Each invalid setting as `NAME=value: what is expected`, in the person's language."""
     lines = []
@@ -71,18 +63,18 @@ def explain(exc: BaseException, locale: str) -> Failure:
     if isinstance(exc, ValidationError):
         return Failure(t("failure.bad_setting", locale, problems=config_problems(exc, locale)))
     chain = _chain(exc)
-    names = {type(e).__name__ for e in chain}
     from detectors.base import DetectorError
 
     for item in chain:
         if isinstance(item, DetectorError):  # missing CLIP weights and the like
             return Failure(t("cli.config_error", locale, detail=str(item)))
-    if "LoginFailure" in names:
-        return Failure(t("failure.discord_token", locale))
-    for item in chain:
-        slack = _slack_error(item)
-        if slack in ("invalid_auth", "not_authed", "account_inactive", "token_revoked"):
-            return Failure(t("failure.slack_token", locale, error=slack))
+    from bot.platforms import PLATFORMS
+
+    for platform in PLATFORMS:  # a platform refusing its token (each says how it knows)
+        for item in chain:
+            message = platform.explain_failure(item, locale)
+            if message is not None:
+                return Failure(message)
     from bot.store.engine import DatabaseNotMigrated
 
     for item in chain:

@@ -52,10 +52,14 @@ def register(cli: click.Group) -> None:
         """Start Veille on every configured platform (Discord, Slack)."""
         settings = get_settings()
         locale = settings.default_locale
-        if settings.slack_bot_token is not None and not settings.slack_configured:
-            missing = "SLACK_APP_TOKEN" if settings.slack_mode == "socket" else "SLACK_SIGNING_SECRET"
-            fail(t("failure.slack_incomplete", locale, missing=missing, mode=settings.slack_mode))
-        if not (settings.discord_configured or settings.slack_configured):
+        from bot.platforms import PLATFORMS, configured
+
+        for platform in PLATFORMS:
+            problem = platform.incomplete(settings, locale)
+            if problem is not None:
+                fail(problem)
+        platforms = [platform.title for platform in configured(settings)]
+        if not platforms:
             fail(t("cli.no_platform", locale), EXIT_USAGE)
         asyncio.run(_check_database(settings))
         if settings.secret_key is None and settings.evidence != "hashes-only":
@@ -64,8 +68,6 @@ def register(cli: click.Group) -> None:
         from bot.app import run_forever
         from bot.cli.preflight import check_platforms
 
-        platforms = [p for p, ok in (("Discord", settings.discord_configured),
-                                     ("Slack", settings.slack_configured)) if ok]
         console.print(t("cli.starting", locale, platforms=", ".join(platforms)))
         try:
             # What is local first (the detectors load: no weights is exit 2), then the network.

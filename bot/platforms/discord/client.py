@@ -15,6 +15,7 @@ import discord
 from discord import app_commands
 
 from bot.platforms.discord.events import AiApps, to_event, worth_rescanning
+from bot.platforms.discord.gateway import DiscordGateway
 
 if TYPE_CHECKING:
     from bot.core.service import Veille
@@ -71,8 +72,6 @@ class VeilleClient(discord.AutoShardedClient):
         )
         self.veille = veille
         self.tree: app_commands.CommandTree[VeilleClient] = app_commands.CommandTree(self)
-        from bot.platforms.discord.gateway import DiscordGateway
-
         self.gateway = DiscordGateway(self)
 
     async def setup_hook(self) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Awaitable
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import aiohttp
 import discord
@@ -17,9 +17,6 @@ import discord
 from bot.core.gateway import Button, Card, GatewayError
 from bot.core.types import MediaRef, Platform
 from bot.platforms.discord.render import render_buttons, render_card
-
-if TYPE_CHECKING:
-    from bot.platforms.discord.client import VeilleClient
 
 T = TypeVar("T")
 _CHUNK = 64 * 1024
@@ -43,11 +40,14 @@ async def translate_errors(call: Awaitable[T], what: str) -> T:
 
 
 class DiscordGateway:
-    """The core's port to Discord. Workspace ids are guild ids; channel ids may be threads."""
+    """The core's port to Discord. Workspace ids are guild ids; channel ids may be threads.
+
+    It needs only discord.py's `Client` (REST and the guild cache), not Veille's client:
+    client.py builds it, and nothing here imports client.py back."""
 
     platform = Platform.DISCORD
 
-    def __init__(self, client: VeilleClient) -> None:
+    def __init__(self, client: discord.Client) -> None:
         self.client = client
         self._session: aiohttp.ClientSession | None = None
 
