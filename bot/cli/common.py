@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from bot.core.i18n import t
-from bot.log import setup_logging
+from bot.log import secrets_of, setup_logging
 from bot.settings import Settings, fallback_locale, load_settings
 
 EXIT_OK = 0
@@ -21,14 +21,6 @@ EXIT_USAGE = 2
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)  # guidance keeps its own line breaks
 stdout = Console(highlight=False, soft_wrap=True)
-
-
-def secrets_of(settings: Settings) -> list[str]:
-    values = [
-        settings.secret_key, settings.discord_token, settings.slack_bot_token,
-        settings.slack_app_token, settings.slack_signing_secret, settings.slack_admin_token,
-    ]
-    return [v.get_secret_value() for v in values if v is not None]
 
 
 class _Session:
