@@ -10,7 +10,7 @@ import click
 from dotenv import dotenv_values
 
 from bot.cli.common import EXIT_USAGE, console, fail
-from bot.core.i18n import normalise_locale, t
+from bot.core.i18n import LOCALES, normalise_locale, t
 from bot.settings import (
     DEFAULT_CLIP_MODEL,
     DEFAULT_CLIP_PRETRAINED,
@@ -62,7 +62,7 @@ def _ask(key: str, prompt_key: str, secret: bool, current: str, lang: str, force
         return answer.strip() if (answer.strip() or force) else current
     if key == "VEILLE_LOCALE":
         return str(click.prompt(label, default=current or lang,
-                                type=click.Choice(["en", "fr"]))).strip()
+                                type=click.Choice(LOCALES))).strip()
     answer = click.prompt(label, default=current or "", hide_input=secret,
                           show_default=not secret)
     return answer.strip()
@@ -97,7 +97,7 @@ def register(cli: click.Group) -> None:
     @click.option("--database-url", default=None)
     @click.option("--clip-model", default=None)
     @click.option("--clip-pretrained", default=None, help="Hub tag or local checkpoint path.")
-    @click.option("--locale", type=click.Choice(["en", "fr"]), default=None,
+    @click.option("--locale", type=click.Choice(LOCALES), default=None,
                   help="Language of Veille's messages (default: from LANG).")
     @click.option("--detectors", default=None, help=f"Comma-separated (default: {DEFAULT_DETECTORS}).")
     @click.option("--non-interactive", "-y", is_flag=True, help="Ask nothing; use flags and defaults.")

@@ -4,7 +4,9 @@ in the workspace's timezone, and the reporting period that ends at each schedule
 Schedules: "daily@HH:MM", "weekly:mon@HH:MM", "cron:<minute hour day month day-of-week>"
 (standard cron: day-of-week 0 and 7 are Sunday) or "off". A digest fired at F covers
 [previous fire, F): periods tile time with no gap or overlap, so across a DST change a
-"daily" period is 23 or 25 hours long, as the volunteers' wall clock says.
+"daily" period is 23 or 25 hours long, as the volunteers' wall clock says. The grammar of
+these strings, and the schedules the setup wizards offer, are declared with the other
+workspace settings in bot/workspace_settings.py; this module only turns them into triggers.
 """
 
 from __future__ import annotations
@@ -17,10 +19,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from apscheduler.triggers.cron import CronTrigger
 
 from bot.core.clock import as_utc
+from bot.workspace_settings import parse_digest_schedule
 
-_TIME = r"(?P<hh>[01]?\d|2[0-3]):(?P<mm>[0-5]\d)"
-_DAILY = re.compile(rf"^daily@{_TIME}$")
-_WEEKLY = re.compile(rf"^weekly:(?P<dow>mon|tue|wed|thu|fri|sat|sun)@{_TIME}$")
 # Standard cron numbers day-of-week from Sunday = 0; APScheduler from Monday = 0.
 _CRON_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 # Widening windows to look back for the fire time before a given instant: a schedule that fires
@@ -67,24 +67,20 @@ def parse_schedule(spec: str, timezone: str) -> CronTrigger | None:
     """The trigger for a `digest_schedule` string, or None for "off".
     Raises ValueError for a malformed schedule or timezone (the setup wizard shows it)."""
     tz = zone(timezone)
-    spec = (spec or "off").strip().lower()
-    if spec == "off":
+    schedule = parse_digest_schedule(spec)  # SettingError (a ValueError) when malformed
+    if schedule.frequency == "off":
         return None
-    if match := _DAILY.match(spec):
-        return CronTrigger(hour=int(match["hh"]), minute=int(match["mm"]), timezone=tz)
-    if match := _WEEKLY.match(spec):
-        return CronTrigger(day_of_week=match["dow"], hour=int(match["hh"]),
-                           minute=int(match["mm"]), timezone=tz)
-    if spec.startswith("cron:"):
-        fields = spec.removeprefix("cron:").split()
-        if len(fields) != 5:
-            raise ValueError(f"a cron schedule needs 5 fields, got {spec!r}")
+    if schedule.frequency == "cron":
+        fields = list(schedule.cron)
         fields[4] = re.sub(r"(?<![/\d])\d+", lambda m: _CRON_DAYS[int(m[0]) % 7], fields[4])
         try:
             return CronTrigger.from_crontab(" ".join(fields), timezone=tz)
         except ValueError as exc:
             raise ValueError(f"invalid cron schedule {spec!r}: {exc}") from exc
-    raise ValueError(f"unknown digest schedule {spec!r}")
+    if schedule.weekday:
+        return CronTrigger(day_of_week=schedule.weekday, hour=schedule.hour,
+                           minute=schedule.minute, timezone=tz)
+    return CronTrigger(hour=schedule.hour, minute=schedule.minute, timezone=tz)
 
 
 def next_fire(trigger: CronTrigger, after: datetime) -> datetime | None:

@@ -3,14 +3,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable
+from typing import Any
 
 import discord
 
 from bot.core.i18n import t
-
-if TYPE_CHECKING:
-    from bot.platforms.discord.wizard import SetupChoices
 
 # What Veille does in each place: posts cards with buttons and previews; deletes and times out
 # anywhere in the server.
@@ -20,15 +18,17 @@ GUILD_NEEDS = ("manage_messages",)
 TIMEOUT_NEEDS = ("moderate_members",)
 
 
-def missing_permissions(interaction: discord.Interaction[Any], choices: SetupChoices,
-                        locale: str) -> list[str]:
-    """One localised line per place where the bot lacks a permission; [] when all is well."""
+def missing_permissions(interaction: discord.Interaction[Any], channel_ids: Iterable[str | None],
+                        *, timeout: bool, locale: str) -> list[str]:
+    """One localised line per place where the bot lacks a permission; [] when all is well.
+    `channel_ids` are the channels chosen (None: not chosen yet); `timeout`: whether the
+    workspace times out offenders. Plain values, so this module does not import the wizard."""
     guild = interaction.guild
     if guild is None or guild.me is None:
         return []
     me = guild.me
     problems: list[str] = []
-    for channel_id in (choices.safety_channel_id, choices.quarantine_channel_id):
+    for channel_id in channel_ids:
         channel = guild.get_channel(int(channel_id)) if channel_id else None
         if channel is None:
             continue
@@ -37,7 +37,7 @@ def missing_permissions(interaction: discord.Interaction[Any], choices: SetupCho
         if lacking:
             problems.append(t("discord.wizard.missing_in", locale, channel=f"<#{channel.id}>",
                               permissions=", ".join(_label(n, locale) for n in lacking)))
-    needs = GUILD_NEEDS + (TIMEOUT_NEEDS if choices.actions.get("timeout") else ())
+    needs = GUILD_NEEDS + (TIMEOUT_NEEDS if timeout else ())
     lacking = [name for name in needs if not getattr(me.guild_permissions, name)]
     if lacking:
         problems.append(t("discord.wizard.missing_server", locale,

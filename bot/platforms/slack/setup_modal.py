@@ -1,25 +1,41 @@
 """The setup wizard as one Slack modal: building it, reading its submitted state, and checking
 that the bot is a member of the channels chosen (Slack only delivers messages, and only lets
-the bot post, where it is a member)."""
+the bot post, where it is a member). The options it shows, their labels and defaults come from
+bot/workspace_settings.py, as the Discord wizard's do; Slack's time picker gives the digest's
+time of day."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.core.i18n import t
+from bot.core.i18n import LOCALES, t
 from bot.core.types import SetupInput, WorkspaceView
 from bot.platforms.slack.blocks import Block, mrkdwn, plain
 from bot.platforms.slack.gateway import slack_error
+from bot.workspace_settings import (
+    DEFAULT_DIGEST_FREQUENCY,
+    DEFAULT_DIGEST_SCHEDULE,
+    DEFAULT_DIGEST_TIME,
+    DEFAULT_LOCALE,
+    DEFAULT_SENSITIVITY,
+    DEFAULT_TIMEZONE,
+    DIGEST_FREQUENCIES,
+    LABELS,
+    LANGUAGE_NAME,
+    SENSITIVITIES,
+    SettingError,
+    check_timezone,
+    compose_schedule,
+    frequency_label,
+    sensitivity_label,
+    split_digest_schedule,
+)
 
 SETUP_CALLBACK = "veille:setup"
-SENSITIVITIES = ("relaxed", "standard", "strict")
-DIGESTS = ("off", "daily", "weekly:mon")
-LANGUAGES = (("en", "English"), ("fr", "Français"))
 
 
 @dataclass
@@ -30,10 +46,10 @@ class SetupValues:
     quarantine_channel_id: str | None = None
     moderator_role_ids: list[str] | None = field(default_factory=list)  # None: no groups block
     moderator_user_ids: list[str] = field(default_factory=list)
-    sensitivity: str = "standard"
-    digest_schedule: str = "daily@09:00"
-    timezone: str = "UTC"
-    locale: str = "en"
+    sensitivity: str = DEFAULT_SENSITIVITY
+    digest_schedule: str = DEFAULT_DIGEST_SCHEDULE
+    timezone: str = DEFAULT_TIMEZONE
+    locale: str = DEFAULT_LOCALE
 
 
 def _option(value: str, text: str) -> Block:
@@ -60,7 +76,11 @@ def _input(block_id: str, label: str, element: Block, *, optional: bool = False,
 def setup_view(locale: str, current: SetupValues, groups: list[tuple[str, str]], *,
                can_delete: bool, private_metadata: str = "") -> Block:
     """The modal, pre-filled with the workspace's current settings."""
-    frequency, _, at = current.digest_schedule.partition("@")
+
+    def label(setting: str) -> str:
+        return t(f"{LABELS}.{setting}", locale)
+
+    frequency, at = split_digest_schedule(current.digest_schedule)
     channel_filter = {"include": ["public", "private"], "exclude_bot_users": True}
     safety: Block = {"type": "conversations_select", "action_id": "value", "filter": channel_filter}
     if current.safety_channel_id:
@@ -86,19 +106,20 @@ def setup_view(locale: str, current: SetupValues, groups: list[tuple[str, str]],
         blocks.append(_input("groups", t("slack.setup_groups", locale), element, optional=True))
     blocks += [
         _input("users", t("slack.setup_users", locale), users, optional=True),
-        _input("sensitivity", t("slack.setup_sensitivity", locale), _select(
-            "value", [_option(s, t(f"slack.sensitivity_{s}", locale)) for s in SENSITIVITIES],
+        _input("sensitivity", label("sensitivity"), _select(
+            "value", [_option(s, t(sensitivity_label(s), locale)) for s in SENSITIVITIES],
             current.sensitivity)),
-        _input("digest", t("slack.setup_digest", locale), _select(
-            "value", [_option(d, t(f"slack.digest_{d.split(':')[0]}", locale)) for d in DIGESTS],
-            frequency if frequency in DIGESTS else "daily")),
-        _input("digest_time", t("slack.setup_digest_time", locale),
-               {"type": "timepicker", "action_id": "value", "initial_time": at or "09:00"}),
-        _input("timezone", t("slack.setup_timezone", locale),
+        _input("digest", label("digest_schedule"), _select(
+            "value", [_option(f, t(frequency_label(f), locale)) for f in DIGEST_FREQUENCIES],
+            frequency if frequency in DIGEST_FREQUENCIES else DEFAULT_DIGEST_FREQUENCY)),
+        _input("digest_time", label("digest_time"),
+               {"type": "timepicker", "action_id": "value", "initial_time": at}),
+        _input("timezone", label("timezone"),
                {"type": "plain_text_input", "action_id": "value", "initial_value": current.timezone},
                hint=t("slack.setup_timezone_hint", locale)),
-        _input("language", t("slack.setup_language", locale), _select(
-            "value", [_option(code, name) for code, name in LANGUAGES], current.locale)),
+        # Each language is named in itself, by its own catalogue.
+        _input("language", label("locale"), _select(
+            "value", [_option(code, t(LANGUAGE_NAME, code)) for code in LOCALES], current.locale)),
         {"type": "context", "elements": [mrkdwn(t(
             "slack.setup_delete_yes" if can_delete else "slack.setup_delete_no", locale))]},
     ]
@@ -122,18 +143,18 @@ def read_values(state: dict[str, Any]) -> SetupValues:
         option = get(block).get("selected_option") or {}
         return str(option.get("value") or default)
 
-    frequency = chosen("digest", "daily")
-    at = str(get("digest_time").get("selected_time") or "09:00")
+    frequency = chosen("digest", DEFAULT_DIGEST_FREQUENCY)
+    at = str(get("digest_time").get("selected_time") or DEFAULT_DIGEST_TIME)
     return SetupValues(
         safety_channel_id=get("safety").get("selected_conversation"),
         quarantine_channel_id=get("quarantine").get("selected_conversation"),
         moderator_role_ids=[str(o["value"]) for o in get("groups").get("selected_options") or []]
         if "groups" in values else None,
         moderator_user_ids=[str(u) for u in get("users").get("selected_users") or []],
-        sensitivity=chosen("sensitivity", "standard"),
-        digest_schedule="off" if frequency == "off" else f"{frequency}@{at}",
-        timezone=str(get("timezone").get("value") or "UTC").strip(),
-        locale=chosen("language", "en"),
+        sensitivity=chosen("sensitivity", DEFAULT_SENSITIVITY),
+        digest_schedule=compose_schedule(frequency, at),
+        timezone=str(get("timezone").get("value") or DEFAULT_TIMEZONE).strip(),
+        locale=chosen("language", DEFAULT_LOCALE),
     )
 
 
@@ -161,22 +182,15 @@ def current_setup(view: WorkspaceView) -> SetupValues:
     )
 
 
-def known_timezone(name: str) -> bool:
-    """The modal's free-text timezone must be an IANA name the digest scheduler can use."""
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return False
-    return True
-
-
 async def modal_errors(client: AsyncWebClient, values: SetupValues,
                        locale: str) -> dict[str, str]:
     """Modal errors (block id → text): an unknown timezone, and each chosen channel the bot is
     not a member of."""
     errors: dict[str, str] = {}
-    if not known_timezone(values.timezone):
-        errors["timezone"] = t("slack.setup_bad_timezone", locale, timezone=values.timezone)
+    try:  # the modal's free text: said beside the field rather than after saving
+        check_timezone(values.timezone)
+    except SettingError as exc:
+        errors["timezone"] = t(exc.key, locale, **exc.values)
     for block, channel in (("safety", values.safety_channel_id),
                            ("quarantine", values.quarantine_channel_id)):
         if not channel:
