@@ -107,3 +107,32 @@ async def test_wizard_saves_settings_and_buttons_survive_a_restart(world: Discor
     assert is_ephemeral(reply)
     [claimed] = await world.rows(Ticket, Ticket.id == ticket.id)
     assert claimed.status == "claimed" and claimed.assignee_id == world.moderator["user"]["id"]
+
+
+async def test_the_digest_time_is_chosen_beside_the_schedule(world: DiscordWorld) -> None:
+    """Discord has no time picker: a third select offers the hours, and the schedules offered
+    (the same as Slack's, bot/workspace_settings.py) move to the time chosen."""
+    fake = world.fake
+    await world.start_bot()
+    opened = await fake.slash(world.guild, world.general, world.admin, "veille",
+                              [{"type": 1, "name": "setup", "options": []}])
+    await answer_of(fake, opened)
+    wizard_id = fake.responses[opened.payload["id"]]["message"]["id"]
+    await _step(world, wizard_id, kind=8, index=0, values=[world.safety["id"]])
+    await _step(world, wizard_id, kind=8, index=1, values=[world.safety["id"]])
+    await _click(world, wizard_id, "Next")
+    await _click(world, wizard_id, "Next")
+    schedules = _component(fake.messages[wizard_id], 3, 0)
+    assert [o["value"] for o in schedules["options"]] == ["daily@09:00", "weekly:mon@09:00", "off"]
+    assert [o["label"] for o in schedules["options"]][1] == "Every Monday at 09:00"
+
+    moved = await _step(world, wizard_id, kind=3, index=2, values=["18:00"])
+    assert moved["type"] == 7  # the step is shown again with the schedules at 18:00
+    schedules = _component(fake.messages[wizard_id], 3, 0)
+    assert [o["value"] for o in schedules["options"]] == ["daily@18:00", "weekly:mon@18:00", "off"]
+    assert [o["value"] for o in schedules["options"] if o.get("default")] == ["daily@18:00"]
+    await _step(world, wizard_id, kind=3, index=0, values=["weekly:mon@18:00"])
+    await _click(world, wizard_id, "Next")
+    await _click(world, wizard_id, "Save")
+    [ws] = await world.rows(Workspace, Workspace.external_id == world.guild.id)
+    assert ws.digest_schedule == "weekly:mon@18:00" and ws.timezone == "UTC"
