@@ -8,8 +8,9 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.core import actions
 from bot.core.clock import as_utc
-from bot.core.gateway import Button, ButtonStyle, Card, Reply
+from bot.core.gateway import Button, Card, Reply
 from bot.core.help import reporting_guidance
 from bot.core.i18n import t
 from bot.core.markup import inert
@@ -18,30 +19,12 @@ from bot.core.verdict import Severity
 from bot.store.models import Appeal, Evidence, Report, Ticket, Workspace
 from detectors.base import MINOR_PRESENT, SEXUAL, SEXUALISED_EDIT
 
-_STATUS_BUTTONS: dict[str, tuple[str, ...]] = {
-    "open": ("claim", "confirm", "false_positive", "escalate", "note", "reveal"),
-    "claimed": ("unclaim", "confirm", "false_positive", "escalate", "note", "reveal"),
-    "escalated": ("claim", "confirm", "false_positive", "note", "reveal"),
-    "appealed": ("uphold", "reverse", "note", "reveal"),
-    "resolved": ("reopen", "note"),
-}
-_HELP_BUTTONS: dict[str, tuple[str, ...]] = {
-    "open": ("claim", "resolve", "note"),
-    "claimed": ("unclaim", "resolve", "note"),
-    "escalated": ("claim", "resolve", "note"),
-    "resolved": ("reopen", "note"),
-}
-_STYLES: dict[str, ButtonStyle] = {
-    "claim": "primary", "confirm": "danger", "false_positive": "success", "resolve": "success",
-    "uphold": "danger", "reverse": "success",
-}
-
 
 def buttons_for(ticket: Ticket, has_original: bool) -> tuple[str, ...]:
-    """Ticket actions offered on the card: by status; no reveal without kept bytes (CRITICAL)."""
-    table = _HELP_BUTTONS if ticket.kind == "help_request" else _STATUS_BUTTONS
-    actions = table.get(ticket.status, ())
-    return tuple(a for a in actions if a != "reveal" or has_original)
+    """Ticket actions offered on the card: by kind and status (bot.core.actions); no reveal
+    without kept bytes (CRITICAL)."""
+    return tuple(action.name for action in actions.buttons_for(ticket.kind, ticket.status,
+                                                               has_original))
 
 
 def age_hours(ticket: Ticket, now: datetime) -> float:
@@ -106,8 +89,8 @@ def ticket_card(
     if ticket.kind == "copy":
         body_lines.append(t("victims.card.copy_of", lang))
     buttons = tuple(
-        Button(action, t(f"core.button.{action}", lang), ticket.id, _STYLES.get(action, "secondary"))
-        for action in buttons_for(ticket, has_original)
+        Button(action.name, t(action.label_key, lang), ticket.id, action.style)
+        for action in actions.buttons_for(ticket.kind, ticket.status, has_original)
     )
     return Card(
         title=title, body="\n".join(body_lines), fields=tuple(fields), severity=severity,

@@ -2,27 +2,19 @@
 
 The core renders everything a person reads (localised text, ticket cards, digests) into the
 neutral `Card`; an adapter only maps a Card to a Discord embed + components or to Slack
-Block Kit, and Button actions back to core calls through the custom id `veille:<action>:<ticket>`.
+Block Kit, and Button actions back to core calls through the custom id `veille:<action>:<ticket>`
+(the actions themselves are declared in `bot.core.actions`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Protocol
 
+from bot.core.actions import ACTIONS, ButtonStyle
 from bot.core.types import MediaRef, Platform
 from bot.core.verdict import Severity
 
-ButtonStyle = Literal["primary", "secondary", "success", "danger"]
-
-# Ticket actions a button or command can ask for. "note", "resolve" and "appeal" open a modal
-# first. "appeal" is the author's (the button on a removal notice, in a DM); "uphold" and
-# "reverse" decide an appeal (a moderator other than the one who decided the ticket).
-TICKET_ACTIONS = (
-    "claim", "unclaim", "confirm", "false_positive", "escalate", "reveal", "note", "resolve", "reopen",
-    "appeal", "uphold", "reverse",
-)
-MODAL_ACTIONS = ("note", "resolve", "appeal")
 BUTTON_PREFIX = "veille"
 
 
@@ -44,8 +36,9 @@ def button_id(action: str, ticket_id: int) -> str:
 
 
 def parse_button_id(custom_id: str) -> tuple[str, int] | None:
+    """(action, ticket id) of a Veille button; None for another app's id or an unknown action."""
     parts = custom_id.split(":")
-    if len(parts) != 3 or parts[0] != BUTTON_PREFIX or parts[1] not in TICKET_ACTIONS:
+    if len(parts) != 3 or parts[0] != BUTTON_PREFIX or parts[1] not in ACTIONS:
         return None
     try:
         return parts[1], int(parts[2])
@@ -133,6 +126,8 @@ class Reply:
     card: Card | None = None
     ephemeral: bool = True
     image_png: bytes | None = None  # e.g. a revealed original, only ever ephemeral
-    open_modal: Literal["note", "resolve", "appeal", "setup"] | None = None
+    # The form to open, then call back with its text: a ticket action's (its `form` in
+    # bot.core.actions) or "setup" (the wizard).
+    open_modal: str | None = None
     ok: bool = True
     extras: dict[str, object] = field(default_factory=dict)

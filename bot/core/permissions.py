@@ -6,12 +6,14 @@ the server side; the adapters only pass the Actor along.
 
 from __future__ import annotations
 
+from bot.core.actions import ACTIONS
 from bot.core.types import Actor, Role
 from bot.store.models import Workspace
 
 _RANK = {Role.MEMBER: 0, Role.MODERATOR: 1, Role.ADMIN: 2}
 
-# The least role each operation needs. Ticket actions not listed need a moderator.
+# The least role each operation other than a ticket action needs (those declare theirs in
+# bot.core.actions); one not listed needs a moderator.
 REQUIRED: dict[str, Role] = {
     "setup": Role.ADMIN,
     "add_hashes": Role.ADMIN,
@@ -22,17 +24,6 @@ REQUIRED: dict[str, Role] = {
     "show_ticket": Role.MODERATOR,
     "scan": Role.MODERATOR,
     "digest_now": Role.MODERATOR,
-    "claim": Role.MODERATOR,
-    "unclaim": Role.MODERATOR,
-    "note": Role.MODERATOR,
-    "escalate": Role.MODERATOR,
-    "resolve": Role.MODERATOR,
-    "reopen": Role.MODERATOR,
-    "confirm": Role.MODERATOR,
-    "false_positive": Role.MODERATOR,
-    "reveal": Role.MODERATOR,
-    "uphold": Role.MODERATOR,  # an appeal, decided by a moderator other than the one who decided
-    "reverse": Role.MODERATOR,
     "report": Role.MEMBER,  # anyone may report a message (bot/core/reports.py)
     "protect": Role.MEMBER,  # anyone may protect a photo of themselves (bot/core/protect.py)
     "handoff": Role.ADMIN,  # summaries for PHAROS, 3018, NCMEC, StopNCII
@@ -57,7 +48,8 @@ def at_least(role: Role, needed: Role) -> bool:
 
 
 def required_role(operation: str) -> Role:
-    return REQUIRED.get(operation, Role.MODERATOR)
+    action = ACTIONS.get(operation)
+    return action.role if action is not None else REQUIRED.get(operation, Role.MODERATOR)
 
 
 def allowed(workspace: Workspace, actor: Actor, operation: str) -> bool:

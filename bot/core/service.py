@@ -14,10 +14,11 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.core import cards, decisions, inbox, outbox, permissions, policy, quarantine, tickets
+from bot.core.actions import action_named
 from bot.core.clock import Clock
 from bot.core.crypto import EvidenceCipher
 from bot.core.errors import NotFound, PermissionDenied, VeilleError
-from bot.core.gateway import TICKET_ACTIONS, Gateway, GatewayError, Reply
+from bot.core.gateway import Gateway, GatewayError, Reply
 from bot.core.i18n import normalise_locale, t
 from bot.core.markup import inert
 from bot.core.outbox import Outbox
@@ -258,17 +259,19 @@ class Veille(VictimsMixin):
         note: str | None = None,
     ) -> Reply:
         """A button or modal on a ticket. Raises PermissionDenied, NotFound or VeilleError."""
-        if action not in TICKET_ACTIONS:
+        spec = action_named(action)
+        if spec is None:
             raise VeilleError(t("core.ticket.unknown_action", "en", action=action), code="invalid_action")
-        if action == "appeal":  # the author's, often from a DM: checked against the ticket
+        if spec.by_author:  # the author's appeal, often from a DM: checked against the ticket
             return await self._appeal(platform, external_id, actor, ticket_id, note)
         ws = await self._authorise(platform, external_id, actor, action, ticket_id)
         async with self.store.read() as session:
             ticket = await repos.ticket_in(session, ws.id or 0, ticket_id)
         if ticket is None:
             raise NotFound(t("core.ticket.not_found", ws.locale, id=ticket_id))
-        if ticket.severity == Severity.CRITICAL.name and action in ("confirm", "false_positive"):
-            await self._authorise(platform, external_id, actor, action, ticket_id, needed=Role.ADMIN)
+        if ticket.severity == Severity.CRITICAL.name and spec.critical_role is not None:
+            await self._authorise(platform, external_id, actor, action, ticket_id,
+                                  needed=spec.critical_role)
         async with self.store.write() as session:
             row = await repos.ticket_in(session, ws.id or 0, ticket_id)
             workspace = await session.get(Workspace, ws.id)

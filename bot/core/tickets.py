@@ -1,5 +1,6 @@
 """Ticket steps moderators take: claim, unclaim, note, escalate, resolve, confirm, false positive,
-reopen, reveal. Each writes an audit event with its actor and asks the outbox to refresh the
+reopen, reveal, uphold, reverse — one handler each, run in the states bot.core.actions declares
+for it. Each writes an audit event with its actor and asks the outbox to refresh the
 ticket's card. The caller has checked permissions and owns the transaction.
 
 Confirming banks the image's signature (the next post of it is quarantined by the bank); a false
@@ -8,6 +9,7 @@ positive allow-lists it, drops the kept bytes and tells the author.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -15,6 +17,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core import appeals, outbox, quarantine, reports
+from bot.core.actions import action_named, refusal
 from bot.core.cards import card_for
 from bot.core.crypto import EvidenceCipher, EvidenceUnreadable
 from bot.core.errors import EvidenceKeyMissing, VeilleError
@@ -59,70 +62,125 @@ async def perform(
     note: str | None, *, now: datetime, cipher: EvidenceCipher | None, can_delete: bool = True,
 ) -> Outcome:
     """Apply `action` to `ticket`. Raises VeilleError (localised) for a step that makes no
-    sense in the ticket's state, so nothing is written."""
+    sense in the ticket's state, so nothing is written. Which states an action runs in is
+    declared in bot.core.actions; what it does is its handler below."""
     lang = workspace.locale
     assert ticket.id is not None
-    if action == "note" and not (note or "").strip():
-        return Outcome(Reply(open_modal="note"))  # the adapter opens its modal, then calls again
-    if action == "resolve" and not (note or "").strip():
-        return Outcome(Reply(open_modal="resolve"))
-    if action == "reveal":
-        return await _reveal(session, workspace, ticket, actor, now, cipher)
-    if ticket.status == "resolved" and action not in ("reopen", "note"):
-        raise VeilleError(t("core.ticket.resolved_already", lang, id=ticket.id), code="resolved")
-    if ticket.kind == "help_request" and action in ("confirm", "false_positive"):
-        raise VeilleError(t("core.ticket.not_for_help", lang), code="invalid_action")
-    if ticket.status == "appealed" and action not in ("uphold", "reverse", "note"):
-        raise VeilleError(t("victims.appeal.decide_first", lang, id=ticket.id), code="appealed")
-
-    outcome = Outcome(Reply())
-    data: dict[str, Any] = {}
-    if action == "claim":
-        ticket.status, ticket.assignee_id = "claimed", actor.user_id
-    elif action == "unclaim":
-        if ticket.status != "claimed":
-            raise VeilleError(t("core.ticket.not_claimed", lang, id=ticket.id), code="not_claimed")
-        data["was"] = ticket.assignee_id
-        ticket.status, ticket.assignee_id = "open", None
-    elif action == "escalate":
-        ticket.status = "escalated"
-        await _alert(session, workspace, ticket, t("core.ticket.escalated_alert", lang, id=ticket.id,
-                     who=inert(actor.display_name or actor.user_id, workspace.platform)), now,
-                     "escalate")
-    elif action == "reopen":
-        if ticket.status != "resolved":
-            raise VeilleError(t("core.ticket.not_resolved", lang, id=ticket.id), code="not_resolved")
-        ticket.status, ticket.resolution, ticket.resolved_at = "open", None, None
-    elif action in ("uphold", "reverse"):
-        data = await appeals.decide(session, workspace, ticket, actor, action, note, now)
-        outcome.bank_entries = data.pop("allow_entries", [])
-        await outbox.withdraw_preview(session, ticket, now)
-    elif action in ("resolve", "confirm", "false_positive"):
-        ticket.status, ticket.resolved_at = "resolved", now
-        await outbox.withdraw_preview(session, ticket, now)
-        ticket.resolution = {"resolve": "resolved", "confirm": "confirmed"}.get(action, action)
-        ticket.resolution_note = note or ticket.resolution_note
-        if action == "confirm":
-            outcome.bank_entries = await _bank(session, workspace, ticket, actor)
-            data["banked"] = len(outcome.bank_entries)
-            if ticket.kind == "report":  # a report upheld: the message comes down too
-                data["removal"] = await _remove_reported(session, workspace, ticket, now, can_delete)
-        elif action == "false_positive" and ticket.kind != "report":
-            # A dismissed report allow-lists nothing: people's reports are claims, not scores.
-            outcome.bank_entries = await _allow(session, workspace, ticket, actor, now)
-            data["allow_listed"] = len(outcome.bank_entries)
-    elif action != "note":
+    spec, handler = action_named(action), _HANDLERS.get(action)
+    if spec is None or handler is None:
         raise VeilleError(t("core.ticket.unknown_action", lang, action=action), code="invalid_action")
+    if spec.form is not None and not (note or "").strip():
+        return Outcome(Reply(open_modal=action))  # the adapter opens its form, then calls again
+    refused = refusal(spec, ticket.kind, ticket.status)
+    if refused is not None:
+        key, code = refused
+        raise VeilleError(t(key, lang, id=ticket.id, action=action), code=code)
+
+    step = Step(session, workspace, ticket, actor, action, note, now, cipher, can_delete)
+    finished = await handler(step)
+    if finished is not None:  # a step with its own reply and audit (reveal)
+        return finished
     _mark_acted(ticket, now)
     event = repos.audit(session, workspace_id=workspace.id, ticket_id=ticket.id, actor=actor,
-                        action=action, note=note, data=data, at=now)
+                        action=action, note=note, data=step.data, at=now)
     await refresh_card(session, workspace, ticket, event, now)
-    if ticket.kind == "report" and action in ("resolve", "confirm", "false_positive"):
+    if ticket.kind == "report" and spec.tells_reporters:
         await reports.tell_reporters(session, workspace, ticket, event.id, now)
     # The same card as the channel's, so Reveal is offered when the original was kept.
-    outcome.reply = Reply(text=t(f"core.ticket.done.{action}", lang, id=ticket.id),
-                          card=await card_for(session, ticket, "update", now))
-    return outcome
+    step.outcome.reply = Reply(text=t(spec.done_key, lang, id=ticket.id),
+                               card=await card_for(session, ticket, "update", now))
+    return step.outcome
+
+
+@dataclass
+class Step:
+    """One action being applied: what a handler reads, and the audit data and bank entries
+    it leaves for `perform` to record."""
+
+    session: AsyncSession
+    workspace: Workspace
+    ticket: Ticket
+    actor: Actor
+    action: str
+    note: str | None
+    now: datetime
+    cipher: EvidenceCipher | None
+    can_delete: bool
+    data: dict[str, Any] = field(default_factory=dict)
+    outcome: Outcome = field(default_factory=lambda: Outcome(Reply()))
+
+
+# A handler changes the ticket; it returns an Outcome only when it answers and audits itself.
+Handler = Callable[[Step], Awaitable[Outcome | None]]
+
+
+async def _claim(step: Step) -> None:
+    step.ticket.status, step.ticket.assignee_id = "claimed", step.actor.user_id
+
+
+async def _unclaim(step: Step) -> None:
+    step.data["was"] = step.ticket.assignee_id
+    step.ticket.status, step.ticket.assignee_id = "open", None
+
+
+async def _escalate(step: Step) -> None:
+    ticket, workspace, lang = step.ticket, step.workspace, step.workspace.locale
+    ticket.status = "escalated"
+    who = inert(step.actor.display_name or step.actor.user_id, workspace.platform)
+    await _alert(step.session, workspace, ticket,
+                 t("core.ticket.escalated_alert", lang, id=ticket.id, who=who), step.now, "escalate")
+
+
+async def _reopen(step: Step) -> None:
+    ticket = step.ticket
+    ticket.status, ticket.resolution, ticket.resolved_at = "open", None, None
+
+
+async def _decide_appeal(step: Step) -> None:
+    """Uphold or reverse (appeals.decide checks the appeal and who decides it)."""
+    data = await appeals.decide(step.session, step.workspace, step.ticket, step.actor, step.action,
+                                step.note, step.now)
+    step.outcome.bank_entries = data.pop("allow_entries", [])
+    step.data = data
+    await outbox.withdraw_preview(step.session, step.ticket, step.now)
+
+
+async def _resolve(step: Step) -> None:
+    """Resolve, confirm or false positive: the ticket is decided and its preview withdrawn."""
+    session, workspace, ticket, now = step.session, step.workspace, step.ticket, step.now
+    ticket.status, ticket.resolved_at = "resolved", now
+    await outbox.withdraw_preview(session, ticket, now)
+    ticket.resolution = {"resolve": "resolved", "confirm": "confirmed"}.get(step.action, step.action)
+    ticket.resolution_note = step.note or ticket.resolution_note
+    if step.action == "confirm":
+        step.outcome.bank_entries = await _bank(session, workspace, ticket, step.actor)
+        step.data["banked"] = len(step.outcome.bank_entries)
+        if ticket.kind == "report":  # a report upheld: the message comes down too
+            step.data["removal"] = await _remove_reported(session, workspace, ticket, now,
+                                                          step.can_delete)
+    elif step.action == "false_positive" and ticket.kind != "report":
+        # A dismissed report allow-lists nothing: people's reports are claims, not scores.
+        step.outcome.bank_entries = await _allow(session, workspace, ticket, step.actor, now)
+        step.data["allow_listed"] = len(step.outcome.bank_entries)
+
+
+async def _note(step: Step) -> None:
+    """The note itself is the audit event `perform` writes."""
+
+
+async def _reveal_step(step: Step) -> Outcome:
+    return await _reveal(step.session, step.workspace, step.ticket, step.actor, step.now,
+                         step.cipher)
+
+
+# Every moderator action of bot.core.actions has its handler here (the author's appeal is
+# bot.core.appeals.file_appeal); tests/core/test_tickets.py checks the two agree.
+_HANDLERS: dict[str, Handler] = {
+    "claim": _claim, "unclaim": _unclaim, "escalate": _escalate, "reopen": _reopen,
+    "uphold": _decide_appeal, "reverse": _decide_appeal,
+    "resolve": _resolve, "confirm": _resolve, "false_positive": _resolve,
+    "note": _note, "reveal": _reveal_step,
+}
 
 
 async def _reveal(
@@ -161,7 +219,7 @@ async def _bank(
 ) -> list[Any]:
     """Put the ticket's image into the confirmed bank; the cached verdict is dropped so the
     next post of the same bytes meets the bank."""
-    from bot.store import hash_repo
+    from bot.core import banks
 
     if ticket.kind == "report":  # every image of the reported message
         items = [(s.sha256, m) for s, m in await victims_repo.sightings_of_message(
@@ -172,7 +230,7 @@ async def _bank(
     for sha256, item in items:
         if item is None or not sha256:
             continue
-        result = await hash_repo.bank_confirmed(
+        result = await banks.bank_confirmed(
             session, item.signature, sha256, ticket.id, actor.display_name or actor.user_id,
             workspace.id,
         )
@@ -217,13 +275,13 @@ async def _allow(
     session: AsyncSession, workspace: Workspace, ticket: Ticket, actor: Actor, now: datetime
 ) -> list[Any]:
     """Allow-list the image, release the evidence (drop its bytes) and tell the author."""
-    from bot.store import hash_repo
+    from bot.core import banks
 
     assert ticket.id is not None
     item = await _media_of(session, ticket)
     allowed: list[Any] = []
     if item is not None and ticket.sha256:
-        result = await hash_repo.allow_list(
+        result = await banks.allow_list(
             session, item.signature, ticket.sha256, actor.display_name or actor.user_id,
             ticket_id=ticket.id, workspace_id=workspace.id,
         )

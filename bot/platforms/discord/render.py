@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import io
+import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import discord
 
-from bot.core.gateway import Button, Card
+from bot.core.gateway import Button, Card, button_id, parse_button_id
 from bot.core.verdict import Severity
+
+# A press on a ticket button: (interaction, action, ticket id).
+PressHandler = Callable[[discord.Interaction[Any], str, int], Awaitable[None]]
 
 COLOURS = {
     Severity.NONE: discord.Colour.green(),
@@ -82,12 +88,42 @@ def render_view(card: Card) -> discord.ui.View | None:
     return render_buttons(card.buttons)
 
 
+class TicketButton(discord.ui.DynamicItem[discord.ui.Button[Any]],
+                   template=r"veille:(?P<action>[a-z_]+):(?P<ticket>[0-9]+)"):
+    """A ticket action button, matched on its custom id `veille:<action>:<ticket>`:
+    `from_custom_id` rebuilds it from the id alone, so a card posted before a restart still
+    works and nothing about it is kept in memory.
+
+    A press goes to `on_press`, which views.py installs: answering a press renders cards
+    (replies → this module), so this module cannot import the code that answers."""
+
+    on_press: ClassVar[PressHandler | None] = None
+
+    def __init__(self, action: str, ticket_id: int, *, label: str = "",
+                 style: discord.ButtonStyle = discord.ButtonStyle.secondary) -> None:
+        super().__init__(discord.ui.Button(label=label or action, style=style,
+                                           custom_id=button_id(action, ticket_id)))
+        self.action = action
+        self.ticket_id = ticket_id
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction[Any],
+                             item: discord.ui.Item[Any], match: re.Match[str]) -> TicketButton:
+        parsed = parse_button_id(item.custom_id or "")  # type: ignore[attr-defined]
+        if parsed is None:  # the template matched but the action is not one the core knows
+            raise ValueError(f"unknown ticket action in {item.custom_id!r}")  # type: ignore[attr-defined]
+        return cls(parsed[0], parsed[1])
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        if TicketButton.on_press is None:
+            raise RuntimeError("no handler for ticket buttons: import bot.platforms.discord.views")
+        await TicketButton.on_press(interaction, self.action, self.ticket_id)
+
+
 def render_buttons(buttons: tuple[Button, ...]) -> discord.ui.View | None:
     """Ticket buttons as a persistent view (a card's, or those of a private message)."""
     if not buttons:
         return None
-    from bot.platforms.discord.views import TicketButton
-
     view = discord.ui.View(timeout=None)
     for button in buttons[:_BUTTONS]:
         view.add_item(TicketButton(button.action, button.ticket_id, label=button.label,

@@ -14,8 +14,9 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.core.actions import action_named
 from bot.core.errors import VeilleError
-from bot.core.gateway import MODAL_ACTIONS, Reply, parse_button_id
+from bot.core.gateway import Reply, parse_button_id
 from bot.core.i18n import normalise_locale, t
 from bot.core.types import Platform
 from bot.platforms.slack.blocks import note_modal
@@ -24,23 +25,23 @@ from bot.platforms.slack.context import SlackContext
 log = logging.getLogger(__name__)
 
 BUTTON_PATTERN = re.compile(r"^veille:[a-z_]+:\d+$")
-NOTE_CALLBACK = "veille:modal:{action}"  # view callback ids for the note, resolve, appeal modals
-# The author's appeal uses the core's victims form strings; note and resolve the adapter's own.
-_MODAL_KEYS = {"appeal": ("victims.form.appeal_title", "victims.form.appeal_label")}
+NOTE_CALLBACK = "veille:modal:{action}"  # view callback ids of the forms ticket actions ask for
 
 
 async def open_note_modal(ctx: SlackContext, client: AsyncWebClient, *, team_id: str,
                           trigger_id: str, action: str, ticket_id: int, channel_id: str,
                           locale: str | None = None) -> None:
-    """The Add note / Resolve / Appeal modal; private_metadata carries the ticket and the
-    channel of the card (or of the author's DM notice). `locale` defaults to the workspace's."""
+    """The form `action` asks for (its strings in bot.core.actions: Add note, Resolve, an
+    author's Appeal); private_metadata carries the ticket and the channel of the card (or of the
+    author's DM notice). `locale` defaults to the workspace's."""
+    spec = action_named(action)
+    if spec is None or spec.form is None:
+        raise ValueError(f"the ticket action {action!r} asks for no text")
     locale = locale or await ctx.locale(team_id)
-    title_key, label_key = _MODAL_KEYS.get(
-        action, (f"slack.modal_{action}_title", f"slack.modal_{action}_label"))
     view = note_modal(
         callback_id=NOTE_CALLBACK.format(action=action),
-        title=t(title_key, locale, ticket=ticket_id),
-        label=t(label_key, locale),
+        title=t(spec.form.title_key, locale, ticket=ticket_id),
+        label=t(spec.form.label_key, locale),
         submit=t("slack.modal_submit", locale), close=t("slack.modal_close", locale),
         private_metadata=f"{ticket_id}|{channel_id}",
     )
@@ -64,13 +65,14 @@ def register(app: AsyncApp, ctx: SlackContext) -> None:
             reply = await ctx.veille.ticket_action(Platform.SLACK, team_id, actor, verb, ticket_id)
         except VeilleError as exc:
             reply = Reply(text=str(exc), ok=False)
-        if reply.open_modal in MODAL_ACTIONS:
+        form_action = action_named(reply.open_modal or "")
+        if form_action is not None and form_action.form is not None:
             await open_note_modal(ctx, client, team_id=team_id, trigger_id=str(body["trigger_id"]),
-                                  action=reply.open_modal, ticket_id=ticket_id,
+                                  action=form_action.name, ticket_id=ticket_id,
                                   channel_id=channel_id or "",
-                                  # the author's appeal in the language the core answers them in
+                                  # the author's form in the language the core answers them in
                                   locale=normalise_locale(actor.locale)
-                                  if verb == "appeal" and actor.locale else None)
+                                  if form_action.by_author and actor.locale else None)
             return
         if reply.text or reply.card or reply.image_png:
             await ctx.deliver(reply, user_id=user_id, channel_id=channel_id)

@@ -96,7 +96,7 @@ def reply_blocks(text: str, card: Card | None) -> list[Block]:
 
 def note_modal(*, callback_id: str, title: str, label: str, submit: str, close: str,
                private_metadata: str) -> Block:
-    """The modal for Add note and Resolve: one multiline text input."""
+    """The form a ticket action asks for (Add note, Resolve, Appeal): one multiline text input."""
     return {
         "type": "modal", "callback_id": callback_id, "private_metadata": private_metadata,
         "title": plain(title, 24), "submit": plain(submit, 24), "close": plain(close, 24),

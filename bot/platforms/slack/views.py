@@ -1,4 +1,5 @@
-"""Modal submissions: Add note / Resolve / an author's Appeal → `Veille.ticket_action`; setup →
+"""Modal submissions: the forms ticket actions ask for (Add note, Resolve, an author's Appeal:
+`form` in bot.core.actions) → `Veille.ticket_action`; setup →
 `Veille.save_setup` (the report and protect forms are in victims.py).
 
 Validation errors go back in the ack (`response_action: errors`) so the modal stays open and
@@ -13,6 +14,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.core.actions import FORM_ACTIONS
 from bot.core.errors import VeilleError
 from bot.core.types import Platform
 from bot.platforms.slack.context import SlackContext
@@ -23,7 +25,7 @@ from bot.platforms.slack.setup_modal import (
     setup_input,
 )
 
-NOTE_PATTERN = re.compile(r"^veille:modal:(note|resolve|appeal)$")
+NOTE_PATTERN = re.compile(rf"^veille:modal:({'|'.join(FORM_ACTIONS)})$")
 
 
 def register(app: AsyncApp, ctx: SlackContext) -> None:
