@@ -45,15 +45,18 @@ class Refusal(Exception):  # noqa: N818 - a platform's answer, not a programming
 
 @dataclass(frozen=True)
 class InitQuestion:
-    """A `veille init` question: the variable it writes, its prompt's catalogue key, whether
-    the answer is hidden, the command-line flag that answers it, and whether it applies given
-    the answers so far (Slack's app token only once a Slack bot token is given)."""
+    """A `veille init` question: the variable it writes, its prompt's catalogue key (empty:
+    never asked, only its flag sets it), whether the answer is hidden, the command-line flag
+    that answers it, and whether it applies given the answers so far (Slack's app token only
+    once a Slack bot token is given)."""
 
     variable: str
     prompt_key: str
     secret: bool = True
     flag: str = ""  # click option name (`--slack-app-token` → "slack_app_token")
     applies: Callable[[Mapping[str, str]], bool] = lambda _values: True
+    help: str = ""  # the flag's --help text
+    choices: tuple[str, ...] = ()  # the flag's allowed values, when it has a fixed set
 
 
 def _never(_settings: Settings, _locale: str) -> str | None:

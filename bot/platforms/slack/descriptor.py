@@ -174,12 +174,12 @@ SLACK = PlatformDescriptor(
     init_questions=(
         InitQuestion("SLACK_BOT_TOKEN", "init.slack_bot_token", flag="slack_bot_token"),
         InitQuestion("SLACK_APP_TOKEN", "init.slack_app_token", flag="slack_app_token",
-                     applies=_has_bot_token),
+                     applies=_has_bot_token, help="xapp- token: Socket Mode."),
         InitQuestion("SLACK_SIGNING_SECRET", "init.slack_signing_secret",
-                     flag="slack_signing_secret", applies=_needs_signing_secret),
+                     flag="slack_signing_secret", applies=_needs_signing_secret, help="HTTP mode."),
         # Never asked (init_finish derives it from the tokens): only `--slack-mode` sets it.
         InitQuestion("VEILLE_SLACK_MODE", "", secret=False, flag="slack_mode",
-                     applies=lambda _values: False),
+                     applies=lambda _values: False, choices=("socket", "http")),
     ),
     init_chosen_by="SLACK_BOT_TOKEN",
     init_finish=init_finish,
