@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -11,6 +12,7 @@ from dotenv import dotenv_values
 
 from bot.cli.common import EXIT_USAGE, console, fail
 from bot.core.i18n import LOCALES, normalise_locale, t
+from bot.platforms import PLATFORMS
 from bot.settings import (
     DEFAULT_CLIP_MODEL,
     DEFAULT_CLIP_PRETRAINED,
@@ -19,33 +21,30 @@ from bot.settings import (
 )
 
 # (variable, prompt key, secret?) in the order the wizard asks; `_asked()` skips what does not
-# apply (Slack's other secrets once Slack is skipped, CLIP's weights without CLIP).
+# apply (a platform's questions say when they do, CLIP's weights without CLIP). Each
+# platform's questions come from its descriptor (bot/platforms/).
 QUESTIONS: tuple[tuple[str, str, bool], ...] = (
     ("VEILLE_LOCALE", "init.locale", False),
-    ("DISCORD_TOKEN", "init.discord_token", True),
-    ("SLACK_BOT_TOKEN", "init.slack_bot_token", True),
-    ("SLACK_APP_TOKEN", "init.slack_app_token", True),
-    ("SLACK_SIGNING_SECRET", "init.slack_signing_secret", True),
+    *((q.variable, q.prompt_key, q.secret) for platform in PLATFORMS
+      for q in platform.init_questions if q.prompt_key),
     ("VEILLE_DATABASE_URL", "init.database_url", False),
     ("VEILLE_DETECTORS", "init.detectors", False),
     ("VEILLE_CLIP_MODEL", "init.clip_model", False),
     ("VEILLE_CLIP_PRETRAINED", "init.clip_pretrained", False),
 )
+_PLATFORM_QUESTIONS = {q.variable: q for platform in PLATFORMS for q in platform.init_questions}
 DEFAULTS = {
     "VEILLE_DATABASE_URL": DEFAULT_DATABASE_URL,
     "VEILLE_DETECTORS": DEFAULT_DETECTORS,
     "VEILLE_CLIP_MODEL": DEFAULT_CLIP_MODEL,
     "VEILLE_CLIP_PRETRAINED": DEFAULT_CLIP_PRETRAINED,
 }
-SLACK_ONLY = ("SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET", "VEILLE_SLACK_MODE")
 
 
 def _asked(key: str, values: dict[str, str]) -> bool:
     """Whether the question about `key` applies, given the answers so far."""
-    if key in ("SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET") and not values.get("SLACK_BOT_TOKEN"):
-        return False
-    if key == "SLACK_SIGNING_SECRET" and values.get("SLACK_APP_TOKEN"):
-        return False  # Socket Mode needs no signing secret
+    if key in _PLATFORM_QUESTIONS:
+        return _PLATFORM_QUESTIONS[key].applies(values)
     if key in ("VEILLE_CLIP_MODEL", "VEILLE_CLIP_PRETRAINED"):
         names = values.get("VEILLE_DETECTORS") or DEFAULT_DETECTORS
         return "clip" in [n.strip() for n in names.split(",")]
@@ -86,14 +85,21 @@ def write_env(path: Path, values: dict[str, str]) -> None:
     os.replace(tmp, path)
 
 
+def _platform_flags(command: Callable[..., None]) -> Callable[..., None]:
+    """The flags of every platform's init questions (`--discord-token`, `--slack-mode`...)."""
+    for question in reversed([q for platform in PLATFORMS for q in platform.init_questions
+                              if q.flag]):
+        command = click.option("--" + question.flag.replace("_", "-"), question.flag,
+                               default=None, help=question.help or None,
+                               type=click.Choice(question.choices) if question.choices else None,
+                               )(command)
+    return command
+
+
 def register(cli: click.Group) -> None:
     @cli.command()
     @click.option("--env-file", type=click.Path(path_type=Path), default=Path(".env"), show_default=True)
-    @click.option("--discord-token", default=None)
-    @click.option("--slack-bot-token", default=None)
-    @click.option("--slack-app-token", default=None, help="xapp- token: Socket Mode.")
-    @click.option("--slack-signing-secret", default=None, help="HTTP mode.")
-    @click.option("--slack-mode", type=click.Choice(["socket", "http"]), default=None)
+    @_platform_flags
     @click.option("--database-url", default=None)
     @click.option("--clip-model", default=None)
     @click.option("--clip-pretrained", default=None, help="Hub tag or local checkpoint path.")
@@ -108,11 +114,9 @@ def register(cli: click.Group) -> None:
         values: dict[str, str] = dict(existing)
         lang = normalise_locale(locale or values.get("VEILLE_LOCALE") or os.environ.get("LANG"))
         given = {
-            "DISCORD_TOKEN": flags["discord_token"], "SLACK_BOT_TOKEN": flags["slack_bot_token"],
-            "SLACK_APP_TOKEN": flags["slack_app_token"],
-            "SLACK_SIGNING_SECRET": flags["slack_signing_secret"],
+            **{q.variable: flags[q.flag] for q in _PLATFORM_QUESTIONS.values() if q.flag},
             "VEILLE_DATABASE_URL": flags["database_url"], "VEILLE_CLIP_MODEL": flags["clip_model"],
-            "VEILLE_CLIP_PRETRAINED": flags["clip_pretrained"], "VEILLE_SLACK_MODE": flags["slack_mode"],
+            "VEILLE_CLIP_PRETRAINED": flags["clip_pretrained"],
             "VEILLE_LOCALE": locale, "VEILLE_DETECTORS": flags["detectors"],
         }
         interactive = not non_interactive and console.is_terminal
@@ -133,18 +137,11 @@ def register(cli: click.Group) -> None:
                 lang = normalise_locale(values[key] or lang)
         if not values.get("VEILLE_LOCALE"):
             values["VEILLE_LOCALE"] = lang  # LANG=fr: Veille speaks French from now on
-        if given.get("VEILLE_SLACK_MODE"):
-            values["VEILLE_SLACK_MODE"] = str(given["VEILLE_SLACK_MODE"])
-        if not values.get("SLACK_BOT_TOKEN"):  # Slack skipped: nothing of it left behind
-            for key in SLACK_ONLY:
-                values.pop(key, None)
-        else:
-            mode = values.get("VEILLE_SLACK_MODE")
-            if mode not in ("socket", "http") or (
-                    mode == "socket" and not values.get("SLACK_APP_TOKEN")
-                    and values.get("SLACK_SIGNING_SECRET")):
-                mode = "socket" if values.get("SLACK_APP_TOKEN") else "http"
-            values["VEILLE_SLACK_MODE"] = mode
+        for question in _PLATFORM_QUESTIONS.values():  # flag-only values (--slack-mode)
+            if not question.prompt_key and given.get(question.variable):
+                values[question.variable] = str(given[question.variable])
+        for platform in PLATFORMS:  # derived values; a skipped platform leaves nothing behind
+            platform.init_finish(values)
         # Never rotate an existing key silently: quarantined evidence is encrypted with it.
         if not values.get("VEILLE_SECRET_KEY"):
             values["VEILLE_SECRET_KEY"] = secrets.token_urlsafe(32)
@@ -152,7 +149,7 @@ def register(cli: click.Group) -> None:
             write_env(env_file, values)
         except OSError as exc:
             fail(t("failure.cannot_write", lang, path=env_file, error=exc.strerror or exc))
-        platforms = [name for name, key in (("Discord", "DISCORD_TOKEN"), ("Slack", "SLACK_BOT_TOKEN"))
-                     if values.get(key)]
+        platforms = [platform.title for platform in PLATFORMS
+                     if values.get(platform.init_chosen_by)]
         console.print(t("init.written", lang, path=env_file, platforms=", ".join(platforms) or "—"))
         console.print(t("init.next", lang))
