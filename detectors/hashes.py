@@ -41,7 +41,6 @@ from detectors.pdq import (
 log = logging.getLogger(__name__)
 
 KINDS = ("pdq", "md5", "sha256", "neardup")
-SOURCES = ("confirmed", "imported", "allow", "protected")  # protected: /protect (bot/core/protect.py)
 EXACT_LENGTHS = {"md5": 32, "sha256": 64}
 # Facebook's PDQ reference: distance ≤ 31 is a match, quality < 50 is too flat to trust.
 DEFAULT_PDQ_THRESHOLD = 31
@@ -441,7 +440,7 @@ class HashDetector:
         self.bank = bank
 
     async def load(self) -> None:
-        """Nothing to load: the bank is filled by bot.store.hash_repo.load_bank."""
+        """Nothing to load: the bank is filled by bot.core.banks.load_bank."""
 
     async def detect(self, items: Sequence[ImageInput]) -> list[Detection]:  # type: ignore[override]
         """One Detection per image: matches, `known_content` 1.0 on any non-allow match, and

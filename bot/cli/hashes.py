@@ -148,6 +148,8 @@ def register(cli: click.Group) -> None:
                        "a match is CRITICAL — removed at once, no image kept, admins alerted.")
     def import_(file: Path, bank: str, kind: str, source: str, child_abuse: bool) -> None:
         """Import a hash list: plain one-hash-per-line, or CSV with signal_type,signal_value."""
+        from detectors.hash_lists import read_hash_list
+
         settings = get_settings()
         locale = settings.default_locale
         _check_bank(bank, locale)
@@ -163,8 +165,8 @@ def register(cli: click.Group) -> None:
         )
         with progress:
             task = progress.add_task(t("hashes.importing", locale, file=file.name), total=total)
-            report = _run(settings, lambda s: hash_repo.import_csv(
-                s, file, bank, source, "cli", kind=kind, child_abuse=child_abuse,
+            report = _run(settings, lambda s: hash_repo.import_hashes(
+                s, read_hash_list(file, kind), bank, source, "cli", child_abuse=child_abuse,
                 progress=lambda done: progress.update(task, completed=done),
             ))
         messages = grouped_invalid(report.invalid, locale)
@@ -182,6 +184,7 @@ def register(cli: click.Group) -> None:
     @click.option("--allow", is_flag=True, help="Allow-list these images (false positives).")
     def add(images: tuple[Path, ...], bank: str, allow: bool) -> None:
         """Bank image files: SHA-256, MD5, PDQ and crop-robust windows and keypoints (--allow: digests and PDQ only)."""
+        from detectors.hash_lists import signature_hashes
         from detectors.hashes import DEFAULT_MIN_QUALITY
 
         settings = get_settings()
@@ -198,7 +201,7 @@ def register(cli: click.Group) -> None:
                     detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
                     console.print(f"[red]✗[/] {t('hashes.image_unreadable', locale, file=path, detail=detail)}")
                     continue
-                new = hash_repo.signature_hashes(signature, sha256, md5, with_neardup=not allow)
+                new = signature_hashes(signature, sha256, md5, with_neardup=not allow)
                 result = await hash_repo.add_entries(
                     session, bank, new, source="allow" if allow else "confirmed", added_by="cli")
                 quality = signature.quality

@@ -12,6 +12,7 @@ import click
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.cli.common import EXIT_FLAGGED, EXIT_OK, EXIT_USAGE, console, fail, get_settings, stdout
+from bot.core.audit import audit
 from bot.core.clock import Clock
 from bot.core.i18n import t
 from bot.core.types import Actor
@@ -58,8 +59,8 @@ def register(hashes: click.Group) -> None:
                         row = await bank_sharing.unsubscribe(session, ws.id, name, now=now)
                 except bank_sharing.SharingError as exc:
                     return t(f"hashes.shared.error.{exc.code}", locale, name=exc.name)
-                repos.audit(session, workspace_id=ws.id, ticket_id=None, actor=CLI_ACTOR,
-                            action=f"bank_{step}", at=now, data={"name": row.name, "bank": row.bank})
+                audit(session, workspace_id=ws.id, ticket_id=None, actor=CLI_ACTOR,
+                      action=f"bank_{step}", at=now, data={"name": row.name, "bank": row.bank})
                 views = await bank_sharing.list_shared(session, ws.id)
                 entries = next((v.entries for v in views if v.name == row.name), 0)
                 done = {"publish": "published", "unpublish": "unpublished",

@@ -167,8 +167,8 @@ async def load_bank(settings: Settings) -> Any:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import SQLAlchemyError
 
+    from bot.core.banks import load_bank as load
     from bot.store import engine as store
-    from bot.store.hash_repo import load_bank as load
 
     locale = settings.default_locale
     try:

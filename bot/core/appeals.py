@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from bot.core import outbox, quarantine
+from bot.core.audit import audit
 from bot.core.errors import VeilleError
 from bot.core.i18n import normalise_locale, t
 from bot.core.reasons import category_name
@@ -91,9 +92,9 @@ async def file_appeal(
                     decided_by=await decided_by(session, ticket.id), locale=lang, created_at=now)
     session.add(appeal)
     ticket.status, ticket.updated_at = "appealed", now
-    event = repos.audit(session, workspace_id=ws.id, ticket_id=ticket.id, actor=actor,
-                        action="appeal", note=appeal.statement, at=now,
-                        data={"decided_by": appeal.decided_by})
+    event = audit(session, workspace_id=ws.id, ticket_id=ticket.id, actor=actor,
+                  action="appeal", note=appeal.statement, at=now,
+                  data={"decided_by": appeal.decided_by})
     if ws.safety_channel_id:
         decider = (t("victims.notice.by_detectors", ws.locale) if appeal.decided_by == BOT
                    else f"<@{appeal.decided_by}>")
@@ -140,14 +141,14 @@ async def _allow_list(
     session: AsyncSession, ws: Workspace, ticket: Ticket, actor: Actor, now: datetime
 ) -> list[Any]:
     """A reversed decision: the media is allow-listed and its kept bytes released."""
-    from bot.store import hash_repo
+    from bot.core import banks
     from bot.store.models import MediaItem
 
     assert ticket.id is not None
     allowed: list[Any] = []
     item = await session.get(MediaItem, ticket.media_item_id) if ticket.media_item_id else None
     if item is not None and ticket.sha256:
-        result = await hash_repo.allow_list(
+        result = await banks.allow_list(
             session, item.signature, ticket.sha256, actor.display_name or actor.user_id,
             ticket_id=ticket.id, workspace_id=ws.id, note="appeal reversed")
         await repos.forget_verdicts(session, [ticket.sha256])

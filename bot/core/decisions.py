@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core import outbox, policy, quarantine
 from bot.core.appeals import enqueue_notice
+from bot.core.audit import audit
 from bot.core.crypto import EvidenceCipher
 from bot.core.errors import EvidenceKeyMissing
 from bot.core.gateway import Gateway
@@ -111,9 +112,9 @@ async def commit(
         await session.flush()
         for entry in new:
             await _keep_evidence(session, ws, entry, cipher, now)
-            repos.audit(session, workspace_id=ws.id, ticket_id=entry.ticket.id, actor=None,
-                        action="opened", at=now,
-                        data={"severity": entry.ticket.severity, "text": scan.event.text[:500]})
+            audit(session, workspace_id=ws.id, ticket_id=entry.ticket.id, actor=None,
+                  action="opened", at=now,
+                  data={"severity": entry.ticket.severity, "text": scan.event.text[:500]})
         await _enqueue_actions(session, ws, scan, decision, new, gateways, now)
     return decision
 

@@ -219,7 +219,7 @@ class Pipeline:
         locale: str = "en",
     ) -> Scan:
         """Scan every media item and the text of `event` (no writes), matching images against
-        the hash-bank entries `scope` sees (bot.store.bank_sharing.scope_of)."""
+        the hash-bank entries `scope` sees (bot.core.banks.scope_of)."""
         scan = Scan(event, cache_key=self.cache_key(scope), scope=scope)
         scan.answers_undress_request = await self._answers_undress_request(event, thresholds)
         context = FusionContext(answers_undress_request=scan.answers_undress_request)

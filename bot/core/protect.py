@@ -15,11 +15,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from bot.core.audit import audit
 from bot.core.errors import NotFound, VeilleError
 from bot.core.i18n import t
 from bot.core.types import Actor
 from bot.store import hash_repo, repos, victims_repo
 from bot.store.models import HashEntry, Protection, Workspace
+from detectors.hash_lists import signature_hashes
 from detectors.hashes import ImageSignature
 
 SOURCE = "protected"
@@ -41,12 +43,12 @@ async def add(
     assert protection.id is not None
     result = await hash_repo.add_entries(
         session, victims_repo.protected_bank(protection.id),
-        hash_repo.signature_hashes(signature, sha256, md5), source=SOURCE,
+        signature_hashes(signature, sha256, md5), source=SOURCE,
         added_by="", workspace_id=ws.id)  # who asked is on the Protection row, not the bank
     protection.entries = len(result.added)
     await repos.forget_verdicts(session, [sha256])
-    repos.audit(session, workspace_id=ws.id, ticket_id=None, actor=actor, action="protect",
-                at=now, data={"protection": protection.id, "entries": protection.entries})
+    audit(session, workspace_id=ws.id, ticket_id=None, actor=actor, action="protect",
+          at=now, data={"protection": protection.id, "entries": protection.entries})
     return protection, list(result.added)
 
 
@@ -63,8 +65,8 @@ async def withdraw(
     ids = await _entry_ids(session, ws.id, victims_repo.protected_bank(protection_id))
     removed = await hash_repo.remove_entries(session, ids) if ids else []
     found.withdrawn_at = now
-    repos.audit(session, workspace_id=ws.id, ticket_id=None, actor=actor, action="unprotect",
-                at=now, data={"protection": protection_id, "entries": len(removed)})
+    audit(session, workspace_id=ws.id, ticket_id=None, actor=actor, action="unprotect",
+          at=now, data={"protection": protection_id, "entries": len(removed)})
     return found, removed
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core import outbox
+from bot.core.audit import audit
 from bot.core.errors import VeilleError
 from bot.core.help import help_guidance
 from bot.core.i18n import normalise_locale, t
@@ -98,9 +99,9 @@ async def file_report(
                     created_at=now, due_at=now + DUE)
     session.add(report)
     await session.flush()
-    event_row = repos.audit(session, workspace_id=ws.id, ticket_id=ticket.id, actor=actor,
-                            action="reported", at=now,
-                            data={"report": report.id, "reason": form.reason, "new": is_new,
+    event_row = audit(session, workspace_id=ws.id, ticket_id=ticket.id, actor=actor,
+                      action="reported", at=now,
+                      data={"report": report.id, "reason": form.reason, "new": is_new,
                                   "images": len(scanned)})
     if ws.safety_channel_id:
         await outbox.enqueue(session, key=f"{ticket.id}:card", kind="post_card",
@@ -141,8 +142,8 @@ async def alert_due(session: AsyncSession, now: datetime, queue_at: datetime | N
             payload={"workspace": ws.external_id, "channel_id": ws.safety_channel_id,
                      "text": t("victims.report.due_alert", ws.locale, id=ticket.id,
                                hours=f"{max(left, 0):.0f}")})
-        event = repos.audit(session, workspace_id=ws.id, ticket_id=ticket.id, actor=None,
-                            action="due_alert", at=now, data={"hours_left": round(left, 1)})
+        event = audit(session, workspace_id=ws.id, ticket_id=ticket.id, actor=None,
+                      action="due_alert", at=now, data={"hours_left": round(left, 1)})
         from bot.core.tickets import refresh_card
 
         await refresh_card(session, ws, ticket, event, queue_at or now)

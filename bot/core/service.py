@@ -15,6 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.core import cards, decisions, inbox, outbox, permissions, policy, quarantine, tickets
 from bot.core.actions import action_named
+from bot.core.audit import audit
+from bot.core.banks import scope_of
 from bot.core.clock import Clock
 from bot.core.crypto import EvidenceCipher
 from bot.core.errors import NotFound, PermissionDenied, VeilleError
@@ -157,7 +159,7 @@ class Veille(VictimsMixin):
         assert ws.id is not None
         async with self.store.read() as session:
             override = await repos.channel_override(session, ws.id, event.channel_id)
-            scope = await bank_sharing.scope_of(session, ws.id)
+            scope = await scope_of(session, ws.id)
         rule = policy.ChannelRule(override.sensitivity, override.allow_listed) if override else None
         if policy.exempt(event, ws.allow_role_ids or [], rule):
             return Decision(Severity.NONE)
@@ -180,7 +182,7 @@ class Veille(VictimsMixin):
         """Scores for a message, for moderators: nothing stored, nothing done."""
         ws = await self._authorise(str(event.platform), event.workspace_id, actor, "scan")
         async with self.store.read() as session:
-            scope = await bank_sharing.scope_of(session, ws.id or 0)
+            scope = await scope_of(session, ws.id or 0)
         scan = await self.pipeline.scan(event, policy.thresholds_for(self.thresholds, ws.sensitivity),
                                         scope, ws.locale)
         lang = ws.locale
@@ -224,8 +226,8 @@ class Veille(VictimsMixin):
             row = await session.get(Workspace, ws.id)
             assert row is not None
             await apply_setup(session, row, setup, self.clock.now())
-            repos.audit(session, workspace_id=row.id, ticket_id=None, actor=actor, action="setup",
-                        at=self.clock.now(), data={"fields": sorted(
+            audit(session, workspace_id=row.id, ticket_id=None, actor=actor, action="setup",
+                  at=self.clock.now(), data={"fields": sorted(
                             k for k, v in vars(setup).items() if v not in (None, ()))})
             counts = await repos.count_tickets(session, row.id or 0)
             card = cards.status_card(row, counts, self.scanner.versions_key, self._outbox_state())
@@ -315,6 +317,7 @@ class Veille(VictimsMixin):
     ) -> Reply:
         """Bank the given images (admins): the next post of any of them is quarantined."""
         from bot.store import hash_repo
+        from detectors.hash_lists import signature_hashes
         from detectors.hashes import compute_signature
 
         ws = await self._authorise(platform, external_id, actor, "add_hashes")
@@ -326,15 +329,15 @@ class Veille(VictimsMixin):
             except Exception:  # an unreadable image is counted, the rest still banked
                 errors += 1
                 continue
-            hashes.append((prepared.sha256, hash_repo.signature_hashes(signature, prepared.sha256, prepared.md5)))
+            hashes.append((prepared.sha256, signature_hashes(signature, prepared.sha256, prepared.md5)))
         async with self.store.write() as session:
             result = await hash_repo.add_entries(
                 session, bank, [h for _, found in hashes for h in found], source="imported",
                 added_by=actor.display_name or actor.user_id, workspace_id=ws.id,
             )
             await repos.forget_verdicts(session, [sha for sha, _ in hashes])
-            repos.audit(session, workspace_id=ws.id, ticket_id=None, actor=actor, action="add_hashes",
-                        at=self.clock.now(), data={"bank": bank, "added": len(result.added)})
+            audit(session, workspace_id=ws.id, ticket_id=None, actor=actor, action="add_hashes",
+                  at=self.clock.now(), data={"bank": bank, "added": len(result.added)})
         if self.bank is not None and result.added:
             self.bank.add(result.added)
         if result.added:
@@ -364,8 +367,8 @@ class Veille(VictimsMixin):
                     row = await bank_sharing.subscribe(session, ws.id, name, by=by, now=now)
                 else:
                     row = await bank_sharing.unsubscribe(session, ws.id, name, now=now)
-                repos.audit(session, workspace_id=ws.id, ticket_id=None, actor=actor,
-                            action=f"bank_{step}", at=now, data={"name": row.name, "bank": row.bank})
+                audit(session, workspace_id=ws.id, ticket_id=None, actor=actor,
+                      action=f"bank_{step}", at=now, data={"name": row.name, "bank": row.bank})
                 views = await bank_sharing.list_shared(session, ws.id)
         except bank_sharing.SharingError as exc:
             raise VeilleError(t(f"hashes.shared.error.{exc.code}", ws.locale, name=exc.name),
@@ -437,9 +440,9 @@ class Veille(VictimsMixin):
             return ws
         async with self.store.write() as session:
             known = ticket_id if ticket_id and await repos.ticket_in(session, ws.id or 0, ticket_id) else None
-            repos.audit(session, workspace_id=ws.id, ticket_id=known, actor=actor, action="denied",
-                        at=self.clock.now(),
-                        data={"operation": operation, "role": role.value, "needed": needed.value,
+            audit(session, workspace_id=ws.id, ticket_id=known, actor=actor, action="denied",
+                  at=self.clock.now(),
+                  data={"operation": operation, "role": role.value, "needed": needed.value,
                               "ticket": ticket_id})
         log.info("denied %s to %s in %s/%s", operation, actor.user_id, platform, external_id)
         raise PermissionDenied(t("core.denied", ws.locale, needed=t(f"core.role.{needed.value}", ws.locale)))

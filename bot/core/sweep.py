@@ -24,6 +24,7 @@ from typing import Any
 
 from bot.core import outbox
 from bot.core.appeals import enqueue_notice
+from bot.core.audit import audit
 from bot.core.gateway import Gateway
 from bot.core.i18n import t
 from bot.core.types import Actor
@@ -127,8 +128,8 @@ async def sweep(
         if source is not None:
             source.sweep = summary
             source.updated_at = now
-        event = repos.audit(session, workspace_id=ws.id, ticket_id=source.id if source else None,
-                            actor=actor, action="sweep", at=now, data=summary)
+        event = audit(session, workspace_id=ws.id, ticket_id=source.id if source else None,
+                      actor=actor, action="sweep", at=now, data=summary)
         if source is not None:
             from bot.core.tickets import refresh_card
 
@@ -170,8 +171,8 @@ async def _act_on(
         ticket, is_new = await repos.open_ticket(session, row)
         if is_new:
             await session.flush()
-            repos.audit(session, workspace_id=ws.id, ticket_id=ticket.id, actor=None,
-                        action="opened", at=now, data={"severity": ticket.severity, "sweep": True,
+            audit(session, workspace_id=ws.id, ticket_id=ticket.id, actor=None,
+                  action="opened", at=now, data={"severity": ticket.severity, "sweep": True,
                                                        "source": source.id if source else None})
             if ws.safety_channel_id:
                 await outbox.enqueue(session, key=f"{ticket.id}:card", kind="post_card",

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core import appeals, outbox, quarantine, reports
 from bot.core.actions import action_named, refusal
+from bot.core.audit import audit
 from bot.core.cards import card_for
 from bot.core.crypto import EvidenceCipher, EvidenceUnreadable
 from bot.core.errors import EvidenceKeyMissing, VeilleError
@@ -81,8 +82,8 @@ async def perform(
     if finished is not None:  # a step with its own reply and audit (reveal)
         return finished
     _mark_acted(ticket, now)
-    event = repos.audit(session, workspace_id=workspace.id, ticket_id=ticket.id, actor=actor,
-                        action=action, note=note, data=step.data, at=now)
+    event = audit(session, workspace_id=workspace.id, ticket_id=ticket.id, actor=actor,
+                  action=action, note=note, data=step.data, at=now)
     await refresh_card(session, workspace, ticket, event, now)
     if ticket.kind == "report" and spec.tells_reporters:
         await reports.tell_reporters(session, workspace, ticket, event.id, now)
@@ -196,11 +197,11 @@ async def _reveal(
     except (EvidenceKeyMissing, EvidenceUnreadable) as exc:
         # A missing or changed VEILLE_SECRET_KEY: say so plainly, and keep the attempt on record.
         reason = "no_key" if isinstance(exc, EvidenceKeyMissing) else "wrong_key"
-        repos.audit(session, workspace_id=workspace.id, ticket_id=ticket.id, actor=actor,
-                    action="reveal_failed", data={"reason": reason}, at=now)
+        audit(session, workspace_id=workspace.id, ticket_id=ticket.id, actor=actor,
+              action="reveal_failed", data={"reason": reason}, at=now)
         return Outcome(Reply(text=t(f"core.ticket.reveal_{reason}", lang, id=ticket.id), ok=False))
-    repos.audit(session, workspace_id=workspace.id, ticket_id=ticket.id, actor=actor,
-                action="reveal", data={"bytes": len(original) if original else 0}, at=now)
+    audit(session, workspace_id=workspace.id, ticket_id=ticket.id, actor=actor,
+          action="reveal", data={"bytes": len(original) if original else 0}, at=now)
     if original is None:
         return Outcome(Reply(text=t("core.ticket.nothing_to_reveal", lang, id=ticket.id), ok=False))
     mime = evidence.mime if evidence else ""

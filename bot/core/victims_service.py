@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from bot.core import appeals, decisions, policy, protect, reports, sweep
+from bot.core import appeals, banks, decisions, policy, protect, reports, sweep
+from bot.core.audit import audit
 from bot.core.clock import as_utc
 from bot.core.errors import NotFound, VeilleError
 from bot.core.gateway import Reply
@@ -18,7 +19,7 @@ from bot.core.i18n import normalise_locale, t
 from bot.core.pipeline import Scan
 from bot.core.scanner import prepare_image
 from bot.core.types import Actor, MessageEvent, ReportForm
-from bot.store import bank_sharing, repos, victims_repo
+from bot.store import repos, victims_repo
 from bot.store.models import Ticket, Workspace
 
 if TYPE_CHECKING:
@@ -84,7 +85,7 @@ class VictimsMixin:
         """The reported message's media, hashed and scored for the moderators. A scan that
         fails still files the report (a report is never lost to a download error)."""
         async with self.store.read() as session:
-            scope = await bank_sharing.scope_of(session, ws.id or 0)
+            scope = await banks.scope_of(session, ws.id or 0)
         try:
             return await self.pipeline.scan(
                 event, policy.thresholds_for(self.thresholds, ws.sensitivity), scope, ws.locale)
@@ -245,6 +246,6 @@ class VictimsMixin:
                 raise NotFound(t("core.ticket.not_found", ws.locale, id=ticket_id))
             text = await handoff_summary(session, ticket_id, service, ws.locale, self.clock.now(),
                                          workspace_id=ws.id)
-            repos.audit(session, workspace_id=ws.id, ticket_id=ticket_id, actor=actor,
-                        action="handoff", at=self.clock.now(), data={"service": service})
+            audit(session, workspace_id=ws.id, ticket_id=ticket_id, actor=actor,
+                  action="handoff", at=self.clock.now(), data={"service": service})
         return Reply(text=text, ephemeral=True, extras={"service": service})

@@ -4,6 +4,7 @@ Both steps are opt-in and revocable; revoking keeps the row (and so the name, wh
 community can take over) with `revoked_at` set. A subscriber matches the publisher's blocking
 entries of that bank, never its allow entries (bot.store.hash_repo, detectors.hashes.owner_in).
 Like hash_repo, every function works in the caller's session and only flushes; the caller audits.
+The core turns `subscribed_banks` into the detectors' BankScope (bot.core.banks.scope_of).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from bot.store.models import BankSubscription, HashEntry, SharedBank
-from detectors.base import BankScope
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
@@ -47,16 +47,15 @@ def check_name(name: str) -> str:
     return name
 
 
-async def scope_of(session: AsyncSession, workspace_id: int) -> BankScope:
-    """What a community's images are matched against: the operator's lists (always), its own
-    entries and the live shared banks it is subscribed to."""
+async def subscribed_banks(session: AsyncSession, workspace_id: int) -> frozenset[tuple[int, str]]:
+    """The live shared banks a community is subscribed to, as (publishing community, bank)."""
     rows = await session.execute(
         select(SharedBank.workspace_id, SharedBank.bank)  # type: ignore[call-overload]
         .join(BankSubscription, col(BankSubscription.shared_bank_id) == col(SharedBank.id))
         .where(col(BankSubscription.workspace_id) == workspace_id,
                col(BankSubscription.revoked_at).is_(None), col(SharedBank.revoked_at).is_(None))
     )
-    return BankScope(workspace_id, frozenset((int(w), str(b)) for w, b in rows.all()))
+    return frozenset((int(w), str(b)) for w, b in rows.all())
 
 
 async def _shared(session: AsyncSession, name: str) -> SharedBank | None:

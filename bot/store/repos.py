@@ -18,7 +18,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlmodel import col
 
-from bot.core.types import Actor
 from bot.store.engine import session_factory
 from bot.store.models import (
     ChannelOverride,
@@ -30,7 +29,7 @@ from bot.store.models import (
     Workspace,
 )
 
-BOT_ACTOR = "veille"
+BOT_ACTOR, BOT_NAME = "veille", "Veille"  # who an audit event names when Veille itself acted
 
 
 class Store:
@@ -176,14 +175,14 @@ async def count_tickets(session: AsyncSession, workspace_id: int) -> dict[str, i
 
 
 def audit(
-    session: AsyncSession, *, workspace_id: int | None, ticket_id: int | None, actor: Actor | None,
-    action: str, note: str | None = None, data: dict[str, Any] | None = None, at: datetime,
+    session: AsyncSession, *, workspace_id: int | None, ticket_id: int | None,
+    actor_id: str = BOT_ACTOR, actor_name: str = BOT_NAME, action: str, note: str | None = None,
+    data: dict[str, Any] | None = None, at: datetime,
 ) -> TicketEvent:
-    """Add one audit event; `actor=None` is Veille itself."""
+    """Add one audit event; the actor defaults to Veille itself (bot.core.audit takes an Actor)."""
     event = TicketEvent(
         ticket_id=ticket_id, workspace_id=workspace_id,
-        actor_id=actor.user_id if actor else BOT_ACTOR,
-        actor_name=(actor.display_name if actor else "Veille")[:200],
+        actor_id=actor_id, actor_name=actor_name[:200],
         action=action, note=note, data=data or {}, at=at,
     )
     session.add(event)

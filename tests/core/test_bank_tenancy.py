@@ -17,6 +17,7 @@ from bot.core.types import Actor, MediaRef, MessageEvent, Platform, SetupInput
 from bot.core.verdict import Severity
 from bot.store import hash_repo
 from bot.store.models import HashEntry, TicketEvent
+from detectors import hash_lists
 from tests.core.conftest import ADMIN, MOD, WS, message, shapes_png
 from tests.core.recording_gateway import RecordingGateway
 
@@ -159,7 +160,7 @@ async def test_an_allow_entry_never_clears_an_operator_list_match(
     prepared_sig = compute_signature(Image.open(io.BytesIO(image)).convert("RGB"))
     async with two.store.write() as session:  # what `veille hashes add` does: operator-owned
         result = await hash_repo.add_entries(
-            session, "ncii-programme", hash_repo.signature_hashes(prepared_sig), source="imported")
+            session, "ncii-programme", hash_lists.signature_hashes(prepared_sig), source="imported")
     assert two.bank is not None
     two.bank.add(result.added)
     theirs = await two.handle_message(other_message("b1", reencoded(image), gateway))

@@ -1,0 +1,52 @@
+"""The core's side of hash banks: the detectors' types built from what the store keeps.
+
+The store (bot/store/hash_repo.py, bank_sharing.py) holds rows and plain values and knows no
+detector; detectors (detectors/hashes.py, hash_lists.py) know hashes and no database. This module
+joins the two for the core: the in-memory HashBank from the stored entries, a community's
+BankScope from its subscriptions, and a ticket's image banked (confirmed) or allow-listed.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.store import bank_sharing, hash_repo
+from detectors.base import BankScope
+from detectors.hash_lists import SignatureLike, signature_hashes
+from detectors.hashes import HashBank
+
+
+async def load_bank(session: AsyncSession, **bank_options: int) -> HashBank:
+    """Every stored entry in a new HashBank (`bank_options`: its thresholds)."""
+    return HashBank(await hash_repo.entry_rows(session), **bank_options)
+
+
+async def scope_of(session: AsyncSession, workspace_id: int) -> BankScope:
+    """What a community's images are matched against: the operator's lists (always), its own
+    entries and the live shared banks it is subscribed to."""
+    return BankScope(workspace_id, await bank_sharing.subscribed_banks(session, workspace_id))
+
+
+async def bank_confirmed(
+    session: AsyncSession, signature: SignatureLike, sha256: str,
+    ticket_id: int | None, added_by: str, workspace_id: int | None, *,
+    bank: str = "confirmed", md5: str = "",
+) -> hash_repo.AddResult:
+    """Bank a confirmed ticket's image: SHA-256 (and MD5), PDQ and its near-duplicate parts."""
+    return await hash_repo.add_entries(
+        session, bank, signature_hashes(signature, sha256, md5), source="confirmed",
+        added_by=added_by, ticket_id=ticket_id, workspace_id=workspace_id,
+    )
+
+
+async def allow_list(
+    session: AsyncSession, signature: SignatureLike, sha256: str, added_by: str, *,
+    bank: str = "allow", ticket_id: int | None = None, workspace_id: int | None = None,
+    note: str | None = None,
+) -> hash_repo.AddResult:
+    """Allow-list a false positive by SHA-256 and PDQ only: a moderator cleared this image, not
+    every crop that shares a window with it, so no near-duplicate entry is stored."""
+    return await hash_repo.add_entries(
+        session, bank, signature_hashes(signature, sha256, with_neardup=False), source="allow",
+        added_by=added_by, ticket_id=ticket_id, workspace_id=workspace_id, note=note,
+    )
