@@ -82,3 +82,21 @@ async def test_configured_platforms_are_started_through_their_runner(settings: S
     assert _platform_starters(settings) == []  # nothing configured, nothing imported
     with_discord = settings.model_copy(update={"discord_token": "token"})
     assert [name for name, start in _platform_starters(with_discord) if callable(start)] == ["discord"]
+
+
+async def start(settings: Settings, veille: object) -> None:
+    """The runner entry point of the third platform below (this module stands in for its
+    runner.py)."""
+
+
+async def test_a_third_platform_is_started_once_registered(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new platform is its descriptor in the registry: nothing in bot/app.py names it."""
+    import bot.platforms as registry
+    from bot.app import _platform_starters
+    from bot.platforms.base import PlatformDescriptor
+
+    matrix = PlatformDescriptor(name="matrix", title="Matrix", runner=__name__,
+                                configured=lambda s: True, secrets=lambda s: ())
+    monkeypatch.setattr(registry, "PLATFORMS", (*registry.PLATFORMS, matrix))
+    assert _platform_starters(settings) == [("matrix", start)]
