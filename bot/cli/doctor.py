@@ -112,7 +112,7 @@ async def run_checks(settings: Settings, with_model: bool, online: bool) -> list
 def register(cli: click.Group) -> None:
     @cli.command()
     @click.option("--no-model", is_flag=True, help="Skip loading the detectors (faster).")
-    @click.option("--offline", is_flag=True, help="Do not call the Discord and Slack APIs.")
+    @click.option("--offline", is_flag=True, help="Do not call the chat platforms' APIs.")
     def doctor(no_model: bool, offline: bool) -> None:
         """Check configuration, database, model and tokens; say how to fix what is wrong."""
         settings = get_settings()

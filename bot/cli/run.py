@@ -49,7 +49,7 @@ async def _check_database(settings: Settings) -> None:
 def register(cli: click.Group) -> None:
     @cli.command()
     def run() -> None:
-        """Start Veille on every configured platform (Discord, Slack)."""
+        """Start Veille on every configured chat platform."""
         settings = get_settings()
         locale = settings.default_locale
         from bot.platforms import PLATFORMS, configured

@@ -9,4 +9,5 @@
 - wizard.py, setup_checks.py: the `/veille setup` wizard and its permission check
 - replies.py: core Replies and refusals as interaction responses
 - runner.py: `start(settings, veille)` for bot/app.py
+- descriptor.py: DISCORD, what bot/app.py and the CLI know of Discord (bot/platforms/base.py)
 """
