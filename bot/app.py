@@ -83,7 +83,7 @@ async def _start_scheduler(veille: Veille) -> Any:
     except ImportError:
         log.warning("no scheduler available: digests and housekeeping will not run")
         return None
-    scheduler = VeilleScheduler(veille.store.factory, veille.gateways, veille.clock, veille)
+    scheduler = VeilleScheduler(veille.store, veille.gateways, veille.clock, veille)
     await scheduler.start()
     return scheduler
 

@@ -90,16 +90,18 @@ async def _workspace_card(workspace_id: int) -> Card | list[Workspace]:
     from sqlmodel import col
 
     from bot.core.digest import build_digest
-    from bot.store.engine import check_migrated, create_engine, session_factory
+    from bot.store.engine import check_migrated, create_engine
+    from bot.store.repos import Store
 
     settings = get_settings()
     engine = create_engine(settings.database_url)
     try:
         await check_migrated(engine)
-        built = await build_digest(session_factory(engine), workspace_id, Clock())
+        store = Store(engine)
+        built = await build_digest(store, workspace_id, Clock())
         if built is not None:
             return built[2]
-        async with session_factory(engine)() as session:
+        async with store.read() as session:
             return list((await session.execute(select(Workspace).order_by(col(Workspace.id)))).scalars())
     finally:
         await engine.dispose()

@@ -24,7 +24,6 @@ from typing import Protocol
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col, select
 
 from bot.core.clock import Clock, as_utc, utcnow
@@ -38,6 +37,7 @@ from bot.core.digest import (
 )
 from bot.core.gateway import Gateway
 from bot.store.models import Workspace
+from bot.store.repos import Store
 
 log = logging.getLogger(__name__)
 
@@ -71,20 +71,21 @@ def digest_job_id(workspace_id: int) -> str:
 class VeilleScheduler:
     """Digest and housekeeping jobs on an AsyncIOScheduler.
 
-    `gateways` maps a platform name ("discord", "slack") to its Gateway; it is read when a job
-    runs, so adapters registered after construction are found. `housekeeping` is any object
-    with the `Housekeeping` coroutines (None: no housekeeping jobs)."""
+    `store` is the process's one Store: its write lock serialises the digests' claims with every
+    other writer. `gateways` maps a platform name ("discord", "slack") to its Gateway; it is
+    read when a job runs, so adapters registered after construction are found. `housekeeping`
+    is any object with the `Housekeeping` coroutines (None: no housekeeping jobs)."""
 
     def __init__(
         self,
-        session_factory: async_sessionmaker[AsyncSession],
+        store: Store,
         gateways: Mapping[str, Gateway],
         clock: Clock,
         housekeeping: Housekeeping | None = None,
         *,
         verdict_cache_ttl: timedelta = DEFAULT_VERDICT_CACHE_TTL,
     ) -> None:
-        self._sessions = session_factory
+        self._store = store
         self._gateways = gateways
         self._clock = clock
         self._housekeeping = housekeeping
@@ -103,7 +104,7 @@ class VeilleScheduler:
         """Build every job, start the scheduler (on the running loop), then catch up on digests
         missed while Veille was down. `paused=True` builds jobs that never fire (tests)."""
         self._add_housekeeping_jobs()
-        async with self._sessions() as session:
+        async with self._store.read() as session:
             ids = (await session.execute(select(Workspace.id))).scalars().all()
         for workspace_id in ids:
             if workspace_id is not None:
@@ -123,7 +124,7 @@ class VeilleScheduler:
         if self._scheduler.get_job(job_id) is not None:
             self._scheduler.remove_job(job_id)
         self._built.pop(workspace_id, None)
-        async with self._sessions() as session:
+        async with self._store.read() as session:
             workspace = await session.get(Workspace, workspace_id)
         if workspace is None:
             return
@@ -167,7 +168,7 @@ class VeilleScheduler:
         """Post the digest of the latest period due at `clock.now()`, unless it already was.
         None when nothing is due (schedule off or invalid, or the period ended before the
         workspace existed: a new workspace gets no digest about the time before it joined)."""
-        async with self._sessions() as session:
+        async with self._store.read() as session:
             workspace = await session.get(Workspace, workspace_id)
         if workspace is None:
             return None
@@ -184,12 +185,12 @@ class VeilleScheduler:
                         workspace_id, workspace.platform)
             return None
         period = period_ending(trigger, fire)
-        return await post_digest(self._sessions, gateway, workspace_id, period, self._clock)
+        return await post_digest(self._store, gateway, workspace_id, period, self._clock)
 
     async def sweep(self) -> dict[int, DigestOutcome | None]:
         """The periodic job: pick up schedule changes nobody announced with
         `reschedule_workspace` (another process, a direct database edit), then `catch_up`."""
-        async with self._sessions() as session:
+        async with self._store.read() as session:
             rows = (await session.execute(
                 select(Workspace.id, Workspace.digest_schedule, Workspace.timezone)
             )).all()
@@ -202,7 +203,7 @@ class VeilleScheduler:
     async def catch_up(self) -> dict[int, DigestOutcome | None]:
         """Run every workspace's due digest (start-up catch-up, and the periodic sweep that
         retries failed posts). Returns each workspace's outcome."""
-        async with self._sessions() as session:
+        async with self._store.read() as session:
             ids = (await session.execute(
                 select(Workspace.id).where(col(Workspace.digest_schedule) != "off")
             )).scalars().all()
@@ -219,7 +220,7 @@ class VeilleScheduler:
 
     async def next_digest_at(self, workspace_id: int) -> datetime | None:
         """When the workspace's next digest is due after `clock.now()`, in UTC."""
-        async with self._sessions() as session:
+        async with self._store.read() as session:
             workspace = await session.get(Workspace, workspace_id)
         if workspace is None:
             return None

@@ -250,7 +250,7 @@ class Veille(VictimsMixin):
         from bot.core.digest import digest_now
 
         try:
-            return await digest_now(self.store.factory, gateway, ws.id or 0, self.clock)
+            return await digest_now(self.store, gateway, ws.id or 0, self.clock)
         except GatewayError as exc:
             return Reply(text=t("core.platform_error", ws.locale, error=str(exc)), ok=False)
 

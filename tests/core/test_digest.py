@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from PIL import Image
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import select
 
 from bot.cli import cli
@@ -34,6 +34,7 @@ from bot.core.digest.format import fmt_change, fmt_duration, fmt_int, fmt_percen
 from bot.core.gateway import Card, GatewayError
 from bot.store import engine as store
 from bot.store.models import DigestRun, ScanRecord, Ticket, Workspace
+from bot.store.repos import Store
 from tests.core.recording_gateway import RecordingGateway
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
@@ -63,8 +64,9 @@ class DigestGateway(RecordingGateway):
         return await super().post_card(workspace_id, channel_id, card, thread_id=thread_id)
 
 
-def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return store.session_factory(engine)
+def stored(engine: AsyncEngine) -> Store:
+    """The engine's Store: reads and writes go through it, as in the running process."""
+    return Store(engine)
 
 
 async def add_workspace(engine: AsyncEngine, **values: Any) -> int:
@@ -73,7 +75,7 @@ async def add_workspace(engine: AsyncEngine, **values: Any) -> int:
         timezone="UTC", digest_schedule="daily@09:00", created_at=NOW - timedelta(days=30),
     )
     workspace = Workspace(**{**defaults, **values})
-    async with store.transaction(sessions(engine)) as session:
+    async with stored(engine).write() as session:
         session.add(workspace)
         await session.flush()
         assert workspace.id is not None
@@ -81,7 +83,7 @@ async def add_workspace(engine: AsyncEngine, **values: Any) -> int:
 
 
 async def add_rows(engine: AsyncEngine, *rows: Any) -> None:
-    async with store.transaction(sessions(engine)) as session:
+    async with stored(engine).write() as session:
         session.add_all(rows)
 
 
@@ -137,7 +139,7 @@ async def seed_activity(engine: AsyncEngine, ws: int) -> None:
 async def test_stats_compare_the_period_with_the_previous_one(engine: AsyncEngine) -> None:
     ws = await add_workspace(engine)
     await seed_activity(engine, ws)
-    async with sessions(engine)() as session:
+    async with stored(engine).read() as session:
         workspace = await session.get(Workspace, ws)
         assert workspace is not None
         stats = await load_stats(session, workspace, PERIOD)
@@ -166,7 +168,7 @@ async def test_stats_compare_the_period_with_the_previous_one(engine: AsyncEngin
 async def test_render_in_english_and_french(engine: AsyncEngine) -> None:
     ws = await add_workspace(engine, timezone="Europe/Paris")
     await seed_activity(engine, ws)
-    async with sessions(engine)() as session:
+    async with stored(engine).read() as session:
         workspace = await session.get(Workspace, ws)
         assert workspace is not None
         stats = await load_stats(session, workspace, PERIOD)
@@ -219,20 +221,20 @@ async def test_post_digest_claims_the_period_before_posting_then_never_again(
     seen: list[str] = []
 
     async def run_status() -> None:
-        async with sessions(engine)() as session:
+        async with stored(engine).read() as session:
             seen.extend((await session.execute(select(DigestRun.status))).scalars())
 
     gateway = DigestGateway(during_post=run_status)
     clock = ManualClock(NOW)
-    assert await post_digest(sessions(engine), gateway, ws, PERIOD, clock) == "posted"
+    assert await post_digest(stored(engine), gateway, ws, PERIOD, clock) == "posted"
     assert seen == ["pending"]  # claimed and committed before the platform was touched
-    assert await post_digest(sessions(engine), gateway, ws, PERIOD, clock) == "duplicate"
+    assert await post_digest(stored(engine), gateway, ws, PERIOD, clock) == "duplicate"
 
     assert len(gateway.cards) == 1
     guild, channel, card = gateway.cards[0]
     assert (guild, channel) == ("guild-1", "safety")
     assert card.image_png and card.image_png.startswith(b"\x89PNG")
-    async with sessions(engine)() as session:
+    async with stored(engine).read() as session:
         run = (await session.execute(select(DigestRun))).scalar_one()
     assert (run.status, run.message_id) == ("posted", "m1001")
 
@@ -241,17 +243,17 @@ async def test_a_failed_post_is_recorded_and_can_be_retried(engine: AsyncEngine)
     ws = await add_workspace(engine)
     gateway = DigestGateway(failures={"post_card": [GatewayError("503 from Discord")]})
     clock = ManualClock(NOW)
-    assert await post_digest(sessions(engine), gateway, ws, PERIOD, clock) == "failed"
-    async with sessions(engine)() as session:
+    assert await post_digest(stored(engine), gateway, ws, PERIOD, clock) == "failed"
+    async with stored(engine).read() as session:
         assert (await session.execute(select(DigestRun.status))).scalar_one() == "failed"
-    assert await post_digest(sessions(engine), gateway, ws, PERIOD, clock) == "posted"
+    assert await post_digest(stored(engine), gateway, ws, PERIOD, clock) == "posted"
     assert len(gateway.cards) == 1
 
 
 async def test_no_safety_channel_posts_nothing(engine: AsyncEngine) -> None:
     ws = await add_workspace(engine, safety_channel_id=None)
     gateway = DigestGateway()
-    outcome = await post_digest(sessions(engine), gateway, ws, PERIOD, ManualClock(NOW))
+    outcome = await post_digest(stored(engine), gateway, ws, PERIOD, ManualClock(NOW))
     assert outcome == "no_channel" and gateway.cards == []
 
 
@@ -259,23 +261,23 @@ async def test_digest_now_posts_without_taking_the_scheduled_period(engine: Asyn
     ws = await add_workspace(engine, locale="fr")
     await seed_activity(engine, ws)
     gateway = DigestGateway()
-    reply = await digest_now(sessions(engine), gateway, ws, ManualClock(NOW))
+    reply = await digest_now(stored(engine), gateway, ws, ManualClock(NOW))
     assert reply.text == "Résumé publié dans <#safety>."
     assert "Signalés" in card_text(gateway.cards[0][2])
-    async with sessions(engine)() as session:
+    async with stored(engine).read() as session:
         assert (await session.execute(select(DigestRun))).first() is None
 
     no_channel = await add_workspace(engine, external_id="guild-2", safety_channel_id=None)
-    reply = await digest_now(sessions(engine), gateway, no_channel, ManualClock(NOW))
+    reply = await digest_now(stored(engine), gateway, no_channel, ManualClock(NOW))
     assert reply.card is not None and reply.ephemeral and len(gateway.cards) == 1
 
 
 async def test_build_digest_defaults_to_the_schedules_length(engine: AsyncEngine) -> None:
     ws = await add_workspace(engine, digest_schedule="weekly:mon@09:00")
-    built = await build_digest(sessions(engine), ws, ManualClock(NOW))
+    built = await build_digest(stored(engine), ws, ManualClock(NOW))
     assert built is not None
     assert built[1].period == Period(NOW - timedelta(days=7), NOW)
-    assert await build_digest(sessions(engine), 999, ManualClock(NOW)) is None
+    assert await build_digest(stored(engine), 999, ManualClock(NOW)) is None
 
 
 def test_cli_demo_writes_a_chart_without_a_database(

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.core.digest import OpenReport, Period, ReportStats, card_text, load_stats, render_card
-from bot.store import engine as store
 from bot.store.models import Ticket, Workspace
+from bot.store.repos import Store
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 PERIOD = Period(NOW - timedelta(days=1), NOW)
@@ -31,8 +31,8 @@ def report(hours_ago: float, *, resolved_h_ago: float | None = None, due: bool =
 
 async def seeded_stats(engine: AsyncEngine, *tickets: Ticket) -> tuple[list[int], ReportStats,
                                                                       Workspace]:
-    factory = store.session_factory(engine)
-    async with store.transaction(factory) as session:
+    stored = Store(engine)
+    async with stored.write() as session:
         workspace = Workspace(platform="discord", external_id=f"g{next(_messages)}", name="Guild",
                               timezone="UTC")
         session.add(workspace)
@@ -43,7 +43,7 @@ async def seeded_stats(engine: AsyncEngine, *tickets: Ticket) -> tuple[list[int]
         session.add_all(tickets)
         await session.flush()
         ids = [ticket.id or 0 for ticket in tickets]
-    async with factory() as session:
+    async with stored.read() as session:
         found = await session.get(Workspace, workspace.id)
         assert found is not None
         stats = await load_stats(session, found, PERIOD)
@@ -74,7 +74,7 @@ async def test_report_counts_and_hours_left(engine: AsyncEngine) -> None:
 
 async def test_the_card_shows_reports_in_english_and_french(engine: AsyncEngine) -> None:
     ids, _reports, workspace = await seeded_stats(engine, *scenario())
-    async with store.session_factory(engine)() as session:
+    async with Store(engine).read() as session:
         stats = await load_stats(session, workspace, PERIOD)
     card = render_card(stats, "en")
     names = [name for name, _value in card.fields]
@@ -94,7 +94,7 @@ async def test_the_card_shows_reports_in_english_and_french(engine: AsyncEngine)
 async def test_no_reports_no_report_field(engine: AsyncEngine) -> None:
     _ids, reports, workspace = await seeded_stats(engine, report(3, kind="detection"))
     assert reports == ReportStats() and not reports.any
-    async with store.session_factory(engine)() as session:
+    async with Store(engine).read() as session:
         stats = await load_stats(session, workspace, PERIOD)
     assert "Reports (48 h clock)" not in card_text(render_card(stats, "en"))
     # A report handled long ago, with nothing this period, is not news either.

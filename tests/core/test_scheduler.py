@@ -21,9 +21,8 @@ from sqlmodel import select
 from bot.core.clock import ManualClock, as_utc
 from bot.core.digest import Period, parse_schedule
 from bot.core.scheduler import VeilleScheduler, digest_job_id
-from bot.store import engine as store
 from bot.store.models import DigestRun, Workspace
-from tests.core.test_digest import DigestGateway, sessions
+from tests.core.test_digest import DigestGateway, stored
 from tests.core.test_digest import add_workspace as add_any_workspace
 
 D1_0900 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
@@ -38,7 +37,7 @@ class Scheduled:
         self.running: list[VeilleScheduler] = []
 
     async def start(self, housekeeping: object = None) -> VeilleScheduler:
-        scheduler = VeilleScheduler(sessions(self.engine), {"discord": self.gateway}, self.clock,
+        scheduler = VeilleScheduler(stored(self.engine), {"discord": self.gateway}, self.clock,
                                     housekeeping)  # type: ignore[arg-type]
         await scheduler.start(paused=True)
         self.running.append(scheduler)
@@ -55,7 +54,7 @@ class Scheduled:
         return await job.func(*job.args)
 
     async def runs(self) -> list[DigestRun]:
-        async with sessions(self.engine)() as session:
+        async with stored(self.engine).read() as session:
             return list((await session.execute(
                 select(DigestRun).order_by(DigestRun.period_start)  # type: ignore[arg-type]
             )).scalars())
@@ -206,7 +205,7 @@ async def test_settings_changes_rebuild_the_job(world: Scheduled) -> None:
     assert await scheduler.next_digest_at(ws) == D1_0900
 
     async def change(announce: bool = True, **values: object) -> None:
-        async with store.transaction(sessions(world.engine)) as session:
+        async with stored(world.engine).write() as session:
             workspace = await session.get(Workspace, ws)
             assert workspace is not None
             for name, value in values.items():

@@ -1,6 +1,9 @@
 """The two entry points that post a digest: `post_digest` is what the scheduler runs (exactly
 once per workspace and period), `digest_now` is what `Veille.digest_now` calls; `build_digest`
-makes the card without posting it (previews)."""
+makes the card without posting it (previews).
+
+Every read and write goes through the process's one `Store` (`read()`, `write()`): its write lock
+is what keeps a digest's claim from meeting another writer's transaction with SQLITE_BUSY."""
 
 from __future__ import annotations
 
@@ -10,7 +13,6 @@ from typing import Literal
 
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col, select
 
 from bot.core.clock import Clock
@@ -19,8 +21,8 @@ from bot.core.digest.schedule import Period, rolling_period
 from bot.core.digest.stats import DigestStats, load_stats
 from bot.core.gateway import Card, Gateway, GatewayError, Reply
 from bot.core.i18n import t
-from bot.store.engine import transaction
 from bot.store.models import DigestRun, Workspace
+from bot.store.repos import Store
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +31,7 @@ DigestOutcome = Literal["posted", "duplicate", "failed", "no_channel", "missing"
 
 
 async def post_digest(
-    session_factory: async_sessionmaker[AsyncSession],
+    store: Store,
     gateway: Gateway,
     workspace_id: int,
     period: Period,
@@ -43,17 +45,17 @@ async def post_digest(
     row then becomes "posted" (with the message id) or "failed". A failed run may be claimed
     again (a retry); a run left "pending" by a crash mid-post is never retried, because it may
     have been posted. Returns what happened; never raises for a platform failure."""
-    async with session_factory() as session:
+    async with store.read() as session:
         workspace = await session.get(Workspace, workspace_id)
     if workspace is None:
         return "missing"
     if not workspace.safety_channel_id:
         return "no_channel"
-    run_id = await _claim(session_factory, workspace_id, period, clock)
+    run_id = await _claim(store, workspace_id, period, clock)
     if run_id is None:
         return "duplicate"
     try:
-        async with session_factory() as session:
+        async with store.read() as session:
             stats = await load_stats(session, workspace, period)
         card = await render_digest(stats, workspace.locale)
         message_id = await gateway.post_card(
@@ -63,20 +65,20 @@ async def post_digest(
         level = logging.WARNING if isinstance(exc, GatewayError) else logging.ERROR
         log.log(level, "digest for workspace %s, period %s failed: %s", workspace_id,
                 period.start.isoformat(), exc, exc_info=not isinstance(exc, GatewayError))
-        await _finish(session_factory, run_id, "failed", None, None)
+        await _finish(store, run_id, "failed", None, None)
         return "failed"
-    await _finish(session_factory, run_id, "posted", message_id, clock.now())
+    await _finish(store, run_id, "posted", message_id, clock.now())
     log.info("digest posted for workspace %s, period %s", workspace_id, period.start.isoformat())
     return "posted"
 
 
 async def _claim(
-    session_factory: async_sessionmaker[AsyncSession], workspace_id: int, period: Period,
+    store: Store, workspace_id: int, period: Period,
     clock: Clock,
 ) -> int | None:
     """The id of the DigestRun this caller now owns, or None when another run has it."""
     try:
-        async with transaction(session_factory) as session:
+        async with store.write() as session:
             run = DigestRun(workspace_id=workspace_id, period_start=period.start,
                             period_end=period.end, status="pending", created_at=clock.now())
             session.add(run)
@@ -85,7 +87,7 @@ async def _claim(
     except IntegrityError:
         pass
     # Only a failed run can be taken over; the conditional UPDATE makes that a single winner.
-    async with transaction(session_factory) as session:
+    async with store.write() as session:
         key = (col(DigestRun.workspace_id) == workspace_id,
                col(DigestRun.period_start) == period.start)
         result = await session.execute(
@@ -97,10 +99,10 @@ async def _claim(
 
 
 async def _finish(
-    session_factory: async_sessionmaker[AsyncSession], run_id: int, status: str,
+    store: Store, run_id: int, status: str,
     message_id: str | None, posted_at: datetime | None,
 ) -> None:
-    async with transaction(session_factory) as session:
+    async with store.write() as session:
         await session.execute(
             update(DigestRun).where(DigestRun.id == run_id)  # type: ignore[arg-type]
             .values(status=status, message_id=message_id, posted_at=posted_at)
@@ -108,13 +110,13 @@ async def _finish(
 
 
 async def build_digest(
-    session_factory: async_sessionmaker[AsyncSession], workspace_id: int, clock: Clock,
+    store: Store, workspace_id: int, clock: Clock,
     period: Period | None = None,
 ) -> tuple[Workspace, DigestStats, Card] | None:
     """The digest card for a workspace without posting or recording it (previews,
     on-demand digests). `period` defaults to the schedule's usual length ending now.
     None when the workspace does not exist."""
-    async with session_factory() as session:
+    async with store.read() as session:
         workspace = await session.get(Workspace, workspace_id)
         if workspace is None:
             return None
@@ -125,7 +127,7 @@ async def build_digest(
 
 
 async def digest_now(
-    session_factory: async_sessionmaker[AsyncSession],
+    store: Store,
     gateway: Gateway,
     workspace_id: int,
     clock: Clock,
@@ -136,7 +138,7 @@ async def digest_now(
     the safety channel; the Reply (ephemeral) says where. Without a safety channel the digest
     comes back in the Reply's card instead. On-demand digests claim no DigestRun, so they never
     stop the scheduled one. A platform failure raises GatewayError for the caller to report."""
-    built = await build_digest(session_factory, workspace_id, clock)
+    built = await build_digest(store, workspace_id, clock)
     if built is None:
         raise LookupError(f"no workspace with id {workspace_id}")
     workspace, _stats, card = built
