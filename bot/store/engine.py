@@ -62,7 +62,9 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 @asynccontextmanager
 async def transaction(factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
-    """A session that commits on success and rolls back on error."""
+    """A session that commits on success and rolls back on error, for a one-shot command that
+    is the only writer in its process; a running Veille writes through `repos.Store.write()`,
+    whose lock SQLite needs."""
     async with factory() as session, session.begin():
         yield session
 
