@@ -23,7 +23,6 @@ from bot.log import QuietNotices, RedactingFilter, secrets_of
 from bot.platforms.base import Check, PlatformDescriptor, Refusal
 from bot.settings import Settings
 
-
 TOKEN = "matrix-secret-token-123456"
 ASKED: list[str] = []
 
