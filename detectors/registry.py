@@ -1,47 +1,66 @@
 """The detector registry: configured names → detector objects, validated before anything loads.
 
-`bot.core.suite` maps Settings to the arguments (ClipConfig, hash bank); this module knows
+Every builder takes one `DetectorDeps`, the typed bundle of what detectors may be given (CLIP's
+configuration, the hash bank); `bot.core.suite` fills it from Settings, so this module knows
 nothing about settings or chats. Heavy modules are imported only for the names asked for, so a
-deployment without CLIP never imports torch.
+deployment without CLIP never imports torch. A detector registered in BUILDERS is held to the
+shared contract by tests/detectors/test_contract.py without further changes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, cast
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
 
 from detectors.base import Detector, DetectorError, validate_unique_names
 
+if TYPE_CHECKING:
+    from detectors.clip import ClipConfig
+    from detectors.hashes import HashBank
 
-def _clip(clip: Any, bank: Any) -> Detector:
+
+@dataclass(frozen=True)
+class DetectorDeps:
+    """What a builder may use. A new detector that needs something more (a model path, a thread
+    count) gets a field here, filled by `bot.core.suite.detector_deps`."""
+
+    clip: ClipConfig | None = None  # the clip detector's model, weights, device, cache
+    bank: HashBank | None = None  # the hashes detector's live bank; None: an empty one
+
+
+def _clip(deps: DetectorDeps) -> Detector:
     from detectors.clip import ClipDetector
 
-    if clip is None:
+    if deps.clip is None:
         raise DetectorError("the clip detector needs a ClipConfig (VEILLE_CLIP_MODEL and "
                             "VEILLE_CLIP_PRETRAINED)")
-    return cast(Detector, ClipDetector(clip))
+    return cast(Detector, ClipDetector(deps.clip))
 
 
-def _nsfw(clip: Any, bank: Any) -> Detector:
+def _nsfw(deps: DetectorDeps) -> Detector:
     from detectors.nsfw import NsfwDetector
 
     return cast(Detector, NsfwDetector())
 
 
-def _hashes(clip: Any, bank: Any) -> Detector:
-    from detectors.hashes import HashDetector
+def _hashes(deps: DetectorDeps) -> Detector:
+    from detectors.hashes import HashBank, HashDetector
 
-    return cast(Detector, HashDetector(bank))
+    # Without a bank, an empty one: the store fills a live bank (bot.store.hash_repo.load_bank).
+    return cast(Detector, HashDetector(deps.bank if deps.bank is not None else HashBank()))
 
 
-def _text(clip: Any, bank: Any) -> Detector:
+def _text(deps: DetectorDeps) -> Detector:
     from detectors.text_request import UndressRequestDetector
 
     return cast(Detector, UndressRequestDetector())
 
 
+Builder = Callable[[DetectorDeps], Detector]
+
 # Each detector narrows detect()'s input type, which a Protocol cannot express: hence the casts.
-BUILDERS: dict[str, Callable[[Any, Any], Detector]] = {
+BUILDERS: dict[str, Builder] = {
     "clip": _clip,
     "nsfw": _nsfw,
     "hashes": _hashes,
@@ -49,12 +68,11 @@ BUILDERS: dict[str, Callable[[Any, Any], Detector]] = {
 }
 
 
-def build_detectors(
-    names: Sequence[str], *, clip: Any = None, bank: Any = None
-) -> list[Detector]:
-    """One detector per name, in order (`clip` is a detectors.clip.ClipConfig, `bank` a hash
-    bank). Unknown or repeated names raise DetectorError listing the valid ones. Nothing is
-    loaded here: call `await detector.load()` on each."""
+def build_detectors(names: Sequence[str], deps: DetectorDeps | None = None) -> list[Detector]:
+    """One detector per name, in order, each built from `deps`. Unknown or repeated names raise
+    DetectorError listing the valid ones. Nothing is loaded here: call `await detector.load()`
+    on each."""
+    deps = deps if deps is not None else DetectorDeps()
     cleaned = [name.strip().lower() for name in names]
     unknown = [name for name in cleaned if name not in BUILDERS]
     if unknown:
@@ -65,6 +83,6 @@ def build_detectors(
     repeated = sorted({name for name in cleaned if cleaned.count(name) > 1})
     if repeated:
         raise DetectorError(f"detector(s) listed twice in VEILLE_DETECTORS: {', '.join(repeated)}")
-    detectors = [BUILDERS[name](clip, bank) for name in cleaned]
+    detectors = [BUILDERS[name](deps) for name in cleaned]
     validate_unique_names(detectors)
     return detectors

@@ -43,7 +43,7 @@ async def score_folder(
     """Each configured scoring image detector's per-category scores ({detector: {category:
     scores}}) and the labels of every readable image; unreadable ones are listed."""
     from bot.core.scanner import prepare_image
-    from bot.core.suite import clip_config
+    from bot.core.suite import detector_deps
     from bot.media.decode import MediaError
     from detectors.registry import build_detectors
 
@@ -51,8 +51,7 @@ async def score_folder(
     names = [n for n in settings.detector_names if n in CALIBRATED]
     if not names:
         raise CalibrationError(t("calibrate.nothing", locale))
-    clip = clip_config(settings) if "clip" in names else None
-    detectors = build_detectors(names, clip=clip)
+    detectors = build_detectors(names, detector_deps(settings, names))
     await asyncio.gather(*(d.load() for d in detectors))
     wanted = {d.name: [c for c in categories if c in getattr(d, "categories", ())]
               for d in detectors}

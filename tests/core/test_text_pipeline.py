@@ -19,7 +19,7 @@ from bot.core.types import Actor, RepliedMessage, SetupInput
 from bot.core.verdict import Severity
 from bot.settings import Settings
 from bot.store.models import Offender, Ticket
-from detectors.registry import build_detectors
+from detectors.registry import DetectorDeps, build_detectors
 from tests.core.conftest import ADMIN, QUARANTINE_CHANNEL, SAFETY, WS, message
 from tests.core.recording_gateway import RecordingGateway
 
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 @pytest.fixture
 async def text_veille(settings: Settings, engine: AsyncEngine, clock: ManualClock,
                       gateway: RecordingGateway) -> AsyncIterator[Veille]:
-    scanner = Scanner(build_detectors(["hashes", "text"], bank=await load_bank(engine)))
+    scanner = Scanner(build_detectors(["hashes", "text"], DetectorDeps(bank=await load_bank(engine))))
     await scanner.load()
     core = await build_veille(settings, engine, gateways=[gateway], scanner=scanner, clock=clock)
     await core.save_setup("discord", WS, ADMIN, SetupInput(

@@ -10,14 +10,14 @@ import asyncio
 from bot.core.scanner import Scanner
 from bot.store.models import Evidence, Ticket
 from detectors.hashes import HashBank
-from detectors.registry import build_detectors
+from detectors.registry import DetectorDeps, build_detectors
 from tests.core.conftest import ColourModel, shapes_png
 from tests.platforms.discord.conftest import DiscordWorld
 from tests.platforms.discord.helpers import card_in
 
 
 async def _start(world: DiscordWorld) -> None:
-    others = build_detectors(["hashes", "text"], bank=HashBank())
+    others = build_detectors(["hashes", "text"], DetectorDeps(bank=HashBank()))
     world.scanner = Scanner([ColourModel(), *others])
     await world.start_bot()
     await world.configure()

@@ -19,13 +19,13 @@ SIGNING_SECRET = "test-signing-secret"
 @pytest.fixture(scope="session")
 async def tiny_clip() -> Any:
     """The tiny CLIP detector (tests/tiny_clip.py), loaded once: red circles score `sexual`."""
-    from bot.core.suite import clip_config
+    from bot.core.suite import detector_deps
     from detectors.registry import build_detectors
     from tests.tiny_clip import tiny_clip_settings
 
     config = load_settings(_env_file=None, detectors="clip", clip_backend="torch",
                            **tiny_clip_settings())
-    detector = build_detectors(["clip"], clip=clip_config(config))[0]
+    detector = build_detectors(["clip"], detector_deps(config, ["clip"]))[0]
     await detector.load()
     return detector
 

@@ -33,7 +33,7 @@ from bot.platforms.slack.runner import EVENTS_PATH, SlackRunner
 from bot.settings import Settings
 from bot.store.models import Ticket
 from detectors.hashes import HashBank
-from detectors.registry import build_detectors
+from detectors.registry import DetectorDeps, build_detectors
 from tests.fakes.slack_server import TEAM_ID, WAIT_S, FakeSlack
 from tests.platforms.slack.conftest import SIGNING_SECRET, slack_settings
 
@@ -166,7 +166,7 @@ async def open_world(settings: Settings, engine: AsyncEngine, slack: FakeSlack, 
     """Veille (tiny CLIP shared by the session, a fresh hash bank) on Slack in `mode`."""
     app_settings = slack_settings(settings, slack, mode=mode, admin=admin)
     bank = HashBank()
-    others = build_detectors(["hashes", "text"], bank=bank)
+    others = build_detectors(["hashes", "text"], DetectorDeps(bank=bank))
     for detector in others:
         await detector.load()
     scanner = Scanner([clip, *others], load_thresholds(app_settings))
