@@ -149,7 +149,7 @@ class SetupWizard:
             embed.add_field(name=self.label("actions"), value=", ".join(
                 t(action_label(a), self.locale) for a in ACTIONS if c.actions.get(a)) or none)
             embed.add_field(name=self.label("digest_schedule"),
-                            value=f"{c.digest_schedule} ({c.timezone})")
+                            value=f"{self.schedule_label(c.digest_schedule)} ({c.timezone})")
             embed.add_field(name=self.label("locale"), value=c.locale)
             embed.add_field(name=self.t("permissions"), inline=False,
                             value="\n".join(problems or []) or self.t("permissions_ok"))
