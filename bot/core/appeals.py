@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from bot.core import outbox, quarantine
+from bot.core.actions import ACTIONS
 from bot.core.audit import audit
 from bot.core.errors import VeilleError
 from bot.core.i18n import normalise_locale, t
@@ -27,6 +28,7 @@ from bot.store import repos, victims_repo
 from bot.store.models import Appeal, Ticket, TicketEvent, Workspace
 
 DECISIONS = ("confirm", "false_positive", "resolve", "uphold", "reverse")
+APPEAL = ACTIONS["appeal"]  # the author's button on a removal notice
 BOT = repos.BOT_ACTOR
 
 
@@ -53,7 +55,7 @@ async def enqueue_notice(
         payload={"workspace": ws.external_id, "user_id": ticket.author_id,
                  "channel_id": ticket.channel_id,
                  "text": f"{text}\n\n{body}" if text else body,
-                 "buttons": [["appeal", t("core.button.appeal", ws.locale), ticket.id, "primary"]]},
+                 "buttons": [[APPEAL.name, t(APPEAL.label_key, ws.locale), ticket.id, APPEAL.style]]},
     )
 
 
