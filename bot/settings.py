@@ -88,6 +88,11 @@ class Settings(BaseSettings):
     ai_apps: str = Field("", validation_alias=_env("VEILLE_AI_APPS"))
     # Slack has no ephemeral files: a revealed original is deleted from the DM after this.
     slack_reveal_ttl_s: float = Field(300.0, gt=0, validation_alias=_env("VEILLE_SLACK_REVEAL_TTL_S"))
+    # OAuth distribution (many workspaces, HTTP mode): both set turn it on; SLACK_BOT_TOKEN is
+    # then unused, each workspace's token coming from its installation.
+    slack_client_id: str | None = Field(None, validation_alias=_env("SLACK_CLIENT_ID"))
+    slack_client_secret: SecretStr | None = Field(
+        None, validation_alias=_env("SLACK_CLIENT_SECRET"))
 
     @model_validator(mode="before")
     @classmethod
@@ -115,7 +120,14 @@ class Settings(BaseSettings):
         return self.discord_token is not None
 
     @property
+    def slack_oauth(self) -> bool:
+        """Installable in many workspaces through OAuth (SLACK_CLIENT_ID and _SECRET set)."""
+        return self.slack_client_id is not None and self.slack_client_secret is not None
+
+    @property
     def slack_configured(self) -> bool:
+        if self.slack_oauth:
+            return self.slack_mode == "http" and self.slack_signing_secret is not None
         if self.slack_bot_token is None:
             return False
         if self.slack_mode == "socket":
