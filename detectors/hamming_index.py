@@ -22,9 +22,13 @@ from itertools import combinations
 
 import numpy as np
 
-CHUNKS = 16
 # Below this many rows brute force is as fast as the lookups and needs no sorting.
 MIH_MIN_ROWS = 256
+# From this many rows on, chunks are WIDE_BITS wide: 16-bit buckets would hold ~150 rows each at
+# 10^7 and every one of them costs a random read; 23-bit ones hold ~1 (Norouzi et al. choose
+# chunks of about log2(rows) bits). Their offset tables cost 11 × 32 MiB, so not below this.
+WIDE_ROWS = 1 << 20
+WIDE_BITS = 23
 # Rows added after the base was built live in a second, small block up to this many.
 TAIL_MAX_ROWS = 16384
 # Brute force compares this many (query, row) pairs at a time.
@@ -33,15 +37,25 @@ BRUTE_COST = 16
 
 
 @cache
-def _flip_masks(radius: int) -> np.ndarray:
-    """Every 16-bit XOR mask of at most `radius` set bits (radius 1: 17 masks)."""
+def _flip_masks(radius: int, bits: int = 16) -> np.ndarray:
+    """Every `bits`-wide XOR mask of at most `radius` set bits (16 bits, radius 1: 17 masks)."""
     masks = [0]
     for r in range(1, radius + 1):
-        masks.extend(sum(1 << b for b in bits) for bits in combinations(range(16), r))
-    return np.array(masks, dtype=np.uint16)
+        masks.extend(sum(1 << b for b in chosen) for chosen in combinations(range(bits), r))
+    return np.array(masks, dtype=np.uint32)
 
 
-def _near_pairs(rows: np.ndarray, queries: np.ndarray, max_distance: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _chunk(words: np.ndarray, index: int, bits: int) -> np.ndarray:
+    """Chunk `index` (bits index·bits .. +bits of the 256, word 0's low bits first) as uint32."""
+    start = index * bits
+    word, shift = divmod(start, 64)
+    value = words[:, word] >> np.uint64(shift)
+    if shift + bits > 64:
+        value = value | (words[:, word + 1] << np.uint64(64 - shift))
+    return (value & np.uint64((1 << bits) - 1)).astype(np.uint32)
+
+
+def near_pairs(rows: np.ndarray, queries: np.ndarray, max_distance: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Brute force: (query index, row index, distance) of every pair within `max_distance`.
     Word by word over blocks of queries, so the temporaries stay small (a (Q, N, 4) array would
     be tens of megabytes for a few hundred keypoints against a few thousand)."""
@@ -60,20 +74,25 @@ def _near_pairs(rows: np.ndarray, queries: np.ndarray, max_distance: int) -> tup
 
 
 class _Block:
-    """Rows of hashes with their owner ids; sorted chunk columns when large enough."""
+    """Rows of hashes with their owner ids; per chunk, the rows sorted by that chunk's value and
+    where each value's run starts (2^bits + 1 offsets), when large enough: the rows of one chunk
+    value are one slice, found without a search."""
 
     def __init__(self, words: np.ndarray, ids: np.ndarray, alive: np.ndarray | None = None) -> None:
         self.words = words
         self.ids = ids
         self.alive = alive if alive is not None else np.ones(len(ids), dtype=bool)
-        self.sorted_keys: list[np.ndarray] = []
+        self.all_alive = bool(self.alive.all())
+        self.bits = WIDE_BITS if len(ids) >= WIDE_ROWS else 16
+        self.chunks = 256 // self.bits
         self.sorted_rows: list[np.ndarray] = []
+        self.offsets: list[np.ndarray] = []
         if len(ids) >= MIH_MIN_ROWS:
-            chunks = words.view(np.uint16).reshape(len(ids), CHUNKS)
-            for c in range(CHUNKS):
-                order = np.argsort(chunks[:, c], kind="stable").astype(np.int32)
-                self.sorted_rows.append(order)
-                self.sorted_keys.append(chunks[order, c])
+            for c in range(self.chunks):
+                column = _chunk(words, c, self.bits)
+                self.sorted_rows.append(np.argsort(column, kind="stable").astype(np.int32))
+                counts = np.bincount(column, minlength=1 << self.bits)
+                self.offsets.append(np.concatenate([[0], np.cumsum(counts)]).astype(np.int32))
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -83,16 +102,14 @@ class _Block:
     ) -> tuple[np.ndarray, np.ndarray] | None:
         """(query index, row) pairs sharing a chunk within `radius` bits (a pair may repeat),
         or None when there are so many that brute force is cheaper."""
-        masks = _flip_masks(radius)
-        qchunks = queries.view(np.uint16).reshape(len(queries), CHUNKS)
+        masks = _flip_masks(radius, self.bits)
+        owners = np.repeat(np.arange(len(queries)), len(masks))
         qs: list[np.ndarray] = []
         rows: list[np.ndarray] = []
-        for c in range(CHUNKS):
-            keys = (qchunks[:, c][:, None] ^ masks[None, :]).ravel()
-            owners = np.repeat(np.arange(len(queries)), len(masks))
-            lo = np.searchsorted(self.sorted_keys[c], keys, side="left")
-            hi = np.searchsorted(self.sorted_keys[c], keys, side="right")
-            lengths = hi - lo
+        for c in range(self.chunks):
+            keys = (_chunk(queries, c, self.bits)[:, None] ^ masks[None, :]).ravel()
+            lo = self.offsets[c][keys]
+            lengths = self.offsets[c][keys.astype(np.int64) + 1] - lo
             total = int(lengths.sum())
             if total == 0:
                 continue
@@ -104,7 +121,7 @@ class _Block:
             # Skewed buckets (correlated bits, as keypoint descriptors have): once the chunks
             # seen so far project more candidates than brute force would compare pairs (a
             # candidate costs ~BRUTE_COST times a brute-force pair), brute force is cheaper.
-            projected = sum(len(r) for r in rows) * CHUNKS // (c + 1)
+            projected = sum(len(r) for r in rows) * self.chunks // (c + 1)
             if projected * BRUTE_COST > len(queries) * len(self):
                 return None
         if not rows:
@@ -115,20 +132,25 @@ class _Block:
         """(query index, id, distance) of every live row within `max_distance` of a query."""
         if len(self) == 0 or len(queries) == 0:
             return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.uint16)
-        radius = max_distance // CHUNKS
-        candidates = self._candidate_pairs(queries, radius) if self.sorted_keys and radius <= 2 else None
+        radius = max_distance // self.chunks
+        candidates = self._candidate_pairs(queries, radius) if self.offsets and radius <= 2 else None
         if candidates is not None:
             q, rows = candidates
-            keep = self.alive[rows]
-            q, rows = q[keep], rows[keep]
-            dist = np.bitwise_count(queries[q] ^ self.words[rows]).sum(axis=1, dtype=np.uint16)
+            if not self.all_alive:
+                keep = self.alive[rows]
+                q, rows = q[keep], rows[keep]
+            stored = self.words[rows]  # one gather per candidate, then word by word
+            probe = queries[q]
+            dist = np.bitwise_count(probe[:, 0] ^ stored[:, 0]).astype(np.uint16)
+            for word in (1, 2, 3):
+                dist += np.bitwise_count(probe[:, word] ^ stored[:, word])
             hit = dist <= max_distance
             # Deduplicate only the hits: a pair found through several chunks counts once.
             pairs, first = np.unique(q[hit] * len(self) + rows[hit], return_index=True)
             q, rows, dist = pairs // len(self), pairs % len(self), dist[hit][first]
         else:
             live = np.flatnonzero(self.alive)
-            q, cols, dist = _near_pairs(self.words[live], queries, max_distance)
+            q, cols, dist = near_pairs(self.words[live], queries, max_distance)
             rows = live[cols]
         keep = dist <= max_distance
         return q[keep], self.ids[rows[keep]], dist[keep]
@@ -166,6 +188,12 @@ class HammingIndex:
         all_ids = np.concatenate([self._base.ids[keep_base], tail_ids[keep_tail]])
         return HammingIndex.build(all_words, all_ids)
 
+    def rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """(words, ids) of every live row, base then tail."""
+        blocks = (self._base, self._tail)
+        return (np.concatenate([b.words[b.alive] for b in blocks]),
+                np.concatenate([b.ids[b.alive] for b in blocks]))
+
     def without(self, ids: np.ndarray) -> HammingIndex:
         """A new index where every row owned by one of `ids` is dead (arrays shared, masks copied)."""
         def masked(block: _Block) -> _Block:
@@ -173,8 +201,10 @@ class HammingIndex:
                 return block
             copy = _Block.__new__(_Block)
             copy.words, copy.ids = block.words, block.ids
-            copy.sorted_keys, copy.sorted_rows = block.sorted_keys, block.sorted_rows
+            copy.bits, copy.chunks = block.bits, block.chunks
+            copy.offsets, copy.sorted_rows = block.offsets, block.sorted_rows
             copy.alive = block.alive & ~np.isin(block.ids, ids)
+            copy.all_alive = bool(copy.alive.all())
             return copy
 
         return HammingIndex(masked(self._base), masked(self._tail))

@@ -1,0 +1,217 @@
+"""The keypoint corner index: each query corner's nearest stored corners without comparing it to
+every stored corner of every banked image.
+
+A query photo describes ~300 corners under eight dihedral patterns (~2,400 descriptors), and a
+banked image stores up to 40, so exact search costs 2,400 × 40 comparisons per banked image:
+1.3 s at 10,000 images. Multi-index hashing (detectors/hamming_index.py) does not help here:
+BRIEF bits on generated and real photos are biased and correlated, so a 16-bit chunk of 7,700
+stored corners took only ~1,600 of its 65,536 values and a query's bucket held 0.5 % of all rows.
+
+So the corners are bucketed by their data instead (an inverted file, IVF, as faiss's
+IndexBinaryIVF does): LIST_ROWS stored corners per bucket on average, around a centre drawn from
+the stored corners themselves (denser regions get more centres), each corner in the bucket of
+its nearest centre. A query descriptor compares against every centre, opens its PROBES nearest
+buckets and gets exact distances there. That is approximate: a stored corner within
+MATCH_DISTANCE whose centre is not among the query's PROBES nearest is missed. bench/
+neardup_index.py measures what that costs in matches on generated image sets against the exact
+search in the same run. Banks of fewer than EXACT_ROWS corners (a few hundred images, every
+test) are searched exactly, as are corners added since the buckets were built (the tail).
+
+faiss-cpu (1.15.1) was tried for this and left out: on this 2-core machine its binary IVF search
+was slower than these numpy buckets (~45 µs per query descriptor at 7,700 rows, nprobe 4 of 64),
+its k-means training took ~45 s at 400,000 corners, and an index mutated in place would need a
+lock around every search where this one is copy-on-write like HammingIndex.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from detectors.hamming_index import HammingIndex, near_pairs
+
+# Below this many stored corners (~400 banked photos) exact search is as fast as the buckets.
+EXACT_ROWS = 16_384
+LIST_ROWS = 128  # stored corners per bucket, on average
+PROBES = 12  # buckets opened per query descriptor
+# Corners added after the buckets were built are searched exactly up to this many, then rebuilt.
+TAIL_ROWS = 16_384
+_SEED = 20261201  # which stored corners become centres: fixed, so a bank always buckets alike
+_BLOCK = 1 << 20  # (query, row) pairs compared per numpy step: bounds the temporaries
+
+
+def _distances(queries: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Dense (len(queries), len(rows)) Hamming distances, word by word."""
+    dist = np.bitwise_count(queries[:, None, 0] ^ rows[None, :, 0]).astype(np.uint16)
+    for word in (1, 2, 3):
+        dist += np.bitwise_count(queries[:, None, word] ^ rows[None, :, word])
+    return dist
+
+
+def _nearest_centres(words: np.ndarray, centres: np.ndarray, count: int) -> np.ndarray:
+    """(len(words), count) indices of each row's `count` nearest centres, in no set order."""
+    out = np.empty((len(words), count), np.int64)
+    step = max(1, _BLOCK // max(1, len(centres)))
+    for start in range(0, len(words), step):
+        dist = _distances(words[start : start + step], centres)
+        if count == 1:
+            out[start : start + step, 0] = np.argmin(dist, axis=1)
+        elif count < len(centres):
+            out[start : start + step] = np.argpartition(dist, count - 1, axis=1)[:, :count]
+        else:
+            out[start : start + step] = np.arange(len(centres))
+    return out
+
+
+class _Buckets:
+    """Stored corners grouped by nearest centre: `words` sorted by bucket, bucket b spanning
+    words[starts[b]:starts[b + 1]]."""
+
+    def __init__(self, words: np.ndarray, ids: np.ndarray) -> None:
+        rng = np.random.default_rng(_SEED)
+        distinct = np.unique(words, axis=0)
+        count = max(1, min(len(distinct), round(len(words) / LIST_ROWS)))
+        self.centres = distinct[np.sort(rng.choice(len(distinct), count, replace=False))]
+        bucket = _nearest_centres(words, self.centres, 1)[:, 0]
+        order = np.argsort(bucket, kind="stable")
+        self.words = words[order]
+        self.ids = ids[order]
+        self.starts = np.searchsorted(bucket[order], np.arange(count + 1)).astype(np.int64)
+
+    def pairs(self, queries: np.ndarray, max_distance: int,
+              alive: Callable[[np.ndarray], np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(query index, id, distance) within `max_distance` in each query's PROBES buckets."""
+        probes = _nearest_centres(queries, self.centres, min(PROBES, len(self.centres)))
+        # Bucket by bucket, so the stored rows are read in memory order.
+        order = np.argsort(probes.ravel(), kind="stable")
+        bucket = probes.ravel()[order]
+        q = order // probes.shape[1]
+        lo = self.starts[bucket]
+        lengths = self.starts[bucket + 1] - lo
+        ends = np.cumsum(lengths)
+        qs, ids, dists = [], [], []
+        first = 0
+        while first < len(lengths):  # about _BLOCK pairs per step: bounded temporaries
+            done = int(ends[first - 1]) if first else 0
+            last = max(first + 1, int(np.searchsorted(ends, done + _BLOCK, side="right")))
+            part = lengths[first:last]
+            total = int(part.sum())
+            if total:
+                positions = np.arange(total) + np.repeat(lo[first:last] - (np.cumsum(part) - part), part)
+                owner = np.repeat(q[first:last], part)
+                stored = self.words[positions]
+                probe = queries[owner]
+                dist = np.bitwise_count(probe[:, 0] ^ stored[:, 0]).astype(np.uint16)
+                for word in (1, 2, 3):
+                    dist += np.bitwise_count(probe[:, word] ^ stored[:, word])
+                hit = np.flatnonzero(dist <= max_distance)
+                qs.append(owner[hit])
+                ids.append(self.ids[positions[hit]])
+                dists.append(dist[hit])
+            first = last
+        if not qs:
+            return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.uint16)
+        q_all, id_all, d_all = np.concatenate(qs), np.concatenate(ids), np.concatenate(dists)
+        keep = alive(id_all)
+        return q_all[keep], id_all[keep], d_all[keep]
+
+
+def _closest(q: np.ndarray, ids: np.ndarray, dist: np.ndarray, keep: int) -> np.ndarray:
+    """Mask of the pairs that can be among their query's `keep` closest: distance at most the
+    query's keep-th smallest (ties at that distance are left to kp.nearest's row order)."""
+    if len(q) == 0:
+        return np.zeros(0, bool)
+    span = int(dist.max()) + 1
+    counts = np.bincount(q * span + dist, minlength=(int(q.max()) + 1) * span)
+    cumulative = np.cumsum(counts.reshape(-1, span), axis=1)
+    cutoff = np.argmax(cumulative >= keep, axis=1)
+    cutoff[cumulative[:, -1] < keep] = span - 1
+    return dist <= cutoff[q]
+
+
+class CornerIndex:
+    """Stored corner descriptors (four uint64 words) with integer ids (the bank's corner rows).
+    Immutable like HammingIndex: `extended` and `without` return new indexes sharing arrays."""
+
+    def __init__(self, buckets: _Buckets | None = None, exact: HammingIndex | None = None,
+                 tail: HammingIndex | None = None, dead: np.ndarray | None = None) -> None:
+        self._buckets = buckets  # None: the base is small and searched exactly
+        self._exact = exact or HammingIndex()
+        self._tail = tail or HammingIndex()
+        self._dead = dead if dead is not None else np.empty(0, np.int64)  # sorted ids
+
+    @classmethod
+    def build(cls, words: np.ndarray, ids: np.ndarray) -> CornerIndex:
+        words = np.ascontiguousarray(words, dtype=np.uint64).reshape(-1, 4)
+        ids = np.asarray(ids, dtype=np.int64)
+        if len(ids) < EXACT_ROWS:
+            return cls(exact=HammingIndex.build(words, ids))
+        return cls(buckets=_Buckets(words, ids))
+
+    def __len__(self) -> int:
+        based = len(self._exact) if self._buckets is None else len(self._buckets.ids) - len(self._dead)
+        return based + len(self._tail)
+
+    def _alive(self, ids: np.ndarray) -> np.ndarray:
+        if len(self._dead) == 0:
+            return np.ones(len(ids), bool)
+        return ~np.isin(ids, self._dead, assume_unique=False)
+
+    def extended(self, words: np.ndarray, ids: np.ndarray) -> CornerIndex:
+        """New rows join the exact tail; past TAIL_ROWS everything is bucketed again."""
+        if len(ids) == 0:
+            return self
+        tail = self._tail.extended(words, ids)
+        if len(tail) <= TAIL_ROWS and (self._buckets is not None or len(self._exact) + len(tail) < EXACT_ROWS):
+            return CornerIndex(self._buckets, self._exact, tail, self._dead)
+        all_words, all_ids = self._rows()
+        tail_words, tail_ids = tail.rows()
+        return CornerIndex.build(np.concatenate([all_words, tail_words]),
+                                 np.concatenate([all_ids, tail_ids]))
+
+    def _rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """The live base rows (words, ids)."""
+        if self._buckets is None:
+            return self._exact.rows()
+        keep = self._alive(self._buckets.ids)
+        return self._buckets.words[keep], self._buckets.ids[keep]
+
+    def without(self, ids: np.ndarray) -> CornerIndex:
+        """A new index where these ids are dead."""
+        ids = np.asarray(ids, dtype=np.int64)
+        if self._buckets is None:
+            return CornerIndex(None, self._exact.without(ids), self._tail.without(ids))
+        return CornerIndex(self._buckets, self._exact, self._tail.without(ids),
+                           np.union1d(self._dead, ids))
+
+    def nearest(self, queries: np.ndarray, max_distance: int, keep: int,
+                visible: Callable[[np.ndarray], np.ndarray] | None = None,
+                exact: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(query index, id, distance) of each query's `keep` closest visible stored corners
+        within `max_distance`, ties broken by id (kp.nearest's order). `visible` filters ids
+        before the ranking, so invisible corners never crowd visible ones out. `exact` compares
+        every bucketed corner too (the reference the benchmark measures against)."""
+        queries = np.ascontiguousarray(queries, dtype=np.uint64).reshape(-1, 4)
+        parts = [self._tail.pairs(queries, max_distance)]
+        if self._buckets is None:
+            parts.append(self._exact.pairs(queries, max_distance))
+        elif exact:
+            b = self._buckets
+            q, cols, dist = near_pairs(b.words, queries, max_distance)
+            keep_alive = self._alive(b.ids[cols])
+            parts.append((q[keep_alive], b.ids[cols][keep_alive], dist[keep_alive]))
+        else:
+            parts.append(self._buckets.pairs(queries, max_distance, self._alive))
+        q, ids, dist = (np.concatenate(p) for p in zip(*parts, strict=True))
+        if visible is not None and len(ids):
+            seen = visible(ids)
+            q, ids, dist = q[seen], ids[seen], dist[seen]
+        close = _closest(q.astype(np.int64), ids, dist.astype(np.int64), keep)
+        q, ids, dist = q[close], ids[close], dist[close]
+        order = np.lexsort((ids, dist, q))
+        q, ids, dist = q[order], ids[order], dist[order]
+        starts = np.flatnonzero(np.r_[True, q[1:] != q[:-1]]) if len(q) else np.empty(0, np.int64)
+        rank = np.arange(len(q)) - np.repeat(starts, np.diff(np.r_[starts, len(q)]))
+        chosen = rank < keep
+        return q[chosen], ids[chosen], dist[chosen]
