@@ -27,6 +27,7 @@ from PIL import Image
 
 from detectors import keypoints as kp
 from detectors.base import KNOWN_CONTENT, BankScope, Detection, HashMatch, ImageInput
+from detectors.corner_index import CornerIndex
 from detectors.hamming_index import HammingIndex
 from detectors.pdq import (
     WINDOW_SIDE,
@@ -201,7 +202,7 @@ class HashBank:
         self._neardup = HammingIndex()
         # Keypoints: one index row per stored corner (ids are row numbers) and, per row, its
         # owner entry id, x and y; both replaced, never mutated (copy-on-write).
-        self._corners = HammingIndex()
+        self._corners = CornerIndex()
         self._corner_meta = np.empty((0, 4), np.float64)  # owner entry id, x, y, group code
         self._corner_rows: dict[int, np.ndarray] = {}
         # Per (owner, bank, allow) group: [entries, XOR of fingerprints] (scoped revisions), and
@@ -408,12 +409,13 @@ class HashBank:
                     hit(entry_id, "neardup", dist, f"at PDQ-window distance {dist} (crop-robust)", 2)
             corners = signature.corners
             if corners is not None and len(corners) and len(corner_index):
-                q_idx, corner_rows, bits = corner_index.pairs(corners.desc, kp.MATCH_DISTANCE)
-                if scope is not None:  # before `nearest`: another community's corners must
-                    # neither match nor crowd out this community's nearest corners
-                    seen = np.isin(corner_meta[corner_rows, 3], self._visible_codes(scope))
-                    q_idx, corner_rows, bits = q_idx[seen], corner_rows[seen], bits[seen]
-                q_idx, corner_rows = kp.nearest(q_idx, corner_rows, bits)
+                visible = None
+                if scope is not None:  # filtered before the ranking: another community's corners
+                    # must neither match nor crowd out this community's nearest corners
+                    codes = self._visible_codes(scope)
+                    visible = lambda rows: np.isin(corner_meta[rows, 3], codes)  # noqa: E731
+                q_idx, corner_rows, _ = corner_index.nearest(
+                    corners.desc, kp.MATCH_DISTANCE, kp.NEAREST, visible)
                 meta = corner_meta[corner_rows]
                 owners = meta[:, 0].astype(np.int64)
                 rows_of = self._corner_rows
