@@ -12,12 +12,14 @@ unreachable we find out with one short TCP connect instead of waiting on HTTP re
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import hashlib
 import json
 import logging
 import os
 import socket
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,7 +40,9 @@ LOCAL_FILE_HINT = (
     "open_clip_model.safetensors from the model's Hugging Face page) and set "
     "VEILLE_CLIP_PRETRAINED=/path/to/open_clip_model.safetensors (a .pt file works too)."
 )
-BUNDLED_ONLY_HINT = "To run with the bundled image model only, set VEILLE_DETECTORS=nsfw,hashes,text."
+BUNDLED_ONLY_HINT = (
+    "To run with the bundled image model only, set VEILLE_DETECTORS=nsfw,hashes,text."
+)
 HF_WEIGHTS_FILE = "open_clip_model.safetensors"  # open_clip prefers it to the .bin beside it
 
 
@@ -53,17 +57,20 @@ def offline_guidance(model: str, pretrained: str, config: dict[str, Any]) -> str
     if hub:
         parts = hub.split("/")  # "org/repo" or "org/repo/file"
         repo, file = "/".join(parts[:2]), "/".join(parts[2:]) or HF_WEIGHTS_FILE
-        where = (f"copy {file} from the Hugging Face repository {repo} "
-                 f"(https://huggingface.co/{repo}/blob/main/{file})")
+        where = (
+            f"copy {file} from the Hugging Face repository {repo} "
+            f"(https://huggingface.co/{repo}/blob/main/{file})"
+        )
         name = file
     else:
         url = str(config.get("url") or "")
         name = os.path.basename(url) or "the checkpoint"
         where = f"copy {url or 'the checkpoint'}"
-    return (f"For an air-gapped install, {where} onto this machine and set "
-            f"VEILLE_CLIP_PRETRAINED=/path/to/{name} (VEILLE_CLIP_MODEL={model}). "
-            f"{BUNDLED_ONLY_HINT}")
-
+    return (
+        f"For an air-gapped install, {where} onto this machine and set "
+        f"VEILLE_CLIP_PRETRAINED=/path/to/{name} (VEILLE_CLIP_MODEL={model}). "
+        f"{BUNDLED_ONLY_HINT}"
+    )
 
 
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -134,8 +141,11 @@ def resolve_device(requested: str) -> torch.device:
 
 def _looks_like_path(value: str) -> bool:
     return (
-        os.sep in value or "/" in value or value.startswith(("~", "."))
-        or Path(value).suffix.lower() in CHECKPOINT_SUFFIXES or value.endswith(".json")
+        os.sep in value
+        or "/" in value
+        or value.startswith(("~", "."))
+        or Path(value).suffix.lower() in CHECKPOINT_SUFFIXES
+        or value.endswith(".json")
     )
 
 
@@ -269,7 +279,8 @@ def resolve_weights(
     if not target:
         raise ClipWeightsUnavailable(
             f"VEILLE_CLIP_PRETRAINED={pretrained!r}: no download source known. "
-            f"{offline_guidance(model, pretrained, config)}")
+            f"{offline_guidance(model, pretrained, config)}"
+        )
     return str(target)
 
 
@@ -279,19 +290,104 @@ def _first_line(exc: BaseException) -> str:
     return (text[0] if text else type(exc).__name__)[:200]
 
 
+_OPEN_CLIP_STATE_DICT: Any = None  # open_clip.factory.load_state_dict, while it is replaced
+
+
+def _mapped_state_dict(checkpoint: str, device: str = "cpu", weights_only: bool = True) -> Any:
+    """open_clip's `load_state_dict`, with the tensors left in the file's pages (mmap) rather
+    than copied: safetensors maps by default, torch's zip format with mmap=True."""
+    import torch
+
+    if checkpoint.endswith(".safetensors"):
+        return _OPEN_CLIP_STATE_DICT(checkpoint, device, weights_only)
+    real_load = torch.load
+
+    def mapped_load(*args: Any, **kwargs: Any) -> Any:
+        return real_load(*args, **{**kwargs, "mmap": True})
+
+    torch.load = mapped_load  # open_clip calls torch.load(path, map_location=..., weights_only=...)
+    try:
+        return _OPEN_CLIP_STATE_DICT(checkpoint, device, weights_only)
+    finally:
+        torch.load = real_load
+
+
+def assign_mapped_weights(net: Any, checkpoint: str) -> bool:
+    """Load `checkpoint` into `net` the way open_clip's `load_checkpoint` does, but with the
+    parameters *being* the file's mapped pages (load_state_dict(assign=True)): no second copy of
+    the weights, and pages that are never read (the text tower, once its embeddings are cached)
+    never become resident. False when the file cannot be mapped (torch's legacy format, .npz)."""
+    import functools
+
+    import open_clip.factory
+
+    if Path(checkpoint).suffix in (".npz", ".npy"):
+        return False
+    global _OPEN_CLIP_STATE_DICT
+    dtypes = {name: t.dtype for name, t in (*net.named_parameters(), *net.named_buffers())}
+    real_state_dict = _OPEN_CLIP_STATE_DICT = open_clip.factory.load_state_dict
+    open_clip.factory.load_state_dict = _mapped_state_dict
+    net.load_state_dict = functools.partial(type(net).load_state_dict, net, assign=True)
+    try:
+        open_clip.factory.load_checkpoint(net, checkpoint)
+    except RuntimeError as exc:  # "mmap can only be used with files saved with ..."
+        if "mmap" not in str(exc):
+            raise
+        return False
+    finally:
+        open_clip.factory.load_state_dict = real_state_dict
+        del net.load_state_dict
+    # assign keeps the checkpoint's dtype (an fp16 file); copying would have cast to the model's
+    for name, tensor in (*net.named_parameters(), *net.named_buffers()):
+        if name in dtypes and tensor.dtype != dtypes[name]:
+            tensor.data = tensor.data.to(dtypes[name])
+    return True
+
+
+@contextlib.contextmanager
+def _quiet_random_init() -> Iterator[None]:
+    """Hide open_clip's "No pretrained weights loaded" warning (root logger) for a model whose
+    weights are assigned right after."""
+
+    def drop(record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("No pretrained weights loaded")
+
+    root = logging.getLogger()
+    root.addFilter(drop)
+    try:
+        yield
+    finally:
+        root.removeFilter(drop)
+
+
 def load_clip(
-    model: str, pretrained: str, device: str, cache_dir: Path, hub_url: str | None = None
+    model: str,
+    pretrained: str,
+    device: str,
+    cache_dir: Path,
+    hub_url: str | None = None,
+    *,
+    mapped: bool = False,
 ) -> LoadedClip:
-    """Build the model on its device in eval mode (blocking: call it in a thread)."""
+    """Build the model on its device in eval mode (blocking: call it in a thread). `mapped`
+    (CPU only): the weights stay in the checkpoint file's pages (`assign_mapped_weights`)."""
     import open_clip
 
     architecture = resolve_architecture(model, cache_dir)
     checkpoint = resolve_weights(architecture, model, pretrained, cache_dir, hub_url)
     target = resolve_device(device)
     try:
-        net, _, preprocess = open_clip.create_model_and_transforms(
-            architecture, pretrained=checkpoint, device=target
-        )
+        if mapped and target.type == "cpu":
+            with _quiet_random_init():  # the weights come next, from the checkpoint
+                net, _, preprocess = open_clip.create_model_and_transforms(
+                    architecture, pretrained=None, device=target
+                )
+            if not assign_mapped_weights(net, checkpoint):
+                open_clip.load_checkpoint(net, checkpoint)
+        else:
+            net, _, preprocess = open_clip.create_model_and_transforms(
+                architecture, pretrained=checkpoint, device=target
+            )
     except Exception as exc:  # a checkpoint of another architecture, a torn file...
         raise DetectorError(
             f"VEILLE_CLIP_PRETRAINED={pretrained} could not be loaded into {model}: {exc}"
@@ -301,5 +397,6 @@ def load_clip(
     image_size = int(size[0] if isinstance(size, tuple | list) else size)
     scale = float(net.logit_scale.exp().item()) if hasattr(net, "logit_scale") else 100.0
     mean, std = normalisation(preprocess)
-    return LoadedClip(net, preprocess, open_clip.get_tokenizer(architecture), target,
-                      image_size, scale, mean, std)
+    return LoadedClip(
+        net, preprocess, open_clip.get_tokenizer(architecture), target, image_size, scale, mean, std
+    )
