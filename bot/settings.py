@@ -7,7 +7,14 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./veille.db"
@@ -71,6 +78,13 @@ class Settings(BaseSettings):
     # Discord
     discord_token: SecretStr | None = Field(None, validation_alias=_env("DISCORD_TOKEN"))
     discord_api_url: str | None = Field(None, validation_alias=_env("DISCORD_API_URL"))
+    # Sharding: both unset, discord.py asks Discord how many shards (GET /gateway/bot) and this
+    # process holds them all. A count alone: this process holds shards 0..count-1. Ids ("0,1"):
+    # this process holds only those, other processes hold the rest (each guild's events and
+    # interactions go to shard (guild_id >> 22) % count).
+    discord_shard_count: int | None = Field(
+        None, ge=1, validation_alias=_env("VEILLE_DISCORD_SHARD_COUNT"))
+    discord_shard_ids: str | None = Field(None, validation_alias=_env("VEILLE_DISCORD_SHARD_IDS"))
 
     # Slack
     slack_bot_token: SecretStr | None = Field(None, validation_alias=_env("SLACK_BOT_TOKEN"))
@@ -101,6 +115,29 @@ class Settings(BaseSettings):
         if isinstance(data, dict):
             return {k: v for k, v in data.items() if not (isinstance(v, str) and not v.strip())}
         return data
+
+    @field_validator("discord_shard_ids")
+    @classmethod
+    def _shard_ids_within_count(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """Ids are comma-separated integers in 0..count-1, and need the count beside them."""
+        if value is None:
+            return None
+        count = info.data.get("discord_shard_count")
+        if count is None:
+            raise ValueError("shard ids need VEILLE_DISCORD_SHARD_COUNT (the total number of "
+                             "shards, across all processes)")
+        ids = _shard_id_list(value)
+        outside = [i for i in ids if not 0 <= i < count]
+        if outside:
+            raise ValueError(f"shard ids must be between 0 and {count - 1} "
+                             f"(VEILLE_DISCORD_SHARD_COUNT={count}); "
+                             f"{', '.join(map(str, outside))} is not")
+        return ",".join(str(i) for i in ids)
+
+    @property
+    def discord_shards(self) -> tuple[int, ...] | None:
+        """This process's shard ids, or None: all of them (0..count-1, or Discord's count)."""
+        return _shard_id_list(self.discord_shard_ids) if self.discord_shard_ids else None
 
     @property
     def detector_names(self) -> list[str]:
@@ -143,6 +180,17 @@ class Settings(BaseSettings):
     @property
     def thresholds_file(self) -> Path:
         return self.data_dir / "thresholds.json"
+
+
+def _shard_id_list(value: str) -> tuple[int, ...]:
+    """ "0, 2,2" -> (0, 2): sorted, each once; ValueError for what is not a number."""
+    try:
+        ids = {int(part) for part in value.split(",") if part.strip()}
+    except ValueError:
+        raise ValueError(f"shard ids are comma-separated numbers such as 0,1; not {value!r}") from None
+    if not ids:
+        raise ValueError("shard ids are comma-separated numbers such as 0,1")
+    return tuple(sorted(ids))
 
 
 def fallback_locale() -> str:

@@ -19,6 +19,21 @@ def snowflake() -> str:
     return str(next(_ids))
 
 
+def snowflake_on_shard(shard_id: int, shard_count: int) -> str:
+    """A fresh snowflake that, as a guild id, falls on `shard_id`: (id >> 22) % shard_count."""
+    global _ids
+    value = next(_ids)
+    step = (shard_id - (value >> 22)) % shard_count
+    value = (((value >> 22) + step) << 22) | (value & ((1 << 22) - 1))
+    _ids = itertools.count(value + 1)
+    return str(value)
+
+
+def shard_of(guild_id: str | int, shard_count: int) -> int:
+    """The shard Discord sends a guild's events to."""
+    return (int(guild_id) >> 22) % shard_count
+
+
 def now_iso() -> str:
     return datetime.now(UTC).isoformat()
 

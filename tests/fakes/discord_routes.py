@@ -48,7 +48,7 @@ def _guild_of_channel(fake: FakeDiscord, channel_id: str) -> str | None:
 
 @_route("GET", r"/gateway/bot")
 def _gateway(fake: FakeDiscord, call: Call, m: re.Match[str]) -> tuple[int, Any]:
-    return 200, {"url": fake.ws_url, "shards": 1, "session_start_limit": {
+    return 200, {"url": fake.ws_url, "shards": fake.shard_count, "session_start_limit": {
         "total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1}}
 
 

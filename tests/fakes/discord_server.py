@@ -1,7 +1,9 @@
 """A local fake Discord: REST API v10 + gateway websocket + attachment CDN on 127.0.0.1.
 
 The real discord.py client connects to it (REST base from `base_url`, the gateway address from
-GET /gateway/bot). Every REST call is recorded as a `Call`; tests wait on conditions
+GET /gateway/bot). It shards as Discord does: GET /gateway/bot says `shard_count`, and a guild's
+events and interactions go only to the connections that identified with its shard
+((guild_id >> 22) % count); DMs go to shard 0. Every REST call is recorded as a `Call`; tests wait on conditions
 (`wait_call`, `wait_for`) instead of sleeping. `rate_limit()` makes the next matching calls
 answer 429 with Retry-After and the X-RateLimit-* headers, as Discord does.
 """
@@ -93,8 +95,9 @@ class FakeInteraction:
 class FakeDiscord:
     """One application with one bot user; guilds, channels and messages live in memory."""
 
-    def __init__(self, *, token: str = "fake-bot-token") -> None:
+    def __init__(self, *, token: str = "fake-bot-token", shard_count: int = 1) -> None:
         self.token = token
+        self.shard_count = shard_count  # what GET /gateway/bot recommends
         self.application_id = p.snowflake()
         self.bot_user = p.user(self.application_id, "Veille", bot=True)
         self.owner = p.user(p.snowflake(), "Owner")
@@ -146,8 +149,11 @@ class FakeDiscord:
 
     # --- world building ----------------------------------------------------------------
 
-    def add_guild(self, name: str = "Safe Space") -> FakeGuild:
-        guild = FakeGuild(p.snowflake(), name, self.owner["id"])
+    def add_guild(self, name: str = "Safe Space", *, shard: int | None = None) -> FakeGuild:
+        """A guild with the bot and the owner in it; `shard`: an id that falls on that shard of
+        `shard_count`."""
+        guild_id = p.snowflake() if shard is None else p.snowflake_on_shard(shard, self.shard_count)
+        guild = FakeGuild(guild_id, name, self.owner["id"])
         guild.roles[guild.id] = p.role(guild.id, "@everyone", p.MEMBER_PERMISSIONS, 0)
         bot_role = self.add_role(guild, "Veille", p.BOT_PERMISSIONS, position=5)
         guild.members[self.bot_user["id"]] = p.member(self.bot_user, [bot_role["id"]])
@@ -377,8 +383,13 @@ class FakeDiscord:
         """Identified gateway connections (one per running client)."""
         return self.gateway.sockets
 
+    def socket_of(self, ws: web.WebSocketResponse) -> tuple[int, int]:
+        """The [shard id, shard count] a connection identified with."""
+        return self.gateway.shards[id(ws)]
+
     async def dispatch(self, event: str, data: JSON) -> None:
-        """Send a DISPATCH (op 0) to every identified connection."""
+        """Send a DISPATCH (op 0) to every identified connection holding the event's guild (its
+        `guild_id`; none: shard 0, as Discord sends DMs)."""
         await self.gateway.dispatch(event, data)
         await self._notify()
 

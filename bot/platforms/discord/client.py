@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import discord
+import yarl
 from discord import app_commands
 
 from bot.platforms.discord.events import AiApps, to_event, worth_rescanning
@@ -59,11 +60,21 @@ def intents() -> discord.Intents:
 
 class VeilleClient(discord.AutoShardedClient):
     """AutoShardedClient because it asks GET /gateway/bot for the gateway address and shard
-    count (plain `Client` always dials the hard-coded wss://gateway.discord.gg)."""
+    count (plain `Client` always dials the hard-coded wss://gateway.discord.gg).
 
-    def __init__(self, veille: Veille, options: DiscordOptions | None = None) -> None:
+    `shard_count` and `shard_ids` (VEILLE_DISCORD_SHARD_COUNT/_IDS) split the guilds between
+    processes: Discord sends a guild's events and interactions only to the connection of shard
+    (guild_id >> 22) % shard_count, so each process handles its own guilds and nothing else.
+    Neither: Discord's recommended count, all shards in this process."""
+
+    def __init__(self, veille: Veille, options: DiscordOptions | None = None, *,
+                 shard_count: int | None = None,
+                 shard_ids: tuple[int, ...] | None = None) -> None:
         self.options = options or DiscordOptions()
         super().__init__(
+            shard_count=shard_count,
+            # None is discord.py's own default (all shards); its type stub just does not say so.
+            shard_ids=list(shard_ids) if shard_ids is not None else None,  # type: ignore[arg-type]
             intents=intents(),
             chunk_guilds_at_startup=False,
             guild_ready_timeout=self.options.guild_ready_timeout,
@@ -92,6 +103,25 @@ class VeilleClient(discord.AutoShardedClient):
             self.tree.copy_global_to(guild=discord.Object(id=guild_id))
             await sync_if_changed(self.tree, self.application_id, data_dir,
                                   guild=discord.Object(id=guild_id))
+
+    async def launch_shards(self) -> None:
+        """discord.py's own, except that the gateway address always comes from GET /gateway/bot:
+        given a shard count, discord.py would dial the hard-coded wss://gateway.discord.gg,
+        past DISCORD_API_URL (a proxy, the test server)."""
+        if self.is_closed():
+            return
+        recommended, url, _ = await self.http.get_bot_gateway()
+        if self.shard_count is None:
+            self.shard_count = recommended
+        elif self.shard_count < recommended:
+            log.warning("discord: %d shards configured, Discord recommends %d "
+                        "(VEILLE_DISCORD_SHARD_COUNT)", self.shard_count, recommended)
+        self._connection.shard_count = self.shard_count
+        shard_ids = self.shard_ids or list(range(self.shard_count))
+        self._connection.shard_ids = shard_ids
+        log.info("discord: holding shards %s of %d", shard_ids, self.shard_count)
+        for shard_id in shard_ids:
+            await self.launch_shard(yarl.URL(url), shard_id, initial=shard_id == shard_ids[0])
 
     async def on_ready(self) -> None:
         log.info("discord: connected as %s, in %d servers", self.user, len(self.guilds))

@@ -15,11 +15,13 @@ if TYPE_CHECKING:
 
 def build_client(settings: Settings, veille: Veille,
                  options: DiscordOptions | None = None) -> VeilleClient:
-    """A client ready to `start(token)`. Applies DISCORD_API_URL before anything talks REST."""
+    """A client ready to `start(token)`, holding the shards of VEILLE_DISCORD_SHARD_COUNT/_IDS.
+    Applies DISCORD_API_URL before anything talks REST."""
     apply_api_url(settings.discord_api_url)
     if options is None:
         options = DiscordOptions(ai_apps=AiApps.from_setting(settings.ai_apps))
-    return VeilleClient(veille, options)
+    return VeilleClient(veille, options, shard_count=settings.discord_shard_count,
+                        shard_ids=settings.discord_shards)
 
 
 async def start(settings: Settings, veille: Veille,
