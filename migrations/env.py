@@ -9,6 +9,7 @@ from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
 import bot.store.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+import bot.store.slack_installations  # noqa: F401  (the Slack OAuth tables, 0007)
 from bot.store.engine import create_engine
 
 config = context.config

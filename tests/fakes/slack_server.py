@@ -3,14 +3,22 @@
 It serves the Web API methods Veille uses under `<base>/api/`, private file downloads that
 check the bearer token (a wrong or missing token gets Slack's HTML sign-in page, as the real
 Slack does), the files upload v2 path, and a Socket Mode websocket that pushes envelopes and
-collects the acks. Every Web API call is recorded so tests can assert on what the app did.
+collects the acks. Every Web API call is recorded, with the token it carried, so tests can
+assert on what the app did and as which workspace.
+
+It is also Slack's side of OAuth distribution: `/oauth/v2/authorize` stands for a person who
+approves the install in workspace `team` (302 back to the app's redirect URL with a code), and
+`oauth.v2.access` exchanges that code, once, for a bot token of that team. Uninstalling
+(`uninstall`) revokes the team's token as Slack does.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
 import json
+import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +45,7 @@ class SlackFile:
     user: str = ""
     channel: str = ""
     ts: str = ""
+    team: str = TEAM_ID
 
 
 @dataclass
@@ -57,6 +66,12 @@ class FakeSlack:
     calls: list[Call] = field(default_factory=list)
     downloads: list[tuple[str, bool]] = field(default_factory=list)  # (file id, authorised)
     base_url: str = ""
+    # OAuth distribution: the app's credentials, where an approved install is sent back, and
+    # the bot token each installed team got from oauth.v2.access.
+    client_id: str = "1234.5678"
+    client_secret: str = "test-client-secret"
+    redirect_url: str = ""
+    team_tokens: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._ts = itertools.count(1)
@@ -65,6 +80,7 @@ class FakeSlack:
         self._sockets: list[web.WebSocketResponse] = []
         self._acks: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._socket_ready = asyncio.Event()
+        self._codes: dict[str, str] = {}  # OAuth codes not yet exchanged -> their team
 
     # ----------------------------------------------------------------- helpers for tests
     def add_user(self, user_id: str, *, admin: bool = False, locale: str = "en-US",
@@ -82,7 +98,7 @@ class FakeSlack:
         return file
 
     def file_json(self, file: SlackFile) -> dict[str, Any]:
-        url = f"{self.base_url}files-pri/{TEAM_ID}-{file.id}/{file.name}"
+        url = f"{self.base_url}files-pri/{file.team}-{file.id}/{file.name}"
         shares = {"public": {file.channel: [{"ts": file.ts}]}} if file.channel else {}
         return {"id": file.id, "name": file.name, "mimetype": file.mimetype, "size": len(file.data),
                 "url_private": url, "url_private_download": url + "?download=1",
@@ -121,6 +137,23 @@ class FakeSlack:
     def called(self, method: str) -> list[Call]:
         return [c for c in self.calls if c.method == method]
 
+    def token_of(self, team: str) -> str | None:
+        """The bot token that `team` is called with: its install's, or the single bot token."""
+        return self.team_tokens.get(team) or (self.bot_token if team == TEAM_ID else None)
+
+    def team_of(self, token: str) -> str | None:
+        """The team a bot token belongs to (None for an unknown or revoked one)."""
+        teams = [team for team, known in self.team_tokens.items() if known == token]
+        return teams[0] if teams else (TEAM_ID if token == self.bot_token else None)
+
+    def uninstall(self, team: str) -> dict[str, Any]:
+        """The app is removed from `team`: its token stops working. Returns the
+        `app_uninstalled` event callback Slack then sends."""
+        self.team_tokens.pop(team, None)
+        return {"type": "event_callback", "team_id": team, "api_app_id": "AVEILLE",
+                "event_id": f"Ev{self.next_ts()}", "event_time": 1700000000,
+                "event": {"type": "app_uninstalled"}}
+
     def next_ts(self) -> str:
         return f"1700000000.{next(self._ts):06d}"
 
@@ -133,6 +166,7 @@ class FakeSlack:
         app.router.add_get("/public/{file_id}", self._public)
         app.router.add_post("/upload/{file_id}", self._upload)
         app.router.add_get("/socket", self._socket)
+        app.router.add_get("/oauth/v2/authorize", self._authorize)
         self._runner = web.AppRunner(app, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -176,11 +210,45 @@ class FakeSlack:
                 future.set_result(data)
         return ws
 
+    # ----------------------------------------------------------------- OAuth
+    async def _authorize(self, request: web.Request) -> web.Response:
+        """The person approves the install in `team` (the default workspace unless named):
+        back to the app's redirect URL with a one-time code and the app's state."""
+        query = request.query
+        if query.get("client_id") != self.client_id:
+            return web.Response(status=400, text="invalid client_id")
+        team = query.get("team") or TEAM_ID
+        code = f"code-{team}-{next(self._ids)}"
+        self._codes[code] = team
+        target = query.get("redirect_uri") or self.redirect_url
+        params = urllib.parse.urlencode({"code": code, "state": query.get("state", "")})
+        raise web.HTTPFound(f"{target}?{params}")
+
+    def _oauth_v2_access(self, request: web.Request, args: dict[str, Any]) -> web.Response:
+        """A code for a bot token, as oauth.v2.access does: client credentials by HTTP basic
+        auth (or in the form), a code used once."""
+        basic = request.headers.get("Authorization", "").removeprefix("Basic ")
+        client_id, _, secret = (base64.b64decode(basic).decode().partition(":") if basic
+                                else (args.get("client_id", ""), "", args.get("client_secret", "")))
+        if (client_id, secret) != (self.client_id, self.client_secret):
+            return web.json_response({"ok": False, "error": "invalid_client_id"})
+        team = self._codes.pop(str(args.get("code", "")), None)
+        if team is None:
+            return web.json_response({"ok": False, "error": "invalid_code"})
+        token = self.team_tokens[team] = f"xoxb-{team}-{next(self._ids)}"
+        return web.json_response({
+            "ok": True, "app_id": "AVEILLE", "access_token": token, "token_type": "bot",
+            "scope": "chat:write,commands,files:read", "bot_user_id": BOT_USER_ID,
+            "team": {"id": team, "name": f"Team {team}"}, "enterprise": None,
+            "is_enterprise_install": False, "authed_user": {"id": "UADMIN"},
+        })
+
     # ----------------------------------------------------------------- files
     async def _download(self, request: web.Request) -> web.Response:
-        file_id = request.match_info["key"].split("-", 1)[1]
+        team, file_id = request.match_info["key"].split("-", 1)
         file = self.files.get(file_id)
-        authorised = request.headers.get("Authorization") == f"Bearer {self.bot_token}"
+        expected = self.token_of(team)
+        authorised = expected is not None and request.headers.get("Authorization") == f"Bearer {expected}"
         self.downloads.append((file_id, authorised))
         if not authorised or file is None:
             # Slack answers an unauthenticated download with its sign-in page, status 200.
@@ -214,6 +282,8 @@ class FakeSlack:
             args.update(await request.post())
         token = request.headers.get("Authorization", "").removeprefix("Bearer ")
         self.calls.append(Call(method, token, args))
+        if method == "oauth.v2.access":
+            return self._oauth_v2_access(request, args)
         if method in self.html_errors:
             # A proxy in front of Slack answering in plain text: slack_sdk keeps it as a str.
             return web.Response(text="502 Bad Gateway", status=self.html_errors[method],
@@ -222,7 +292,8 @@ class FakeSlack:
         if retry_after is not None:
             return web.json_response({"ok": False, "error": "ratelimited"}, status=429,
                                      headers={"Retry-After": str(int(retry_after))})
-        valid = {self.bot_token, self.admin_token} | ({self.app_token} if method == "apps.connections.open" else set())
+        valid = ({self.bot_token, self.admin_token, *self.team_tokens.values()}
+                 | ({self.app_token} if method == "apps.connections.open" else set()))
         if token not in valid:
             return web.json_response({"ok": False, "error": "invalid_auth"})
         handler = getattr(self, "_m_" + method.replace(".", "_"), None)
@@ -235,9 +306,10 @@ class FakeSlack:
         return {"url": self.base_url.replace("http://", "ws://") + "socket"}
 
     def _m_auth_test(self, args: dict[str, Any], token: str) -> dict[str, Any]:
-        user = BOT_USER_ID if token == self.bot_token else "UADMIN"
+        user = BOT_USER_ID if self.team_of(token) else "UADMIN"
         return {"url": "https://veille-test.slack.com/", "team": "Veille Test", "user": "veille",
-                "team_id": TEAM_ID, "user_id": user, "bot_id": "BVEILLE" if user == BOT_USER_ID else None}
+                "team_id": self.team_of(token) or TEAM_ID, "user_id": user,
+                "bot_id": "BVEILLE" if user == BOT_USER_ID else None}
 
     def _m_chat_postMessage(self, args: dict[str, Any], token: str) -> dict[str, Any]:
         ts = self.next_ts()
@@ -322,7 +394,7 @@ class FakeSlack:
         if file is None:
             return {"error": "file_not_found"}
         # As on Slack: a bot token deletes only the bot's own files; a person's needs an admin.
-        if token == self.bot_token and file.user not in ("", BOT_USER_ID):
+        if self.team_of(token) and file.user not in ("", BOT_USER_ID):
             return {"error": "cant_delete_file"}
         del self.files[file.id]
         return {}

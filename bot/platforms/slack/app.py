@@ -1,7 +1,9 @@
 """The Bolt app factory: one `AsyncApp` per call, never at import time.
 
 The app's Web API client carries the bot token and SLACK_API_URL (a proxy, or the local fake
-Slack in tests); listeners are registered by kind, as in Bolt's sample apps.
+Slack in tests); listeners are registered by kind, as in Bolt's sample apps. With SLACK_CLIENT_ID
+and SLACK_CLIENT_SECRET the app is installable in many workspaces instead (oauth.py): no bot
+token of its own, each request authorised with its team's installation.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.ai_apps import AiApps
-from bot.platforms.slack import actions, commands, events, victims, views
+from bot.platforms.slack import actions, commands, events, oauth, victims, views
 from bot.platforms.slack.actors import ActorDirectory
 from bot.platforms.slack.context import SlackContext
 from bot.platforms.slack.gateway import SlackGateway
@@ -38,11 +40,25 @@ def web_client(settings: Settings, token: str | None = None) -> AsyncWebClient:
     return AsyncWebClient(token=token, base_url=base_url if base_url.endswith("/") else base_url + "/")
 
 
-def create_gateway(settings: Settings) -> SlackGateway:
-    """The Slack Gateway: bot-token client on SLACK_API_URL, admin token for deletions if any."""
-    admin = settings.slack_admin_token.get_secret_value() if settings.slack_admin_token else None
-    return SlackGateway(web_client(settings), admin_token=admin, timeout_s=settings.fetch_timeout_s,
-                        reveal_ttl_s=settings.slack_reveal_ttl_s)
+def create_gateway(settings: Settings, veille: Veille | None = None) -> SlackGateway:
+    """The Slack Gateway: bot-token client on SLACK_API_URL, admin token for deletions if any.
+
+    In OAuth mode (which needs `veille`, for its store and evidence key) the client routes each
+    call to its team's token and SLACK_ADMIN_TOKEN, one workspace's user token, is not used.
+    """
+    if not settings.slack_oauth:
+        admin = settings.slack_admin_token.get_secret_value() if settings.slack_admin_token else None
+        return SlackGateway(web_client(settings), admin_token=admin,
+                            timeout_s=settings.fetch_timeout_s,
+                            reveal_ttl_s=settings.slack_reveal_ttl_s)
+    if veille is None or veille.cipher is None:
+        # Workspace tokens are stored encrypted: no key, no installations.
+        raise ValueError("VEILLE_SECRET_KEY is required for Slack OAuth (SLACK_CLIENT_ID)")
+    base_url = settings.slack_api_url or DEFAULT_API_URL
+    client = oauth.TeamRoutedClient(base_url=base_url if base_url.endswith("/") else base_url + "/")
+    return SlackGateway(client, timeout_s=settings.fetch_timeout_s,
+                        reveal_ttl_s=settings.slack_reveal_ttl_s,
+                        installations=oauth.installation_store(veille.store, veille.cipher))
 
 
 async def only_the_installed_team(context: AsyncBoltContext,
@@ -65,20 +81,29 @@ def create_app(settings: Settings, veille: Veille, gateway: SlackGateway | None 
     The signing secret is passed even in Socket Mode (empty there): Bolt would otherwise read
     SLACK_SIGNING_SECRET from the environment itself, and only Settings reads the environment.
     """
-    if settings.slack_bot_token is None:
+    if settings.slack_bot_token is None and not settings.slack_oauth:
         raise ValueError("SLACK_BOT_TOKEN is required for Slack")
+    if settings.slack_oauth and settings.slack_mode != "http":
+        # The install redirect comes back over HTTP: Socket Mode cannot finish it.
+        raise ValueError("Slack OAuth (SLACK_CLIENT_ID) needs VEILLE_SLACK_MODE=http")
     if settings.slack_mode == "http" and settings.slack_signing_secret is None:
         # Without a secret every unsigned request would be rejected: fail at start instead.
         raise ValueError("SLACK_SIGNING_SECRET is required in HTTP mode")
-    gateway = gateway or create_gateway(settings)
+    gateway = gateway or create_gateway(settings, veille)
     client = gateway.client
     secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
-    app = AsyncApp(
-        client=client,
-        signing_secret=secret,
-        name="veille",
-    )
-    app.middleware(only_the_installed_team)
+    if gateway.installations is not None:
+        app = AsyncApp(client=client, signing_secret=secret, name="veille",
+                       oauth_settings=oauth.oauth_settings(settings, gateway.installations))
+        app.middleware(oauth.remember_the_team_token)
+        oauth.register(app, gateway)
+    else:
+        app = AsyncApp(
+            client=client,
+            signing_secret=secret,
+            name="veille",
+        )
+        app.middleware(only_the_installed_team)
     ctx = SlackContext(veille=veille, gateway=gateway, actors=ActorDirectory(client),
                        ai_apps=AiApps.from_setting(settings.ai_apps))
     # victims first: its DM-photo listener must win over the generic message listener.

@@ -1,7 +1,8 @@
 """Slack as bot.app and the CLI see it: configured by SLACK_BOT_TOKEN plus SLACK_APP_TOKEN
 (Socket Mode) or SLACK_SIGNING_SECRET (HTTP mode, on VEILLE_HTTP_PORT), optionally
-SLACK_ADMIN_TOKEN for deletions; started by runner.py; its tokens checked with auth.test and
-apps.connections.open by `doctor` and `run`.
+SLACK_ADMIN_TOKEN for deletions; or, installable in many workspaces, by SLACK_CLIENT_ID and
+SLACK_CLIENT_SECRET (OAuth, HTTP mode); started by runner.py; its tokens checked with auth.test
+and apps.connections.open by `doctor` and `run`.
 
 Imports nothing of Bolt or slack_sdk: the CLI reads this at every start (bot/platforms/base.py).
 """
@@ -30,7 +31,7 @@ def _configured(settings: Settings) -> bool:
 
 def _secrets(settings: Settings) -> tuple[SecretStr | None, ...]:
     return (settings.slack_bot_token, settings.slack_app_token, settings.slack_signing_secret,
-            settings.slack_admin_token)
+            settings.slack_admin_token, settings.slack_client_secret)
 
 
 def _missing(settings: Settings) -> str | None:
@@ -86,7 +87,7 @@ async def online_checks(settings: Settings, session: aiohttp.ClientSession,
     """`veille doctor`: is the bot token accepted? Unreachable is a warning."""
     import aiohttp
 
-    if not settings.slack_bot_token:
+    if not settings.slack_bot_token or settings.slack_oauth:
         return []
     try:
         body = await _call(session, settings, "auth.test", settings.slack_bot_token.get_secret_value())
@@ -117,7 +118,10 @@ async def _error(session: aiohttp.ClientSession, settings: Settings, method: str
 
 
 async def preflight(settings: Settings, session: aiohttp.ClientSession) -> None:
-    """`veille run`: the bot token (and in Socket Mode the app token) accepted by Slack."""
+    """`veille run`: the bot token (and in Socket Mode the app token) accepted by Slack. In
+    OAuth mode there is no token of the app's own to check: each workspace brings its own."""
+    if settings.slack_oauth:
+        return
     assert settings.slack_bot_token is not None
     locale = settings.default_locale
     error = await _error(session, settings, "auth.test", settings.slack_bot_token.get_secret_value())

@@ -3,13 +3,19 @@
 A bot token cannot delete other people's messages on Slack. When the installer granted an admin
 user token (SLACK_ADMIN_TOKEN) deletions use it; otherwise `can_delete_messages` is False and the
 core posts a tombstone reply, alerts moderators and asks the author to delete instead.
+
+Installed in many workspaces (OAuth, bot/platforms/slack/oauth.py), every outbox action is made
+with its workspace's token: `client_for(team_id)` reads the installation store (cached a minute,
+dropped at uninstall); calls made while a request is handled use the request's team's token.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+import re
+import time
+from typing import Any, Protocol
 
 import aiohttp
 from slack_sdk.errors import SlackApiError, SlackRequestError
@@ -37,6 +43,17 @@ REVEAL_TTL_S = 300.0
 _MAX_REDIRECTS = 3
 # What a Web API call can raise: Slack's refusals, the SDK's request errors, the network.
 _FAILURES = (TimeoutError, SlackApiError, SlackRequestError, aiohttp.ClientError)
+# A team's client is read again after this: a reinstall's new token is picked up.
+CLIENT_TTL_S = 60.0
+# url_private names the file's workspace: https://files.slack.com/files-pri/T0123-F0456/name
+_FILE_TEAM = re.compile(r"/files-pri/([TE][A-Z0-9]+)-")
+
+
+class Installations(Protocol):
+    """Where a workspace's bot token is found (slack_sdk's AsyncInstallationStore)."""
+
+    async def async_find_bot(self, *, enterprise_id: str | None, team_id: str | None,
+                             is_enterprise_install: bool | None = False) -> Any: ...
 
 
 def slack_error(exc: SlackApiError) -> str:
@@ -66,6 +83,8 @@ class SlackGateway:
 
     `client` carries the bot token and SLACK_API_URL; `admin_token` is the optional user token
     used only for chat.delete. `session` is the one aiohttp session for private file downloads.
+    With `installations` (OAuth mode) `client` has no token of its own: each workspace's comes
+    from the store.
     """
 
     platform = Platform.SLACK
@@ -73,18 +92,56 @@ class SlackGateway:
     def __init__(
         self, client: AsyncWebClient, *, admin_token: str | None = None,
         session: aiohttp.ClientSession | None = None, timeout_s: float = 10.0,
-        reveal_ttl_s: float = REVEAL_TTL_S,
+        reveal_ttl_s: float = REVEAL_TTL_S, installations: Installations | None = None,
     ) -> None:
         self.client = client
+        self.installations = installations
+        self._clients: dict[str, tuple[float, AsyncWebClient]] = {}  # team id -> (read at, client)
         self.admin_token = admin_token
         self._session = session
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self.reveal_ttl_s = reveal_ttl_s
         self._reveals: dict[str, asyncio.Task[None]] = {}  # uploaded file id -> its deletion
+        self._reveal_clients: dict[str, AsyncWebClient] = {}  # ... -> the client that uploaded it
 
     @property
     def can_delete_messages(self) -> bool:
         return self.admin_token is not None
+
+    async def client_for(self, team_id: str) -> AsyncWebClient:
+        """The client carrying `team_id`'s bot token: the one client in single-token mode; in
+        OAuth mode the team's installation (a workspace not installed is a permanent failure)."""
+        if self.installations is None:
+            return self.client
+        cached = self._clients.get(team_id)
+        now = time.monotonic()
+        if cached is not None and now - cached[0] < CLIENT_TTL_S:
+            return cached[1]
+        bot = await self.installations.async_find_bot(enterprise_id=None, team_id=team_id)
+        if bot is None or not bot.bot_token:
+            self._clients.pop(team_id, None)
+            raise GatewayError(f"slack: workspace {team_id} is not installed", retryable=False)
+        client = AsyncWebClient(token=bot.bot_token, base_url=self.client.base_url,
+                                timeout=self.client.timeout)
+        self._clients[team_id] = (now, client)
+        return client
+
+    def forget(self, team_id: str | None) -> None:
+        """Drop `team_id`'s cached client (uninstalled, token revoked)."""
+        self._clients.pop(team_id or "", None)
+
+    def _request_client(self) -> AsyncWebClient:
+        """A client fixed to the token in use now, for work that outlives the request."""
+        bound = getattr(self.client, "bound", None)
+        return bound() if callable(bound) else self.client
+
+    async def _download_token(self, url: URL) -> str | None:
+        if self.installations is None:
+            return self.client.token
+        found = _FILE_TEAM.search(url.path)
+        if found is None:
+            return self.client.token
+        return (await self.client_for(found.group(1))).token
 
     async def close(self) -> None:
         # Stopping: revealed originals go now rather than outliving the process.
@@ -108,9 +165,10 @@ class SlackGateway:
             self._session = aiohttp.ClientSession(timeout=self._timeout)
         url = URL(ref.url)
         token_host = url.host
+        token = await self._download_token(url)
         try:
             for _ in range(_MAX_REDIRECTS + 1):
-                headers = ({"Authorization": f"Bearer {self.client.token}"}
+                headers = ({"Authorization": f"Bearer {token}"}
                            if url.host == token_host else {})
                 async with self._session.get(url, headers=headers, allow_redirects=False) as resp:
                     if resp.status in (301, 302, 303, 307, 308) and "Location" in resp.headers:
@@ -145,7 +203,7 @@ class SlackGateway:
             raise GatewayError("slack: no admin token, cannot delete others' messages",
                                retryable=False)
         try:
-            await self.client.chat_delete(token=self.admin_token, channel=channel_id, ts=message_id)
+            await (await self.client_for(workspace_id)).chat_delete(token=self.admin_token, channel=channel_id, ts=message_id)
         except SlackApiError as exc:
             if slack_error(exc) == "message_not_found":
                 return
@@ -159,14 +217,15 @@ class SlackGateway:
     ) -> str:
         """Post the card's blocks; its image (a blurred preview) goes in the card's thread.
         Slack has no idempotent post: `dedupe_key` is not used."""
+        client = await self.client_for(workspace_id)
         try:
-            resp = await self.client.chat_postMessage(
+            resp = await client.chat_postMessage(
                 channel=channel_id, text=card_text(card), blocks=card_blocks(card),
                 thread_ts=thread_id, unfurl_links=False, unfurl_media=False,
             )
             ts = str(resp["ts"])
             if card.image_png is not None:
-                await self.client.files_upload_v2(
+                await client.files_upload_v2(
                     channel=channel_id, thread_ts=thread_id or ts, file=card.image_png,
                     filename=card.image_name, title=card.title[:250],
                 )
@@ -178,8 +237,9 @@ class SlackGateway:
         self, workspace_id: str, channel_id: str, message_id: str, card: Card
     ) -> None:
         # The preview image was uploaded with the first post; an update only changes the blocks.
+        client = await self.client_for(workspace_id)
         try:
-            await self.client.chat_update(
+            await client.chat_update(
                 channel=channel_id, ts=message_id, text=card_text(card), blocks=card_blocks(card)
             )
         except _FAILURES as exc:
@@ -188,8 +248,9 @@ class SlackGateway:
     async def post_text(
         self, workspace_id: str, channel_id: str, text: str, *, thread_id: str | None = None
     ) -> str:
+        client = await self.client_for(workspace_id)
         try:
-            resp = await self.client.chat_postMessage(
+            resp = await client.chat_postMessage(
                 channel=channel_id, text=text, thread_ts=thread_id, unfurl_links=False
             )
             return str(resp["ts"])
@@ -202,12 +263,13 @@ class SlackGateway:
     ) -> None:
         """Ephemeral or DM; with `buttons` (an author's Appeal) always a DM, since an ephemeral
         message vanishes on reload and the notice must outlive it."""
+        client = await self.client_for(workspace_id)
         if not buttons:
-            await self.post_private(user_id, text, channel_id=channel_id)
+            await self._post_private(client, user_id, text, channel_id=channel_id)
             return
         try:
-            opened = await self.client.conversations_open(users=user_id)
-            await self.client.chat_postMessage(channel=str(opened["channel"]["id"]), text=text,
+            opened = await client.conversations_open(users=user_id)
+            await client.chat_postMessage(channel=str(opened["channel"]["id"]), text=text,
                                                blocks=notice_blocks(text, buttons))
         except _FAILURES as exc:
             raise to_gateway_error(exc) from exc
@@ -221,18 +283,25 @@ class SlackGateway:
         A DM channel id gets a plain post (it is private already and, unlike an ephemeral
         message, survives a reload); an ephemeral that Slack refuses falls back to a DM.
         """
+        await self._post_private(self.client, user_id, text, channel_id=channel_id, blocks=blocks)
+
+    @staticmethod
+    async def _post_private(
+        client: AsyncWebClient, user_id: str, text: str, *, channel_id: str | None = None,
+        blocks: list[dict[str, Any]] | None = None,
+    ) -> None:
         try:
             if channel_id and not channel_id.startswith("D"):
                 try:
-                    await self.client.chat_postEphemeral(channel=channel_id, user=user_id,
+                    await client.chat_postEphemeral(channel=channel_id, user=user_id,
                                                          text=text, blocks=blocks)
                     return
                 except SlackApiError as exc:
                     if slack_error(exc) not in _NO_EPHEMERAL:
                         raise
             if not channel_id or not channel_id.startswith("D"):
-                channel_id = str((await self.client.conversations_open(users=user_id))["channel"]["id"])
-            await self.client.chat_postMessage(channel=channel_id, text=text, blocks=blocks)
+                channel_id = str((await client.conversations_open(users=user_id))["channel"]["id"])
+            await client.chat_postMessage(channel=channel_id, text=text, blocks=blocks)
         except _FAILURES as exc:
             raise to_gateway_error(exc) from exc
 
@@ -242,9 +311,10 @@ class SlackGateway:
         """An image only `user_id` sees (a revealed original): Slack has no ephemeral files,
         so it goes to a DM with that person, and is deleted after `reveal_ttl_s` (or when
         Veille stops): evidence must not outlive its review in someone's DMs."""
+        client = self._request_client()
         try:
-            opened = await self.client.conversations_open(users=user_id)
-            uploaded = await self.client.files_upload_v2(
+            opened = await client.conversations_open(users=user_id)
+            uploaded = await client.files_upload_v2(
                 channel=opened["channel"]["id"], file=image_png, filename=filename,
                 initial_comment=text or None,
             )
@@ -255,6 +325,7 @@ class SlackGateway:
             file_id = str(file.get("id") or "")
             if file_id:
                 self._reveals[file_id] = asyncio.create_task(self._expire_reveal(file_id))
+                self._reveal_clients[file_id] = client
 
     async def _expire_reveal(self, file_id: str) -> None:
         await asyncio.sleep(self.reveal_ttl_s)
@@ -262,8 +333,9 @@ class SlackGateway:
 
     async def _delete_reveal(self, file_id: str) -> None:
         self._reveals.pop(file_id, None)
+        client = self._reveal_clients.pop(file_id, self.client)
         try:
-            await self.client.files_delete(file=file_id)
+            await client.files_delete(file=file_id)
             log.info("slack: revealed original %s deleted from the DM", file_id)
         except _FAILURES as exc:  # already deleted by the person, or Slack unreachable
             log.warning("slack: could not delete revealed original %s: %s", file_id,

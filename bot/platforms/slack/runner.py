@@ -1,5 +1,6 @@
 """Running the Slack app: Socket Mode (SLACK_APP_TOKEN) or HTTP (signed requests on
-VEILLE_HTTP_PORT at /slack/events), as VEILLE_SLACK_MODE says.
+VEILLE_HTTP_PORT at /slack/events), as VEILLE_SLACK_MODE says. In OAuth mode the same HTTP
+server also serves Bolt's /slack/install and /slack/oauth_redirect.
 
 Both paths hand Slack's payloads to the same Bolt app; in HTTP mode Bolt's own request
 verification answers a bad or stale X-Slack-Signature with 401 before any listener runs.
@@ -32,7 +33,7 @@ class SlackRunner:
     def __init__(self, settings: Settings, veille: Veille, *, host: str = "0.0.0.0",
                  port: int | None = None) -> None:
         self.settings = settings
-        self.gateway = create_gateway(settings)
+        self.gateway = create_gateway(settings, veille)
         self.app = create_app(settings, veille, self.gateway)
         self.host = host
         self.port = settings.http_port if port is None else port
