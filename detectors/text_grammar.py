@@ -62,6 +62,12 @@ HELP_WEIGHTS = {
     "agent": 1.0,
 }
 HELP_FIRES = 0.5  # the review threshold of help_request in detectors/fusion.py
+# A victim tells what was done (harm_verb), asks what to do (ask) or names themself as the one
+# undressed ("undress me", "me déshabiller": one phrase both victim and fake). Without any of
+# these, "my ex" + "nude" + "photo" is how a request to a person reads too ("who can make the
+# photo of my ex naked?"): such a line stays below HELP_FIRES and the trained help head decides.
+HELP_NARRATIVE = frozenset({"harm_verb", "ask"})
+HELP_UNTOLD_CAP = -0.5
 
 EXCERPT_CHARS = 60
 # Pairing is quadratic in the hits of one class: past this many, the rest add nothing.
@@ -321,11 +327,16 @@ def _help_logit(hits: list[Hit], undress_words: bool) -> tuple[float, set[str]]:
     by_lang: dict[str, set[str]] = {}
     for hit in hits:
         by_lang.setdefault(hit.lang, set()).add(hit.cls)
+    fakes = {(h.lang, h.first, h.last) for h in hits if h.cls == "fake"}
+    undone = {h.lang for h in hits if h.cls == "victim" and (h.lang, h.first, h.last) in fakes}
     best: tuple[float, set[str]] = (HELP_BIAS, set())
-    for classes in by_lang.values():
+    for lang, classes in by_lang.items():
+        told = bool(classes & HELP_NARRATIVE) or lang in undone
         if undress_words and classes & {"harm_verb", "ask", "agent"}:
             classes = classes | {"fake"}
         logit = HELP_BIAS + sum(HELP_WEIGHTS.get(c, 0.0) for c in classes)
+        if not told:
+            logit = min(logit, HELP_UNTOLD_CAP)
         if logit > best[0]:
             best = (logit, classes)
     return best

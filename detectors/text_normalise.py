@@ -38,6 +38,9 @@ _TOKEN = re.compile(r"(?:[^\W_]|[@$])+(?:\*+(?:[^\W_]|[@$])+)*")
 _MASK = "*"
 _MAX_MASKED_FORMS = 4
 _REPEATS = re.compile(r"(.)\1+")
+# A number with a unit of one or two letters ("8h", "10am", "4k", "2nd") is a quantity, not
+# leetspeak: read back, "8h" would be "bh" (German for bra).
+_QUANTITY = re.compile(r"\d+[^\W\d_]{1,2}")
 _ASCII_RUN = re.compile(r"[\x00-\x7f]+")
 # Spaced-out words ("u n d r e s s") are runs of one-character tokens separated by little.
 _MIN_SPACED_RUN = 3
@@ -283,6 +286,8 @@ def _spellings(word: str) -> tuple[str, ...]:
             return (skeleton(word),)
         spelled = skeleton(word.replace("1", "i").translate(LEET))
         return (skeleton(word), spelled) if spelled.isalpha() else (skeleton(word),)
+    if _QUANTITY.fullmatch(word):
+        return (skeleton(word),)
     as_i = skeleton(word.replace("1", "i").translate(LEET))
     as_l = skeleton(word.replace("1", "l").translate(LEET))
     return (as_i,) if as_i == as_l else (as_i, as_l)

@@ -63,7 +63,7 @@ UNDRESS_FILE = DATA_DIR / "undress_lexicon.toml"
 HELP_FILE = DATA_DIR / "help_lexicon.toml"
 DATA_FILES = (UNDRESS_FILE, HELP_FILE, SYMBOLS_FILE)
 # Bump when the scoring below changes; the data files' and the head's hashes are appended.
-SCORING_VERSION = "3"
+SCORING_VERSION = "4"
 CACHE_SIZE = 4096
 # At most this many windows of one message go through the encoder (~2.5 ms per token: one
 # window of 160 characters is ~80 ms, the budget of a 20,000-character message).

@@ -70,6 +70,7 @@ COVERAGE_MIN = 0.3
 # The gate may cost at most this share of the dev requests the ungated detector catches
 # (0.01 of ~430 is four requests), in exchange for keeping ordinary chat off the encoder.
 GATE_MAX_LOSS = 0.01
+FULL_HEADS_SEE_CHAT = False
 
 
 class Featuriser:
@@ -250,9 +251,12 @@ def main(argv: list[str]) -> int:
     def with_embedding(x: sparse.csr_matrix, emb: np.ndarray, scale: float) -> sparse.csr_matrix:
         return sparse.hstack([x[:, :cut], sparse.csr_matrix(emb * scale)], format="csr")
 
-    # Ordinary chat does not train the full heads: it never gets past the gate to them, and on
-    # dev it made the undress head slightly worse (F1 0.907 with it, 0.914 without).
-    topical = np.flatnonzero(y_gate == 1)
+    # Ordinary chat does not train the full heads by default: it rarely gets past the gate to
+    # them, and on dev it made the undress head slightly worse (F1 0.907 with it, 0.914
+    # without). In a long message every window may pass the gate, though, so
+    # FULL_HEADS_SEE_CHAT=True lets them see it (tried with scripts/text_extra/candidates/).
+    topical = (np.arange(len(tr_lines)) if FULL_HEADS_SEE_CHAT
+               else np.flatnonzero(y_gate == 1))
     full = {scale: with_embedding(fast_tr, emb_tr, scale)[topical] for scale in EMBEDDING_SCALES}
     plain_dev = with_embedding(fast_dev, emb_dev, 1.0)
     heads: dict[str, Logistic] = {}
@@ -324,7 +328,8 @@ def main(argv: list[str]) -> int:
                                   "scales": EMBEDDING_SCALES, "gate_c": GATE_C,
                                   "gate_loss": GATE_MAX_LOSS, "coverage": COVERAGE_MIN,
                                   "mlp": [MLP_HIDDEN, MLP_ITERATIONS, BLENDS],
-                                  "gate_grid": GATE_GRID}).encode())
+                                  "gate_grid": GATE_GRID,
+                                  "full_heads_see_chat": FULL_HEADS_SEE_CHAT}).encode())
     meta = {"training_hash": train_hash.hexdigest(), "dense_names": list(DENSE_NAMES),
             "train_lines": len(train), "dev_lines": len(dev), "dev": report,
             "languages": sorted({x.lang for x in corpus}), "gate": gate,

@@ -304,6 +304,24 @@ def test_normaliser_folds_tricks_to_the_same_tokens() -> None:
         assert [t.forms[:1] for t in normaliser.tokens(tricky)] == [f[:1] for f in plain], tricky
 
 
+def test_a_number_with_a_unit_is_not_leetspeak() -> None:
+    # Read back, "8h" would be "bh" (German for bra): a wall of meeting times became a request.
+    normaliser = Normaliser()
+    assert [t.forms for t in normaliser.tokens("see you at 8h or 10am")][3] == ("8h",)
+    assert "naked" in normaliser.tokens("n4k3d")[0].forms
+
+
+def test_a_request_to_a_person_that_names_an_ex_is_not_a_help_request() -> None:
+    # "my ex" + "naked" + "photo" is how a victim speaks and how a request to an editor reads:
+    # without a harm told or a plea, the grammar leaves the call to the trained help head.
+    from detectors.text_grammar import HELP_FIRES, analyse
+
+    lexicon = UndressRequestDetector()._compile()
+    asking = analyse(TextInput("who can make the photo of my ex naked? paying"), lexicon)
+    victim = analyse(TextInput("my ex posted a fake nude photo of me, what do i do"), lexicon)
+    assert asking.help < HELP_FIRES <= victim.help
+
+
 # --- context and determinism ----------------------------------------------------------------
 
 CONTEXT_REQUESTS = [
@@ -360,9 +378,7 @@ VARIED = " ".join(f"Item {i}: see you at {i % 24}h, {word} — noted by team {i 
                                             "bring snacks", "the train is late"] * 120))[:20_000]
 
 
-@pytest.mark.parametrize("padding", ["repeated", pytest.param("varied", marks=pytest.mark.xfail(
-    reason="known gap (issue 12): this varied padding alone scores 0.97 as a request — a false "
-           "alarm of the long-message path, not fixed yet", strict=False))])
+@pytest.mark.parametrize("padding", ["repeated", "varied"])
 @pytest.mark.parametrize("where", ["start", "middle", "end"])
 def test_padding_does_not_hide_a_request(
     detector: UndressRequestDetector, where: str, padding: str
@@ -436,7 +452,7 @@ def test_the_first_stage_keeps_plain_chat_away_from_the_encoder(
         assert detector.score(TextInput(text)).extras["encoder"] is True, text
 
 
-@pytest.mark.xfail(reason="known gap (issue 12): the fast head scores 'çok teşekkürler' 0.96 "
+@pytest.mark.xfail(reason="known gap (issue 12): the fast head scores 'çok teşekkürler' 0.83 "
                           "without the encoder; the rest of the bench chat passes", strict=False)
 def test_the_bench_chat_mostly_stays_with_the_first_stage(
     detector: UndressRequestDetector,
