@@ -104,7 +104,9 @@ def create_app(settings: Settings, veille: Veille, gateway: SlackGateway | None 
             name="veille",
         )
         app.middleware(only_the_installed_team)
-    ctx = SlackContext(veille=veille, gateway=gateway, actors=ActorDirectory(client),
+    # One directory per team in OAuth mode: groups and admins are each workspace's own.
+    actors = ActorDirectory(client) if gateway.installations is None else oauth.TeamActorDirectory(client)
+    ctx = SlackContext(veille=veille, gateway=gateway, actors=actors,
                        ai_apps=AiApps.from_setting(settings.ai_apps))
     # victims first: its DM-photo listener must win over the generic message listener.
     for listeners in (victims, events, commands, actions, views):

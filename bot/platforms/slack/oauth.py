@@ -7,7 +7,8 @@ encrypted with the evidence key. Bolt's authorize finds the team's token for eve
 Two things Bolt's authorize does not reach are handled here:
 - the listeners' shared clients (the Gateway's, the actor directory's) were built once for the
   app: `TeamRoutedClient` uses the token that authorize found for the request being handled,
-  kept in a context variable that each request's task (and the tasks it starts) sees;
+  kept in a context variable that each request's task (and the tasks it starts) sees; the
+  actor directory's caches are kept per team (`TeamActorDirectory`);
 - work done outside any request (the outbox, inbox replays) goes through
   `SlackGateway.client_for(team_id)`, which reads the installation store.
 
@@ -27,6 +28,8 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.core.types import Actor
+from bot.platforms.slack.actors import ActorDirectory
 from bot.settings import Settings
 from bot.store.repos import Store
 from bot.store.slack_installations import SlackInstallationStore, SlackOAuthStateStore, TokenCipher
@@ -49,6 +52,7 @@ BOT_SCOPES = (
 
 # The bot token that authorize found for the request this task is handling.
 request_token: ContextVar[str | None] = ContextVar("veille_slack_request_token", default=None)
+request_team: ContextVar[str | None] = ContextVar("veille_slack_request_team", default=None)
 
 
 class TeamRoutedClient(AsyncWebClient):
@@ -70,6 +74,31 @@ class TeamRoutedClient(AsyncWebClient):
         request (a revealed original deleted minutes later)."""
         return AsyncWebClient(token=request_token.get(), base_url=self.base_url,
                               timeout=self.timeout)
+
+
+class TeamActorDirectory(ActorDirectory):
+    """One actor directory per workspace: user groups, admin flags and names are a team's own,
+    and a cache shared by every team would hide a second team's moderators for minutes."""
+
+    def __init__(self, client: AsyncWebClient) -> None:
+        super().__init__(client)
+        self._teams: dict[str, ActorDirectory] = {}
+
+    def _directory(self) -> ActorDirectory:
+        team = request_team.get() or ""
+        if team not in self._teams:
+            self._teams[team] = ActorDirectory(self.client, self.ttl_s)
+        return self._teams[team]
+
+    def forget(self) -> None:
+        for directory in self._teams.values():
+            directory.forget()
+
+    async def actor(self, user_id: str, *, is_bot: bool = False) -> Actor:
+        return await self._directory().actor(user_id, is_bot=is_bot)
+
+    async def group_options(self) -> list[tuple[str, str]]:
+        return await self._directory().group_options()
 
 
 def authorization_url(settings: Settings) -> str:
@@ -113,6 +142,7 @@ async def remember_the_team_token(context: AsyncBoltContext,
     """Runs after Bolt's authorize, in the request's task: the token it found becomes the one
     the shared clients use for this request (listeners run in tasks that copy this context)."""
     request_token.set(context.bot_token)
+    request_team.set(context.team_id)
     return await next()
 
 

@@ -17,17 +17,24 @@ from typing import Any
 import aiohttp
 import pytest
 from pydantic import SecretStr
+from slack_sdk.oauth.installation_store import Installation
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.app import build_veille
+from bot.core.crypto import EvidenceCipher
 from bot.core.scanner import Scanner
 from bot.core.suite import load_thresholds
 from bot.core.types import Platform, SetupInput
 from bot.platforms.slack.runner import SlackRunner
 from bot.settings import Settings
-from bot.store.slack_installations import SlackInstallation
+from bot.store.repos import Store
+from bot.store.slack_installations import (
+    SlackInstallation,
+    SlackInstallationStore,
+    SlackOAuthStateStore,
+)
 from detectors.hashes import HashBank
 from detectors.registry import DetectorDeps, build_detectors
 from tests.fakes.slack_server import BOT_USER_ID, FakeSlack
@@ -136,8 +143,7 @@ def private_answers(world: SlackWorld, team: str) -> list[str]:
 
 
 async def installations(world: SlackWorld) -> list[SlackInstallation]:
-    async with AsyncSession(world.engine) as session:
-        return list((await session.exec(select(SlackInstallation))).all())
+    return await installations_in(world.engine)
 
 
 async def test_two_workspaces_each_answered_with_its_own_token_until_uninstalled(
@@ -165,6 +171,8 @@ async def test_two_workspaces_each_answered_with_its_own_token_until_uninstalled
     for call in slack.calls:
         if call.method != "oauth.v2.access":
             assert call.token in (alpha, bravo), (call.method, call.token)
+    # Who is who (user groups, admins) is each workspace's own, read with its token.
+    assert {c.token for c in slack.called("usergroups.list")} == {alpha, bravo}
     for team in TEAMS:  # the tombstone in the thread of the flagged message
         gen_posts = [c for c in slack.called("chat.postMessage")
                      if c.args.get("channel") == channel("GEN", team)]
@@ -194,6 +202,43 @@ async def test_two_workspaces_each_answered_with_its_own_token_until_uninstalled
     assert all(c.token == bravo for c in after), [(c.method, c.token) for c in after]
     assert not [c for c in after if channel("GEN", "TALPHA") in json.dumps(c.args)]
     assert len(await world.tickets()) == tickets_before + 1
+
+    # Bravo's admin revokes the bot token: its installation goes too.
+    revoked = {**slack.uninstall("TBRAVO"),
+               "event": {"type": "tokens_revoked", "tokens": {"bot": [BOT_USER_ID]}}}
+    status, _ = await world.post("events_api", revoked)
+    assert status == 200
+    await eventually(lambda: installations_left(world, set()))
+
+
+async def test_the_store_keeps_one_sealed_row_per_team_and_states_once(engine: AsyncEngine) -> None:
+    store = Store(engine)
+    installations = SlackInstallationStore(store, EvidenceCipher("test-key"))
+    for token in ("xoxb-first", "xoxb-again"):  # a reinstall replaces the token
+        await installations.async_save(Installation(
+            team_id="TALPHA", bot_token=token, bot_id="B1", bot_user_id=BOT_USER_ID,
+            bot_scopes="chat:write", user_id="UADMIN", app_id="AVEILLE"))
+    bot = await installations.async_find_bot(enterprise_id=None, team_id="TALPHA")
+    assert bot is not None and bot.bot_token == "xoxb-again" and bot.bot_scopes == ["chat:write"]
+    assert await installations.async_find_bot(enterprise_id=None, team_id="TBRAVO") is None
+    rows = await installations_in(engine)
+    assert len(rows) == 1 and b"xoxb-again" not in rows[0].bot_token
+    assert rows[0].installer_user_id == "UADMIN"
+    await installations.async_delete_all(enterprise_id=None, team_id="TALPHA")
+    assert await installations_in(engine) == []
+
+    states = SlackOAuthStateStore(store)
+    state = await states.async_issue()
+    assert await states.async_consume(state) is True
+    assert await states.async_consume(state) is False  # once
+    assert await states.async_consume("forged") is False
+    expired = SlackOAuthStateStore(store, expiration_s=-1)
+    assert await expired.async_consume(await expired.async_issue()) is False
+
+
+async def installations_in(engine: AsyncEngine) -> list[SlackInstallation]:
+    async with AsyncSession(engine) as session:
+        return list((await session.exec(select(SlackInstallation))).all())
 
 
 async def installations_left(world: SlackWorld, teams: set[str]) -> bool:
