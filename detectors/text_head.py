@@ -122,7 +122,7 @@ class TextHead:
         arrays["gate"] = np.asarray([self.gate, self.coverage_min], np.float64)
         arrays["meta"] = np.frombuffer(json.dumps(self.meta, sort_keys=True).encode(), np.uint8)
         with path.open("wb") as handle:
-            np.savez_compressed(handle, **arrays)
+            np.savez_compressed(handle, **arrays)  # type: ignore[arg-type]  # numpy stubs: allow_pickle
 
 
 def load_head(path: Path = HEAD_FILE) -> TextHead:
