@@ -38,7 +38,8 @@ PROBES = 12  # buckets opened per query descriptor
 # Corners added after the buckets were built are searched exactly up to this many, then rebuilt.
 TAIL_ROWS = 16_384
 _SEED = 20261201  # which stored corners become centres: fixed, so a bank always buckets alike
-_BLOCK = 1 << 20  # (query, row) pairs compared per numpy step: bounds the temporaries
+_BLOCK = 1 << 20  # (query, centre) pairs compared per numpy step: bounds the temporaries
+_PAIR_BLOCK = 1 << 14  # (query, stored corner) pairs gathered per step: temporaries stay in cache
 
 
 def _distances(queries: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -92,9 +93,9 @@ class _Buckets:
         ends = np.cumsum(lengths)
         qs, ids, dists = [], [], []
         first = 0
-        while first < len(lengths):  # about _BLOCK pairs per step: bounded temporaries
+        while first < len(lengths):  # about _PAIR_BLOCK pairs per step
             done = int(ends[first - 1]) if first else 0
-            last = max(first + 1, int(np.searchsorted(ends, done + _BLOCK, side="right")))
+            last = max(first + 1, int(np.searchsorted(ends, done + _PAIR_BLOCK, side="right")))
             part = lengths[first:last]
             total = int(part.sum())
             if total:
@@ -182,8 +183,9 @@ class CornerIndex:
         ids = np.asarray(ids, dtype=np.int64)
         if self._buckets is None:
             return CornerIndex(None, self._exact.without(ids), self._tail.without(ids))
+        mine = ids[np.isin(ids, self._buckets.ids)]
         return CornerIndex(self._buckets, self._exact, self._tail.without(ids),
-                           np.union1d(self._dead, ids))
+                           np.union1d(self._dead, mine))
 
     def nearest(self, queries: np.ndarray, max_distance: int, keep: int,
                 visible: Callable[[np.ndarray], np.ndarray] | None = None,
