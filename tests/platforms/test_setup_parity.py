@@ -23,6 +23,9 @@ from bot.workspace_settings import (
 )
 from tests.core.conftest import ADMIN, WS, clock, colour, gateway, veille  # noqa: F401
 
+# The core's fixtures live on the session loop (tests/core): so do these tests.
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
 SLACK_TEAM = "T-parity"
 
 
