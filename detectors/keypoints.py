@@ -250,10 +250,15 @@ def inliers(query: Keypoints, q_idx: np.ndarray, b_xy: np.ndarray, owners: np.nd
         cell = np.floor((shift + offset) / VOTE_BIN).astype(np.int64)
         votes = _unique_rows(np.column_stack([group, cell, rows]))  # one per stored corner
         found, counts = _unique_rows(votes[:, :3], return_counts=True)
-        for pose, count in zip(found.tolist(), counts.tolist(), strict=True):
-            owner = pose[0] // len(DIHEDRAL)
+        # Per owner, its first best-supported pose (in `found` order), without a Python loop
+        # over every pose cell (tens of thousands for a busy photo): only over owners.
+        owner_of = found[:, 0] // len(DIHEDRAL)
+        order = np.lexsort((np.arange(len(found)), -counts, owner_of))
+        firsts = order[np.r_[True, owner_of[order][1:] != owner_of[order][:-1]]]
+        for i in firsts.tolist():
+            owner, count = int(owner_of[i]), int(counts[i])
             if count > poses.get(owner, (0,))[0]:
-                poses[owner] = (count, pose[0], np.array(pose[1:]), offset)
+                poses[owner] = (count, int(found[i, 0]), found[i, 1:], offset)
     best: dict[int, int] = {}
     for owner, (count, pose_group, pose_cell, offset) in poses.items():
         if count < MIN_INLIERS:
