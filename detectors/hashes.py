@@ -435,7 +435,7 @@ class HashDetector:
     """The `hashes` detector: signature of each image, matched against the bank."""
 
     name = "hashes"
-    version = "pdq1-nd2-kp1-fit-scoped"  # change when hashing, windows, keypoints, thresholds or scoping change
+    version = "pdq1-nd2-kp1-fit-scoped-ivf"  # change when hashing, windows, keypoints, thresholds or scoping change
     kind: Literal["image", "text"] = "image"
 
     def __init__(self, bank: HashBank) -> None:
