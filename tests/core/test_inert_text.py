@@ -12,7 +12,7 @@ from bot.core.markup import inert
 from bot.core.service import Veille
 from bot.core.types import Actor, MessageEvent, Platform, SetupInput
 from bot.platforms.discord.render import render_embed
-from bot.platforms.slack.blocks import card_blocks, card_text
+from bot.platforms.slack.render import card_blocks, card_text
 from tests.core.conftest import MOD, WS
 from tests.core.recording_gateway import RecordingGateway
 

@@ -12,8 +12,8 @@ from bot.core.errors import VeilleError
 from bot.core.i18n import LOCALES, t
 from bot.core.service import Veille
 from bot.core.types import Platform, SetupInput
-from bot.platforms.discord import wizard as discord_wizard
-from bot.platforms.slack import setup_modal as slack_modal
+from bot.platforms.discord import setup as discord_wizard
+from bot.platforms.slack import setup as slack_modal
 from bot.workspace_settings import (
     DIGEST_FREQUENCIES,
     SENSITIVITIES,

@@ -4,9 +4,9 @@
 - events.py: discord.Message → MessageEvent (media, replies, roles, AI apps, edits)
 - gateway.py: DiscordGateway, the core's port to Discord, with GatewayError mapping
 - render.py: Card → embed, ticket buttons, (spoiler) file
-- views.py: restart-safe ticket buttons (DynamicItem `veille:<action>:<ticket>`), note modal
+- actions.py: restart-safe ticket buttons (DynamicItem `veille:<action>:<ticket>`), note modal
 - commands.py, translator.py: slash commands and context menu, localised EN/FR
-- wizard.py, setup_checks.py: the `/veille setup` wizard and its permission check
+- setup.py, setup_checks.py: the `/veille setup` wizard and its permission check
 - replies.py: core Replies and refusals as interaction responses
 - runner.py: `start(settings, veille)` for bot/app.py
 - descriptor.py: DISCORD, what bot/app.py and the CLI know of Discord (bot/platforms/base.py)

@@ -89,7 +89,7 @@ class VeilleClient(discord.AutoShardedClient):
         """Runs once after login, before the gateway connects: register and sync commands."""
         from bot.platforms.discord.commands import register_commands
         from bot.platforms.discord.translator import VeilleTranslator
-        from bot.platforms.discord.views import TicketButton
+        from bot.platforms.discord.actions import TicketButton
 
         self.veille.register_gateway(self.gateway)
         self.add_dynamic_items(TicketButton)

@@ -26,7 +26,7 @@ from bot.platforms.discord.replies import (
 )
 from bot.platforms.discord.translator import loc
 from bot.platforms.discord.victims import register_victims
-from bot.platforms.discord.views import NoteModal, run_ticket_action
+from bot.platforms.discord.actions import NoteModal, run_ticket_action
 
 Interaction = discord.Interaction[Any]
 DISCORD = Platform.DISCORD
@@ -62,7 +62,7 @@ def register_commands(tree: app_commands.CommandTree[Any]) -> None:
 
     @_cmd(veille_group, "setup", "Configure Veille for this server", "veille.setup")
     async def setup(interaction: Interaction) -> None:
-        from bot.platforms.discord.wizard import start_wizard
+        from bot.platforms.discord.setup import start_wizard
 
         await start_wizard(interaction)
 

@@ -94,7 +94,7 @@ class TicketButton(discord.ui.DynamicItem[discord.ui.Button[Any]],
     `from_custom_id` rebuilds it from the id alone, so a card posted before a restart still
     works and nothing about it is kept in memory.
 
-    A press goes to `on_press`, which views.py installs: answering a press renders cards
+    A press goes to `on_press`, which actions.py installs: answering a press renders cards
     (replies → this module), so this module cannot import the code that answers."""
 
     on_press: ClassVar[PressHandler | None] = None
@@ -116,7 +116,7 @@ class TicketButton(discord.ui.DynamicItem[discord.ui.Button[Any]],
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         if TicketButton.on_press is None:
-            raise RuntimeError("no handler for ticket buttons: import bot.platforms.discord.views")
+            raise RuntimeError("no handler for ticket buttons: import bot.platforms.discord.actions")
         await TicketButton.on_press(interaction, self.action, self.ticket_id)
 
 

@@ -35,7 +35,7 @@ from bot.platforms.discord.replies import (
     workspace_id,
 )
 from bot.platforms.discord.translator import loc
-from bot.platforms.discord.views import labelled
+from bot.platforms.discord.actions import labelled
 
 log = logging.getLogger(__name__)
 Interaction = discord.Interaction[Any]

@@ -19,7 +19,7 @@ from bot.core.errors import VeilleError
 from bot.core.gateway import Reply, parse_button_id
 from bot.core.i18n import normalise_locale, t
 from bot.core.types import Platform
-from bot.platforms.slack.blocks import note_modal
+from bot.platforms.slack.render import note_modal
 from bot.platforms.slack.context import SlackContext
 
 log = logging.getLogger(__name__)

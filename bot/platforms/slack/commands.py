@@ -18,7 +18,7 @@ from bot.core.gateway import Reply
 from bot.core.i18n import t
 from bot.core.types import Actor, MessageEvent, Platform
 from bot.platforms.slack.context import SlackContext
-from bot.platforms.slack.setup_modal import current_setup, setup_view
+from bot.platforms.slack.setup import current_setup, setup_view
 from bot.platforms.slack.victims import open_protect
 
 COMMAND = "/veille"

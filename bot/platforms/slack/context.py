@@ -11,7 +11,7 @@ from bot.core.gateway import Reply
 from bot.core.i18n import normalise_locale, t
 from bot.core.types import Platform
 from bot.platforms.slack.actors import ActorDirectory
-from bot.platforms.slack.blocks import reply_blocks
+from bot.platforms.slack.render import reply_blocks
 from bot.platforms.slack.gateway import SlackGateway
 
 if TYPE_CHECKING:

@@ -18,7 +18,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.core.errors import VeilleError
 from bot.core.types import Actor, MessageEvent, Platform, RepliedMessage
 from bot.platforms.slack import translate
-from bot.platforms.slack.blocks import home_view
+from bot.platforms.slack.render import home_view
 from bot.platforms.slack.context import SlackContext
 from bot.platforms.slack.gateway import slack_error
 

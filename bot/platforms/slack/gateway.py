@@ -24,7 +24,7 @@ from yarl import URL
 
 from bot.core.gateway import Button, Card, GatewayError
 from bot.core.types import MediaRef, Platform
-from bot.platforms.slack.blocks import card_blocks, card_text, notice_blocks
+from bot.platforms.slack.render import card_blocks, card_text, notice_blocks
 
 log = logging.getLogger(__name__)
 

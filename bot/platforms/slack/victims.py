@@ -25,7 +25,7 @@ from bot.core.i18n import normalise_locale, t
 from bot.core.reports import REASONS
 from bot.core.types import Actor, Platform, ReportForm
 from bot.platforms.slack import translate
-from bot.platforms.slack.blocks import Block, mrkdwn, plain
+from bot.platforms.slack.render import Block, mrkdwn, plain
 from bot.platforms.slack.context import SlackContext
 from bot.platforms.slack.events import SeenFiles, full_files, to_event
 from bot.platforms.slack.gateway import slack_error

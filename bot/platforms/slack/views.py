@@ -18,7 +18,7 @@ from bot.core.actions import FORM_ACTIONS
 from bot.core.errors import VeilleError
 from bot.core.types import Platform
 from bot.platforms.slack.context import SlackContext
-from bot.platforms.slack.setup_modal import (
+from bot.platforms.slack.setup import (
     SETUP_CALLBACK,
     modal_errors,
     read_values,

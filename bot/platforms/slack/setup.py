@@ -14,7 +14,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.i18n import LOCALES, t
 from bot.core.types import SetupInput, WorkspaceView
-from bot.platforms.slack.blocks import Block, mrkdwn, plain
+from bot.platforms.slack.render import Block, mrkdwn, plain
 from bot.platforms.slack.gateway import slack_error
 from bot.workspace_settings import (
     DEFAULT_DIGEST_FREQUENCY,
