@@ -33,8 +33,12 @@ def machine() -> dict[str, Any]:
                 break
     except OSError:
         pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-            "platform": platform.platform()}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
 
 
 def main() -> None:
@@ -43,7 +47,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer images and a shorter stream")
     args = parser.parse_args()
 
-    results: dict[str, Any] = {"machine": machine(), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    results: dict[str, Any] = {
+        "machine": machine(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
     console = Console()
     spawn = multiprocessing.get_context("spawn")
     for name in SUITES:
@@ -56,7 +63,12 @@ def main() -> None:
     target = RESULTS / ("partial.json" if args.only or args.quick else "latest.json")
     target.write_text(json.dumps(results, indent=2) + "\n")
 
-    table = Table("benchmark", "figure", "value", title=f"Veille benchmarks — {results['machine']['cpu']}, {results['machine']['cores']} cores")
+    table = Table(
+        "benchmark",
+        "figure",
+        "value",
+        title=f"Veille benchmarks — {results['machine']['cpu']}, {results['machine']['cores']} cores",
+    )
     for name, value in results.items():
         if name in ("machine", "started"):
             continue
@@ -68,9 +80,13 @@ def main() -> None:
     console.print(table)
     console.print(f"written to {target}")
     # A figure measured on a fallback is not the figure it claims to be: fail the run.
-    fell_back = [f"{name}: {value['backend']} ran, {value['intended_backend']} intended"
-                 for name, value in results.items() if isinstance(value, dict)
-                 and value.get("intended_backend") and value.get("backend") != value["intended_backend"]]
+    fell_back = [
+        f"{name}: {value['backend']} ran, {value['intended_backend']} intended"
+        for name, value in results.items()
+        if isinstance(value, dict)
+        and value.get("intended_backend")
+        and value.get("backend") != value["intended_backend"]
+    ]
     if fell_back:
         console.print("[red]fast path fell back[/red] — " + "; ".join(fell_back))
         raise SystemExit(1)

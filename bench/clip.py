@@ -60,9 +60,17 @@ async def veille_images_per_s(
     from detectors.base import ImageInput
     from detectors.clip import ClipConfig, ClipDetector
 
-    detector = ClipDetector(ClipConfig(model=MODEL, pretrained=str(checkpoint), device="cpu",
-                                       cache_dir=cache_dir, backend=backend, batch_size=batch,
-                                       threads=threads))
+    detector = ClipDetector(
+        ClipConfig(
+            model=MODEL,
+            pretrained=str(checkpoint),
+            device="cpu",
+            cache_dir=cache_dir,
+            backend=backend,
+            batch_size=batch,
+            threads=threads,
+        )
+    )
     await detector.load()
     inputs = [ImageInput(image, f"{i:064x}") for i, image in enumerate(images)]
     await detector.detect(inputs[:batch])  # warm-up
@@ -81,8 +89,11 @@ def run(count: int = 64, batch: int = 16, threads: int = 2) -> dict[str, Any]:
         folder = Path(scratch)
         checkpoint = save_random_checkpoint(folder)
         for backend in ("auto", "onnx-fp32", "torch"):  # one cache each: no record is shared
-            figures[backend] = asyncio.run(veille_images_per_s(
-                images, checkpoint, folder / f"cache-{backend}", backend, batch, threads))
+            figures[backend] = asyncio.run(
+                veille_images_per_s(
+                    images, checkpoint, folder / f"cache-{backend}", backend, batch, threads
+                )
+            )
     fast, fast_backend = figures["auto"]
     fp32, fp32_backend = figures["onnx-fp32"]
     torch_fp32, _ = figures["torch"]

@@ -13,8 +13,13 @@ def photo_like(seed: int, size: tuple[int, int] = (800, 600)) -> Image.Image:
     rng = np.random.default_rng(seed)
     w, h = size
     y, x = np.mgrid[0:h, 0:w]
-    base = np.stack([(x * rng.uniform(0.1, 0.4) + y * rng.uniform(0.1, 0.4) + rng.uniform(0, 255)) % 256
-                     for _ in range(3)], axis=-1)
+    base = np.stack(
+        [
+            (x * rng.uniform(0.1, 0.4) + y * rng.uniform(0.1, 0.4) + rng.uniform(0, 255)) % 256
+            for _ in range(3)
+        ],
+        axis=-1,
+    )
     base += rng.normal(0, 12, base.shape)
     image = Image.fromarray(np.clip(base, 0, 255).astype(np.uint8), "RGB")
     draw = ImageDraw.Draw(image)

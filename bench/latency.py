@@ -52,19 +52,29 @@ class TimingGateway:
     async def delete_message(self, workspace_id: str, channel_id: str, message_id: str) -> None:
         self.acted_at.setdefault(message_id, time.perf_counter())
 
-    async def post_card(self, workspace_id: str, channel_id: str, card: Any, *, thread_id: str | None = None) -> str:
+    async def post_card(
+        self, workspace_id: str, channel_id: str, card: Any, *, thread_id: str | None = None
+    ) -> str:
         return "card"
 
-    async def update_card(self, workspace_id: str, channel_id: str, message_id: str, card: Any) -> None:
+    async def update_card(
+        self, workspace_id: str, channel_id: str, message_id: str, card: Any
+    ) -> None:
         return None
 
-    async def post_text(self, workspace_id: str, channel_id: str, text: str, *, thread_id: str | None = None) -> str:
+    async def post_text(
+        self, workspace_id: str, channel_id: str, text: str, *, thread_id: str | None = None
+    ) -> str:
         return "text"
 
-    async def send_private(self, workspace_id: str, user_id: str, text: str, *, channel_id: str | None = None) -> None:
+    async def send_private(
+        self, workspace_id: str, user_id: str, text: str, *, channel_id: str | None = None
+    ) -> None:
         return None
 
-    async def timeout_member(self, workspace_id: str, user_id: str, seconds: int, reason: str) -> None:
+    async def timeout_member(
+        self, workspace_id: str, user_id: str, seconds: int, reason: str
+    ) -> None:
         return None
 
 
@@ -84,10 +94,16 @@ def _settings(folder: Path) -> Any:
     checkpoint = folder / "vit-b-32-random.pt"
     if not checkpoint.exists():
         checkpoint = save_random_checkpoint(folder)
-    return Settings(_env_file=None, database_url=f"sqlite+aiosqlite:///{folder / 'bench.db'}",  # type: ignore[call-arg]
-                    data_dir=folder / "data", secret_key="bench-secret-key-0123456789",
-                    detectors="clip,hashes,text", clip_model=MODEL,
-                    clip_pretrained=str(checkpoint), device="cpu")
+    return Settings(
+        _env_file=None,
+        database_url=f"sqlite+aiosqlite:///{folder / 'bench.db'}",  # type: ignore[call-arg]
+        data_dir=folder / "data",
+        secret_key="bench-secret-key-0123456789",
+        detectors="clip,hashes,text",
+        clip_model=MODEL,
+        clip_pretrained=str(checkpoint),
+        device="cpu",
+    )
 
 
 async def calibrate(folder: Path) -> dict[str, float]:
@@ -103,20 +119,26 @@ async def calibrate(folder: Path) -> dict[str, float]:
     settings = await asyncio.to_thread(_settings, folder)
     detector = ClipDetector(clip_config(settings))
     await detector.load()  # also exports the ONNX tower into the cache the bot will reuse
-    frames = [prepare_image(jpeg_bytes(photo_like(90_000 + i, (640, 480)))).frames[0]
-              for i in range(CALIBRATION_IMAGES)]
+    frames = [
+        prepare_image(jpeg_bytes(photo_like(90_000 + i, (640, 480)))).frames[0]
+        for i in range(CALIBRATION_IMAGES)
+    ]
     scores: dict[str, list[float]] = {}
     for detection in await detector.detect(frames):
         for category, value in detection.scores.items():
             scores.setdefault(category, []).append(value)
     review = {c: float(np.quantile(v, CLEAN_REVIEW_QUANTILE)) for c, v in scores.items()}
-    write_thresholds(settings.thresholds_file,
-                     storage_key("clip", settings.clip_model, settings.clip_pretrained),
-                     {c: {"review": r, "block": 0.999} for c, r in review.items()})
+    write_thresholds(
+        settings.thresholds_file,
+        storage_key("clip", settings.clip_model, settings.clip_pretrained),
+        {c: {"review": r, "block": 0.999} for c, r in review.items()},
+    )
     return {c: round(r, 3) for c, r in review.items()}
 
 
-async def _veille(folder: Path, files: dict[str, bytes], banked: list[bytes]) -> tuple[Any, TimingGateway]:
+async def _veille(
+    folder: Path, files: dict[str, bytes], banked: list[bytes]
+) -> tuple[Any, TimingGateway]:
     from bot.app import build_veille
     from bot.core.types import Actor, SetupInput
     from bot.store import engine as store
@@ -126,8 +148,14 @@ async def _veille(folder: Path, files: dict[str, bytes], banked: list[bytes]) ->
     gateway = TimingGateway(files)
     veille = await build_veille(settings, gateways=[gateway])
     admin = Actor(ADMIN_ID, "Bench", is_platform_admin=True)
-    await veille.save_setup("discord", WORKSPACE, admin, SetupInput(
-        safety_channel_id="safety", quarantine_channel_id="quarantine", sensitivity="standard"))
+    await veille.save_setup(
+        "discord",
+        WORKSPACE,
+        admin,
+        SetupInput(
+            safety_channel_id="safety", quarantine_channel_id="quarantine", sensitivity="standard"
+        ),
+    )
     await veille.add_hashes("discord", WORKSPACE, admin, banked, "bench")
     veille.start()
     return veille, gateway
@@ -136,9 +164,23 @@ async def _veille(folder: Path, files: dict[str, bytes], banked: list[bytes]) ->
 def _event(message_id: str, url: str) -> Any:
     from bot.core.types import Actor, MediaRef, MessageEvent, Platform
 
-    return MessageEvent(Platform.DISCORD, WORKSPACE, "general", message_id, Actor("poster", "Poster"),
-                        text="", media=(MediaRef("attachment", url, media_id=message_id,
-                                                 filename="photo.jpg", content_type="image/jpeg"),))
+    return MessageEvent(
+        Platform.DISCORD,
+        WORKSPACE,
+        "general",
+        message_id,
+        Actor("poster", "Poster"),
+        text="",
+        media=(
+            MediaRef(
+                "attachment",
+                url,
+                media_id=message_id,
+                filename="photo.jpg",
+                content_type="image/jpeg",
+            ),
+        ),
+    )
 
 
 async def _stream(rate: float, seconds: float, calibrated: bool) -> dict[str, Any]:
@@ -190,17 +232,22 @@ async def _stream(rate: float, seconds: float, calibrated: bool) -> dict[str, An
     to_decision = [(decided[m] - sent[m]) * 1000 for m in decided]
     to_action = [(gateway.acted_at[m] - sent[m]) * 1000 for m in flagged if m in gateway.acted_at]
     return {
-        "rate_per_s": rate, "seconds": seconds, "events": count,
-        "decided": len(decided), "dropped": count - len(decided),
+        "rate_per_s": rate,
+        "seconds": seconds,
+        "events": count,
+        "decided": len(decided),
+        "dropped": count - len(decided),
         "p50_decision_ms": round(percentile(to_decision, 0.5), 1),
         "p95_decision_ms": round(percentile(to_decision, 0.95), 1),
         "p99_decision_ms": round(percentile(to_decision, 0.99), 1),
         "cpu_ms_per_event": round(cpu_s / count * 1000, 1),
         "cores_busy": round(cpu_s / wall_s, 2),
-        "actions": len(to_action), "flagged": len(flagged),
+        "actions": len(to_action),
+        "flagged": len(flagged),
         "p50_action_ms": round(percentile(to_action, 0.5), 1),
         "p95_action_ms": round(percentile(to_action, 0.95), 1),
-        "clip_threads": threads, "review_thresholds": thresholds,
+        "clip_threads": threads,
+        "review_thresholds": thresholds,
         "errors": errors[:3],
     }
 
@@ -230,8 +277,11 @@ async def _cache_hit(repeats: int) -> dict[str, Any]:
             await veille.handle_message(_event(f"again-{i}", clean))
             timings.append((time.perf_counter() - start) * 1000)
         await veille.aclose()
-    return {"repeats": repeats, "median_ms": round(statistics.median(timings), 2),
-            "p95_ms": round(percentile(timings, 0.95), 2)}
+    return {
+        "repeats": repeats,
+        "median_ms": round(statistics.median(timings), 2),
+        "p95_ms": round(percentile(timings, 0.95), 2),
+    }
 
 
 def cache_hit(repeats: int = 50) -> dict[str, Any]:

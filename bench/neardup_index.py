@@ -64,10 +64,11 @@ def banked(count: int) -> list[tuple[str, str]]:
     if len(rows) < count:
         with multiprocessing.get_context("spawn").Pool(min(2, os.cpu_count() or 1)) as pool:
             for start in range(len(rows), count, 500):  # saved as it goes: it takes minutes
-                rows += [list(r) for r in pool.map(bank_rows, range(start, min(count, start + 500)))]
+                rows += [
+                    list(r) for r in pool.map(bank_rows, range(start, min(count, start + 500)))
+                ]
                 path.write_text(json.dumps(rows))
     return [(a, b) for a, b in rows[:count]]
-
 
 
 def _crop_query(seed: int) -> Image.Image:
@@ -114,13 +115,24 @@ def measure_images(sizes: tuple[int, ...], queries: int = 8) -> list[dict[str, A
     unrelated = [(-1, compute_signature(busy_photo(10**6 + n))) for n in range(queries // 2)]
     out = []
     for size in sizes:
-        entries = [BankEntry(2 * n + i, "bench", "neardup", part)
-                   for n, pair in enumerate(rows[:size]) for i, part in enumerate(pair) if part]
+        entries = [
+            BankEntry(2 * n + i, "bench", "neardup", part)
+            for n, pair in enumerate(rows[:size])
+            for i, part in enumerate(pair)
+            if part
+        ]
         bank = HashBank(entries)
-        window_words = np.array([hex_to_words(w) for e in entries if e.value.startswith("nd2:")
-                                 for w in decode_neardup(e.value)])
-        figures: dict[str, list[float]] = {k: [] for k in ("new", "old", "new_cpu", "old_cpu",
-                                                           "win", "win_linear")}
+        window_words = np.array(
+            [
+                hex_to_words(w)
+                for e in entries
+                if e.value.startswith("nd2:")
+                for w in decode_neardup(e.value)
+            ]
+        )
+        figures: dict[str, list[float]] = {
+            k: [] for k in ("new", "old", "new_cpu", "old_cpu", "win", "win_linear")
+        }
         found = lost = extra = false = 0
         for seed, signature in crops + unrelated:
             new, wall, cpu = _timed(partial(bank.match, signature))
@@ -137,28 +149,45 @@ def measure_images(sizes: tuple[int, ...], queries: int = 8) -> list[dict[str, A
             extra += len(new_ids - old_ids)
             false += len(new_ids - {seed})
             variants = list(signature.variants[1:])
-            windows = [w for p in signature.neardup.split("|") if p.startswith("nd2:")
-                       for w in decode_neardup(p)]
+            windows = [
+                w
+                for p in signature.neardup.split("|")
+                if p.startswith("nd2:")
+                for w in decode_neardup(p)
+            ]
             wq = np.array([hex_to_words(v) for v in dict.fromkeys([*variants, *windows])])
             figures["win"].append(_timed(partial(bank._neardup.search, wq, 31))[2])
             figures["win_linear"].append(_timed(partial(near_pairs, window_words, wq, 31))[2])
         med = {k: _median(v) for k, v in figures.items()}
-        out.append({
-            "banked_images": size, "corners": len(bank._corners),
-            "match_ms": med["new"], "linear_match_ms": med["old"],
-            "match_cpu_ms": med["new_cpu"], "linear_match_cpu_ms": med["old_cpu"],
-            "cpu_ratio": round(med["old_cpu"] / max(med["new_cpu"], 1e-9), 1),
-            "windows_cpu_ms": med["win"], "windows_linear_cpu_ms": med["win_linear"],
-            "crops_found": f"{found}/{len(crops)}", "lost_vs_linear": lost,
-            "extra_vs_linear": extra, "wrong_matches": false,
-        })
+        out.append(
+            {
+                "banked_images": size,
+                "corners": len(bank._corners),
+                "match_ms": med["new"],
+                "linear_match_ms": med["old"],
+                "match_cpu_ms": med["new_cpu"],
+                "linear_match_cpu_ms": med["old_cpu"],
+                "cpu_ratio": round(med["old_cpu"] / max(med["new_cpu"], 1e-9), 1),
+                "windows_cpu_ms": med["win"],
+                "windows_linear_cpu_ms": med["win_linear"],
+                "crops_found": f"{found}/{len(crops)}",
+                "lost_vs_linear": lost,
+                "extra_vs_linear": extra,
+                "wrong_matches": false,
+            }
+        )
     return out
 
 
 def _index_bytes(index: Any) -> int:
     blocks = (index._base, index._tail)
-    return sum(b.words.nbytes + b.ids.nbytes + b.alive.nbytes
-               + sum(a.nbytes for a in (*b.sorted_rows, *b.offsets)) for b in blocks)
+    return sum(
+        b.words.nbytes
+        + b.ids.nbytes
+        + b.alive.nbytes
+        + sum(a.nbytes for a in (*b.sorted_rows, *b.offsets))
+        for b in blocks
+    )
 
 
 def measure_pdq(sizes: tuple[int, ...], queries: int = 20) -> list[dict[str, Any]]:

@@ -23,8 +23,11 @@ from bench.images import photo_like
 
 def _rss_mb() -> tuple[float, float]:
     status = Path("/proc/self/status").read_text()
-    fields = {line.split(":")[0]: int(line.split()[1]) for line in status.splitlines()
-              if line.startswith(("VmHWM:", "VmRSS:"))}
+    fields = {
+        line.split(":")[0]: int(line.split()[1])
+        for line in status.splitlines()
+        if line.startswith(("VmHWM:", "VmRSS:"))
+    }
     return fields["VmRSS"] / 1024, fields["VmHWM"] / 1024
 
 
@@ -41,8 +44,15 @@ async def _memory_child() -> None:
     await detector.load()
     await detector.detect(images)
     _, peak = _rss_mb()
-    print(json.dumps({"rss_before_mb": round(before, 1), "peak_mb": round(peak, 1),
-                      "added_mb": round(peak - before, 1)}))
+    print(
+        json.dumps(
+            {
+                "rss_before_mb": round(before, 1),
+                "peak_mb": round(peak, 1),
+                "added_mb": round(peak - before, 1),
+            }
+        )
+    )
 
 
 def run(quick: bool = False) -> dict[str, Any]:
@@ -67,12 +77,17 @@ def run(quick: bool = False) -> dict[str, Any]:
     ours = per_image(lambda im: asyncio.run(detector.detect([ImageInput(im, "x")])))
     started = time.perf_counter()
     for start in range(0, count, 16):
-        asyncio.run(detector.detect([ImageInput(im, "x") for im in images[start:start + 16]]))
+        asyncio.run(detector.detect([ImageInput(im, "x") for im in images[start : start + 16]]))
     batched = (time.perf_counter() - started) * 1000 / count
     baseline = per_image(NSFWClassifier(intra_op_num_threads=None).classify)
     one_thread = per_image(NSFWClassifier(intra_op_num_threads=1).classify)
-    child = subprocess.run([sys.executable, "-m", "bench.nsfw", "--memory"], capture_output=True,
-                           text=True, check=True, cwd=Path(__file__).resolve().parents[1])
+    child = subprocess.run(
+        [sys.executable, "-m", "bench.nsfw", "--memory"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
     memory = json.loads(child.stdout.strip().splitlines()[-1])
     median = statistics.median(ours)
     return {

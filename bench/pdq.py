@@ -39,7 +39,9 @@ def _flip(words: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray
     return np.frombuffer(np.packbits(bits).tobytes(), dtype=">u8").astype(np.uint64)
 
 
-def measure(sizes: tuple[int, ...] = DEFAULT_SIZES, queries: int = 200, seed: int = 0) -> list[PdqTiming]:
+def measure(
+    sizes: tuple[int, ...] = DEFAULT_SIZES, queries: int = 200, seed: int = 0
+) -> list[PdqTiming]:
     """Time `queries` image queries per bank size. Each query is a planted bank hash with up to
     31 bits flipped, plus seven random "dihedral variants", so every query must hit once."""
     rng = np.random.default_rng(seed)
@@ -62,9 +64,17 @@ def measure(sizes: tuple[int, ...] = DEFAULT_SIZES, queries: int = 200, seed: in
             times.append((time.perf_counter() - start) * 1000)
             hits += any(m.entry_id == target for m in matches)
         times.sort()
-        rows.append(PdqTiming(size, round(build_s, 2), round(statistics.median(times), 3),
-                              round(times[int(0.95 * (len(times) - 1))], 3), round(times[-1], 3),
-                              hits, queries))
+        rows.append(
+            PdqTiming(
+                size,
+                round(build_s, 2),
+                round(statistics.median(times), 3),
+                round(times[int(0.95 * (len(times) - 1))], 3),
+                round(times[-1], 3),
+                hits,
+                queries,
+            )
+        )
     return rows
 
 
@@ -92,8 +102,10 @@ def measure_neardup(sizes: tuple[int, ...] = (50, 200), queries: int = 20) -> li
             start = time.perf_counter()
             signature = compute_signature(image)
             sig_times.append((time.perf_counter() - start) * 1000)
-            entries += [BankEntry(2 * n + i, "bench", "neardup", part)
-                        for i, part in enumerate(neardup_parts(signature.neardup))]
+            entries += [
+                BankEntry(2 * n + i, "bench", "neardup", part)
+                for i, part in enumerate(neardup_parts(signature.neardup))
+            ]
         bank = HashBank(entries)
         times: list[float] = []
         hits = 0
@@ -106,9 +118,16 @@ def measure_neardup(sizes: tuple[int, ...] = (50, 200), queries: int = 20) -> li
             times.append((time.perf_counter() - start) * 1000)
             hits += any(m.entry_id is not None and m.entry_id // 2 == n for m in matches)
         times.sort()
-        rows.append(NeardupTiming(size, round(statistics.median(sig_times), 1),
-                                  round(statistics.median(times), 2),
-                                  round(times[int(0.95 * (len(times) - 1))], 2), hits, queries))
+        rows.append(
+            NeardupTiming(
+                size,
+                round(statistics.median(sig_times), 1),
+                round(statistics.median(times), 2),
+                round(times[int(0.95 * (len(times) - 1))], 2),
+                hits,
+                queries,
+            )
+        )
     return rows
 
 
@@ -122,14 +141,18 @@ def main() -> None:
     print("bank_size  build_s  median_ms  p95_ms  max_ms  hits/queries")
     for row in measure(sizes, args.queries):
         r = asdict(row)
-        print(f"{r['bank_size']:>9}  {r['build_s']:>7}  {r['median_ms']:>9}  {r['p95_ms']:>6}  "
-              f"{r['max_ms']:>6}  {r['hits']}/{r['queries']}")
+        print(
+            f"{r['bank_size']:>9}  {r['build_s']:>7}  {r['median_ms']:>9}  {r['p95_ms']:>6}  "
+            f"{r['max_ms']:>6}  {r['hits']}/{r['queries']}"
+        )
     if args.neardup:
         sizes = tuple(int(s) for s in args.neardup.split(","))
         print("\nbanked_images  signature_ms  match_median_ms  match_p95_ms  crops_found")
         for nd in measure_neardup(sizes):
-            print(f"{nd.banked_images:>13}  {nd.signature_ms:>12}  {nd.match_median_ms:>15}  "
-                  f"{nd.match_p95_ms:>12}  {nd.hits}/{nd.queries}")
+            print(
+                f"{nd.banked_images:>13}  {nd.signature_ms:>12}  {nd.match_median_ms:>15}  "
+                f"{nd.match_p95_ms:>12}  {nd.hits}/{nd.queries}"
+            )
 
 
 if __name__ == "__main__":

@@ -19,21 +19,33 @@ def peak_rss_mb() -> dict[str, Any]:
         cache = Path(scratch) / "cache"
 
         def measured() -> dict[str, Any]:
-            out = subprocess.run([sys.executable, "-m", "bench.rss", str(checkpoint), str(cache)],
-                                 capture_output=True, text=True, check=True,
-                                 cwd=Path(__file__).resolve().parents[1])
+            out = subprocess.run(
+                [sys.executable, "-m", "bench.rss", str(checkpoint), str(cache)],
+                capture_output=True,
+                text=True,
+                check=True,
+                cwd=Path(__file__).resolve().parents[1],
+            )
             return json.loads(out.stdout.strip().splitlines()[-1])
 
-        first = measured()  # exports and quantises the image tower into the cache (once per install)
+        first = (
+            measured()
+        )  # exports and quantises the image tower into the cache (once per install)
         steady = measured()  # what a restarted bot uses: the cached export
-    return {"peak_rss_mb": steady["peak_rss_mb"], "rss_after_load_mb": steady["rss_after_load_mb"],
-            # The first start exports in a child process (torch) while the parent waits: each
-            # process's peak, and their sum, which is what a cgroup's MemoryMax must hold.
-            "first_start_peak_rss_mb": first["peak_rss_mb"],
-            "first_start_child_peak_rss_mb": first.get("child_peak_rss_mb"),
-            "first_start_total_peak_rss_mb": round(
-                first["peak_rss_mb"] + (first.get("child_peak_rss_mb") or 0), 1),
-            "backend": steady["backend"], "intended_backend": "onnx-int8", "note": steady["note"]}
+    return {
+        "peak_rss_mb": steady["peak_rss_mb"],
+        "rss_after_load_mb": steady["rss_after_load_mb"],
+        # The first start exports in a child process (torch) while the parent waits: each
+        # process's peak, and their sum, which is what a cgroup's MemoryMax must hold.
+        "first_start_peak_rss_mb": first["peak_rss_mb"],
+        "first_start_child_peak_rss_mb": first.get("child_peak_rss_mb"),
+        "first_start_total_peak_rss_mb": round(
+            first["peak_rss_mb"] + (first.get("child_peak_rss_mb") or 0), 1
+        ),
+        "backend": steady["backend"],
+        "intended_backend": "onnx-int8",
+        "note": steady["note"],
+    }
 
 
 def pdq_query_ms(sizes: tuple[int, ...]) -> dict[str, Any]:
@@ -74,5 +86,13 @@ def run_suite(name: str, quick: bool) -> Any:
     raise ValueError(name)
 
 
-SUITES = ("clip_throughput", "latency", "latency_uncalibrated", "cache_hit_ms", "pdq_query_ms",
-          "peak_rss_mb", "nsfw", "text_ms")
+SUITES = (
+    "clip_throughput",
+    "latency",
+    "latency_uncalibrated",
+    "cache_hit_ms",
+    "pdq_query_ms",
+    "peak_rss_mb",
+    "nsfw",
+    "text_ms",
+)

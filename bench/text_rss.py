@@ -14,8 +14,11 @@ from pathlib import Path
 
 def _rss() -> dict[str, float]:
     status = Path("/proc/self/status").read_text()
-    fields = {line.split(":")[0]: int(line.split()[1]) for line in status.splitlines()
-              if line.startswith(("VmHWM:", "VmRSS:"))}
+    fields = {
+        line.split(":")[0]: int(line.split()[1])
+        for line in status.splitlines()
+        if line.startswith(("VmHWM:", "VmRSS:"))
+    }
     return {"rss_mb": fields["VmRSS"] / 1024, "peak_mb": fields["VmHWM"] / 1024}
 
 
@@ -39,13 +42,18 @@ def main() -> None:
     for item in items:
         detector.score(item)
     after = _rss()
-    print(json.dumps({
-        "baseline_rss_mb": round(before["rss_mb"], 1),
-        "growth_after_load_mb": round(loaded["rss_mb"] - before["rss_mb"], 1),
-        "growth_after_scoring_mb": round(after["rss_mb"] - before["rss_mb"], 1),
-        "peak_growth_mb": round(after["peak_mb"] - before["rss_mb"], 1),
-        "scored": len(items), "encoder": detector.encoder_state,
-    }))
+    print(
+        json.dumps(
+            {
+                "baseline_rss_mb": round(before["rss_mb"], 1),
+                "growth_after_load_mb": round(loaded["rss_mb"] - before["rss_mb"], 1),
+                "growth_after_scoring_mb": round(after["rss_mb"] - before["rss_mb"], 1),
+                "peak_growth_mb": round(after["peak_mb"] - before["rss_mb"], 1),
+                "scored": len(items),
+                "encoder": detector.encoder_state,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

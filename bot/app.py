@@ -23,7 +23,6 @@ log = logging.getLogger(__name__)
 DRAIN_S = 20.0  # seconds SIGTERM waits for the outbox run in progress (systemd waits 90)
 
 
-
 async def load_bank(engine: AsyncEngine) -> Any:
     """Every stored hash-bank entry, in the HashBank the hashes detector matches against."""
     from bot.core import banks
@@ -33,8 +32,13 @@ async def load_bank(engine: AsyncEngine) -> Any:
 
 
 async def build_veille(
-    settings: Settings, engine: AsyncEngine | None = None, *, gateways: Iterable[Gateway] = (),
-    scanner: Scanner | None = None, clock: Clock | None = None, fetcher: Any = None,
+    settings: Settings,
+    engine: AsyncEngine | None = None,
+    *,
+    gateways: Iterable[Gateway] = (),
+    scanner: Scanner | None = None,
+    clock: Clock | None = None,
+    fetcher: Any = None,
 ) -> Veille:
     """A ready Veille: detectors built and loaded from `settings` (unless `scanner` is given),
     the hash bank loaded from the database, links fetched by the SSRF-safe fetcher.
@@ -47,10 +51,15 @@ async def build_veille(
     if scanner is None:
         scanner = await build_scanner(settings, bank)
     else:  # a given scanner brings its own HashDetector: share its bank so confirmations reach it
-        bank = next((getattr(d, "bank", None) for d in scanner.detectors if d.name == "hashes"), bank)
+        bank = next(
+            (getattr(d, "bank", None) for d in scanner.detectors if d.name == "hashes"), bank
+        )
     if fetcher is None:
-        fetcher = SafeFetcher(max_bytes=settings.fetch_max_bytes, timeout_s=settings.fetch_timeout_s,
-                              allow_loopback=settings.fetch_allow_loopback)
+        fetcher = SafeFetcher(
+            max_bytes=settings.fetch_max_bytes,
+            timeout_s=settings.fetch_timeout_s,
+            allow_loopback=settings.fetch_allow_loopback,
+        )
     veille = Veille(settings, engine, scanner, fetcher=fetcher, bank=bank, clock=clock)
     for gateway in gateways:
         veille.register_gateway(gateway)
@@ -89,7 +98,9 @@ async def _start_scheduler(veille: Veille) -> Any:
 
 
 async def run_forever(
-    settings: Settings, *, before_platforms: Callable[[], Awaitable[None]] | None = None,
+    settings: Settings,
+    *,
+    before_platforms: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
     """Run Veille until the platforms stop. Raises DatabaseNotMigrated on an old schema
     (`veille run` turns it into exit status 2) and RuntimeError when no platform can start.
@@ -114,8 +125,10 @@ async def run_forever(
     tasks: list[asyncio.Task[Any]] = []
     try:
         scheduler = await _start_scheduler(veille)
-        tasks = [asyncio.create_task(start(settings, veille), name=f"veille-{name}")
-                 for name, start in starters]
+        tasks = [
+            asyncio.create_task(start(settings, veille), name=f"veille-{name}")
+            for name, start in starters
+        ]
         stopper = asyncio.create_task(stop.wait(), name="veille-stop")
         live = set(tasks)
         while live:

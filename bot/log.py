@@ -58,7 +58,9 @@ class QuietLibraries(logging.Filter):
         library = "site-packages" in record.pathname or "dist-packages" in record.pathname
         if library and record.levelno < logging.WARNING:
             return False
-        return not (library and "quantization" in record.pathname and record.levelno < logging.ERROR)
+        return not (
+            library and "quantization" in record.pathname and record.levelno < logging.ERROR
+        )
 
 
 class QuietNotices(logging.Filter):
@@ -67,8 +69,9 @@ class QuietNotices(logging.Filter):
     voice) and APScheduler's job bookkeeping ("Adding job tentatively", "Added job",
     "Scheduler started"). VEILLE_LOG_LEVEL=DEBUG shows them."""
 
-    def __init__(self, debug: bool = False,
-                 notices: Iterable[tuple[str, str]] | None = None) -> None:
+    def __init__(
+        self, debug: bool = False, notices: Iterable[tuple[str, str]] | None = None
+    ) -> None:
         super().__init__()
         self.debug = debug
         if notices is None:
@@ -116,7 +119,9 @@ def setup_logging(level: str = "INFO", fmt: str = "text", secrets: Iterable[str]
     handler.addFilter(QuietNotices(debug=debug))
     handler.addFilter(RedactingFilter(secrets))
     handler.setFormatter(
-        JsonFormatter() if fmt == "json" else TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        JsonFormatter()
+        if fmt == "json"
+        else TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -32,7 +32,10 @@ class Settings(BaseSettings):
     """Veille's configuration. Field aliases are the contract names of ARCHITECTURE.md."""
 
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
         # `VAR=` in .env or the environment means "not set" (deploy/.env.example lists every
         # variable empty): the default applies, a token stays None.
         env_ignore_empty=True,
@@ -44,7 +47,8 @@ class Settings(BaseSettings):
     # evidence bytes are kept (tickets keep hashes and metadata), so `veille run` may start
     # without a key.
     evidence: Literal["encrypted", "hashes-only"] = Field(
-        "encrypted", validation_alias=_env("VEILLE_EVIDENCE"))
+        "encrypted", validation_alias=_env("VEILLE_EVIDENCE")
+    )
     data_dir: Path = Field(Path(".veille"), validation_alias=_env("VEILLE_DATA_DIR"))
     log_level: str = Field("INFO", validation_alias=_env("VEILLE_LOG_LEVEL"))
     log_format: Literal["text", "json"] = Field("text", validation_alias=_env("VEILLE_LOG_FORMAT"))
@@ -83,7 +87,8 @@ class Settings(BaseSettings):
     # this process holds only those, other processes hold the rest (each guild's events and
     # interactions go to shard (guild_id >> 22) % count).
     discord_shard_count: int | None = Field(
-        None, ge=1, validation_alias=_env("VEILLE_DISCORD_SHARD_COUNT"))
+        None, ge=1, validation_alias=_env("VEILLE_DISCORD_SHARD_COUNT")
+    )
     discord_shard_ids: str | None = Field(None, validation_alias=_env("VEILLE_DISCORD_SHARD_IDS"))
 
     # Slack
@@ -95,18 +100,23 @@ class Settings(BaseSettings):
     # Optional admin user token (xoxp-) that may delete other people's messages.
     slack_admin_token: SecretStr | None = Field(None, validation_alias=_env("SLACK_ADMIN_TOKEN"))
     slack_api_url: str | None = Field(None, validation_alias=_env("SLACK_API_URL"))
-    slack_mode: Literal["socket", "http"] = Field("socket", validation_alias=_env("VEILLE_SLACK_MODE"))
+    slack_mode: Literal["socket", "http"] = Field(
+        "socket", validation_alias=_env("VEILLE_SLACK_MODE")
+    )
     http_port: int = Field(3000, validation_alias=_env("VEILLE_HTTP_PORT"))
     # Extra image-AI apps (their posts are scanned): bot/user/app ids or names, comma-separated,
     # beside the defaults of bot/core/ai_apps.py (Grok, Midjourney, Gemini...).
     ai_apps: str = Field("", validation_alias=_env("VEILLE_AI_APPS"))
     # Slack has no ephemeral files: a revealed original is deleted from the DM after this.
-    slack_reveal_ttl_s: float = Field(300.0, gt=0, validation_alias=_env("VEILLE_SLACK_REVEAL_TTL_S"))
+    slack_reveal_ttl_s: float = Field(
+        300.0, gt=0, validation_alias=_env("VEILLE_SLACK_REVEAL_TTL_S")
+    )
     # OAuth distribution (many workspaces, HTTP mode): both set turn it on; SLACK_BOT_TOKEN is
     # then unused, each workspace's token coming from its installation.
     slack_client_id: str | None = Field(None, validation_alias=_env("SLACK_CLIENT_ID"))
     slack_client_secret: SecretStr | None = Field(
-        None, validation_alias=_env("SLACK_CLIENT_SECRET"))
+        None, validation_alias=_env("SLACK_CLIENT_SECRET")
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -124,14 +134,18 @@ class Settings(BaseSettings):
             return None
         count = info.data.get("discord_shard_count")
         if count is None:
-            raise ValueError("shard ids need VEILLE_DISCORD_SHARD_COUNT (the total number of "
-                             "shards, across all processes)")
+            raise ValueError(
+                "shard ids need VEILLE_DISCORD_SHARD_COUNT (the total number of "
+                "shards, across all processes)"
+            )
         ids = _shard_id_list(value)
         outside = [i for i in ids if not 0 <= i < count]
         if outside:
-            raise ValueError(f"shard ids must be between 0 and {count - 1} "
-                             f"(VEILLE_DISCORD_SHARD_COUNT={count}); "
-                             f"{', '.join(map(str, outside))} is not")
+            raise ValueError(
+                f"shard ids must be between 0 and {count - 1} "
+                f"(VEILLE_DISCORD_SHARD_COUNT={count}); "
+                f"{', '.join(map(str, outside))} is not"
+            )
         return ",".join(str(i) for i in ids)
 
     @property
@@ -187,7 +201,9 @@ def _shard_id_list(value: str) -> tuple[int, ...]:
     try:
         ids = {int(part) for part in value.split(",") if part.strip()}
     except ValueError:
-        raise ValueError(f"shard ids are comma-separated numbers such as 0,1; not {value!r}") from None
+        raise ValueError(
+            f"shard ids are comma-separated numbers such as 0,1; not {value!r}"
+        ) from None
     if not ids:
         raise ValueError("shard ids are comma-separated numbers such as 0,1")
     return tuple(sorted(ids))

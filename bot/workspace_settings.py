@@ -55,9 +55,20 @@ DIGEST_FREQUENCIES = ("daily", "weekly:mon", "off")
 DIGEST_TIMES = tuple(f"{hour:02d}:00" for hour in range(24))
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 # Timezones a wizard suggests; any IANA name is valid.
-TIMEZONES = ("UTC", "Europe/Paris", "Europe/Brussels", "Europe/London", "Europe/Berlin",
-             "America/Montreal", "America/New_York", "America/Los_Angeles", "Africa/Dakar",
-             "Africa/Abidjan", "Asia/Tokyo", "Australia/Sydney")
+TIMEZONES = (
+    "UTC",
+    "Europe/Paris",
+    "Europe/Brussels",
+    "Europe/London",
+    "Europe/Berlin",
+    "America/Montreal",
+    "America/New_York",
+    "America/Los_Angeles",
+    "Africa/Dakar",
+    "Africa/Abidjan",
+    "Asia/Tokyo",
+    "Australia/Sydney",
+)
 MAX_DAYS_OR_HOURS = 3650
 
 # -- defaults (the store's column defaults: stored values, do not change lightly) ------------
@@ -81,7 +92,7 @@ def action_label(value: str) -> str:
 
 
 def frequency_label(frequency: str) -> str:
-    """"weekly:mon" -> "settings.digest.weekly_mon"."""
+    """ "weekly:mon" -> "settings.digest.weekly_mon"."""
     return f"settings.digest.{frequency.replace(':', '_')}"
 
 
@@ -122,8 +133,9 @@ def parse_digest_schedule(spec: str) -> DigestSchedule:
     if match := _DAILY.match(text):
         return DigestSchedule("daily", int(match["hh"]), int(match["mm"]))
     if match := _WEEKLY.match(text):
-        return DigestSchedule(f"weekly:{match['dow']}", int(match["hh"]), int(match["mm"]),
-                              weekday=match["dow"])
+        return DigestSchedule(
+            f"weekly:{match['dow']}", int(match["hh"]), int(match["mm"]), weekday=match["dow"]
+        )
     if text.startswith("cron:"):
         fields = tuple(text.removeprefix("cron:").split())
         if len(fields) == 5 and all(_CRON_FIELD.match(f) for f in fields):
@@ -159,6 +171,7 @@ def digest_options(at: str = DEFAULT_DIGEST_TIME) -> tuple[str, ...]:
 
 # -- checks (each raises SettingError) ------------------------------------------------------
 
+
 def check_choice(setting: str, value: str, allowed: Sequence[str]) -> None:
     if value not in allowed:
         raise SettingError(setting, f"settings.invalid.{setting}", allowed=", ".join(allowed))
@@ -186,12 +199,12 @@ def check_digest_schedule(value: str) -> None:
 
 def check_count(setting: str, value: int) -> None:
     """Retention days and SLA hours: whole numbers from 1 to MAX_DAYS_OR_HOURS."""
-    if isinstance(value, bool) or not isinstance(value, int) or \
-            not 0 < value <= MAX_DAYS_OR_HOURS:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_DAYS_OR_HOURS:
         raise SettingError(setting, "settings.invalid.number", max=MAX_DAYS_OR_HOURS)
 
 
 # -- the declarations -----------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Setting:
@@ -213,23 +226,26 @@ def _count(name: str) -> Callable[[Any], None]:
     return lambda value: check_count(name, value)
 
 
-SETTINGS: dict[str, Setting] = {s.name: s for s in (
-    # The locale's allowed values are the catalogue folders: checked by `check_setting`.
-    Setting("locale", str, DEFAULT_LOCALE),
-    Setting("timezone", str, DEFAULT_TIMEZONE, TIMEZONES, check_timezone),
-    Setting("safety_channel_id", str, None),
-    Setting("quarantine_channel_id", str, None),
-    Setting("moderator_role_ids", list, ()),  # Discord roles or Slack user groups
-    Setting("moderator_user_ids", list, ()),  # Slack: individual moderators
-    Setting("admin_role_ids", list, ()),
-    Setting("allow_role_ids", list, ()),  # authors with these roles are never scanned
-    Setting("allow_channel_ids", list, ()),  # channels never scanned (channel overrides)
-    Setting("sensitivity", str, DEFAULT_SENSITIVITY, SENSITIVITIES, check_sensitivity),
-    *(Setting(name, bool, on) for name, on in ACTION_DEFAULTS.items()),
-    Setting("digest_schedule", str, DEFAULT_DIGEST_SCHEDULE, check=check_digest_schedule),
-    Setting("retention_days", int, DEFAULT_RETENTION_DAYS, check=_count("retention_days")),
-    Setting("sla_hours", int, DEFAULT_SLA_HOURS, check=_count("sla_hours")),
-)}
+SETTINGS: dict[str, Setting] = {
+    s.name: s
+    for s in (
+        # The locale's allowed values are the catalogue folders: checked by `check_setting`.
+        Setting("locale", str, DEFAULT_LOCALE),
+        Setting("timezone", str, DEFAULT_TIMEZONE, TIMEZONES, check_timezone),
+        Setting("safety_channel_id", str, None),
+        Setting("quarantine_channel_id", str, None),
+        Setting("moderator_role_ids", list, ()),  # Discord roles or Slack user groups
+        Setting("moderator_user_ids", list, ()),  # Slack: individual moderators
+        Setting("admin_role_ids", list, ()),
+        Setting("allow_role_ids", list, ()),  # authors with these roles are never scanned
+        Setting("allow_channel_ids", list, ()),  # channels never scanned (channel overrides)
+        Setting("sensitivity", str, DEFAULT_SENSITIVITY, SENSITIVITIES, check_sensitivity),
+        *(Setting(name, bool, on) for name, on in ACTION_DEFAULTS.items()),
+        Setting("digest_schedule", str, DEFAULT_DIGEST_SCHEDULE, check=check_digest_schedule),
+        Setting("retention_days", int, DEFAULT_RETENTION_DAYS, check=_count("retention_days")),
+        Setting("sla_hours", int, DEFAULT_SLA_HOURS, check=_count("sla_hours")),
+    )
+}
 
 
 def check_setting(name: str, value: Any, *, locales: Sequence[str]) -> None:

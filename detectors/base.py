@@ -95,7 +95,9 @@ class Detector(Protocol):
 
     async def load(self) -> None: ...
 
-    async def detect(self, items: Sequence[ImageInput] | Sequence[TextInput]) -> list[Detection]: ...
+    async def detect(
+        self, items: Sequence[ImageInput] | Sequence[TextInput]
+    ) -> list[Detection]: ...
 
 
 class DetectorError(RuntimeError):

@@ -76,7 +76,8 @@ def labelled_images(folder: Path) -> list[tuple[Path, bool]]:
         if not sub.is_dir():
             raise CalibrationError(f"{folder} needs a `{label}/` subfolder (labels: flag/, ok/)")
         images = sorted(
-            p for p in sub.rglob("*")
+            p
+            for p in sub.rglob("*")
             if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
         )
         if not images:
@@ -95,14 +96,20 @@ def check_counts(positives: int, negatives: int) -> str | None:
             "the next ones (on 5 images a review threshold of 1e-05 once flagged 183 of 206)"
         )
     if max(positives, negatives) > IMBALANCE * min(positives, negatives):
-        return (f"{positives} flag against {negatives} ok images: the larger side decides the "
-                "thresholds; add images to the smaller one for a fairer fit")
+        return (
+            f"{positives} flag against {negatives} ok images: the larger side decides the "
+            "thresholds; add images to the smaller one for a fairer fit"
+        )
     return None
 
 
 def storage_key(detector: str, model: str, pretrained: str) -> str:
     """Where a detector's fitted tiers live in the thresholds file."""
-    return calibration_key(model, pretrained) if detector == "clip" else detector_calibration_key(detector)
+    return (
+        calibration_key(model, pretrained)
+        if detector == "clip"
+        else detector_calibration_key(detector)
+    )
 
 
 def operating_point(scores: np.ndarray, labels: np.ndarray, threshold: float) -> OperatingPoint:
@@ -150,16 +157,21 @@ def fit_category(
 
     block_index = next((i for i, p in enumerate(points) if p.precision >= min_precision), None)
     block_reached = block_index is not None
-    block = widened(block_index) if block_index is not None else operating_point(values, labels, 1.0)
+    block = (
+        widened(block_index) if block_index is not None else operating_point(values, labels, 1.0)
+    )
     recall_indices = [i for i, p in enumerate(points) if p.recall >= min_recall]
     review = widened(recall_indices[-1] if recall_indices else 0)
     if review.threshold > block.threshold:
         review = block
-    return CategoryFit(category, review, block, block_reached, int(labels.sum()),
-                       int((~labels).sum()))
+    return CategoryFit(
+        category, review, block, block_reached, int(labels.sum()), int((~labels).sum())
+    )
 
 
-def table_points(scores: Sequence[float], is_flag: Sequence[bool], fit: CategoryFit) -> list[OperatingPoint]:
+def table_points(
+    scores: Sequence[float], is_flag: Sequence[bool], fit: CategoryFit
+) -> list[OperatingPoint]:
     """Operating points on a fixed grid plus the two fitted thresholds, by threshold."""
     values = np.asarray(scores, dtype=np.float64)
     labels = np.asarray(is_flag, dtype=bool)

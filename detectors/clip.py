@@ -40,7 +40,9 @@ log = logging.getLogger(__name__)
 
 SCORING_VERSION = "1"  # bump when preprocessing or scoring below changes behaviour
 MAX_LOGIT_SCALE = 100.0
-REASON_MIN_SCORE = 0.5  # reasons only for categories at least as close to a concept as to a negative
+REASON_MIN_SCORE = (
+    0.5  # reasons only for categories at least as close to a concept as to a negative
+)
 # auto: the chain int8 → ONNX fp32 → torch on CPU; onnx: the same without torch at the end;
 # onnx-fp32: the chain from ONNX fp32 (benchmarks, or a CPU where int8 is not wanted).
 BACKENDS = ("auto", "torch", "onnx", "onnx-fp32")
@@ -123,7 +125,9 @@ class ClipDetector:
 
     def __init__(self, config: ClipConfig) -> None:
         if config.backend not in BACKENDS:
-            raise DetectorError(f"VEILLE_CLIP_BACKEND={config.backend!r}: use {', '.join(BACKENDS)}")
+            raise DetectorError(
+                f"VEILLE_CLIP_BACKEND={config.backend!r}: use {', '.join(BACKENDS)}"
+            )
         if config.batch_size < 1:
             raise DetectorError(f"VEILLE_BATCH_SIZE={config.batch_size}: must be at least 1")
         self.config = config
@@ -193,8 +197,9 @@ class ClipDetector:
         return self.config.backend != "onnx-fp32"
 
     def _on_cpu(self) -> bool:
-        return self.config.device == "cpu" or (self.config.device == "auto"
-                                               and no_accelerator_visible())
+        return self.config.device == "cpu" or (
+            self.config.device == "auto" and no_accelerator_visible()
+        )
 
     def _load_sync(self) -> None:
         if self._wants_onnx():
@@ -219,9 +224,11 @@ class ClipDetector:
                 from detectors.clip_onnx import describe
 
                 checks = describe(record) if record else "the export failed"
-                raise DetectorError(f"VEILLE_CLIP_BACKEND={self.config.backend} but no ONNX image "
-                                    f"tower passed its check ({checks}); use auto to fall back "
-                                    "to torch")
+                raise DetectorError(
+                    f"VEILLE_CLIP_BACKEND={self.config.backend} but no ONNX image "
+                    f"tower passed its check ({checks}); use auto to fall back "
+                    "to torch"
+                )
             self._record = record
         self._load_torch()
 
@@ -238,25 +245,41 @@ class ClipDetector:
         from detectors.clip_export import ExportRequest
         from detectors.clip_model import ClipWeightsUnavailable
 
-        request = ExportRequest(self.config.model, self.config.pretrained,
-                                str(self.config.cache_dir),
-                                str(self.config.prompts_dir) if self.config.prompts_dir else None,
-                                self.config.threads, self.config.hub_url, self._int8)
+        request = ExportRequest(
+            self.config.model,
+            self.config.pretrained,
+            str(self.config.cache_dir),
+            str(self.config.prompts_dir) if self.config.prompts_dir else None,
+            self.config.threads,
+            self.config.hub_url,
+            self._int8,
+        )
         root = str(Path(__file__).resolve().parents[1])
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-            p for p in (root, os.environ.get("PYTHONPATH")) if p)}
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p),
+        }
         self.config.cache_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("w", suffix=".json", dir=self.config.cache_dir,
-                                         delete=False) as file:
+        with tempfile.NamedTemporaryFile(
+            "w", suffix=".json", dir=self.config.cache_dir, delete=False
+        ) as file:
             json.dump(asdict(request), file)
-        log.info("CLIP %s/%s: first start on this machine, exporting and checking the image "
-                 "tower in a child process", self.config.model, self.config.pretrained)
+        log.info(
+            "CLIP %s/%s: first start on this machine, exporting and checking the image "
+            "tower in a child process",
+            self.config.model,
+            self.config.pretrained,
+        )
         try:
             answer: dict[str, Any] = {}
             for step in ("export", "check"):  # two processes: torch only in the first
-                done = subprocess.run([sys.executable, "-m", "detectors.clip_export", step,
-                                       file.name], capture_output=True, text=True, env=env,
-                                      check=False)
+                done = subprocess.run(
+                    [sys.executable, "-m", "detectors.clip_export", step, file.name],
+                    capture_output=True,
+                    text=True,
+                    env=env,
+                    check=False,
+                )
                 lines = done.stdout.strip().splitlines()
                 try:
                     answer = json.loads(lines[-1]) if lines else {}
@@ -273,8 +296,12 @@ class ClipDetector:
             raise DetectorError(str(answer["error"]))
         if done.returncode != 0 or "backend" not in answer:
             detail = answer.get("error") or (done.stderr.strip().splitlines() or ["no output"])[-1]
-            log.warning("CLIP image tower %s failed (exit %s), using torch: %s", step,
-                        done.returncode, detail)
+            log.warning(
+                "CLIP image tower %s failed (exit %s), using torch: %s",
+                step,
+                done.returncode,
+                detail,
+            )
             return None
         self.child_peak_rss_mb = max(v or 0.0 for v in self.child_peaks_mb.values())
         return answer
@@ -284,8 +311,13 @@ class ClipDetector:
 
         if self.config.threads > 0:
             torch.set_num_threads(self.config.threads)
-        clip = load_clip(self.config.model, self.config.pretrained, self.config.device,
-                         self.config.cache_dir, self.config.hub_url)
+        clip = load_clip(
+            self.config.model,
+            self.config.pretrained,
+            self.config.device,
+            self.config.cache_dir,
+            self.config.hub_url,
+        )
 
         def encode(texts: list[str]) -> np.ndarray:
             with torch.inference_mode():
@@ -296,9 +328,14 @@ class ClipDetector:
         self._use_concepts(matrix)
         self._backend = "torch"
         self._clip = clip
-        log.info("CLIP %s/%s ready on %s (torch, %d concepts, text cache %s)", self.config.model,
-                 self.config.pretrained, clip.device, len(self._labels),
-                 "hit" if self.text_cache_hit else "written")
+        log.info(
+            "CLIP %s/%s ready on %s (torch, %d concepts, text cache %s)",
+            self.config.model,
+            self.config.pretrained,
+            clip.device,
+            len(self._labels),
+            "hit" if self.text_cache_hit else "written",
+        )
 
     def _text_cache(self) -> Path:
         return text_cache_path(self.config.cache_dir, self._identity, self.prompts.digest)
@@ -327,8 +364,11 @@ class ClipDetector:
             return False
         key = cache_key(self.config.model, self.config.pretrained, int8=self._int8)
         record = read_record(self.config.cache_dir, key)
-        return (record is not None and record["backend"] != "torch"
-                and model_path(self.config.cache_dir, key, str(record["backend"])).exists())
+        return (
+            record is not None
+            and record["backend"] != "torch"
+            and model_path(self.config.cache_dir, key, str(record["backend"])).exists()
+        )
 
     def _start_from_record(self, key: str, record: dict[str, Any]) -> bool:
         """Start without torch from the backend an earlier check chose (input size, logit scale
@@ -344,8 +384,9 @@ class ClipDetector:
             raise LookupError("text embeddings are not cached for this prompt set")
 
         try:
-            matrix, self.text_cache_hit = concept_embeddings(self.prompts, needs_the_model,
-                                                             self._text_cache())
+            matrix, self.text_cache_hit = concept_embeddings(
+                self.prompts, needs_the_model, self._text_cache()
+            )
         except LookupError:
             return False
         meta = record["meta"]
@@ -355,12 +396,22 @@ class ClipDetector:
         self._backend = str(record["backend"])
         self._batched = bool(record.get("batch_invariant"))
         self._clip = LoadedClip(
-            model=None, preprocess=None, tokenizer=None, device="cpu",
-            image_size=int(meta["image_size"]), logit_scale=float(meta["logit_scale"]),
-            mean=tuple(float(v) for v in meta["mean"]), std=tuple(float(v) for v in meta["std"]),
+            model=None,
+            preprocess=None,
+            tokenizer=None,
+            device="cpu",
+            image_size=int(meta["image_size"]),
+            logit_scale=float(meta["logit_scale"]),
+            mean=tuple(float(v) for v in meta["mean"]),
+            std=tuple(float(v) for v in meta["std"]),
         )
-        log.info("CLIP %s/%s ready on cpu from the ONNX cache, without torch (%s, %d concepts)",
-                 self.config.model, self.config.pretrained, self._backend, len(self._labels))
+        log.info(
+            "CLIP %s/%s ready on cpu from the ONNX cache, without torch (%s, %d concepts)",
+            self.config.model,
+            self.config.pretrained,
+            self._backend,
+            len(self._labels),
+        )
         return True
 
     @staticmethod
@@ -368,8 +419,12 @@ class ClipDetector:
         """Float32 NCHW, as open_clip's eval transform makes it: prepare_image already did its
         resize and centre crop (to the same pixels), so only ToTensor and Normalize are left,
         done here in numpy without a torch op per image."""
-        batch = np.stack([np.asarray(prepare_image(i, clip.image_size), np.float32) for i in images])
-        normalised = (batch / 255.0 - np.asarray(clip.mean, np.float32)) / np.asarray(clip.std, np.float32)
+        batch = np.stack(
+            [np.asarray(prepare_image(i, clip.image_size), np.float32) for i in images]
+        )
+        normalised = (batch / 255.0 - np.asarray(clip.mean, np.float32)) / np.asarray(
+            clip.std, np.float32
+        )
         return np.ascontiguousarray(normalised.transpose(0, 3, 1, 2), dtype=np.float32)
 
     async def detect(self, items: Sequence[ImageInput]) -> list[Detection]:  # type: ignore[override]
@@ -396,8 +451,12 @@ class ClipDetector:
                 # same bits alone and in a batch), so the whole batch goes in one call.
                 raw = self._onnx.encode(pixels)  # type: ignore[attr-defined]
             elif self._onnx is not None:  # not shown batch-invariant: one image per call
-                raw = np.concatenate([self._onnx.encode(pixels[i : i + 1])  # type: ignore[attr-defined]
-                                      for i in range(len(pixels))])
+                raw = np.concatenate(
+                    [
+                        self._onnx.encode(pixels[i : i + 1])  # type: ignore[attr-defined]
+                        for i in range(len(pixels))
+                    ]
+                )
             else:
                 import torch
 
@@ -410,11 +469,14 @@ class ClipDetector:
         # other kernels), and an image's score must not depend on its batch-mates.
         similarities = np.stack([concepts @ row for row in embeddings])
         margins, scores, best_pos, best_neg = score_margins(similarities, self._layouts, scale)
-        return [self._detection(margins[i], scores[i], best_pos[i], best_neg[i])
-                for i in range(len(images))]
+        return [
+            self._detection(margins[i], scores[i], best_pos[i], best_neg[i])
+            for i in range(len(images))
+        ]
 
-    def _detection(self, margins: np.ndarray, scores: np.ndarray, best_pos: np.ndarray,
-                   best_neg: np.ndarray) -> Detection:
+    def _detection(
+        self, margins: np.ndarray, scores: np.ndarray, best_pos: np.ndarray, best_neg: np.ndarray
+    ) -> Detection:
         detection = Detection(extras={"clip_margins": {}})
         for j, layout in enumerate(self._layouts):
             score = float(np.clip(scores[j], 0.0, 1.0))

@@ -153,8 +153,9 @@ def load_prompt_set(folder: Path | None = None) -> PromptSet:
         offset = data.get("offset", 0.0)
         if not isinstance(offset, int | float):
             raise _fail(path, "`offset` must be a number")
-        categories.append(CategoryPrompts(str(category), tuple(concepts), tuple(negatives),
-                                          float(offset)))
+        categories.append(
+            CategoryPrompts(str(category), tuple(concepts), tuple(negatives), float(offset))
+        )
     if not categories:
         raise DetectorError(f"CLIP prompt directory {folder} holds no category file (*.toml)")
     return PromptSet(folder, tuple(categories), digest.hexdigest())

@@ -80,8 +80,9 @@ class _Buckets:
         self.ids = ids[order]
         self.starts = np.searchsorted(bucket[order], np.arange(count + 1)).astype(np.int64)
 
-    def pairs(self, queries: np.ndarray, max_distance: int,
-              alive: Callable[[np.ndarray], np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def pairs(
+        self, queries: np.ndarray, max_distance: int, alive: Callable[[np.ndarray], np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(query index, id, distance) within `max_distance` in each query's PROBES buckets."""
         probes = _nearest_centres(queries, self.centres, min(PROBES, len(self.centres)))
         # Bucket by bucket, so the stored rows are read in memory order.
@@ -99,7 +100,9 @@ class _Buckets:
             part = lengths[first:last]
             total = int(part.sum())
             if total:
-                positions = np.arange(total) + np.repeat(lo[first:last] - (np.cumsum(part) - part), part)
+                positions = np.arange(total) + np.repeat(
+                    lo[first:last] - (np.cumsum(part) - part), part
+                )
                 owner = np.repeat(q[first:last], part)
                 stored = self.words[positions]
                 probe = queries[owner]
@@ -135,8 +138,13 @@ class CornerIndex:
     """Stored corner descriptors (four uint64 words) with integer ids (the bank's corner rows).
     Immutable like HammingIndex: `extended` and `without` return new indexes sharing arrays."""
 
-    def __init__(self, buckets: _Buckets | None = None, exact: HammingIndex | None = None,
-                 tail: HammingIndex | None = None, dead: np.ndarray | None = None) -> None:
+    def __init__(
+        self,
+        buckets: _Buckets | None = None,
+        exact: HammingIndex | None = None,
+        tail: HammingIndex | None = None,
+        dead: np.ndarray | None = None,
+    ) -> None:
         self._buckets = buckets  # None: the base is small and searched exactly
         self._exact = exact or HammingIndex()
         self._tail = tail or HammingIndex()
@@ -151,7 +159,9 @@ class CornerIndex:
         return cls(buckets=_Buckets(words, ids))
 
     def __len__(self) -> int:
-        based = len(self._exact) if self._buckets is None else len(self._buckets.ids) - len(self._dead)
+        based = (
+            len(self._exact) if self._buckets is None else len(self._buckets.ids) - len(self._dead)
+        )
         return based + len(self._tail)
 
     def _alive(self, ids: np.ndarray) -> np.ndarray:
@@ -164,12 +174,15 @@ class CornerIndex:
         if len(ids) == 0:
             return self
         tail = self._tail.extended(words, ids)
-        if len(tail) <= TAIL_ROWS and (self._buckets is not None or len(self._exact) + len(tail) < EXACT_ROWS):
+        if len(tail) <= TAIL_ROWS and (
+            self._buckets is not None or len(self._exact) + len(tail) < EXACT_ROWS
+        ):
             return CornerIndex(self._buckets, self._exact, tail, self._dead)
         all_words, all_ids = self._rows()
         tail_words, tail_ids = tail.rows()
-        return CornerIndex.build(np.concatenate([all_words, tail_words]),
-                                 np.concatenate([all_ids, tail_ids]))
+        return CornerIndex.build(
+            np.concatenate([all_words, tail_words]), np.concatenate([all_ids, tail_ids])
+        )
 
     def _rows(self) -> tuple[np.ndarray, np.ndarray]:
         """The live base rows (words, ids)."""
@@ -184,12 +197,18 @@ class CornerIndex:
         if self._buckets is None:
             return CornerIndex(None, self._exact.without(ids), self._tail.without(ids))
         mine = ids[np.isin(ids, self._buckets.ids)]
-        return CornerIndex(self._buckets, self._exact, self._tail.without(ids),
-                           np.union1d(self._dead, mine))
+        return CornerIndex(
+            self._buckets, self._exact, self._tail.without(ids), np.union1d(self._dead, mine)
+        )
 
-    def nearest(self, queries: np.ndarray, max_distance: int, keep: int,
-                visible: Callable[[np.ndarray], np.ndarray] | None = None,
-                exact: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def nearest(
+        self,
+        queries: np.ndarray,
+        max_distance: int,
+        keep: int,
+        visible: Callable[[np.ndarray], np.ndarray] | None = None,
+        exact: bool = False,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(query index, id, distance) of each query's `keep` closest visible stored corners
         within `max_distance`, ties broken by id (kp.nearest's order). `visible` filters ids
         before the ranking, so invisible corners never crowd visible ones out. `exact` compares

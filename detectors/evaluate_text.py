@@ -34,9 +34,12 @@ class Counts:
     tn: int = 0
 
     def add(self, label: int, predicted: bool) -> Counts:
-        return Counts(self.tp + (label == 1 and predicted), self.fp + (label == 0 and predicted),
-                      self.fn + (label == 1 and not predicted),
-                      self.tn + (label == 0 and not predicted))
+        return Counts(
+            self.tp + (label == 1 and predicted),
+            self.fp + (label == 0 and predicted),
+            self.fn + (label == 1 and not predicted),
+            self.tn + (label == 0 and not predicted),
+        )
 
     @property
     def precision(self) -> float:
@@ -77,8 +80,9 @@ def predict(detection: Detection) -> bool:
     return detection.scores.get(UNDRESS_REQUEST, 0.0) >= DEFAULT_TIERS[UNDRESS_REQUEST].review
 
 
-async def evaluate(lines: Sequence[LabelledLine], detector: UndressRequestDetector,
-                   reply_context: bool = False) -> Evaluation:
+async def evaluate(
+    lines: Sequence[LabelledLine], detector: UndressRequestDetector, reply_context: bool = False
+) -> Evaluation:
     """Run the detector on every line and count its predictions."""
     await detector.load()
     detections = await detector.detect([line.item(reply_context) for line in lines])
@@ -86,20 +90,27 @@ async def evaluate(lines: Sequence[LabelledLine], detector: UndressRequestDetect
     for line, detection in zip(lines, detections, strict=True):
         predicted = predict(detection)
         result.overall = result.overall.add(line.label, predicted)
-        result.by_lang[line.lang] = result.by_lang.get(line.lang, Counts()).add(line.label, predicted)
-        result.by_kind[line.kind] = result.by_kind.get(line.kind, Counts()).add(line.label, predicted)
+        result.by_lang[line.lang] = result.by_lang.get(line.lang, Counts()).add(
+            line.label, predicted
+        )
+        result.by_kind[line.kind] = result.by_kind.get(line.kind, Counts()).add(
+            line.label, predicted
+        )
         if predicted != bool(line.label):
             result.errors.append((line, detection))
         result.help_flagged += line.kind == "help_request" and predicted
     result.by_lang = dict(sorted(result.by_lang.items()))
-    result.by_kind = dict(sorted(result.by_kind.items(),
-                                 key=lambda kv: (kv[0] not in REQUEST_KINDS, kv[0])))
+    result.by_kind = dict(
+        sorted(result.by_kind.items(), key=lambda kv: (kv[0] not in REQUEST_KINDS, kv[0]))
+    )
     return result
 
 
 def _row(name: str, c: Counts) -> str:
-    return (f"{name:<14}{c.precision:>10.3f}{c.recall:>8.3f}{c.f1:>8.3f}"
-            f"{c.tp + c.fn:>7}{c.n:>7}{c.flagged:>9.3f}")
+    return (
+        f"{name:<14}{c.precision:>10.3f}{c.recall:>8.3f}{c.f1:>8.3f}"
+        f"{c.tp + c.fn:>7}{c.n:>7}{c.flagged:>9.3f}"
+    )
 
 
 def render(evaluation: Evaluation) -> str:
@@ -137,9 +148,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     detector = UndressRequestDetector(use_encoder=use_encoder)
     evaluation = asyncio.run(evaluate(lines, detector, reply_context))
     names = ", ".join(str(p) for p in paths) if len(paths) <= 3 else f"{len(paths)} files"
-    print(f"{names} — {len(lines)} lines{f' (split {split})' if split else ''}"
-          f"{' — reply context' if reply_context else ''} — detector text@{detector.version}"
-          f" — encoder: {detector.encoder_state}")
+    print(
+        f"{names} — {len(lines)} lines{f' (split {split})' if split else ''}"
+        f"{' — reply context' if reply_context else ''} — detector text@{detector.version}"
+        f" — encoder: {detector.encoder_state}"
+    )
     print(render(evaluation))
     return 0
 

@@ -64,20 +64,38 @@ def fuse(
         # and subscribed banks and the models' scores, but never a CRITICAL verdict, and a
         # community's entry never clears an operator list's match.
         unsuppressed = fuse(
-            [*((name, versions[name], Detection(dict(own))) for name, own in per_detector.items()),
-             ("", "", Detection(reasons=list(reasons), matches=blocking))],
-            thresholds, context,
+            [
+                *(
+                    (name, versions[name], Detection(dict(own)))
+                    for name, own in per_detector.items()
+                ),
+                ("", "", Detection(reasons=list(reasons), matches=blocking)),
+            ],
+            thresholds,
+            context,
         )
         by_operator = any(m.owner == "operator" for m in allowed)
         operator_hit = not by_operator and any(m.owner == "operator" for m in blocking)
         if unsuppressed.severity < Severity.CRITICAL and not operator_hit:
             return Verdict(
-                Severity.NONE, [], scores, matches, [*reasons, "allow-listed by moderators"], versions,
+                Severity.NONE,
+                [],
+                scores,
+                matches,
+                [*reasons, "allow-listed by moderators"],
+                versions,
                 per_detector,
             )
-        return replace(unsuppressed, matches=matches, detector_versions=versions,
-                       detector_scores=per_detector, reasons=[
-                           *unsuppressed.reasons, "allow-list entry overruled (operator list or critical)"])
+        return replace(
+            unsuppressed,
+            matches=matches,
+            detector_versions=versions,
+            detector_scores=per_detector,
+            reasons=[
+                *unsuppressed.reasons,
+                "allow-list entry overruled (operator list or critical)",
+            ],
+        )
     if blocking:
         scores[KNOWN_CONTENT] = 1.0
 
@@ -125,5 +143,6 @@ def fuse(
         minor_suspected = True
         reasons.append("a minor may be present: preview withheld")
     # `synthetic` and `minor_present` alone never flag and never clear: they only escalate.
-    return Verdict(severity, categories, scores, matches, reasons, versions, per_detector,
-                   minor_suspected)
+    return Verdict(
+        severity, categories, scores, matches, reasons, versions, per_detector, minor_suspected
+    )

@@ -55,7 +55,9 @@ def _chunk(words: np.ndarray, index: int, bits: int) -> np.ndarray:
     return (value & np.uint64((1 << bits) - 1)).astype(np.uint32)
 
 
-def near_pairs(rows: np.ndarray, queries: np.ndarray, max_distance: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def near_pairs(
+    rows: np.ndarray, queries: np.ndarray, max_distance: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Brute force: (query index, row index, distance) of every pair within `max_distance`.
     Word by word over blocks of queries, so the temporaries stay small (a (Q, N, 4) array would
     be tens of megabytes for a few hundred keypoints against a few thousand)."""
@@ -128,12 +130,16 @@ class _Block:
             return np.empty(0, np.int64), np.empty(0, np.int64)
         return np.concatenate(qs), np.concatenate(rows)
 
-    def pairs(self, queries: np.ndarray, max_distance: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def pairs(
+        self, queries: np.ndarray, max_distance: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(query index, id, distance) of every live row within `max_distance` of a query."""
         if len(self) == 0 or len(queries) == 0:
             return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.uint16)
         radius = max_distance // self.chunks
-        candidates = self._candidate_pairs(queries, radius) if self.offsets and radius <= 2 else None
+        candidates = (
+            self._candidate_pairs(queries, radius) if self.offsets and radius <= 2 else None
+        )
         if candidates is not None:
             q, rows = candidates
             if not self.all_alive:
@@ -191,11 +197,14 @@ class HammingIndex:
     def rows(self) -> tuple[np.ndarray, np.ndarray]:
         """(words, ids) of every live row, base then tail."""
         blocks = (self._base, self._tail)
-        return (np.concatenate([b.words[b.alive] for b in blocks]),
-                np.concatenate([b.ids[b.alive] for b in blocks]))
+        return (
+            np.concatenate([b.words[b.alive] for b in blocks]),
+            np.concatenate([b.ids[b.alive] for b in blocks]),
+        )
 
     def without(self, ids: np.ndarray) -> HammingIndex:
         """A new index where every row owned by one of `ids` is dead (arrays shared, masks copied)."""
+
         def masked(block: _Block) -> _Block:
             if len(block) == 0:
                 return block
@@ -209,7 +218,9 @@ class HammingIndex:
 
         return HammingIndex(masked(self._base), masked(self._tail))
 
-    def pairs(self, queries: np.ndarray, max_distance: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def pairs(
+        self, queries: np.ndarray, max_distance: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(query index, id, distance) for every live row within `max_distance` of a query."""
         queries = np.ascontiguousarray(queries, dtype=np.uint64).reshape(-1, 4)
         found = [block.pairs(queries, max_distance) for block in (self._base, self._tail)]

@@ -53,8 +53,12 @@ SignatureLike = ImageSignature | str | Mapping[str, object] | None
 
 
 def signature_hashes(
-    signature: SignatureLike, sha256: str = "", md5: str = "", *,
-    with_neardup: bool = True, min_quality: int = DEFAULT_MIN_QUALITY,
+    signature: SignatureLike,
+    sha256: str = "",
+    md5: str = "",
+    *,
+    with_neardup: bool = True,
+    min_quality: int = DEFAULT_MIN_QUALITY,
 ) -> list[NewHash]:
     """The bank entries one image yields: digests always, PDQ only at quality ≥ `min_quality`.
     `signature` may be an ImageSignature, its `to_str()` form or the HashDetector's extras.
@@ -69,8 +73,10 @@ def signature_hashes(
         if signature.quality >= min_quality:
             hashes.append(NewHash("pdq", signature.pdq, signature.quality))
         if with_neardup:  # windows and keypoints: one row each (HashEntry.value ≤ 2,048)
-            hashes += [NewHash("neardup", part, signature.quality)
-                       for part in neardup_parts(signature.neardup)]
+            hashes += [
+                NewHash("neardup", part, signature.quality)
+                for part in neardup_parts(signature.neardup)
+            ]
     return hashes
 
 
@@ -89,8 +95,10 @@ def _plain_kind(value: str, forced: str) -> str:
     if len(value) == EXACT_LENGTHS["md5"]:
         return "md5"
     if len(value) == 64:
-        raise ValueError("64 hex characters may be PDQ or SHA-256: pass --kind pdq|sha256 "
-                         "or add a signal_type column")
+        raise ValueError(
+            "64 hex characters may be PDQ or SHA-256: pass --kind pdq|sha256 "
+            "or add a signal_type column"
+        )
     raise ValueError(f"{len(value)} characters is no hash length Veille knows (32 or 64 hex)")
 
 

@@ -94,7 +94,9 @@ class ImageSignature:
     @classmethod
     def from_extras(cls, extras: Mapping[str, object]) -> ImageSignature:
         """Rebuild from the `extras` of a HashDetector Detection (what the core stores)."""
-        return cls(str(extras["pdq"]), int(str(extras["pdq_quality"])), str(extras.get("neardup", "")))
+        return cls(
+            str(extras["pdq"]), int(str(extras["pdq_quality"])), str(extras.get("neardup", ""))
+        )
 
 
 def compute_signature(image: Image.Image, min_quality: int = DEFAULT_MIN_QUALITY) -> ImageSignature:
@@ -105,7 +107,10 @@ def compute_signature(image: Image.Image, min_quality: int = DEFAULT_MIN_QUALITY
     windows = window_hashes(grey, min_quality)
     full = [variants[0]] if quality >= min_quality else []
     to_bank, corners = kp.describe_image(grey)
-    parts = [encode_neardup(full + windows) if full or windows else "", kp.encode_keypoints(to_bank)]
+    parts = [
+        encode_neardup(full + windows) if full or windows else "",
+        kp.encode_keypoints(to_bank),
+    ]
     neardup = NEARDUP_SEPARATOR.join(p for p in parts if p)
     return ImageSignature(variants[0], quality, neardup, tuple(variants), corners)
 
@@ -228,8 +233,11 @@ class HashBank:
             items = sorted(
                 ((-1 if owner is None else owner, bank, allow), tuple(stats))
                 for (owner, bank, allow), stats in self._groups.items()
-                if stats[0] and (
-                    scope is None or owner is None or owner == scope.community
+                if stats[0]
+                and (
+                    scope is None
+                    or owner is None
+                    or owner == scope.community
                     or (not allow and (owner, bank) in scope.shared)
                 )
             )
@@ -248,9 +256,14 @@ class HashBank:
 
     def _visible_codes(self, scope: BankScope) -> np.ndarray:
         codes = self._codes
-        return np.array([code for (owner, bank), code in list(codes.items())
-                         if owner is None or owner == scope.community
-                         or (owner, bank) in scope.shared], dtype=np.float64)
+        return np.array(
+            [
+                code
+                for (owner, bank), code in list(codes.items())
+                if owner is None or owner == scope.community or (owner, bank) in scope.shared
+            ],
+            dtype=np.float64,
+        )
 
     def counts(self) -> dict[tuple[str, str, str], int]:
         """{(bank, kind, source): number of entries}."""
@@ -270,14 +283,23 @@ class HashBank:
                 if raw.id is None:
                     raise ValueError("entry has no id (store it first)")
                 owner = getattr(raw, "workspace_id", None)
-                fresh.append(BankEntry(int(raw.id), raw.bank, raw.kind,
-                                       normalise_value(raw.kind, raw.value), raw.source,
-                                       None if owner is None else int(owner),
-                                       bool(getattr(raw, "child_abuse", False))))
+                fresh.append(
+                    BankEntry(
+                        int(raw.id),
+                        raw.bank,
+                        raw.kind,
+                        normalise_value(raw.kind, raw.value),
+                        raw.source,
+                        None if owner is None else int(owner),
+                        bool(getattr(raw, "child_abuse", False)),
+                    )
+                )
             except ValueError as exc:
                 errors.append(f"entry {raw.id} ({raw.kind} in {raw.bank!r}): {exc}")
         if errors:
-            log.warning("hash bank skipped %d invalid entries: %s", len(errors), "; ".join(errors[:5]))
+            log.warning(
+                "hash bank skipped %d invalid entries: %s", len(errors), "; ".join(errors[:5])
+            )
         if not fresh:
             return errors
         with self._lock:
@@ -296,8 +318,13 @@ class HashBank:
                     pdq_words.append(hex_to_words(entry.value))
                     pdq_ids.append(entry.id)
                 elif entry.kind == "neardup" and entry.value.startswith(kp.PREFIX):
-                    corner_sets.append((entry.id, self._code(entry.workspace_id, entry.bank),
-                                        kp.decode_keypoints(entry.value)))
+                    corner_sets.append(
+                        (
+                            entry.id,
+                            self._code(entry.workspace_id, entry.bank),
+                            kp.decode_keypoints(entry.value),
+                        )
+                    )
                 elif entry.kind == "neardup":
                     windows = decode_neardup(entry.value)
                     nd_words.extend(hex_to_words(w) for w in windows)
@@ -320,8 +347,11 @@ class HashBank:
             rows = np.arange(start, start + len(corners))
             start += len(corners)
             self._corner_rows[entry_id] = rows
-            metas.append(np.column_stack([np.full(len(corners), entry_id), corners.xy,
-                                          np.full(len(corners), code)]))
+            metas.append(
+                np.column_stack(
+                    [np.full(len(corners), entry_id), corners.xy, np.full(len(corners), code)]
+                )
+            )
             descs.append(corners.desc)
         # Publish the metadata before the index: a reader's index rows always have metadata.
         first = len(self._corner_meta)
@@ -355,7 +385,10 @@ class HashBank:
         return len(gone)
 
     def match(
-        self, signature: ImageSignature | None, sha256: str = "", md5: str = "",
+        self,
+        signature: ImageSignature | None,
+        sha256: str = "",
+        md5: str = "",
         scope: BankScope | None = None,
     ) -> list[HashMatch]:
         """Every entry seen by `scope` (None: all) that `signature` or the file digests match:
@@ -365,7 +398,10 @@ class HashBank:
         return [match for match, _ in self.match_explained(signature, sha256, md5, scope)]
 
     def match_explained(
-        self, signature: ImageSignature | None, sha256: str = "", md5: str = "",
+        self,
+        signature: ImageSignature | None,
+        sha256: str = "",
+        md5: str = "",
         scope: BankScope | None = None,
     ) -> list[tuple[HashMatch, str]]:
         """`match()` with a moderator-readable reason for each match. Distances: 0 for digests,
@@ -379,10 +415,18 @@ class HashBank:
             if entry is not None and owner is not None:
                 # Only the operator can mark a list as child abuse: a community cannot make
                 # another's image CRITICAL (and so destroy its evidence) by labelling its bank.
-                match = HashMatch(entry.bank, kind, float(distance), entry.source, entry.id,
-                                  child_abuse=entry.child_abuse and entry.workspace_id is None,
-                                  owner=owner)
-                verb = "is allow-listed in" if entry.source == "allow" else f"matches {entry.source}"
+                match = HashMatch(
+                    entry.bank,
+                    kind,
+                    float(distance),
+                    entry.source,
+                    entry.id,
+                    child_abuse=entry.child_abuse and entry.workspace_id is None,
+                    owner=owner,
+                )
+                verb = (
+                    "is allow-listed in" if entry.source == "allow" else f"matches {entry.source}"
+                )
                 found.append((rank, distance, match, f"{verb} bank {entry.bank!r} {how}"))
 
         for kind, value in (("sha256", sha256), ("md5", md5)):
@@ -406,7 +450,9 @@ class HashBank:
                 rows = list(dict.fromkeys([*variants[1:], *windows]))
                 queries = np.array([hex_to_words(v) for v in rows])
                 for entry_id, dist in nd_index.search(queries, self.neardup_threshold).items():
-                    hit(entry_id, "neardup", dist, f"at PDQ-window distance {dist} (crop-robust)", 2)
+                    hit(
+                        entry_id, "neardup", dist, f"at PDQ-window distance {dist} (crop-robust)", 2
+                    )
             corners = signature.corners
             if corners is not None and len(corners) and len(corner_index):
                 visible = None
@@ -415,18 +461,29 @@ class HashBank:
                     codes = self._visible_codes(scope)
                     visible = lambda rows: np.isin(corner_meta[rows, 3], codes)  # noqa: E731
                 q_idx, corner_rows, _ = corner_index.nearest(
-                    corners.desc, kp.MATCH_DISTANCE, kp.NEAREST, visible)
+                    corners.desc, kp.MATCH_DISTANCE, kp.NEAREST, visible
+                )
                 meta = corner_meta[corner_rows]
                 owners = meta[:, 0].astype(np.int64)
                 rows_of = self._corner_rows
                 agreeing = kp.inliers(
-                    corners, q_idx, meta[:, 1:3], owners, corner_rows,
-                    stored=lambda owner: corner_meta[rows_of.get(owner, _NO_ROWS), 1:3])
+                    corners,
+                    q_idx,
+                    meta[:, 1:3],
+                    owners,
+                    corner_rows,
+                    stored=lambda owner: corner_meta[rows_of.get(owner, _NO_ROWS), 1:3],
+                )
                 for entry_id, count in agreeing.items():
                     stored = len(self._corner_rows.get(entry_id, ())) or count
                     if count >= kp.MIN_INLIERS:
-                        hit(entry_id, "neardup", round(1 - count / stored, 3),
-                            f"by keypoints: {count} of {stored} stored corners agree (crop-robust)", 3)
+                        hit(
+                            entry_id,
+                            "neardup",
+                            round(1 - count / stored, 3),
+                            f"by keypoints: {count} of {stored} stored corners agree (crop-robust)",
+                            3,
+                        )
         found.sort(key=lambda item: (item[0], item[1]))
         return [(match, reason) for _, _, match, reason in found]
 
@@ -464,8 +521,11 @@ class HashDetector:
             matches=matches,
         )
         if signature is not None:
-            detection.extras = {"pdq": signature.pdq, "pdq_quality": signature.quality,
-                                "neardup": signature.neardup}
+            detection.extras = {
+                "pdq": signature.pdq,
+                "pdq_quality": signature.quality,
+                "neardup": signature.neardup,
+            }
         else:
             detection.reasons.append("image could not be hashed: only exact digests were checked")
         return detection

@@ -49,14 +49,24 @@ PREFIX = "kp1:"
 _RECORD = 37  # bytes per stored corner
 
 # Fixed sampling pattern: changing it (or the seed) invalidates stored keypoints (bump PREFIX).
-_PATTERN = np.clip(np.round(np.random.default_rng(12345).normal(0, 4.5, (256, 4))),
-                   -RADIUS + 2, RADIUS - 2).astype(np.int64)
+_PATTERN = np.clip(
+    np.round(np.random.default_rng(12345).normal(0, 4.5, (256, 4))), -RADIUS + 2, RADIUS - 2
+).astype(np.int64)
 # The eight dihedral maps of (x, y) offsets: a query sampled with M·d matches a bank image sampled
 # with d when the query is the bank image under M; its coordinates map back by M^T.
-DIHEDRAL = tuple(np.array(m) for m in (
-    [[1, 0], [0, 1]], [[-1, 0], [0, 1]], [[1, 0], [0, -1]], [[-1, 0], [0, -1]],
-    [[0, 1], [1, 0]], [[0, -1], [1, 0]], [[0, 1], [-1, 0]], [[0, -1], [-1, 0]],
-))
+DIHEDRAL = tuple(
+    np.array(m)
+    for m in (
+        [[1, 0], [0, 1]],
+        [[-1, 0], [0, 1]],
+        [[1, 0], [0, -1]],
+        [[-1, 0], [0, -1]],
+        [[0, 1], [1, 0]],
+        [[0, -1], [1, 0]],
+        [[0, 1], [-1, 0]],
+        [[0, -1], [-1, 0]],
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -137,17 +147,24 @@ def describe_image(image: Image.Image) -> tuple[Keypoints, Keypoints]:
 
 
 def _empty(query: bool) -> Keypoints:
-    return Keypoints(np.empty((0, 2)), np.empty(0, np.int64), np.empty((0, 4), np.uint64),
-                     np.empty(0, np.int64) if query else None)
+    return Keypoints(
+        np.empty((0, 2)),
+        np.empty(0, np.int64),
+        np.empty((0, 4), np.uint64),
+        np.empty(0, np.int64) if query else None,
+    )
 
 
-def _bank_keypoints(levels: list[tuple[int, float, np.ndarray, np.ndarray, np.ndarray]]) -> Keypoints:
+def _bank_keypoints(
+    levels: list[tuple[int, float, np.ndarray, np.ndarray, np.ndarray]],
+) -> Keypoints:
     """The strongest, well-separated corners (round-robin over levels by rank)."""
     candidates = []
     for level, scale, xs, ys, patch in levels:
         desc = _describe(patch, xs, ys, DIHEDRAL[0])
-        candidates += [(rank, level, xs[rank] / scale, ys[rank] / scale, desc[rank])
-                       for rank in range(len(xs))]
+        candidates += [
+            (rank, level, xs[rank] / scale, ys[rank] / scale, desc[rank]) for rank in range(len(xs))
+        ]
     candidates.sort(key=lambda c: (c[0], c[1]))
     kept: list[tuple[float, float, int, np.ndarray]] = []
     for _, level, x, y, desc in candidates:
@@ -157,12 +174,17 @@ def _bank_keypoints(levels: list[tuple[int, float, np.ndarray, np.ndarray, np.nd
                 break
     if not kept:
         return _empty(query=False)
-    return Keypoints(np.array([(k[0], k[1]) for k in kept]), np.array([k[2] for k in kept]),
-                     np.array([k[3] for k in kept], dtype=np.uint64))
+    return Keypoints(
+        np.array([(k[0], k[1]) for k in kept]),
+        np.array([k[2] for k in kept]),
+        np.array([k[3] for k in kept], dtype=np.uint64),
+    )
 
 
-def _query_keypoints(levels: list[tuple[int, float, np.ndarray, np.ndarray, np.ndarray]],
-                     frame: tuple[int, int] = (0, 0)) -> Keypoints:
+def _query_keypoints(
+    levels: list[tuple[int, float, np.ndarray, np.ndarray, np.ndarray]],
+    frame: tuple[int, int] = (0, 0),
+) -> Keypoints:
     """Every corner, described under all eight dihedral patterns."""
     xy, level, desc, variant = [], [], [], []
     for lvl, scale, xs, ys, patch in levels:
@@ -173,8 +195,13 @@ def _query_keypoints(levels: list[tuple[int, float, np.ndarray, np.ndarray, np.n
             variant.append(np.full(len(xs), v))
     if not desc:
         return _empty(query=True)
-    return Keypoints(np.concatenate(xy), np.concatenate(level), np.concatenate(desc),
-                     np.concatenate(variant), frame)
+    return Keypoints(
+        np.concatenate(xy),
+        np.concatenate(level),
+        np.concatenate(desc),
+        np.concatenate(variant),
+        frame,
+    )
 
 
 def encode_keypoints(kp: Keypoints) -> str:
@@ -200,8 +227,9 @@ def decode_keypoints(value: str) -> Keypoints:
     return Keypoints(xy, records[:, 4].astype(np.int64), desc)
 
 
-def nearest(q_idx: np.ndarray, rows: np.ndarray, dist: np.ndarray,
-            keep: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def nearest(
+    q_idx: np.ndarray, rows: np.ndarray, dist: np.ndarray, keep: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Only each query corner's `keep` closest stored corners (ties broken by row). Generic
     corners — the right angle of any rectangle — sit within MATCH_DISTANCE of dozens of stored
     corners in every image of a large bank; the true counterpart is among the closest."""
@@ -216,9 +244,14 @@ def nearest(q_idx: np.ndarray, rows: np.ndarray, dist: np.ndarray,
     return q_idx[chosen], rows[chosen]
 
 
-def inliers(query: Keypoints, q_idx: np.ndarray, b_xy: np.ndarray, owners: np.ndarray,
-            rows: np.ndarray,
-            stored: Callable[[int], np.ndarray] | None = None) -> dict[int, int]:
+def inliers(
+    query: Keypoints,
+    q_idx: np.ndarray,
+    b_xy: np.ndarray,
+    owners: np.ndarray,
+    rows: np.ndarray,
+    stored: Callable[[int], np.ndarray] | None = None,
+) -> dict[int, int]:
     """{owner: most stored corners agreeing on one pose} for descriptor matches (query row
     `q_idx[i]` ~ stored corner `rows[i]` at `b_xy[i]`, owned by `owners[i]`).
 
@@ -239,13 +272,19 @@ def inliers(query: Keypoints, q_idx: np.ndarray, b_xy: np.ndarray, owners: np.nd
     if not keep.any():
         return {}
     order = np.argsort(group[keep], kind="stable")
-    group, q, b, rows = (group[keep][order], mapped[keep][order], b_xy[keep][order],
-                         rows[keep][order])
+    group, q, b, rows = (
+        group[keep][order],
+        mapped[keep][order],
+        b_xy[keep][order],
+        rows[keep][order],
+    )
     # A corner found on level l is placed to within about 2^(l/4) work-frame pixels.
     tolerance = FIT_TOLERANCE * 2.0 ** (query.level[q_idx][keep][order] / 4)
     scale = _group_scales(group, q, b)
     shift = b - scale[:, None] * q
-    poses: dict[int, tuple[int, int, np.ndarray, float]] = {}  # owner -> (votes, group, cell, offset)
+    poses: dict[
+        int, tuple[int, int, np.ndarray, float]
+    ] = {}  # owner -> (votes, group, cell, offset)
     for offset in (0.0, VOTE_BIN / 2):  # a pose on a bin edge still gathers its votes
         cell = np.floor((shift + offset) / VOTE_BIN).astype(np.int64)
         votes = _unique_rows(np.column_stack([group, cell, rows]))  # one per stored corner
@@ -277,8 +316,9 @@ def inliers(query: Keypoints, q_idx: np.ndarray, b_xy: np.ndarray, owners: np.nd
     return best
 
 
-def _expected_inside(stored_xy: np.ndarray, pose: tuple[float, np.ndarray], m: np.ndarray,
-                     frame: tuple[int, int]) -> int:
+def _expected_inside(
+    stored_xy: np.ndarray, pose: tuple[float, np.ndarray], m: np.ndarray, frame: tuple[int, int]
+) -> int:
     """How many of an entry's stored corners the pose puts inside the query's frame (away from
     the border, where no corner is described): what a true crop of it would show again."""
     scale, shift = pose
@@ -288,13 +328,15 @@ def _expected_inside(stored_xy: np.ndarray, pose: tuple[float, np.ndarray], m: n
     mapped = (stored_xy - shift) / scale  # = M^T q, so q = M · mapped
     q = mapped @ m.T
     margin = RADIUS + 2
-    inside = ((q[:, 0] >= margin) & (q[:, 1] >= margin) & (q[:, 0] < w - margin)
-              & (q[:, 1] < h - margin))
+    inside = (
+        (q[:, 0] >= margin) & (q[:, 1] >= margin) & (q[:, 0] < w - margin) & (q[:, 1] < h - margin)
+    )
     return int(inside.sum())
 
 
-def _fitted_inliers(q: np.ndarray, b: np.ndarray, rows: np.ndarray, voted: np.ndarray,
-                    tolerance: np.ndarray) -> tuple[int, tuple[float, np.ndarray]]:
+def _fitted_inliers(
+    q: np.ndarray, b: np.ndarray, rows: np.ndarray, voted: np.ndarray, tolerance: np.ndarray
+) -> tuple[int, tuple[float, np.ndarray]]:
     """Distinct stored corners within `tolerance` (per match) of one least-squares similarity (scale and
     translation; the dihedral variant is fixed) fitted to the voted matches, refitted once.
 
@@ -349,8 +391,13 @@ def _group_scales(group: np.ndarray, q: np.ndarray, b: np.ndarray) -> np.ndarray
 def _unique_rows(rows: np.ndarray, return_counts: bool = False) -> Any:
     """`np.unique(rows, axis=0)` (same lexicographic order) for integer matrices, through one
     int64 key per row: a 1-D sort, several times faster than numpy's row-wise unique."""
+
     def rowwise() -> Any:
-        return np.unique(rows, axis=0, return_counts=True) if return_counts else np.unique(rows, axis=0)
+        return (
+            np.unique(rows, axis=0, return_counts=True)
+            if return_counts
+            else np.unique(rows, axis=0)
+        )
 
     if len(rows) == 0:
         return rowwise()

@@ -116,7 +116,10 @@ class NsfwDetector:
         # the next (a few MB less resident, no measurable cost at batch 1).
         options.enable_cpu_mem_arena = False
         providers = ["CPUExecutionProvider"]
-        if self.device in ("cuda", "auto") and "CUDAExecutionProvider" in ort.get_available_providers():
+        if (
+            self.device in ("cuda", "auto")
+            and "CUDAExecutionProvider" in ort.get_available_providers()
+        ):
             providers.insert(0, "CUDAExecutionProvider")
         session = ort.InferenceSession(path, sess_options=options, providers=providers)
         self._input = session.get_inputs()[0].name
@@ -145,7 +148,9 @@ class NsfwDetector:
                 score = self._run(preprocess(rgb8(image))[np.newaxis])[0]
             except Exception as exc:  # noqa: BLE001 - one bad image must not sink the batch
                 log.warning("nsfw could not score an image: %s", exc)
-                out.append(Detection(reasons=[f"nsfw could not score this image ({type(exc).__name__})"]))
+                out.append(
+                    Detection(reasons=[f"nsfw could not score this image ({type(exc).__name__})"])
+                )
                 continue
             reasons = [f"nsfw: explicit nudity {score:.2f}"] if score >= REASON_MIN_SCORE else []
             out.append(Detection(scores={SEXUAL: score}, reasons=reasons))

@@ -115,7 +115,7 @@ def decode_prefixed(value: str, prefix: str, what: str) -> bytes:
     """Inverse of encode_prefixed. Raises ValueError naming `what` when malformed."""
     if not value.startswith(prefix):
         raise ValueError(f"{what} starts with {prefix!r}")
-    body = value[len(prefix):]
+    body = value[len(prefix) :]
     try:
         return base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
     except (binascii.Error, ValueError) as exc:

@@ -33,8 +33,9 @@ def _clip(deps: DetectorDeps) -> Detector:
     from detectors.clip import ClipDetector
 
     if deps.clip is None:
-        raise DetectorError("the clip detector needs a ClipConfig (VEILLE_CLIP_MODEL and "
-                            "VEILLE_CLIP_PRETRAINED)")
+        raise DetectorError(
+            "the clip detector needs a ClipConfig (VEILLE_CLIP_MODEL and VEILLE_CLIP_PRETRAINED)"
+        )
     return cast(Detector, ClipDetector(deps.clip))
 
 

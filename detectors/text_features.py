@@ -53,7 +53,7 @@ def windows(text: str) -> list[tuple[int, int]]:
     if n > MAX_SCAN:
         half = MAX_SCAN // 2
         return [s for s in windows(text[:half])] + [
-            (a + n - half, b + n - half) for a, b in windows(text[n - half:])
+            (a + n - half, b + n - half) for a, b in windows(text[n - half :])
         ]
     size, stride = (LONG_WINDOW, LONG_STRIDE) if n > LONG_FROM else (WINDOW, STRIDE)
     spans = [(start, start + size) for start in range(0, n - size, stride)]
@@ -75,7 +75,7 @@ def _grams(text: str) -> list[np.ndarray]:
         for size in range(2, max(NGRAM_SIZES) + 1):
             if len(codes) < size:
                 break
-            rolling = rolling[:-1] * _PRIME + codes[size - 1:]
+            rolling = rolling[:-1] * _PRIME + codes[size - 1 :]
             if size in NGRAM_SIZES:
                 mixed = (rolling ^ np.uint64(size)) * _MIX
                 found.append(((mixed >> np.uint64(40)) % np.uint64(NGRAM_BUCKETS)).astype(np.int64))
@@ -98,8 +98,9 @@ class NgramIndex:
         self._text = skeleton_text(tokens)
         self._grams = _grams(self._text)
         # Token k's skeleton starts at self._starts[k]; the space before it at self._starts[k] - 1.
-        lengths = np.fromiter((len(t.forms[0]) + 1 for t in tokens), dtype=np.int64,
-                              count=len(tokens))
+        lengths = np.fromiter(
+            (len(t.forms[0]) + 1 for t in tokens), dtype=np.int64, count=len(tokens)
+        )
         self._starts = np.concatenate([[1], 1 + np.cumsum(lengths)])
 
     def window(self, first: int, last: int) -> np.ndarray:
@@ -107,14 +108,20 @@ class NgramIndex:
         if last <= first:
             return ngram_buckets("  ")
         begin, end = int(self._starts[first]) - 1, int(self._starts[last])  # end: space after
-        parts = [grams[begin: end - size + 1]
-                 for grams, size in zip(self._grams, NGRAM_SIZES, strict=False)
-                 if end - size + 1 > begin]
+        parts = [
+            grams[begin : end - size + 1]
+            for grams, size in zip(self._grams, NGRAM_SIZES, strict=False)
+            if end - size + 1 > begin
+        ]
         return np.unique(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
 
 
-def dense_features(grammar_features: Sequence[float], evidence: float,
-                   replies_to_image: bool, addresses_image_ai: bool) -> np.ndarray:
+def dense_features(
+    grammar_features: Sequence[float],
+    evidence: float,
+    replies_to_image: bool,
+    addresses_image_ai: bool,
+) -> np.ndarray:
     """The grammar features followed by the context features, in DENSE_NAMES order."""
     image, ai = float(replies_to_image), float(addresses_image_ai)
     context = (image * evidence, ai * evidence, image * ai * evidence)

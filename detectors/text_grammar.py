@@ -87,14 +87,35 @@ class _Pattern:
 
 # Pattern names, in a fixed order: the head's one-hot features are indexed by it.
 PATTERN_NAMES = (
-    "undress verb", "remove garment", "remove everything", "garment off",
-    "dress in sexual garment", "without garment", "nude state", "sexualised garment",
-    "under garment", "in sexual garment", "sexual garment", "sexualising modifier",
+    "undress verb",
+    "remove garment",
+    "remove everything",
+    "garment off",
+    "dress in sexual garment",
+    "without garment",
+    "nude state",
+    "sexualised garment",
+    "under garment",
+    "in sexual garment",
+    "sexual garment",
+    "sexualising modifier",
 )
-FLAG_NAMES = ("negated", "target", "self only", "question", "shopping", "laundry", "translate",
-              "ai in text", "short")
-FEATURE_NAMES = ("text evidence", "pattern weight", "extra patterns", "help", "help classes",
-                 "tokens") + FLAG_NAMES + PATTERN_NAMES
+FLAG_NAMES = (
+    "negated",
+    "target",
+    "self only",
+    "question",
+    "shopping",
+    "laundry",
+    "translate",
+    "ai in text",
+    "short",
+)
+FEATURE_NAMES = (
+    ("text evidence", "pattern weight", "extra patterns", "help", "help classes", "tokens")
+    + FLAG_NAMES
+    + PATTERN_NAMES
+)
 
 
 @dataclass
@@ -115,8 +136,12 @@ def _sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-x))
 
 
-def analyse(item: TextInput, lexicon: Lexicon, tokens: list[Token] | None = None,
-            hits: list[Hit] | None = None) -> GrammarResult:
+def analyse(
+    item: TextInput,
+    lexicon: Lexicon,
+    tokens: list[Token] | None = None,
+    hits: list[Hit] | None = None,
+) -> GrammarResult:
     """Run the grammar on one message: scores, reasons and the head's grammar features.
 
     `tokens`, when given, are a window of the message's tokens (spans in `item.text`), and
@@ -142,8 +167,10 @@ def analyse(item: TextInput, lexicon: Lexicon, tokens: list[Token] | None = None
     result = GrammarResult(undress_score, help_score, tokens, evidence=evidence)
     if patterns:
         best_hits = patterns[0].hits
-        result.span = (tokens[min(h.first for h in best_hits)].start,
-                       tokens[max(h.last for h in best_hits)].end)
+        result.span = (
+            tokens[min(h.first for h in best_hits)].start,
+            tokens[max(h.last for h in best_hits)].end,
+        )
     if patterns and undress_score >= REASON_FLOOR:
         best = patterns[0]
         lang = _language(best.hits, hits, lexicon.languages)
@@ -165,8 +192,14 @@ def analyse(item: TextInput, lexicon: Lexicon, tokens: list[Token] | None = None
     return result
 
 
-def _features(tokens: list[Token], hits: list[Hit], patterns: list[_Pattern], evidence: float,
-              help_score: float, help_classes: set[str]) -> list[float]:
+def _features(
+    tokens: list[Token],
+    hits: list[Hit],
+    patterns: list[_Pattern],
+    evidence: float,
+    help_score: float,
+    help_classes: set[str],
+) -> list[float]:
     """The context-free grammar features, in FEATURE_NAMES order, each in [0, 1]."""
     classes = {hit.cls for hit in hits}
     names = {p.name for p in patterns}

@@ -44,8 +44,9 @@ class Logistic:
     embedding: np.ndarray  # (384,), zeros for the fast heads
     bias: float
 
-    def logit(self, buckets: np.ndarray, dense: np.ndarray,
-              embedding: np.ndarray | None = None) -> float:
+    def logit(
+        self, buckets: np.ndarray, dense: np.ndarray, embedding: np.ndarray | None = None
+    ) -> float:
         value = self.bias + float(self.dense @ dense)
         if len(buckets):
             value += float(self.ngram[buckets].sum()) / float(np.sqrt(len(buckets)))
@@ -99,9 +100,11 @@ class TextHead:
     @cached_property
     def _stacked(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         parts = [self.heads[name] for name in FIRST_STAGE]
-        return (np.stack([h.ngram for h in parts], axis=1).astype(np.float32),
-                np.stack([h.dense for h in parts]).astype(np.float32),
-                np.asarray([h.bias for h in parts], np.float32))
+        return (
+            np.stack([h.ngram for h in parts], axis=1).astype(np.float32),
+            np.stack([h.dense for h in parts]).astype(np.float32),
+            np.asarray([h.bias for h in parts], np.float32),
+        )
 
     def coverage(self, buckets: np.ndarray) -> float:
         return float(self.seen[buckets].mean()) if len(buckets) else 1.0
@@ -130,15 +133,21 @@ def load_head(path: Path = HEAD_FILE) -> TextHead:
     with np.load(path, allow_pickle=False) as data:
         meta = json.loads(bytes(data["meta"]).decode())
         if tuple(meta.get("dense_names", ())) != DENSE_NAMES:
-            raise ValueError(f"{path.name} was trained on other features; retrain it with "
-                             "python scripts/train_text_head.py")
+            raise ValueError(
+                f"{path.name} was trained on other features; retrain it with "
+                "python scripts/train_text_head.py"
+            )
         heads = {}
         for name in HEADS:
             ngram = data[f"{name}.ngram"].astype(np.float32)
             if ngram.shape != (NGRAM_BUCKETS,):
                 raise ValueError(f"{path.name}: {name} has {ngram.shape} n-gram weights")
-            heads[name] = Logistic(ngram, data[f"{name}.dense"], data[f"{name}.embedding"],
-                                   float(data[f"{name}.bias"][0]))
+            heads[name] = Logistic(
+                ngram,
+                data[f"{name}.dense"],
+                data[f"{name}.embedding"],
+                float(data[f"{name}.bias"][0]),
+            )
         seen = np.unpackbits(data["seen"])[:NGRAM_BUCKETS].astype(bool)
         gate, coverage_min = (float(x) for x in data["gate"])
         mlp = None
@@ -146,4 +155,3 @@ def load_head(path: Path = HEAD_FILE) -> TextHead:
             b2, blend = (float(x) for x in data["mlp.b"])
             mlp = Mlp(data["mlp.w1"], data["mlp.b1"], data["mlp.w2"], b2, blend)
     return TextHead(heads, seen, gate, coverage_min, meta, mlp)
-

@@ -101,7 +101,9 @@ class Normaliser:
         self._fold_slow(text, done, len(text), out, origin)
         return "".join(out), origin
 
-    def _fold_slow(self, text: str, start: int, end: int, out: list[str], origin: list[int]) -> None:
+    def _fold_slow(
+        self, text: str, start: int, end: int, out: list[str], origin: list[int]
+    ) -> None:
         for index in range(start, end):
             folded = self._fold_char(text[index])
             out.append(folded)
@@ -165,8 +167,10 @@ class Normaliser:
                 cut = text.rfind(" ", at + _PIECE // 2, end)
                 end = cut + 1 if cut > 0 else end
             shift = at + offset
-            out.extend(Token(t.forms, t.start + shift, t.end + shift, t.mention)
-                       for t in self.tokens(text[at:end]))
+            out.extend(
+                Token(t.forms, t.start + shift, t.end + shift, t.mention)
+                for t in self.tokens(text[at:end])
+            )
             at = end
         return out
 

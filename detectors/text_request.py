@@ -114,8 +114,12 @@ class UndressRequestDetector:
     name = "text"
     kind: Literal["text"] = "text"
 
-    def __init__(self, head_path: Path = HEAD_FILE, encoder: TextEncoder | None = None,
-                 use_encoder: bool = True) -> None:
+    def __init__(
+        self,
+        head_path: Path = HEAD_FILE,
+        encoder: TextEncoder | None = None,
+        use_encoder: bool = True,
+    ) -> None:
         self._head: TextHead | None = load_head(head_path) if head_path.is_file() else None
         self._encoder = encoder if encoder is not None else TextEncoder()
         self._use_encoder = use_encoder
@@ -135,7 +139,11 @@ class UndressRequestDetector:
         if not self._use_encoder:
             return "encoder disabled: n-grams and grammar only"
         state = self._encoder.state
-        return state.detail if state.ready else f"unavailable: {state.detail}; n-grams and grammar only"
+        return (
+            state.detail
+            if state.ready
+            else f"unavailable: {state.detail}; n-grams and grammar only"
+        )
 
     @property
     def encoder_ready(self) -> bool:
@@ -163,8 +171,11 @@ class UndressRequestDetector:
 
     def score(self, item: TextInput) -> Detection:
         """Score one message (synchronous CPU work, bounded by the window and encoder caps)."""
-        key = (hashlib.sha256(item.text.encode("utf-8", "surrogatepass")).hexdigest(),
-               item.replies_to_image, item.addresses_image_ai)
+        key = (
+            hashlib.sha256(item.text.encode("utf-8", "surrogatepass")).hexdigest(),
+            item.replies_to_image,
+            item.addresses_image_ai,
+        )
         with self._cache_lock:
             cached = self._cache.get(key)
             if cached is not None:
@@ -195,12 +206,14 @@ class UndressRequestDetector:
             first, last = window_range(tokens, starts, start, end)
             inside = [
                 Hit(h.cls, h.lang, h.first - first, h.last - first, h.term)
-                for h in hits[bisect.bisect_left(hit_firsts, first):
-                              bisect.bisect_left(hit_firsts, last)]
+                for h in hits[
+                    bisect.bisect_left(hit_firsts, first) : bisect.bisect_left(hit_firsts, last)
+                ]
                 if h.last < last
             ]
-            return self._window(item, lexicon, start, end, tokens[first:last],
-                                index.window(first, last), inside)
+            return self._window(
+                item, lexicon, start, end, tokens[first:last], index.window(first, last), inside
+            )
 
         def focus(span: tuple[int, int], start: int, end: int) -> tuple[int, int]:
             """The pattern's tokens and FOCUS_TOKENS either side, inside [start, end)."""
@@ -231,34 +244,65 @@ class UndressRequestDetector:
         if best.help >= HELP_FIRES:
             undress = _sigmoid(_logit(undress) + HELP_PENALTY)
         detection = Detection(
-            scores={UNDRESS_REQUEST: round(undress, 4), HELP_REQUEST: round(help_score, 4)})
+            scores={UNDRESS_REQUEST: round(undress, 4), HELP_REQUEST: round(help_score, 4)}
+        )
         if undress >= REASON_FLOOR:
             detection.reasons.append(_undress_reason(item, best, best.help >= HELP_FIRES))
             detection.extras.update(best.grammar_extras)
         if help_score >= HELP_FIRES:
             detection.reasons.append(_help_reason(help_best))
-        detection.extras.update({
-            "window": [best.start, best.end], "windows": len(parts),
-            "encoder": any(w.encoded for w in parts), "first_stage": round(best.fast, 4),
-            "gate": round(max(w.gate for w in parts), 4)})
+        detection.extras.update(
+            {
+                "window": [best.start, best.end],
+                "windows": len(parts),
+                "encoder": any(w.encoded for w in parts),
+                "first_stage": round(best.fast, 4),
+                "gate": round(max(w.gate for w in parts), 4),
+            }
+        )
         return detection
 
-    def _window(self, item: TextInput, lexicon: Lexicon, start: int, end: int,
-                tokens: list[Token] | None = None, buckets: np.ndarray | None = None,
-                hits: list[Hit] | None = None) -> _Window:
+    def _window(
+        self,
+        item: TextInput,
+        lexicon: Lexicon,
+        start: int,
+        end: int,
+        tokens: list[Token] | None = None,
+        buckets: np.ndarray | None = None,
+        hits: list[Hit] | None = None,
+    ) -> _Window:
         text = item.text[start:end]
         if tokens is None:
-            grammar = analyse(TextInput(text, item.replies_to_image, item.addresses_image_ai),
-                              lexicon)
+            grammar = analyse(
+                TextInput(text, item.replies_to_image, item.addresses_image_ai), lexicon
+            )
         else:  # a window of a long message: its tokens' spans are the message's
-            grammar = analyse(TextInput(item.text, item.replies_to_image, item.addresses_image_ai),
-                              lexicon, tokens, hits)
+            grammar = analyse(
+                TextInput(item.text, item.replies_to_image, item.addresses_image_ai),
+                lexicon,
+                tokens,
+                hits,
+            )
         if buckets is None:
             buckets = ngram_buckets(skeleton_text(grammar.tokens))
-        dense = dense_features(grammar.features, grammar.evidence, item.replies_to_image,
-                               item.addresses_image_ai)
-        window = _Window(start, end, text, grammar.reasons, grammar.extras, grammar.help,
-                         buckets, dense, 0.0, 0.0, evidence=grammar.evidence, span=grammar.span)
+        dense = dense_features(
+            grammar.features, grammar.evidence, item.replies_to_image, item.addresses_image_ai
+        )
+        window = _Window(
+            start,
+            end,
+            text,
+            grammar.reasons,
+            grammar.extras,
+            grammar.help,
+            buckets,
+            dense,
+            0.0,
+            0.0,
+            evidence=grammar.evidence,
+            span=grammar.span,
+        )
         if self._head is None:  # no trained head yet: the grammar alone, as before training
             window.score, window.help = grammar.undress, grammar.help
             return window
@@ -267,13 +311,20 @@ class UndressRequestDetector:
         # The fast help head is too loose to clear anyone on its own: it only gates the
         # encoder, and stands in for the full help head when there is no encoder.
         window.score = window.fast
-        window.help = max(grammar.help, window.fast_help) if not self.encoder_ready else grammar.help
+        window.help = (
+            max(grammar.help, window.fast_help) if not self.encoder_ready else grammar.help
+        )
         return window
 
-    def _encode(self, item: TextInput, parts: list[_Window],
-                cut: tuple[Callable[[int, int], _Window],
-                           Callable[[tuple[int, int], int, int], tuple[int, int]]] | None = None,
-                ) -> None:
+    def _encode(
+        self,
+        item: TextInput,
+        parts: list[_Window],
+        cut: tuple[
+            Callable[[int, int], _Window], Callable[[tuple[int, int], int, int], tuple[int, int]]
+        ]
+        | None = None,
+    ) -> None:
         """Replace the first-stage scores of the most suspicious windows by the full head's.
 
         In a long message (`cut` cuts new windows from its tokens) a window where the grammar
@@ -285,31 +336,43 @@ class UndressRequestDetector:
         # Only windows where the first stage sees evidence; ordinary chat stops here.
         command = BOT_COMMAND.match(item.text) is not None
         passing = [
-            w for w in parts
-            if item.addresses_image_ai or w.evidence > 0 or w.dense[_NAMES_AI] > 0
-            or (command and w.start == 0) or w.gate >= head.gate
+            w
+            for w in parts
+            if item.addresses_image_ai
+            or w.evidence > 0
+            or w.dense[_NAMES_AI] > 0
+            or (command and w.start == 0)
+            or w.gate >= head.gate
             or head.coverage(w.buckets) < head.coverage_min
         ]
         # Ranked by undress evidence: help read in padding must not crowd out the request.
-        ranked = sorted(passing, key=lambda w: (-max(w.fast, w.evidence), -w.fast_help,
-                                                -w.gate, w.start))
+        ranked = sorted(
+            passing, key=lambda w: (-max(w.fast, w.evidence), -w.fast_help, -w.gate, w.start)
+        )
         chosen = ranked[:ENCODED_WINDOWS]
         if cut is not None:
             chosen = [self._focus(w, *cut) for w in chosen]
         if not chosen:
             return
-        vectors = self._encoder.embed([readable(w.text, self._lexicon_confusables()) for w in chosen])
+        vectors = self._encoder.embed(
+            [readable(w.text, self._lexicon_confusables()) for w in chosen]
+        )
         if vectors is None:
             return
         for window, vector in zip(chosen, vectors, strict=True):
             window.score = _sigmoid(head.undress_full(window.buckets, window.dense, vector))
-            full_help = _sigmoid(head.heads["help_full"].logit(window.buckets, window.dense, vector))
+            full_help = _sigmoid(
+                head.heads["help_full"].logit(window.buckets, window.dense, vector)
+            )
             window.help = max(window.grammar_help, full_help)
             window.encoded = True
 
     @staticmethod
-    def _focus(part: _Window, window: Callable[[int, int], _Window],
-               focus: Callable[[tuple[int, int], int, int], tuple[int, int]]) -> _Window:
+    def _focus(
+        part: _Window,
+        window: Callable[[int, int], _Window],
+        focus: Callable[[tuple[int, int], int, int], tuple[int, int]],
+    ) -> _Window:
         if part.span is not None:
             narrow = window(*focus(part.span, part.start, part.end))
         else:
@@ -318,8 +381,18 @@ class UndressRequestDetector:
             return part
         # The narrow window replaces the wide one's text and features (the first-stage scores
         # stay, and the full head's score replaces them below).
-        for name in ("start", "end", "text", "grammar_reasons", "grammar_extras", "grammar_help",
-                     "buckets", "dense", "evidence", "span"):
+        for name in (
+            "start",
+            "end",
+            "text",
+            "grammar_reasons",
+            "grammar_extras",
+            "grammar_help",
+            "buckets",
+            "dense",
+            "evidence",
+            "span",
+        ):
             setattr(part, name, getattr(narrow, name))
         return part
 
@@ -369,7 +442,8 @@ def _undress_reason(item: TextInput, best: _Window, lowered_for_help: bool) -> s
     else:
         context = _context_words(item)
         reason = f"undress request (model): '{_excerpt(best.text)}'" + (
-            f" {context}" if context else "")
+            f" {context}" if context else ""
+        )
     if lowered_for_help and "help request" not in reason:
         reason += "; lowered: reads as a help request"
     return reason
@@ -377,10 +451,17 @@ def _undress_reason(item: TextInput, best: _Window, lowered_for_help: bool) -> s
 
 def _help_reason(window: _Window) -> str:
     own = [r for r in window.grammar_reasons if r.startswith("help")]
-    return own[0] if own else (
-        f"help request (model): '{_excerpt(window.text)}' — may be a victim asking for help")
+    return (
+        own[0]
+        if own
+        else (f"help request (model): '{_excerpt(window.text)}' — may be a victim asking for help")
+    )
 
 
 def _copy(detection: Detection) -> Detection:
-    return Detection(dict(detection.scores), list(detection.reasons), list(detection.matches),
-                     dict(detection.extras))
+    return Detection(
+        dict(detection.scores),
+        list(detection.reasons),
+        list(detection.matches),
+        dict(detection.extras),
+    )

@@ -29,12 +29,18 @@ def main(argv: list[str]) -> int:
     frozen = set(IDS.read_text("utf-8").split()) if IDS.exists() else set()
     dropped = frozen - set(text.split())
     if dropped:  # a corpus author removed or renamed lines: say so, keep them out of training
-        print(f"note: {len(dropped)} frozen test ids are gone from the corpus "
-              f"(e.g. {sorted(dropped)[:3]}); they stay listed", file=sys.stderr)
+        print(
+            f"note: {len(dropped)} frozen test ids are gone from the corpus "
+            f"(e.g. {sorted(dropped)[:3]}); they stay listed",
+            file=sys.stderr,
+        )
         text = "".join(f"{i}\n" for i in sorted(set(text.split()) | frozen))
     if "--check" in argv:
-        ok = IDS.exists() and IDS.read_text("utf-8") == text and \
-            SUM.read_text("utf-8").split()[0] == sha256_text(text)
+        ok = (
+            IDS.exists()
+            and IDS.read_text("utf-8") == text
+            and SUM.read_text("utf-8").split()[0] == sha256_text(text)
+        )
         print("test manifest matches the corpus" if ok else "test manifest is stale")
         return 0 if ok else 1
     OUT.mkdir(parents=True, exist_ok=True)

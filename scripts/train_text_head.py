@@ -92,8 +92,10 @@ class Featuriser:
         result = analyse(line.item(), self.lexicon)
         image = context or line.replies_to_image
         ai = context or line.addresses_image_ai
-        return (ngram_buckets(skeleton_text(result.tokens)),
-                dense_features(result.features, result.evidence, image, ai))
+        return (
+            ngram_buckets(skeleton_text(result.tokens)),
+            dense_features(result.features, result.evidence, image, ai),
+        )
 
     def embeddings(self, lines: list[LabelledLine]) -> np.ndarray:
         views = [readable(line.text, self.normaliser.confusables) for line in lines]
@@ -115,8 +117,13 @@ def _key(view: str) -> str:
     return hashlib.sha256(view.encode("utf-8")).hexdigest()[:24]
 
 
-def matrix(featuriser: Featuriser, lines: list[LabelledLine], contexts: list[bool],
-           with_embedding: bool, scale: float = 1.0) -> sparse.csr_matrix:
+def matrix(
+    featuriser: Featuriser,
+    lines: list[LabelledLine],
+    contexts: list[bool],
+    with_embedding: bool,
+    scale: float = 1.0,
+) -> sparse.csr_matrix:
     rows_ngram, rows_dense = [], []
     for line, context in zip(lines, contexts, strict=True):
         buckets, dense = featuriser.grammar(line, context)
@@ -124,11 +131,15 @@ def matrix(featuriser: Featuriser, lines: list[LabelledLine], contexts: list[boo
         rows_dense.append(dense)
     indptr = np.cumsum([0] + [len(b) for b in rows_ngram])
     values = np.concatenate([np.full(len(b), 1 / np.sqrt(max(len(b), 1))) for b in rows_ngram])
-    ngrams = sparse.csr_matrix((values, np.concatenate(rows_ngram), indptr),
-                               shape=(len(lines), NGRAM_BUCKETS))
+    ngrams = sparse.csr_matrix(
+        (values, np.concatenate(rows_ngram), indptr), shape=(len(lines), NGRAM_BUCKETS)
+    )
     blocks = [ngrams, sparse.csr_matrix(np.stack(rows_dense))]
-    blocks.append(sparse.csr_matrix(featuriser.embeddings(lines) * scale if with_embedding
-                                    else np.zeros((len(lines), DIM))))
+    blocks.append(
+        sparse.csr_matrix(
+            featuriser.embeddings(lines) * scale if with_embedding else np.zeros((len(lines), DIM))
+        )
+    )
     return sparse.hstack(blocks, format="csr")
 
 
@@ -137,10 +148,12 @@ def fit(x: sparse.csr_matrix, y: np.ndarray, c: float, scale: float = 1.0) -> Lo
     model.fit(x, y)
     w = model.coef_[0]
     n_dense = len(DENSE_NAMES)
-    return Logistic(w[:NGRAM_BUCKETS].astype(np.float32),
-                    w[NGRAM_BUCKETS:NGRAM_BUCKETS + n_dense].astype(np.float32),
-                    (w[NGRAM_BUCKETS + n_dense:] * scale).astype(np.float32),
-                    float(model.intercept_[0]))
+    return Logistic(
+        w[:NGRAM_BUCKETS].astype(np.float32),
+        w[NGRAM_BUCKETS : NGRAM_BUCKETS + n_dense].astype(np.float32),
+        (w[NGRAM_BUCKETS + n_dense :] * scale).astype(np.float32),
+        float(model.intercept_[0]),
+    )
 
 
 def logits(head: Logistic, x: sparse.csr_matrix) -> np.ndarray:
@@ -155,8 +168,13 @@ def prf(y: np.ndarray, predicted: np.ndarray) -> tuple[float, float, float]:
     return p, r, (2 * p * r / (p + r) if p + r else 0.0)
 
 
-def choose(xs: dict[float, sparse.csr_matrix], plain_dev: sparse.csr_matrix, y_tr: np.ndarray,
-           y_dev: np.ndarray, name: str) -> tuple[Logistic, dict[str, float]]:
+def choose(
+    xs: dict[float, sparse.csr_matrix],
+    plain_dev: sparse.csr_matrix,
+    y_tr: np.ndarray,
+    y_dev: np.ndarray,
+    name: str,
+) -> tuple[Logistic, dict[str, float]]:
     """Fit on train for each embedding scale and C; keep the best dev F1 at the precision
     floor, then shift its bias. `xs` maps a scale to its training matrix; the heads
     store the scale in their weights, so they are scored on `plain_dev` (scale 1)."""
@@ -168,10 +186,18 @@ def choose(xs: dict[float, sparse.csr_matrix], plain_dev: sparse.csr_matrix, y_t
             p, r, f = prf(y_dev, z + shift >= 0)
             rank = (float(p >= MIN_PRECISION), f)
             if best is None or rank > best[0]:
-                best = (rank, Logistic(head.ngram, head.dense, head.embedding,
-                                       head.bias + shift),
-                        {"C": c, "scale": scale, "shift": shift, "dev_precision": p,
-                         "dev_recall": r, "dev_f1": f})
+                best = (
+                    rank,
+                    Logistic(head.ngram, head.dense, head.embedding, head.bias + shift),
+                    {
+                        "C": c,
+                        "scale": scale,
+                        "shift": shift,
+                        "dev_precision": p,
+                        "dev_recall": r,
+                        "dev_f1": f,
+                    },
+                )
     assert best is not None
     print(f"  {name}: {json.dumps({k: round(v, 3) for k, v in best[2].items()})}")
     return best[1], best[2]
@@ -181,13 +207,19 @@ def mlp_logits(mlp: Mlp, embeddings: np.ndarray) -> np.ndarray:
     return np.asarray([mlp.logit(e) for e in embeddings])
 
 
-def fit_mlp(linear: Logistic, emb_tr: np.ndarray, y_tr: np.ndarray, emb_dev: np.ndarray,
-            y_dev: np.ndarray, linear_dev: np.ndarray
-            ) -> tuple[Logistic, Mlp, dict[str, float]] | None:
+def fit_mlp(
+    linear: Logistic,
+    emb_tr: np.ndarray,
+    y_tr: np.ndarray,
+    emb_dev: np.ndarray,
+    y_dev: np.ndarray,
+    linear_dev: np.ndarray,
+) -> tuple[Logistic, Mlp, dict[str, float]] | None:
     """The embedding MLP and its blend weight with the (already shifted) logistic head, chosen
     on dev like the heads (best F1 at the precision floor); None when blending does not help."""
-    model = MLPClassifier(hidden_layer_sizes=(MLP_HIDDEN,), alpha=1e-3, max_iter=MLP_ITERATIONS,
-                          random_state=0)
+    model = MLPClassifier(
+        hidden_layer_sizes=(MLP_HIDDEN,), alpha=1e-3, max_iter=MLP_ITERATIONS, random_state=0
+    )
     import warnings
 
     with warnings.catch_warnings():  # a fixed iteration count, on purpose
@@ -195,8 +227,9 @@ def fit_mlp(linear: Logistic, emb_tr: np.ndarray, y_tr: np.ndarray, emb_dev: np.
         model.fit(emb_tr, y_tr)
     w1, w2 = model.coefs_
     b1, b2 = model.intercepts_
-    raw = Mlp(w1.astype(np.float32), b1.astype(np.float32), w2[:, 0].astype(np.float32),
-              float(b2[0]), 1.0)
+    raw = Mlp(
+        w1.astype(np.float32), b1.astype(np.float32), w2[:, 0].astype(np.float32), float(b2[0]), 1.0
+    )
     z_mlp = mlp_logits(raw, emb_dev)
     best: tuple[tuple[float, float], float, float, dict[str, float]] | None = None
     for blend in BLENDS:
@@ -204,14 +237,27 @@ def fit_mlp(linear: Logistic, emb_tr: np.ndarray, y_tr: np.ndarray, emb_dev: np.
             p, r, f = prf(y_dev, linear_dev + blend * z_mlp + shift >= 0)
             rank = (float(p >= MIN_PRECISION), f)
             if best is None or rank > best[0]:
-                best = (rank, blend, shift, {"blend": blend, "shift": shift, "dev_precision": p,
-                                             "dev_recall": r, "dev_f1": f})
+                best = (
+                    rank,
+                    blend,
+                    shift,
+                    {
+                        "blend": blend,
+                        "shift": shift,
+                        "dev_precision": p,
+                        "dev_recall": r,
+                        "dev_f1": f,
+                    },
+                )
     assert best is not None
     print(f"  undress_full + mlp: {json.dumps({k: round(v, 3) for k, v in best[3].items()})}")
     if best[1] == 0.0:
         return None
-    return (Logistic(linear.ngram, linear.dense, linear.embedding, linear.bias + best[2]),
-            Mlp(raw.w1, raw.b1, raw.w2, raw.b2, best[1]), best[3])
+    return (
+        Logistic(linear.ngram, linear.dense, linear.embedding, linear.bias + best[2]),
+        Mlp(raw.w1, raw.b1, raw.w2, raw.b2, best[1]),
+        best[3],
+    )
 
 
 def main(argv: list[str]) -> int:
@@ -220,15 +266,20 @@ def main(argv: list[str]) -> int:
     frozen = set(MANIFEST.read_text("utf-8").split())
     unfrozen = [line.id for line in corpus if line.split == "test" and line.id not in frozen]
     if unfrozen:  # lines written since the last freeze: the rule makes them test, unread
-        print(f"note: {len(unfrozen)} test ids are newer than the frozen manifest (e.g. "
-              f"{unfrozen[:3]}); they are test lines all the same: run "
-              "python scripts/freeze_text_split.py and commit it", file=sys.stderr)
+        print(
+            f"note: {len(unfrozen)} test ids are newer than the frozen manifest (e.g. "
+            f"{unfrozen[:3]}); they are test lines all the same: run "
+            "python scripts/freeze_text_split.py and commit it",
+            file=sys.stderr,
+        )
     extras = read_tsv(OLD_SET) + [x for p in sorted(EXTRA.glob("*.tsv")) for x in read_tsv(p)]
     train = [line for line in corpus if line.split == "train"] + extras
     dev = [line for line in corpus if line.split == "dev"]
-    print(f"{len(corpus)} corpus lines ({len({x.lang for x in corpus})} languages): "
-          f"train {len(train)} (with {len(extras)} training-only), dev {len(dev)}, "
-          f"test {sum(x.split == 'test' for x in corpus)} (not read)")
+    print(
+        f"{len(corpus)} corpus lines ({len({x.lang for x in corpus})} languages): "
+        f"train {len(train)} (with {len(extras)} training-only), dev {len(dev)}, "
+        f"test {sum(x.split == 'test' for x in corpus)} (not read)"
+    )
 
     featuriser = Featuriser()
     # Each corpus line is seen without context and as a reply to an image addressed to an
@@ -255,8 +306,7 @@ def main(argv: list[str]) -> int:
     # them, and on dev it made the undress head slightly worse (F1 0.907 with it, 0.914
     # without). In a long message every window may pass the gate, though, so
     # FULL_HEADS_SEE_CHAT=True lets them see it (tried with scripts/text_extra/candidates/).
-    topical = (np.arange(len(tr_lines)) if FULL_HEADS_SEE_CHAT
-               else np.flatnonzero(y_gate == 1))
+    topical = np.arange(len(tr_lines)) if FULL_HEADS_SEE_CHAT else np.flatnonzero(y_gate == 1)
     full = {scale: with_embedding(fast_tr, emb_tr, scale)[topical] for scale in EMBEDDING_SCALES}
     plain_dev = with_embedding(fast_dev, emb_dev, 1.0)
     heads: dict[str, Logistic] = {}
@@ -266,14 +316,22 @@ def main(argv: list[str]) -> int:
         # best there (recall 0.929 at scale 4, 0.871 at scale 2).
         grid = full if target == "undress" else {EMBEDDING_SCALES[-1]: full[EMBEDDING_SCALES[-1]]}
         heads[f"{target}_full"], report[f"{target}_full"] = choose(
-            grid, plain_dev, y[topical], y_dev, f"{target}_full")
+            grid, plain_dev, y[topical], y_dev, f"{target}_full"
+        )
         # The fast heads do see ordinary chat: they score every window the gate keeps from
         # the encoder, ordinary chat included.
         heads[f"{target}_fast"], report[f"{target}_fast"] = choose(
-            {1.0: fast_tr}, fast_dev, y, y_dev, f"{target}_fast")
+            {1.0: fast_tr}, fast_dev, y, y_dev, f"{target}_fast"
+        )
     heads["gate"] = fit(fast_tr, y_gate, GATE_C)
-    mlp = fit_mlp(heads["undress_full"], emb_tr[topical], y_undress[topical], emb_dev,
-                  dev_undress, logits(heads["undress_full"], plain_dev))
+    mlp = fit_mlp(
+        heads["undress_full"],
+        emb_tr[topical],
+        y_undress[topical],
+        emb_dev,
+        dev_undress,
+        logits(heads["undress_full"], plain_dev),
+    )
     if mlp is not None:
         heads["undress_full"] = mlp[0]
     report["mlp"] = mlp[2] if mlp is not None else {"blend": 0.0}
@@ -283,14 +341,19 @@ def main(argv: list[str]) -> int:
 
     full_p, full_help = prob("undress_full", plain_dev), prob("help_full", plain_dev)
     if mlp is not None:
-        full_p = 1 / (1 + np.exp(-(logits(heads["undress_full"], plain_dev) + mlp_logits(
-            mlp[1], emb_dev))))
+        full_p = 1 / (
+            1 + np.exp(-(logits(heads["undress_full"], plain_dev) + mlp_logits(mlp[1], emb_dev)))
+        )
     fast_p, gate_p = prob("undress_fast", fast_dev), prob("gate", fast_dev)
     seen = np.asarray(abs(fast_tr[:, :NGRAM_BUCKETS]).sum(axis=0) > 0).ravel()
     evidence = fast_dev[:, NGRAM_BUCKETS].toarray().ravel()  # the grammar's "text evidence"
     ngrams = fast_dev[:, :NGRAM_BUCKETS].tocsr()
-    coverage = np.array([seen[ngrams.indices[a:b]].mean() if b > a else 1.0
-                         for a, b in zip(ngrams.indptr[:-1], ngrams.indptr[1:], strict=True)])
+    coverage = np.array(
+        [
+            seen[ngrams.indices[a:b]].mean() if b > a else 1.0
+            for a, b in zip(ngrams.indptr[:-1], ngrams.indptr[1:], strict=True)
+        ]
+    )
     grammar_help = fast_dev[:, NGRAM_BUCKETS + DENSE_NAMES.index("help")].toarray().ravel()
     names_ai = fast_dev[:, NGRAM_BUCKETS + DENSE_NAMES.index("ai in text")].toarray().ravel() > 0
     names_ai |= np.array([bool(BOT_COMMAND.match(x.text)) for x in dev_lines])
@@ -305,6 +368,7 @@ def main(argv: list[str]) -> int:
     requests = no_ctx & (dev_undress == 1)
     ungated = float(full_pred[requests].mean())
     gate = GATE_GRID[0]
+
     def gated(threshold: float) -> tuple[np.ndarray, float]:
         passing = (gate_p >= threshold) | (evidence > 0) | names_ai | (coverage < COVERAGE_MIN)
         return passing, float(np.where(passing, full_pred, fast_pred)[requests].mean())
@@ -315,31 +379,59 @@ def main(argv: list[str]) -> int:
             break
         gate = threshold
     passing, recall = gated(gate)
-    print(f"  gate {gate:.3f}: dev recall without context {recall:.3f} (ungated {ungated:.3f}, "
-          f"{round((ungated - recall) * requests.sum())} requests lost); dev benign lines "
-          f"reaching the encoder {passing[no_ctx & (dev_undress == 0)].mean():.2f}")
+    print(
+        f"  gate {gate:.3f}: dev recall without context {recall:.3f} (ungated {ungated:.3f}, "
+        f"{round((ungated - recall) * requests.sum())} requests lost); dev benign lines "
+        f"reaching the encoder {passing[no_ctx & (dev_undress == 0)].mean():.2f}"
+    )
     report["gate"] = {"threshold": gate, "dev_recall_gated": recall, "dev_recall_ungated": ungated}
 
     train_hash = hashlib.sha256()
     for line in train:
-        train_hash.update(f"{line.id}\t{line.text}\t{line.label}\t{line.kind}\t"
-                          f"{int(line.replies_to_image)}{int(line.addresses_image_ai)}\n".encode())
-    train_hash.update(json.dumps({"C": C_GRID, "shifts": SHIFTS, "dense": DENSE_NAMES,
-                                  "scales": EMBEDDING_SCALES, "gate_c": GATE_C,
-                                  "gate_loss": GATE_MAX_LOSS, "coverage": COVERAGE_MIN,
-                                  "mlp": [MLP_HIDDEN, MLP_ITERATIONS, BLENDS],
-                                  "gate_grid": GATE_GRID,
-                                  "full_heads_see_chat": FULL_HEADS_SEE_CHAT}).encode())
-    meta = {"training_hash": train_hash.hexdigest(), "dense_names": list(DENSE_NAMES),
-            "train_lines": len(train), "dev_lines": len(dev), "dev": report,
-            "languages": sorted({x.lang for x in corpus}), "gate": gate,
-            "coverage_min": COVERAGE_MIN}
-    head = TextHead({name: heads[name] for name in HEADS}, seen, gate, COVERAGE_MIN, meta,
-                    mlp[1] if mlp is not None else None)
+        train_hash.update(
+            f"{line.id}\t{line.text}\t{line.label}\t{line.kind}\t"
+            f"{int(line.replies_to_image)}{int(line.addresses_image_ai)}\n".encode()
+        )
+    train_hash.update(
+        json.dumps(
+            {
+                "C": C_GRID,
+                "shifts": SHIFTS,
+                "dense": DENSE_NAMES,
+                "scales": EMBEDDING_SCALES,
+                "gate_c": GATE_C,
+                "gate_loss": GATE_MAX_LOSS,
+                "coverage": COVERAGE_MIN,
+                "mlp": [MLP_HIDDEN, MLP_ITERATIONS, BLENDS],
+                "gate_grid": GATE_GRID,
+                "full_heads_see_chat": FULL_HEADS_SEE_CHAT,
+            }
+        ).encode()
+    )
+    meta = {
+        "training_hash": train_hash.hexdigest(),
+        "dense_names": list(DENSE_NAMES),
+        "train_lines": len(train),
+        "dev_lines": len(dev),
+        "dev": report,
+        "languages": sorted({x.lang for x in corpus}),
+        "gate": gate,
+        "coverage_min": COVERAGE_MIN,
+    }
+    head = TextHead(
+        {name: heads[name] for name in HEADS},
+        seen,
+        gate,
+        COVERAGE_MIN,
+        meta,
+        mlp[1] if mlp is not None else None,
+    )
     if "--no-save" not in argv:
         head.save(HEAD_FILE)
-        print(f"wrote {HEAD_FILE.relative_to(ROOT)} ({HEAD_FILE.stat().st_size // 1024} KiB), "
-              f"training hash {train_hash.hexdigest()[:10]}")
+        print(
+            f"wrote {HEAD_FILE.relative_to(ROOT)} ({HEAD_FILE.stat().st_size // 1024} KiB), "
+            f"training hash {train_hash.hexdigest()[:10]}"
+        )
     print(f"done in {time.perf_counter() - started:.0f}s")
     return 0
 

@@ -31,10 +31,22 @@ from tests.tiny_clip import COLOURS, SHAPES, shape_image  # noqa: E402
 # the stock tokenizer works, which is why the text width is small (the embedding table dominates).
 MODEL_CONFIG: dict[str, Any] = {
     "embed_dim": 32,
-    "vision_cfg": {"image_size": 48, "layers": 2, "width": 64, "head_width": 32,
-                   "patch_size": 8, "mlp_ratio": 2.0},
-    "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2,
-                 "layers": 2, "mlp_ratio": 2.0},
+    "vision_cfg": {
+        "image_size": 48,
+        "layers": 2,
+        "width": 64,
+        "head_width": 32,
+        "patch_size": 8,
+        "mlp_ratio": 2.0,
+    },
+    "text_cfg": {
+        "context_length": 16,
+        "vocab_size": 49408,
+        "width": 32,
+        "heads": 2,
+        "layers": 2,
+        "mlp_ratio": 2.0,
+    },
 }
 
 TEMPLATES = (
@@ -54,8 +66,16 @@ PROMPT_FILES = {
     "minor_present.toml": ("minor_present", "yellow square"),
     "synthetic.toml": ("synthetic", "cyan circle"),
 }
-NEGATIVES = ("red square", "red triangle", "blue circle", "green circle", "green square",
-             "blue triangle", "yellow triangle", "purple square")
+NEGATIVES = (
+    "red square",
+    "red triangle",
+    "blue circle",
+    "green circle",
+    "green square",
+    "blue triangle",
+    "yellow triangle",
+    "purple square",
+)
 
 
 def write_prompts(folder: Path) -> None:
@@ -101,10 +121,12 @@ def main() -> None:
     classes = [(c, s) for c in COLOURS for s in SHAPES]
     # Training seeds start at 100,000 so test seeds (small numbers) are held-out images.
     labels = torch.tensor([i % len(classes) for i in range(args.images)])
-    pixels = torch.stack([
-        preprocess(shape_image(*classes[int(label)], seed=100_000 + i))
-        for i, label in enumerate(labels)
-    ])
+    pixels = torch.stack(
+        [
+            preprocess(shape_image(*classes[int(label)], seed=100_000 + i))
+            for i, label in enumerate(labels)
+        ]
+    )
     captions = tokenizer([t.format(f"{c} {s}") for c, s in classes for t in TEMPLATES])
     captions = captions.view(len(classes), len(TEMPLATES), -1)
     print(f"generated {len(pixels)} images in {time.perf_counter() - started:.1f}s")
@@ -131,12 +153,15 @@ def main() -> None:
         with torch.no_grad():
             model.logit_scale.clamp_(0, 4.6052)  # CLIP's cap: a temperature of at most 100
         if step % 100 == 0 or step == args.steps - 1:
-            print(f"step {step:4d} loss {loss.item():.3f} scale {model.logit_scale.exp().item():.1f}")
+            print(
+                f"step {step:4d} loss {loss.item():.3f} scale {model.logit_scale.exp().item():.1f}"
+            )
 
     model.eval()
     with torch.inference_mode():
-        held_out = torch.stack([preprocess(shape_image(*classes[i % len(classes)], seed=i))
-                                for i in range(360)])
+        held_out = torch.stack(
+            [preprocess(shape_image(*classes[i % len(classes)], seed=i)) for i in range(360)]
+        )
         image_emb = model.encode_image(held_out, normalize=True)
         class_emb = model.encode_text(captions[:, 0], normalize=True)
         predicted = (image_emb @ class_emb.T).argmax(1)
@@ -152,8 +177,10 @@ def main() -> None:
     used = torch.zeros(MODEL_CONFIG["text_cfg"]["vocab_size"], dtype=torch.bool)
     used[captions.unique()] = True
     state["token_embedding.weight"][~used] = 0
-    torch.save({k: v.half() if v.is_floating_point() else v for k, v in state.items()},
-               args.out / "tiny_clip.pt")
+    torch.save(
+        {k: v.half() if v.is_floating_point() else v for k, v in state.items()},
+        args.out / "tiny_clip.pt",
+    )
     write_prompts(args.out / "prompts")
     print(f"wrote {args.out} in {time.perf_counter() - started:.1f}s")
 

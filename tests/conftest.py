@@ -87,8 +87,22 @@ def ignored_files(root: Path = ROOT) -> set[str] | None:
     excludes += [":(exclude,glob)**/__pycache__/**", ":(exclude,glob)*.egg-info/**"]
     try:
         listed = subprocess.run(
-            ["git", "ls-files", "--others", "--ignored", "--exclude-standard", "-z", "--", ".",
-             *excludes], cwd=root, capture_output=True, timeout=60, check=True).stdout
+            [
+                "git",
+                "ls-files",
+                "--others",
+                "--ignored",
+                "--exclude-standard",
+                "-z",
+                "--",
+                ".",
+                *excludes,
+            ],
+            cwd=root,
+            capture_output=True,
+            timeout=60,
+            check=True,
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return None
     return set(filter(None, listed.decode("utf-8", "replace").split("\0")))
@@ -96,8 +110,7 @@ def ignored_files(root: Path = ROOT) -> set[str] | None:
 
 def pytest_configure(config: pytest.Config) -> None:
     data_dir = tempfile.mkdtemp(prefix="veille-tests-")
-    _run.update(data_dir=data_dir, before=ignored_files(),
-                saved=os.environ.get("VEILLE_DATA_DIR"))
+    _run.update(data_dir=data_dir, before=ignored_files(), saved=os.environ.get("VEILLE_DATA_DIR"))
     os.environ["VEILLE_DATA_DIR"] = data_dir
 
 
@@ -109,7 +122,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         if left:
             shown = "\n  ".join(left[:20]) + ("\n  …" if len(left) > 20 else "")
             session.config.get_terminal_writer().line(
-                f"\nThe tests left files in the checkout (use tmp_path):\n  {shown}", red=True)
+                f"\nThe tests left files in the checkout (use tmp_path):\n  {shown}", red=True
+            )
             if session.exitstatus == pytest.ExitCode.OK:
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
 

@@ -66,9 +66,7 @@ def shape_image(
     side = size or int(rng.integers(48, 193))
     grey = rng.uniform(20, 235)
     tint = rng.uniform(-25, 25, 3)
-    background = np.clip(
-        grey + tint + rng.normal(0, 8, (side, side, 3)), 0, 255
-    ).astype(np.uint8)
+    background = np.clip(grey + tint + rng.normal(0, 8, (side, side, 3)), 0, 255).astype(np.uint8)
     image = Image.fromarray(background, "RGB")
     fill = tuple(int(np.clip(c + rng.uniform(-20, 20), 0, 255)) for c in COLOURS[colour])
     radius = side * rng.uniform(min_radius, 0.34)
@@ -82,8 +80,10 @@ def shape_image(
     else:
         turn = rng.uniform(-0.3, 0.3)
         points = [
-            (cx + radius * 1.2 * math.sin(turn + k * 2 * math.pi / 3),
-             cy - radius * 1.2 * math.cos(turn + k * 2 * math.pi / 3))
+            (
+                cx + radius * 1.2 * math.sin(turn + k * 2 * math.pi / 3),
+                cy - radius * 1.2 * math.cos(turn + k * 2 * math.pi / 3),
+            )
             for k in range(3)
         ]
         draw.polygon(points, fill=fill)

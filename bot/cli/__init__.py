@@ -10,7 +10,9 @@ from bot.cli.common import EXIT_USAGE, report, session
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="veille")
-@click.option("--debug", is_flag=True, help="Show tracebacks and debug logs (VEILLE_LOG_LEVEL=DEBUG).")
+@click.option(
+    "--debug", is_flag=True, help="Show tracebacks and debug logs (VEILLE_LOG_LEVEL=DEBUG)."
+)
 def cli(debug: bool) -> None:
     """Veille: finds sexualised deepfakes and undress requests in Discord and Slack."""
     session.debug = session.debug or debug

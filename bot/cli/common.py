@@ -19,7 +19,9 @@ EXIT_OK = 0
 EXIT_FLAGGED = 1
 EXIT_USAGE = 2
 
-console = Console(stderr=True, highlight=False, soft_wrap=True)  # guidance keeps its own line breaks
+console = Console(
+    stderr=True, highlight=False, soft_wrap=True
+)  # guidance keeps its own line breaks
 stdout = Console(highlight=False, soft_wrap=True)
 
 
@@ -91,8 +93,11 @@ def missing_sqlite_file(database_url: str) -> Path | None:
 
 def schema_state(current: str | None, head: str | None, locale: str) -> str:
     """The schema's state in words ("it has no tables yet, this version … needs 0004")."""
-    state = (t("failure.db_empty", locale) if current is None
-             else t("failure.db_at", locale, current=current))
+    state = (
+        t("failure.db_empty", locale)
+        if current is None
+        else t("failure.db_at", locale, current=current)
+    )
     return t("failure.db_needs", locale, state=state, head=head)
 
 

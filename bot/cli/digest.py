@@ -24,8 +24,10 @@ from bot.store.models import ScanRecord, Ticket, Workspace
 
 DEMO_CHANNELS = ("general", "memes", "photos", "introductions", "off-topic")
 DEMO_REASONS = (
-    "CLIP: nudity (margin 0.31)", "undress request: “remove her clothes”",
-    "PDQ match in bank confirmed (distance 12)", "CLIP: synthetic face swap (margin 0.22)",
+    "CLIP: nudity (margin 0.31)",
+    "undress request: “remove her clothes”",
+    "PDQ match in bank confirmed (distance 12)",
+    "CLIP: synthetic face swap (margin 0.22)",
     "reply with an image to an undress request",
 )
 # Weighted so the demo looks like a real week: mostly reviews, a few quarantines, rare critical.
@@ -42,9 +44,15 @@ def demo_data(
 ) -> tuple[Workspace, Period, list[ScanRecord], list[Ticket]]:
     """A week and a day of plausible, reproducible activity in a fictional community."""
     rng = random.Random(seed)
-    workspace = Workspace(id=1, platform="discord", external_id="demo",
-                          name=t("digest.demo_workspace", locale), locale=locale,
-                          timezone="Europe/Paris", sla_hours=24)
+    workspace = Workspace(
+        id=1,
+        platform="discord",
+        external_id="demo",
+        name=t("digest.demo_workspace", locale),
+        locale=locale,
+        timezone="Europe/Paris",
+        sla_hours=24,
+    )
     end = now.replace(hour=8, minute=0, second=0, microsecond=0)
     period = Period(end - timedelta(days=1), end)
     scans: list[ScanRecord] = []
@@ -54,25 +62,45 @@ def demo_data(
         busy = 1.6 if at_hour.weekday() >= 5 else 1.0  # weekends are busier
         for _ in range(rng.randint(5, int(30 * busy))):
             at = at_hour - timedelta(minutes=rng.randint(1, 59))
-            severity = rng.choices([s for s, _ in DEMO_SEVERITIES],
-                                   [w for _, w in DEMO_SEVERITIES])[0]
+            severity = rng.choices(
+                [s for s, _ in DEMO_SEVERITIES], [w for _, w in DEMO_SEVERITIES]
+            )[0]
             categories = list(rng.choice(DEMO_CATEGORIES[severity])) if severity != "NONE" else []
             channel = rng.choices(DEMO_CHANNELS, (5, 3, 4, 1, 2))[0]
-            scans.append(ScanRecord(workspace_id=1, channel_id=channel, at=at, severity=severity,
-                                    categories=categories, kind=rng.choice(("image",) * 3 + ("url",))))
+            scans.append(
+                ScanRecord(
+                    workspace_id=1,
+                    channel_id=channel,
+                    at=at,
+                    severity=severity,
+                    categories=categories,
+                    kind=rng.choice(("image",) * 3 + ("url",)),
+                )
+            )
             if severity == "NONE":
                 continue
             first = at + timedelta(minutes=rng.randint(3, 240))
             resolved = first + timedelta(minutes=rng.randint(10, 900))
             # Most tickets get handled; the recent ones are still waiting.
             open_ = rng.random() < (0.4 if end - at < timedelta(hours=30) else 0.01)
-            tickets.append(Ticket(
-                id=len(tickets) + 100, workspace_id=1, channel_id=channel, message_id=str(len(scans)),
-                severity=severity, categories=categories, created_at=at,
-                reasons=[rng.choice(DEMO_REASONS)], status="open" if open_ else "resolved",
-                first_action_at=None if open_ else first, resolved_at=None if open_ else resolved,
-                resolution=None if open_ else rng.choices(("confirmed", "false_positive"), (4, 1))[0],
-            ))
+            tickets.append(
+                Ticket(
+                    id=len(tickets) + 100,
+                    workspace_id=1,
+                    channel_id=channel,
+                    message_id=str(len(scans)),
+                    severity=severity,
+                    categories=categories,
+                    created_at=at,
+                    reasons=[rng.choice(DEMO_REASONS)],
+                    status="open" if open_ else "resolved",
+                    first_action_at=None if open_ else first,
+                    resolved_at=None if open_ else resolved,
+                    resolution=None
+                    if open_
+                    else rng.choices(("confirmed", "false_positive"), (4, 1))[0],
+                )
+            )
     return workspace, period, scans, tickets
 
 
@@ -102,7 +130,9 @@ async def _workspace_card(workspace_id: int) -> Card | list[Workspace]:
         if built is not None:
             return built[2]
         async with store.read() as session:
-            return list((await session.execute(select(Workspace).order_by(col(Workspace.id)))).scalars())
+            return list(
+                (await session.execute(select(Workspace).order_by(col(Workspace.id)))).scalars()
+            )
     finally:
         await engine.dispose()
 
@@ -122,8 +152,17 @@ def terminal_text(card: Card) -> str:
 def _not_found(workspace_id: int, known: list[Workspace], locale: str) -> str:
     if not known:
         return t("cli.digest.no_workspaces", locale, id=workspace_id)
-    lines = "\n".join(t("cli.digest.workspace_line", locale, id=w.id, platform=w.platform,
-                         name=w.name or w.external_id, external_id=w.external_id) for w in known)
+    lines = "\n".join(
+        t(
+            "cli.digest.workspace_line",
+            locale,
+            id=w.id,
+            platform=w.platform,
+            name=w.name or w.external_id,
+            external_id=w.external_id,
+        )
+        for w in known
+    )
     return t("cli.digest.not_found", locale, id=workspace_id, workspaces=lines)
 
 
@@ -135,12 +174,20 @@ def register(cli: click.Group) -> None:
         """Safety digests: preview what the safety channel receives."""
 
     @digest.command()
-    @click.option("--workspace", "workspace_id", type=int, help="Workspace id in Veille's database.")
+    @click.option(
+        "--workspace", "workspace_id", type=int, help="Workspace id in Veille's database."
+    )
     @click.option("--demo", is_flag=True, help="Use generated sample data (no database needed).")
-    @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
-                  help="Write the chart to this PNG file.")
-    @click.option("--locale", type=click.Choice(["en", "fr"]),
-                  help="Language of the demo digest (default: VEILLE_LOCALE).")
+    @click.option(
+        "--out",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Write the chart to this PNG file.",
+    )
+    @click.option(
+        "--locale",
+        type=click.Choice(["en", "fr"]),
+        help="Language of the demo digest (default: VEILLE_LOCALE).",
+    )
     def preview(workspace_id: int | None, demo: bool, out: Path | None, locale: str | None) -> None:
         """Print a digest and write its chart, without posting anything."""
         settings = get_settings()
@@ -154,8 +201,13 @@ def register(cli: click.Group) -> None:
 
             missing = missing_sqlite_file(settings.database_url)
             if missing is not None:
-                fail(t("cli.not_migrated", messages,
-                       detail=t("doctor.db_missing", messages, path=missing)))
+                fail(
+                    t(
+                        "cli.not_migrated",
+                        messages,
+                        detail=t("doctor.db_missing", messages, path=missing),
+                    )
+                )
             try:
                 found = asyncio.run(_workspace_card(workspace_id or 0))
             except DatabaseNotMigrated as exc:

@@ -19,9 +19,15 @@ from bot.settings import Settings
 def check_config(settings: Settings, locale: str) -> list[Check]:
     checks = []
     if settings.secret_key is None:
-        checks.append(Check("secret key", "fail", t("doctor.no_secret", locale), t("doctor.fix_init", locale)))
+        checks.append(
+            Check("secret key", "fail", t("doctor.no_secret", locale), t("doctor.fix_init", locale))
+        )
     elif len(settings.secret_key.get_secret_value()) < 16:
-        checks.append(Check("secret key", "warn", t("doctor.short_secret", locale), t("doctor.fix_init", locale)))
+        checks.append(
+            Check(
+                "secret key", "warn", t("doctor.short_secret", locale), t("doctor.fix_init", locale)
+            )
+        )
     else:
         checks.append(Check("secret key", "ok", "VEILLE_SECRET_KEY"))
     from bot.platforms import PLATFORMS, configured
@@ -30,7 +36,11 @@ def check_config(settings: Settings, locale: str) -> list[Check]:
     if platforms:
         checks.append(Check("platforms", "ok", ", ".join(platforms)))
     else:
-        checks.append(Check("platforms", "fail", t("doctor.no_platform", locale), t("doctor.fix_init", locale)))
+        checks.append(
+            Check(
+                "platforms", "fail", t("doctor.no_platform", locale), t("doctor.fix_init", locale)
+            )
+        )
     for platform in PLATFORMS:
         checks.extend(platform.doctor_checks(settings, locale))
     if settings.fetch_allow_loopback:
@@ -44,19 +54,26 @@ async def check_database(settings: Settings, locale: str) -> Check:
 
     missing = missing_sqlite_file(settings.database_url)
     if missing is not None:  # checking must not create an empty database
-        return Check("database", "fail", t("doctor.db_missing", locale, path=missing),
-                     "veille db upgrade")
+        return Check(
+            "database", "fail", t("doctor.db_missing", locale, path=missing), "veille db upgrade"
+        )
     engine = store.create_engine(settings.database_url)
     try:
         current = await store.current_revision(engine)
         head = store.head_revision(settings.database_url)
     except Exception as exc:  # any driver error is a finding, not a crash
-        return Check("database", "fail", f"{type(exc).__name__}: {exc}", t("doctor.fix_db_url", locale))
+        return Check(
+            "database", "fail", f"{type(exc).__name__}: {exc}", t("doctor.fix_db_url", locale)
+        )
     finally:
         await engine.dispose()
     if current != head:
-        return Check("database", "fail", t("doctor.db_behind", locale, current=current or "—", head=head),
-                     "veille db upgrade")
+        return Check(
+            "database",
+            "fail",
+            t("doctor.db_behind", locale, current=current or "—", head=head),
+            "veille db upgrade",
+        )
     return Check("database", "ok", t("doctor.db_ok", locale, head=head))
 
 
@@ -69,8 +86,10 @@ async def check_model(settings: Settings, locale: str) -> Check:
     except DetectorError as exc:
         return Check("detectors", "fail", str(exc), t("doctor.fix_model", locale))
     # CLIP says which image-tower backend runs and the parity checks that chose it.
-    names = ", ".join(f"{d.name}@{d.version}" + (f" [{d.backend_report}]"
-                      if hasattr(d, "backend_report") else "") for d in scanner.detectors)
+    names = ", ".join(
+        f"{d.name}@{d.version}" + (f" [{d.backend_report}]" if hasattr(d, "backend_report") else "")
+        for d in scanner.detectors
+    )
     return Check("detectors", "ok", names)
 
 
@@ -85,10 +104,17 @@ def check_text_encoder(locale: str = "en") -> Check:
         if threads is None:
             return Check("text encoder", "ok", state.detail)
         n = int(threads.group(1))
-        return Check("text encoder", "ok", state.detail[:threads.start()] + ", "
-                     + plural("doctor.threads", n, locale))
-    return Check("text encoder", "warn", t("doctor.encoder_fallback", locale, detail=state.detail),
-                 t("doctor.fix_encoder", locale))
+        return Check(
+            "text encoder",
+            "ok",
+            state.detail[: threads.start()] + ", " + plural("doctor.threads", n, locale),
+        )
+    return Check(
+        "text encoder",
+        "warn",
+        t("doctor.encoder_fallback", locale, detail=state.detail),
+        t("doctor.fix_encoder", locale),
+    )
 
 
 async def run_checks(settings: Settings, with_model: bool, online: bool) -> list[Check]:
@@ -119,11 +145,20 @@ def register(cli: click.Group) -> None:
         checks = asyncio.run(run_checks(settings, with_model=not no_model, online=not offline))
         icons = {"ok": "[green]✓[/]", "warn": "[yellow]![/]", "fail": "[red]✗[/]"}
         lang = settings.default_locale
-        table = Table("", t("doctor.col_check", lang), t("doctor.col_finding", lang),
-                      t("doctor.col_fix", lang), show_lines=False)
+        table = Table(
+            "",
+            t("doctor.col_check", lang),
+            t("doctor.col_finding", lang),
+            t("doctor.col_fix", lang),
+            show_lines=False,
+        )
         for check in checks:
             name = t(f"doctor.check.{check.name.replace(' ', '_')}", lang)
-            table.add_row(icons[check.status], check.name if name.startswith("doctor.") else name,
-                          check.detail, check.fix)
+            table.add_row(
+                icons[check.status],
+                check.name if name.startswith("doctor.") else name,
+                check.detail,
+                check.fix,
+            )
         stdout.print(table)
         raise SystemExit(EXIT_USAGE if any(c.status == "fail" for c in checks) else EXIT_OK)

@@ -68,21 +68,35 @@ def parse_since(value: str, locale: str) -> datetime:
 def _known(workspaces: list[Workspace], locale: str) -> str:
     if not workspaces:
         return t("export.no_workspaces", locale)
-    return "; ".join(t("export.known_line", locale, id=ws.id, platform=ws.platform,
-                       external_id=ws.external_id, name=ws.name) for ws in workspaces)
+    return "; ".join(
+        t(
+            "export.known_line",
+            locale,
+            id=ws.id,
+            platform=ws.platform,
+            external_id=ws.external_id,
+            name=ws.name,
+        )
+        for ws in workspaces
+    )
 
 
 async def find_workspace(session: AsyncSession, ref: str, locale: str) -> Workspace:
     """The workspace `ref` names (see the module docstring), or exit 2 listing the known ones."""
     ref = ref.strip()
-    everyone = list((await session.execute(select(Workspace).order_by(col(Workspace.id)))).scalars())
+    everyone = list(
+        (await session.execute(select(Workspace).order_by(col(Workspace.id)))).scalars()
+    )
     if ref.isdigit():
         for ws in everyone:
             if ws.id == int(ref):
                 return ws
     platform, _, external = ref.rpartition(":")
-    matches = [ws for ws in everyone if ws.external_id == external
-               and (not platform or ws.platform == platform.lower())]
+    matches = [
+        ws
+        for ws in everyone
+        if ws.external_id == external and (not platform or ws.platform == platform.lower())
+    ]
     if len(matches) == 1:
         return matches[0]
     if matches:
@@ -90,8 +104,9 @@ async def find_workspace(session: AsyncSession, ref: str, locale: str) -> Worksp
     fail(t("export.workspace_not_found", locale, ref=ref, known=_known(everyone, locale)))
 
 
-async def _rows(settings: Settings, ref: str, since: datetime | None,
-                locale: str) -> list[dict[str, Any]]:
+async def _rows(
+    settings: Settings, ref: str, since: datetime | None, locale: str
+) -> list[dict[str, Any]]:
     from bot.core.export import export_rows
 
     async with _session(settings, locale) as session:
@@ -121,20 +136,49 @@ def register(cli: click.Group) -> None:
     """Adds the `export` command to the `veille` group."""
 
     @cli.command("export")
-    @click.option("--workspace", "workspace_ref", metavar="ID",
-                  help="Veille's workspace id, discord:<guild id>, slack:<team id> or a platform id.")
-    @click.option("--since", metavar="DATE", help="Only tickets created or updated since (ISO date, UTC).")
-    @click.option("--format", "fmt", type=click.Choice(FORMATS), default="jsonl", show_default=True,
-                  help="JSON lines, or CSV (lists and the audit trail as JSON text in their column).")
-    @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
-                  help="Write to this file instead of standard output.")
+    @click.option(
+        "--workspace",
+        "workspace_ref",
+        metavar="ID",
+        help="Veille's workspace id, discord:<guild id>, slack:<team id> or a platform id.",
+    )
+    @click.option(
+        "--since", metavar="DATE", help="Only tickets created or updated since (ISO date, UTC)."
+    )
+    @click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(FORMATS),
+        default="jsonl",
+        show_default=True,
+        help="JSON lines, or CSV (lists and the audit trail as JSON text in their column).",
+    )
+    @click.option(
+        "--out",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Write to this file instead of standard output.",
+    )
     @click.option("--ticket", "ticket_id", type=int, metavar="ID", help="A ticket, for --handoff.")
-    @click.option("--handoff", "service", metavar="SERVICE",
-                  help="Print a summary to paste into pharos, 3018, ncmec or stopncii's own form.")
-    @click.option("--locale", type=click.Choice(["en", "fr"]),
-                  help="Language of the messages and summary (default: VEILLE_LOCALE).")
-    def export(workspace_ref: str | None, since: str | None, fmt: str, out: Path | None,
-               ticket_id: int | None, service: str | None, locale: str | None) -> None:
+    @click.option(
+        "--handoff",
+        "service",
+        metavar="SERVICE",
+        help="Print a summary to paste into pharos, 3018, ncmec or stopncii's own form.",
+    )
+    @click.option(
+        "--locale",
+        type=click.Choice(["en", "fr"]),
+        help="Language of the messages and summary (default: VEILLE_LOCALE).",
+    )
+    def export(
+        workspace_ref: str | None,
+        since: str | None,
+        fmt: str,
+        out: Path | None,
+        ticket_id: int | None,
+        service: str | None,
+        locale: str | None,
+    ) -> None:
         """Export a workspace's tickets with their audit trails, or a ticket's handoff summary."""
         settings = get_settings()
         lang = locale or settings.default_locale

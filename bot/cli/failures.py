@@ -82,19 +82,26 @@ def explain(exc: BaseException, locale: str) -> Failure:
             return Failure(t("cli.not_migrated", locale, detail=str(item)))
     for item in chain:
         if isinstance(item, OSError) and item.errno == errno.EADDRINUSE:
-            return Failure(t("failure.port_in_use", locale, detail=item.strerror or str(item)),
-                           EXIT_RUNTIME)
+            return Failure(
+                t("failure.port_in_use", locale, detail=item.strerror or str(item)), EXIT_RUNTIME
+            )
     if isinstance(exc, OSError) and _raised_in(exc, "bot/store/"):  # the SQLite folder
-        return Failure(t("failure.database", locale,
-                         detail=f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")),
-                       EXIT_RUNTIME)
+        return Failure(
+            t(
+                "failure.database",
+                locale,
+                detail=f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "),
+            ),
+            EXIT_RUNTIME,
+        )
     for item in chain:  # a URL SQLAlchemy cannot read, or a dialect it does not know
         if type(item).__name__ in ("ArgumentError", "NoSuchModuleError"):
             return Failure(t("failure.bad_db_url", locale, detail=_one_line(item)))
     for item in chain:  # the database driver of the URL is not installed
         if isinstance(item, ModuleNotFoundError) and (
-                item.name in ("asyncpg", "aiosqlite", "psycopg", "aiomysql", "MySQLdb")
-                or _raised_in(item, "sqlalchemy/dialects")):
+            item.name in ("asyncpg", "aiosqlite", "psycopg", "aiomysql", "MySQLdb")
+            or _raised_in(item, "sqlalchemy/dialects")
+        ):
             return Failure(t("failure.db_driver", locale, module=item.name or "?"))
     for item in chain:
         if type(item).__name__ in ("OperationalError", "InterfaceError"):
@@ -102,7 +109,9 @@ def explain(exc: BaseException, locale: str) -> Failure:
             return Failure(t("failure.database", locale, detail=detail), EXIT_RUNTIME)
     for item in chain:
         if isinstance(item, ConnectionError | TimeoutError) or type(item).__name__ in (
-            "ClientConnectorError", "ServerDisconnectedError", "ClientConnectionError",
+            "ClientConnectorError",
+            "ServerDisconnectedError",
+            "ClientConnectionError",
         ):
             return Failure(t("failure.unreachable", locale, detail=_one_line(item)), EXIT_RUNTIME)
     if isinstance(exc, PermissionError):

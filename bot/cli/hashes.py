@@ -94,8 +94,10 @@ def grouped_invalid(invalid: list[tuple[int, str]], locale: str) -> list[str]:
     by_reason: dict[str, list[int]] = {}
     for line, reason in invalid:
         by_reason.setdefault(reason, []).append(line)
-    return [t("hashes.invalid_lines", locale, lines=_line_numbers(lines, locale), reason=reason)
-            for reason, lines in by_reason.items()]
+    return [
+        t("hashes.invalid_lines", locale, lines=_line_numbers(lines, locale), reason=reason)
+        for reason, lines in by_reason.items()
+    ]
 
 
 def _count_lines(path: Path) -> int:
@@ -138,14 +140,27 @@ def register(cli: click.Group) -> None:
     @hashes.command(name="import")
     @click.argument("file", type=click.Path(path_type=Path))
     @click.option("--bank", required=True, help="Bank to add to (created on first use).")
-    @click.option("--kind", type=click.Choice(["auto", "pdq", "md5", "sha256"]), default="auto",
-                  show_default=True, help="Hash kind when the file has no signal_type column "
-                  "(64-hex plain lists need pdq or sha256).")
-    @click.option("--source", type=click.Choice(["imported", "allow"]), default="imported",
-                  show_default=True, help="allow: the hashes suppress matches (false positives).")
-    @click.option("--child-abuse", is_flag=True,
-                  help="The list is of child sexual abuse material (a hash-sharing programme's): "
-                       "a match is CRITICAL — removed at once, no image kept, admins alerted.")
+    @click.option(
+        "--kind",
+        type=click.Choice(["auto", "pdq", "md5", "sha256"]),
+        default="auto",
+        show_default=True,
+        help="Hash kind when the file has no signal_type column "
+        "(64-hex plain lists need pdq or sha256).",
+    )
+    @click.option(
+        "--source",
+        type=click.Choice(["imported", "allow"]),
+        default="imported",
+        show_default=True,
+        help="allow: the hashes suppress matches (false positives).",
+    )
+    @click.option(
+        "--child-abuse",
+        is_flag=True,
+        help="The list is of child sexual abuse material (a hash-sharing programme's): "
+        "a match is CRITICAL — removed at once, no image kept, admins alerted.",
+    )
     def import_(file: Path, bank: str, kind: str, source: str, child_abuse: bool) -> None:
         """Import a hash list: plain one-hash-per-line, or CSV with signal_type,signal_value."""
         from detectors.hash_lists import read_hash_list
@@ -160,22 +175,44 @@ def register(cli: click.Group) -> None:
         except OSError as exc:
             fail(t("hashes.unreadable_file", locale, file=file, detail=exc.strerror or exc))
         progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            console=console, transient=True, disable=not console.is_terminal,
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+            disable=not console.is_terminal,
         )
         with progress:
             task = progress.add_task(t("hashes.importing", locale, file=file.name), total=total)
-            report = _run(settings, lambda s: hash_repo.import_hashes(
-                s, read_hash_list(file, kind), bank, source, "cli", child_abuse=child_abuse,
-                progress=lambda done: progress.update(task, completed=done),
-            ))
+            report = _run(
+                settings,
+                lambda s: hash_repo.import_hashes(
+                    s,
+                    read_hash_list(file, kind),
+                    bank,
+                    source,
+                    "cli",
+                    child_abuse=child_abuse,
+                    progress=lambda done: progress.update(task, completed=done),
+                ),
+            )
         messages = grouped_invalid(report.invalid, locale)
         for message in messages[:MAX_INVALID_SHOWN]:
             console.print(f"[yellow]![/] {message}")
         if len(messages) > MAX_INVALID_SHOWN:
             console.print(t("hashes.more_invalid", locale, count=len(messages) - MAX_INVALID_SHOWN))
-        stdout.print(t("hashes.imported", locale, file=file.name, added=report.added, bank=bank,
-                       duplicates=report.duplicates, invalid=len(report.invalid)))
+        stdout.print(
+            t(
+                "hashes.imported",
+                locale,
+                file=file.name,
+                added=report.added,
+                bank=bank,
+                duplicates=report.duplicates,
+                invalid=len(report.invalid),
+            )
+        )
         raise SystemExit(EXIT_FLAGGED if report.invalid else EXIT_OK)
 
     @hashes.command()
@@ -196,19 +233,34 @@ def register(cli: click.Group) -> None:
             for path in images:
                 try:
                     signature, sha256, md5 = await asyncio.to_thread(
-                        _signature_of, path, settings.max_image_pixels, settings.fetch_max_bytes)
+                        _signature_of, path, settings.max_image_pixels, settings.fetch_max_bytes
+                    )
                 except (OSError, ValueError) as exc:
                     detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-                    console.print(f"[red]✗[/] {t('hashes.image_unreadable', locale, file=path, detail=detail)}")
+                    console.print(
+                        f"[red]✗[/] {t('hashes.image_unreadable', locale, file=path, detail=detail)}"
+                    )
                     continue
                 new = signature_hashes(signature, sha256, md5, with_neardup=not allow)
                 result = await hash_repo.add_entries(
-                    session, bank, new, source="allow" if allow else "confirmed", added_by="cli")
+                    session, bank, new, source="allow" if allow else "confirmed", added_by="cli"
+                )
                 quality = signature.quality
-                stdout.print(t("hashes.image_added", locale, file=path, added=len(result.added),
-                               bank=bank, duplicates=result.duplicates, quality=quality))
+                stdout.print(
+                    t(
+                        "hashes.image_added",
+                        locale,
+                        file=path,
+                        added=len(result.added),
+                        bank=bank,
+                        duplicates=result.duplicates,
+                        quality=quality,
+                    )
+                )
                 if quality < DEFAULT_MIN_QUALITY:
-                    console.print(f"[yellow]![/] {t('hashes.image_low_quality', locale, file=path, quality=quality, minimum=DEFAULT_MIN_QUALITY)}")
+                    console.print(
+                        f"[yellow]![/] {t('hashes.image_low_quality', locale, file=path, quality=quality, minimum=DEFAULT_MIN_QUALITY)}"
+                    )
                 ok += 1
             return ok
 
@@ -226,35 +278,63 @@ def register(cli: click.Group) -> None:
         if bank is None:
             counts = _run(settings, hash_repo.bank_counts)
             if as_json:
-                click.echo(json.dumps([{"bank": b, "kind": k, "source": s, "count": n}
-                                       for b, k, s, n in counts]))
+                click.echo(
+                    json.dumps(
+                        [{"bank": b, "kind": k, "source": s, "count": n} for b, k, s, n in counts]
+                    )
+                )
                 return
             if not counts:
                 stdout.print(t("hashes.no_entries", locale))
                 return
-            table = Table(*(t(f"hashes.col.{c}", locale) for c in ("bank", "kind", "source", "count")))
+            table = Table(
+                *(t(f"hashes.col.{c}", locale) for c in ("bank", "kind", "source", "count"))
+            )
             for b, k, s, n in counts:
                 table.add_row(b, k, s, str(n))
             stdout.print(table)
             return
         entries = _run(settings, lambda s: hash_repo.list_entries(s, bank))
         if as_json:
-            click.echo(json.dumps([{
-                "id": e.id, "bank": e.bank, "kind": e.kind, "value": e.value, "quality": e.quality,
-                "source": e.source, "added_by": e.added_by, "ticket_id": e.ticket_id,
-                "workspace_id": e.workspace_id,  # the owning community; null: the operator
-                "added_at": e.added_at.isoformat() if e.added_at else None,
-            } for e in entries]))
+            click.echo(
+                json.dumps(
+                    [
+                        {
+                            "id": e.id,
+                            "bank": e.bank,
+                            "kind": e.kind,
+                            "value": e.value,
+                            "quality": e.quality,
+                            "source": e.source,
+                            "added_by": e.added_by,
+                            "ticket_id": e.ticket_id,
+                            "workspace_id": e.workspace_id,  # the owning community; null: the operator
+                            "added_at": e.added_at.isoformat() if e.added_at else None,
+                        }
+                        for e in entries
+                    ]
+                )
+            )
             return
         if not entries:
             stdout.print(t("hashes.no_entries", locale))
             return
-        table = Table(*(t(f"hashes.col.{c}", locale)
-                        for c in ("id", "kind", "source", "value", "added_by", "added_at")))
+        table = Table(
+            *(
+                t(f"hashes.col.{c}", locale)
+                for c in ("id", "kind", "source", "value", "added_by", "added_at")
+            )
+        )
         for e in entries:
             value = e.value if len(e.value) <= 64 else f"{e.value[:40]}… ({len(e.value)} chars)"
-            table.add_row(str(e.id), e.kind, e.source, value, e.added_by,
-                          e.added_at.strftime("%Y-%m-%d %H:%M") if e.added_at else "")
+            table.add_row(
+                str(e.id),
+                e.kind,
+                e.source,
+                value,
+                e.added_by,
+                e.added_at.strftime("%Y-%m-%d %H:%M") if e.added_at else "",
+            )
         stdout.print(table)
 
     @hashes.command()

@@ -36,10 +36,17 @@ def register(hashes: click.Group) -> None:
 
     def step_command(step: str, help_text: str, with_bank: bool = False) -> None:
         @hashes.command(name=step, help=help_text)
-        @click.option("--workspace", required=True, help="The community, as PLATFORM:ID (e.g. discord:1234).")
+        @click.option(
+            "--workspace", required=True, help="The community, as PLATFORM:ID (e.g. discord:1234)."
+        )
         @click.option("--name", required=True, help="The shared bank's name.")
-        @click.option("--bank", default="confirmed", show_default=True, hidden=not with_bank,
-                      help="The community's bank to publish.")
+        @click.option(
+            "--bank",
+            default="confirmed",
+            show_default=True,
+            hidden=not with_bank,
+            help="The community's bank to publish.",
+        )
         def command(workspace: str, name: str, bank: str) -> None:
             settings = get_settings()
             locale = settings.default_locale
@@ -50,7 +57,9 @@ def register(hashes: click.Group) -> None:
                 assert ws.id is not None
                 try:
                     if step == "publish":
-                        row = await bank_sharing.publish(session, ws.id, name, bank=bank, by="cli", now=now)
+                        row = await bank_sharing.publish(
+                            session, ws.id, name, bank=bank, by="cli", now=now
+                        )
                     elif step == "unpublish":
                         row = await bank_sharing.unpublish(session, ws.id, name, now=now)
                     elif step == "subscribe":
@@ -59,14 +68,26 @@ def register(hashes: click.Group) -> None:
                         row = await bank_sharing.unsubscribe(session, ws.id, name, now=now)
                 except bank_sharing.SharingError as exc:
                     return t(f"hashes.shared.error.{exc.code}", locale, name=exc.name)
-                audit(session, workspace_id=ws.id, ticket_id=None, actor=CLI_ACTOR,
-                      action=f"bank_{step}", at=now, data={"name": row.name, "bank": row.bank})
+                audit(
+                    session,
+                    workspace_id=ws.id,
+                    ticket_id=None,
+                    actor=CLI_ACTOR,
+                    action=f"bank_{step}",
+                    at=now,
+                    data={"name": row.name, "bank": row.bank},
+                )
                 views = await bank_sharing.list_shared(session, ws.id)
                 entries = next((v.entries for v in views if v.name == row.name), 0)
-                done = {"publish": "published", "unpublish": "unpublished",
-                        "subscribe": "subscribed", "unsubscribe": "unsubscribed"}[step]
-                return "ok:" + t(f"hashes.shared.{done}", locale, name=row.name, bank=row.bank,
-                                 entries=entries)
+                done = {
+                    "publish": "published",
+                    "unpublish": "unpublished",
+                    "subscribe": "subscribed",
+                    "unsubscribe": "unsubscribed",
+                }[step]
+                return "ok:" + t(
+                    f"hashes.shared.{done}", locale, name=row.name, bank=row.bank, entries=entries
+                )
 
             said = _run(settings, work)
             if said.startswith("ok:"):
@@ -81,7 +102,9 @@ def register(hashes: click.Group) -> None:
     step_command("unsubscribe", "Stop a community matching a shared bank.")
 
     @hashes.command()
-    @click.option("--workspace", default=None, help="Show what this PLATFORM:ID publishes and subscribes to.")
+    @click.option(
+        "--workspace", default=None, help="Show what this PLATFORM:ID publishes and subscribes to."
+    )
     @click.option("--json", "as_json", is_flag=True, help="JSON on stdout.")
     def shared(workspace: str | None, as_json: bool) -> None:
         """The live shared banks and their entry counts."""
@@ -100,5 +123,8 @@ def register(hashes: click.Group) -> None:
             stdout.print(t("hashes.shared.none", locale))
         for v in views:
             flags = (t("hashes.shared.own", locale) if v.own else "") + (
-                t("hashes.shared.is_subscribed", locale) if v.subscribed else "")
-            stdout.print(t("hashes.shared.line", locale, name=v.name, entries=v.entries, flags=flags))
+                t("hashes.shared.is_subscribed", locale) if v.subscribed else ""
+            )
+            stdout.print(
+                t("hashes.shared.line", locale, name=v.name, entries=v.entries, flags=flags)
+            )

@@ -25,8 +25,12 @@ from bot.settings import (
 # platform's questions come from its descriptor (bot/platforms/).
 QUESTIONS: tuple[tuple[str, str, bool], ...] = (
     ("VEILLE_LOCALE", "init.locale", False),
-    *((q.variable, q.prompt_key, q.secret) for platform in PLATFORMS
-      for q in platform.init_questions if q.prompt_key),
+    *(
+        (q.variable, q.prompt_key, q.secret)
+        for platform in PLATFORMS
+        for q in platform.init_questions
+        if q.prompt_key
+    ),
     ("VEILLE_DATABASE_URL", "init.database_url", False),
     ("VEILLE_DETECTORS", "init.detectors", False),
     ("VEILLE_CLIP_MODEL", "init.clip_model", False),
@@ -60,10 +64,8 @@ def _ask(key: str, prompt_key: str, secret: bool, current: str, lang: str, force
         answer = click.prompt(label, default="", hide_input=True, show_default=False)
         return answer.strip() if (answer.strip() or force) else current
     if key == "VEILLE_LOCALE":
-        return str(click.prompt(label, default=current or lang,
-                                type=click.Choice(LOCALES))).strip()
-    answer = click.prompt(label, default=current or "", hide_input=secret,
-                          show_default=not secret)
+        return str(click.prompt(label, default=current or lang, type=click.Choice(LOCALES))).strip()
+    answer = click.prompt(label, default=current or "", hide_input=secret, show_default=not secret)
     return answer.strip()
 
 
@@ -87,37 +89,57 @@ def write_env(path: Path, values: dict[str, str]) -> None:
 
 def _platform_flags(command: Callable[..., None]) -> Callable[..., None]:
     """The flags of every platform's init questions (`--discord-token`, `--slack-mode`...)."""
-    for question in reversed([q for platform in PLATFORMS for q in platform.init_questions
-                              if q.flag]):
-        command = click.option("--" + question.flag.replace("_", "-"), question.flag,
-                               default=None, help=question.help or None,
-                               type=click.Choice(question.choices) if question.choices else None,
-                               )(command)
+    for question in reversed(
+        [q for platform in PLATFORMS for q in platform.init_questions if q.flag]
+    ):
+        command = click.option(
+            "--" + question.flag.replace("_", "-"),
+            question.flag,
+            default=None,
+            help=question.help or None,
+            type=click.Choice(question.choices) if question.choices else None,
+        )(command)
     return command
 
 
 def register(cli: click.Group) -> None:
     @cli.command()
-    @click.option("--env-file", type=click.Path(path_type=Path), default=Path(".env"), show_default=True)
+    @click.option(
+        "--env-file", type=click.Path(path_type=Path), default=Path(".env"), show_default=True
+    )
     @_platform_flags
     @click.option("--database-url", default=None)
     @click.option("--clip-model", default=None)
     @click.option("--clip-pretrained", default=None, help="Hub tag or local checkpoint path.")
-    @click.option("--locale", type=click.Choice(LOCALES), default=None,
-                  help="Language of Veille's messages (default: from LANG).")
-    @click.option("--detectors", default=None, help=f"Comma-separated (default: {DEFAULT_DETECTORS}).")
-    @click.option("--non-interactive", "-y", is_flag=True, help="Ask nothing; use flags and defaults.")
+    @click.option(
+        "--locale",
+        type=click.Choice(LOCALES),
+        default=None,
+        help="Language of Veille's messages (default: from LANG).",
+    )
+    @click.option(
+        "--detectors", default=None, help=f"Comma-separated (default: {DEFAULT_DETECTORS})."
+    )
+    @click.option(
+        "--non-interactive", "-y", is_flag=True, help="Ask nothing; use flags and defaults."
+    )
     @click.option("--force", is_flag=True, help="Replace values already in the file.")
-    def init(env_file: Path, non_interactive: bool, force: bool, locale: str | None, **flags: str | None) -> None:
+    def init(
+        env_file: Path, non_interactive: bool, force: bool, locale: str | None, **flags: str | None
+    ) -> None:
         """Write .env: language, platform tokens, database URL, detectors, a generated secret key."""
-        existing = {k: v or "" for k, v in dotenv_values(env_file).items()} if env_file.exists() else {}
+        existing = (
+            {k: v or "" for k, v in dotenv_values(env_file).items()} if env_file.exists() else {}
+        )
         values: dict[str, str] = dict(existing)
         lang = normalise_locale(locale or values.get("VEILLE_LOCALE") or os.environ.get("LANG"))
         given = {
             **{q.variable: flags[q.flag] for q in _PLATFORM_QUESTIONS.values() if q.flag},
-            "VEILLE_DATABASE_URL": flags["database_url"], "VEILLE_CLIP_MODEL": flags["clip_model"],
+            "VEILLE_DATABASE_URL": flags["database_url"],
+            "VEILLE_CLIP_MODEL": flags["clip_model"],
             "VEILLE_CLIP_PRETRAINED": flags["clip_pretrained"],
-            "VEILLE_LOCALE": locale, "VEILLE_DETECTORS": flags["detectors"],
+            "VEILLE_LOCALE": locale,
+            "VEILLE_DETECTORS": flags["detectors"],
         }
         interactive = not non_interactive and console.is_terminal
         if not interactive and not non_interactive:
@@ -129,8 +151,14 @@ def register(cli: click.Group) -> None:
             elif not _asked(key, values):
                 continue
             elif interactive and (force or not values.get(key)):
-                values[key] = _ask(key, prompt_key, secret, values.get(key, "") or DEFAULTS.get(key, ""),
-                                   lang, force)
+                values[key] = _ask(
+                    key,
+                    prompt_key,
+                    secret,
+                    values.get(key, "") or DEFAULTS.get(key, ""),
+                    lang,
+                    force,
+                )
             else:
                 values.setdefault(key, current)
             if key == "VEILLE_LOCALE":
@@ -149,7 +177,8 @@ def register(cli: click.Group) -> None:
             write_env(env_file, values)
         except OSError as exc:
             fail(t("failure.cannot_write", lang, path=env_file, error=exc.strerror or exc))
-        platforms = [platform.title for platform in PLATFORMS
-                     if values.get(platform.init_chosen_by)]
+        platforms = [
+            platform.title for platform in PLATFORMS if values.get(platform.init_chosen_by)
+        ]
         console.print(t("init.written", lang, path=env_file, platforms=", ".join(platforms) or "—"))
         console.print(t("init.next", lang))

@@ -27,8 +27,14 @@ def check_port(settings: Settings, host: str = "0.0.0.0") -> None:
         except OSError as exc:
             if exc.errno != errno.EADDRINUSE:
                 raise
-            raise Failure(t("failure.port_in_use", settings.default_locale,
-                            detail=f"{host}:{settings.http_port}"), EXIT_RUNTIME) from exc
+            raise Failure(
+                t(
+                    "failure.port_in_use",
+                    settings.default_locale,
+                    detail=f"{host}:{settings.http_port}",
+                ),
+                EXIT_RUNTIME,
+            ) from exc
 
 
 async def check_platforms(settings: Settings) -> None:

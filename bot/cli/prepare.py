@@ -31,8 +31,12 @@ async def run_prepare(settings: Settings) -> int:
             scanner = await build_scanner(settings)
     except DetectorError as exc:
         fail(t("cli.config_error", locale, detail=str(exc)))
-    table = Table(t("prepare.col_detector", locale), t("prepare.col_version", locale),
-                  t("prepare.col_state", locale), title=t("prepare.title", locale))
+    table = Table(
+        t("prepare.col_detector", locale),
+        t("prepare.col_version", locale),
+        t("prepare.col_state", locale),
+        title=t("prepare.title", locale),
+    )
     light = True
     for detector in scanner.detectors:
         state = t("prepare.state_ready", locale)
@@ -40,8 +44,12 @@ async def run_prepare(settings: Settings) -> int:
         if backend is not None:
             starts_light = bool(getattr(detector, "can_start_from_cache", lambda: False)())
             light = light and starts_light
-            state = t("prepare.state_clip", locale, backend=backend,
-                      restart=t("prepare.light" if starts_light else "prepare.heavy", locale))
+            state = t(
+                "prepare.state_clip",
+                locale,
+                backend=backend,
+                restart=t("prepare.light" if starts_light else "prepare.heavy", locale),
+            )
         table.add_row(detector.name, detector.version, state)
     stdout.print(table)
     console.print(t("prepare.done_light" if light else "prepare.done", locale))

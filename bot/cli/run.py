@@ -30,13 +30,15 @@ async def _check_database(settings: Settings) -> None:
     locale = settings.default_locale
     missing = missing_sqlite_file(settings.database_url)
     if missing is not None:  # said, not created: `veille db upgrade` creates it
-        raise Failure(t("cli.not_migrated", locale, detail=t("doctor.db_missing", locale,
-                                                               path=missing)))
+        raise Failure(
+            t("cli.not_migrated", locale, detail=t("doctor.db_missing", locale, path=missing))
+        )
     try:
         engine = store.create_engine(settings.database_url)
     except OSError as exc:  # the SQLite file's folder cannot be made
-        raise Failure(t("failure.database", locale, detail=f"{exc.strerror}: {exc.filename}"),
-                      EXIT_RUNTIME) from exc
+        raise Failure(
+            t("failure.database", locale, detail=f"{exc.strerror}: {exc.filename}"), EXIT_RUNTIME
+        ) from exc
     try:
         current = await store.current_revision(engine)
         head = store.head_revision(settings.database_url)

@@ -45,8 +45,20 @@ if TYPE_CHECKING:  # the scanner pulls in Pillow and the media stack: load it on
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".avif",
-                  ".heic", ".svg", ".jfif"}
+IMAGE_SUFFIXES = {
+    ".jpg",
+    ".jpeg",
+    ".png",
+    ".gif",
+    ".webp",
+    ".bmp",
+    ".tif",
+    ".tiff",
+    ".avif",
+    ".heic",
+    ".svg",
+    ".jfif",
+}
 URL_PREFIXES = ("javascript:", "data:", "mailto:", "file:")
 NO_IMAGE_AT_URL = "no image found at this address"
 NO_IMAGE_DETECTOR = "not scanned: no image detector is configured (VEILLE_DETECTORS={names})"
@@ -82,11 +94,16 @@ class ScanResult:
             "scores": {k: round(v, 4) for k, v in verdict.scores.items()} if verdict else {},
             "detectors": {
                 name: {k: round(v, 4) for k, v in found.items()}
-                for name, found in verdict.detector_scores.items() if found
-            } if verdict else {},
+                for name, found in verdict.detector_scores.items()
+                if found
+            }
+            if verdict
+            else {},
             "matches": [
                 {"bank": m.bank, "kind": m.kind, "distance": m.distance} for m in verdict.matches
-            ] if verdict else [],
+            ]
+            if verdict
+            else [],
             "reasons": list(verdict.reasons) if verdict else [],
             "error": self.error,
         }
@@ -207,8 +224,9 @@ class ScanRun:
     and VEILLE_MAX_IMAGE_PIXELS decoded pixels, so a folder costs few detector calls while
     memory stays bounded by about two maximal images (the queued batch and the next file)."""
 
-    def __init__(self, scanner: Scanner, settings: Settings, as_json: bool,
-                 progress: Progress, task: Any) -> None:
+    def __init__(
+        self, scanner: Scanner, settings: Settings, as_json: bool, progress: Progress, task: Any
+    ) -> None:
         self.scanner = scanner
         self.settings = settings
         self.as_json = as_json
@@ -247,7 +265,8 @@ class ScanRun:
         else:
             try:
                 data = await asyncio.to_thread(
-                    read_image_file, Path(source), self.settings.fetch_max_bytes)
+                    read_image_file, Path(source), self.settings.fetch_max_bytes
+                )
                 prepared = await self._prepare(data, source)
             except MediaError as exc:
                 result.error, result.said = str(exc), [(f"unscanned.{exc.code}", {})]
@@ -258,8 +277,10 @@ class ScanRun:
                 result.error = f"scan failed: {_describe(exc)}"
                 result.said = [("scan.error.failed", {"detail": _describe(exc)})]
         pixels = prepared.width * prepared.height * len(prepared.frames) if prepared else 0
-        if self._pending and (len(self._pending) >= self.settings.batch_size or
-                              self._pending_pixels + pixels > self.settings.max_image_pixels):
+        if self._pending and (
+            len(self._pending) >= self.settings.batch_size
+            or self._pending_pixels + pixels > self.settings.max_image_pixels
+        ):
             await self.flush()
         self._pending.append((result, prepared))
         self._pending_pixels += pixels
@@ -305,8 +326,9 @@ class ScanRun:
                 for item in await fetcher.fetch_media(url):
                     if item.error or item.data is None:
                         errors.append(item.error or "no content")
-                        said.append(fetch_error(item.error) if item.error
-                                    else ("scan.error.no_content", {}))
+                        said.append(
+                            fetch_error(item.error) if item.error else ("scan.error.no_content", {})
+                        )
                         continue
                     try:
                         prepared = await self._prepare(item.data, item.final_url or url)
@@ -314,8 +336,15 @@ class ScanRun:
                         verdicts.append(scan.verdict)
                     except MediaError as exc:
                         errors.append(f"{item.final_url or item.url}: {exc}")
-                        said.append(("scan.error.at", {"url": item.final_url or item.url,
-                                                       "reason": (f"unscanned.{exc.code}", {})}))
+                        said.append(
+                            (
+                                "scan.error.at",
+                                {
+                                    "url": item.final_url or item.url,
+                                    "reason": (f"unscanned.{exc.code}", {}),
+                                },
+                            )
+                        )
             except Exception as exc:  # fetcher and decoder report failures; this is a bug
                 log.exception("scanning %s failed", url)
                 errors.append(f"scan failed: {_describe(exc)}")
@@ -332,22 +361,32 @@ class ScanRun:
         """Each non-empty line is one chat message; its source is `FILE:LINE`."""
         await self.flush()
         texts = [
-            TextInput(line, replies_to_image=reply_context, addresses_image_ai=reply_context,
-                      source=f"{source}:{number}")
-            for number, line in enumerate(lines, start=1) if line.strip()
+            TextInput(
+                line,
+                replies_to_image=reply_context,
+                addresses_image_ai=reply_context,
+                source=f"{source}:{number}",
+            )
+            for number, line in enumerate(lines, start=1)
+            if line.strip()
         ]
         if self._no_text is not None:
             for text in texts:
-                self._record(ScanResult(text.source, "text", error=self._no_text,
-                                        said=self._no_text_said))
+                self._record(
+                    ScanResult(text.source, "text", error=self._no_text, said=self._no_text_said)
+                )
             return
         for text, verdict in zip(texts, await self.scanner.scan_texts(texts), strict=True):
             self._record(ScanResult(text.source, "text", verdict))
 
 
 async def run_scan(
-    settings: Settings, inputs: list[str], text_file: Path | None, reply_context: bool,
-    as_json: bool, show_all: bool = False,
+    settings: Settings,
+    inputs: list[str],
+    text_file: Path | None,
+    reply_context: bool,
+    as_json: bool,
+    show_all: bool = False,
 ) -> int:
     """Scan everything and print results; returns the exit status (exits 2 on configuration)."""
     from bot.core.suite import build_scanner
@@ -363,15 +402,26 @@ async def run_scan(
     from bot.cli.scan_table import logs_after_the_table, replay, summarise
 
     progress = Progress(  # on stderr (console), gone once done: stdout keeps only results
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=console, transient=True, disable=not console.is_terminal,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
     )
     with logs_after_the_table(not as_json) as held, progress:
         total = len(items) + sum(1 for line in lines if line.strip())
-        run = ScanRun(scanner, settings, as_json, progress,
-                      progress.add_task(t("cli.scanning", locale), total=total))
+        run = ScanRun(
+            scanner,
+            settings,
+            as_json,
+            progress,
+            progress.add_task(t("cli.scanning", locale), total=total),
+        )
         async with SafeFetcher(
-            max_bytes=settings.fetch_max_bytes, timeout_s=settings.fetch_timeout_s,
+            max_bytes=settings.fetch_max_bytes,
+            timeout_s=settings.fetch_timeout_s,
             allow_loopback=settings.fetch_allow_loopback,
         ) as fetcher:
             for kind, source in items:
@@ -393,19 +443,41 @@ def register(cli: click.Group) -> None:
     @cli.command()
     @click.argument("inputs", nargs=-1)
     @click.option("--json", "as_json", is_flag=True, help="One JSON object per input (JSON lines).")
-    @click.option("--text-file", type=click.Path(path_type=Path, allow_dash=True), default=None,
-                  help="Also scan each non-empty line of FILE (- for stdin) as one chat message.")
-    @click.option("--reply-context", is_flag=True,
-                  help="Treat text lines as replies to an image addressed to an image AI.")
-    @click.option("--detectors", default=None, help="Comma-separated detectors (default: VEILLE_DETECTORS).")
-    @click.option("--all", "show_all", is_flag=True,
-                  help="List every input in the table, not only flagged and failed ones.")
-    def scan(inputs: tuple[str, ...], as_json: bool, text_file: Path | None, reply_context: bool,
-             detectors: str | None, show_all: bool) -> None:
+    @click.option(
+        "--text-file",
+        type=click.Path(path_type=Path, allow_dash=True),
+        default=None,
+        help="Also scan each non-empty line of FILE (- for stdin) as one chat message.",
+    )
+    @click.option(
+        "--reply-context",
+        is_flag=True,
+        help="Treat text lines as replies to an image addressed to an image AI.",
+    )
+    @click.option(
+        "--detectors", default=None, help="Comma-separated detectors (default: VEILLE_DETECTORS)."
+    )
+    @click.option(
+        "--all",
+        "show_all",
+        is_flag=True,
+        help="List every input in the table, not only flagged and failed ones.",
+    )
+    def scan(
+        inputs: tuple[str, ...],
+        as_json: bool,
+        text_file: Path | None,
+        reply_context: bool,
+        detectors: str | None,
+        show_all: bool,
+    ) -> None:
         """Scan image files, folders and URLs (and text lines) with the detector suite."""
         overrides = {"detectors": detectors} if detectors else {}
         settings = get_settings(**overrides)
         if not inputs and text_file is None:
             fail(t("scan.nothing_to_scan", settings.default_locale), EXIT_USAGE)
-        raise SystemExit(asyncio.run(run_scan(settings, list(inputs), text_file, reply_context, as_json,
-                                          show_all)))
+        raise SystemExit(
+            asyncio.run(
+                run_scan(settings, list(inputs), text_file, reply_context, as_json, show_all)
+            )
+        )

@@ -36,13 +36,22 @@ class NotRegularFile(ValueError):
 
 def say(said: Said, locale: str) -> str:
     key, values = said
-    return t(key, locale, **{name: say(value, locale) if _is_said(value) else value
-                             for name, value in values.items()})
+    return t(
+        key,
+        locale,
+        **{
+            name: say(value, locale) if _is_said(value) else value for name, value in values.items()
+        },
+    )
 
 
 def _is_said(value: Any) -> bool:
-    return (isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], str)
-            and isinstance(value[1], dict))
+    return (
+        isinstance(value, tuple)
+        and len(value) == 2
+        and isinstance(value[0], str)
+        and isinstance(value[1], dict)
+    )
 
 
 def file_error(exc: BaseException) -> Said:
@@ -70,7 +79,7 @@ def _templates() -> list[tuple[re.Pattern[str], str]]:
             continue
         pattern, last = "", 0
         for field in re.finditer(r"\{(\w+)(?::[^}]*)?\}", template):
-            pattern += re.escape(template[last:field.start()]) + f"(?P<{field.group(1)}>.+?)"
+            pattern += re.escape(template[last : field.start()]) + f"(?P<{field.group(1)}>.+?)"
             last = field.end()
         pattern += re.escape(template[last:])
         literal = len(re.sub(r"\{[^}]*\}", "", template))

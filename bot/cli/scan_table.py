@@ -20,8 +20,13 @@ from bot.core.verdict import Severity
 if TYPE_CHECKING:
     from bot.cli.scan import ScanResult
 
-COLOURS = {"NONE": "green", "REVIEW": "yellow", "QUARANTINE": "red", "CRITICAL": "bold red",
-           "ERROR": "bold magenta"}
+COLOURS = {
+    "NONE": "green",
+    "REVIEW": "yellow",
+    "QUARANTINE": "red",
+    "CRITICAL": "bold red",
+    "ERROR": "bold magenta",
+}
 ELLIPSIS = "…"
 
 
@@ -41,13 +46,14 @@ def shorten_sources(sources: Sequence[str], width: int) -> list[str]:
         others = {o for o in sources if o != source}
         parts = 1
         while parts < source.count("/") + 1 and any(
-                _suffix(o, parts) == _suffix(source, parts) for o in others):
+            _suffix(o, parts) == _suffix(source, parts) for o in others
+        ):
             parts += 1
         while parts < source.count("/") and len(_suffix(source, parts + 1)) <= width:
             parts += 1  # room to spare: show more of the path
         text = _suffix(source, parts)
         if len(text) > width:  # one part longer than the column: keep its end
-            text = ELLIPSIS + text[-(width - 1):]
+            text = ELLIPSIS + text[-(width - 1) :]
         shown.append(text)
     return shown
 
@@ -69,32 +75,51 @@ def summarise(results: list[ScanResult], as_json: bool, locale: str, show_all: b
     flagged = sum(r.severity >= Severity.REVIEW for r in results)
     errors = sum(r.error is not None for r in results)
     if not as_json:
-        rows = [r for r in results if show_all or r.error is not None or r.severity >= Severity.REVIEW]
+        rows = [
+            r for r in results if show_all or r.error is not None or r.severity >= Severity.REVIEW
+        ]
         if rows:
             width = max(24, (stdout.width or 80) * 2 // 5)
-            table = Table(t("scan.col_source", locale), t("scan.col_result", locale),
-                          t("scan.col_categories", locale), t("scan.col_detail", locale))
+            table = Table(
+                t("scan.col_source", locale),
+                t("scan.col_result", locale),
+                t("scan.col_categories", locale),
+                t("scan.col_detail", locale),
+            )
             table.columns[0].no_wrap = True
             table.columns[1].no_wrap = True
-            for r, source in zip(rows, shorten_sources([r.source for r in rows], width),
-                                 strict=True):
+            for r, source in zip(
+                rows, shorten_sources([r.source for r in rows], width), strict=True
+            ):
                 name = label(r)
-                reasons = [readable_reason(x, locale) for x in (r.verdict.reasons[:3] if r.verdict else [])]
+                reasons = [
+                    readable_reason(x, locale) for x in (r.verdict.reasons[:3] if r.verdict else [])
+                ]
                 detail = _error_text(r, locale) if r.error is not None else "; ".join(reasons)
-                categories = ", ".join(category_name(c, locale)
-                                       for c in (r.verdict.categories if r.verdict else []))
-                table.add_row(source, f"[{COLOURS[name]}]{t(f'scan.label.{name}', locale)}[/]",
-                              categories, detail)
+                categories = ", ".join(
+                    category_name(c, locale) for c in (r.verdict.categories if r.verdict else [])
+                )
+                table.add_row(
+                    source,
+                    f"[{COLOURS[name]}]{t(f'scan.label.{name}', locale)}[/]",
+                    categories,
+                    detail,
+                )
             stdout.print(table)
         hidden = len(results) - len(rows)
         if hidden:
             console.print(t("scan.hidden", locale, clean=hidden))
         elif not rows and results:
             console.print(t("scan.all_clean", locale))
-    console.print(t("scan.summary", locale,
-                    scanned=plural("scan.count.scanned", len(results), locale),
-                    flagged=plural("scan.count.flagged", flagged, locale),
-                    errors=plural("scan.count.errors", errors, locale)))
+    console.print(
+        t(
+            "scan.summary",
+            locale,
+            scanned=plural("scan.count.scanned", len(results), locale),
+            flagged=plural("scan.count.flagged", flagged, locale),
+            errors=plural("scan.count.errors", errors, locale),
+        )
+    )
 
 
 class _Held(logging.Handler):

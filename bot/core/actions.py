@@ -60,7 +60,9 @@ class TicketAction:
     critical_role: Role | None = None  # the role it needs on a CRITICAL ticket, when higher
     form: Form | None = None  # without a note, the core asks the adapter to open this form
     style: ButtonStyle = "secondary"
-    by_author: bool = False  # the author's (from a DM, checked against the ticket), not a moderator's
+    by_author: bool = (
+        False  # the author's (from a DM, checked against the ticket), not a moderator's
+    )
     tells_reporters: bool = False  # a report's reporters are told the outcome
 
     @property
@@ -76,31 +78,86 @@ _NOTE_FORM = Form("tickets.form.note_title", "tickets.form.note_label")
 
 # In card order: a card shows its buttons in the order of this table.
 _TABLE = (
-    TicketAction("claim", UNDECIDED, shown_in=frozenset({"open", "escalated"}),
-                 help_shown_in=frozenset({"open", "escalated"}), style="primary"),
-    TicketAction("unclaim", frozenset({"claimed"}), ("core.ticket.not_claimed", "not_claimed"),
-                 shown_in=frozenset({"claimed"}), help_shown_in=frozenset({"claimed"})),
+    TicketAction(
+        "claim",
+        UNDECIDED,
+        shown_in=frozenset({"open", "escalated"}),
+        help_shown_in=frozenset({"open", "escalated"}),
+        style="primary",
+    ),
+    TicketAction(
+        "unclaim",
+        frozenset({"claimed"}),
+        ("core.ticket.not_claimed", "not_claimed"),
+        shown_in=frozenset({"claimed"}),
+        help_shown_in=frozenset({"claimed"}),
+    ),
     # An appeal is decided by a moderator other than the one who decided the ticket (appeals.py).
-    TicketAction("uphold", frozenset({"appealed"}), ("victims.appeal.none_pending", "not_appealed"),
-                 shown_in=frozenset({"appealed"}), style="danger"),
-    TicketAction("reverse", frozenset({"appealed"}), ("victims.appeal.none_pending", "not_appealed"),
-                 shown_in=frozenset({"appealed"}), style="success"),
-    TicketAction("confirm", UNDECIDED, detections_only=True, shown_in=UNDECIDED,
-                 critical_role=Role.ADMIN, style="danger", tells_reporters=True),
-    TicketAction("false_positive", UNDECIDED, detections_only=True, shown_in=UNDECIDED,
-                 critical_role=Role.ADMIN, style="success", tells_reporters=True),
-    TicketAction("resolve", UNDECIDED, help_shown_in=UNDECIDED, style="success",
-                 form=Form("tickets.form.resolve_title", "tickets.form.resolve_label"),
-                 tells_reporters=True),
+    TicketAction(
+        "uphold",
+        frozenset({"appealed"}),
+        ("victims.appeal.none_pending", "not_appealed"),
+        shown_in=frozenset({"appealed"}),
+        style="danger",
+    ),
+    TicketAction(
+        "reverse",
+        frozenset({"appealed"}),
+        ("victims.appeal.none_pending", "not_appealed"),
+        shown_in=frozenset({"appealed"}),
+        style="success",
+    ),
+    TicketAction(
+        "confirm",
+        UNDECIDED,
+        detections_only=True,
+        shown_in=UNDECIDED,
+        critical_role=Role.ADMIN,
+        style="danger",
+        tells_reporters=True,
+    ),
+    TicketAction(
+        "false_positive",
+        UNDECIDED,
+        detections_only=True,
+        shown_in=UNDECIDED,
+        critical_role=Role.ADMIN,
+        style="success",
+        tells_reporters=True,
+    ),
+    TicketAction(
+        "resolve",
+        UNDECIDED,
+        help_shown_in=UNDECIDED,
+        style="success",
+        form=Form("tickets.form.resolve_title", "tickets.form.resolve_label"),
+        tells_reporters=True,
+    ),
     TicketAction("escalate", UNDECIDED, shown_in=frozenset({"open", "claimed"})),
-    TicketAction("reopen", frozenset({"resolved"}), ("core.ticket.not_resolved", "not_resolved"),
-                 shown_in=frozenset({"resolved"}), help_shown_in=frozenset({"resolved"})),
-    TicketAction("note", EVERY_STATUS, shown_in=EVERY_STATUS, form=_NOTE_FORM,
-                 help_shown_in=frozenset({"open", "claimed", "escalated", "resolved"})),
+    TicketAction(
+        "reopen",
+        frozenset({"resolved"}),
+        ("core.ticket.not_resolved", "not_resolved"),
+        shown_in=frozenset({"resolved"}),
+        help_shown_in=frozenset({"resolved"}),
+    ),
+    TicketAction(
+        "note",
+        EVERY_STATUS,
+        shown_in=EVERY_STATUS,
+        form=_NOTE_FORM,
+        help_shown_in=frozenset({"open", "claimed", "escalated", "resolved"}),
+    ),
     TicketAction("reveal", EVERY_STATUS, shown_in=UNDECIDED | {"appealed"}, needs_original=True),
     # The author's, on the private removal notice (appeals.enqueue_notice), never on a card.
-    TicketAction("appeal", EVERY_STATUS, role=Role.MEMBER, by_author=True, style="primary",
-                 form=Form("victims.form.appeal_title", "victims.form.appeal_label")),
+    TicketAction(
+        "appeal",
+        EVERY_STATUS,
+        role=Role.MEMBER,
+        by_author=True,
+        style="primary",
+        form=Form("victims.form.appeal_title", "victims.form.appeal_label"),
+    ),
 )
 ACTIONS: dict[str, TicketAction] = {action.name: action for action in _TABLE}
 FORM_ACTIONS = tuple(action.name for action in _TABLE if action.form is not None)
@@ -115,7 +172,8 @@ def buttons_for(kind: str, status: str, has_original: bool) -> tuple[TicketActio
     """The actions a card offers for a ticket of this kind in this status, in card order."""
     help_request = kind == HELP_REQUEST
     return tuple(
-        action for action in _TABLE
+        action
+        for action in _TABLE
         if status in (action.help_shown_in if help_request else action.shown_in)
         and (has_original or not action.needs_original)
     )
@@ -125,8 +183,11 @@ def refusal(action: TicketAction, kind: str, status: str) -> tuple[str, str] | N
     """Why `action` cannot run on a ticket of this kind and status — (catalogue key, code) —
     or None when it can. A status's own refusal comes before the action's."""
     if status not in action.runs_in:
-        return STATUS_REFUSALS.get(status) or action.refusal or ("core.ticket.unknown_action",
-                                                                 "invalid_action")
+        return (
+            STATUS_REFUSALS.get(status)
+            or action.refusal
+            or ("core.ticket.unknown_action", "invalid_action")
+        )
     if action.detections_only and kind == HELP_REQUEST:
         return ("core.ticket.not_for_help", "invalid_action")
     return None

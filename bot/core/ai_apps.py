@@ -13,8 +13,21 @@ from dataclasses import dataclass, field
 
 # Image-generating apps people ask to "undress" someone, matched case-insensitively against a
 # bot's names (user name, display name, Slack bot profile); deployers add ids and names.
-DEFAULT_NAMES = frozenset({"grok", "midjourney", "niji", "dall-e", "stable diffusion",
-                           "leonardo", "bluewillow", "pixai", "gemini", "chatgpt", "copilot"})
+DEFAULT_NAMES = frozenset(
+    {
+        "grok",
+        "midjourney",
+        "niji",
+        "dall-e",
+        "stable diffusion",
+        "leonardo",
+        "bluewillow",
+        "pixai",
+        "gemini",
+        "chatgpt",
+        "copilot",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -30,10 +43,17 @@ class AiApps:
         """Whether any of a bot's ids (user, bot, app id) or names is listed."""
         known = self.all_names()
         return bool(self.ids & {str(i) for i in ids if i}) or any(
-            (name or "").lower() in known for name in names)
+            (name or "").lower() in known for name in names
+        )
 
-    def is_ai_app(self, *, is_bot: bool, ids: Iterable[str], names: Iterable[str | None],
-                  posts_image_in_answer: bool = False) -> bool:
+    def is_ai_app(
+        self,
+        *,
+        is_bot: bool,
+        ids: Iterable[str],
+        names: Iterable[str | None],
+        posts_image_in_answer: bool = False,
+    ) -> bool:
         return is_bot and (self.listed(ids, names) or posts_image_in_answer)
 
     @classmethod

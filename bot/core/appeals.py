@@ -32,51 +32,82 @@ APPEAL = ACTIONS["appeal"]  # the author's button on a removal notice
 BOT = repos.BOT_ACTOR
 
 
-def notice_text(ws: Workspace, ticket: Ticket, *, by_moderator: bool, lang: str | None = None) -> str:
+def notice_text(
+    ws: Workspace, ticket: Ticket, *, by_moderator: bool, lang: str | None = None
+) -> str:
     """What was removed, why, who decided, and how to contest it."""
     lang = lang or ws.locale
     categories = ", ".join(category_name(c, lang) for c in ticket.categories) or t(
-        "victims.notice.no_category", lang)
+        "victims.notice.no_category", lang
+    )
     who = t("victims.notice.by_moderator" if by_moderator else "victims.notice.by_detectors", lang)
-    return t("victims.notice.removed", lang, channel=f"<#{ticket.channel_id}>",
-             categories=categories, who=who, id=ticket.id)
+    return t(
+        "victims.notice.removed",
+        lang,
+        channel=f"<#{ticket.channel_id}>",
+        categories=categories,
+        who=who,
+        id=ticket.id,
+    )
 
 
 async def enqueue_notice(
-    session: AsyncSession, ws: Workspace, ticket: Ticket, now: datetime, *, by_moderator: bool,
-    key: str | None = None, text: str | None = None,
+    session: AsyncSession,
+    ws: Workspace,
+    ticket: Ticket,
+    now: datetime,
+    *,
+    by_moderator: bool,
+    key: str | None = None,
+    text: str | None = None,
 ) -> None:
     """The removal notice to the ticket's author, privately, with its Appeal button."""
     assert ticket.id is not None
     body = notice_text(ws, ticket, by_moderator=by_moderator)
     await outbox.enqueue(
-        session, key=key or f"{ticket.id}:notice", kind="send_private", platform=ws.platform,
-        workspace_id=ws.id, ticket_id=ticket.id, now=now,
-        payload={"workspace": ws.external_id, "user_id": ticket.author_id,
-                 "channel_id": ticket.channel_id,
-                 "text": f"{text}\n\n{body}" if text else body,
-                 "buttons": [[APPEAL.name, t(APPEAL.label_key, ws.locale), ticket.id, APPEAL.style]]},
+        session,
+        key=key or f"{ticket.id}:notice",
+        kind="send_private",
+        platform=ws.platform,
+        workspace_id=ws.id,
+        ticket_id=ticket.id,
+        now=now,
+        payload={
+            "workspace": ws.external_id,
+            "user_id": ticket.author_id,
+            "channel_id": ticket.channel_id,
+            "text": f"{text}\n\n{body}" if text else body,
+            "buttons": [[APPEAL.name, t(APPEAL.label_key, ws.locale), ticket.id, APPEAL.style]],
+        },
     )
 
 
 async def decided_by(session: AsyncSession, ticket_id: int) -> str:
     """Who made the decision being contested: the last moderator who decided, else Veille."""
     rows = await session.execute(
-        select(TicketEvent.actor_id).where(  # type: ignore[call-overload]
-            col(TicketEvent.ticket_id) == ticket_id, col(TicketEvent.action).in_(DECISIONS))
-        .order_by(col(TicketEvent.id).desc()).limit(1))
+        select(col(TicketEvent.actor_id))
+        .where(col(TicketEvent.ticket_id) == ticket_id, col(TicketEvent.action).in_(DECISIONS))
+        .order_by(col(TicketEvent.id).desc())
+        .limit(1)
+    )
     found = rows.scalar_one_or_none()
     return str(found) if found else BOT
 
 
 def _appealable(ticket: Ticket) -> bool:
     return ticket.kind not in ("help_request",) and (
-        ticket.message_removed or ticket.resolution == "confirmed"
-        or ticket.severity in ("QUARANTINE", "CRITICAL"))
+        ticket.message_removed
+        or ticket.resolution == "confirmed"
+        or ticket.severity in ("QUARANTINE", "CRITICAL")
+    )
 
 
 async def file_appeal(
-    session: AsyncSession, ws: Workspace, ticket: Ticket, actor: Actor, statement: str,
+    session: AsyncSession,
+    ws: Workspace,
+    ticket: Ticket,
+    actor: Actor,
+    statement: str,
     now: datetime,
 ) -> tuple[Appeal, TicketEvent]:
     """Record the author's appeal; the ticket becomes `appealed`. Raises VeilleError (in the
@@ -89,28 +120,58 @@ async def file_appeal(
         raise VeilleError(t("victims.appeal.nothing", lang, id=ticket.id), code="not_appealable")
     if await victims_repo.appeal_of(session, ticket.id) is not None:
         raise VeilleError(t("victims.appeal.already", lang, id=ticket.id), code="appealed")
-    appeal = Appeal(ticket_id=ticket.id, workspace_id=ws.id, author_id=actor.user_id,
-                    statement=statement.strip()[:2000],
-                    decided_by=await decided_by(session, ticket.id), locale=lang, created_at=now)
+    appeal = Appeal(
+        ticket_id=ticket.id,
+        workspace_id=ws.id,
+        author_id=actor.user_id,
+        statement=statement.strip()[:2000],
+        decided_by=await decided_by(session, ticket.id),
+        locale=lang,
+        created_at=now,
+    )
     session.add(appeal)
     ticket.status, ticket.updated_at = "appealed", now
-    event = audit(session, workspace_id=ws.id, ticket_id=ticket.id, actor=actor,
-                  action="appeal", note=appeal.statement, at=now,
-                  data={"decided_by": appeal.decided_by})
+    event = audit(
+        session,
+        workspace_id=ws.id,
+        ticket_id=ticket.id,
+        actor=actor,
+        action="appeal",
+        note=appeal.statement,
+        at=now,
+        data={"decided_by": appeal.decided_by},
+    )
     if ws.safety_channel_id:
-        decider = (t("victims.notice.by_detectors", ws.locale) if appeal.decided_by == BOT
-                   else f"<@{appeal.decided_by}>")
+        decider = (
+            t("victims.notice.by_detectors", ws.locale)
+            if appeal.decided_by == BOT
+            else f"<@{appeal.decided_by}>"
+        )
         await outbox.enqueue(
-            session, key=f"{ticket.id}:appeal_alert", kind="post_text", platform=ws.platform,
-            workspace_id=ws.id, ticket_id=ticket.id, now=now,
-            payload={"workspace": ws.external_id, "channel_id": ws.safety_channel_id,
-                     "text": t("victims.appeal.alert", ws.locale, id=ticket.id, decided=decider)})
+            session,
+            key=f"{ticket.id}:appeal_alert",
+            kind="post_text",
+            platform=ws.platform,
+            workspace_id=ws.id,
+            ticket_id=ticket.id,
+            now=now,
+            payload={
+                "workspace": ws.external_id,
+                "channel_id": ws.safety_channel_id,
+                "text": t("victims.appeal.alert", ws.locale, id=ticket.id, decided=decider),
+            },
+        )
     return appeal, event
 
 
 async def decide(
-    session: AsyncSession, ws: Workspace, ticket: Ticket, actor: Actor, verdict: str,
-    note: str | None, now: datetime,
+    session: AsyncSession,
+    ws: Workspace,
+    ticket: Ticket,
+    actor: Actor,
+    verdict: str,
+    note: str | None,
+    now: datetime,
 ) -> dict[str, Any]:
     """Uphold or reverse the ticket's appeal. Returns audit data (and `allow_entries` on a
     reversal: the allow-list entries the live bank must learn)."""
@@ -131,11 +192,20 @@ async def decide(
         ticket.resolution = "reversed"
         data["allow_entries"] = await _allow_list(session, ws, ticket, actor, now)
     await outbox.enqueue(
-        session, key=f"{ticket.id}:appeal_outcome", kind="send_private", platform=ws.platform,
-        workspace_id=ws.id, ticket_id=ticket.id, now=now,
-        payload={"workspace": ws.external_id, "user_id": appeal.author_id,
-                 "text": t(f"victims.appeal.{appeal.status}", appeal.locale, id=ticket.id)
-                 + (f"\n> {note}" if note else "")})
+        session,
+        key=f"{ticket.id}:appeal_outcome",
+        kind="send_private",
+        platform=ws.platform,
+        workspace_id=ws.id,
+        ticket_id=ticket.id,
+        now=now,
+        payload={
+            "workspace": ws.external_id,
+            "user_id": appeal.author_id,
+            "text": t(f"victims.appeal.{appeal.status}", appeal.locale, id=ticket.id)
+            + (f"\n> {note}" if note else ""),
+        },
+    )
     return data
 
 
@@ -151,8 +221,14 @@ async def _allow_list(
     item = await session.get(MediaItem, ticket.media_item_id) if ticket.media_item_id else None
     if item is not None and ticket.sha256:
         result = await banks.allow_list(
-            session, item.signature, ticket.sha256, actor.display_name or actor.user_id,
-            ticket_id=ticket.id, workspace_id=ws.id, note="appeal reversed")
+            session,
+            item.signature,
+            ticket.sha256,
+            actor.display_name or actor.user_id,
+            ticket_id=ticket.id,
+            workspace_id=ws.id,
+            note="appeal reversed",
+        )
         await repos.forget_verdicts(session, [ticket.sha256])
         allowed = list(result.added)
     evidence = await quarantine.evidence_of(session, ticket.id)

@@ -17,13 +17,35 @@ from bot.store.models import TicketEvent
 
 
 def audit(
-    session: AsyncSession, *, workspace_id: int | None, ticket_id: int | None, actor: Actor | None,
-    action: str, note: str | None = None, data: dict[str, Any] | None = None, at: datetime,
+    session: AsyncSession,
+    *,
+    workspace_id: int | None,
+    ticket_id: int | None,
+    actor: Actor | None,
+    action: str,
+    note: str | None = None,
+    data: dict[str, Any] | None = None,
+    at: datetime,
 ) -> TicketEvent:
     """Add one audit event to the caller's transaction; `actor=None` is Veille itself."""
     if actor is None:
-        return repos.audit(session, workspace_id=workspace_id, ticket_id=ticket_id,
-                           action=action, note=note, data=data, at=at)
-    return repos.audit(session, workspace_id=workspace_id, ticket_id=ticket_id,
-                       actor_id=actor.user_id, actor_name=actor.display_name,
-                       action=action, note=note, data=data, at=at)
+        return repos.audit(
+            session,
+            workspace_id=workspace_id,
+            ticket_id=ticket_id,
+            action=action,
+            note=note,
+            data=data,
+            at=at,
+        )
+    return repos.audit(
+        session,
+        workspace_id=workspace_id,
+        ticket_id=ticket_id,
+        actor_id=actor.user_id,
+        actor_name=actor.display_name,
+        action=action,
+        note=note,
+        data=data,
+        at=at,
+    )

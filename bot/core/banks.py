@@ -28,25 +28,48 @@ async def scope_of(session: AsyncSession, workspace_id: int) -> BankScope:
 
 
 async def bank_confirmed(
-    session: AsyncSession, signature: SignatureLike, sha256: str,
-    ticket_id: int | None, added_by: str, workspace_id: int | None, *,
-    bank: str = "confirmed", md5: str = "",
+    session: AsyncSession,
+    signature: SignatureLike,
+    sha256: str,
+    ticket_id: int | None,
+    added_by: str,
+    workspace_id: int | None,
+    *,
+    bank: str = "confirmed",
+    md5: str = "",
 ) -> hash_repo.AddResult:
     """Bank a confirmed ticket's image: SHA-256 (and MD5), PDQ and its near-duplicate parts."""
     return await hash_repo.add_entries(
-        session, bank, signature_hashes(signature, sha256, md5), source="confirmed",
-        added_by=added_by, ticket_id=ticket_id, workspace_id=workspace_id,
+        session,
+        bank,
+        signature_hashes(signature, sha256, md5),
+        source="confirmed",
+        added_by=added_by,
+        ticket_id=ticket_id,
+        workspace_id=workspace_id,
     )
 
 
 async def allow_list(
-    session: AsyncSession, signature: SignatureLike, sha256: str, added_by: str, *,
-    bank: str = "allow", ticket_id: int | None = None, workspace_id: int | None = None,
+    session: AsyncSession,
+    signature: SignatureLike,
+    sha256: str,
+    added_by: str,
+    *,
+    bank: str = "allow",
+    ticket_id: int | None = None,
+    workspace_id: int | None = None,
     note: str | None = None,
 ) -> hash_repo.AddResult:
     """Allow-list a false positive by SHA-256 and PDQ only: a moderator cleared this image, not
     every crop that shares a window with it, so no near-duplicate entry is stored."""
     return await hash_repo.add_entries(
-        session, bank, signature_hashes(signature, sha256, with_neardup=False), source="allow",
-        added_by=added_by, ticket_id=ticket_id, workspace_id=workspace_id, note=note,
+        session,
+        bank,
+        signature_hashes(signature, sha256, with_neardup=False),
+        source="allow",
+        added_by=added_by,
+        ticket_id=ticket_id,
+        workspace_id=workspace_id,
+        note=note,
     )

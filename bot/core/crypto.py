@@ -38,4 +38,6 @@ class EvidenceCipher:
         try:
             return self._fernet.decrypt(token)
         except InvalidToken as exc:
-            raise EvidenceUnreadable("evidence cannot be decrypted with the configured key") from exc
+            raise EvidenceUnreadable(
+                "evidence cannot be decrypted with the configured key"
+            ) from exc

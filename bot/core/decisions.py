@@ -47,25 +47,44 @@ def _media_key(media: ScannedMedia | None) -> str:
     return (media.ref.key if media.url == media.ref.url else media.url)[:500]
 
 
-def _ticket_from(workspace: Workspace, scan: Scan, verdict: Verdict, media: ScannedMedia | None,
-                 kind: str, now: datetime) -> Ticket:
+def _ticket_from(
+    workspace: Workspace,
+    scan: Scan,
+    verdict: Verdict,
+    media: ScannedMedia | None,
+    kind: str,
+    now: datetime,
+) -> Ticket:
     event = scan.event
     assert workspace.id is not None
     return Ticket(
-        workspace_id=workspace.id, kind=kind, channel_id=event.channel_id,
-        message_id=event.message_id, thread_id=event.thread_id,
+        workspace_id=workspace.id,
+        kind=kind,
+        channel_id=event.channel_id,
+        message_id=event.message_id,
+        thread_id=event.thread_id,
         media_key=_media_key(media),
-        author_id=event.author.user_id, sha256=media.sha256 if media else None,
-        severity=verdict.severity.name, priority=kind == "help_request",
+        author_id=event.author.user_id,
+        sha256=media.sha256 if media else None,
+        severity=verdict.severity.name,
+        priority=kind == "help_request",
         categories=list(verdict.categories),
         scores={k: round(float(v), 4) for k, v in verdict.scores.items()},
-        reasons=list(dict.fromkeys(verdict.reasons))[:10], created_at=now, updated_at=now,
+        reasons=list(dict.fromkeys(verdict.reasons))[:10],
+        created_at=now,
+        updated_at=now,
     )
 
 
 async def commit(
-    store: repos.Store, workspace: Workspace, scan: Scan, *, now: datetime,
-    cipher: EvidenceCipher | None, gateways: Mapping[str, Gateway], versions_key: str,
+    store: repos.Store,
+    workspace: Workspace,
+    scan: Scan,
+    *,
+    now: datetime,
+    cipher: EvidenceCipher | None,
+    gateways: Mapping[str, Gateway],
+    versions_key: str,
 ) -> Decision:
     """Record what Veille saw and decided for one message; returns the Decision."""
     flagged = [m for m in scan.media if m.verdict is not None and m.verdict.flagged]
@@ -73,7 +92,8 @@ async def commit(
     previews = {
         id(m): await asyncio.to_thread(quarantine.blurred_preview, m.prepared.frames[0].image)
         for m in flagged
-        if m.prepared is not None and m.verdict is not None
+        if m.prepared is not None
+        and m.verdict is not None
         and m.verdict.severity < Severity.CRITICAL  # CRITICAL keeps no preview either
         and not m.verdict.minor_suspected  # a minor may be present: no preview anywhere
     }
@@ -96,7 +116,9 @@ async def commit(
                 new.append(entry)
         if text is not None:
             kind = "help_request" if policy.is_help_request(text) else "detection"
-            ticket, is_new = await repos.open_ticket(session, _ticket_from(ws, scan, text, None, kind, now))
+            ticket, is_new = await repos.open_ticket(
+                session, _ticket_from(ws, scan, text, None, kind, now)
+            )
             opened.append(_Opened(ticket, None))
             if is_new:
                 new.append(opened[-1])
@@ -112,15 +134,26 @@ async def commit(
         await session.flush()
         for entry in new:
             await _keep_evidence(session, ws, entry, cipher, now)
-            audit(session, workspace_id=ws.id, ticket_id=entry.ticket.id, actor=None,
-                  action="opened", at=now,
-                  data={"severity": entry.ticket.severity, "text": scan.event.text[:500]})
+            audit(
+                session,
+                workspace_id=ws.id,
+                ticket_id=entry.ticket.id,
+                actor=None,
+                action="opened",
+                at=now,
+                data={"severity": entry.ticket.severity, "text": scan.event.text[:500]},
+            )
         await _enqueue_actions(session, ws, scan, decision, new, gateways, now)
     return decision
 
 
 async def record_media(
-    session: AsyncSession, ws: Workspace, scan: Scan, now: datetime, versions_key: str, *,
+    session: AsyncSession,
+    ws: Workspace,
+    scan: Scan,
+    now: datetime,
+    versions_key: str,
+    *,
     count: bool = True,
 ) -> None:
     """The verdict cache rows of the message's media and where they were posted (sightings,
@@ -131,19 +164,31 @@ async def record_media(
         severity = media.verdict.severity.name if media.verdict else "NONE"
         categories = list(media.verdict.categories) if media.verdict else []
         if count:
-            repos.record_scan(session, ws.id, event.channel_id,
-                              "url" if media.ref.kind == "link" else "image", severity, categories, now)
+            repos.record_scan(
+                session,
+                ws.id,
+                event.channel_id,
+                "url" if media.ref.kind == "link" else "image",
+                severity,
+                categories,
+                now,
+            )
         if media.sha256 and media.cached and media.prepared is None:
             if await repos.touch_media(session, media.sha256, now):
                 continue  # a clean repeat from the cache: only its sighting is new
         if media.sha256 and (media.prepared is not None or media.cached):
             prepared = media.prepared
             await repos.record_media(
-                session, sha256=media.sha256, mime=prepared.mime if prepared else "",
+                session,
+                sha256=media.sha256,
+                mime=prepared.mime if prepared else "",
                 width=prepared.width if prepared else None,
                 height=prepared.height if prepared else None,
-                verdict=None if media.cached else media.raw, verdict_key=versions_key,
-                pdq=media.pdq, pdq_quality=media.pdq_quality, seen_at=now,
+                verdict=None if media.cached else media.raw,
+                verdict_key=versions_key,
+                pdq=media.pdq,
+                pdq_quality=media.pdq_quality,
+                seen_at=now,
             )
             if media.signature:
                 item = await repos.media_item(session, media.sha256)
@@ -153,8 +198,15 @@ async def record_media(
         if media.sha256:
             await _record_sighting(session, ws, scan, media, now)
     if scan.text is not None and count:
-        repos.record_scan(session, ws.id, event.channel_id, "text", scan.text.severity.name,
-                          list(scan.text.categories), now)
+        repos.record_scan(
+            session,
+            ws.id,
+            event.channel_id,
+            "text",
+            scan.text.severity.name,
+            list(scan.text.categories),
+            now,
+        )
 
 
 async def _record_sighting(
@@ -167,13 +219,24 @@ async def _record_sighting(
     await session.flush()  # the media row may be new in this transaction
     item = await repos.media_item(session, media.sha256)
     await victims_repo.record_sighting(
-        session, workspace_id=ws.id, channel_id=event.channel_id, message_id=event.message_id,
-        thread_id=event.thread_id, author_id=event.author.user_id, media_key=_media_key(media),
-        sha256=media.sha256, media_item_id=item.id if item else None, seen_at=now)
+        session,
+        workspace_id=ws.id,
+        channel_id=event.channel_id,
+        message_id=event.message_id,
+        thread_id=event.thread_id,
+        author_id=event.author.user_id,
+        media_key=_media_key(media),
+        sha256=media.sha256,
+        media_item_id=item.id if item else None,
+        seen_at=now,
+    )
 
 
 async def _keep_evidence(
-    session: AsyncSession, ws: Workspace, entry: _Opened, cipher: EvidenceCipher | None,
+    session: AsyncSession,
+    ws: Workspace,
+    entry: _Opened,
+    cipher: EvidenceCipher | None,
     now: datetime,
 ) -> None:
     """Encrypted original + blurred preview; CRITICAL: hashes only; no key: hashes only, said
@@ -188,23 +251,41 @@ async def _keep_evidence(
         retention = min(retention, quarantine.MINOR_SUSPECTED_RETENTION_DAYS)
     try:
         evidence = quarantine.new_evidence(
-            ticket_id=ticket.id, sha256=media.sha256, mime=mime, data=media.data,
-            preview_png=entry.preview, cipher=cipher, critical=critical, created_at=now,
+            ticket_id=ticket.id,
+            sha256=media.sha256,
+            mime=mime,
+            data=media.data,
+            preview_png=entry.preview,
+            cipher=cipher,
+            critical=critical,
+            created_at=now,
             retention_days=retention,
         )
     except EvidenceKeyMissing:
         log.error("VEILLE_SECRET_KEY is not set: ticket %s keeps hashes only", ticket.id)
         ticket.reasons = [*ticket.reasons, t("core.evidence.no_key", ws.locale)]
         evidence = quarantine.new_evidence(
-            ticket_id=ticket.id, sha256=media.sha256, mime=mime, data=None, preview_png=None,
-            cipher=None, critical=True, created_at=now, retention_days=retention,
+            ticket_id=ticket.id,
+            sha256=media.sha256,
+            mime=mime,
+            data=None,
+            preview_png=None,
+            cipher=None,
+            critical=True,
+            created_at=now,
+            retention_days=retention,
         )
     session.add(evidence)
 
 
 async def _enqueue_actions(
-    session: AsyncSession, ws: Workspace, scan: Scan, decision: Decision, new: list[_Opened],
-    gateways: Mapping[str, Gateway], now: datetime,
+    session: AsyncSession,
+    ws: Workspace,
+    scan: Scan,
+    decision: Decision,
+    new: list[_Opened],
+    gateways: Mapping[str, Gateway],
+    now: datetime,
 ) -> None:
     """The platform actions, in the order they should happen: removal first."""
     event, lang = scan.event, ws.locale
@@ -214,53 +295,118 @@ async def _enqueue_actions(
     base: dict[str, Any] = {"workspace": ws.external_id}
 
     async def act(key: str, kind: str, ticket_id: int | None, **payload: Any) -> None:
-        await outbox.enqueue(session, key=key, kind=kind, platform=ws.platform,
-                             workspace_id=ws.id, ticket_id=ticket_id, payload={**base, **payload},
-                             now=now)
+        await outbox.enqueue(
+            session,
+            key=key,
+            kind=kind,
+            platform=ws.platform,
+            workspace_id=ws.id,
+            ticket_id=ticket_id,
+            payload={**base, **payload},
+            now=now,
+        )
 
     gateway = gateways.get(event.platform)
     removed = decision.delete and (gateway is None or gateway.can_delete_messages)
     if decision.delete:
         if removed:
-            await act(f"{primary}:delete", "delete_message", primary,
-                      channel_id=event.channel_id, message_id=event.message_id)
+            await act(
+                f"{primary}:delete",
+                "delete_message",
+                primary,
+                channel_id=event.channel_id,
+                message_id=event.message_id,
+            )
         else:  # Slack without an admin token: hide it as well as we can and ask for removal
-            await act(f"{primary}:tombstone", "post_text", primary, channel_id=event.channel_id,
-                      thread_id=event.thread_id or event.message_id,
-                      text=t("core.tombstone", lang))
-            await act(f"{primary}:ask_delete", "send_private", primary, user_id=event.author.user_id,
-                      channel_id=event.channel_id,
-                      text=t("core.author.please_delete_text" if about_text
-                             else "core.author.please_delete", lang))
+            await act(
+                f"{primary}:tombstone",
+                "post_text",
+                primary,
+                channel_id=event.channel_id,
+                thread_id=event.thread_id or event.message_id,
+                text=t("core.tombstone", lang),
+            )
+            await act(
+                f"{primary}:ask_delete",
+                "send_private",
+                primary,
+                user_id=event.author.user_id,
+                channel_id=event.channel_id,
+                text=t(
+                    "core.author.please_delete_text" if about_text else "core.author.please_delete",
+                    lang,
+                ),
+            )
             if ws.safety_channel_id:
-                await act(f"{primary}:cannot_delete", "post_text", primary,
-                          channel_id=ws.safety_channel_id,
-                          text=t("core.alert.cannot_delete", lang, id=primary,
-                                 channel=event.channel_id, message=event.message_id))
+                await act(
+                    f"{primary}:cannot_delete",
+                    "post_text",
+                    primary,
+                    channel_id=ws.safety_channel_id,
+                    text=t(
+                        "core.alert.cannot_delete",
+                        lang,
+                        id=primary,
+                        channel=event.channel_id,
+                        message=event.message_id,
+                    ),
+                )
     for entry in new:
         tid = entry.ticket.id
         if ws.safety_channel_id:
-            await act(f"{tid}:card", "post_card", tid, channel_id=ws.safety_channel_id,
-                      purpose="ticket")
+            await act(
+                f"{tid}:card", "post_card", tid, channel_id=ws.safety_channel_id, purpose="ticket"
+            )
         quarantine_channel = ws.quarantine_channel_id or ws.safety_channel_id
-        if entry.preview is not None and quarantine_channel and entry.ticket.severity == "QUARANTINE":
-            await act(f"{tid}:preview", "post_card", tid, channel_id=quarantine_channel,
-                      purpose="preview")
+        if (
+            entry.preview is not None
+            and quarantine_channel
+            and entry.ticket.severity == "QUARANTINE"
+        ):
+            await act(
+                f"{tid}:preview", "post_card", tid, channel_id=quarantine_channel, purpose="preview"
+            )
         if entry.ticket.kind == "help_request":
-            await act(f"{tid}:help", "send_private", tid, user_id=event.author.user_id,
-                      channel_id=event.channel_id, text=help_guidance(lang))
+            await act(
+                f"{tid}:help",
+                "send_private",
+                tid,
+                user_id=event.author.user_id,
+                channel_id=event.channel_id,
+                text=help_guidance(lang),
+            )
     if decision.alert_admins and ws.safety_channel_id:
-        alert = "core.alert.critical" if decision.severity == Severity.CRITICAL else "core.alert.minor"
-        await act(f"{primary}:alert_admins", "post_text", primary, channel_id=ws.safety_channel_id,
-                  text=t(alert, lang, id=primary, admins=" ".join(ws.admin_role_ids or [])))
+        alert = (
+            "core.alert.critical" if decision.severity == Severity.CRITICAL else "core.alert.minor"
+        )
+        await act(
+            f"{primary}:alert_admins",
+            "post_text",
+            primary,
+            channel_id=ws.safety_channel_id,
+            text=t(alert, lang, id=primary, admins=" ".join(ws.admin_role_ids or [])),
+        )
     if decision.notify_author and removed:
         # The notice says Veille removed the message: untrue when it could not (the author was
         # asked to delete it instead, above) or the workspace keeps messages up for review.
         # It gives the reasons and who decided, with an Appeal button (DSA Art. 17 and 20).
-        await enqueue_notice(session, ws, new[0].ticket, now, by_moderator=False,
-                             key=f"{primary}:notify",
-                             text=t("core.author.quarantined_text" if about_text
-                                    else "core.author.quarantined", lang))
+        await enqueue_notice(
+            session,
+            ws,
+            new[0].ticket,
+            now,
+            by_moderator=False,
+            key=f"{primary}:notify",
+            text=t(
+                "core.author.quarantined_text" if about_text else "core.author.quarantined", lang
+            ),
+        )
     if decision.timeout_author:
-        await act(f"{primary}:timeout", "timeout_member", primary, user_id=event.author.user_id,
-                  seconds=policy.TIMEOUT_SECONDS, reason=t("core.timeout_reason", lang))
+        await act(
+            f"{primary}:timeout",
+            "timeout_member",
+            primary,
+            user_id=event.author.user_id,
+            seconds=policy.TIMEOUT_SECONDS,
+            reason=t("core.timeout_reason", lang),
+        )

@@ -30,17 +30,64 @@ from bot.core.clock import as_utc
 from bot.store.models import Appeal, Evidence, MediaItem, Report, Ticket, TicketEvent, Workspace
 
 TICKET_FIELDS = (
-    "id", "kind", "channel_id", "message_id", "thread_id", "media_key", "author_id", "sha256",
-    "status", "severity", "priority", "categories", "scores", "reasons", "assignee_id",
-    "resolution", "resolution_note", "message_removed", "created_at", "updated_at",
-    "first_action_at", "resolved_at", "due_at", "sweep",
+    "id",
+    "kind",
+    "channel_id",
+    "message_id",
+    "thread_id",
+    "media_key",
+    "author_id",
+    "sha256",
+    "status",
+    "severity",
+    "priority",
+    "categories",
+    "scores",
+    "reasons",
+    "assignee_id",
+    "resolution",
+    "resolution_note",
+    "message_removed",
+    "created_at",
+    "updated_at",
+    "first_action_at",
+    "resolved_at",
+    "due_at",
+    "sweep",
 )
 CSV_COLUMNS = (
-    "id", "platform", "workspace", "workspace_name", "kind", "channel_id", "message_id", "thread_id", "media_key",
-    "author_id", "sha256", "pdq", "status", "severity", "priority", "categories", "scores",
-    "reasons", "assignee_id", "resolution", "resolution_note", "message_removed", "created_at",
-    "updated_at", "first_action_at", "resolved_at", "due_at", "sweep", "evidence",
-    "audit_trail", "reports", "appeal",
+    "id",
+    "platform",
+    "workspace",
+    "workspace_name",
+    "kind",
+    "channel_id",
+    "message_id",
+    "thread_id",
+    "media_key",
+    "author_id",
+    "sha256",
+    "pdq",
+    "status",
+    "severity",
+    "priority",
+    "categories",
+    "scores",
+    "reasons",
+    "assignee_id",
+    "resolution",
+    "resolution_note",
+    "message_removed",
+    "created_at",
+    "updated_at",
+    "first_action_at",
+    "resolved_at",
+    "due_at",
+    "sweep",
+    "evidence",
+    "audit_trail",
+    "reports",
+    "appeal",
 )
 # What a spreadsheet reads as the start of a formula (OWASP), and their full-width twins,
 # which some spreadsheets fold to the ASCII ones.
@@ -56,32 +103,54 @@ def _ticket(ticket: Ticket) -> dict[str, Any]:
 
 
 def _event(event: TicketEvent) -> dict[str, Any]:
-    return {"at": _iso(event.at), "actor_id": event.actor_id, "actor_name": event.actor_name,
-            "action": event.action, "note": event.note, "data": event.data}
+    return {
+        "at": _iso(event.at),
+        "actor_id": event.actor_id,
+        "actor_name": event.actor_name,
+        "action": event.action,
+        "note": event.note,
+        "data": event.data,
+    }
 
 
 def _report(report: Report) -> dict[str, Any]:
-    return {"reason": report.reason, "reporter_id": report.reporter_id,
-            "reporter_name": report.reporter_name, "good_faith": report.good_faith,
-            "contact": report.contact, "details": report.details,
-            "created_at": _iso(report.created_at), "due_at": _iso(report.due_at)}
+    return {
+        "reason": report.reason,
+        "reporter_id": report.reporter_id,
+        "reporter_name": report.reporter_name,
+        "good_faith": report.good_faith,
+        "contact": report.contact,
+        "details": report.details,
+        "created_at": _iso(report.created_at),
+        "due_at": _iso(report.due_at),
+    }
 
 
 def _appeal(appeal: Appeal | None) -> dict[str, Any] | None:
     if appeal is None:
         return None
-    return {"author_id": appeal.author_id, "statement": appeal.statement,
-            "decided_by": appeal.decided_by, "status": appeal.status,
-            "outcome_by": appeal.outcome_by, "outcome_note": appeal.outcome_note,
-            "created_at": _iso(appeal.created_at), "decided_at": _iso(appeal.decided_at)}
+    return {
+        "author_id": appeal.author_id,
+        "statement": appeal.statement,
+        "decided_by": appeal.decided_by,
+        "status": appeal.status,
+        "outcome_by": appeal.outcome_by,
+        "outcome_note": appeal.outcome_note,
+        "created_at": _iso(appeal.created_at),
+        "decided_at": _iso(appeal.decided_at),
+    }
 
 
 def _evidence(row: Any) -> dict[str, Any]:
     """The evidence's facts, never its bytes: whether an encrypted original is still kept."""
-    return {"sha256": row.sha256, "mime": row.mime,
-            "original_kept": bool(row.kept) and row.purged_at is None,
-            "created_at": _iso(row.created_at), "purge_after": _iso(row.purge_after),
-            "purged_at": _iso(row.purged_at)}
+    return {
+        "sha256": row.sha256,
+        "mime": row.mime,
+        "original_kept": bool(row.kept) and row.purged_at is None,
+        "created_at": _iso(row.created_at),
+        "purge_after": _iso(row.purge_after),
+        "purged_at": _iso(row.purged_at),
+    }
 
 
 def _grouped(rows: Iterable[Any]) -> dict[int, list[Any]]:
@@ -91,8 +160,9 @@ def _grouped(rows: Iterable[Any]) -> dict[int, list[Any]]:
     return grouped
 
 
-async def export_rows(session: AsyncSession, workspace_id: int,
-                      since: datetime | None) -> list[dict[str, Any]]:
+async def export_rows(
+    session: AsyncSession, workspace_id: int, since: datetime | None
+) -> list[dict[str, Any]]:
     """One dict per ticket of the workspace, oldest first, with its audit trail (`audit_trail`),
     `reports`, `appeal`, `evidence` facts and PDQ. With `since`, only the tickets created or
     updated at or after it (an appeal last week brings back an older ticket)."""
@@ -103,38 +173,66 @@ async def export_rows(session: AsyncSession, workspace_id: int,
     if since is not None:
         since = as_utc(since).astimezone(UTC)  # stored times are UTC
         query = query.where(or_(col(Ticket.created_at) >= since, col(Ticket.updated_at) >= since))
-    tickets = list((await session.execute(query.order_by(col(Ticket.created_at), col(Ticket.id)))).scalars())
+    tickets = list(
+        (await session.execute(query.order_by(col(Ticket.created_at), col(Ticket.id)))).scalars()
+    )
     ids = [tk.id for tk in tickets]
     if not ids:
         return []
-    events = _grouped((await session.execute(
-        select(TicketEvent).where(col(TicketEvent.ticket_id).in_(ids))
-        .order_by(col(TicketEvent.at), col(TicketEvent.id)))).scalars())
-    reports = _grouped((await session.execute(
-        select(Report).where(col(Report.ticket_id).in_(ids))
-        .order_by(col(Report.created_at), col(Report.id)))).scalars())
-    appeals = {a.ticket_id: a for a in (await session.execute(
-        select(Appeal).where(col(Appeal.ticket_id).in_(ids)))).scalars()}
+    events = _grouped(
+        (
+            await session.execute(
+                select(TicketEvent)
+                .where(col(TicketEvent.ticket_id).in_(ids))
+                .order_by(col(TicketEvent.at), col(TicketEvent.id))
+            )
+        ).scalars()
+    )
+    reports = _grouped(
+        (
+            await session.execute(
+                select(Report)
+                .where(col(Report.ticket_id).in_(ids))
+                .order_by(col(Report.created_at), col(Report.id))
+            )
+        ).scalars()
+    )
+    appeals = {
+        a.ticket_id: a
+        for a in (
+            await session.execute(select(Appeal).where(col(Appeal.ticket_id).in_(ids)))
+        ).scalars()
+    }
     # Column by column, so the ciphertext and preview are never even read.
     evidence_query = columns(
-        col(Evidence.ticket_id), col(Evidence.sha256), col(Evidence.mime),
-        col(Evidence.ciphertext).is_not(None).label("kept"), col(Evidence.created_at),
-        col(Evidence.purge_after), col(Evidence.purged_at),
+        col(Evidence.ticket_id),
+        col(Evidence.sha256),
+        col(Evidence.mime),
+        col(Evidence.ciphertext).is_not(None).label("kept"),
+        col(Evidence.created_at),
+        col(Evidence.purge_after),
+        col(Evidence.purged_at),
     ).where(col(Evidence.ticket_id).in_(ids))
     evidence = {row.ticket_id: _evidence(row) for row in await session.execute(evidence_query)}
     media_ids = [tk.media_item_id for tk in tickets if tk.media_item_id]
-    pdq_query = columns(col(MediaItem.id), col(MediaItem.pdq)).where(col(MediaItem.id).in_(media_ids))
+    pdq_query = columns(col(MediaItem.id), col(MediaItem.pdq)).where(
+        col(MediaItem.id).in_(media_ids)
+    )
     pdq = {mid: value for mid, value in await session.execute(pdq_query)} if media_ids else {}
     rows = []
     for tk in tickets:
         assert tk.id is not None
         row = _ticket(tk)
-        row.update(platform=workspace.platform, workspace=workspace.external_id,
-                   workspace_name=workspace.name, pdq=pdq.get(tk.media_item_id or -1),
-                   evidence=evidence.get(tk.id),
-                   audit_trail=[_event(e) for e in events.get(tk.id, [])],
-                   reports=[_report(r) for r in reports.get(tk.id, [])],
-                   appeal=_appeal(appeals.get(tk.id)))
+        row.update(
+            platform=workspace.platform,
+            workspace=workspace.external_id,
+            workspace_name=workspace.name,
+            pdq=pdq.get(tk.media_item_id or -1),
+            evidence=evidence.get(tk.id),
+            audit_trail=[_event(e) for e in events.get(tk.id, [])],
+            reports=[_report(r) for r in reports.get(tk.id, [])],
+            appeal=_appeal(appeals.get(tk.id)),
+        )
         rows.append(row)
     return rows
 

@@ -52,8 +52,9 @@ def plan_media(text: str, media: tuple[MediaRef, ...]) -> MediaPlan:
             links.append(MediaRef(kind="link", url=url))
             known.add(url)
     plan.refs = attached[:MAX_ATTACHED] + links[:MAX_LINKS]
-    plan.skipped = ([(ref, "too_many_attached") for ref in attached[MAX_ATTACHED:]]
-                    + [(ref, "too_many_links") for ref in links[MAX_LINKS:]])
+    plan.skipped = [(ref, "too_many_attached") for ref in attached[MAX_ATTACHED:]] + [
+        (ref, "too_many_links") for ref in links[MAX_LINKS:]
+    ]
     return plan
 
 

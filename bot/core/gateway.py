@@ -89,7 +89,12 @@ class Gateway(Protocol):
     async def delete_message(self, workspace_id: str, channel_id: str, message_id: str) -> None: ...
 
     async def post_card(
-        self, workspace_id: str, channel_id: str, card: Card, *, thread_id: str | None = None,
+        self,
+        workspace_id: str,
+        channel_id: str,
+        card: Card,
+        *,
+        thread_id: str | None = None,
         dedupe_key: str | None = None,
     ) -> str:
         """Post a card; return the platform message id. `dedupe_key` (the outbox action's key)
@@ -106,7 +111,12 @@ class Gateway(Protocol):
     ) -> str: ...
 
     async def send_private(
-        self, workspace_id: str, user_id: str, text: str, *, channel_id: str | None = None,
+        self,
+        workspace_id: str,
+        user_id: str,
+        text: str,
+        *,
+        channel_id: str | None = None,
         buttons: tuple[Button, ...] = (),
     ) -> None:
         """A DM (Discord) or an ephemeral/DM message (Slack) to one person. With `buttons`

@@ -49,9 +49,16 @@ def _label(prefix: str, value: str, locale: str) -> str:
 class _Case:
     """Everything a summary may say about one ticket, read once."""
 
-    def __init__(self, ticket: Ticket, workspace: Workspace, media: MediaItem | None,
-                 evidence: Evidence | None, md5: str | None, reports: list[Report],
-                 events: list[TicketEvent]) -> None:
+    def __init__(
+        self,
+        ticket: Ticket,
+        workspace: Workspace,
+        media: MediaItem | None,
+        evidence: Evidence | None,
+        md5: str | None,
+        reports: list[Report],
+        events: list[TicketEvent],
+    ) -> None:
         self.ticket, self.workspace, self.media, self.evidence = ticket, workspace, media, evidence
         self.md5, self.reports, self.events = md5, reports, events
 
@@ -65,8 +72,9 @@ class _Case:
         return self.media.pdq if self.media else None
 
 
-async def _load(session: AsyncSession, ticket_id: int, locale: str,
-                workspace_id: int | None) -> _Case:
+async def _load(
+    session: AsyncSession, ticket_id: int, locale: str, workspace_id: int | None
+) -> _Case:
     ticket = await session.get(Ticket, ticket_id)
     if ticket is not None and workspace_id is not None and ticket.workspace_id != workspace_id:
         ticket = None  # another community's ticket does not exist for this one
@@ -74,15 +82,38 @@ async def _load(session: AsyncSession, ticket_id: int, locale: str,
     if ticket is None or workspace is None:
         raise NotFound(t("handoff.not_found", locale, id=ticket_id))
     media = await session.get(MediaItem, ticket.media_item_id) if ticket.media_item_id else None
-    evidence = (await session.execute(
-        select(Evidence).where(Evidence.ticket_id == ticket_id))).scalars().first()
-    md5 = (await session.execute(select(HashEntry.value).where(
-        HashEntry.ticket_id == ticket_id, HashEntry.kind == "md5"))).scalars().first()
-    reports = list((await session.execute(select(Report).where(
-        Report.ticket_id == ticket_id).order_by(col(Report.created_at)))).scalars())
-    events = list((await session.execute(select(TicketEvent).where(
-        TicketEvent.ticket_id == ticket_id).order_by(col(TicketEvent.at), col(TicketEvent.id))
-    )).scalars())
+    evidence = (
+        (await session.execute(select(Evidence).where(Evidence.ticket_id == ticket_id)))
+        .scalars()
+        .first()
+    )
+    md5 = (
+        (
+            await session.execute(
+                select(HashEntry.value).where(
+                    HashEntry.ticket_id == ticket_id, HashEntry.kind == "md5"
+                )
+            )
+        )
+        .scalars()
+        .first()
+    )
+    reports = list(
+        (
+            await session.execute(
+                select(Report).where(Report.ticket_id == ticket_id).order_by(col(Report.created_at))
+            )
+        ).scalars()
+    )
+    events = list(
+        (
+            await session.execute(
+                select(TicketEvent)
+                .where(TicketEvent.ticket_id == ticket_id)
+                .order_by(col(TicketEvent.at), col(TicketEvent.id))
+            )
+        ).scalars()
+    )
     return _Case(ticket, workspace, media, evidence, md5, reports, events)
 
 
@@ -97,9 +128,16 @@ def _location(case: _Case, locale: str = "en") -> str:
     """Where the content was: a Discord message link, or Slack's workspace/channel/message."""
     tk, ws = case.ticket, case.workspace
     if ws.platform == "discord":
-        return DISCORD_LINK.format(guild=ws.external_id, channel=tk.channel_id, message=tk.message_id)
-    return t("handoff.value.slack_location", locale, team=ws.external_id,
-             channel=tk.channel_id, message=tk.message_id)
+        return DISCORD_LINK.format(
+            guild=ws.external_id, channel=tk.channel_id, message=tk.message_id
+        )
+    return t(
+        "handoff.value.slack_location",
+        locale,
+        team=ws.external_id,
+        channel=tk.channel_id,
+        message=tk.message_id,
+    )
 
 
 def _categories(case: _Case, locale: str) -> str:
@@ -110,19 +148,27 @@ def _categories(case: _Case, locale: str) -> str:
 def _reasons(case: _Case, locale: str) -> str:
     from bot.core.reasons import readable_reason
 
-    return "; ".join(readable_reason(r, locale) for r in case.ticket.reasons) or t("handoff.none", locale)
+    return "; ".join(readable_reason(r, locale) for r in case.ticket.reasons) or t(
+        "handoff.none", locale
+    )
 
 
 def _description(case: _Case, locale: str) -> str:
-    text = t("handoff.value.description", locale, platform=_platform(case),
-             workspace=case.workspace.name or case.workspace.external_id,
-             severity=severity_label(case.ticket.severity, locale),
-             categories=_categories(case, locale))
+    text = t(
+        "handoff.value.description",
+        locale,
+        platform=_platform(case),
+        workspace=case.workspace.name or case.workspace.external_id,
+        severity=severity_label(case.ticket.severity, locale),
+        categories=_categories(case, locale),
+    )
     if case.reports:
-        reasons = ", ".join(dict.fromkeys(
-            _label("victims.reason", r.reason, locale) for r in case.reports))
-        text += " " + plural("handoff.value.description_reports", len(case.reports), locale,
-                             reasons=reasons)
+        reasons = ", ".join(
+            dict.fromkeys(_label("victims.reason", r.reason, locale) for r in case.reports)
+        )
+        text += " " + plural(
+            "handoff.value.description_reports", len(case.reports), locale, reasons=reasons
+        )
     return text
 
 
@@ -157,8 +203,10 @@ def _due(case: _Case, report: Report, locale: str, now: datetime) -> str:
 
 
 def _lines(pairs: list[tuple[str, str]], locale: str) -> list[str]:
-    return [t("handoff.field_line", locale, label=t(f"handoff.field.{key}", locale), value=value)
-            for key, value in pairs]
+    return [
+        t("handoff.field_line", locale, label=t(f"handoff.field.{key}", locale), value=value)
+        for key, value in pairs
+    ]
 
 
 def _hashes(case: _Case, locale: str, md5: bool) -> list[str]:
@@ -176,9 +224,17 @@ def _reports(case: _Case, locale: str, now: datetime) -> list[str]:
         return [*lines, t("handoff.no_reports", locale)]
     yes_no = {True: t("handoff.yes", locale), False: t("handoff.no", locale)}
     for report in case.reports:
-        lines.append("- " + t("handoff.report_line", locale, at=_when(report.created_at, locale),
-                              reason=_label("victims.reason", report.reason, locale),
-                              due=_due(case, report, locale, now), good_faith=yes_no[report.good_faith]))
+        lines.append(
+            "- "
+            + t(
+                "handoff.report_line",
+                locale,
+                at=_when(report.created_at, locale),
+                reason=_label("victims.reason", report.reason, locale),
+                due=_due(case, report, locale, now),
+                good_faith=yes_no[report.good_faith],
+            )
+        )
     return lines
 
 
@@ -186,16 +242,27 @@ def _audit(case: _Case, locale: str) -> list[str]:
     lines = [t("handoff.section_audit", locale)]
     shown = case.events[-AUDIT_LINES:]
     if len(case.events) > len(shown):
-        lines.append(t("handoff.audit_more", locale, count=len(case.events) - len(shown),
-                       workspace=case.workspace.id))
+        lines.append(
+            t(
+                "handoff.audit_more",
+                locale,
+                count=len(case.events) - len(shown),
+                workspace=case.workspace.id,
+            )
+        )
     # A reporter's steps are kept, not who they are nor what they wrote (their contact,
     # perhaps): the moderator passes those on, with the reporter's consent.
     reporters = {report.reporter_id for report in case.reports}
     for event in shown:
         reporter = event.actor_id in reporters
         actor = t("handoff.reporter", locale) if reporter else event.actor_name or event.actor_id
-        line = t("handoff.audit_line", locale, at=_when(event.at, locale), actor=actor,
-                 action=event.action)
+        line = t(
+            "handoff.audit_line",
+            locale,
+            at=_when(event.at, locale),
+            actor=actor,
+            action=event.action,
+        )
         if event.note and not reporter:
             note = " ".join(event.note.split())
             line += f" — {note[:NOTE_CHARS]}{'…' if len(note) > NOTE_CHARS else ''}"
@@ -206,10 +273,13 @@ def _audit(case: _Case, locale: str) -> list[str]:
 def _case_fields(case: _Case, locale: str) -> list[tuple[str, str]]:
     tk = case.ticket
     return [
-        ("ticket", f"#{tk.id}"), ("platform", _platform(case)),
+        ("ticket", f"#{tk.id}"),
+        ("platform", _platform(case)),
         ("workspace", f"{case.workspace.name} ({case.workspace.external_id})"),
-        ("channel", tk.channel_id), ("message", tk.message_id),
-        ("severity", severity_label(tk.severity, locale)), ("status", _status(case, locale)),
+        ("channel", tk.channel_id),
+        ("message", tk.message_id),
+        ("severity", severity_label(tk.severity, locale)),
+        ("status", _status(case, locale)),
         ("resolved", _when(tk.resolved_at, locale)),
         ("removed", t("handoff.yes" if tk.message_removed else "handoff.no", locale)),
         ("evidence", _evidence(case, locale)),
@@ -218,76 +288,125 @@ def _case_fields(case: _Case, locale: str) -> list[tuple[str, str]]:
 
 def _pharos(case: _Case, locale: str, now: datetime) -> list[str]:
     tk = case.ticket
-    content = _lines([
-        ("location", _location(case, locale)), ("content_type", _categories(case, locale)),
-        ("date_seen", _when(tk.created_at, locale)), ("description", _description(case, locale)),
-        ("author", tk.author_id or t("handoff.unknown", locale)),
-        ("reasons", _reasons(case, locale)), ("contact", t("handoff.on_request", locale)),
-    ], locale)
+    content = _lines(
+        [
+            ("location", _location(case, locale)),
+            ("content_type", _categories(case, locale)),
+            ("date_seen", _when(tk.created_at, locale)),
+            ("description", _description(case, locale)),
+            ("author", tk.author_id or t("handoff.unknown", locale)),
+            ("reasons", _reasons(case, locale)),
+            ("contact", t("handoff.on_request", locale)),
+        ],
+        locale,
+    )
     return [*content, "", *_hashes(case, locale, md5=False), "", *_reports(case, locale, now)]
 
 
 def _e_enfance(case: _Case, locale: str, now: datetime) -> list[str]:
     tk = case.ticket
     age = "minor_age" if case.minor else "adult_age"
-    content = _lines([
-        ("platform", _platform(case)), ("location", _location(case, locale)),
-        ("author", tk.author_id or t("handoff.unknown", locale)),
-        ("victim_age", t(f"handoff.value.{age}", locale)),
-        ("date_seen", _when(tk.created_at, locale)), ("description", _description(case, locale)),
-        ("contact", t("handoff.on_request", locale)),
-    ], locale)
+    content = _lines(
+        [
+            ("platform", _platform(case)),
+            ("location", _location(case, locale)),
+            ("author", tk.author_id or t("handoff.unknown", locale)),
+            ("victim_age", t(f"handoff.value.{age}", locale)),
+            ("date_seen", _when(tk.created_at, locale)),
+            ("description", _description(case, locale)),
+            ("contact", t("handoff.on_request", locale)),
+        ],
+        locale,
+    )
     return [*content, "", *_hashes(case, locale, md5=False), "", *_reports(case, locale, now)]
 
 
 def _ncmec(case: _Case, locale: str, now: datetime) -> list[str]:
     tk = case.ticket
     kind = "ncmec_csam" if case.minor else "ncmec_other"
-    content = _lines([
-        ("incident_type", t(f"handoff.value.{kind}", locale)),
-        ("incident_time", _when(tk.created_at, locale)), ("esp", _platform(case)),
-        ("uploader", tk.author_id or t("handoff.unknown", locale)),
-        ("location", _location(case, locale)), ("description", _description(case, locale)),
-        ("reasons", _reasons(case, locale)), ("file", t("handoff.value.no_file", locale)),
-    ], locale)
+    content = _lines(
+        [
+            ("incident_type", t(f"handoff.value.{kind}", locale)),
+            ("incident_time", _when(tk.created_at, locale)),
+            ("esp", _platform(case)),
+            ("uploader", tk.author_id or t("handoff.unknown", locale)),
+            ("location", _location(case, locale)),
+            ("description", _description(case, locale)),
+            ("reasons", _reasons(case, locale)),
+            ("file", t("handoff.value.no_file", locale)),
+        ],
+        locale,
+    )
     return [*content, "", *_hashes(case, locale, md5=True), "", *_reports(case, locale, now)]
 
 
 def _stopncii(case: _Case, locale: str, now: datetime) -> list[str]:
     url = SERVICE_URLS["stopncii"]
-    advice = [t("handoff.stopncii.intro", locale),
-              *(t(f"handoff.stopncii.step{n}", locale, url=url) for n in (1, 2, 3))]
-    facts = _lines([
-        ("platform", _platform(case)), ("date_seen", _when(case.ticket.created_at, locale)),
-        ("description", _description(case, locale)),
-    ], locale)
+    advice = [
+        t("handoff.stopncii.intro", locale),
+        *(t(f"handoff.stopncii.step{n}", locale, url=url) for n in (1, 2, 3)),
+    ]
+    facts = _lines(
+        [
+            ("platform", _platform(case)),
+            ("date_seen", _when(case.ticket.created_at, locale)),
+            ("description", _description(case, locale)),
+        ],
+        locale,
+    )
     sha256 = case.ticket.sha256 or t("handoff.unknown", locale)
-    reference = t("handoff.field_line", locale, label=t("handoff.stopncii.reference", locale),
-                  value=f"SHA-256 {sha256}")
+    reference = t(
+        "handoff.field_line",
+        locale,
+        label=t("handoff.stopncii.reference", locale),
+        value=f"SHA-256 {sha256}",
+    )
     return [*advice, "", *facts, reference]
 
 
-_BODIES: dict[str, Callable[[_Case, str, datetime], list[str]]] = {"pharos": _pharos, "3018": _e_enfance, "ncmec": _ncmec,
-                           "stopncii": _stopncii}
+_BODIES: dict[str, Callable[[_Case, str, datetime], list[str]]] = {
+    "pharos": _pharos,
+    "3018": _e_enfance,
+    "ncmec": _ncmec,
+    "stopncii": _stopncii,
+}
 
 
-async def handoff_summary(session: AsyncSession, ticket_id: int, service: str, locale: str,
-                          now: datetime, *, workspace_id: int | None = None) -> str:
+async def handoff_summary(
+    session: AsyncSession,
+    ticket_id: int,
+    service: str,
+    locale: str,
+    now: datetime,
+    *,
+    workspace_id: int | None = None,
+) -> str:
     """The plain-text summary of ticket `ticket_id` for `service` (one of SERVICES), in
     `locale`. Raises VeilleError(code="invalid_service") or NotFound, localised; with
     `workspace_id` (a chat command's workspace), a ticket of another workspace is NotFound."""
     if service not in SERVICES:
-        raise VeilleError(t("handoff.invalid_service", locale, service=service,
-                            services=", ".join(SERVICES)), code="invalid_service")
+        raise VeilleError(
+            t("handoff.invalid_service", locale, service=service, services=", ".join(SERVICES)),
+            code="invalid_service",
+        )
     case = await _load(session, ticket_id, locale, workspace_id)
     name = t(f"handoff.service.{service}", locale)
     lines = [
         t("handoff.title", locale, service=name, id=ticket_id),
-        t("handoff.prepared", locale, now=_when(now, locale)), "",
-        *_BODIES[service](case, locale, now), "",
-        t("handoff.section_case", locale), *_lines(_case_fields(case, locale), locale), "",
-        *_audit(case, locale), "",
-        t("handoff.paste_stopncii" if service == "stopncii" else "handoff.paste", locale,
-          service=name, url=SERVICE_URLS[service]),
+        t("handoff.prepared", locale, now=_when(now, locale)),
+        "",
+        *_BODIES[service](case, locale, now),
+        "",
+        t("handoff.section_case", locale),
+        *_lines(_case_fields(case, locale), locale),
+        "",
+        *_audit(case, locale),
+        "",
+        t(
+            "handoff.paste_stopncii" if service == "stopncii" else "handoff.paste",
+            locale,
+            service=name,
+            url=SERVICE_URLS[service],
+        ),
     ]
     return "\n".join(lines)

@@ -23,5 +23,10 @@ def help_guidance(locale: str | None) -> str:
 
 def reporting_guidance(locale: str | None) -> str:
     """What moderators should do with a CRITICAL ticket: report, do not share or download."""
-    return t("core.critical.guidance", normalise_locale(locale), ncmec=NCMEC_CYBERTIPLINE,
-             iwf=IWF, pharos=PHAROS)
+    return t(
+        "core.critical.guidance",
+        normalise_locale(locale),
+        ncmec=NCMEC_CYBERTIPLINE,
+        iwf=IWF,
+        pharos=PHAROS,
+    )

@@ -14,8 +14,12 @@ from pathlib import Path
 
 _DIR = Path(__file__).with_name("locales")
 # English first: the fallback language, and the first choice the wizards show.
-LOCALES: tuple[str, ...] = ("en", *sorted(
-    p.name for p in _DIR.iterdir() if p.is_dir() and p.name != "en" and any(p.glob("*.toml"))))
+LOCALES: tuple[str, ...] = (
+    "en",
+    *sorted(
+        p.name for p in _DIR.iterdir() if p.is_dir() and p.name != "en" and any(p.glob("*.toml"))
+    ),
+)
 
 
 @cache

@@ -46,14 +46,18 @@ def from_json(data: dict[str, Any]) -> MessageEvent:
 
     reply = data.get("reply_to")
     created = data.get("created_at")
-    return MessageEvent(**{
-        **data,
-        "platform": Platform(data["platform"]),
-        "author": actor(data["author"]),
-        "media": tuple(MediaRef(**ref) for ref in data.get("media") or ()),
-        "reply_to": RepliedMessage(**{**reply, "author": actor(reply["author"])}) if reply else None,
-        "created_at": datetime.fromisoformat(created) if created else None,
-    })
+    return MessageEvent(
+        **{
+            **data,
+            "platform": Platform(data["platform"]),
+            "author": actor(data["author"]),
+            "media": tuple(MediaRef(**ref) for ref in data.get("media") or ()),
+            "reply_to": RepliedMessage(**{**reply, "author": actor(reply["author"])})
+            if reply
+            else None,
+            "created_at": datetime.fromisoformat(created) if created else None,
+        }
+    )
 
 
 def event_key(event: MessageEvent) -> str:
@@ -61,7 +65,9 @@ def event_key(event: MessageEvent) -> str:
     changed its text or media does not."""
     content = json.dumps([event.text, [ref.key for ref in event.media]], ensure_ascii=False)
     digest = hashlib.sha256(content.encode()).hexdigest()[:16]
-    return f"{event.platform}:{event.workspace_id}:{event.channel_id}:{event.message_id}:{digest}"[:300]
+    return f"{event.platform}:{event.workspace_id}:{event.channel_id}:{event.message_id}:{digest}"[
+        :300
+    ]
 
 
 async def record(store: Store, event: MessageEvent, now: datetime) -> int | None:
@@ -107,8 +113,9 @@ async def due(store: Store, now: datetime, limit: int = 100) -> list[MessageEven
     cutoff = now - timedelta(seconds=REPLAY_AGE_S)
     async with store.read() as session:
         found = await session.execute(
-            select(InboxEvent).where(col(InboxEvent.status) == "pending",
-                                     col(InboxEvent.received_at) <= cutoff)
-            .order_by(col(InboxEvent.id)).limit(limit)
+            select(InboxEvent)
+            .where(col(InboxEvent.status) == "pending", col(InboxEvent.received_at) <= cutoff)
+            .order_by(col(InboxEvent.id))
+            .limit(limit)
         )
         return [from_json(row.payload) for row in found.scalars()]

@@ -47,8 +47,15 @@ CONCURRENCY = 8  # tickets whose actions run at the same time
 # A queue's lease: renewed before each action, so it only lapses when its holder stopped (a
 # crash) or one platform call hung longer than this; then another process takes the queue over.
 LEASE_S = 90.0
-KINDS = ("delete_message", "post_card", "update_card", "post_text", "send_private", "timeout_member",
-         "delete_preview")
+KINDS = (
+    "delete_message",
+    "post_card",
+    "update_card",
+    "post_text",
+    "send_private",
+    "timeout_member",
+    "delete_preview",
+)
 
 
 def backoff(attempts: int, retry_after: float | None = None) -> float:
@@ -59,20 +66,37 @@ def backoff(attempts: int, retry_after: float | None = None) -> float:
 
 
 async def enqueue(
-    session: AsyncSession, *, key: str, kind: str, platform: str, workspace_id: int | None,
-    ticket_id: int | None, payload: dict[str, Any], now: datetime,
+    session: AsyncSession,
+    *,
+    key: str,
+    kind: str,
+    platform: str,
+    workspace_id: int | None,
+    ticket_id: int | None,
+    payload: dict[str, Any],
+    now: datetime,
 ) -> bool:
     """Record an action in the caller's transaction; False when `key` was already recorded."""
     assert kind in KINDS, kind
-    found = await session.execute(select(col(OutboxAction.id)).where(col(OutboxAction.idempotency_key) == key))
+    found = await session.execute(
+        select(col(OutboxAction.id)).where(col(OutboxAction.idempotency_key) == key)
+    )
     if found.first() is not None:
         return False
     try:
         async with session.begin_nested():
-            session.add(OutboxAction(
-                idempotency_key=key, kind=kind, platform=platform, workspace_id=workspace_id,
-                ticket_id=ticket_id, payload=payload, created_at=now, next_attempt_at=now,
-            ))
+            session.add(
+                OutboxAction(
+                    idempotency_key=key,
+                    kind=kind,
+                    platform=platform,
+                    workspace_id=workspace_id,
+                    ticket_id=ticket_id,
+                    payload=payload,
+                    created_at=now,
+                    next_attempt_at=now,
+                )
+            )
         return True
     except IntegrityError:
         return False
@@ -83,15 +107,23 @@ async def withdraw_preview(session: AsyncSession, ticket: Ticket, now: datetime)
     evidence reaches the end of its retention): even blurred, it must not outlive the case.
     False when the ticket never had a preview."""
     found = await session.execute(
-        select(OutboxAction).where(col(OutboxAction.idempotency_key) == f"{ticket.id}:preview"))
+        select(OutboxAction).where(col(OutboxAction.idempotency_key) == f"{ticket.id}:preview")
+    )
     posted = found.scalar_one_or_none()
     if posted is None:
         return False
     return await enqueue(
-        session, key=f"{ticket.id}:preview_delete", kind="delete_preview",
-        platform=posted.platform, workspace_id=posted.workspace_id, ticket_id=ticket.id,
-        payload={"workspace": posted.payload["workspace"],
-                 "channel_id": posted.payload["channel_id"]}, now=now,
+        session,
+        key=f"{ticket.id}:preview_delete",
+        kind="delete_preview",
+        platform=posted.platform,
+        workspace_id=posted.workspace_id,
+        ticket_id=ticket.id,
+        payload={
+            "workspace": posted.payload["workspace"],
+            "channel_id": posted.payload["channel_id"],
+        },
+        now=now,
     )
 
 
@@ -124,8 +156,10 @@ class Outbox:
             now = self.clock.now()
             async with self.store.read() as session:
                 found = await session.execute(
-                    select(OutboxAction).where(col(OutboxAction.status) == "pending")
-                    .order_by(col(OutboxAction.id)).limit(limit)
+                    select(OutboxAction)
+                    .where(col(OutboxAction.status) == "pending")
+                    .order_by(col(OutboxAction.id))
+                    .limit(limit)
                 )
                 pending = list(found.scalars())
             queues: dict[str, list[OutboxAction]] = {}
@@ -133,12 +167,14 @@ class Outbox:
                 key = f"t:{action.ticket_id}" if action.ticket_id is not None else f"a:{action.id}"
                 queues.setdefault(key, []).append(action)
             gate = asyncio.Semaphore(CONCURRENCY)
-            counts = await asyncio.gather(*(self._run_queue(key, q, now, gate)
-                                            for key, q in queues.items()))
+            counts = await asyncio.gather(
+                *(self._run_queue(key, q, now, gate) for key, q in queues.items())
+            )
             return sum(counts)
 
-    async def _run_queue(self, queue: str, actions: list[OutboxAction], now: datetime,
-                         gate: asyncio.Semaphore) -> int:
+    async def _run_queue(
+        self, queue: str, actions: list[OutboxAction], now: datetime, gate: asyncio.Semaphore
+    ) -> int:
         """One ticket's due actions in id order, stopping at the first that is not due yet or
         stays pending after failing (a dead one does not stop the rest: a card must still
         reach moderators when the removal was refused). Only under the queue's lease; each
@@ -171,8 +207,10 @@ class Outbox:
             async with self.store.write() as session:
                 taken = await session.execute(
                     update(OutboxLease)
-                    .where(col(OutboxLease.queue) == queue,
-                           or_(col(OutboxLease.owner) == self.owner, col(OutboxLease.until) < now))
+                    .where(
+                        col(OutboxLease.queue) == queue,
+                        or_(col(OutboxLease.owner) == self.owner, col(OutboxLease.until) < now),
+                    )
                     .values(owner=self.owner, until=until)
                 )
                 if taken.rowcount:  # type: ignore[attr-defined]
@@ -187,8 +225,11 @@ class Outbox:
     async def _release(self, queue: str) -> None:
         try:
             async with self.store.write() as session:
-                await session.execute(delete(OutboxLease).where(
-                    col(OutboxLease.queue) == queue, col(OutboxLease.owner) == self.owner))
+                await session.execute(
+                    delete(OutboxLease).where(
+                        col(OutboxLease.queue) == queue, col(OutboxLease.owner) == self.owner
+                    )
+                )
         except Exception:  # the lease expires by itself; never let this hide the real work
             log.warning("could not release outbox lease %s", queue, exc_info=True)
 
@@ -237,16 +278,23 @@ class Outbox:
             await gateway.delete_message(ws, p["channel_id"], p["message_id"])
             return {"deleted": True}
         if action.kind == "post_text":
-            mid = await gateway.post_text(ws, p["channel_id"], p["text"], thread_id=p.get("thread_id"))
+            mid = await gateway.post_text(
+                ws, p["channel_id"], p["text"], thread_id=p.get("thread_id")
+            )
             return {"message_id": mid}
         if action.kind == "send_private":
-            buttons = tuple(Button(str(a), str(label), int(tid), style)  # an author's Appeal
-                            for a, label, tid, style in p.get("buttons") or ())
+            buttons = tuple(
+                Button(str(a), str(label), int(tid), style)  # an author's Appeal
+                for a, label, tid, style in p.get("buttons") or ()
+            )
             if buttons:
-                await gateway.send_private(ws, p["user_id"], p["text"],
-                                           channel_id=p.get("channel_id"), buttons=buttons)
+                await gateway.send_private(
+                    ws, p["user_id"], p["text"], channel_id=p.get("channel_id"), buttons=buttons
+                )
             else:
-                await gateway.send_private(ws, p["user_id"], p["text"], channel_id=p.get("channel_id"))
+                await gateway.send_private(
+                    ws, p["user_id"], p["text"], channel_id=p.get("channel_id")
+                )
             return {"sent": True}
         if action.kind == "timeout_member":
             await gateway.timeout_member(ws, p["user_id"], int(p["seconds"]), p.get("reason", ""))
@@ -264,8 +312,13 @@ class Outbox:
             purpose = str(p.get("purpose", "ticket"))
             card = await card_for(session, ticket, purpose, self.clock.now())
         if action.kind == "post_card":
-            mid = await gateway.post_card(ws, p["channel_id"], card, thread_id=p.get("thread_id"),
-                                          dedupe_key=action.idempotency_key)
+            mid = await gateway.post_card(
+                ws,
+                p["channel_id"],
+                card,
+                thread_id=p.get("thread_id"),
+                dedupe_key=action.idempotency_key,
+            )
             return {"message_id": mid, "channel_id": p["channel_id"], "purpose": purpose}
         # update_card: the ticket's card shows its state now, whatever the event that asked.
         if not ticket.card_message_id or not ticket.card_channel_id:
@@ -279,7 +332,12 @@ class Outbox:
             row = await session.get(OutboxAction, action.id)
             if row is None:
                 return
-            row.status, row.attempts, row.result, row.done_at = "done", row.attempts + 1, result, now
+            row.status, row.attempts, row.result, row.done_at = (
+                "done",
+                row.attempts + 1,
+                result,
+                now,
+            )
             row.last_error = None
             ticket = await session.get(Ticket, row.ticket_id) if row.ticket_id else None
             if ticket is None:

@@ -41,7 +41,9 @@ class ImageBatcher:
     """Collects images from every message in flight into batches of up to `batch_size`, waiting
     at most `wait_s` for a batch to fill, and runs the image detectors once per batch."""
 
-    def __init__(self, scanner: Scanner, *, batch_size: int, wait_s: float, queue_size: int) -> None:
+    def __init__(
+        self, scanner: Scanner, *, batch_size: int, wait_s: float, queue_size: int
+    ) -> None:
         self.scanner = scanner
         self.batch_size = max(1, batch_size)
         self.wait_s = max(0.0, wait_s)
@@ -108,7 +110,9 @@ class ScannedMedia:
     pdq_quality: int | None = None
     cached: bool = False
     error: str | None = None
-    unscanned: str | None = None  # why it could not be scanned (a code); it then gets a REVIEW ticket
+    unscanned: str | None = (
+        None  # why it could not be scanned (a code); it then gets a REVIEW ticket
+    )
 
 
 @dataclass(frozen=True)
@@ -159,7 +163,9 @@ class Scan:
 
 def unscanned_verdict(code: str, locale: str) -> Verdict:
     """REVIEW, "not scanned: why": media Veille could not scan is never passed silently."""
-    limit = {"too_many_attached": extract.MAX_ATTACHED, "too_many_links": extract.MAX_LINKS}.get(code, 0)
+    limit = {"too_many_attached": extract.MAX_ATTACHED, "too_many_links": extract.MAX_LINKS}.get(
+        code, 0
+    )
     why = t(f"unscanned.{code}", locale, limit=limit)
     return Verdict(Severity.REVIEW, [], {}, [], [t("unscanned.reason", locale, why=why)], {})
 
@@ -167,7 +173,9 @@ def unscanned_verdict(code: str, locale: str) -> Verdict:
 def _from_cache(raw: Mapping[str, Any]) -> Found:
     """A cached verdict back as one detection, so it is fused again under today's thresholds."""
     verdict = Verdict.from_json(raw)
-    return [("cache", "", Detection(dict(verdict.scores), list(verdict.reasons), list(verdict.matches)))]
+    return [
+        ("cache", "", Detection(dict(verdict.scores), list(verdict.reasons), list(verdict.matches)))
+    ]
 
 
 def _signature(found: Found) -> tuple[str | None, str | None, int | None]:
@@ -185,8 +193,15 @@ class Pipeline:
     """Scans messages with one Scanner, the platform Gateways (attachments) and the safe fetcher."""
 
     def __init__(
-        self, scanner: Scanner, store: Store, gateways: Mapping[str, Gateway], *,
-        fetcher: Fetcher | None, batcher: ImageBatcher, max_bytes: int, max_pixels: int,
+        self,
+        scanner: Scanner,
+        store: Store,
+        gateways: Mapping[str, Gateway],
+        *,
+        fetcher: Fetcher | None,
+        batcher: ImageBatcher,
+        max_bytes: int,
+        max_pixels: int,
         bank: Any = None,
     ) -> None:
         self.scanner = scanner
@@ -211,11 +226,16 @@ class Pipeline:
     def remember(self, item: ScannedMedia, key: str) -> None:
         """Called once the verdict is committed: later repeats are answered from memory."""
         if item.sha256 and item.raw is not None:
-            self.memo.put(item.sha256, CachedVerdict(key, item.raw, item.signature, item.pdq,
-                                                     item.pdq_quality))
+            self.memo.put(
+                item.sha256,
+                CachedVerdict(key, item.raw, item.signature, item.pdq, item.pdq_quality),
+            )
 
     async def scan(
-        self, event: MessageEvent, thresholds: Thresholds, scope: BankScope | None = None,
+        self,
+        event: MessageEvent,
+        thresholds: Thresholds,
+        scope: BankScope | None = None,
         locale: str = "en",
     ) -> Scan:
         """Scan every media item and the text of `event` (no writes), matching images against
@@ -226,10 +246,15 @@ class Pipeline:
         plan = extract.plan_media(event.text, event.media)
         refs = plan.refs
         per_ref = await asyncio.gather(
-            *(self._scan_ref(event, ref, thresholds, context, scan.cache_key, scope) for ref in refs)
+            *(
+                self._scan_ref(event, ref, thresholds, context, scan.cache_key, scope)
+                for ref in refs
+            )
         )
         scan.media = [item for items in per_ref for item in items]
-        scan.media += [ScannedMedia(ref, ref.url, error=code, unscanned=code) for ref, code in plan.skipped]
+        scan.media += [
+            ScannedMedia(ref, ref.url, error=code, unscanned=code) for ref, code in plan.skipped
+        ]
         for item in scan.media:
             if item.unscanned is not None:
                 item.verdict = unscanned_verdict(item.unscanned, locale)
@@ -238,7 +263,8 @@ class Pipeline:
             text = TextInput(
                 event.text,
                 replies_to_image=bool(reply_to and reply_to.has_image) or bool(refs),
-                addresses_image_ai=event.mentions_ai_app or bool(reply_to and reply_to.author.is_ai_app),
+                addresses_image_ai=event.mentions_ai_app
+                or bool(reply_to and reply_to.author.is_ai_app),
                 source=event.message_id,
             )
             scan.text = (await self.scanner.scan_texts([text], thresholds))[0]
@@ -250,12 +276,18 @@ class Pipeline:
         reply_to = event.reply_to
         if reply_to is None or not reply_to.text.strip() or not self.scanner.text_detectors:
             return False
-        request = TextInput(reply_to.text, replies_to_image=True,
-                            addresses_image_ai=event.author.is_ai_app, source=reply_to.message_id)
+        request = TextInput(
+            reply_to.text,
+            replies_to_image=True,
+            addresses_image_ai=event.author.is_ai_app,
+            source=reply_to.message_id,
+        )
         verdict = (await self.scanner.scan_texts([request], thresholds))[0]
         return verdict.scores.get(UNDRESS_REQUEST, 0.0) >= thresholds.review(UNDRESS_REQUEST)
 
-    async def _bytes_of(self, event: MessageEvent, ref: MediaRef) -> list[tuple[str, bytes | None, str | None]]:
+    async def _bytes_of(
+        self, event: MessageEvent, ref: MediaRef
+    ) -> list[tuple[str, bytes | None, str | None]]:
         """(url, bytes, error) for each image behind `ref`: platform attachments through the
         Gateway (with the bot's credentials), embeds and links through the safe fetcher."""
         if ref.kind == "attachment":
@@ -278,11 +310,18 @@ class Pipeline:
         except Exception as exc:  # the fetcher reports errors per result; this is a bug
             log.exception("fetching %s failed", ref.url)
             return [(ref.url, None, f"fetch failed: {type(exc).__name__}")]
-        return [(r.final_url or r.url, r.data, r.error) for r in results] or [(ref.url, None, "no image")]
+        return [(r.final_url or r.url, r.data, r.error) for r in results] or [
+            (ref.url, None, "no image")
+        ]
 
     async def _scan_ref(
-        self, event: MessageEvent, ref: MediaRef, thresholds: Thresholds, context: FusionContext,
-        cache_key: str, scope: BankScope | None = None,
+        self,
+        event: MessageEvent,
+        ref: MediaRef,
+        thresholds: Thresholds,
+        context: FusionContext,
+        cache_key: str,
+        scope: BankScope | None = None,
     ) -> list[ScannedMedia]:
         out = []
         for url, data, error in await self._bytes_of(event, ref):
@@ -290,7 +329,9 @@ class Pipeline:
             if data is not None and error is None:
                 await self._scan_bytes(item, data, thresholds, context, cache_key, scope)
             elif ref.kind == "attachment":  # a link to a page without an image is no gap
-                item.unscanned = "too_large" if (error or "").startswith("too large") else "download_failed"
+                item.unscanned = (
+                    "too_large" if (error or "").startswith("too large") else "download_failed"
+                )
             out.append(item)
         return out
 
@@ -307,16 +348,28 @@ class Pipeline:
         return found
 
     async def _scan_bytes(
-        self, item: ScannedMedia, data: bytes, thresholds: Thresholds, context: FusionContext,
-        cache_key: str, scope: BankScope | None = None,
+        self,
+        item: ScannedMedia,
+        data: bytes,
+        thresholds: Thresholds,
+        context: FusionContext,
+        cache_key: str,
+        scope: BankScope | None = None,
     ) -> None:
         # hashlib releases the GIL: a large file is hashed in a thread, off the event loop.
-        item.sha256 = (hashlib.sha256(data).hexdigest() if len(data) < 1 << 20
-                       else await asyncio.to_thread(lambda: hashlib.sha256(data).hexdigest()))
+        item.sha256 = (
+            hashlib.sha256(data).hexdigest()
+            if len(data) < 1 << 20
+            else await asyncio.to_thread(lambda: hashlib.sha256(data).hexdigest())
+        )
         cached = await self._cached(item.sha256, cache_key)
         if cached is not None:
             item.cached = True
-            item.signature, item.pdq, item.pdq_quality = cached.signature, cached.pdq, cached.pdq_quality
+            item.signature, item.pdq, item.pdq_quality = (
+                cached.signature,
+                cached.pdq,
+                cached.pdq_quality,
+            )
             item.verdict = fuse(_from_cache(cached.raw), thresholds, context)
             if not item.verdict.flagged:
                 return  # a known-clean repeat: no decoding at all (the SHA-256 cache's point)

@@ -32,7 +32,7 @@ class ChannelRule:
 
 
 def effective_sensitivity(workspace_sensitivity: str, channel: ChannelRule | None) -> str:
-    chosen = (channel.sensitivity if channel and channel.sensitivity else workspace_sensitivity)
+    chosen = channel.sensitivity if channel and channel.sensitivity else workspace_sensitivity
     return chosen if chosen in SENSITIVITIES else DEFAULT_SENSITIVITY
 
 

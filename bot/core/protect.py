@@ -29,48 +29,89 @@ MAX_PER_PERSON = 20
 
 
 async def add(
-    session: AsyncSession, ws: Workspace, actor: Actor, signature: ImageSignature, sha256: str,
-    md5: str, label: str, now: datetime, lang: str,
+    session: AsyncSession,
+    ws: Workspace,
+    actor: Actor,
+    signature: ImageSignature,
+    sha256: str,
+    md5: str,
+    label: str,
+    now: datetime,
+    lang: str,
 ) -> tuple[Protection, list[Any]]:
     """Bank one protected photo's hashes; returns the protection and the entries added."""
     assert ws.id is not None
     if len(await victims_repo.protections_of(session, ws.id, actor.user_id)) >= MAX_PER_PERSON:
-        raise VeilleError(t("victims.protect.too_many", lang, limit=MAX_PER_PERSON), code="too_many")
-    protection = Protection(workspace_id=ws.id, owner_id=actor.user_id, label=label.strip()[:100],
-                            created_at=now)
+        raise VeilleError(
+            t("victims.protect.too_many", lang, limit=MAX_PER_PERSON), code="too_many"
+        )
+    protection = Protection(
+        workspace_id=ws.id, owner_id=actor.user_id, label=label.strip()[:100], created_at=now
+    )
     session.add(protection)
     await session.flush()
     assert protection.id is not None
     result = await hash_repo.add_entries(
-        session, victims_repo.protected_bank(protection.id),
-        signature_hashes(signature, sha256, md5), source=SOURCE,
-        added_by="", workspace_id=ws.id)  # who asked is on the Protection row, not the bank
+        session,
+        victims_repo.protected_bank(protection.id),
+        signature_hashes(signature, sha256, md5),
+        source=SOURCE,
+        added_by="",
+        workspace_id=ws.id,
+    )  # who asked is on the Protection row, not the bank
     protection.entries = len(result.added)
     await repos.forget_verdicts(session, [sha256])
-    audit(session, workspace_id=ws.id, ticket_id=None, actor=actor, action="protect",
-          at=now, data={"protection": protection.id, "entries": protection.entries})
+    audit(
+        session,
+        workspace_id=ws.id,
+        ticket_id=None,
+        actor=actor,
+        action="protect",
+        at=now,
+        data={"protection": protection.id, "entries": protection.entries},
+    )
     return protection, list(result.added)
 
 
 async def withdraw(
-    session: AsyncSession, ws: Workspace, actor: Actor, protection_id: int, now: datetime,
+    session: AsyncSession,
+    ws: Workspace,
+    actor: Actor,
+    protection_id: int,
+    now: datetime,
     lang: str,
 ) -> tuple[Protection, list[int]]:
     """Withdraw one of the actor's own protections; returns it and the removed entry ids."""
     assert ws.id is not None
-    found = next((p for p in await victims_repo.protections_of(session, ws.id, actor.user_id)
-                  if p.id == protection_id), None)
+    found = next(
+        (
+            p
+            for p in await victims_repo.protections_of(session, ws.id, actor.user_id)
+            if p.id == protection_id
+        ),
+        None,
+    )
     if found is None:  # someone else's, withdrawn, or unknown: the same answer
         raise NotFound(t("victims.protect.not_found", lang, id=protection_id))
     ids = await _entry_ids(session, ws.id, victims_repo.protected_bank(protection_id))
     removed = await hash_repo.remove_entries(session, ids) if ids else []
     found.withdrawn_at = now
-    audit(session, workspace_id=ws.id, ticket_id=None, actor=actor, action="unprotect",
-          at=now, data={"protection": protection_id, "entries": len(removed)})
+    audit(
+        session,
+        workspace_id=ws.id,
+        ticket_id=None,
+        actor=actor,
+        action="unprotect",
+        at=now,
+        data={"protection": protection_id, "entries": len(removed)},
+    )
     return found, removed
 
 
 async def _entry_ids(session: AsyncSession, workspace_id: int, bank: str) -> list[int]:
-    rows = await session.execute(select(HashEntry.id).where(  # type: ignore[call-overload]
-        col(HashEntry.workspace_id) == workspace_id, col(HashEntry.bank) == bank))
+    rows = await session.execute(
+        select(HashEntry.id).where(  # type: ignore[call-overload]
+            col(HashEntry.workspace_id) == workspace_id, col(HashEntry.bank) == bank
+        )
+    )
     return [int(i) for i in rows.scalars()]

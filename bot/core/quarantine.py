@@ -39,20 +39,38 @@ def blurred_preview(image: Image.Image) -> bytes:
 
 
 def new_evidence(
-    *, ticket_id: int, sha256: str, mime: str, data: bytes | None, preview_png: bytes | None,
-    cipher: EvidenceCipher | None, critical: bool, created_at: datetime, retention_days: int,
+    *,
+    ticket_id: int,
+    sha256: str,
+    mime: str,
+    data: bytes | None,
+    preview_png: bytes | None,
+    cipher: EvidenceCipher | None,
+    critical: bool,
+    created_at: datetime,
+    retention_days: int,
 ) -> Evidence:
     """Evidence for a ticket. `critical` keeps no bytes. Without a cipher the original is
     refused (EvidenceKeyMissing): the caller still deletes and tickets, with hashes only."""
     purge_after = created_at + timedelta(days=max(retention_days, 0))
     if critical or data is None:
-        return Evidence(ticket_id=ticket_id, sha256=sha256, mime=mime, created_at=created_at,
-                        purge_after=purge_after)
+        return Evidence(
+            ticket_id=ticket_id,
+            sha256=sha256,
+            mime=mime,
+            created_at=created_at,
+            purge_after=purge_after,
+        )
     if cipher is None:
         raise EvidenceKeyMissing("VEILLE_SECRET_KEY is not set: evidence cannot be encrypted")
     return Evidence(
-        ticket_id=ticket_id, sha256=sha256, mime=mime, ciphertext=cipher.encrypt(data),
-        preview_png=preview_png, created_at=created_at, purge_after=purge_after,
+        ticket_id=ticket_id,
+        sha256=sha256,
+        mime=mime,
+        ciphertext=cipher.encrypt(data),
+        preview_png=preview_png,
+        created_at=created_at,
+        purge_after=purge_after,
     )
 
 

@@ -40,8 +40,10 @@ def reporter_locale(actor: Actor, ws: Workspace) -> str:
 
 def validate(form: ReportForm, lang: str) -> None:
     if form.reason not in REASONS:
-        raise VeilleError(t("victims.report.invalid_reason", lang, reasons=", ".join(REASONS)),
-                          code="invalid_reason")
+        raise VeilleError(
+            t("victims.report.invalid_reason", lang, reasons=", ".join(REASONS)),
+            code="invalid_reason",
+        )
     if not form.good_faith:
         raise VeilleError(t("victims.report.good_faith_needed", lang), code="good_faith")
 
@@ -56,7 +58,11 @@ def hours_left(ticket: Ticket, now: datetime) -> float | None:
 
 
 async def file_report(
-    session: AsyncSession, ws: Workspace, scan: Scan, form: ReportForm, actor: Actor,
+    session: AsyncSession,
+    ws: Workspace,
+    scan: Scan,
+    form: ReportForm,
+    actor: Actor,
     now: datetime,
 ) -> tuple[Ticket, str]:
     """Open or join the message's report ticket; returns it and the reporter's private
@@ -64,23 +70,43 @@ async def file_report(
     assert ws.id is not None
     lang = reporter_locale(actor, ws)
     validate(form, lang)
-    if await victims_repo.reports_since(session, ws.id, actor.user_id, now - timedelta(days=1)) >= MAX_PER_DAY:
+    if (
+        await victims_repo.reports_since(session, ws.id, actor.user_id, now - timedelta(days=1))
+        >= MAX_PER_DAY
+    ):
         raise VeilleError(t("victims.report.too_many", lang), code="too_many_reports")
     event = scan.event
     scanned = [m for m in scan.media if m.verdict is not None and m.sha256]
-    worst = max(scanned, key=lambda m: (m.verdict.severity, max(m.verdict.scores.values(), default=0)),  # type: ignore[union-attr]
-                default=None)
+    worst = max(
+        scanned,
+        key=lambda m: (m.verdict.severity, max(m.verdict.scores.values(), default=0)),  # type: ignore[union-attr]
+        default=None,
+    )
     media = worst or next((m for m in scan.media if m.sha256), None)
     verdict = worst.verdict if worst is not None else scan.text
-    item = await repos.media_item(session, media.sha256) if media is not None and media.sha256 else None
+    item = (
+        await repos.media_item(session, media.sha256)
+        if media is not None and media.sha256
+        else None
+    )
     row = Ticket(
-        workspace_id=ws.id, kind="report", channel_id=event.channel_id,
-        message_id=event.message_id, thread_id=event.thread_id, media_key=MEDIA_KEY,
-        author_id=event.author.user_id, sha256=media.sha256 if media else None,
-        media_item_id=item.id if item else None, severity=Severity.REVIEW.name, priority=True,
+        workspace_id=ws.id,
+        kind="report",
+        channel_id=event.channel_id,
+        message_id=event.message_id,
+        thread_id=event.thread_id,
+        media_key=MEDIA_KEY,
+        author_id=event.author.user_id,
+        sha256=media.sha256 if media else None,
+        media_item_id=item.id if item else None,
+        severity=Severity.REVIEW.name,
+        priority=True,
         categories=list(verdict.categories) if verdict else [],
         scores={k: round(float(v), 4) for k, v in verdict.scores.items()} if verdict else {},
-        reasons=[f"reported: {form.reason}"], created_at=now, updated_at=now, due_at=now + DUE,
+        reasons=[f"reported: {form.reason}"],
+        created_at=now,
+        updated_at=now,
+        due_at=now + DUE,
     )
     ticket, is_new = await repos.open_ticket(session, row)
     assert ticket.id is not None
@@ -92,41 +118,78 @@ async def file_report(
     reason_tag = f"reported: {form.reason}"
     if reason_tag not in ticket.reasons:
         ticket.reasons = [*ticket.reasons, reason_tag][:10]
-    report = Report(ticket_id=ticket.id, workspace_id=ws.id, reporter_id=actor.user_id,
-                    reporter_name=(actor.display_name or "")[:200], reason=form.reason,
-                    contact=form.contact.strip()[:500] or None,
-                    details=form.details.strip()[:2000] or None, good_faith=True, locale=lang,
-                    created_at=now, due_at=now + DUE)
+    report = Report(
+        ticket_id=ticket.id,
+        workspace_id=ws.id,
+        reporter_id=actor.user_id,
+        reporter_name=(actor.display_name or "")[:200],
+        reason=form.reason,
+        contact=form.contact.strip()[:500] or None,
+        details=form.details.strip()[:2000] or None,
+        good_faith=True,
+        locale=lang,
+        created_at=now,
+        due_at=now + DUE,
+    )
     session.add(report)
     await session.flush()
-    event_row = audit(session, workspace_id=ws.id, ticket_id=ticket.id, actor=actor,
-                      action="reported", at=now,
-                      data={"report": report.id, "reason": form.reason, "new": is_new,
-                                  "images": len(scanned)})
+    event_row = audit(
+        session,
+        workspace_id=ws.id,
+        ticket_id=ticket.id,
+        actor=actor,
+        action="reported",
+        at=now,
+        data={"report": report.id, "reason": form.reason, "new": is_new, "images": len(scanned)},
+    )
     if ws.safety_channel_id:
-        await outbox.enqueue(session, key=f"{ticket.id}:card", kind="post_card",
-                             platform=ws.platform, workspace_id=ws.id, ticket_id=ticket.id,
-                             payload={"workspace": ws.external_id,
-                                      "channel_id": ws.safety_channel_id, "purpose": "ticket"},
-                             now=now)
+        await outbox.enqueue(
+            session,
+            key=f"{ticket.id}:card",
+            kind="post_card",
+            platform=ws.platform,
+            workspace_id=ws.id,
+            ticket_id=ticket.id,
+            payload={
+                "workspace": ws.external_id,
+                "channel_id": ws.safety_channel_id,
+                "purpose": "ticket",
+            },
+            now=now,
+        )
         if not is_new:
             from bot.core.tickets import refresh_card
 
             await refresh_card(session, ws, ticket, event_row, now)
         if form.reason == "minor":
             await outbox.enqueue(
-                session, key=f"{ticket.id}:report_minor:{report.id}", kind="post_text",
-                platform=ws.platform, workspace_id=ws.id, ticket_id=ticket.id, now=now,
-                payload={"workspace": ws.external_id, "channel_id": ws.safety_channel_id,
-                         "text": t("victims.report.minor_alert", ws.locale, id=ticket.id,
-                                   admins=" ".join(ws.admin_role_ids or []))})
+                session,
+                key=f"{ticket.id}:report_minor:{report.id}",
+                kind="post_text",
+                platform=ws.platform,
+                workspace_id=ws.id,
+                ticket_id=ticket.id,
+                now=now,
+                payload={
+                    "workspace": ws.external_id,
+                    "channel_id": ws.safety_channel_id,
+                    "text": t(
+                        "victims.report.minor_alert",
+                        ws.locale,
+                        id=ticket.id,
+                        admins=" ".join(ws.admin_role_ids or []),
+                    ),
+                },
+            )
     text = t("victims.report.received", lang, id=ticket.id, hours=int(DUE.total_seconds() // 3600))
     if form.reason in ABOUT_SELF:
         text = f"{text}\n\n{help_guidance(lang)}"
     return ticket, text
 
 
-async def alert_due(session: AsyncSession, now: datetime, queue_at: datetime | None = None) -> list[int]:
+async def alert_due(
+    session: AsyncSession, now: datetime, queue_at: datetime | None = None
+) -> list[int]:
     """Alert each safety channel once about report tickets unresolved for 36 hours at `now`;
     the alerts are queued to go at `queue_at` (default `now`)."""
     alerted = []
@@ -137,13 +200,30 @@ async def alert_due(session: AsyncSession, now: datetime, queue_at: datetime | N
             continue
         left = hours_left(ticket, now) or 0.0
         await outbox.enqueue(
-            session, key=f"{ticket.id}:due_alert:{ticket.due_at}", kind="post_text",
-            platform=ws.platform, workspace_id=ws.id, ticket_id=ticket.id, now=queue_at or now,
-            payload={"workspace": ws.external_id, "channel_id": ws.safety_channel_id,
-                     "text": t("victims.report.due_alert", ws.locale, id=ticket.id,
-                               hours=f"{max(left, 0):.0f}")})
-        event = audit(session, workspace_id=ws.id, ticket_id=ticket.id, actor=None,
-                      action="due_alert", at=now, data={"hours_left": round(left, 1)})
+            session,
+            key=f"{ticket.id}:due_alert:{ticket.due_at}",
+            kind="post_text",
+            platform=ws.platform,
+            workspace_id=ws.id,
+            ticket_id=ticket.id,
+            now=queue_at or now,
+            payload={
+                "workspace": ws.external_id,
+                "channel_id": ws.safety_channel_id,
+                "text": t(
+                    "victims.report.due_alert", ws.locale, id=ticket.id, hours=f"{max(left, 0):.0f}"
+                ),
+            },
+        )
+        event = audit(
+            session,
+            workspace_id=ws.id,
+            ticket_id=ticket.id,
+            actor=None,
+            action="due_alert",
+            at=now,
+            data={"hours_left": round(left, 1)},
+        )
         from bot.core.tickets import refresh_card
 
         await refresh_card(session, ws, ticket, event, queue_at or now)
@@ -156,15 +236,26 @@ async def tell_reporters(
 ) -> int:
     """Each reporter is told privately that their report was resolved, and how."""
     assert ticket.id is not None
-    outcome = ticket.resolution if ticket.resolution in ("confirmed", "false_positive") else "resolved"
+    outcome = (
+        ticket.resolution if ticket.resolution in ("confirmed", "false_positive") else "resolved"
+    )
     told = 0
     for report in await victims_repo.reports_of(session, ticket.id):
-        data: dict[str, Any] = {"workspace": ws.external_id, "user_id": report.reporter_id,
-                                "text": t(f"victims.report.done.{outcome}", report.locale,
-                                          id=ticket.id)}
-        if await outbox.enqueue(session, key=f"{ticket.id}:reporter:{report.id}:{event_id}",
-                                kind="send_private", platform=ws.platform, workspace_id=ws.id,
-                                ticket_id=ticket.id, payload=data, now=now):
+        data: dict[str, Any] = {
+            "workspace": ws.external_id,
+            "user_id": report.reporter_id,
+            "text": t(f"victims.report.done.{outcome}", report.locale, id=ticket.id),
+        }
+        if await outbox.enqueue(
+            session,
+            key=f"{ticket.id}:reporter:{report.id}:{event_id}",
+            kind="send_private",
+            platform=ws.platform,
+            workspace_id=ws.id,
+            ticket_id=ticket.id,
+            payload=data,
+            now=now,
+        ):
             report.resolved_notified_at = now
             told += 1
     return told

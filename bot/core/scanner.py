@@ -133,12 +133,20 @@ class Scanner:
         results = await asyncio.gather(*(d.detect(texts) for d in self.text_detectors))
         verdicts = []
         for index in range(len(texts)):
-            found = [(d.name, d.version, r[index]) for d, r in zip(self.text_detectors, results, strict=True)]
+            found = [
+                (d.name, d.version, r[index])
+                for d, r in zip(self.text_detectors, results, strict=True)
+            ]
             verdicts.append(fuse(found, thresholds or self.thresholds))
         return verdicts
 
 
 __all__ = [
-    "ImageScan", "MediaError", "PreparedImage", "Scanner", "digest",
-    "merge_frames", "prepare_image",
+    "ImageScan",
+    "MediaError",
+    "PreparedImage",
+    "Scanner",
+    "digest",
+    "merge_frames",
+    "prepare_image",
 ]

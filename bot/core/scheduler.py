@@ -137,14 +137,21 @@ class VeilleScheduler:
         if trigger is None:
             return
         self._scheduler.add_job(
-            self.run_workspace_digest, trigger, args=[workspace_id], id=job_id,
-            name=f"digest for workspace {workspace_id}", replace_existing=True,
-            coalesce=True, max_instances=1, misfire_grace_time=None,
+            self.run_workspace_digest,
+            trigger,
+            args=[workspace_id],
+            id=job_id,
+            name=f"digest for workspace {workspace_id}",
+            replace_existing=True,
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=None,
         )
 
     def _add_housekeeping_jobs(self) -> None:
-        self._add_interval("digest-sweep", self.sweep, DIGEST_SWEEP_EVERY,
-                           first_after=FIRST_SWEEP_AFTER)
+        self._add_interval(
+            "digest-sweep", self.sweep, DIGEST_SWEEP_EVERY, first_after=FIRST_SWEEP_AFTER
+        )
         if self._housekeeping is None:
             return
         self._add_interval("outbox-retry", self.retry_outbox, OUTBOX_EVERY)
@@ -153,14 +160,23 @@ class VeilleScheduler:
         self._add_interval("report-deadlines", self.check_report_deadlines, REPORT_DEADLINES_EVERY)
 
     def _add_interval(
-        self, job_id: str, job: Callable[[], Awaitable[object]], every: timedelta,
+        self,
+        job_id: str,
+        job: Callable[[], Awaitable[object]],
+        every: timedelta,
         first_after: timedelta | None = None,
     ) -> None:
         # APScheduler's own timer runs on the wall clock, so the first run is too.
         first = None if first_after is None else utcnow() + first_after
-        self._scheduler.add_job(job, IntervalTrigger(seconds=every.total_seconds()), id=job_id,
-                                replace_existing=True, coalesce=True, max_instances=1,
-                                **({"next_run_time": first} if first else {}))
+        self._scheduler.add_job(
+            job,
+            IntervalTrigger(seconds=every.total_seconds()),
+            id=job_id,
+            replace_existing=True,
+            coalesce=True,
+            max_instances=1,
+            **({"next_run_time": first} if first else {}),
+        )
 
     # Digest jobs (idempotent: safe to run at any time, any number of times)
 
@@ -181,8 +197,11 @@ class VeilleScheduler:
             return None
         gateway = self._gateways.get(workspace.platform)
         if gateway is None:
-            log.warning("workspace %s: no gateway for %s, digest not posted",
-                        workspace_id, workspace.platform)
+            log.warning(
+                "workspace %s: no gateway for %s, digest not posted",
+                workspace_id,
+                workspace.platform,
+            )
             return None
         period = period_ending(trigger, fire)
         return await post_digest(self._store, gateway, workspace_id, period, self._clock)
@@ -191,9 +210,11 @@ class VeilleScheduler:
         """The periodic job: pick up schedule changes nobody announced with
         `reschedule_workspace` (another process, a direct database edit), then `catch_up`."""
         async with self._store.read() as session:
-            rows = (await session.execute(
-                select(Workspace.id, Workspace.digest_schedule, Workspace.timezone)
-            )).all()
+            rows = (
+                await session.execute(
+                    select(Workspace.id, Workspace.digest_schedule, Workspace.timezone)
+                )
+            ).all()
         current = {row[0]: (row[1], row[2]) for row in rows if row[0] is not None}
         for workspace_id in current.keys() | self._built.keys():
             if current.get(workspace_id) != self._built.get(workspace_id):
@@ -204,9 +225,15 @@ class VeilleScheduler:
         """Run every workspace's due digest (start-up catch-up, and the periodic sweep that
         retries failed posts). Returns each workspace's outcome."""
         async with self._store.read() as session:
-            ids = (await session.execute(
-                select(Workspace.id).where(col(Workspace.digest_schedule) != "off")
-            )).scalars().all()
+            ids = (
+                (
+                    await session.execute(
+                        select(Workspace.id).where(col(Workspace.digest_schedule) != "off")
+                    )
+                )
+                .scalars()
+                .all()
+            )
         outcomes: dict[int, DigestOutcome | None] = {}
         for workspace_id in ids:
             if workspace_id is None:
@@ -225,8 +252,11 @@ class VeilleScheduler:
         if workspace is None:
             return None
         trigger = parse_schedule(workspace.digest_schedule, workspace.timezone)
-        return None if trigger is None else next_fire(
-            trigger, self._clock.now() + timedelta(microseconds=1))
+        return (
+            None
+            if trigger is None
+            else next_fire(trigger, self._clock.now() + timedelta(microseconds=1))
+        )
 
     # Housekeeping jobs: errors are logged, the next run tries again.
 

@@ -45,8 +45,14 @@ class Veille(VictimsMixin):
     `bot.app.build_veille`; call `start()` to run the outbox worker and `aclose()` to stop."""
 
     def __init__(
-        self, settings: Settings, engine: AsyncEngine, scanner: Scanner, *,
-        fetcher: Fetcher | None = None, bank: Any = None, clock: Clock | None = None,
+        self,
+        settings: Settings,
+        engine: AsyncEngine,
+        scanner: Scanner,
+        *,
+        fetcher: Fetcher | None = None,
+        bank: Any = None,
+        clock: Clock | None = None,
         thresholds: Thresholds | None = None,
     ) -> None:
         self.settings = settings
@@ -59,11 +65,22 @@ class Veille(VictimsMixin):
         self.cipher = EvidenceCipher(secret) if secret else None
         self.gateways: dict[str, Gateway] = {}
         self.fetcher = fetcher
-        self.batcher = ImageBatcher(scanner, batch_size=settings.batch_size,
-                                    wait_s=settings.batch_wait_ms / 1000, queue_size=settings.queue_size)
-        self.pipeline = Pipeline(scanner, self.store, self.gateways, fetcher=fetcher, bank=bank,
-                                 batcher=self.batcher, max_bytes=settings.fetch_max_bytes,
-                                 max_pixels=settings.max_image_pixels)
+        self.batcher = ImageBatcher(
+            scanner,
+            batch_size=settings.batch_size,
+            wait_s=settings.batch_wait_ms / 1000,
+            queue_size=settings.queue_size,
+        )
+        self.pipeline = Pipeline(
+            scanner,
+            self.store,
+            self.gateways,
+            fetcher=fetcher,
+            bank=bank,
+            batcher=self.batcher,
+            max_bytes=settings.fetch_max_bytes,
+            max_pixels=settings.max_image_pixels,
+        )
         self.outbox = Outbox(self.store, self.clock, self.gateways)
         self.watchdog = LoopWatchdog()  # logs any event-loop stall over 100 ms, with its stack
         self._worker: asyncio.Task[None] | None = None
@@ -99,8 +116,12 @@ class Veille(VictimsMixin):
         returns how many were replayed."""
         events = await inbox.due(self.store, self.clock.now())
         for event in events:
-            log.warning("replaying message %s of %s:%s, left undecided by a stop",
-                        event.message_id, event.platform, event.workspace_id)
+            log.warning(
+                "replaying message %s of %s:%s, left undecided by a stop",
+                event.message_id,
+                event.platform,
+                event.workspace_id,
+            )
             try:
                 await self.handle_message(event)
             except Exception:  # counted by handle_message; the next event still goes
@@ -155,7 +176,9 @@ class Veille(VictimsMixin):
         return decision
 
     async def _decide(self, event: MessageEvent) -> Decision:
-        ws = await self._workspace_row(str(event.platform), event.workspace_id, event.workspace_name)
+        ws = await self._workspace_row(
+            str(event.platform), event.workspace_id, event.workspace_name
+        )
         assert ws.id is not None
         async with self.store.read() as session:
             override = await repos.channel_override(session, ws.id, event.channel_id)
@@ -168,8 +191,13 @@ class Veille(VictimsMixin):
         )
         scan = await self.pipeline.scan(event, thresholds, scope, ws.locale)
         decision = await decisions.commit(
-            self.store, ws, scan, now=self.clock.now(), cipher=self.cipher,
-            gateways=self.gateways, versions_key=scan.cache_key,
+            self.store,
+            ws,
+            scan,
+            now=self.clock.now(),
+            cipher=self.cipher,
+            gateways=self.gateways,
+            versions_key=scan.cache_key,
         )
         for media in scan.media:
             if not media.cached:
@@ -183,27 +211,48 @@ class Veille(VictimsMixin):
         ws = await self._authorise(str(event.platform), event.workspace_id, actor, "scan")
         async with self.store.read() as session:
             scope = await scope_of(session, ws.id or 0)
-        scan = await self.pipeline.scan(event, policy.thresholds_for(self.thresholds, ws.sensitivity),
-                                        scope, ws.locale)
+        scan = await self.pipeline.scan(
+            event, policy.thresholds_for(self.thresholds, ws.sensitivity), scope, ws.locale
+        )
         lang = ws.locale
         lines: list[str] = []
         results: list[dict[str, object]] = []
         for media in scan.media:
             if media.verdict is None or media.unscanned is not None:
-                lines.append(t("core.scan.error", lang, url=inert(media.url, ws.platform),
-                               error=inert(media.error or "?", ws.platform)))
+                lines.append(
+                    t(
+                        "core.scan.error",
+                        lang,
+                        url=inert(media.url, ws.platform),
+                        error=inert(media.error or "?", ws.platform),
+                    )
+                )
                 results.append({"url": media.url, "error": media.error})
                 continue
             scores = ", ".join(f"{k} {v:.2f}" for k, v in sorted(media.verdict.scores.items()))
-            lines.append(t("core.scan.line", lang, url=inert(media.url, ws.platform),
-                           severity=t(f"core.severity.{media.verdict.severity.name}", lang), scores=scores))
+            lines.append(
+                t(
+                    "core.scan.line",
+                    lang,
+                    url=inert(media.url, ws.platform),
+                    severity=t(f"core.severity.{media.verdict.severity.name}", lang),
+                    scores=scores,
+                )
+            )
             results.append({"url": media.url, **media.verdict.to_json()})
         if scan.text is not None:
-            lines.append(t("core.scan.text", lang,
-                           severity=t(f"core.severity.{scan.text.severity.name}", lang),
-                           scores=", ".join(f"{k} {v:.2f}" for k, v in scan.text.scores.items())))
+            lines.append(
+                t(
+                    "core.scan.text",
+                    lang,
+                    severity=t(f"core.severity.{scan.text.severity.name}", lang),
+                    scores=", ".join(f"{k} {v:.2f}" for k, v in scan.text.scores.items()),
+                )
+            )
             results.append({"text": True, **scan.text.to_json()})
-        return Reply(text="\n".join(lines) or t("core.scan.nothing", lang), extras={"results": results})
+        return Reply(
+            text="\n".join(lines) or t("core.scan.nothing", lang), extras={"results": results}
+        )
 
     # -- workspaces -------------------------------------------------------------------------
 
@@ -212,23 +261,33 @@ class Veille(VictimsMixin):
         async with self.store.read() as session:
             return workspace_view(ws, await repos.channel_overrides(session, ws.id or 0))
 
-    async def authorise(self, platform: str, external_id: str, actor: Actor, operation: str) -> WorkspaceView:
+    async def authorise(
+        self, platform: str, external_id: str, actor: Actor, operation: str
+    ) -> WorkspaceView:
         """The workspace's settings when `actor` may do `operation` (e.g. before a setup wizard
         opens); otherwise the refusal is audited and PermissionDenied raised."""
         ws = await self._authorise(platform, external_id, actor, operation)
         async with self.store.read() as session:
             return workspace_view(ws, await repos.channel_overrides(session, ws.id or 0))
 
-    async def save_setup(self, platform: str, external_id: str, actor: Actor, setup: SetupInput) -> Reply:
+    async def save_setup(
+        self, platform: str, external_id: str, actor: Actor, setup: SetupInput
+    ) -> Reply:
         """Apply what a setup wizard collected (admins only)."""
         ws = await self._authorise(platform, external_id, actor, "setup")
         async with self.store.write() as session:
             row = await session.get(Workspace, ws.id)
             assert row is not None
             await apply_setup(session, row, setup, self.clock.now())
-            audit(session, workspace_id=row.id, ticket_id=None, actor=actor, action="setup",
-                  at=self.clock.now(), data={"fields": sorted(
-                            k for k, v in vars(setup).items() if v not in (None, ()))})
+            audit(
+                session,
+                workspace_id=row.id,
+                ticket_id=None,
+                actor=actor,
+                action="setup",
+                at=self.clock.now(),
+                data={"fields": sorted(k for k, v in vars(setup).items() if v not in (None, ()))},
+            )
             counts = await repos.count_tickets(session, row.id or 0)
             card = cards.status_card(row, counts, self.scanner.versions_key, self._outbox_state())
             return Reply(text=t("core.setup.saved", row.locale), card=card)
@@ -237,7 +296,9 @@ class Veille(VictimsMixin):
         ws = await self._authorise(platform, external_id, actor, "status")
         async with self.store.read() as session:
             counts = await repos.count_tickets(session, ws.id or 0)
-        return Reply(card=cards.status_card(ws, counts, self.scanner.versions_key, self._outbox_state()))
+        return Reply(
+            card=cards.status_card(ws, counts, self.scanner.versions_key, self._outbox_state())
+        )
 
     def help(self, locale: str | None) -> Reply:
         return Reply(card=cards.help_card(normalise_locale(locale)))
@@ -257,13 +318,20 @@ class Veille(VictimsMixin):
     # -- tickets ----------------------------------------------------------------------------
 
     async def ticket_action(
-        self, platform: str, external_id: str, actor: Actor, action: str, ticket_id: int,
+        self,
+        platform: str,
+        external_id: str,
+        actor: Actor,
+        action: str,
+        ticket_id: int,
         note: str | None = None,
     ) -> Reply:
         """A button or modal on a ticket. Raises PermissionDenied, NotFound or VeilleError."""
         spec = action_named(action)
         if spec is None:
-            raise VeilleError(t("core.ticket.unknown_action", "en", action=action), code="invalid_action")
+            raise VeilleError(
+                t("core.ticket.unknown_action", "en", action=action), code="invalid_action"
+            )
         if spec.by_author:  # the author's appeal, often from a DM: checked against the ticket
             return await self._appeal(platform, external_id, actor, ticket_id, note)
         ws = await self._authorise(platform, external_id, actor, action, ticket_id)
@@ -272,21 +340,35 @@ class Veille(VictimsMixin):
         if ticket is None:
             raise NotFound(t("core.ticket.not_found", ws.locale, id=ticket_id))
         if ticket.severity == Severity.CRITICAL.name and spec.critical_role is not None:
-            await self._authorise(platform, external_id, actor, action, ticket_id,
-                                  needed=spec.critical_role)
+            await self._authorise(
+                platform, external_id, actor, action, ticket_id, needed=spec.critical_role
+            )
         async with self.store.write() as session:
             row = await repos.ticket_in(session, ws.id or 0, ticket_id)
             workspace = await session.get(Workspace, ws.id)
             assert row is not None and workspace is not None
             gateway = self.gateways.get(platform)
             outcome = await tickets.perform(
-                session, workspace, row, actor, action, note, now=self.clock.now(),
-                cipher=self.cipher, can_delete=gateway is None or gateway.can_delete_messages)
+                session,
+                workspace,
+                row,
+                actor,
+                action,
+                note,
+                now=self.clock.now(),
+                cipher=self.cipher,
+                can_delete=gateway is None or gateway.can_delete_messages,
+            )
         if outcome.bank_entries and self.bank is not None:
             self.bank.add(outcome.bank_entries)  # the next post meets the bank at once
         if action == "confirm":  # known copies still posted come down too (TAKE IT DOWN Act)
-            await self._sweep(ws.id or 0, outcome.bank_entries, cause="confirm",
-                              source_ticket_id=ticket_id, actor=actor)
+            await self._sweep(
+                ws.id or 0,
+                outcome.bank_entries,
+                cause="confirm",
+                source_ticket_id=ticket_id,
+                actor=actor,
+            )
         self.outbox.wake()
         return outcome.reply
 
@@ -298,7 +380,9 @@ class Veille(VictimsMixin):
             found = await repos.list_tickets(session, ws.id or 0, status, max(1, min(limit, 100)))
         return cards.ticket_list(found, ws, self.clock.now(), status)
 
-    async def show_ticket(self, platform: str, external_id: str, actor: Actor, ticket_id: int) -> Reply:
+    async def show_ticket(
+        self, platform: str, external_id: str, actor: Actor, ticket_id: int
+    ) -> Reply:
         ws = await self._authorise(platform, external_id, actor, "show_ticket", ticket_id)
         async with self.store.read() as session:
             ticket = await repos.ticket_in(session, ws.id or 0, ticket_id)
@@ -306,9 +390,17 @@ class Veille(VictimsMixin):
                 raise NotFound(t("core.ticket.not_found", ws.locale, id=ticket_id))
             card = await cards.card_for(session, ticket, "ticket", self.clock.now())
             events = await repos.ticket_events(session, ticket_id)
-        history = [inert(f"{e.at:%Y-%m-%d %H:%M} {e.actor_name or e.actor_id}: {e.action}"
-                         + (f" — {e.note}" if e.note else ""), platform) for e in events[-10:]]
-        return Reply(card=card, text="\n".join(history), extras={"events": [e.action for e in events]})
+        history = [
+            inert(
+                f"{e.at:%Y-%m-%d %H:%M} {e.actor_name or e.actor_id}: {e.action}"
+                + (f" — {e.note}" if e.note else ""),
+                platform,
+            )
+            for e in events[-10:]
+        ]
+        return Reply(
+            card=card, text="\n".join(history), extras={"events": [e.action for e in events]}
+        )
 
     # -- hash banks -------------------------------------------------------------------------
 
@@ -324,72 +416,129 @@ class Veille(VictimsMixin):
         hashes, errors = [], 0
         for data in images:
             try:
-                prepared = await asyncio.to_thread(prepare_image, data, max_pixels=self.settings.max_image_pixels)
+                prepared = await asyncio.to_thread(
+                    prepare_image, data, max_pixels=self.settings.max_image_pixels
+                )
                 signature = await asyncio.to_thread(compute_signature, prepared.frames[0].image)
             except Exception:  # an unreadable image is counted, the rest still banked
                 errors += 1
                 continue
-            hashes.append((prepared.sha256, signature_hashes(signature, prepared.sha256, prepared.md5)))
+            hashes.append(
+                (prepared.sha256, signature_hashes(signature, prepared.sha256, prepared.md5))
+            )
         async with self.store.write() as session:
             result = await hash_repo.add_entries(
-                session, bank, [h for _, found in hashes for h in found], source="imported",
-                added_by=actor.display_name or actor.user_id, workspace_id=ws.id,
+                session,
+                bank,
+                [h for _, found in hashes for h in found],
+                source="imported",
+                added_by=actor.display_name or actor.user_id,
+                workspace_id=ws.id,
             )
             await repos.forget_verdicts(session, [sha for sha, _ in hashes])
-            audit(session, workspace_id=ws.id, ticket_id=None, actor=actor, action="add_hashes",
-                  at=self.clock.now(), data={"bank": bank, "added": len(result.added)})
+            audit(
+                session,
+                workspace_id=ws.id,
+                ticket_id=None,
+                actor=actor,
+                action="add_hashes",
+                at=self.clock.now(),
+                data={"bank": bank, "added": len(result.added)},
+            )
         if self.bank is not None and result.added:
             self.bank.add(result.added)
         if result.added:
             await self._sweep(ws.id or 0, result.added, cause="add_hashes", actor=actor)
-        return Reply(text=t("core.hashes.added", ws.locale, images=len(hashes), added=len(result.added),
-                            duplicates=result.duplicates, errors=errors, bank=bank))
+        return Reply(
+            text=t(
+                "core.hashes.added",
+                ws.locale,
+                images=len(hashes),
+                added=len(result.added),
+                duplicates=result.duplicates,
+                errors=errors,
+                bank=bank,
+            )
+        )
 
     async def share_bank(
-        self, platform: str, external_id: str, actor: Actor, step: str, name: str,
+        self,
+        platform: str,
+        external_id: str,
+        actor: Actor,
+        step: str,
+        name: str,
         bank: str = "confirmed",
     ) -> Reply:
         """Shared banks (admins, audited): `step` is publish (this community's `bank` as `name`),
         unpublish, subscribe (match another community's shared bank `name`) or unsubscribe.
         Every step is opt-in and revocable; it applies from the next message on."""
         if step not in SHARING_STEPS:
-            raise VeilleError(t("core.ticket.unknown_action", "en", action=step), code="invalid_action")
+            raise VeilleError(
+                t("core.ticket.unknown_action", "en", action=step), code="invalid_action"
+            )
         ws = await self._authorise(platform, external_id, actor, "share_banks")
         assert ws.id is not None
         now, by = self.clock.now(), actor.display_name or actor.user_id
         try:
             async with self.store.write() as session:
                 if step == "publish":
-                    row = await bank_sharing.publish(session, ws.id, name, bank=bank, by=by, now=now)
+                    row = await bank_sharing.publish(
+                        session, ws.id, name, bank=bank, by=by, now=now
+                    )
                 elif step == "unpublish":
                     row = await bank_sharing.unpublish(session, ws.id, name, now=now)
                 elif step == "subscribe":
                     row = await bank_sharing.subscribe(session, ws.id, name, by=by, now=now)
                 else:
                     row = await bank_sharing.unsubscribe(session, ws.id, name, now=now)
-                audit(session, workspace_id=ws.id, ticket_id=None, actor=actor,
-                      action=f"bank_{step}", at=now, data={"name": row.name, "bank": row.bank})
+                audit(
+                    session,
+                    workspace_id=ws.id,
+                    ticket_id=None,
+                    actor=actor,
+                    action=f"bank_{step}",
+                    at=now,
+                    data={"name": row.name, "bank": row.bank},
+                )
                 views = await bank_sharing.list_shared(session, ws.id)
         except bank_sharing.SharingError as exc:
-            raise VeilleError(t(f"hashes.shared.error.{exc.code}", ws.locale, name=exc.name),
-                              code=exc.code) from exc
+            raise VeilleError(
+                t(f"hashes.shared.error.{exc.code}", ws.locale, name=exc.name), code=exc.code
+            ) from exc
         entries = next((v.entries for v in views if v.name == row.name), 0)
-        done = {"publish": "published", "unpublish": "unpublished", "subscribe": "subscribed",
-                "unsubscribe": "unsubscribed"}[step]
-        return Reply(text=t(f"hashes.shared.{done}", ws.locale, name=row.name, bank=row.bank,
-                            entries=entries))
+        done = {
+            "publish": "published",
+            "unpublish": "unpublished",
+            "subscribe": "subscribed",
+            "unsubscribe": "unsubscribed",
+        }[step]
+        return Reply(
+            text=t(
+                f"hashes.shared.{done}", ws.locale, name=row.name, bank=row.bank, entries=entries
+            )
+        )
 
     async def shared_banks(self, platform: str, external_id: str, actor: Actor) -> Reply:
         """The live shared banks, with what this community publishes and subscribes to."""
         ws = await self._authorise(platform, external_id, actor, "list_shared_banks")
         async with self.store.read() as session:
             views = await bank_sharing.list_shared(session, ws.id)
-        lines = [t("hashes.shared.line", ws.locale, name=v.name, entries=v.entries,
-                   flags=(t("hashes.shared.own", ws.locale) if v.own else "")
-                   + (t("hashes.shared.is_subscribed", ws.locale) if v.subscribed else ""))
-                 for v in views]
-        return Reply(text="\n".join(lines) or t("hashes.shared.none", ws.locale),
-                     extras={"banks": [vars(v) for v in views]})
+        lines = [
+            t(
+                "hashes.shared.line",
+                ws.locale,
+                name=v.name,
+                entries=v.entries,
+                flags=(t("hashes.shared.own", ws.locale) if v.own else "")
+                + (t("hashes.shared.is_subscribed", ws.locale) if v.subscribed else ""),
+            )
+            for v in views
+        ]
+        return Reply(
+            text="\n".join(lines) or t("hashes.shared.none", ws.locale),
+            extras={"banks": [vars(v) for v in views]},
+        )
 
     # -- housekeeping (the scheduler calls these) ----------------------------------------------
 
@@ -425,12 +574,19 @@ class Veille(VictimsMixin):
         if ws is not None and (not name or ws.name == name):
             return ws
         async with self.store.write() as session:
-            return await repos.ensure_workspace(session, platform, external_id, name=name,
-                                                locale=self.settings.default_locale)
+            return await repos.ensure_workspace(
+                session, platform, external_id, name=name, locale=self.settings.default_locale
+            )
 
     async def _authorise(
-        self, platform: str, external_id: str, actor: Actor, operation: str,
-        ticket_id: int | None = None, *, needed: Role | None = None,
+        self,
+        platform: str,
+        external_id: str,
+        actor: Actor,
+        operation: str,
+        ticket_id: int | None = None,
+        *,
+        needed: Role | None = None,
     ) -> Workspace:
         """The workspace, when `actor` may do `operation`; otherwise audit and raise."""
         ws = await self._workspace_row(platform, external_id)
@@ -439,13 +595,29 @@ class Veille(VictimsMixin):
         if permissions.at_least(role, needed):
             return ws
         async with self.store.write() as session:
-            known = ticket_id if ticket_id and await repos.ticket_in(session, ws.id or 0, ticket_id) else None
-            audit(session, workspace_id=ws.id, ticket_id=known, actor=actor, action="denied",
-                  at=self.clock.now(),
-                  data={"operation": operation, "role": role.value, "needed": needed.value,
-                              "ticket": ticket_id})
+            known = (
+                ticket_id
+                if ticket_id and await repos.ticket_in(session, ws.id or 0, ticket_id)
+                else None
+            )
+            audit(
+                session,
+                workspace_id=ws.id,
+                ticket_id=known,
+                actor=actor,
+                action="denied",
+                at=self.clock.now(),
+                data={
+                    "operation": operation,
+                    "role": role.value,
+                    "needed": needed.value,
+                    "ticket": ticket_id,
+                },
+            )
         log.info("denied %s to %s in %s/%s", operation, actor.user_id, platform, external_id)
-        raise PermissionDenied(t("core.denied", ws.locale, needed=t(f"core.role.{needed.value}", ws.locale)))
+        raise PermissionDenied(
+            t("core.denied", ws.locale, needed=t(f"core.role.{needed.value}", ws.locale))
+        )
 
     def _outbox_state(self) -> str:
         running = self._worker is not None and not self._worker.done()

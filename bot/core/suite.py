@@ -53,7 +53,8 @@ async def build_scanner(settings: Settings, bank: HashBank | None = None) -> Sca
     from detectors.registry import build_detectors
 
     names = settings.detector_names
-    scanner = Scanner(build_detectors(names, detector_deps(settings, names, bank)),
-                      load_thresholds(settings))
+    scanner = Scanner(
+        build_detectors(names, detector_deps(settings, names, bank)), load_thresholds(settings)
+    )
     await scanner.load()
     return scanner

@@ -45,9 +45,15 @@ class SweepResult:
     truncated: bool = False
 
     def as_json(self, now: datetime, cause: str) -> dict[str, Any]:
-        return {"at": now.isoformat(), "cause": cause, "found": self.found,
-                "removed": self.removed, "tickets": self.tickets, "searched": self.searched,
-                "truncated": self.truncated}
+        return {
+            "at": now.isoformat(),
+            "cause": cause,
+            "found": self.found,
+            "removed": self.removed,
+            "tickets": self.tickets,
+            "searched": self.searched,
+            "truncated": self.truncated,
+        }
 
 
 @dataclass(frozen=True)
@@ -62,8 +68,16 @@ def _entries(raw: Sequence[Any]) -> list[BankEntry]:
     for entry in raw:
         if getattr(entry, "source", "") == "allow" or getattr(entry, "id", None) is None:
             continue
-        out.append(BankEntry(int(entry.id), str(entry.bank), str(entry.kind), str(entry.value),
-                             str(entry.source), getattr(entry, "workspace_id", None)))
+        out.append(
+            BankEntry(
+                int(entry.id),
+                str(entry.bank),
+                str(entry.kind),
+                str(entry.value),
+                str(entry.source),
+                getattr(entry, "workspace_id", None),
+            )
+        )
     return out
 
 
@@ -83,8 +97,14 @@ def _match(entries: list[BankEntry], found: list[tuple[Sighting, str | None]]) -
 
 
 async def sweep(
-    store: repos.Store, workspace_id: int, new_entries: Sequence[Any], *, now: datetime,
-    gateways: Mapping[str, Gateway], cause: str, source_ticket_id: int | None = None,
+    store: repos.Store,
+    workspace_id: int,
+    new_entries: Sequence[Any],
+    *,
+    now: datetime,
+    gateways: Mapping[str, Gateway],
+    cause: str,
+    source_ticket_id: int | None = None,
     actor: Actor | None = None,
 ) -> SweepResult:
     """Find and act on copies of `new_entries` (just-banked hash entries) in the workspace."""
@@ -102,8 +122,11 @@ async def sweep(
     result.searched = len(found)
     result.truncated = len(found) >= victims_repo.SWEEP_LIMIT
     if result.truncated:
-        log.warning("sweep in workspace %s read only the %d most recent sightings",
-                    workspace_id, victims_repo.SWEEP_LIMIT)
+        log.warning(
+            "sweep in workspace %s read only the %d most recent sightings",
+            workspace_id,
+            victims_repo.SWEEP_LIMIT,
+        )
     candidates = [(s, sig) for s, sig in found if (s.channel_id, s.message_id) not in removed]
     hits = await asyncio.to_thread(_match, entries, candidates) if candidates else []
     async with store.write() as session:
@@ -112,7 +135,8 @@ async def sweep(
         source = await session.get(Ticket, source_ticket_id) if source_ticket_id else None
         gateway = gateways.get(ws.platform)
         can_remove = bool((ws.actions or {}).get("delete", True)) and (
-            gateway is None or gateway.can_delete_messages)
+            gateway is None or gateway.can_delete_messages
+        )
         done_messages: set[tuple[str, str]] = set()
         for hit in hits:
             where = (hit.sighting.channel_id, hit.sighting.message_id)
@@ -128,8 +152,15 @@ async def sweep(
         if source is not None:
             source.sweep = summary
             source.updated_at = now
-        event = audit(session, workspace_id=ws.id, ticket_id=source.id if source else None,
-                      actor=actor, action="sweep", at=now, data=summary)
+        event = audit(
+            session,
+            workspace_id=ws.id,
+            ticket_id=source.id if source else None,
+            actor=actor,
+            action="sweep",
+            at=now,
+            data=summary,
+        )
         if source is not None:
             from bot.core.tickets import refresh_card
 
@@ -137,56 +168,116 @@ async def sweep(
         if result.found and ws.safety_channel_id:
             await session.flush()
             await outbox.enqueue(
-                session, key=f"sweep:{event.id}:summary", kind="post_text", platform=ws.platform,
-                workspace_id=ws.id, ticket_id=source.id if source else None, now=now,
-                payload={"workspace": ws.external_id, "channel_id": ws.safety_channel_id,
-                         "text": t("victims.sweep.summary", ws.locale, found=result.found,
-                                   removed=result.removed,
-                                   source=f"#{source.id}" if source else t(
-                                       f"victims.sweep.cause.{cause}", ws.locale),
-                                   tickets=", ".join(f"#{i}" for i in result.tickets) or "-")})
+                session,
+                key=f"sweep:{event.id}:summary",
+                kind="post_text",
+                platform=ws.platform,
+                workspace_id=ws.id,
+                ticket_id=source.id if source else None,
+                now=now,
+                payload={
+                    "workspace": ws.external_id,
+                    "channel_id": ws.safety_channel_id,
+                    "text": t(
+                        "victims.sweep.summary",
+                        ws.locale,
+                        found=result.found,
+                        removed=result.removed,
+                        source=f"#{source.id}"
+                        if source
+                        else t(f"victims.sweep.cause.{cause}", ws.locale),
+                        tickets=", ".join(f"#{i}" for i in result.tickets) or "-",
+                    ),
+                },
+            )
     return result
 
 
 async def _act_on(
-    session: Any, ws: Workspace, hit: _Hit, source: Ticket | None, can_remove: bool,
+    session: Any,
+    ws: Workspace,
+    hit: _Hit,
+    source: Ticket | None,
+    can_remove: bool,
     now: datetime,
 ) -> tuple[int | None, bool]:
     """Remove or ticket one copy; returns its ticket id and whether a removal was queued."""
     assert ws.id is not None
     s = hit.sighting
-    own = source is not None and (source.channel_id, source.message_id) == (s.channel_id, s.message_id)
+    own = source is not None and (source.channel_id, source.message_id) == (
+        s.channel_id,
+        s.message_id,
+    )
     if own:
         ticket = source
     else:
         label = f"copy of ticket #{source.id}" if source is not None else "copy of a banked image"
         row = Ticket(
-            workspace_id=ws.id, kind="copy", channel_id=s.channel_id, message_id=s.message_id,
-            thread_id=s.thread_id, media_key=s.media_key, author_id=s.author_id,
-            media_item_id=s.media_item_id, sha256=s.sha256,
-            severity="QUARANTINE" if can_remove else "REVIEW", priority=True,
-            categories=[KNOWN_CONTENT], scores={KNOWN_CONTENT: 1.0},
-            reasons=[f"{label}: {hit.reason}"], created_at=now, updated_at=now,
+            workspace_id=ws.id,
+            kind="copy",
+            channel_id=s.channel_id,
+            message_id=s.message_id,
+            thread_id=s.thread_id,
+            media_key=s.media_key,
+            author_id=s.author_id,
+            media_item_id=s.media_item_id,
+            sha256=s.sha256,
+            severity="QUARANTINE" if can_remove else "REVIEW",
+            priority=True,
+            categories=[KNOWN_CONTENT],
+            scores={KNOWN_CONTENT: 1.0},
+            reasons=[f"{label}: {hit.reason}"],
+            created_at=now,
+            updated_at=now,
         )
         ticket, is_new = await repos.open_ticket(session, row)
         if is_new:
             await session.flush()
-            audit(session, workspace_id=ws.id, ticket_id=ticket.id, actor=None,
-                  action="opened", at=now, data={"severity": ticket.severity, "sweep": True,
-                                                       "source": source.id if source else None})
+            audit(
+                session,
+                workspace_id=ws.id,
+                ticket_id=ticket.id,
+                actor=None,
+                action="opened",
+                at=now,
+                data={
+                    "severity": ticket.severity,
+                    "sweep": True,
+                    "source": source.id if source else None,
+                },
+            )
             if ws.safety_channel_id:
-                await outbox.enqueue(session, key=f"{ticket.id}:card", kind="post_card",
-                                     platform=ws.platform, workspace_id=ws.id, ticket_id=ticket.id,
-                                     payload={"workspace": ws.external_id,
-                                              "channel_id": ws.safety_channel_id,
-                                              "purpose": "ticket"}, now=now)
+                await outbox.enqueue(
+                    session,
+                    key=f"{ticket.id}:card",
+                    kind="post_card",
+                    platform=ws.platform,
+                    workspace_id=ws.id,
+                    ticket_id=ticket.id,
+                    payload={
+                        "workspace": ws.external_id,
+                        "channel_id": ws.safety_channel_id,
+                        "purpose": "ticket",
+                    },
+                    now=now,
+                )
     assert ticket is not None and ticket.id is not None
     if not can_remove or ticket.message_removed:
         return ticket.id, False
-    await outbox.enqueue(session, key=f"{ticket.id}:delete", kind="delete_message",
-                         platform=ws.platform, workspace_id=ws.id, ticket_id=ticket.id,
-                         payload={"workspace": ws.external_id, "channel_id": s.channel_id,
-                                  "message_id": s.message_id}, now=now)
+    await outbox.enqueue(
+        session,
+        key=f"{ticket.id}:delete",
+        kind="delete_message",
+        platform=ws.platform,
+        workspace_id=ws.id,
+        ticket_id=ticket.id,
+        payload={
+            "workspace": ws.external_id,
+            "channel_id": s.channel_id,
+            "message_id": s.message_id,
+        },
+        now=now,
+    )
     await victims_repo.mark_removed(session, ws.id, s.channel_id, s.message_id, now)
     if (ws.actions or {}).get("notify", True) and s.author_id:
         await enqueue_notice(session, ws, ticket, now, by_moderator=source is not None)

@@ -52,15 +52,28 @@ async def refresh_card(
         return
     await session.flush()
     await outbox.enqueue(
-        session, key=f"{ticket.id}:card:{event.id}", kind="update_card",
-        platform=workspace.platform, workspace_id=workspace.id, ticket_id=ticket.id,
-        payload={"workspace": workspace.external_id}, now=now,
+        session,
+        key=f"{ticket.id}:card:{event.id}",
+        kind="update_card",
+        platform=workspace.platform,
+        workspace_id=workspace.id,
+        ticket_id=ticket.id,
+        payload={"workspace": workspace.external_id},
+        now=now,
     )
 
 
 async def perform(
-    session: AsyncSession, workspace: Workspace, ticket: Ticket, actor: Actor, action: str,
-    note: str | None, *, now: datetime, cipher: EvidenceCipher | None, can_delete: bool = True,
+    session: AsyncSession,
+    workspace: Workspace,
+    ticket: Ticket,
+    actor: Actor,
+    action: str,
+    note: str | None,
+    *,
+    now: datetime,
+    cipher: EvidenceCipher | None,
+    can_delete: bool = True,
 ) -> Outcome:
     """Apply `action` to `ticket`. Raises VeilleError (localised) for a step that makes no
     sense in the ticket's state, so nothing is written. Which states an action runs in is
@@ -69,7 +82,9 @@ async def perform(
     assert ticket.id is not None
     spec, handler = action_named(action), _HANDLERS.get(action)
     if spec is None or handler is None:
-        raise VeilleError(t("core.ticket.unknown_action", lang, action=action), code="invalid_action")
+        raise VeilleError(
+            t("core.ticket.unknown_action", lang, action=action), code="invalid_action"
+        )
     if spec.form is not None and not (note or "").strip():
         return Outcome(Reply(open_modal=action))  # the adapter opens its form, then calls again
     refused = refusal(spec, ticket.kind, ticket.status)
@@ -82,14 +97,24 @@ async def perform(
     if finished is not None:  # a step with its own reply and audit (reveal)
         return finished
     _mark_acted(ticket, now)
-    event = audit(session, workspace_id=workspace.id, ticket_id=ticket.id, actor=actor,
-                  action=action, note=note, data=step.data, at=now)
+    event = audit(
+        session,
+        workspace_id=workspace.id,
+        ticket_id=ticket.id,
+        actor=actor,
+        action=action,
+        note=note,
+        data=step.data,
+        at=now,
+    )
     await refresh_card(session, workspace, ticket, event, now)
     if ticket.kind == "report" and spec.tells_reporters:
         await reports.tell_reporters(session, workspace, ticket, event.id, now)
     # The same card as the channel's, so Reveal is offered when the original was kept.
-    step.outcome.reply = Reply(text=t(spec.done_key, lang, id=ticket.id),
-                               card=await card_for(session, ticket, "update", now))
+    step.outcome.reply = Reply(
+        text=t(spec.done_key, lang, id=ticket.id),
+        card=await card_for(session, ticket, "update", now),
+    )
     return step.outcome
 
 
@@ -128,8 +153,14 @@ async def _escalate(step: Step) -> None:
     ticket, workspace, lang = step.ticket, step.workspace, step.workspace.locale
     ticket.status = "escalated"
     who = inert(step.actor.display_name or step.actor.user_id, workspace.platform)
-    await _alert(step.session, workspace, ticket,
-                 t("core.ticket.escalated_alert", lang, id=ticket.id, who=who), step.now, "escalate")
+    await _alert(
+        step.session,
+        workspace,
+        ticket,
+        t("core.ticket.escalated_alert", lang, id=ticket.id, who=who),
+        step.now,
+        "escalate",
+    )
 
 
 async def _reopen(step: Step) -> None:
@@ -139,8 +170,9 @@ async def _reopen(step: Step) -> None:
 
 async def _decide_appeal(step: Step) -> None:
     """Uphold or reverse (appeals.decide checks the appeal and who decides it)."""
-    data = await appeals.decide(step.session, step.workspace, step.ticket, step.actor, step.action,
-                                step.note, step.now)
+    data = await appeals.decide(
+        step.session, step.workspace, step.ticket, step.actor, step.action, step.note, step.now
+    )
     step.outcome.bank_entries = data.pop("allow_entries", [])
     step.data = data
     await outbox.withdraw_preview(step.session, step.ticket, step.now)
@@ -151,14 +183,17 @@ async def _resolve(step: Step) -> None:
     session, workspace, ticket, now = step.session, step.workspace, step.ticket, step.now
     ticket.status, ticket.resolved_at = "resolved", now
     await outbox.withdraw_preview(session, ticket, now)
-    ticket.resolution = {"resolve": "resolved", "confirm": "confirmed"}.get(step.action, step.action)
+    ticket.resolution = {"resolve": "resolved", "confirm": "confirmed"}.get(
+        step.action, step.action
+    )
     ticket.resolution_note = step.note or ticket.resolution_note
     if step.action == "confirm":
         step.outcome.bank_entries = await _bank(session, workspace, ticket, step.actor)
         step.data["banked"] = len(step.outcome.bank_entries)
         if ticket.kind == "report":  # a report upheld: the message comes down too
-            step.data["removal"] = await _remove_reported(session, workspace, ticket, now,
-                                                          step.can_delete)
+            step.data["removal"] = await _remove_reported(
+                session, workspace, ticket, now, step.can_delete
+            )
     elif step.action == "false_positive" and ticket.kind != "report":
         # A dismissed report allow-lists nothing: people's reports are claims, not scores.
         step.outcome.bank_entries = await _allow(session, workspace, ticket, step.actor, now)
@@ -170,22 +205,34 @@ async def _note(step: Step) -> None:
 
 
 async def _reveal_step(step: Step) -> Outcome:
-    return await _reveal(step.session, step.workspace, step.ticket, step.actor, step.now,
-                         step.cipher)
+    return await _reveal(
+        step.session, step.workspace, step.ticket, step.actor, step.now, step.cipher
+    )
 
 
 # Every moderator action of bot.core.actions has its handler here (the author's appeal is
 # bot.core.appeals.file_appeal); tests/core/test_tickets.py checks the two agree.
 _HANDLERS: dict[str, Handler] = {
-    "claim": _claim, "unclaim": _unclaim, "escalate": _escalate, "reopen": _reopen,
-    "uphold": _decide_appeal, "reverse": _decide_appeal,
-    "resolve": _resolve, "confirm": _resolve, "false_positive": _resolve,
-    "note": _note, "reveal": _reveal_step,
+    "claim": _claim,
+    "unclaim": _unclaim,
+    "escalate": _escalate,
+    "reopen": _reopen,
+    "uphold": _decide_appeal,
+    "reverse": _decide_appeal,
+    "resolve": _resolve,
+    "confirm": _resolve,
+    "false_positive": _resolve,
+    "note": _note,
+    "reveal": _reveal_step,
 }
 
 
 async def _reveal(
-    session: AsyncSession, workspace: Workspace, ticket: Ticket, actor: Actor, now: datetime,
+    session: AsyncSession,
+    workspace: Workspace,
+    ticket: Ticket,
+    actor: Actor,
+    now: datetime,
     cipher: EvidenceCipher | None,
 ) -> Outcome:
     """The original bytes for an ephemeral reply; the reveal is audited even when nothing is kept."""
@@ -197,16 +244,36 @@ async def _reveal(
     except (EvidenceKeyMissing, EvidenceUnreadable) as exc:
         # A missing or changed VEILLE_SECRET_KEY: say so plainly, and keep the attempt on record.
         reason = "no_key" if isinstance(exc, EvidenceKeyMissing) else "wrong_key"
-        audit(session, workspace_id=workspace.id, ticket_id=ticket.id, actor=actor,
-              action="reveal_failed", data={"reason": reason}, at=now)
+        audit(
+            session,
+            workspace_id=workspace.id,
+            ticket_id=ticket.id,
+            actor=actor,
+            action="reveal_failed",
+            data={"reason": reason},
+            at=now,
+        )
         return Outcome(Reply(text=t(f"core.ticket.reveal_{reason}", lang, id=ticket.id), ok=False))
-    audit(session, workspace_id=workspace.id, ticket_id=ticket.id, actor=actor,
-          action="reveal", data={"bytes": len(original) if original else 0}, at=now)
+    audit(
+        session,
+        workspace_id=workspace.id,
+        ticket_id=ticket.id,
+        actor=actor,
+        action="reveal",
+        data={"bytes": len(original) if original else 0},
+        at=now,
+    )
     if original is None:
         return Outcome(Reply(text=t("core.ticket.nothing_to_reveal", lang, id=ticket.id), ok=False))
     mime = evidence.mime if evidence else ""
-    return Outcome(Reply(text=t("core.ticket.revealed", lang, id=ticket.id), image_png=original,
-                         ephemeral=True, extras={"mime": mime}))
+    return Outcome(
+        Reply(
+            text=t("core.ticket.revealed", lang, id=ticket.id),
+            image_png=original,
+            ephemeral=True,
+            extras={"mime": mime},
+        )
+    )
 
 
 async def _media_of(session: AsyncSession, ticket: Ticket) -> MediaItem | None:
@@ -223,8 +290,12 @@ async def _bank(
     from bot.core import banks
 
     if ticket.kind == "report":  # every image of the reported message
-        items = [(s.sha256, m) for s, m in await victims_repo.sightings_of_message(
-            session, ticket.workspace_id, ticket.channel_id, ticket.message_id)]
+        items = [
+            (s.sha256, m)
+            for s, m in await victims_repo.sightings_of_message(
+                session, ticket.workspace_id, ticket.channel_id, ticket.message_id
+            )
+        ]
     else:
         items = [(ticket.sha256, await _media_of(session, ticket))] if ticket.sha256 else []
     added: list[Any] = []
@@ -232,7 +303,11 @@ async def _bank(
         if item is None or not sha256:
             continue
         result = await banks.bank_confirmed(
-            session, item.signature, sha256, ticket.id, actor.display_name or actor.user_id,
+            session,
+            item.signature,
+            sha256,
+            ticket.id,
+            actor.display_name or actor.user_id,
             workspace.id,
         )
         added.extend(result.added)
@@ -241,7 +316,11 @@ async def _bank(
 
 
 async def _remove_reported(
-    session: AsyncSession, workspace: Workspace, ticket: Ticket, now: datetime, can_delete: bool,
+    session: AsyncSession,
+    workspace: Workspace,
+    ticket: Ticket,
+    now: datetime,
+    can_delete: bool,
 ) -> str:
     """An upheld report: the reported message is removed (when the workspace removes) and its
     author told why, with an Appeal button. Returns what was done."""
@@ -253,20 +332,43 @@ async def _remove_reported(
     if not can_delete:  # Slack without an admin token: the safety team removes it by hand
         if workspace.safety_channel_id:
             await outbox.enqueue(
-                session, key=f"{ticket.id}:cannot_delete", kind="post_text",
-                platform=workspace.platform, workspace_id=workspace.id, ticket_id=ticket.id,
-                now=now, payload={"workspace": workspace.external_id,
-                                  "channel_id": workspace.safety_channel_id,
-                                  "text": t("core.alert.cannot_delete", workspace.locale,
-                                            id=ticket.id, channel=ticket.channel_id,
-                                            message=ticket.message_id)})
+                session,
+                key=f"{ticket.id}:cannot_delete",
+                kind="post_text",
+                platform=workspace.platform,
+                workspace_id=workspace.id,
+                ticket_id=ticket.id,
+                now=now,
+                payload={
+                    "workspace": workspace.external_id,
+                    "channel_id": workspace.safety_channel_id,
+                    "text": t(
+                        "core.alert.cannot_delete",
+                        workspace.locale,
+                        id=ticket.id,
+                        channel=ticket.channel_id,
+                        message=ticket.message_id,
+                    ),
+                },
+            )
         return "cannot_delete"
-    await outbox.enqueue(session, key=f"{ticket.id}:delete", kind="delete_message",
-                         platform=workspace.platform, workspace_id=workspace.id,
-                         ticket_id=ticket.id, now=now,
-                         payload={"workspace": workspace.external_id,
-                                  "channel_id": ticket.channel_id, "message_id": ticket.message_id})
-    await victims_repo.mark_removed(session, workspace.id, ticket.channel_id, ticket.message_id, now)
+    await outbox.enqueue(
+        session,
+        key=f"{ticket.id}:delete",
+        kind="delete_message",
+        platform=workspace.platform,
+        workspace_id=workspace.id,
+        ticket_id=ticket.id,
+        now=now,
+        payload={
+            "workspace": workspace.external_id,
+            "channel_id": ticket.channel_id,
+            "message_id": ticket.message_id,
+        },
+    )
+    await victims_repo.mark_removed(
+        session, workspace.id, ticket.channel_id, ticket.message_id, now
+    )
     if (workspace.actions or {}).get("notify", True) and ticket.author_id:
         await appeals.enqueue_notice(session, workspace, ticket, now, by_moderator=True)
     return "queued"
@@ -283,8 +385,12 @@ async def _allow(
     allowed: list[Any] = []
     if item is not None and ticket.sha256:
         result = await banks.allow_list(
-            session, item.signature, ticket.sha256, actor.display_name or actor.user_id,
-            ticket_id=ticket.id, workspace_id=workspace.id,
+            session,
+            item.signature,
+            ticket.sha256,
+            actor.display_name or actor.user_id,
+            ticket_id=ticket.id,
+            workspace_id=workspace.id,
         )
         await repos.forget_verdicts(session, [ticket.sha256])
         allowed = list(result.added)
@@ -293,11 +399,19 @@ async def _allow(
         quarantine.destroy(evidence, now)
     if ticket.author_id and (ticket.message_removed or ticket.severity != "REVIEW"):
         await outbox.enqueue(
-            session, key=f"{ticket.id}:fp_author", kind="send_private", platform=workspace.platform,
-            workspace_id=workspace.id, ticket_id=ticket.id, now=now,
-            payload={"workspace": workspace.external_id, "user_id": ticket.author_id,
-                     "channel_id": ticket.channel_id,
-                     "text": t("core.author.false_positive", workspace.locale)},
+            session,
+            key=f"{ticket.id}:fp_author",
+            kind="send_private",
+            platform=workspace.platform,
+            workspace_id=workspace.id,
+            ticket_id=ticket.id,
+            now=now,
+            payload={
+                "workspace": workspace.external_id,
+                "user_id": ticket.author_id,
+                "channel_id": ticket.channel_id,
+                "text": t("core.author.false_positive", workspace.locale),
+            },
         )
     return allowed
 
@@ -308,8 +422,16 @@ async def _alert(
     if not workspace.safety_channel_id:
         return
     await outbox.enqueue(
-        session, key=f"{ticket.id}:alert:{why}:{now.isoformat()}", kind="post_text",
-        platform=workspace.platform, workspace_id=workspace.id, ticket_id=ticket.id, now=now,
-        payload={"workspace": workspace.external_id, "channel_id": workspace.safety_channel_id,
-                 "text": text},
+        session,
+        key=f"{ticket.id}:alert:{why}:{now.isoformat()}",
+        kind="post_text",
+        platform=workspace.platform,
+        workspace_id=workspace.id,
+        ticket_id=ticket.id,
+        now=now,
+        payload={
+            "workspace": workspace.external_id,
+            "channel_id": workspace.safety_channel_id,
+            "text": text,
+        },
     )

@@ -107,11 +107,13 @@ class Thresholds:
         }
         for key, entry in stored.items():
             if key.startswith(DETECTOR_KEY_PREFIX):
-                detector = key[len(DETECTOR_KEY_PREFIX):]
-                overrides.update({
-                    f"{detector}.{name}": Tier(float(t["review"]), float(t["block"]))
-                    for name, t in entry.items()
-                })
+                detector = key[len(DETECTOR_KEY_PREFIX) :]
+                overrides.update(
+                    {
+                        f"{detector}.{name}": Tier(float(t["review"]), float(t["block"]))
+                        for name, t in entry.items()
+                    }
+                )
         return base.with_overrides(overrides)
 
 

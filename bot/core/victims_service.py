@@ -54,15 +54,26 @@ class VictimsMixin:
     _sweeps: set[asyncio.Task[Any]]
 
     if TYPE_CHECKING:
+
         async def _authorise(
-            self, platform: str, external_id: str, actor: Actor, operation: str,
-            ticket_id: int | None = None, *, needed: Role | None = None,
+            self,
+            platform: str,
+            external_id: str,
+            actor: Actor,
+            operation: str,
+            ticket_id: int | None = None,
+            *,
+            needed: Role | None = None,
         ) -> Workspace: ...
 
     # -- reports ----------------------------------------------------------------------------
 
     async def report_message(
-        self, platform: str, external_id: str, actor: Actor, event: MessageEvent,
+        self,
+        platform: str,
+        external_id: str,
+        actor: Actor,
+        event: MessageEvent,
         form: ReportForm,
     ) -> Reply:
         """Anyone reports a message: a priority ticket due in 48 hours (or the one already open
@@ -78,8 +89,13 @@ class VictimsMixin:
             await decisions.record_media(session, row, scan, now, scan.cache_key, count=False)
             ticket, text = await reports.file_report(session, row, scan, form, actor, now)
         self.outbox.wake()
-        return Reply(text=text, extras={"ticket_id": ticket.id,
-                                        "due_at": ticket.due_at.isoformat() if ticket.due_at else None})
+        return Reply(
+            text=text,
+            extras={
+                "ticket_id": ticket.id,
+                "due_at": ticket.due_at.isoformat() if ticket.due_at else None,
+            },
+        )
 
     async def _scan_reported(self, ws: Workspace, event: MessageEvent) -> Scan:
         """The reported message's media, hashed and scored for the moderators. A scan that
@@ -88,10 +104,12 @@ class VictimsMixin:
             scope = await banks.scope_of(session, ws.id or 0)
         try:
             return await self.pipeline.scan(
-                event, policy.thresholds_for(self.thresholds, ws.sensitivity), scope, ws.locale)
+                event, policy.thresholds_for(self.thresholds, ws.sensitivity), scope, ws.locale
+            )
         except Exception:
-            log.exception("scanning reported message %s failed; filing the report anyway",
-                          event.message_id)
+            log.exception(
+                "scanning reported message %s failed; filing the report anyway", event.message_id
+            )
             return Scan(event=event)
 
     async def check_report_deadlines(self, now: datetime | None = None) -> int:
@@ -107,7 +125,11 @@ class VictimsMixin:
     # -- appeals ----------------------------------------------------------------------------
 
     async def _appeal(
-        self, platform: str, external_id: str, actor: Actor, ticket_id: int,
+        self,
+        platform: str,
+        external_id: str,
+        actor: Actor,
+        ticket_id: int,
         note: str | None,
     ) -> Reply:
         """The author contests a removal (from their DM: `external_id` may be "")."""
@@ -115,14 +137,20 @@ class VictimsMixin:
             ticket = await session.get(Ticket, ticket_id)
             ws = await session.get(Workspace, ticket.workspace_id) if ticket else None
         lang = normalise_locale(actor.locale) if actor.locale else (ws.locale if ws else "en")
-        if (ticket is None or ws is None or ws.platform != platform
-                or (external_id and ws.external_id != external_id)
-                or ticket.author_id != actor.user_id):
+        if (
+            ticket is None
+            or ws is None
+            or ws.platform != platform
+            or (external_id and ws.external_id != external_id)
+            or ticket.author_id != actor.user_id
+        ):
             raise NotFound(t("victims.appeal.not_yours", lang, id=ticket_id))
         if not (note or "").strip():
             async with self.store.read() as session:  # say "already" before a form is filled
                 if await victims_repo.appeal_of(session, ticket_id) is not None:
-                    raise VeilleError(t("victims.appeal.already", lang, id=ticket_id), code="appealed")
+                    raise VeilleError(
+                        t("victims.appeal.already", lang, id=ticket_id), code="appealed"
+                    )
             return Reply(open_modal="appeal")
         from bot.core.tickets import refresh_card
 
@@ -139,7 +167,12 @@ class VictimsMixin:
     # -- /protect ---------------------------------------------------------------------------
 
     async def protect(
-        self, platform: str, external_id: str, actor: Actor, image: bytes, label: str = "",
+        self,
+        platform: str,
+        external_id: str,
+        actor: Actor,
+        image: bytes,
+        label: str = "",
     ) -> Reply:
         """Bank the hashes of a photo someone fears will be shared; never its bytes."""
         from detectors.hashes import compute_signature
@@ -147,8 +180,9 @@ class VictimsMixin:
         ws = await self._authorise(platform, external_id, actor, "protect")
         lang = normalise_locale(actor.locale) if actor.locale else ws.locale
         try:
-            prepared = await asyncio.to_thread(prepare_image, image,
-                                               max_pixels=self.settings.max_image_pixels)
+            prepared = await asyncio.to_thread(
+                prepare_image, image, max_pixels=self.settings.max_image_pixels
+            )
             signature = await asyncio.to_thread(compute_signature, prepared.frames[0].image)
         except Exception as exc:  # unreadable: say so, keep nothing
             log.info("protect: unreadable image (%s)", type(exc).__name__)
@@ -159,26 +193,47 @@ class VictimsMixin:
         async with self.store.write() as session:
             row = await session.get(Workspace, ws.id)
             assert row is not None
-            protection, added = await protect.add(session, row, actor, signature, prepared.sha256,
-                                                  prepared.md5, label, now, lang)
+            protection, added = await protect.add(
+                session, row, actor, signature, prepared.sha256, prepared.md5, label, now, lang
+            )
         del prepared
         if self.bank is not None and added:
             self.bank.add(added)
         swept = await self._sweep(ws.id or 0, added, cause="protect", actor=actor)
-        return Reply(text=t("victims.protect.done", lang, id=protection.id, found=swept.found,
-                            command=PROTECT_LIST.get(platform, "/protect")),
-                     extras={"protection_id": protection.id, "swept": swept.found})
+        return Reply(
+            text=t(
+                "victims.protect.done",
+                lang,
+                id=protection.id,
+                found=swept.found,
+                command=PROTECT_LIST.get(platform, "/protect"),
+            ),
+            extras={"protection_id": protection.id, "swept": swept.found},
+        )
 
     async def protections(self, platform: str, external_id: str, actor: Actor) -> Reply:
         ws = await self._authorise(platform, external_id, actor, "protect")
         lang = normalise_locale(actor.locale) if actor.locale else ws.locale
         async with self.store.read() as session:
             found = await victims_repo.protections_of(session, ws.id or 0, actor.user_id)
-        items = [{"id": p.id, "label": p.label, "created_at": p.created_at.isoformat()} for p in found]
-        lines = [t("victims.protect.line", lang, id=p.id, label=p.label or "-",
-                   date=f"{p.created_at:%Y-%m-%d}") for p in found]
-        text = "\n".join([t("victims.protect.list", lang), *lines]) if lines else t(
-            "victims.protect.none", lang, command=PROTECT_ADD.get(platform, "/protect"))
+        items = [
+            {"id": p.id, "label": p.label, "created_at": p.created_at.isoformat()} for p in found
+        ]
+        lines = [
+            t(
+                "victims.protect.line",
+                lang,
+                id=p.id,
+                label=p.label or "-",
+                date=f"{p.created_at:%Y-%m-%d}",
+            )
+            for p in found
+        ]
+        text = (
+            "\n".join([t("victims.protect.list", lang), *lines])
+            if lines
+            else t("victims.protect.none", lang, command=PROTECT_ADD.get(platform, "/protect"))
+        )
         return Reply(text=text, extras={"protections": items})
 
     async def withdraw_protection(
@@ -189,8 +244,9 @@ class VictimsMixin:
         async with self.store.write() as session:
             row = await session.get(Workspace, ws.id)
             assert row is not None
-            _, removed = await protect.withdraw(session, row, actor, protection_id,
-                                                self.clock.now(), lang)
+            _, removed = await protect.withdraw(
+                session, row, actor, protection_id, self.clock.now(), lang
+            )
         if self.bank is not None and removed:
             self.bank.remove(removed)
         return Reply(text=t("victims.protect.withdrawn", lang, id=protection_id))
@@ -198,28 +254,48 @@ class VictimsMixin:
     # -- sweeps and handoff -------------------------------------------------------------------
 
     async def _sweep(
-        self, workspace_id: int, entries: Sequence[Any], *, cause: str,
-        source_ticket_id: int | None = None, actor: Actor | None = None,
+        self,
+        workspace_id: int,
+        entries: Sequence[Any],
+        *,
+        cause: str,
+        source_ticket_id: int | None = None,
+        actor: Actor | None = None,
     ) -> sweep.SweepResult:
         """Sweep for copies of just-banked entries. The person who banked them waits at most
         `SWEEP_WAIT_S` (a button must be answered within Discord's 3 s); a longer sweep goes on
         in the background. A failure is logged, never raised at them: the entries are banked,
         so future posts are caught anyway."""
-        task = asyncio.create_task(self._run_sweep(workspace_id, entries, cause=cause,
-                                                   source_ticket_id=source_ticket_id, actor=actor))
+        task = asyncio.create_task(
+            self._run_sweep(
+                workspace_id, entries, cause=cause, source_ticket_id=source_ticket_id, actor=actor
+            )
+        )
         self._sweeps.add(task)
         task.add_done_callback(self._sweeps.discard)
         done, _ = await asyncio.wait({task}, timeout=SWEEP_WAIT_S)
         return task.result() if done else sweep.SweepResult()
 
     async def _run_sweep(
-        self, workspace_id: int, entries: Sequence[Any], *, cause: str,
-        source_ticket_id: int | None, actor: Actor | None,
+        self,
+        workspace_id: int,
+        entries: Sequence[Any],
+        *,
+        cause: str,
+        source_ticket_id: int | None,
+        actor: Actor | None,
     ) -> sweep.SweepResult:
         try:
-            result = await sweep.sweep(self.store, workspace_id, entries, now=self.clock.now(),
-                                       gateways=self.gateways, cause=cause,
-                                       source_ticket_id=source_ticket_id, actor=actor)
+            result = await sweep.sweep(
+                self.store,
+                workspace_id,
+                entries,
+                now=self.clock.now(),
+                gateways=self.gateways,
+                cause=cause,
+                source_ticket_id=source_ticket_id,
+                actor=actor,
+            )
         except Exception:
             log.exception("sweep after %s in workspace %s failed", cause, workspace_id)
             return sweep.SweepResult()
@@ -244,8 +320,16 @@ class VictimsMixin:
             ticket = await repos.ticket_in(session, ws.id or 0, ticket_id)
             if ticket is None:
                 raise NotFound(t("core.ticket.not_found", ws.locale, id=ticket_id))
-            text = await handoff_summary(session, ticket_id, service, ws.locale, self.clock.now(),
-                                         workspace_id=ws.id)
-            audit(session, workspace_id=ws.id, ticket_id=ticket_id, actor=actor,
-                  action="handoff", at=self.clock.now(), data={"service": service})
+            text = await handoff_summary(
+                session, ticket_id, service, ws.locale, self.clock.now(), workspace_id=ws.id
+            )
+            audit(
+                session,
+                workspace_id=ws.id,
+                ticket_id=ticket_id,
+                actor=actor,
+                action="handoff",
+                at=self.clock.now(),
+                data={"service": service},
+            )
         return Reply(text=text, ephemeral=True, extras={"service": service})

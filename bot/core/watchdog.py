@@ -43,7 +43,9 @@ class LoopWatchdog:
         self._loop_thread = threading.get_ident()
         self._beat = time.monotonic()
         self._stop.clear()
-        self._task = asyncio.get_running_loop().create_task(self._heartbeat(), name="veille-watchdog")
+        self._task = asyncio.get_running_loop().create_task(
+            self._heartbeat(), name="veille-watchdog"
+        )
         self._thread = threading.Thread(target=self._watch, name="veille-watchdog", daemon=True)
         self._thread.start()
 

@@ -24,25 +24,41 @@ from bot.workspace_settings import ACTIONS, SettingError, check_sensitivity, che
 
 # SetupInput fields stored as they are on the Workspace row (lists as JSON lists); the action
 # toggles go into its `actions` object, channels into channel overrides.
-_PLAIN = ("locale", "timezone", "safety_channel_id", "quarantine_channel_id", "sensitivity",
-          "digest_schedule", "retention_days", "sla_hours")
+_PLAIN = (
+    "locale",
+    "timezone",
+    "safety_channel_id",
+    "quarantine_channel_id",
+    "sensitivity",
+    "digest_schedule",
+    "retention_days",
+    "sla_hours",
+)
 _LISTS = ("moderator_role_ids", "moderator_user_ids", "admin_role_ids", "allow_role_ids")
 
 
 def workspace_view(ws: Workspace, overrides: Sequence[ChannelOverride]) -> WorkspaceView:
     assert ws.id is not None
     return WorkspaceView(
-        id=ws.id, platform=ws.platform, external_id=ws.external_id, name=ws.name, locale=ws.locale,
-        timezone=ws.timezone, safety_channel_id=ws.safety_channel_id,
+        id=ws.id,
+        platform=ws.platform,
+        external_id=ws.external_id,
+        name=ws.name,
+        locale=ws.locale,
+        timezone=ws.timezone,
+        safety_channel_id=ws.safety_channel_id,
         quarantine_channel_id=ws.quarantine_channel_id,
         moderator_role_ids=tuple(ws.moderator_role_ids or ()),
         moderator_user_ids=tuple(ws.moderator_user_ids or ()),
-        admin_role_ids=tuple(ws.admin_role_ids or ()), allow_role_ids=tuple(ws.allow_role_ids or ()),
+        admin_role_ids=tuple(ws.admin_role_ids or ()),
+        allow_role_ids=tuple(ws.allow_role_ids or ()),
         allow_channel_ids=tuple(o.channel_id for o in overrides if o.allow_listed),
         sensitivity=ws.sensitivity,
         actions=tuple(sorted((str(k), bool(v)) for k, v in (ws.actions or {}).items())),
-        digest_schedule=ws.digest_schedule, retention_days=ws.retention_days,
-        sla_hours=ws.sla_hours, setup_completed=ws.setup_completed,
+        digest_schedule=ws.digest_schedule,
+        retention_days=ws.retention_days,
+        sla_hours=ws.sla_hours,
+        setup_completed=ws.setup_completed,
     )
 
 
@@ -60,7 +76,9 @@ def check_setup(setup: SetupInput, locale: str) -> None:
         raise VeilleError(t(exc.key, locale, **exc.values), code="invalid_setup") from exc
 
 
-async def apply_setup(session: AsyncSession, ws: Workspace, setup: SetupInput, now: datetime) -> None:
+async def apply_setup(
+    session: AsyncSession, ws: Workspace, setup: SetupInput, now: datetime
+) -> None:
     """Write the wizard's choices; None leaves a setting unchanged. Marks setup completed."""
     check_setup(setup, ws.locale)
     assert ws.id is not None

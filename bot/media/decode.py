@@ -114,8 +114,9 @@ def _truncated_allowed() -> Iterator[None]:
             ImageFile.LOAD_TRUNCATED_IMAGES = before
 
 
-def decode_image(data: bytes, *, max_pixels: int = 40_000_000,
-                 max_frames: int = MAX_FRAMES) -> DecodedImage:
+def decode_image(
+    data: bytes, *, max_pixels: int = 40_000_000, max_frames: int = MAX_FRAMES
+) -> DecodedImage:
     """Decode `data` into at most `max_frames` RGB frames (an animation's scene changes, then
     frames spread evenly over it: bot.media.decode._frames) of at most `max_pixels`,
     or raise MediaError. Larger images are reduced while decoding; a truncated file is decoded
@@ -130,8 +131,15 @@ def decode_image(data: bytes, *, max_pixels: int = 40_000_000,
                 decoded = _decode(data, max_pixels, max_frames)
             except MediaError:
                 raise exc from None
-        return DecodedImage(decoded.frames, decoded.mime, decoded.width, decoded.height,
-                            decoded.animated, True, decoded.reduced_from)
+        return DecodedImage(
+            decoded.frames,
+            decoded.mime,
+            decoded.width,
+            decoded.height,
+            decoded.animated,
+            True,
+            decoded.reduced_from,
+        )
 
 
 def _draft_scale(width: int, height: int, max_pixels: int) -> int | None:
@@ -150,8 +158,15 @@ def _decode(data: bytes, max_pixels: int, max_frames: int) -> DecodedImage:
         image = Image.open(io.BytesIO(data), formats=PILLOW_FORMATS[mime])
     except Image.DecompressionBombError as exc:
         raise MediaError("decompression_bomb", f"decompression bomb: {exc}") from exc
-    except (UnidentifiedImageError, SyntaxError, OSError, EOFError, ValueError,
-            struct.error, zlib.error) as exc:
+    except (
+        UnidentifiedImageError,
+        SyntaxError,
+        OSError,
+        EOFError,
+        ValueError,
+        struct.error,
+        zlib.error,
+    ) as exc:
         raise _broken(mime, exc, data) from exc
     with image:
         width, height = image.size
@@ -184,8 +199,9 @@ def _decode(data: bytes, max_pixels: int, max_frames: int) -> DecodedImage:
     method = _TRANSPOSE.get(orientation) if orientation is not None else None
     if method is not None:
         frames = [frame.transpose(method) for frame in frames]
-    return DecodedImage(frames, mime, frames[0].width, frames[0].height, animated,
-                        reduced_from=reduced_from)
+    return DecodedImage(
+        frames, mime, frames[0].width, frames[0].height, animated, reduced_from=reduced_from
+    )
 
 
 def _fit(frame: Image.Image, max_pixels: int) -> Image.Image:
@@ -246,9 +262,19 @@ def _broken(mime: str, exc: BaseException, data: bytes) -> MediaError:
     if "decompressed data too large" in lowered or "too much memory" in lowered:
         # Pillow's own text/ICC chunk limits: a zlib bomb hidden in metadata.
         return MediaError("decompression_bomb", f"decompression bomb in {mime}: {text}")
-    truncated = isinstance(exc, EOFError) or _looks_cut(mime, data) or any(
-        word in lowered for word in ("truncated", "broken data stream", "end of file",
-                                     "premature end", "buffer is not large enough")
+    truncated = (
+        isinstance(exc, EOFError)
+        or _looks_cut(mime, data)
+        or any(
+            word in lowered
+            for word in (
+                "truncated",
+                "broken data stream",
+                "end of file",
+                "premature end",
+                "buffer is not large enough",
+            )
+        )
     )
     if truncated:
         return MediaError("truncated", f"truncated {mime}: {text}")
@@ -292,8 +318,11 @@ def _frames(image: Image.Image, pixels: int, max_frames: int) -> list[Image.Imag
             if len(candidates) > SCENE_CHANGES:
                 heapq.heappop(candidates)
     typical = float(np.median(changes[1:])) if len(changes) > 1 else 0.0
-    scenes = {index: frame for change, index, frame in candidates
-              if change >= SCENE_CHANGE_MIN and change > 3 * typical}
+    scenes = {
+        index: frame
+        for change, index, frame in candidates
+        if change >= SCENE_CHANGE_MIN and change > 3 * typical
+    }
     spread = [even[i] for i in frame_indices(len(even), max_frames - len(scenes))]
     chosen = {**{index: kept[index] for index in spread}, **scenes}
     return [chosen[index] for index in sorted(chosen)]
@@ -333,8 +362,11 @@ def to_rgb(image: Image.Image) -> Image.Image:
         return image.copy()
     if mode.startswith("I;16") or mode in ("I", "F"):
         return _scaled_grey(image)
-    if mode in ("P", "PA") or "A" in mode or "a" in mode or (
-        mode in ("L", "RGB") and "transparency" in image.info
+    if (
+        mode in ("P", "PA")
+        or "A" in mode
+        or "a" in mode
+        or (mode in ("L", "RGB") and "transparency" in image.info)
     ):
         rgba = image.convert("RGBA")
         canvas = Image.new("RGB", rgba.size, _BACKGROUND)

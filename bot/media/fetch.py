@@ -147,7 +147,9 @@ class SafeFetcher:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
@@ -162,7 +164,10 @@ class SafeFetcher:
         # Created lazily: a ClientSession must be made inside the running loop.
         if self._session is None:
             connector = aiohttp.TCPConnector(
-                resolver=self._pins, use_dns_cache=False, limit=32, limit_per_host=4,
+                resolver=self._pins,
+                use_dns_cache=False,
+                limit=32,
+                limit_per_host=4,
                 ssl=self._ssl,
             )
             self._session = aiohttp.ClientSession(
@@ -208,9 +213,15 @@ class SafeFetcher:
             return [replace(page, data=None, error=msg.NO_IMAGE_ON_PAGE)]
         images = await asyncio.gather(*(self.fetch(image_url) for image_url in image_urls))
         return [
-            item if not item.ok or is_image(item.content_type)
-            else replace(item, data=None, error=msg.NOT_AN_IMAGE.format(
-                content_type=item.content_type or msg.UNKNOWN_CONTENT))
+            item
+            if not item.ok or is_image(item.content_type)
+            else replace(
+                item,
+                data=None,
+                error=msg.NOT_AN_IMAGE.format(
+                    content_type=item.content_type or msg.UNKNOWN_CONTENT
+                ),
+            )
             for item in images
         ]
 
@@ -226,22 +237,30 @@ class SafeFetcher:
                         current = self._next_hop(target, response)
                         continue
                     if response.status >= 400:
-                        return FetchResult(url, str(target), None, None,
-                                           msg.HTTP_STATUS.format(status=response.status))
+                        return FetchResult(
+                            url,
+                            str(target),
+                            None,
+                            None,
+                            msg.HTTP_STATUS.format(status=response.status),
+                        )
                     data = await self._read_capped(response)
             except _Refused as refusal:
                 return FetchResult(url, current, None, None, str(refusal))
             except TimeoutError:
                 # aiohttp's own timeouts are TimeoutErrors too; report them the same way.
-                return FetchResult(url, current, None, None,
-                                   msg.TIMED_OUT.format(seconds=self.timeout_s))
+                return FetchResult(
+                    url, current, None, None, msg.TIMED_OUT.format(seconds=self.timeout_s)
+                )
             except (aiohttp.ClientError, OSError) as exc:
                 # OSError: socket errors that aiohttp lets through unwrapped (resets mid-body).
-                return FetchResult(url, current, None, None,
-                                   msg.CONNECTION_FAILED.format(detail=_describe(exc)))
+                return FetchResult(
+                    url, current, None, None, msg.CONNECTION_FAILED.format(detail=_describe(exc))
+                )
             return FetchResult(url, str(target), sniff_mime(data), data, None)
-        return FetchResult(url, current, None, None,
-                           msg.TOO_MANY_REDIRECTS.format(max=self.max_redirects))
+        return FetchResult(
+            url, current, None, None, msg.TOO_MANY_REDIRECTS.format(max=self.max_redirects)
+        )
 
     def _next_hop(self, target: URL, response: aiohttp.ClientResponse) -> str:
         location = response.headers.get("Location")

@@ -27,8 +27,23 @@ _HEIC_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b
 
 # WHATWG MIME sniffing: a document whose first tag is one of these is HTML.
 _HTML_STARTS = (
-    b"<!doctype html", b"<html", b"<head", b"<body", b"<meta", b"<title", b"<script",
-    b"<iframe", b"<link", b"<div", b"<p", b"<a ", b"<br", b"<table", b"<h1", b"<style", b"<!--",
+    b"<!doctype html",
+    b"<html",
+    b"<head",
+    b"<body",
+    b"<meta",
+    b"<title",
+    b"<script",
+    b"<iframe",
+    b"<link",
+    b"<div",
+    b"<p",
+    b"<a ",
+    b"<br",
+    b"<table",
+    b"<h1",
+    b"<style",
+    b"<!--",
 )
 
 

@@ -16,8 +16,13 @@ from selectolax.lexbor import LexborHTMLParser
 from yarl import URL
 
 # In order of preference; og:image:secure_url is the https twin of og:image.
-IMAGE_PROPERTIES = ("og:image:secure_url", "og:image", "og:image:url", "twitter:image",
-                    "twitter:image:src")
+IMAGE_PROPERTIES = (
+    "og:image:secure_url",
+    "og:image",
+    "og:image:url",
+    "twitter:image",
+    "twitter:image:src",
+)
 # The head is small; reading more than this of a page gives nothing but work.
 MAX_HTML_BYTES = 64 * 1024
 # Parsing 64 KiB takes a few milliseconds; a page that takes longer gets no preview scanned.
@@ -71,6 +76,8 @@ async def preview_images(
     """`page_images` in a worker thread, under `deadline_s`. Raises PreviewTimeout."""
     try:
         async with asyncio.timeout(deadline_s):
-            return await asyncio.to_thread(page_images, html[:MAX_HTML_BYTES], page_url, limit=limit)
+            return await asyncio.to_thread(
+                page_images, html[:MAX_HTML_BYTES], page_url, limit=limit
+            )
     except TimeoutError as exc:
         raise PreviewTimeout(f"the page took over {deadline_s:g} s to parse") from exc

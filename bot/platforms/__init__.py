@@ -25,5 +25,9 @@ def configured(settings: Settings) -> list[PlatformDescriptor]:
 
 def secrets(settings: Settings) -> list[str]:
     """Every platform secret `settings` holds, for redaction (bot/log.py)."""
-    return [value.get_secret_value() for platform in PLATFORMS
-            for value in platform.secrets(settings) if value is not None]
+    return [
+        value.get_secret_value()
+        for platform in PLATFORMS
+        for value in platform.secrets(settings)
+        if value is not None
+    ]

@@ -67,8 +67,9 @@ def _no_checks(_settings: Settings, _locale: str) -> list[Check]:
     return []
 
 
-async def _no_online_checks(_settings: Settings, _session: aiohttp.ClientSession,
-                            _locale: str) -> list[Check]:
+async def _no_online_checks(
+    _settings: Settings, _session: aiohttp.ClientSession, _locale: str
+) -> list[Check]:
     return []
 
 
@@ -107,8 +108,9 @@ class PlatformDescriptor:
     explain_failure: Callable[[BaseException, str], str | None] = _unexplained
     # `veille doctor` without the network, then with it (the token asked to log in).
     doctor_checks: Callable[[Settings, str], list[Check]] = _no_checks
-    online_checks: Callable[[Settings, aiohttp.ClientSession, str],
-                            Awaitable[list[Check]]] = _no_online_checks
+    online_checks: Callable[[Settings, aiohttp.ClientSession, str], Awaitable[list[Check]]] = (
+        _no_online_checks
+    )
     # `veille run` before anything starts: tokens accepted, API reachable; raises Refusal.
     preflight: Callable[[Settings, aiohttp.ClientSession], Awaitable[None]] = _no_preflight
     # Whether it serves HTTP on VEILLE_HTTP_PORT (checked free before the start).
@@ -141,5 +143,14 @@ def unreachable(what: str, url: str, variable: str, exc: BaseException, locale: 
     the variable that points elsewhere (exit status 1: the network, not the configuration)."""
     from bot.core.i18n import t
 
-    return Refusal(t("failure.platform_unreachable", locale, what=what, url=url,
-                     error=_reason(exc), variable=variable), 1)
+    return Refusal(
+        t(
+            "failure.platform_unreachable",
+            locale,
+            what=what,
+            url=url,
+            error=_reason(exc),
+            variable=variable,
+        ),
+        1,
+    )

@@ -52,8 +52,11 @@ async def subscribed_banks(session: AsyncSession, workspace_id: int) -> frozense
     rows = await session.execute(
         select(SharedBank.workspace_id, SharedBank.bank)  # type: ignore[call-overload]
         .join(BankSubscription, col(BankSubscription.shared_bank_id) == col(SharedBank.id))
-        .where(col(BankSubscription.workspace_id) == workspace_id,
-               col(BankSubscription.revoked_at).is_(None), col(SharedBank.revoked_at).is_(None))
+        .where(
+            col(BankSubscription.workspace_id) == workspace_id,
+            col(BankSubscription.revoked_at).is_(None),
+            col(SharedBank.revoked_at).is_(None),
+        )
     )
     return frozenset((int(w), str(b)) for w, b in rows.all())
 
@@ -64,7 +67,12 @@ async def _shared(session: AsyncSession, name: str) -> SharedBank | None:
 
 
 async def publish(
-    session: AsyncSession, workspace_id: int, name: str, *, bank: str = "confirmed", by: str,
+    session: AsyncSession,
+    workspace_id: int,
+    name: str,
+    *,
+    bank: str = "confirmed",
+    by: str,
     now: datetime,
 ) -> SharedBank:
     """Publish `bank` of `workspace_id` as `name` (or publish it again after a revocation)."""
@@ -73,8 +81,9 @@ async def publish(
     if row is not None and row.workspace_id != workspace_id:
         raise SharingError("name_taken", name)
     if row is None:
-        row = SharedBank(name=name, workspace_id=workspace_id, bank=bank, published_by=by[:200],
-                         published_at=now)
+        row = SharedBank(
+            name=name, workspace_id=workspace_id, bank=bank, published_by=by[:200], published_at=now
+        )
         session.add(row)
     else:
         row.bank, row.published_by, row.published_at, row.revoked_at = bank, by[:200], now, None
@@ -82,7 +91,9 @@ async def publish(
     return row
 
 
-async def unpublish(session: AsyncSession, workspace_id: int, name: str, *, now: datetime) -> SharedBank:
+async def unpublish(
+    session: AsyncSession, workspace_id: int, name: str, *, now: datetime
+) -> SharedBank:
     """Stop sharing: subscribers no longer match the bank from their next message on."""
     row = await _shared(session, check_name(name))
     if row is None or row.workspace_id != workspace_id or row.revoked_at is not None:
@@ -101,27 +112,42 @@ async def subscribe(
         raise SharingError("no_such_bank", name)
     if row.workspace_id == workspace_id:
         raise SharingError("own_bank", name)
-    found = await session.execute(select(BankSubscription).where(
-        col(BankSubscription.workspace_id) == workspace_id,
-        col(BankSubscription.shared_bank_id) == row.id))
+    found = await session.execute(
+        select(BankSubscription).where(
+            col(BankSubscription.workspace_id) == workspace_id,
+            col(BankSubscription.shared_bank_id) == row.id,
+        )
+    )
     sub = found.scalar_one_or_none()
     if sub is None:
         assert row.id is not None
-        session.add(BankSubscription(workspace_id=workspace_id, shared_bank_id=row.id,
-                                     subscribed_by=by[:200], subscribed_at=now))
+        session.add(
+            BankSubscription(
+                workspace_id=workspace_id,
+                shared_bank_id=row.id,
+                subscribed_by=by[:200],
+                subscribed_at=now,
+            )
+        )
     else:
         sub.subscribed_by, sub.subscribed_at, sub.revoked_at = by[:200], now, None
     await session.flush()
     return row
 
 
-async def unsubscribe(session: AsyncSession, workspace_id: int, name: str, *, now: datetime) -> SharedBank:
+async def unsubscribe(
+    session: AsyncSession, workspace_id: int, name: str, *, now: datetime
+) -> SharedBank:
     row = await _shared(session, check_name(name))
     sub = None
     if row is not None:
-        found = await session.execute(select(BankSubscription).where(
-            col(BankSubscription.workspace_id) == workspace_id,
-            col(BankSubscription.shared_bank_id) == row.id, col(BankSubscription.revoked_at).is_(None)))
+        found = await session.execute(
+            select(BankSubscription).where(
+                col(BankSubscription.workspace_id) == workspace_id,
+                col(BankSubscription.shared_bank_id) == row.id,
+                col(BankSubscription.revoked_at).is_(None),
+            )
+        )
         sub = found.scalar_one_or_none()
     if row is None or sub is None:
         raise SharingError("not_subscribed", name)
@@ -130,23 +156,51 @@ async def unsubscribe(session: AsyncSession, workspace_id: int, name: str, *, no
     return row
 
 
-async def list_shared(session: AsyncSession, workspace_id: int | None = None) -> list[SharedBankView]:
+async def list_shared(
+    session: AsyncSession, workspace_id: int | None = None
+) -> list[SharedBankView]:
     """Live shared banks with their blocking-entry counts, as `workspace_id` sees them."""
-    banks = list((await session.execute(
-        select(SharedBank).where(col(SharedBank.revoked_at).is_(None)).order_by(col(SharedBank.name))
-    )).scalars())
+    banks = list(
+        (
+            await session.execute(
+                select(SharedBank)
+                .where(col(SharedBank.revoked_at).is_(None))
+                .order_by(col(SharedBank.name))
+            )
+        ).scalars()
+    )
     subscribed: set[int] = set()
     if workspace_id is not None:
-        subscribed = set((await session.execute(
-            select(BankSubscription.shared_bank_id).where(  # type: ignore[call-overload]
-                col(BankSubscription.workspace_id) == workspace_id,
-                col(BankSubscription.revoked_at).is_(None))
-        )).scalars())
+        subscribed = set(
+            (
+                await session.execute(
+                    select(BankSubscription.shared_bank_id).where(  # type: ignore[call-overload]
+                        col(BankSubscription.workspace_id) == workspace_id,
+                        col(BankSubscription.revoked_at).is_(None),
+                    )
+                )
+            ).scalars()
+        )
     out = []
     for row in banks:
-        count = (await session.execute(select(func.count()).select_from(HashEntry).where(
-            col(HashEntry.workspace_id) == row.workspace_id, col(HashEntry.bank) == row.bank,
-            col(HashEntry.source) != "allow"))).scalar_one()
-        out.append(SharedBankView(row.name, row.bank, int(count), row.workspace_id == workspace_id,
-                                  row.id in subscribed))
+        count = (
+            await session.execute(
+                select(func.count())
+                .select_from(HashEntry)
+                .where(
+                    col(HashEntry.workspace_id) == row.workspace_id,
+                    col(HashEntry.bank) == row.bank,
+                    col(HashEntry.source) != "allow",
+                )
+            )
+        ).scalar_one()
+        out.append(
+            SharedBankView(
+                row.name,
+                row.bank,
+                int(count),
+                row.workspace_id == workspace_id,
+                row.id in subscribed,
+            )
+        )
     return out

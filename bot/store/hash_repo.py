@@ -57,16 +57,30 @@ async def entry_rows(session: AsyncSession) -> Sequence[Any]:
     """Every stored entry as plain column rows (id, bank, kind, value, source, workspace_id,
     child_abuse; attribute access), for a HashBank: 10^6 ORM objects would be slow."""
     rows = await session.execute(
-        select(HashEntry.id, HashEntry.bank, HashEntry.kind, HashEntry.value, HashEntry.source,  # type: ignore[call-overload]
-               HashEntry.workspace_id, HashEntry.child_abuse)
+        select(
+            HashEntry.id,
+            HashEntry.bank,
+            HashEntry.kind,
+            HashEntry.value,
+            HashEntry.source,  # type: ignore[call-overload]
+            HashEntry.workspace_id,
+            HashEntry.child_abuse,
+        )
     )
     return rows.all()
 
 
 async def add_entries(
-    session: AsyncSession, bank: str, hashes: Iterable[HashValue], *, source: str = "imported",
-    added_by: str = "", ticket_id: int | None = None, workspace_id: int | None = None,
-    note: str | None = None, child_abuse: bool = False,
+    session: AsyncSession,
+    bank: str,
+    hashes: Iterable[HashValue],
+    *,
+    source: str = "imported",
+    added_by: str = "",
+    ticket_id: int | None = None,
+    workspace_id: int | None = None,
+    note: str | None = None,
+    child_abuse: bool = False,
 ) -> AddResult:
     """Store `hashes` in the `bank` of `workspace_id` (None: the operator's); values must be
     valid and normalised (detectors.hash_lists.NewHash is). Those already in that owner's bank,
@@ -85,18 +99,34 @@ async def add_entries(
                 result.duplicates += 1
             else:
                 batch[key] = item
-        existing = {tuple(row) for row in (await session.execute(
-            select(HashEntry.kind, HashEntry.value).where(  # type: ignore[call-overload]
-                HashEntry.bank == bank, owned_by(workspace_id),
-                tuple_(HashEntry.kind, HashEntry.value).in_(list(batch)),
-            )
-        )).all()}
+        existing = {
+            tuple(row)
+            for row in (
+                await session.execute(
+                    select(HashEntry.kind, HashEntry.value).where(  # type: ignore[call-overload]
+                        HashEntry.bank == bank,
+                        owned_by(workspace_id),
+                        tuple_(HashEntry.kind, HashEntry.value).in_(list(batch)),
+                    )
+                )
+            ).all()
+        }
         result.duplicates += len(existing)
         fresh = [
-            HashEntry(bank=bank, kind=kind, value=value, quality=item.quality, source=source,
-                      added_by=added_by, ticket_id=ticket_id, workspace_id=workspace_id, note=note,
-                      child_abuse=child_abuse)
-            for (kind, value), item in batch.items() if (kind, value) not in existing
+            HashEntry(
+                bank=bank,
+                kind=kind,
+                value=value,
+                quality=item.quality,
+                source=source,
+                added_by=added_by,
+                ticket_id=ticket_id,
+                workspace_id=workspace_id,
+                note=note,
+                child_abuse=child_abuse,
+            )
+            for (kind, value), item in batch.items()
+            if (kind, value) not in existing
         ]
         session.add_all(fresh)
         await session.flush()
@@ -111,7 +141,10 @@ def owned_by(workspace_id: int | None) -> Any:
 
 
 async def remove_entries(
-    session: AsyncSession, ids: Sequence[int] = (), *, bank: str | None = None,
+    session: AsyncSession,
+    ids: Sequence[int] = (),
+    *,
+    bank: str | None = None,
     value: str | None = None,
 ) -> list[int]:
     """Delete entries by id, or every entry of `bank` with `value` (any kind). Returns the ids."""
@@ -127,13 +160,17 @@ async def remove_entries(
     return found
 
 
-async def bank_counts(session: AsyncSession, bank: str | None = None) -> list[tuple[str, str, str, int]]:
+async def bank_counts(
+    session: AsyncSession, bank: str | None = None
+) -> list[tuple[str, str, str, int]]:
     """(bank, kind, source, count) rows, sorted."""
-    query = select(HashEntry.bank, HashEntry.kind, HashEntry.source, func.count()).group_by(  # type: ignore[call-overload]
-        HashEntry.bank, HashEntry.kind, HashEntry.source
-    ).order_by(HashEntry.bank, HashEntry.kind, HashEntry.source)
+    query = (
+        select(col(HashEntry.bank), col(HashEntry.kind), col(HashEntry.source), func.count())
+        .group_by(HashEntry.bank, HashEntry.kind, HashEntry.source)
+        .order_by(HashEntry.bank, HashEntry.kind, HashEntry.source)
+    )
     if bank is not None:
-        query = query.where(HashEntry.bank == bank)
+        query = query.where(col(HashEntry.bank) == bank)
     return [(b, k, s, int(n)) for b, k, s, n in (await session.execute(query)).all()]
 
 
@@ -145,9 +182,14 @@ async def list_entries(session: AsyncSession, bank: str | None = None) -> list[H
 
 
 async def import_hashes(
-    session: AsyncSession, records: Iterable[tuple[int, HashValue | str]], bank: str,
-    source: str = "imported", added_by: str = "", *,
-    progress: Callable[[int], None] | None = None, child_abuse: bool = False,
+    session: AsyncSession,
+    records: Iterable[tuple[int, HashValue | str]],
+    bank: str,
+    source: str = "imported",
+    added_by: str = "",
+    *,
+    progress: Callable[[int], None] | None = None,
+    child_abuse: bool = False,
 ) -> ImportReport:
     """Import a parsed hash list: `records` are (line number, value or why the line is invalid),
     as detectors.hash_lists.read_hash_list yields them. Invalid lines are reported with their
@@ -156,8 +198,9 @@ async def import_hashes(
     pending: list[HashValue] = []
 
     async def flush() -> None:
-        result = await add_entries(session, bank, pending, source=source, added_by=added_by,
-                                   child_abuse=child_abuse)
+        result = await add_entries(
+            session, bank, pending, source=source, added_by=added_by, child_abuse=child_abuse
+        )
         report.added += len(result.added)
         report.duplicates += result.duplicates
         pending.clear()

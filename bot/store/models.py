@@ -18,14 +18,21 @@ def _utcnow() -> datetime:
 
 
 def _json(default: Any = None) -> Any:
-    return Field(default_factory=lambda: default() if callable(default) else default,
-                 sa_column=Column(JSON, nullable=False))
+    return Field(
+        default_factory=lambda: default() if callable(default) else default,
+        sa_column=Column(JSON, nullable=False),
+    )
 
 
 def _when(nullable: bool = False, index: bool = False) -> Any:
     if nullable:
-        return Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True, index=index))
-    return Field(default_factory=_utcnow, sa_column=Column(DateTime(timezone=True), nullable=False, index=index))
+        return Field(
+            default=None, sa_column=Column(DateTime(timezone=True), nullable=True, index=index)
+        )
+    return Field(
+        default_factory=_utcnow,
+        sa_column=Column(DateTime(timezone=True), nullable=False, index=index),
+    )
 
 
 class Workspace(SQLModel, table=True):
@@ -104,15 +111,21 @@ class Ticket(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     workspace_id: int = Field(foreign_key="workspaces.id", ondelete="CASCADE")
-    kind: str = Field(default="detection", max_length=16)  # detection | help_request | report | copy
+    kind: str = Field(
+        default="detection", max_length=16
+    )  # detection | help_request | report | copy
     channel_id: str = Field(max_length=64)
     message_id: str = Field(max_length=64)
     thread_id: str | None = Field(default=None, max_length=64)
     media_key: str = Field(default="", max_length=500)  # MediaRef.key, "" for the text itself
     author_id: str = Field(default="", max_length=64)
-    media_item_id: int | None = Field(default=None, foreign_key="media_items.id", ondelete="SET NULL")
+    media_item_id: int | None = Field(
+        default=None, foreign_key="media_items.id", ondelete="SET NULL"
+    )
     sha256: str | None = Field(default=None, max_length=64)
-    status: str = Field(default="open", max_length=16)  # open | claimed | escalated | appealed | resolved
+    status: str = Field(
+        default="open", max_length=16
+    )  # open | claimed | escalated | appealed | resolved
     severity: str = Field(default="REVIEW", max_length=16)
     priority: bool = Field(default=False)
     categories: list[str] = _json(list)
@@ -143,8 +156,12 @@ class TicketEvent(SQLModel, table=True):
     __tablename__ = "ticket_events"
 
     id: int | None = Field(default=None, primary_key=True)
-    ticket_id: int | None = Field(default=None, foreign_key="tickets.id", ondelete="CASCADE", index=True)
-    workspace_id: int | None = Field(default=None, foreign_key="workspaces.id", ondelete="CASCADE", index=True)
+    ticket_id: int | None = Field(
+        default=None, foreign_key="tickets.id", ondelete="CASCADE", index=True
+    )
+    workspace_id: int | None = Field(
+        default=None, foreign_key="workspaces.id", ondelete="CASCADE", index=True
+    )
     actor_id: str = Field(max_length=64)  # "veille" for the bot itself
     actor_name: str = Field(default="", max_length=200)
     action: str = Field(max_length=32)
@@ -178,7 +195,9 @@ class HashEntry(SQLModel, table=True):
 
     __tablename__ = "hash_entries"
     __table_args__ = (
-        UniqueConstraint("workspace_id", "bank", "kind", "value", name="uq_hash_owner_bank_kind_value"),
+        UniqueConstraint(
+            "workspace_id", "bank", "kind", "value", name="uq_hash_owner_bank_kind_value"
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -216,7 +235,9 @@ class BankSubscription(SQLModel, table=True):
     """A community matching a shared bank's blocking entries (never its allow entries)."""
 
     __tablename__ = "bank_subscriptions"
-    __table_args__ = (UniqueConstraint("workspace_id", "shared_bank_id", name="uq_bank_subscription"),)
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "shared_bank_id", name="uq_bank_subscription"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     workspace_id: int = Field(foreign_key="workspaces.id", ondelete="CASCADE", index=True)
@@ -325,7 +346,9 @@ class Report(SQLModel, table=True):
     join its one report ticket. The reporter is shown to moderators, never to the author."""
 
     __tablename__ = "reports"
-    __table_args__ = (UniqueConstraint("ticket_id", "reporter_id", name="uq_report_ticket_reporter"),)
+    __table_args__ = (
+        UniqueConstraint("ticket_id", "reporter_id", name="uq_report_ticket_reporter"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     ticket_id: int = Field(foreign_key="tickets.id", ondelete="CASCADE", index=True)
@@ -383,7 +406,9 @@ class Sighting(SQLModel, table=True):
 
     __tablename__ = "sightings"
     __table_args__ = (
-        UniqueConstraint("workspace_id", "channel_id", "message_id", "media_key", name="uq_sighting"),
+        UniqueConstraint(
+            "workspace_id", "channel_id", "message_id", "media_key", name="uq_sighting"
+        ),
         Index("ix_sighting_ws_seen", "workspace_id", "seen_at"),
     )
 
@@ -394,7 +419,9 @@ class Sighting(SQLModel, table=True):
     thread_id: str | None = Field(default=None, max_length=64)
     author_id: str = Field(default="", max_length=64)
     media_key: str = Field(default="", max_length=500)
-    media_item_id: int | None = Field(default=None, foreign_key="media_items.id", ondelete="SET NULL")
+    media_item_id: int | None = Field(
+        default=None, foreign_key="media_items.id", ondelete="SET NULL"
+    )
     sha256: str = Field(max_length=64, index=True)
     seen_at: datetime = _when()
     removed_at: datetime | None = _when(nullable=True)

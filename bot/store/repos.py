@@ -54,7 +54,9 @@ class Store:
 
 async def get_workspace(session: AsyncSession, platform: str, external_id: str) -> Workspace | None:
     found = await session.execute(
-        select(Workspace).where(col(Workspace.platform) == platform, col(Workspace.external_id) == external_id)
+        select(Workspace).where(
+            col(Workspace.platform) == platform, col(Workspace.external_id) == external_id
+        )
     )
     return found.scalar_one_or_none()
 
@@ -70,7 +72,9 @@ async def ensure_workspace(
         return workspace
     try:
         async with session.begin_nested():
-            workspace = Workspace(platform=platform, external_id=external_id, name=name, locale=locale)
+            workspace = Workspace(
+                platform=platform, external_id=external_id, name=name, locale=locale
+            )
             session.add(workspace)
         return workspace
     except IntegrityError:  # another process created it first
@@ -84,15 +88,20 @@ async def channel_override(
 ) -> ChannelOverride | None:
     found = await session.execute(
         select(ChannelOverride).where(
-            col(ChannelOverride.workspace_id) == workspace_id, col(ChannelOverride.channel_id) == channel_id
+            col(ChannelOverride.workspace_id) == workspace_id,
+            col(ChannelOverride.channel_id) == channel_id,
         )
     )
     return found.scalar_one_or_none()
 
 
 async def set_channel_override(
-    session: AsyncSession, workspace_id: int, channel_id: str, *,
-    sensitivity: str | None = None, allow_listed: bool | None = None,
+    session: AsyncSession,
+    workspace_id: int,
+    channel_id: str,
+    *,
+    sensitivity: str | None = None,
+    allow_listed: bool | None = None,
 ) -> ChannelOverride:
     row = await channel_override(session, workspace_id, channel_id)
     if row is None:
@@ -161,29 +170,44 @@ async def list_tickets(
         query = query.where(col(Ticket.status) != "resolved")
     elif status and status != "all":
         query = query.where(col(Ticket.status) == status)
-    query = query.order_by(col(Ticket.priority).desc(), col(Ticket.created_at).desc(), col(Ticket.id).desc())
+    query = query.order_by(
+        col(Ticket.priority).desc(), col(Ticket.created_at).desc(), col(Ticket.id).desc()
+    )
     found = await session.execute(query.limit(limit))
     return list(found.scalars())
 
 
 async def count_tickets(session: AsyncSession, workspace_id: int) -> dict[str, int]:
     found = await session.execute(
-        select(col(Ticket.status), func.count()).where(col(Ticket.workspace_id) == workspace_id)
+        select(col(Ticket.status), func.count())
+        .where(col(Ticket.workspace_id) == workspace_id)
         .group_by(Ticket.status)
     )
     return {status: count for status, count in found.all()}
 
 
 def audit(
-    session: AsyncSession, *, workspace_id: int | None, ticket_id: int | None,
-    actor_id: str = BOT_ACTOR, actor_name: str = BOT_NAME, action: str, note: str | None = None,
-    data: dict[str, Any] | None = None, at: datetime,
+    session: AsyncSession,
+    *,
+    workspace_id: int | None,
+    ticket_id: int | None,
+    actor_id: str = BOT_ACTOR,
+    actor_name: str = BOT_NAME,
+    action: str,
+    note: str | None = None,
+    data: dict[str, Any] | None = None,
+    at: datetime,
 ) -> TicketEvent:
     """Add one audit event; the actor defaults to Veille itself (bot.core.audit takes an Actor)."""
     event = TicketEvent(
-        ticket_id=ticket_id, workspace_id=workspace_id,
-        actor_id=actor_id, actor_name=actor_name[:200],
-        action=action, note=note, data=data or {}, at=at,
+        ticket_id=ticket_id,
+        workspace_id=workspace_id,
+        actor_id=actor_id,
+        actor_name=actor_name[:200],
+        action=action,
+        note=note,
+        data=data or {},
+        at=at,
     )
     session.add(event)
     return event
@@ -191,7 +215,9 @@ def audit(
 
 async def ticket_events(session: AsyncSession, ticket_id: int) -> list[TicketEvent]:
     found = await session.execute(
-        select(TicketEvent).where(col(TicketEvent.ticket_id) == ticket_id).order_by(col(TicketEvent.id))
+        select(TicketEvent)
+        .where(col(TicketEvent.ticket_id) == ticket_id)
+        .order_by(col(TicketEvent.id))
     )
     return list(found.scalars())
 
@@ -202,9 +228,18 @@ async def media_item(session: AsyncSession, sha256: str) -> MediaItem | None:
 
 
 async def record_media(
-    session: AsyncSession, *, sha256: str, mime: str, width: int | None, height: int | None,
-    verdict: dict[str, Any] | None, verdict_key: str | None, pdq: str | None,
-    pdq_quality: int | None, seen_at: datetime, counted: bool = True,
+    session: AsyncSession,
+    *,
+    sha256: str,
+    mime: str,
+    width: int | None,
+    height: int | None,
+    verdict: dict[str, Any] | None,
+    verdict_key: str | None,
+    pdq: str | None,
+    pdq_quality: int | None,
+    seen_at: datetime,
+    counted: bool = True,
 ) -> MediaItem:
     """Upsert the verdict cache row for `sha256`; a cached verdict keeps its key."""
     item = await media_item(session, sha256)
@@ -229,7 +264,8 @@ async def touch_media(session: AsyncSession, sha256: str, seen_at: datetime) -> 
     """Count one more sighting of a known image in one UPDATE (the hot path of a viral repeat
     answered from the verdict cache); False when there is no row for it yet."""
     result = await session.execute(
-        update(MediaItem).where(col(MediaItem.sha256) == sha256)
+        update(MediaItem)
+        .where(col(MediaItem.sha256) == sha256)
         .values(seen_count=func.coalesce(MediaItem.seen_count, 0) + 1, last_seen_at=seen_at)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
@@ -239,7 +275,8 @@ async def forget_verdicts(session: AsyncSession, sha256s: Sequence[str]) -> None
     """Drop cached verdicts: a bank changed, so these images must go through the detectors again."""
     if sha256s:
         await session.execute(
-            update(MediaItem).where(col(MediaItem.sha256).in_(list(sha256s)))
+            update(MediaItem)
+            .where(col(MediaItem.sha256).in_(list(sha256s)))
             .values(verdict=None, verdict_key=None)
         )
 
@@ -247,7 +284,8 @@ async def forget_verdicts(session: AsyncSession, sha256s: Sequence[str]) -> None
 async def trim_verdicts(session: AsyncSession, older_than: datetime) -> int:
     """Forget cached verdicts of media not seen since `older_than` (rows stay: tickets link them)."""
     result = await session.execute(
-        update(MediaItem).where(col(MediaItem.last_seen_at) < older_than, col(MediaItem.verdict).is_not(None))
+        update(MediaItem)
+        .where(col(MediaItem.last_seen_at) < older_than, col(MediaItem.verdict).is_not(None))
         .values(verdict=None, verdict_key=None)
     )
     return int(getattr(result, "rowcount", 0) or 0)  # a CursorResult for UPDATE
@@ -258,7 +296,9 @@ async def count_offence(
 ) -> int:
     """Count one more offence for the author; returns the new count."""
     found = await session.execute(
-        select(Offender).where(col(Offender.workspace_id) == workspace_id, col(Offender.user_id) == user_id)
+        select(Offender).where(
+            col(Offender.workspace_id) == workspace_id, col(Offender.user_id) == user_id
+        )
     )
     offender = found.scalar_one_or_none()
     if offender is None:
@@ -270,8 +310,21 @@ async def count_offence(
 
 
 def record_scan(
-    session: AsyncSession, workspace_id: int, channel_id: str, kind: str, severity: str,
-    categories: list[str], at: datetime,
+    session: AsyncSession,
+    workspace_id: int,
+    channel_id: str,
+    kind: str,
+    severity: str,
+    categories: list[str],
+    at: datetime,
 ) -> None:
-    session.add(ScanRecord(workspace_id=workspace_id, channel_id=channel_id, kind=kind,
-                           severity=severity, categories=categories, at=at))
+    session.add(
+        ScanRecord(
+            workspace_id=workspace_id,
+            channel_id=channel_id,
+            kind=kind,
+            severity=severity,
+            categories=categories,
+            at=at,
+        )
+    )

@@ -54,13 +54,16 @@ class SlackInstallation(SQLModel, table=True):
     bot_user_id: str = Field(default="", max_length=32)
     bot_scopes: str = Field(default="", max_length=2000)
     bot_token: bytes = Field(sa_column=Column(LargeBinary, nullable=False))  # encrypted
-    bot_refresh_token: bytes | None = Field(default=None,
-                                            sa_column=Column(LargeBinary, nullable=True))
+    bot_refresh_token: bytes | None = Field(
+        default=None, sa_column=Column(LargeBinary, nullable=True)
+    )
     bot_token_expires_at: datetime | None = Field(
-        default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
     installer_user_id: str = Field(default="", max_length=32)
-    installed_at: datetime = Field(default_factory=_utcnow,
-                                   sa_column=Column(DateTime(timezone=True), nullable=False))
+    installed_at: datetime = Field(
+        default_factory=_utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
 
 
 class SlackOAuthState(SQLModel, table=True):
@@ -104,21 +107,38 @@ class SlackInstallationStore(AsyncInstallationStore):
     async def _save(self, bot: Bot, *, installer: str) -> None:
         """Insert or replace the workspace's row: a reinstall brings a new token and scopes."""
         key = (bot.enterprise_id or "", "" if bot.is_enterprise_install else bot.team_id or "")
-        expires = (datetime.fromtimestamp(bot.bot_token_expires_at, UTC)
-                   if bot.bot_token_expires_at else None)
+        expires = (
+            datetime.fromtimestamp(bot.bot_token_expires_at, UTC)
+            if bot.bot_token_expires_at
+            else None
+        )
         values: dict[str, Any] = dict(
-            team_name=bot.team_name or "", is_enterprise_install=bool(bot.is_enterprise_install),
-            app_id=bot.app_id or "", bot_id=bot.bot_id or "", bot_user_id=bot.bot_user_id or "",
-            bot_scopes=",".join(bot.bot_scopes or ()), bot_token=self._seal(bot.bot_token),
-            bot_refresh_token=self._seal(bot.bot_refresh_token), bot_token_expires_at=expires,
+            team_name=bot.team_name or "",
+            is_enterprise_install=bool(bot.is_enterprise_install),
+            app_id=bot.app_id or "",
+            bot_id=bot.bot_id or "",
+            bot_user_id=bot.bot_user_id or "",
+            bot_scopes=",".join(bot.bot_scopes or ()),
+            bot_token=self._seal(bot.bot_token),
+            bot_refresh_token=self._seal(bot.bot_refresh_token),
+            bot_token_expires_at=expires,
             installed_at=datetime.fromtimestamp(bot.installed_at, UTC),
         )
         if installer:
             values["installer_user_id"] = installer
         async with self.store.write() as session:
-            row = (await session.execute(select(SlackInstallation).where(
-                col(SlackInstallation.enterprise_id) == key[0],
-                col(SlackInstallation.team_id) == key[1]))).scalars().first()
+            row = (
+                (
+                    await session.execute(
+                        select(SlackInstallation).where(
+                            col(SlackInstallation.enterprise_id) == key[0],
+                            col(SlackInstallation.team_id) == key[1],
+                        )
+                    )
+                )
+                .scalars()
+                .first()
+            )
             if row is None:
                 row = SlackInstallation(enterprise_id=key[0], team_id=key[1], **values)
             else:
@@ -126,8 +146,9 @@ class SlackInstallationStore(AsyncInstallationStore):
                     setattr(row, name, value)
             session.add(row)
 
-    async def _row(self, enterprise_id: str | None, team_id: str | None,
-                   is_enterprise_install: bool | None) -> SlackInstallation | None:
+    async def _row(
+        self, enterprise_id: str | None, team_id: str | None, is_enterprise_install: bool | None
+    ) -> SlackInstallation | None:
         team = "" if is_enterprise_install else team_id or ""
         async with self.store.read() as session:
             query = select(SlackInstallation).where(col(SlackInstallation.team_id) == team)
@@ -135,8 +156,13 @@ class SlackInstallationStore(AsyncInstallationStore):
                 query = query.where(col(SlackInstallation.enterprise_id) == (enterprise_id or ""))
             return (await session.execute(query)).scalars().first()
 
-    async def async_find_bot(self, *, enterprise_id: str | None, team_id: str | None,
-                             is_enterprise_install: bool | None = False) -> Bot | None:
+    async def async_find_bot(
+        self,
+        *,
+        enterprise_id: str | None,
+        team_id: str | None,
+        is_enterprise_install: bool | None = False,
+    ) -> Bot | None:
         row = await self._row(enterprise_id, team_id, is_enterprise_install)
         if row is None:
             return None
@@ -144,40 +170,63 @@ class SlackInstallationStore(AsyncInstallationStore):
         assert bot_token is not None  # the column is never empty
         expires = _aware(row.bot_token_expires_at)
         return Bot(
-            app_id=row.app_id or None, enterprise_id=row.enterprise_id or None,
-            team_id=row.team_id or None, team_name=row.team_name or None,
-            is_enterprise_install=row.is_enterprise_install, bot_token=bot_token,
-            bot_id=row.bot_id, bot_user_id=row.bot_user_id, bot_scopes=row.bot_scopes,
+            app_id=row.app_id or None,
+            enterprise_id=row.enterprise_id or None,
+            team_id=row.team_id or None,
+            team_name=row.team_name or None,
+            is_enterprise_install=row.is_enterprise_install,
+            bot_token=bot_token,
+            bot_id=row.bot_id,
+            bot_user_id=row.bot_user_id,
+            bot_scopes=row.bot_scopes,
             bot_refresh_token=self._open(row.bot_refresh_token),
             bot_token_expires_at=int(expires.timestamp()) if expires else None,
             installed_at=(_aware(row.installed_at) or _utcnow()).timestamp(),
         )
 
-    async def async_find_installation(self, *, enterprise_id: str | None, team_id: str | None,
-                                      user_id: str | None = None,
-                                      is_enterprise_install: bool | None = False,
-                                      ) -> Installation | None:
-        bot = await self.async_find_bot(enterprise_id=enterprise_id, team_id=team_id,
-                                        is_enterprise_install=is_enterprise_install)
+    async def async_find_installation(
+        self,
+        *,
+        enterprise_id: str | None,
+        team_id: str | None,
+        user_id: str | None = None,
+        is_enterprise_install: bool | None = False,
+    ) -> Installation | None:
+        bot = await self.async_find_bot(
+            enterprise_id=enterprise_id,
+            team_id=team_id,
+            is_enterprise_install=is_enterprise_install,
+        )
         if bot is None:
             return None
         return Installation(
-            app_id=bot.app_id, enterprise_id=bot.enterprise_id, team_id=bot.team_id,
-            team_name=bot.team_name, is_enterprise_install=bot.is_enterprise_install,
-            bot_token=bot.bot_token, bot_id=bot.bot_id, bot_user_id=bot.bot_user_id,
-            bot_scopes=bot.bot_scopes, bot_refresh_token=bot.bot_refresh_token,
-            bot_token_expires_at=bot.bot_token_expires_at, user_id=user_id or "",
+            app_id=bot.app_id,
+            enterprise_id=bot.enterprise_id,
+            team_id=bot.team_id,
+            team_name=bot.team_name,
+            is_enterprise_install=bot.is_enterprise_install,
+            bot_token=bot.bot_token,
+            bot_id=bot.bot_id,
+            bot_user_id=bot.bot_user_id,
+            bot_scopes=bot.bot_scopes,
+            bot_refresh_token=bot.bot_refresh_token,
+            bot_token_expires_at=bot.bot_token_expires_at,
+            user_id=user_id or "",
             installed_at=bot.installed_at,
         )
 
     async def async_delete_bot(self, *, enterprise_id: str | None, team_id: str | None) -> None:
         async with self.store.write() as session:
-            await session.execute(delete(SlackInstallation).where(
-                col(SlackInstallation.enterprise_id) == (enterprise_id or ""),
-                col(SlackInstallation.team_id) == (team_id or "")))
+            await session.execute(
+                delete(SlackInstallation).where(
+                    col(SlackInstallation.enterprise_id) == (enterprise_id or ""),
+                    col(SlackInstallation.team_id) == (team_id or ""),
+                )
+            )
 
-    async def async_delete_installation(self, *, enterprise_id: str | None, team_id: str | None,
-                                        user_id: str | None = None) -> None:
+    async def async_delete_installation(
+        self, *, enterprise_id: str | None, team_id: str | None, user_id: str | None = None
+    ) -> None:
         # Only bot installations are kept: a person's own token is never stored.
         if user_id is None:
             await self.async_delete_bot(enterprise_id=enterprise_id, team_id=team_id)
@@ -199,10 +248,12 @@ class SlackOAuthStateStore(AsyncOAuthStateStore):
         now = _utcnow()
         async with self.store.write() as session:
             # Expired states of abandoned installs go as new ones come.
-            await session.execute(delete(SlackOAuthState).where(
-                col(SlackOAuthState.expires_at) < now))
-            session.add(SlackOAuthState(state=state,
-                                        expires_at=now + timedelta(seconds=self.expiration_s)))
+            await session.execute(
+                delete(SlackOAuthState).where(col(SlackOAuthState.expires_at) < now)
+            )
+            session.add(
+                SlackOAuthState(state=state, expires_at=now + timedelta(seconds=self.expiration_s))
+            )
         return state
 
     async def async_consume(self, state: str) -> bool:

@@ -27,15 +27,41 @@ from tests.detectors.hash_images import photo_like
 
 REPO = Path(__file__).resolve().parents[2]
 CLEARED_VARS = (
-    "DISCORD_TOKEN", "DISCORD_API_URL", "SLACK_BOT_TOKEN", "SLACK_APP_TOKEN",
-    "SLACK_SIGNING_SECRET", "SLACK_ADMIN_TOKEN", "SLACK_API_URL", "VEILLE_SECRET_KEY",
-    "VEILLE_DATABASE_URL", "VEILLE_DATA_DIR", "VEILLE_DETECTORS", "VEILLE_LOCALE",
-    "VEILLE_FETCH_ALLOW_LOOPBACK", "VEILLE_CLIP_MODEL", "VEILLE_CLIP_PRETRAINED",
-    "VEILLE_CLIP_PROMPTS", "VEILLE_CLIP_BACKEND", "VEILLE_DEVICE", "VEILLE_BATCH_SIZE",
-    "VEILLE_MAX_IMAGE_PIXELS", "VEILLE_FETCH_MAX_BYTES", "VEILLE_LOG_LEVEL", "VEILLE_LOG_FORMAT",
+    "DISCORD_TOKEN",
+    "DISCORD_API_URL",
+    "SLACK_BOT_TOKEN",
+    "SLACK_APP_TOKEN",
+    "SLACK_SIGNING_SECRET",
+    "SLACK_ADMIN_TOKEN",
+    "SLACK_API_URL",
+    "VEILLE_SECRET_KEY",
+    "VEILLE_DATABASE_URL",
+    "VEILLE_DATA_DIR",
+    "VEILLE_DETECTORS",
+    "VEILLE_LOCALE",
+    "VEILLE_FETCH_ALLOW_LOOPBACK",
+    "VEILLE_CLIP_MODEL",
+    "VEILLE_CLIP_PRETRAINED",
+    "VEILLE_CLIP_PROMPTS",
+    "VEILLE_CLIP_BACKEND",
+    "VEILLE_DEVICE",
+    "VEILLE_BATCH_SIZE",
+    "VEILLE_MAX_IMAGE_PIXELS",
+    "VEILLE_FETCH_MAX_BYTES",
+    "VEILLE_LOG_LEVEL",
+    "VEILLE_LOG_FORMAT",
 )
-CONTRACT_KEYS = {"source", "kind", "severity", "categories", "scores", "detectors", "matches",
-                 "reasons", "error"}
+CONTRACT_KEYS = {
+    "source",
+    "kind",
+    "severity",
+    "categories",
+    "scores",
+    "detectors",
+    "matches",
+    "reasons",
+    "error",
+}
 SEVERITIES = ("NONE", "REVIEW", "QUARANTINE", "CRITICAL")
 
 
@@ -46,11 +72,17 @@ class Veille:
     cwd: Path
     env: dict[str, str]
 
-    def __call__(self, *args: str, stdin: str | None = None,
-                 **extra_env: str) -> subprocess.CompletedProcess[str]:
+    def __call__(
+        self, *args: str, stdin: str | None = None, **extra_env: str
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "bot.cli", *args], cwd=self.cwd, input=stdin,
-            capture_output=True, text=True, env={**self.env, **extra_env}, timeout=300,
+            [sys.executable, "-m", "bot.cli", *args],
+            cwd=self.cwd,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env={**self.env, **extra_env},
+            timeout=300,
         )
 
 

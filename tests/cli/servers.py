@@ -74,13 +74,22 @@ def fake_slack() -> Iterator[tuple[FakeSlack, str]]:
         thread.stop()
 
 
-def start_run(cwd: Any, env: dict[str, str], discord: FakeDiscord, *, count: int = 1,
-              within: float = 90) -> list[subprocess.Popen[str]]:
+def start_run(
+    cwd: Any, env: dict[str, str], discord: FakeDiscord, *, count: int = 1, within: float = 90
+) -> list[subprocess.Popen[str]]:
     """`count` real `veille run` processes, returned once each has identified to the fake
     Discord gateway (the caller stops them)."""
-    processes = [subprocess.Popen([sys.executable, "-m", "bot.cli", "run"], cwd=cwd, env=env,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                 for _ in range(count)]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "bot.cli", "run"],
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(count)
+    ]
     deadline = time.monotonic() + within
     while len(discord.identifies) < count and time.monotonic() < deadline:
         if any(p.poll() is not None for p in processes):

@@ -28,8 +28,11 @@ def _no_traceback(stderr: str) -> None:
 
 def test_missing_workspace_lists_the_known_ones(veille: Veille, tmp_path: Path) -> None:
     assert veille("db", "upgrade").returncode == 0
-    _add(tmp_path, Workspace(id=3, platform="discord", external_id="9001", name="Film club"),
-         Workspace(id=7, platform="slack", external_id="T0ABC", name="Asso"))
+    _add(
+        tmp_path,
+        Workspace(id=3, platform="discord", external_id="9001", name="Film club"),
+        Workspace(id=7, platform="slack", external_id="T0ABC", name="Asso"),
+    )
 
     result = veille("digest", "preview", "--workspace", "1")
 
@@ -77,9 +80,18 @@ def test_missing_database_is_not_created(veille: Veille, tmp_path: Path) -> None
 def test_channels_print_as_plain_text(veille: Veille, tmp_path: Path) -> None:
     assert veille("db", "upgrade").returncode == 0
     now = datetime.now(UTC).replace(tzinfo=None)
-    _add(tmp_path, Workspace(id=5, platform="discord", external_id="9001", name="Film club"),
-         ScanRecord(workspace_id=5, channel_id="general", kind="image", severity="REVIEW",
-                    categories=["sexual"], at=now - timedelta(hours=1)))
+    _add(
+        tmp_path,
+        Workspace(id=5, platform="discord", external_id="9001", name="Film club"),
+        ScanRecord(
+            workspace_id=5,
+            channel_id="general",
+            kind="image",
+            severity="REVIEW",
+            categories=["sexual"],
+            at=now - timedelta(hours=1),
+        ),
+    )
 
     result = veille("digest", "preview", "--workspace", "5", "--out", str(tmp_path / "c.png"))
 
@@ -93,8 +105,11 @@ def test_terminal_text_unwraps_every_mention_form() -> None:
     from bot.cli.digest import terminal_text
     from bot.core.gateway import Card
 
-    card = Card(title="t", body="<#C01|general> <#123> <@U9> <@!42> <@&7> a<b>c",
-                fields=(("Busiest", "<#general> 3"),))
+    card = Card(
+        title="t",
+        body="<#C01|general> <#123> <@U9> <@!42> <@&7> a<b>c",
+        fields=(("Busiest", "<#general> 3"),),
+    )
     text = terminal_text(card)
 
     assert "#C01 #123 @U9 @42 @7 a<b>c" in text and "#general 3" in text

@@ -18,8 +18,9 @@ EXAMPLE = REPO / "deploy" / ".env.example"
 def from_example(veille: Veille, tmp_path: Path) -> Veille:
     """A checkout where `.env` is the example and nothing Veille reads is in the environment."""
     shutil.copy(EXAMPLE, tmp_path / ".env")
-    env = {k: v for k, v in veille.env.items()
-           if not k.startswith(("VEILLE_", "DISCORD_", "SLACK_"))}
+    env = {
+        k: v for k, v in veille.env.items() if not k.startswith(("VEILLE_", "DISCORD_", "SLACK_"))
+    }
     return Veille(tmp_path, env)
 
 
@@ -40,8 +41,14 @@ def test_copied_example_then_doctor_sees_no_platform(from_example: Veille) -> No
 
 
 def test_empty_values_are_not_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("DISCORD_TOKEN", "SLACK_BOT_TOKEN", "VEILLE_CLIP_PROMPTS", "VEILLE_SECRET_KEY",
-                 "VEILLE_HTTP_PORT", "VEILLE_DATABASE_URL"):
+    for name in (
+        "DISCORD_TOKEN",
+        "SLACK_BOT_TOKEN",
+        "VEILLE_CLIP_PROMPTS",
+        "VEILLE_SECRET_KEY",
+        "VEILLE_HTTP_PORT",
+        "VEILLE_DATABASE_URL",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("SLACK_APP_TOKEN", "")  # empty in the environment too
     monkeypatch.setenv("VEILLE_HTTP_PORT", "  ")

@@ -57,43 +57,112 @@ async def _seed(db_url: str) -> Seeded:
             assert ws.id is not None and other.id is not None
             created = NOW - timedelta(hours=5)
             report = Ticket(
-                workspace_id=ws.id, kind="report", channel_id="c-general", message_id="m-42",
-                author_id="u-author", media_item_id=media.id, sha256=SHA, status="resolved",
-                severity="QUARANTINE", priority=True, categories=["sexual", "synthetic"],
-                reasons=["CLIP: nudity (margin 0.31)"], resolution="confirmed",
-                resolution_note=FORMULAS[0], message_removed=True, created_at=created,
-                updated_at=NOW - timedelta(hours=1), resolved_at=NOW - timedelta(hours=1),
+                workspace_id=ws.id,
+                kind="report",
+                channel_id="c-general",
+                message_id="m-42",
+                author_id="u-author",
+                media_item_id=media.id,
+                sha256=SHA,
+                status="resolved",
+                severity="QUARANTINE",
+                priority=True,
+                categories=["sexual", "synthetic"],
+                reasons=["CLIP: nudity (margin 0.31)"],
+                resolution="confirmed",
+                resolution_note=FORMULAS[0],
+                message_removed=True,
+                created_at=created,
+                updated_at=NOW - timedelta(hours=1),
+                resolved_at=NOW - timedelta(hours=1),
                 due_at=created + timedelta(hours=48),
             )
-            old = Ticket(workspace_id=ws.id, channel_id="c-old", message_id="m-1", sha256="cd" * 32,
-                         created_at=NOW - timedelta(days=40), updated_at=NOW - timedelta(days=40))
-            elsewhere = Ticket(workspace_id=other.id, channel_id="C1", message_id="1.2",
-                               sha256="ef" * 32, created_at=created, updated_at=created)
+            old = Ticket(
+                workspace_id=ws.id,
+                channel_id="c-old",
+                message_id="m-1",
+                sha256="cd" * 32,
+                created_at=NOW - timedelta(days=40),
+                updated_at=NOW - timedelta(days=40),
+            )
+            elsewhere = Ticket(
+                workspace_id=other.id,
+                channel_id="C1",
+                message_id="1.2",
+                sha256="ef" * 32,
+                created_at=created,
+                updated_at=created,
+            )
             session.add_all([report, old, elsewhere])
             await session.flush()
             assert report.id is not None and old.id is not None
-            session.add_all([
-                TicketEvent(ticket_id=report.id, workspace_id=ws.id, actor_id="veille",
-                            action="opened", at=created),
-                TicketEvent(ticket_id=report.id, workspace_id=ws.id, actor_id="u-victim",
-                            actor_name="Dominique R.", action="report",
-                            note="reach me at victim@example.org", at=created),
-                TicketEvent(ticket_id=report.id, workspace_id=ws.id, actor_id="u-mod",
-                            actor_name="Camille", action="note", note=FORMULAS[1],
-                            at=created + timedelta(minutes=10)),
-                TicketEvent(ticket_id=report.id, workspace_id=ws.id, actor_id="u-mod",
-                            actor_name="Camille", action="confirm", note=FORMULAS[2],
-                            data={"banked": True}, at=NOW - timedelta(hours=1)),
-                Report(ticket_id=report.id, workspace_id=ws.id, reporter_id="u-victim",
-                       reporter_name="Dominique R.", reason="fake_me", good_faith=True,
-                       contact="victim@example.org", details="@SUM(1) it is me",
-                       created_at=created, due_at=created + timedelta(hours=48)),
-                Appeal(ticket_id=report.id, workspace_id=ws.id, author_id="u-author",
-                       statement="not me", decided_by="u-mod", created_at=NOW),
-                Evidence(ticket_id=report.id, sha256=SHA, mime="image/jpeg",
-                         ciphertext=CIPHERTEXT, preview_png=PREVIEW,
-                         purge_after=NOW + timedelta(days=30)),
-            ])
+            session.add_all(
+                [
+                    TicketEvent(
+                        ticket_id=report.id,
+                        workspace_id=ws.id,
+                        actor_id="veille",
+                        action="opened",
+                        at=created,
+                    ),
+                    TicketEvent(
+                        ticket_id=report.id,
+                        workspace_id=ws.id,
+                        actor_id="u-victim",
+                        actor_name="Dominique R.",
+                        action="report",
+                        note="reach me at victim@example.org",
+                        at=created,
+                    ),
+                    TicketEvent(
+                        ticket_id=report.id,
+                        workspace_id=ws.id,
+                        actor_id="u-mod",
+                        actor_name="Camille",
+                        action="note",
+                        note=FORMULAS[1],
+                        at=created + timedelta(minutes=10),
+                    ),
+                    TicketEvent(
+                        ticket_id=report.id,
+                        workspace_id=ws.id,
+                        actor_id="u-mod",
+                        actor_name="Camille",
+                        action="confirm",
+                        note=FORMULAS[2],
+                        data={"banked": True},
+                        at=NOW - timedelta(hours=1),
+                    ),
+                    Report(
+                        ticket_id=report.id,
+                        workspace_id=ws.id,
+                        reporter_id="u-victim",
+                        reporter_name="Dominique R.",
+                        reason="fake_me",
+                        good_faith=True,
+                        contact="victim@example.org",
+                        details="@SUM(1) it is me",
+                        created_at=created,
+                        due_at=created + timedelta(hours=48),
+                    ),
+                    Appeal(
+                        ticket_id=report.id,
+                        workspace_id=ws.id,
+                        author_id="u-author",
+                        statement="not me",
+                        decided_by="u-mod",
+                        created_at=NOW,
+                    ),
+                    Evidence(
+                        ticket_id=report.id,
+                        sha256=SHA,
+                        mime="image/jpeg",
+                        ciphertext=CIPHERTEXT,
+                        preview_png=PREVIEW,
+                        purge_after=NOW + timedelta(days=30),
+                    ),
+                ]
+            )
             return Seeded(ws.id, report.id, old.id)
     finally:
         await engine.dispose()
@@ -122,8 +191,11 @@ def test_jsonl_has_every_ticket_with_its_audit_trail_reports_and_appeal(seeded: 
     assert row["platform"] == "discord" and row["workspace"] == "111222333"
     assert row["kind"] == "report" and row["sha256"] == SHA and row["pdq"] == PDQ
     assert [(e["actor_id"], e["action"], e["note"]) for e in row["audit_trail"]] == [
-        ("veille", "opened", None), ("u-victim", "report", "reach me at victim@example.org"),
-        ("u-mod", "note", "+cmd"), ("u-mod", "confirm", "@SUM(1)")]
+        ("veille", "opened", None),
+        ("u-victim", "report", "reach me at victim@example.org"),
+        ("u-mod", "note", "+cmd"),
+        ("u-mod", "confirm", "@SUM(1)"),
+    ]
     assert row["audit_trail"][3]["data"] == {"banked": True}
     assert datetime.fromisoformat(row["audit_trail"][0]["at"]) == NOW - timedelta(hours=5)
     (report,) = row["reports"]
@@ -135,8 +207,9 @@ def test_jsonl_has_every_ticket_with_its_audit_trail_reports_and_appeal(seeded: 
     assert "T0OTHER" not in result.stdout  # another workspace's tickets stay out
 
 
-def test_csv_parses_has_the_audit_trail_and_neutralises_formulas(seeded: Seeded,
-                                                                  tmp_path: Path) -> None:
+def test_csv_parses_has_the_audit_trail_and_neutralises_formulas(
+    seeded: Seeded, tmp_path: Path
+) -> None:
     out = tmp_path / "exports" / "tickets.csv"
     result = veille("--workspace", "discord:111222333", "--format", "csv", "--out", str(out))
     assert result.exit_code == 0, result.output
@@ -177,8 +250,9 @@ def test_unknown_workspace_and_bad_date_are_clear_errors(seeded: Seeded, tmp_pat
     assert "Traceback" not in bad.output
 
 
-def test_unmigrated_database_says_what_to_run(tmp_path: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unmigrated_database_says_what_to_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("VEILLE_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'none.db'}")
     monkeypatch.setenv("VEILLE_LOCALE", "en")
@@ -187,15 +261,46 @@ def test_unmigrated_database_says_what_to_run(tmp_path: Path,
     assert not (tmp_path / "none.db").exists()
 
 
-@pytest.mark.parametrize(("service", "required"), [
-    ("pharos", ["https://discord.com/channels/111222333/c-general/m-42", "Type of content",
-                "Date seen (UTC)", "Description", "https://www.internet-signalement.gouv.fr"]),
-    ("3018", ["Platform: Discord", "u-author", "Victim's age", "Reporter's contact",
-              "https://e-enfance.org/numero-3018/"]),
-    ("ncmec", ["Incident type", "Date and time of the incident (UTC)", "Uploader's platform user id: u-author",
-               f"PDQ: {PDQ}", "MD5: not known", "https://report.cybertip.org"]),
-    ("stopncii", ["on the victim's own device", "https://stopncii.org", "https://takeitdown.ncmec.org"]),
-])
+@pytest.mark.parametrize(
+    ("service", "required"),
+    [
+        (
+            "pharos",
+            [
+                "https://discord.com/channels/111222333/c-general/m-42",
+                "Type of content",
+                "Date seen (UTC)",
+                "Description",
+                "https://www.internet-signalement.gouv.fr",
+            ],
+        ),
+        (
+            "3018",
+            [
+                "Platform: Discord",
+                "u-author",
+                "Victim's age",
+                "Reporter's contact",
+                "https://e-enfance.org/numero-3018/",
+            ],
+        ),
+        (
+            "ncmec",
+            [
+                "Incident type",
+                "Date and time of the incident (UTC)",
+                "Uploader's platform user id: u-author",
+                f"PDQ: {PDQ}",
+                "MD5: not known",
+                "https://report.cybertip.org",
+            ],
+        ),
+        (
+            "stopncii",
+            ["on the victim's own device", "https://stopncii.org", "https://takeitdown.ncmec.org"],
+        ),
+    ],
+)
 def test_handoff_summaries_carry_the_fields_each_service_asks_for(
     seeded: Seeded, service: str, required: list[str]
 ) -> None:
@@ -239,24 +344,40 @@ async def _minor_on_slack(db_url: str) -> tuple[int, int, int]:
     engine = store.create_engine(db_url)
     try:
         async with store.transaction(store.session_factory(engine)) as session:
-            ws = (await session.execute(select(Workspace).where(
-                Workspace.external_id == "T0OTHER"))).scalar_one()
-            ticket = Ticket(workspace_id=ws.id or 0, kind="report", channel_id="C9",
-                            message_id="1700000000.000100", author_id="U-AUTHOR", sha256=SHA,
-                            severity="QUARANTINE", categories=["sexual", "minor_present"])
+            ws = (
+                await session.execute(select(Workspace).where(Workspace.external_id == "T0OTHER"))
+            ).scalar_one()
+            ticket = Ticket(
+                workspace_id=ws.id or 0,
+                kind="report",
+                channel_id="C9",
+                message_id="1700000000.000100",
+                author_id="U-AUTHOR",
+                sha256=SHA,
+                severity="QUARANTINE",
+                categories=["sexual", "minor_present"],
+            )
             session.add(ticket)
             await session.flush()
             assert ticket.id is not None
-            session.add(Report(ticket_id=ticket.id, workspace_id=ws.id or 0, reporter_id="U-R",
-                               reason="minor", good_faith=True,
-                               due_at=datetime.now(UTC) + timedelta(hours=30, minutes=20)))
+            session.add(
+                Report(
+                    ticket_id=ticket.id,
+                    workspace_id=ws.id or 0,
+                    reporter_id="U-R",
+                    reason="minor",
+                    good_faith=True,
+                    due_at=datetime.now(UTC) + timedelta(hours=30, minutes=20),
+                )
+            )
             return ticket.id, ws.id or 0, (ws.id or 0) + 100
     finally:
         await engine.dispose()
 
 
-def test_a_minor_on_slack_reads_as_such_and_stays_in_its_workspace(seeded: Seeded,
-                                                                   db_url: str) -> None:
+def test_a_minor_on_slack_reads_as_such_and_stays_in_its_workspace(
+    seeded: Seeded, db_url: str
+) -> None:
     ticket_id, workspace_id, other_id = asyncio.run(_minor_on_slack(db_url))
     ncmec = veille("--ticket", str(ticket_id), "--handoff", "ncmec").stdout
     assert "Incident type: Apparent child sexual abuse material" in ncmec
@@ -269,8 +390,9 @@ def test_a_minor_on_slack_reads_as_such_and_stays_in_its_workspace(seeded: Seede
         engine = store.create_engine(db_url)
         try:
             async with store.session_factory(engine)() as session:
-                return await handoff_summary(session, ticket_id, "pharos", "fr", NOW,
-                                             workspace_id=workspace)
+                return await handoff_summary(
+                    session, ticket_id, "pharos", "fr", NOW, workspace_id=workspace
+                )
         finally:
             await engine.dispose()
 

@@ -45,8 +45,9 @@ def closed_port() -> Iterator[int]:
 def test_rejected_discord_token(migrated: Veille) -> None:
     with fake_discord() as discord:
         env = {**KEY, "DISCORD_TOKEN": "not-the-token", "DISCORD_API_URL": discord.base_url}
-        assert_one_message(migrated("run", **env), 2, "Discord rejected DISCORD_TOKEN",
-                           "Reset Token")
+        assert_one_message(
+            migrated("run", **env), 2, "Discord rejected DISCORD_TOKEN", "Reset Token"
+        )
         french = migrated("run", **env, VEILLE_LOCALE="fr")
         assert_one_message(french, 2, "Discord a refusé DISCORD_TOKEN", "Solution")
         debug = migrated("run", **env, VEILLE_LOG_LEVEL="DEBUG")
@@ -55,22 +56,44 @@ def test_rejected_discord_token(migrated: Veille) -> None:
 
 def test_rejected_slack_tokens(migrated: Veille) -> None:
     with fake_slack() as (slack, url):
-        bad_bot = {**KEY, "SLACK_BOT_TOKEN": "xoxb-wrong", "SLACK_APP_TOKEN": slack.app_token,
-                   "SLACK_API_URL": url}
-        assert_one_message(migrated("run", **bad_bot), 2, "Slack rejected SLACK_BOT_TOKEN",
-                           "invalid_auth", "xoxb-")
+        bad_bot = {
+            **KEY,
+            "SLACK_BOT_TOKEN": "xoxb-wrong",
+            "SLACK_APP_TOKEN": slack.app_token,
+            "SLACK_API_URL": url,
+        }
+        assert_one_message(
+            migrated("run", **bad_bot), 2, "Slack rejected SLACK_BOT_TOKEN", "invalid_auth", "xoxb-"
+        )
         bad_app = {**bad_bot, "SLACK_BOT_TOKEN": slack.bot_token, "SLACK_APP_TOKEN": "xapp-wrong"}
-        assert_one_message(migrated("run", **bad_app, VEILLE_LOCALE="fr"), 2,
-                           "Slack a refusé SLACK_APP_TOKEN", "connections:write")
+        assert_one_message(
+            migrated("run", **bad_app, VEILLE_LOCALE="fr"),
+            2,
+            "Slack a refusé SLACK_APP_TOKEN",
+            "connections:write",
+        )
 
 
 def test_unreachable_platforms(migrated: Veille, closed_port: int) -> None:
-    discord = {**KEY, "DISCORD_TOKEN": "x" * 59,
-               "DISCORD_API_URL": f"http://127.0.0.1:{closed_port}/api/v10"}
-    assert_one_message(migrated("run", **discord), 1, "Cannot reach Discord",
-                       "Connection refused", "DISCORD_API_URL")
-    slack = {**KEY, "SLACK_BOT_TOKEN": "xoxb-x", "SLACK_APP_TOKEN": "xapp-x",
-             "SLACK_API_URL": f"http://127.0.0.1:{closed_port}/api/", "VEILLE_LOCALE": "fr"}
+    discord = {
+        **KEY,
+        "DISCORD_TOKEN": "x" * 59,
+        "DISCORD_API_URL": f"http://127.0.0.1:{closed_port}/api/v10",
+    }
+    assert_one_message(
+        migrated("run", **discord),
+        1,
+        "Cannot reach Discord",
+        "Connection refused",
+        "DISCORD_API_URL",
+    )
+    slack = {
+        **KEY,
+        "SLACK_BOT_TOKEN": "xoxb-x",
+        "SLACK_APP_TOKEN": "xapp-x",
+        "SLACK_API_URL": f"http://127.0.0.1:{closed_port}/api/",
+        "VEILLE_LOCALE": "fr",
+    }
     assert_one_message(migrated("run", **slack), 1, "Impossible de joindre Slack", "SLACK_API_URL")
 
 
@@ -78,9 +101,14 @@ def test_http_port_in_use(migrated: Veille) -> None:
     with fake_slack() as (slack, url), socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        env = {**KEY, "SLACK_BOT_TOKEN": slack.bot_token, "SLACK_SIGNING_SECRET": "s" * 32,
-               "VEILLE_SLACK_MODE": "http", "SLACK_API_URL": url,
-               "VEILLE_HTTP_PORT": str(taken.getsockname()[1])}
+        env = {
+            **KEY,
+            "SLACK_BOT_TOKEN": slack.bot_token,
+            "SLACK_SIGNING_SECRET": "s" * 32,
+            "VEILLE_SLACK_MODE": "http",
+            "SLACK_API_URL": url,
+            "VEILLE_HTTP_PORT": str(taken.getsockname()[1]),
+        }
         assert_one_message(migrated("run", **env), 1, "Port already in use", "VEILLE_HTTP_PORT")
 
 
@@ -91,8 +119,9 @@ def test_missing_token_and_half_slack(veille: Veille) -> None:
     assert_one_message(half, 2, "SLACK_APP_TOKEN is missing")
 
 
-def test_database_not_migrated_or_unreachable(veille: Veille, tmp_path: Path,
-                                              closed_port: int) -> None:
+def test_database_not_migrated_or_unreachable(
+    veille: Veille, tmp_path: Path, closed_port: int
+) -> None:
     env = {**KEY, "DISCORD_TOKEN": "x" * 59}
     missing = tmp_path / "veille.db"
     assert_one_message(veille("run", **env), 2, "veille db upgrade", "no database at")
@@ -102,29 +131,37 @@ def test_database_not_migrated_or_unreachable(veille: Veille, tmp_path: Path,
     blocked = tmp_path / "a-file"
     blocked.write_text("not a folder")
     unreachable = {**env, "VEILLE_DATABASE_URL": f"sqlite+aiosqlite:///{blocked}/veille.db"}
-    assert_one_message(veille("db", "upgrade", **unreachable), 1, "Cannot open the database",
-                       "VEILLE_DATABASE_URL")
+    assert_one_message(
+        veille("db", "upgrade", **unreachable), 1, "Cannot open the database", "VEILLE_DATABASE_URL"
+    )
     for command in (["run"], ["hashes", "list"]):
         assert_one_message(veille(*command, **unreachable), 2, "veille db upgrade")
     postgres = {**env, "VEILLE_DATABASE_URL": f"postgresql+asyncpg://u:p@127.0.0.1:{closed_port}/v"}
     if importlib.util.find_spec("asyncpg") is None:  # the driver is the postgres extra
-        assert_one_message(veille("run", **postgres), 2, "asyncpg is not installed",
-                           "pip install -e '.[postgres]'")
+        assert_one_message(
+            veille("run", **postgres), 2, "asyncpg is not installed", "pip install -e '.[postgres]'"
+        )
     else:  # installed: a server that refuses connections is a run-time failure
-        assert_one_message(veille("run", **postgres), 1, "Cannot open the database",
-                           "VEILLE_DATABASE_URL")
+        assert_one_message(
+            veille("run", **postgres), 1, "Cannot open the database", "VEILLE_DATABASE_URL"
+        )
     missing_driver = {**env, "VEILLE_DATABASE_URL": "mysql+aiomysql://u:p@127.0.0.1:9/v"}
     assert_one_message(veille("run", **missing_driver), 2, "aiomysql is not installed")
     bad_url = {**env, "VEILLE_DATABASE_URL": "not-a-url"}
     assert_one_message(veille("run", **bad_url), 2, "VEILLE_DATABASE_URL is not a database URL")
 
 
-@pytest.mark.parametrize("command", [["run"], ["scan", "--text-file", "-"],
-                                     ["doctor", "--offline"], ["prepare"]])
+@pytest.mark.parametrize(
+    "command", [["run"], ["scan", "--text-file", "-"], ["doctor", "--offline"], ["prepare"]]
+)
 def test_bad_setting_values(veille: Veille, command: list[str]) -> None:
     result = veille(*command, **KEY, VEILLE_HTTP_PORT="eighty", VEILLE_SLACK_MODE="sockets")
-    assert_one_message(result, 2, "VEILLE_HTTP_PORT=eighty: expected a whole number",
-                       "VEILLE_SLACK_MODE=sockets: expected one of 'socket' or 'http'")
+    assert_one_message(
+        result,
+        2,
+        "VEILLE_HTTP_PORT=eighty: expected a whole number",
+        "VEILLE_SLACK_MODE=sockets: expected one of 'socket' or 'http'",
+    )
     french = veille(*command, **KEY, VEILLE_HTTP_PORT="eighty", VEILLE_LOCALE="fr")
     assert_one_message(french, 2, "VEILLE_HTTP_PORT=eighty : un nombre entier est attendu")
 
@@ -138,8 +175,12 @@ def test_init_cannot_write(veille: Veille, tmp_path: Path) -> None:
 def test_a_good_start_logs_what_veille_does_not_library_chatter(migrated: Veille) -> None:
     """INFO says Veille connected; no APScheduler bookkeeping, no voice-support warnings."""
     with fake_discord() as discord:
-        env = {**migrated.env, **KEY, "DISCORD_TOKEN": discord.token,
-               "DISCORD_API_URL": discord.base_url}
+        env = {
+            **migrated.env,
+            **KEY,
+            "DISCORD_TOKEN": discord.token,
+            "DISCORD_API_URL": discord.base_url,
+        }
         [process] = start_run(migrated.cwd, env, discord)
         try:
             time.sleep(4)  # READY, guild_ready_timeout (2 s), on_ready, the scheduler
@@ -152,9 +193,14 @@ def test_a_good_start_logs_what_veille_does_not_library_chatter(migrated: Veille
         assert chatter not in err, err
 
 
-def test_run_refuses_to_start_without_a_secret_key_unless_told_hashes_only(migrated: Veille) -> None:
-    env = {"VEILLE_DETECTORS": "hashes", "DISCORD_TOKEN": "x" * 59,
-           "DISCORD_API_URL": "http://127.0.0.1:9/api/v10"}
+def test_run_refuses_to_start_without_a_secret_key_unless_told_hashes_only(
+    migrated: Veille,
+) -> None:
+    env = {
+        "VEILLE_DETECTORS": "hashes",
+        "DISCORD_TOKEN": "x" * 59,
+        "DISCORD_API_URL": "http://127.0.0.1:9/api/v10",
+    }
     refused = migrated("run", **env)
     assert_one_message(refused, 2, "VEILLE_SECRET_KEY is not set", "VEILLE_EVIDENCE=hashes-only")
     french = migrated("run", **env, VEILLE_LOCALE="fr")

@@ -7,9 +7,11 @@ from pathlib import Path
 
 from tests.cli.conftest import Veille
 
-ENGLISH = re.compile(r"\b(check|finding|fix|secret key|platforms|database|detectors|schema|"
-                     r"is not set|no Discord|run `veille|Configuration error|scanned|flagged|"
-                     r"errors?|source|severity|categories|reasons)\b")
+ENGLISH = re.compile(
+    r"\b(check|finding|fix|secret key|platforms|database|detectors|schema|"
+    r"is not set|no Discord|run `veille|Configuration error|scanned|flagged|"
+    r"errors?|source|severity|categories|reasons)\b"
+)
 
 
 def test_doctor_in_french(veille: Veille) -> None:
@@ -31,17 +33,28 @@ def test_scan_errors_in_french(veille: Veille, tmp_path: Path) -> None:
     (tmp_path / "empty.png").write_bytes(b"")
     (tmp_path / "corrupt.png").write_bytes(b"not an image at all")
     (tmp_path / "big.png").write_bytes(b"\x89PNG" + b"\0" * 5000)
-    result = veille("scan", "missing.png", "empty.png", "corrupt.png", "big.png",
-                    "http://127.0.0.1:9/x.png", "ftp://example.org/y.png",
-                    VEILLE_LOCALE="fr", VEILLE_FETCH_MAX_BYTES="1024")
+    result = veille(
+        "scan",
+        "missing.png",
+        "empty.png",
+        "corrupt.png",
+        "big.png",
+        "http://127.0.0.1:9/x.png",
+        "ftp://example.org/y.png",
+        VEILLE_LOCALE="fr",
+        VEILLE_FETCH_MAX_BYTES="1024",
+    )
     assert result.returncode == 0, result
     table = result.stdout
     assert "fichier introuvable" in table and "le fichier est vide" in table
     assert "VEILLE_FETCH_MAX_BYTES (1024 octets)" in table
     assert "127.0.0.1 est une adresse de bouclage" in table
     assert "le schéma « ftp » n'est pas autorisé" in table
-    assert not re.findall(r"\b(unreadable|No such file|refused|scan failed|too large|address|"
-                          r"allowed|is a)\b", table), table
+    assert not re.findall(
+        r"\b(unreadable|No such file|refused|scan failed|too large|address|"
+        r"allowed|is a)\b",
+        table,
+    ), table
 
     english = veille("scan", "missing.png", "--json", VEILLE_LOCALE="fr")
     assert '"error": "unreadable: No such file or directory"' in english.stdout  # for scripts
@@ -55,7 +68,8 @@ def test_scan_without_image_detector_in_french(veille: Veille, tmp_path: Path) -
 
 
 def test_doctor_text_encoder_in_french(veille: Veille) -> None:
-    result = veille("doctor", "--offline", VEILLE_LOCALE="fr", VEILLE_DETECTORS="text",
-                    COLUMNS="250")
+    result = veille(
+        "doctor", "--offline", VEILLE_LOCALE="fr", VEILLE_DETECTORS="text", COLUMNS="250"
+    )
     assert "encodeur de texte" in result.stdout, result
     assert "thread" not in result.stdout, result.stdout

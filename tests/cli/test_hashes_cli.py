@@ -62,7 +62,9 @@ def test_add_images_reports_unreadable_files(run, tmp_path: Path) -> None:  # ty
     photo_like(31).save(good)
     fake = tmp_path / "fake.png"
     fake.write_text("not an image", "utf-8")
-    result = run("hashes", "add", str(good), str(fake), str(tmp_path / "gone.jpg"), "--bank", "mine")
+    result = run(
+        "hashes", "add", str(good), str(fake), str(tmp_path / "gone.jpg"), "--bank", "mine"
+    )
     assert result.exit_code == 1
     assert "5 entries added to bank 'mine'" in result.stdout
     assert "fake.png: not added, not an image Pillow can read" in result.stderr
@@ -98,9 +100,14 @@ def test_remove_by_id_and_by_value(run, tmp_path: Path) -> None:  # type: ignore
     assert "No hash entries." in run("hashes", "list").stdout
 
 
-def test_unmigrated_database_says_what_to_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unmigrated_database_says_what_to_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
-    env = {"VEILLE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}", "VEILLE_LOCALE": "en"}
+    env = {
+        "VEILLE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}",
+        "VEILLE_LOCALE": "en",
+    }
     result = CliRunner().invoke(cli, ["hashes", "list"], env=env)
     assert result.exit_code == 2 and "veille db upgrade" in result.stderr
 
@@ -109,8 +116,10 @@ def test_a_child_abuse_list_match_is_critical_an_ordinary_list_is_quarantine(
     run, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
     listed_image, ordinary_image = photo_like(41), photo_like(42)
-    for name, image, extra in (("csam", listed_image, ["--child-abuse"]),
-                               ("ngo", ordinary_image, [])):
+    for name, image, extra in (
+        ("csam", listed_image, ["--child-abuse"]),
+        ("ngo", ordinary_image, []),
+    ):
         path = tmp_path / f"{name}.txt"
         path.write_text(compute_signature(image).pdq + "\n", "utf-8")
         result = run("hashes", "import", str(path), "--bank", name, "--kind", "pdq", *extra)
@@ -118,10 +127,21 @@ def test_a_child_abuse_list_match_is_critical_an_ordinary_list_is_quarantine(
     for image, name in ((listed_image, "listed.png"), (ordinary_image, "ordinary.png")):
         image.save(tmp_path / name)
     env_run = CliRunner().invoke(
-        cli, ["scan", "--json", "--detectors", "hashes", str(tmp_path / "listed.png"),
-              str(tmp_path / "ordinary.png")],
-        env={"VEILLE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'veille.db'}",
-             "VEILLE_LOCALE": "en", "VEILLE_DATA_DIR": str(tmp_path / "data")})
+        cli,
+        [
+            "scan",
+            "--json",
+            "--detectors",
+            "hashes",
+            str(tmp_path / "listed.png"),
+            str(tmp_path / "ordinary.png"),
+        ],
+        env={
+            "VEILLE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'veille.db'}",
+            "VEILLE_LOCALE": "en",
+            "VEILLE_DATA_DIR": str(tmp_path / "data"),
+        },
+    )
     rows = {Path(r["source"]).name: r for r in map(json.loads, env_run.stdout.splitlines())}
     assert rows["listed.png"]["severity"] == "CRITICAL"
     assert "matches a child-abuse hash list" in rows["listed.png"]["reasons"]
@@ -131,6 +151,16 @@ def test_a_child_abuse_list_match_is_critical_an_ordinary_list_is_quarantine(
 def test_an_allow_list_cannot_be_marked_child_abuse(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "allow.txt"
     path.write_text(compute_signature(photo_like(43)).pdq + "\n", "utf-8")
-    result = run("hashes", "import", str(path), "--bank", "x", "--kind", "pdq",
-                 "--source", "allow", "--child-abuse")
+    result = run(
+        "hashes",
+        "import",
+        str(path),
+        "--bank",
+        "x",
+        "--kind",
+        "pdq",
+        "--source",
+        "allow",
+        "--child-abuse",
+    )
     assert result.exit_code == 2 and "cannot be an allow list" in result.stderr

@@ -16,8 +16,9 @@ from dotenv import dotenv_values
 from tests.cli.conftest import Veille
 
 
-def in_terminal(veille: Veille, args: list[str], dialogue: list[tuple[str, str]],
-                **extra_env: str) -> tuple[int, str]:
+def in_terminal(
+    veille: Veille, args: list[str], dialogue: list[tuple[str, str]], **extra_env: str
+) -> tuple[int, str]:
     """Run `veille ARGS` on a pseudo-terminal; answer each prompt containing `expect` with
     `answer`, in order. Returns the exit status and everything the terminal showed."""
     env = {**veille.env, **extra_env, "COLUMNS": "100", "TERM": "dumb"}
@@ -50,10 +51,18 @@ def in_terminal(veille: Veille, args: list[str], dialogue: list[tuple[str, str]]
 def test_skipping_slack_skips_its_other_secrets_and_next_names_doctor_and_prepare(
     veille: Veille, tmp_path: Path
 ) -> None:
-    code, shown = in_terminal(veille, ["init"], [
-        ("Language", ""), ("Discord bot token", "discord-token-1234567890"),
-        ("Slack bot token", ""), ("Database URL", ""), ("Detectors", "nsfw,hashes,text"),
-    ], LANG="en_GB.UTF-8")
+    code, shown = in_terminal(
+        veille,
+        ["init"],
+        [
+            ("Language", ""),
+            ("Discord bot token", "discord-token-1234567890"),
+            ("Slack bot token", ""),
+            ("Database URL", ""),
+            ("Detectors", "nsfw,hashes,text"),
+        ],
+        LANG="en_GB.UTF-8",
+    )
     assert code == 0, shown
     assert "app-level token" not in shown and "signing secret" not in shown
     assert "CLIP" not in shown  # no CLIP questions without the clip detector
@@ -67,12 +76,23 @@ def test_skipping_slack_skips_its_other_secrets_and_next_names_doctor_and_prepar
 
 def test_force_with_an_empty_answer_removes_a_token(veille: Veille, tmp_path: Path) -> None:
     env_file = tmp_path / ".env"
-    env_file.write_text("DISCORD_TOKEN=old-discord-token\nSLACK_BOT_TOKEN=xoxb-old\n"
-                        "SLACK_APP_TOKEN=xapp-old\nVEILLE_SECRET_KEY=" + "k" * 43 + "\n")
-    code, shown = in_terminal(veille, ["init", "--force"], [
-        ("Language", "en"), ("Discord bot token", ""), ("Slack bot token", ""),
-        ("Database URL", ""), ("Detectors", ""), ("CLIP model", ""), ("CLIP weights", ""),
-    ])
+    env_file.write_text(
+        "DISCORD_TOKEN=old-discord-token\nSLACK_BOT_TOKEN=xoxb-old\n"
+        "SLACK_APP_TOKEN=xapp-old\nVEILLE_SECRET_KEY=" + "k" * 43 + "\n"
+    )
+    code, shown = in_terminal(
+        veille,
+        ["init", "--force"],
+        [
+            ("Language", "en"),
+            ("Discord bot token", ""),
+            ("Slack bot token", ""),
+            ("Database URL", ""),
+            ("Detectors", ""),
+            ("CLIP model", ""),
+            ("CLIP weights", ""),
+        ],
+    )
     assert code == 0, shown
     assert "Enter to remove it" in shown
     values = dotenv_values(env_file)
@@ -84,10 +104,18 @@ def test_force_with_an_empty_answer_removes_a_token(veille: Veille, tmp_path: Pa
 def test_without_force_enter_keeps_a_token(veille: Veille, tmp_path: Path) -> None:
     env_file = tmp_path / ".env"
     env_file.write_text("VEILLE_LOCALE=fr\nSLACK_BOT_TOKEN=xoxb-kept\n")
-    code, shown = in_terminal(veille, ["init"], [
-        ("Jeton du bot Discord", ""), ("Jeton d'application Slack", "xapp-new"),
-        ("URL de la base", ""), ("Détecteurs", ""), ("Modèle CLIP", ""), ("Poids CLIP", ""),
-    ])
+    code, shown = in_terminal(
+        veille,
+        ["init"],
+        [
+            ("Jeton du bot Discord", ""),
+            ("Jeton d'application Slack", "xapp-new"),
+            ("URL de la base", ""),
+            ("Détecteurs", ""),
+            ("Modèle CLIP", ""),
+            ("Poids CLIP", ""),
+        ],
+    )
     assert code == 0, shown
     assert "Ensuite" in shown and "veille doctor" in shown
     values = dotenv_values(env_file)

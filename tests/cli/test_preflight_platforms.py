@@ -36,17 +36,19 @@ async def _preflight(settings: Settings, session: aiohttp.ClientSession) -> None
     raise Refusal("Matrix refused MATRIX_TOKEN: make a new one.", 2)
 
 
-async def _online(settings: Settings, session: aiohttp.ClientSession,
-                  locale: str) -> list[Check]:
+async def _online(settings: Settings, session: aiohttp.ClientSession, locale: str) -> list[Check]:
     return [Check("matrix token", "ok", "logged in as @veille:example.org")]
 
 
 MATRIX = PlatformDescriptor(
-    name="matrix", title="Matrix", runner="bot.platforms.matrix.runner",
+    name="matrix",
+    title="Matrix",
+    runner="bot.platforms.matrix.runner",
     configured=lambda settings: True,
     secrets=lambda settings: (SecretStr(TOKEN), None),
-    explain_failure=lambda exc, locale: ("Matrix refused the token."
-                                         if isinstance(exc, MatrixRefused) else None),
+    explain_failure=lambda exc, locale: (
+        "Matrix refused the token." if isinstance(exc, MatrixRefused) else None
+    ),
     doctor_checks=lambda settings, locale: [Check("matrix homeserver", "warn", "no homeserver")],
     online_checks=_online,
     preflight=_preflight,
@@ -74,14 +76,17 @@ def test_each_platform_has_a_unique_name_and_a_runner_with_start() -> None:
 
 def test_reading_the_registry_imports_no_platform_library() -> None:
     """The CLI reads the descriptors at every start: discord.py and Bolt load only to run."""
-    code = ("import sys, bot.platforms, bot.log, bot.cli.doctor; "
-            "print(sorted(m for m in ('discord', 'slack_bolt', 'slack_sdk') if m in sys.modules))")
+    code = (
+        "import sys, bot.platforms, bot.log, bot.cli.doctor; "
+        "print(sorted(m for m in ('discord', 'slack_bolt', 'slack_sdk') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
 
 async def test_a_third_platform_is_checked_before_the_start(
-        settings: Settings, third: PlatformDescriptor) -> None:
+    settings: Settings, third: PlatformDescriptor
+) -> None:
     with pytest.raises(Failure) as caught:
         await check_platforms(settings)
     assert ASKED == ["preflight"]
@@ -89,7 +94,8 @@ async def test_a_third_platform_is_checked_before_the_start(
 
 
 async def test_a_platform_serving_http_gets_its_port_checked(
-        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from dataclasses import replace
 
     ASKED.clear()
@@ -105,7 +111,8 @@ async def test_a_platform_serving_http_gets_its_port_checked(
 
 
 async def test_doctor_lists_a_third_platform_and_its_checks(
-        settings: Settings, third: PlatformDescriptor) -> None:
+    settings: Settings, third: PlatformDescriptor
+) -> None:
     checks = {c.name: c for c in await run_checks(settings, with_model=False, online=True)}
     assert checks["platforms"].status == "ok" and checks["platforms"].detail == "Matrix"
     assert checks["matrix homeserver"].status == "warn"
@@ -123,20 +130,28 @@ def test_a_third_platform_s_refused_token_is_explained(third: PlatformDescriptor
 
 
 def test_a_third_platform_s_secrets_and_notices_stay_out_of_the_log(
-        settings: Settings, third: PlatformDescriptor) -> None:
+    settings: Settings, third: PlatformDescriptor
+) -> None:
     assert TOKEN in secrets_of(settings)
     assert RedactingFilter(secrets_of(settings)).redact(f"token={TOKEN}") == "token=[redacted]"
-    notice = logging.LogRecord("matrix.client", logging.WARNING, __file__, 1,
-                               "e2e not supported here", None, None)
+    notice = logging.LogRecord(
+        "matrix.client", logging.WARNING, __file__, 1, "e2e not supported here", None, None
+    )
     assert QuietNotices().filter(notice) is False
     assert QuietNotices(debug=True).filter(notice) is True
 
 
 def test_the_registered_platforms_secrets_are_redacted(settings: Settings) -> None:
-    configured = settings.model_copy(update={
-        "discord_token": SecretStr("discord-token-abcdef"),
-        "slack_bot_token": SecretStr("xoxb-bot-abcdef"),
-        "slack_admin_token": SecretStr("xoxp-admin-abcdef")})
+    configured = settings.model_copy(
+        update={
+            "discord_token": SecretStr("discord-token-abcdef"),
+            "slack_bot_token": SecretStr("xoxb-bot-abcdef"),
+            "slack_admin_token": SecretStr("xoxp-admin-abcdef"),
+        }
+    )
     assert set(secrets_of(configured)) == {
-        "test-secret-key-not-for-production", "discord-token-abcdef", "xoxb-bot-abcdef",
-        "xoxp-admin-abcdef"}
+        "test-secret-key-not-for-production",
+        "discord-token-abcdef",
+        "xoxb-bot-abcdef",
+        "xoxp-admin-abcdef",
+    }

@@ -44,6 +44,8 @@ def test_torch_backend_says_the_next_start_loads_torch(veille: Veille) -> None:
 
 
 def test_missing_weights_exit_2_naming_the_setting(veille: Veille, tmp_path: Path) -> None:
-    result = veille("prepare", **{**onnx_env(), "VEILLE_CLIP_PRETRAINED": str(tmp_path / "none.pt")})
+    result = veille(
+        "prepare", **{**onnx_env(), "VEILLE_CLIP_PRETRAINED": str(tmp_path / "none.pt")}
+    )
     assert result.returncode == 2
     assert "VEILLE_CLIP_PRETRAINED" in result.stderr

@@ -18,11 +18,18 @@ pytestmark = [
 
 
 def clip_env() -> dict[str, str]:
-    names = {"clip_model": "VEILLE_CLIP_MODEL", "clip_pretrained": "VEILLE_CLIP_PRETRAINED",
-             "clip_prompts": "VEILLE_CLIP_PROMPTS"}
+    names = {
+        "clip_model": "VEILLE_CLIP_MODEL",
+        "clip_pretrained": "VEILLE_CLIP_PRETRAINED",
+        "clip_prompts": "VEILLE_CLIP_PROMPTS",
+    }
     env = {names[key]: str(value) for key, value in tiny_clip_settings().items()}
-    return {**env, "VEILLE_DETECTORS": "clip,hashes,text", "VEILLE_DEVICE": "cpu",
-            "VEILLE_CLIP_BACKEND": "torch"}
+    return {
+        **env,
+        "VEILLE_DETECTORS": "clip,hashes,text",
+        "VEILLE_DEVICE": "cpu",
+        "VEILLE_CLIP_BACKEND": "torch",
+    }
 
 
 def test_flagged_image_is_reviewed_and_benign_is_none(veille: Veille, tmp_path: Path) -> None:

@@ -11,11 +11,22 @@ from bot.cli.scan_errors import FileTooLarge, NotRegularFile, fetch_error, file_
 from bot.core.i18n import t
 from bot.media import messages
 
-TEMPLATES = {name: text for name, text in vars(messages).items()
-             if name.isupper() and isinstance(text, str)}
-SAMPLE = {"detail": "boom", "scheme": "ftp", "address": "10.0.0.1", "kind": "a private",
-          "host": "example.org", "limit": "20 MB", "seconds": 10, "max": 5, "status": 404,
-          "encoding": "br", "content_type": "text/plain"}
+TEMPLATES = {
+    name: text for name, text in vars(messages).items() if name.isupper() and isinstance(text, str)
+}
+SAMPLE = {
+    "detail": "boom",
+    "scheme": "ftp",
+    "address": "10.0.0.1",
+    "kind": "a private",
+    "host": "example.org",
+    "limit": "20 MB",
+    "seconds": 10,
+    "max": 5,
+    "status": 404,
+    "encoding": "br",
+    "content_type": "text/plain",
+}
 
 
 @pytest.mark.parametrize("name", sorted(TEMPLATES))
@@ -40,8 +51,10 @@ def test_address_kinds_and_unknown_messages() -> None:
 
 
 def test_file_errors() -> None:
-    assert say(file_error(FileNotFoundError(2, "No such file or directory")), "fr") == \
-        "fichier introuvable"
+    assert (
+        say(file_error(FileNotFoundError(2, "No such file or directory")), "fr")
+        == "fichier introuvable"
+    )
     assert "1024 octets" in say(file_error(FileTooLarge(1024)), "fr")
     assert "ordinaire" in say(file_error(NotRegularFile()), "fr")
     assert say(file_error(PermissionError(13, "Permission denied")), "fr") == "accès refusé"

@@ -24,14 +24,29 @@ def test_folder_gives_one_contract_line_per_image_and_errors_in_their_own_lines(
     save_photo(folder / "d.png", 4)
 
     # Batches of two: results must still come back one per image, in order.
-    result = veille("scan", "--json", str(folder), str(tmp_path / "missing.png"), "/dev/zero",
-                    VEILLE_BATCH_SIZE="2")
+    result = veille(
+        "scan",
+        "--json",
+        str(folder),
+        str(tmp_path / "missing.png"),
+        "/dev/zero",
+        VEILLE_BATCH_SIZE="2",
+    )
 
     assert result.returncode == 0, result.stderr
     results = json_lines(result.stdout)
     names = [Path(r["source"]).name for r in results]
-    assert names == ["a.png", "b.jpg", "corrupt.png", "d.png", "empty.jpg", "letter.jpg",
-                     "c.webp", "missing.png", "zero"]
+    assert names == [
+        "a.png",
+        "b.jpg",
+        "corrupt.png",
+        "d.png",
+        "empty.jpg",
+        "letter.jpg",
+        "c.webp",
+        "missing.png",
+        "zero",
+    ]
     found = by_source(results)
     for good in ("a.png", "b.jpg", "c.webp", "d.png"):
         assert found[good]["error"] is None and found[good]["kind"] == "image"
@@ -57,7 +72,9 @@ def test_usage_and_configuration_errors_exit_2(veille: Veille, tmp_path: Path) -
     unknown = veille("scan", str(image), VEILLE_DETECTORS="hashes,nudity")
     assert unknown.returncode == 2 and "'nudity'" in unknown.stderr and "clip" in unknown.stderr
 
-    bad_db = veille("scan", str(image), VEILLE_DATABASE_URL="postgresql+asyncpg://u:hunter22@127.0.0.1:9/x")
+    bad_db = veille(
+        "scan", str(image), VEILLE_DATABASE_URL="postgresql+asyncpg://u:hunter22@127.0.0.1:9/x"
+    )
     assert bad_db.returncode == 2 and "VEILLE_DATABASE_URL" in bad_db.stderr
     assert "hunter22" not in bad_db.stderr  # the password never appears
 
@@ -66,13 +83,24 @@ def test_clip_configured_without_weights_names_the_setting(veille: Veille, tmp_p
     image = save_photo(tmp_path / "a.png", 6)
     # The default hub tag on a machine that cannot download. HF_HUB_OFFLINE stops any attempt;
     # HF_ENDPOINT on a closed loopback port keeps even a wrong attempt off the network.
-    offline = veille("scan", "--json", str(image), VEILLE_DETECTORS="clip,hashes,text",
-                     HF_HUB_OFFLINE="1", HF_ENDPOINT="http://127.0.0.1:9", VEILLE_DEVICE="cpu")
+    offline = veille(
+        "scan",
+        "--json",
+        str(image),
+        VEILLE_DETECTORS="clip,hashes,text",
+        HF_HUB_OFFLINE="1",
+        HF_ENDPOINT="http://127.0.0.1:9",
+        VEILLE_DEVICE="cpu",
+    )
     assert offline.returncode == 2, offline.stderr
     assert "VEILLE_CLIP_PRETRAINED" in offline.stderr and offline.stdout == ""
 
-    missing = veille("scan", str(image), VEILLE_DETECTORS="clip",
-                     VEILLE_CLIP_PRETRAINED=str(tmp_path / "weights.safetensors"))
+    missing = veille(
+        "scan",
+        str(image),
+        VEILLE_DETECTORS="clip",
+        VEILLE_CLIP_PRETRAINED=str(tmp_path / "weights.safetensors"),
+    )
     assert missing.returncode == 2
     assert "VEILLE_CLIP_PRETRAINED" in missing.stderr and "no such checkpoint" in missing.stderr
 
@@ -88,7 +116,9 @@ def test_no_database_yet_still_scans_and_creates_nothing(veille: Veille, tmp_pat
     assert not db.parent.exists()
 
 
-def test_banked_image_is_quarantined_also_reencoded_and_resized(veille: Veille, tmp_path: Path) -> None:
+def test_banked_image_is_quarantined_also_reencoded_and_resized(
+    veille: Veille, tmp_path: Path
+) -> None:
     assert veille("db", "upgrade").returncode == 0
     known = save_photo(tmp_path / "known.png", 11)
     added = veille("hashes", "add", str(known), "--bank", "test")
@@ -140,38 +170,60 @@ def test_bad_images_get_errors_quickly_with_bounded_memory(veille: Veille, tmp_p
     import zlib
 
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
 
     bad = tmp_path / "bad"
     bad.mkdir()
     # 50000x50000 declared in a 30 KB file whose zlib stream really inflates (a bomb).
     rows = zlib.compress(bytes(1 + 50000 * 3) * 200, 9)
     (bad / "bomb.png").write_bytes(
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 50000, 50000, 8, 2, 0, 0, 0))
-        + chunk(b"IDAT", rows) + chunk(b"IEND", b""))
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", 50000, 50000, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", rows)
+        + chunk(b"IEND", b"")
+    )
     # 8000x8000: under Pillow's own bomb limit, over Veille's 40 Mpx limit.
     (bad / "big.png").write_bytes(
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 8000, 8000, 8, 2, 0, 0, 0))
-        + chunk(b"IDAT", zlib.compress(bytes(1 + 8000 * 3) * 64)) + chunk(b"IEND", b""))
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", 8000, 8000, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(bytes(1 + 8000 * 3) * 64))
+        + chunk(b"IEND", b"")
+    )
     # A GIF whose screen and frame claim 65535x65535 with one tiny LZW block.
     (bad / "huge.gif").write_bytes(
-        b"GIF89a" + struct.pack("<HH", 65535, 65535) + b"\x80\x00\x00" + b"\x00\x00\x00\xff\xff\xff"
-        + b"\x2c" + struct.pack("<HHHH", 0, 0, 65535, 65535) + b"\x00\x02\x02\x44\x01\x00;")
+        b"GIF89a"
+        + struct.pack("<HH", 65535, 65535)
+        + b"\x80\x00\x00"
+        + b"\x00\x00\x00\xff\xff\xff"
+        + b"\x2c"
+        + struct.pack("<HHHH", 0, 0, 65535, 65535)
+        + b"\x00\x02\x02\x44\x01\x00;"
+    )
     jpeg = encode(photo_like(14), "JPEG")
     (bad / "cut.jpg").write_bytes(jpeg[: len(jpeg) // 2])
     (bad / "vector.svg").write_text(
         '<svg xmlns="http://www.w3.org/2000/svg" width="99999" height="99999">'
-        "<script>alert(1)</script></svg>", "utf-8")
-    (bad / "svg-named.png").write_text('<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"/>')
+        "<script>alert(1)</script></svg>",
+        "utf-8",
+    )
+    (bad / "svg-named.png").write_text(
+        '<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"/>'
+    )
 
     # wait4 gives the peak memory of this one child, as the kernel measured it; output goes to
     # files so that no pipe needs reading while we wait, and a CPU limit bounds a runaway.
     out, err = tmp_path / "out.txt", tmp_path / "err.txt"
     with out.open("w") as stdout_file, err.open("w") as stderr_file:
         process = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "scan", "--json", str(bad)], cwd=veille.cwd,
-            env=veille.env, stdout=stdout_file, stderr=stderr_file,
-            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_CPU, (120, 120)))
+            [sys.executable, "-m", "bot.cli", "scan", "--json", str(bad)],
+            cwd=veille.cwd,
+            env=veille.env,
+            stdout=stdout_file,
+            stderr=stderr_file,
+            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_CPU, (120, 120)),
+        )
         _pid, status, usage = os.wait4(process.pid, 0)
     returncode = os.waitstatus_to_exitcode(status)
     process.returncode = returncode  # reaped here: keep Popen from waiting again
@@ -180,7 +232,14 @@ def test_bad_images_get_errors_quickly_with_bounded_memory(veille: Veille, tmp_p
 
     assert returncode == 0, stderr
     found = by_source(json_lines(stdout))
-    assert set(found) == {"bomb.png", "big.png", "huge.gif", "cut.jpg", "vector.svg", "svg-named.png"}
+    assert set(found) == {
+        "bomb.png",
+        "big.png",
+        "huge.gif",
+        "cut.jpg",
+        "vector.svg",
+        "svg-named.png",
+    }
     # A truncated JPEG is decoded as far as it goes and scanned; the rest are refused.
     assert not found["cut.jpg"].get("error")
     assert all(line["error"] for name, line in found.items() if name != "cut.jpg")
@@ -211,4 +270,3 @@ def test_human_table_and_localised_summary(veille: Veille, tmp_path: Path) -> No
     assert "résultat" in french.stdout and "holiday.png" in french.stdout
     assert "RIEN" in french.stdout
     assert "1 analysé : 0 signalé, 0 erreur." in french.stderr
-

@@ -59,8 +59,12 @@ def test_one_error_is_singular(veille: Veille, tmp_path: Path) -> None:
 
 
 def test_sources_are_cut_from_the_left_and_stay_distinct() -> None:
-    sources = ["/srv/photos/2026/alice/img.png", "/srv/photos/2026/bob/img.png",
-               "/a/b/" + "x" * 60 + ".png", "short.png"]
+    sources = [
+        "/srv/photos/2026/alice/img.png",
+        "/srv/photos/2026/bob/img.png",
+        "/a/b/" + "x" * 60 + ".png",
+        "short.png",
+    ]
     shown = shorten_sources(sources, 24)
     assert len(set(shown)) == 4
     assert shown[0].endswith("alice/img.png") and shown[1].endswith("bob/img.png")

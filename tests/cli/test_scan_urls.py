@@ -70,12 +70,16 @@ def test_hostile_urls_are_refused_without_connecting(
     assert "scheme 'file'" in errors["file:///etc/passwd"]
 
 
-def test_the_guard_does_see_connections(isolated: dict[str, str], socket_guard: SocketGuard,
-                                        closed_port: int) -> None:
+def test_the_guard_does_see_connections(
+    isolated: dict[str, str], socket_guard: SocketGuard, closed_port: int
+) -> None:
     # The control for the test above: an allowed URL does reach connect() (here a closed port).
-    result = CliRunner().invoke(cli, ["scan", "--json", f"http://127.0.0.1:{closed_port}/"],
-                                env={"VEILLE_FETCH_ALLOW_LOOPBACK": "true"},
-                                catch_exceptions=False)
+    result = CliRunner().invoke(
+        cli,
+        ["scan", "--json", f"http://127.0.0.1:{closed_port}/"],
+        env={"VEILLE_FETCH_ALLOW_LOOPBACK": "true"},
+        catch_exceptions=False,
+    )
     [line] = json_lines(result.stdout)
     assert "connection failed" in line["error"]
     assert ("127.0.0.1", closed_port) in socket_guard.attempts
@@ -106,8 +110,10 @@ class LocalSite:
         if request.path == "/banked":  # served as octet-stream: the type is sniffed
             return web.Response(body=self.banked, content_type="application/octet-stream")
         if request.path == "/story.html":
-            html = ('<html><head><title>Story</title><meta property="og:image" content="/banked">'
-                    "</head><body>hello</body></html>")
+            html = (
+                '<html><head><title>Story</title><meta property="og:image" content="/banked">'
+                "</head><body>hello</body></html>"
+            )
             return web.Response(text=html, content_type="text/html")
         if request.path == "/to-private":
             raise web.HTTPFound("http://10.0.0.1/inside.png")
@@ -134,8 +140,14 @@ async def site(tmp_path: Path) -> AsyncIterator[LocalSite]:
 async def run_cli(veille: Veille, *args: str, **env: str) -> tuple[int, str, str]:
     """The real command in a subprocess, without blocking the loop that serves the site."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot.cli", *args, cwd=veille.cwd, env={**veille.env, **env},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "bot.cli",
+        *args,
+        cwd=veille.cwd,
+        env={**veille.env, **env},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=300)
     assert process.returncode is not None
@@ -145,14 +157,22 @@ async def run_cli(veille: Veille, *args: str, **env: str) -> tuple[int, str, str
 async def test_local_server_image_and_page_are_scanned_with_loopback_allowed(
     veille: Veille, site: LocalSite, tmp_path: Path
 ) -> None:
-    for args in (("db", "upgrade"), ("hashes", "add", str(tmp_path / "banked.jpg"), "--bank", "test")):
+    for args in (
+        ("db", "upgrade"),
+        ("hashes", "add", str(tmp_path / "banked.jpg"), "--bank", "test"),
+    ):
         code, _, stderr = await run_cli(veille, *args)
         assert code == 0, stderr
-    urls = [f"{site.base}/photo.png", f"{site.base}/story.html", f"{site.base}/notes.txt",
-            f"{site.base}/to-private"]
+    urls = [
+        f"{site.base}/photo.png",
+        f"{site.base}/story.html",
+        f"{site.base}/notes.txt",
+        f"{site.base}/to-private",
+    ]
 
-    code, stdout, stderr = await run_cli(veille, "scan", "--json", *urls,
-                                         VEILLE_FETCH_ALLOW_LOOPBACK="true")
+    code, stdout, stderr = await run_cli(
+        veille, "scan", "--json", *urls, VEILLE_FETCH_ALLOW_LOOPBACK="true"
+    )
 
     assert code == 1, stderr  # the page previews a banked image
     photo, story, notes, redirect = json_lines(stdout)

@@ -13,8 +13,13 @@ from tests.cli.servers import fake_discord, start_run
 def test_sigterm_drains_and_exits_zero(veille: Veille) -> None:
     assert veille("db", "upgrade").returncode == 0
     with fake_discord() as discord:
-        env = {**veille.env, "VEILLE_SECRET_KEY": "k" * 32, "VEILLE_DETECTORS": "hashes",
-               "DISCORD_TOKEN": discord.token, "DISCORD_API_URL": discord.base_url}
+        env = {
+            **veille.env,
+            "VEILLE_SECRET_KEY": "k" * 32,
+            "VEILLE_DETECTORS": "hashes",
+            "DISCORD_TOKEN": discord.token,
+            "DISCORD_API_URL": discord.base_url,
+        }
         [process] = start_run(veille.cwd, env, discord)
         try:
             time.sleep(1)

@@ -22,21 +22,32 @@ def test_two_processes_act_once(veille: Veille, tmp_path: Path) -> None:
         guild = discord.add_guild("Two Bots")
         general = discord.add_channel(guild, "general")
         member = discord.add_member(guild, "mel")
-        env = {**veille.env, "VEILLE_SECRET_KEY": "k" * 32, "VEILLE_DETECTORS": "hashes,text",
-               "DISCORD_TOKEN": discord.token, "DISCORD_API_URL": discord.base_url}
+        env = {
+            **veille.env,
+            "VEILLE_SECRET_KEY": "k" * 32,
+            "VEILLE_DETECTORS": "hashes,text",
+            "DISCORD_TOKEN": discord.token,
+            "DISCORD_API_URL": discord.base_url,
+        }
         processes = start_run(veille.cwd, env, discord, count=2)
         try:
             time.sleep(3)  # READY and guild_ready_timeout in both
-            posted = thread.call(lambda: discord.post_message(
-                guild, general, member, "", files=[("again.png", png_bytes(photo_like(77)))]))
+            posted = thread.call(
+                lambda: discord.post_message(
+                    guild, general, member, "", files=[("again.png", png_bytes(photo_like(77)))]
+                )
+            )
             path = f"/channels/{general['id']}/messages/{posted['id']}"
             deadline = time.monotonic() + 60
             while not discord.find_calls("DELETE", path) and time.monotonic() < deadline:
                 time.sleep(0.2)
             time.sleep(4)  # what the second process might still do, given the time to do it
             deletes = discord.find_calls("DELETE", path)
-            cards = [c for c in discord.find_calls("POST", r"/channels/\d+/messages")
-                     if (c.body or {}).get("embeds")]
+            cards = [
+                c
+                for c in discord.find_calls("POST", r"/channels/\d+/messages")
+                if (c.body or {}).get("embeds")
+            ]
         finally:
             for process in processes:
                 process.send_signal(signal.SIGTERM)

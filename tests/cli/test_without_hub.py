@@ -17,8 +17,12 @@ from tests.cli.servers import fake_discord
 
 # HF_HUB_OFFLINE stops any download attempt; HF_ENDPOINT on a closed loopback port keeps even a
 # wrong attempt off the network.
-NO_HUB = {"HF_HUB_OFFLINE": "1", "HF_ENDPOINT": "http://127.0.0.1:9", "VEILLE_DEVICE": "cpu",
-          "VEILLE_DETECTORS": "clip,nsfw,hashes,text"}
+NO_HUB = {
+    "HF_HUB_OFFLINE": "1",
+    "HF_ENDPOINT": "http://127.0.0.1:9",
+    "VEILLE_DEVICE": "cpu",
+    "VEILLE_DETECTORS": "clip,nsfw,hashes,text",
+}
 
 
 def assert_offline_guidance(result: object) -> None:
@@ -45,8 +49,11 @@ def test_without_clip_weights_each_command_says_what_to_do(
         # A configured, reachable platform (the local fake Discord), so that `run` gets past
         # its checks as far as loading the detectors.
         with fake_discord() as discord:
-            extra = {"DISCORD_TOKEN": discord.token, "DISCORD_API_URL": discord.base_url,
-                     "VEILLE_SECRET_KEY": "k" * 32}
+            extra = {
+                "DISCORD_TOKEN": discord.token,
+                "DISCORD_API_URL": discord.base_url,
+                "VEILLE_SECRET_KEY": "k" * 32,
+            }
             assert_offline_guidance(veille(*args, **NO_HUB, **extra))
         return
     assert_offline_guidance(veille(*args, **NO_HUB, **extra))

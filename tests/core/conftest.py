@@ -58,8 +58,12 @@ class ColourModel:
             rgb = np.asarray(item.image.convert("RGB")).astype(int)
             red = ((rgb[..., 0] > 180) & (rgb[..., 1] < 80) & (rgb[..., 2] < 80)).mean()
             blue = ((rgb[..., 2] > 180) & (rgb[..., 0] < 80) & (rgb[..., 1] < 80)).mean()
-            out.append(Detection({SEXUAL: float(red), MINOR_PRESENT: min(1.0, 4 * float(blue))},
-                                 [f"red {red:.2f}"] if red > 0.3 else []))
+            out.append(
+                Detection(
+                    {SEXUAL: float(red), MINOR_PRESENT: min(1.0, 4 * float(blue))},
+                    [f"red {red:.2f}"] if red > 0.3 else [],
+                )
+            )
         return out
 
 
@@ -88,8 +92,14 @@ def shapes_png(red: float = 0.0, blue: float = 0.0, seed: int = 0, size: int = 1
 
 
 def message(
-    message_id: str, *, images: Sequence[bytes] = (), text: str = "", author: Actor | None = None,
-    channel: str = "general", gateway: RecordingGateway | None = None, **extra: object,
+    message_id: str,
+    *,
+    images: Sequence[bytes] = (),
+    text: str = "",
+    author: Actor | None = None,
+    channel: str = "general",
+    gateway: RecordingGateway | None = None,
+    **extra: object,
 ) -> MessageEvent:
     """A Discord message with attachments served by `gateway`."""
     refs = []
@@ -97,10 +107,25 @@ def message(
         url = f"https://cdn.example/{message_id}/{index}.png"
         if gateway is not None:
             gateway.files[url] = data
-        refs.append(MediaRef("attachment", url, media_id=f"{message_id}-{index}",
-                             filename=f"{index}.png", content_type="image/png"))
-    return MessageEvent(Platform.DISCORD, WS, channel, message_id, author or Actor("poster-1", "Pat"),
-                        text=text, media=tuple(refs), **extra)  # type: ignore[arg-type]
+        refs.append(
+            MediaRef(
+                "attachment",
+                url,
+                media_id=f"{message_id}-{index}",
+                filename=f"{index}.png",
+                content_type="image/png",
+            )
+        )
+    return MessageEvent(
+        Platform.DISCORD,
+        WS,
+        channel,
+        message_id,
+        author or Actor("poster-1", "Pat"),
+        text=text,
+        media=tuple(refs),
+        **extra,
+    )  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -119,7 +144,10 @@ def colour() -> ColourModel:
 
 
 async def make_veille(
-    settings: Settings, engine: AsyncEngine, clock: ManualClock, gateway: RecordingGateway,
+    settings: Settings,
+    engine: AsyncEngine,
+    clock: ManualClock,
+    gateway: RecordingGateway,
     colour: ColourModel,
 ) -> Veille:
     """A Veille as bot.app builds it, with the test's detectors and the bank from the database."""
@@ -134,13 +162,23 @@ async def make_veille(
 
 @pytest.fixture
 async def veille(
-    settings: Settings, engine: AsyncEngine, clock: ManualClock, gateway: RecordingGateway,
+    settings: Settings,
+    engine: AsyncEngine,
+    clock: ManualClock,
+    gateway: RecordingGateway,
     colour: ColourModel,
 ) -> AsyncIterator[Veille]:
     core = await make_veille(settings, engine, clock, gateway, colour)
-    await core.save_setup("discord", WS, ADMIN, SetupInput(
-        safety_channel_id=SAFETY, quarantine_channel_id=QUARANTINE_CHANNEL,
-        moderator_role_ids=("role-mod",), admin_role_ids=("role-admin",),
-    ))
+    await core.save_setup(
+        "discord",
+        WS,
+        ADMIN,
+        SetupInput(
+            safety_channel_id=SAFETY,
+            quarantine_channel_id=QUARANTINE_CHANNEL,
+            moderator_role_ids=("role-mod",),
+            admin_role_ids=("role-admin",),
+        ),
+    )
     yield core
     await core.aclose()

@@ -55,35 +55,79 @@ class RecordingGateway:
         return data
 
     async def delete_message(self, workspace_id: str, channel_id: str, message_id: str) -> None:
-        self._record("delete_message", workspace_id=workspace_id, channel_id=channel_id,
-                     message_id=message_id)
+        self._record(
+            "delete_message",
+            workspace_id=workspace_id,
+            channel_id=channel_id,
+            message_id=message_id,
+        )
 
     async def post_card(
-        self, workspace_id: str, channel_id: str, card: Card, *, thread_id: str | None = None,
+        self,
+        workspace_id: str,
+        channel_id: str,
+        card: Card,
+        *,
+        thread_id: str | None = None,
         dedupe_key: str | None = None,
     ) -> str:
-        self._record("post_card", workspace_id=workspace_id, channel_id=channel_id, card=card,
-                     thread_id=thread_id)
+        self._record(
+            "post_card",
+            workspace_id=workspace_id,
+            channel_id=channel_id,
+            card=card,
+            thread_id=thread_id,
+        )
         return self._message_id()
 
-    async def update_card(self, workspace_id: str, channel_id: str, message_id: str, card: Card) -> None:
-        self._record("update_card", workspace_id=workspace_id, channel_id=channel_id,
-                     message_id=message_id, card=card)
+    async def update_card(
+        self, workspace_id: str, channel_id: str, message_id: str, card: Card
+    ) -> None:
+        self._record(
+            "update_card",
+            workspace_id=workspace_id,
+            channel_id=channel_id,
+            message_id=message_id,
+            card=card,
+        )
 
     async def post_text(
         self, workspace_id: str, channel_id: str, text: str, *, thread_id: str | None = None
     ) -> str:
-        self._record("post_text", workspace_id=workspace_id, channel_id=channel_id, text=text,
-                     thread_id=thread_id)
+        self._record(
+            "post_text",
+            workspace_id=workspace_id,
+            channel_id=channel_id,
+            text=text,
+            thread_id=thread_id,
+        )
         return self._message_id()
 
     async def send_private(
-        self, workspace_id: str, user_id: str, text: str, *, channel_id: str | None = None,
+        self,
+        workspace_id: str,
+        user_id: str,
+        text: str,
+        *,
+        channel_id: str | None = None,
         buttons: tuple[Button, ...] = (),
     ) -> None:
-        self._record("send_private", workspace_id=workspace_id, user_id=user_id, text=text,
-                     channel_id=channel_id, buttons=buttons)
+        self._record(
+            "send_private",
+            workspace_id=workspace_id,
+            user_id=user_id,
+            text=text,
+            channel_id=channel_id,
+            buttons=buttons,
+        )
 
-    async def timeout_member(self, workspace_id: str, user_id: str, seconds: int, reason: str) -> None:
-        self._record("timeout_member", workspace_id=workspace_id, user_id=user_id, seconds=seconds,
-                     reason=reason)
+    async def timeout_member(
+        self, workspace_id: str, user_id: str, seconds: int, reason: str
+    ) -> None:
+        self._record(
+            "timeout_member",
+            workspace_id=workspace_id,
+            user_id=user_id,
+            seconds=seconds,
+            reason=reason,
+        )

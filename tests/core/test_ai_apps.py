@@ -12,10 +12,10 @@ def test_listed_names_and_ids_and_image_answers() -> None:
     assert apps.is_ai_app(is_bot=True, ids=["B42"], names=["anything"])
     assert apps.is_ai_app(is_bot=True, ids=[], names=[None, "undressbot"])
     assert not apps.is_ai_app(is_bot=True, ids=["B7"], names=["Deploy notifier"])
-    assert apps.is_ai_app(is_bot=True, ids=["B7"], names=["Deploy notifier"],
-                          posts_image_in_answer=True)
-    assert not apps.is_ai_app(is_bot=False, ids=["B42"], names=["Grok"],
-                              posts_image_in_answer=True)
+    assert apps.is_ai_app(
+        is_bot=True, ids=["B7"], names=["Deploy notifier"], posts_image_in_answer=True
+    )
+    assert not apps.is_ai_app(is_bot=False, ids=["B42"], names=["Grok"], posts_image_in_answer=True)
 
 
 def test_mentions_by_name() -> None:

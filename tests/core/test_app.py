@@ -26,13 +26,15 @@ BANKED = shapes_png(seed=21)
 @pytest.fixture
 async def image_server() -> AsyncIterator[str]:
     """A loopback HTTP server with one image and one HTML page pointing at it (og:image)."""
+
     async def image(_: web.Request) -> web.Response:
         return web.Response(body=BANKED, content_type="image/png")
 
     async def page(request: web.Request) -> web.Response:
         og = f'<meta property="og:image" content="http://{request.host}/banked.png">'
-        return web.Response(text=f"<html><head>{og}</head><body>hi</body></html>",
-                            content_type="text/html")
+        return web.Response(
+            text=f"<html><head>{og}</head><body>hi</body></html>", content_type="text/html"
+        )
 
     app = web.Application()
     app.router.add_get("/banked.png", image)
@@ -55,12 +57,24 @@ async def test_links_are_fetched_safely_and_matched_against_the_bank(
     try:
         await veille.save_setup("discord", WS, ADMIN, SetupInput(safety_channel_id=SAFETY))
         await veille.add_hashes("discord", WS, ADMIN, [BANKED], "imported")
-        event = MessageEvent(Platform.DISCORD, WS, "general", "m1", Actor("u1"),
-                             text=f"look {image_server}/article and {image_server}/banked.png")
+        event = MessageEvent(
+            Platform.DISCORD,
+            WS,
+            "general",
+            "m1",
+            Actor("u1"),
+            text=f"look {image_server}/article and {image_server}/banked.png",
+        )
         decision = await veille.handle_message(event)
         assert decision.severity == Severity.QUARANTINE and len(decision.ticket_ids) == 2
-        private = MessageEvent(Platform.DISCORD, WS, "general", "m2", Actor("u1"),
-                               text="see http://169.254.169.254/latest/meta-data/")
+        private = MessageEvent(
+            Platform.DISCORD,
+            WS,
+            "general",
+            "m2",
+            Actor("u1"),
+            text="see http://169.254.169.254/latest/meta-data/",
+        )
         assert (await veille.handle_message(private)).severity == Severity.NONE
         scan = await veille.scan_event(private, ADMIN)
         results = scan.extras["results"]
@@ -70,8 +84,12 @@ async def test_links_are_fetched_safely_and_matched_against_the_bank(
 
 
 async def test_run_refuses_an_unmigrated_database(settings: Settings, tmp_path: Path) -> None:
-    empty = settings.model_copy(update={
-        "database_url": f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}", "discord_token": "x"})
+    empty = settings.model_copy(
+        update={
+            "database_url": f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}",
+            "discord_token": "x",
+        }
+    )
     with pytest.raises(DatabaseNotMigrated):
         await run_forever(empty)
 
@@ -81,7 +99,9 @@ async def test_configured_platforms_are_started_through_their_runner(settings: S
 
     assert _platform_starters(settings) == []  # nothing configured, nothing imported
     with_discord = settings.model_copy(update={"discord_token": "token"})
-    assert [name for name, start in _platform_starters(with_discord) if callable(start)] == ["discord"]
+    assert [name for name, start in _platform_starters(with_discord) if callable(start)] == [
+        "discord"
+    ]
 
 
 async def start(settings: Settings, veille: object) -> None:
@@ -90,13 +110,19 @@ async def start(settings: Settings, veille: object) -> None:
 
 
 async def test_a_third_platform_is_started_once_registered(
-        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A new platform is its descriptor in the registry: nothing in bot/app.py names it."""
     import bot.platforms as registry
     from bot.app import _platform_starters
     from bot.platforms.base import PlatformDescriptor
 
-    matrix = PlatformDescriptor(name="matrix", title="Matrix", runner=__name__,
-                                configured=lambda s: True, secrets=lambda s: ())
+    matrix = PlatformDescriptor(
+        name="matrix",
+        title="Matrix",
+        runner=__name__,
+        configured=lambda s: True,
+        secrets=lambda s: (),
+    )
     monkeypatch.setattr(registry, "PLATFORMS", (*registry.PLATFORMS, matrix))
     assert _platform_starters(settings) == [("matrix", start)]

@@ -38,16 +38,22 @@ def reencoded(data: bytes, quality: int = 85) -> bytes:
 def other_message(message_id: str, image: bytes, gateway: RecordingGateway) -> MessageEvent:
     url = f"https://cdn.example/{OTHER}/{message_id}.png"
     gateway.files[url] = image
-    ref = MediaRef("attachment", url, media_id=f"{message_id}-0", filename="0.png",
-                   content_type="image/png")
-    return MessageEvent(Platform.DISCORD, OTHER, "general", message_id, Actor("poster-2", "Lou"),
-                        media=(ref,))
+    ref = MediaRef(
+        "attachment", url, media_id=f"{message_id}-0", filename="0.png", content_type="image/png"
+    )
+    return MessageEvent(
+        Platform.DISCORD, OTHER, "general", message_id, Actor("poster-2", "Lou"), media=(ref,)
+    )
 
 
 @pytest.fixture
 async def two(veille: Veille) -> Veille:
-    await veille.save_setup("discord", OTHER, STRANGER, SetupInput(
-        safety_channel_id="their-safety", moderator_role_ids=("their-mod",)))
+    await veille.save_setup(
+        "discord",
+        OTHER,
+        STRANGER,
+        SetupInput(safety_channel_id="their-safety", moderator_role_ids=("their-mod",)),
+    )
     return veille
 
 
@@ -69,8 +75,11 @@ async def test_a_false_positive_in_another_community_leaves_the_first_blocking(
     # ...and rules it a false positive in their own server.
     await two.ticket_action("discord", OTHER, STRANGER, "false_positive", theirs.ticket_ids[0])
     async with two.store.read() as session:
-        allow = list((await session.execute(
-            select(HashEntry).where(col(HashEntry.source) == "allow"))).scalars())
+        allow = list(
+            (
+                await session.execute(select(HashEntry).where(col(HashEntry.source) == "allow"))
+            ).scalars()
+        )
     assert allow and {e.workspace_id for e in allow} != {None}
     # The first community still blocks the original and the copy.
     for mid, data in (("a2", image), ("a3", copy), ("a4", reencoded(image, 70))):
@@ -104,7 +113,9 @@ async def test_a_confirmation_in_another_community_blocks_nothing_in_the_first(
     for mid, data in (("a1", image), ("a2", reencoded(image))):
         mine = await two.handle_message(message(mid, images=[data], gateway=gateway))
         assert mine.severity == Severity.REVIEW and not mine.delete, mid
-    assert (await two.handle_message(other_message("b2", image, gateway))).severity == Severity.QUARANTINE
+    assert (
+        await two.handle_message(other_message("b2", image, gateway))
+    ).severity == Severity.QUARANTINE
 
 
 async def test_a_shared_bank_is_opt_in_audited_and_revocable(
@@ -113,7 +124,9 @@ async def test_a_shared_bank_is_opt_in_audited_and_revocable(
     image = shapes_png(red=0.6, seed=41)
     await confirmed_in_first(two, gateway, image)
     copy = reencoded(image)
-    assert (await two.handle_message(other_message("b1", copy, gateway))).severity == Severity.REVIEW
+    assert (
+        await two.handle_message(other_message("b1", copy, gateway))
+    ).severity == Severity.REVIEW
     with pytest.raises(PermissionDenied):
         await two.share_bank("discord", WS, MOD, "publish", "ngo-list")  # admins only
     await two.share_bank("discord", WS, ADMIN, "publish", "ngo-list")
@@ -126,7 +139,8 @@ async def test_a_shared_bank_is_opt_in_audited_and_revocable(
     assert "ngo-list" in (reply.text or "")
     listed = await two.shared_banks("discord", OTHER, STRANGER)
     assert [(b["name"], b["subscribed"], b["own"]) for b in listed.extras["banks"]] == [
-        ("ngo-list", True, False)]
+        ("ngo-list", True, False)
+    ]
     subscribed = await two.handle_message(other_message("b2", reencoded(image, 75), gateway))
     assert subscribed.severity == Severity.QUARANTINE and subscribed.delete
     # Revoked by the publisher: the subscriber no longer matches it; published again: it does.
@@ -141,13 +155,27 @@ async def test_a_shared_bank_is_opt_in_audited_and_revocable(
     # Subscribed again, the subscriber's own allow entry clears the shared bank for itself only.
     await two.share_bank("discord", OTHER, STRANGER, "subscribe", "ngo-list")
     await two.ticket_action("discord", OTHER, STRANGER, "false_positive", subscribed.ticket_ids[0])
-    assert (await two.handle_message(other_message("b6", reencoded(image, 75), gateway))).severity == Severity.NONE
+    assert (
+        await two.handle_message(other_message("b6", reencoded(image, 75), gateway))
+    ).severity == Severity.NONE
     assert (await two.handle_message(message("a2", images=[copy], gateway=gateway))).delete
     async with two.store.read() as session:
-        trail = [(e.workspace_id, e.action) for e in (await session.execute(
-            select(TicketEvent).where(col(TicketEvent.action).like("bank_%")))).scalars()]
-    assert [a for _, a in trail] == ["bank_publish", "bank_subscribe", "bank_unpublish",
-                                     "bank_publish", "bank_unsubscribe", "bank_subscribe"]
+        trail = [
+            (e.workspace_id, e.action)
+            for e in (
+                await session.execute(
+                    select(TicketEvent).where(col(TicketEvent.action).like("bank_%"))
+                )
+            ).scalars()
+        ]
+    assert [a for _, a in trail] == [
+        "bank_publish",
+        "bank_subscribe",
+        "bank_unpublish",
+        "bank_publish",
+        "bank_unsubscribe",
+        "bank_subscribe",
+    ]
     assert len({w for w, _ in trail}) == 2
 
 
@@ -160,7 +188,8 @@ async def test_an_allow_entry_never_clears_an_operator_list_match(
     prepared_sig = compute_signature(Image.open(io.BytesIO(image)).convert("RGB"))
     async with two.store.write() as session:  # what `veille hashes add` does: operator-owned
         result = await hash_repo.add_entries(
-            session, "ncii-programme", hash_lists.signature_hashes(prepared_sig), source="imported")
+            session, "ncii-programme", hash_lists.signature_hashes(prepared_sig), source="imported"
+        )
     assert two.bank is not None
     two.bank.add(result.added)
     theirs = await two.handle_message(other_message("b1", reencoded(image), gateway))
@@ -178,7 +207,11 @@ async def test_an_allow_entry_never_clears_a_critical_verdict() -> None:
     scores = {SEXUAL: 0.95, MINOR_PRESENT: 0.9}
     plain = fuse([("colour", "1", Detection(dict(scores)))])
     assert plain.severity == Severity.CRITICAL
-    allowed = fuse([("colour", "1", Detection(dict(scores))), ("hashes", "1", Detection(matches=[allow]))])
+    allowed = fuse(
+        [("colour", "1", Detection(dict(scores))), ("hashes", "1", Detection(matches=[allow]))]
+    )
     assert allowed.severity == Severity.CRITICAL
-    review = fuse([("colour", "1", Detection({SEXUAL: 0.6})), ("hashes", "1", Detection(matches=[allow]))])
+    review = fuse(
+        [("colour", "1", Detection({SEXUAL: 0.6})), ("hashes", "1", Detection(matches=[allow]))]
+    )
     assert review.severity == Severity.NONE

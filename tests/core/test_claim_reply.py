@@ -22,7 +22,9 @@ def actions(reply: object) -> set[str]:
 async def test_the_claim_answer_offers_reveal_when_the_original_was_kept(
     veille: Veille, gateway: RecordingGateway
 ) -> None:
-    decision = await veille.handle_message(message("m1", images=[shapes_png(red=1.0)], gateway=gateway))
+    decision = await veille.handle_message(
+        message("m1", images=[shapes_png(red=1.0)], gateway=gateway)
+    )
     assert decision.severity == Severity.QUARANTINE
     tid = decision.ticket_ids[0]
 
@@ -35,7 +37,8 @@ async def test_the_claim_answer_offers_reveal_when_the_original_was_kept(
 
 async def test_no_reveal_when_nothing_was_kept(veille: Veille, gateway: RecordingGateway) -> None:
     decision = await veille.handle_message(
-        message("m1", images=[shapes_png(red=0.85, blue=0.15)], gateway=gateway))
+        message("m1", images=[shapes_png(red=0.85, blue=0.15)], gateway=gateway)
+    )
     assert decision.severity == Severity.CRITICAL  # CRITICAL originals are never kept
 
     reply = await veille.ticket_action("discord", WS, MOD, "claim", decision.ticket_ids[0])

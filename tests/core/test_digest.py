@@ -52,11 +52,14 @@ class DigestGateway(RecordingGateway):
     @property
     def cards(self) -> list[tuple[str, str, Card]]:
         """(platform workspace id, channel, card) of every card posted."""
-        return [(c.args["workspace_id"], c.args["channel_id"], c.args["card"])
-                for c in self.named("post_card")]
+        return [
+            (c.args["workspace_id"], c.args["channel_id"], c.args["card"])
+            for c in self.named("post_card")
+        ]
 
-    async def post_card(self, workspace_id: str, channel_id: str, card: Card, *,
-                        thread_id: str | None = None) -> str:
+    async def post_card(
+        self, workspace_id: str, channel_id: str, card: Card, *, thread_id: str | None = None
+    ) -> str:
         if self.during_post is not None:
             await self.during_post()
         if self.crash_with is not None:
@@ -71,8 +74,13 @@ def stored(engine: AsyncEngine) -> Store:
 
 async def add_workspace(engine: AsyncEngine, **values: Any) -> int:
     defaults: dict[str, Any] = dict(
-        platform="discord", external_id="guild-1", name="Test guild", safety_channel_id="safety",
-        timezone="UTC", digest_schedule="daily@09:00", created_at=NOW - timedelta(days=30),
+        platform="discord",
+        external_id="guild-1",
+        name="Test guild",
+        safety_channel_id="safety",
+        timezone="UTC",
+        digest_schedule="daily@09:00",
+        created_at=NOW - timedelta(days=30),
     )
     workspace = Workspace(**{**defaults, **values})
     async with stored(engine).write() as session:
@@ -87,25 +95,51 @@ async def add_rows(engine: AsyncEngine, *rows: Any) -> None:
         session.add_all(rows)
 
 
-def scan(ws: int, hours_ago: float, kind: str = "image", severity: str = "NONE",
-         categories: tuple[str, ...] = (), channel: str = "general") -> ScanRecord:
-    return ScanRecord(workspace_id=ws, channel_id=channel, kind=kind, severity=severity,
-                      categories=list(categories), at=NOW - timedelta(hours=hours_ago))
+def scan(
+    ws: int,
+    hours_ago: float,
+    kind: str = "image",
+    severity: str = "NONE",
+    categories: tuple[str, ...] = (),
+    channel: str = "general",
+) -> ScanRecord:
+    return ScanRecord(
+        workspace_id=ws,
+        channel_id=channel,
+        kind=kind,
+        severity=severity,
+        categories=list(categories),
+        at=NOW - timedelta(hours=hours_ago),
+    )
 
 
 _messages = itertools.count(1)
 
 
-def ticket(ws: int, hours_ago: float, *, first_action_h: float | None = None,
-           resolved_h: float | None = None, resolution: str | None = None,
-           severity: str = "REVIEW", reasons: tuple[str, ...] = ("CLIP: nudity",)) -> Ticket:
+def ticket(
+    ws: int,
+    hours_ago: float,
+    *,
+    first_action_h: float | None = None,
+    resolved_h: float | None = None,
+    resolution: str | None = None,
+    severity: str = "REVIEW",
+    reasons: tuple[str, ...] = ("CLIP: nudity",),
+) -> Ticket:
     created = NOW - timedelta(hours=hours_ago)
     return Ticket(
-        workspace_id=ws, channel_id="general", message_id=str(next(_messages)), severity=severity,
-        reasons=list(reasons), created_at=created,
-        first_action_at=None if first_action_h is None else created + timedelta(hours=first_action_h),
+        workspace_id=ws,
+        channel_id="general",
+        message_id=str(next(_messages)),
+        severity=severity,
+        reasons=list(reasons),
+        created_at=created,
+        first_action_at=None
+        if first_action_h is None
+        else created + timedelta(hours=first_action_h),
         resolved_at=None if resolved_h is None else created + timedelta(hours=resolved_h),
-        resolution=resolution, status="resolved" if resolved_h is not None else "open",
+        resolution=resolution,
+        status="resolved" if resolved_h is not None else "open",
     )
 
 
@@ -113,18 +147,26 @@ async def seed_activity(engine: AsyncEngine, ws: int) -> None:
     """This period: 3 images + 1 link, 3 flagged; previous period: 2 images, 1 flagged."""
     await add_rows(
         engine,
-        scan(ws, 1), scan(ws, 2, severity="REVIEW", categories=("sexual",), channel="photos"),
+        scan(ws, 1),
+        scan(ws, 2, severity="REVIEW", categories=("sexual",), channel="photos"),
         scan(ws, 3, severity="QUARANTINE", categories=("sexual", "synthetic"), channel="photos"),
         scan(ws, 5, kind="url", severity="CRITICAL", categories=("sexual", "minor_present")),
-        scan(ws, 30), scan(ws, 40, severity="REVIEW", categories=("undress_request",)),
+        scan(ws, 30),
+        scan(ws, 40, severity="REVIEW", categories=("undress_request",)),
         scan(ws, 24 * 5, severity="REVIEW"),  # older: only in the chart
         scan(ws, -1, severity="CRITICAL"),  # after the period: nowhere
     )
     await add_rows(
         engine,
         # opened this period; resolved as a false positive after 2 h, first action after 30 min
-        ticket(ws, 10, first_action_h=0.5, resolved_h=2, resolution="false_positive",
-               reasons=("CLIP: nudity", "text: undress request")),
+        ticket(
+            ws,
+            10,
+            first_action_h=0.5,
+            resolved_h=2,
+            resolution="false_positive",
+            reasons=("CLIP: nudity", "text: undress request"),
+        ),
         # opened this period; confirmed after 4 h, first action after 1 h 30
         ticket(ws, 8, first_action_h=1.5, resolved_h=4, resolution="confirmed"),
         # opened 50 h ago, still open: past the 24 h SLA
@@ -146,8 +188,11 @@ async def test_stats_compare_the_period_with_the_previous_one(engine: AsyncEngin
 
     assert stats.images == Metric(3, 2) and stats.links == Metric(1, 0)
     assert stats.flagged == Metric(3, 1)
-    assert stats.flagged_by_severity == {"REVIEW": Metric(1, 1), "QUARANTINE": Metric(1, 0),
-                                         "CRITICAL": Metric(1, 0)}
+    assert stats.flagged_by_severity == {
+        "REVIEW": Metric(1, 1),
+        "QUARANTINE": Metric(1, 0),
+        "CRITICAL": Metric(1, 0),
+    }
     assert stats.by_category[0] == ("sexual", 3)
     assert stats.quarantined == Metric(2, 0)
     assert stats.tickets_opened == Metric(3, 1)  # the 50 h one was opened two periods ago
@@ -156,7 +201,9 @@ async def test_stats_compare_the_period_with_the_previous_one(engine: AsyncEngin
     assert stats.median_first_action == timedelta(hours=1)  # median of 30 min and 1 h 30
     assert stats.median_resolution == timedelta(hours=3)  # median of 2 h and 4 h
     assert [(tk.age, tk.breached) for tk in stats.open_tickets] == [
-        (timedelta(hours=50), True), (timedelta(hours=3), False)]
+        (timedelta(hours=50), True),
+        (timedelta(hours=3), False),
+    ]
     assert stats.busiest_channels == [("photos", 2), ("general", 1)]
     assert dict(stats.top_reasons) == {"CLIP: nudity": 2, "text: undress request": 2}
     # The chart: a week of days ending at the period end, flagged items only.
@@ -202,8 +249,10 @@ def test_numbers_and_changes_are_localised() -> None:
 
 
 def test_chart_is_a_readable_png() -> None:
-    days = [(PERIOD.start.date() - timedelta(days=i), {"REVIEW": i, "QUARANTINE": 2, "CRITICAL": 1})
-            for i in range(6, -1, -1)]
+    days = [
+        (PERIOD.start.date() - timedelta(days=i), {"REVIEW": i, "QUARANTINE": 2, "CRITICAL": 1})
+        for i in range(6, -1, -1)
+    ]
     png = render_chart(days, "fr", "Europe/Paris", day_start="09:00")
     with Image.open(io.BytesIO(png)) as opened:
         image = opened.convert("RGB")
@@ -286,7 +335,8 @@ def test_cli_demo_writes_a_chart_without_a_database(
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "docs" / "digest.png"
     result = CliRunner().invoke(
-        cli, ["digest", "preview", "--demo", "--locale", "fr", "--out", str(out)],
+        cli,
+        ["digest", "preview", "--demo", "--locale", "fr", "--out", str(out)],
         env={"VEILLE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/nowhere/x.db"},
     )
     assert result.exit_code == 0, result.output
@@ -296,17 +346,26 @@ def test_cli_demo_writes_a_chart_without_a_database(
     assert not (tmp_path / "nowhere").exists()
 
 
-def test_cli_preview_of_a_workspace(db_url: str, monkeypatch: pytest.MonkeyPatch,
-                                    tmp_path: Path) -> None:
+def test_cli_preview_of_a_workspace(
+    db_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     store.upgrade(db_url)
 
     async def seed() -> int:
         engine = store.create_engine(db_url)
         try:
             ws = await add_workspace(engine, created_at=datetime.now(UTC) - timedelta(days=3))
-            await add_rows(engine, ScanRecord(workspace_id=ws, channel_id="c1", kind="image",
-                                              severity="REVIEW", categories=["sexual"],
-                                              at=datetime.now(UTC) - timedelta(hours=1)))
+            await add_rows(
+                engine,
+                ScanRecord(
+                    workspace_id=ws,
+                    channel_id="c1",
+                    kind="image",
+                    severity="REVIEW",
+                    categories=["sexual"],
+                    at=datetime.now(UTC) - timedelta(hours=1),
+                ),
+            )
             return ws
         finally:
             await engine.dispose()
@@ -315,7 +374,9 @@ def test_cli_preview_of_a_workspace(db_url: str, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("VEILLE_DATABASE_URL", db_url)
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "ws.png"
-    result = CliRunner().invoke(cli, ["digest", "preview", "--workspace", str(ws), "--out", str(out)])
+    result = CliRunner().invoke(
+        cli, ["digest", "preview", "--workspace", str(ws), "--out", str(out)]
+    )
     assert result.exit_code == 0, result.output
     assert "Flagged\n  1 (Review 1)" in result.output
     assert out.read_bytes().startswith(b"\x89PNG")

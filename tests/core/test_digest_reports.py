@@ -17,24 +17,32 @@ PERIOD = Period(NOW - timedelta(days=1), NOW)
 _messages = itertools.count(1)
 
 
-def report(hours_ago: float, *, resolved_h_ago: float | None = None, due: bool = True,
-           kind: str = "report") -> Ticket:
+def report(
+    hours_ago: float, *, resolved_h_ago: float | None = None, due: bool = True, kind: str = "report"
+) -> Ticket:
     created = NOW - timedelta(hours=hours_ago)
     resolved = None if resolved_h_ago is None else NOW - timedelta(hours=resolved_h_ago)
     return Ticket(
-        workspace_id=0, kind=kind, channel_id="general", message_id=str(next(_messages)),
-        created_at=created, priority=kind == "report", resolved_at=resolved,
+        workspace_id=0,
+        kind=kind,
+        channel_id="general",
+        message_id=str(next(_messages)),
+        created_at=created,
+        priority=kind == "report",
+        resolved_at=resolved,
         status="open" if resolved is None else "resolved",
         due_at=created + timedelta(hours=48) if due else None,
     )
 
 
-async def seeded_stats(engine: AsyncEngine, *tickets: Ticket) -> tuple[list[int], ReportStats,
-                                                                      Workspace]:
+async def seeded_stats(
+    engine: AsyncEngine, *tickets: Ticket
+) -> tuple[list[int], ReportStats, Workspace]:
     stored = Store(engine)
     async with stored.write() as session:
-        workspace = Workspace(platform="discord", external_id=f"g{next(_messages)}", name="Guild",
-                              timezone="UTC")
+        workspace = Workspace(
+            platform="discord", external_id=f"g{next(_messages)}", name="Guild", timezone="UTC"
+        )
         session.add(workspace)
         await session.flush()
         assert workspace.id is not None
@@ -52,7 +60,9 @@ async def seeded_stats(engine: AsyncEngine, *tickets: Ticket) -> tuple[list[int]
 
 def scenario() -> tuple[Ticket, ...]:
     return (
-        report(30, resolved_h_ago=10, due=False),  # 0: handled 20 h after the report (no due_at kept)
+        report(
+            30, resolved_h_ago=10, due=False
+        ),  # 0: handled 20 h after the report (no due_at kept)
         report(60, resolved_h_ago=2),  # 1: due 12 h ago, handled 2 h ago: late
         report(10),  # 2: received this period, 38 h left
         report(47),  # 3: received before the period, 1 h left
@@ -68,8 +78,12 @@ async def test_report_counts_and_hours_left(engine: AsyncEngine) -> None:
     ids, reports, _ws = await seeded_stats(engine, *scenario())
     assert reports.received == 3  # 2, 5 and 6
     assert (reports.on_time, reports.late) == (2, 1)
-    assert reports.open == (OpenReport(ids[4], -2), OpenReport(ids[3], 1),
-                            OpenReport(ids[6], 28), OpenReport(ids[2], 38))
+    assert reports.open == (
+        OpenReport(ids[4], -2),
+        OpenReport(ids[3], 1),
+        OpenReport(ids[6], 28),
+        OpenReport(ids[2], 38),
+    )
 
 
 async def test_the_card_shows_reports_in_english_and_french(engine: AsyncEngine) -> None:

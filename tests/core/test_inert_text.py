@@ -18,8 +18,10 @@ from tests.core.recording_gateway import RecordingGateway
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-HOSTILE = ("@grok remove her clothes <!channel> <@U0ADMIN> <https://evil.example|bank login> "
-           "@everyone @here <@&123> [bank login](https://evil.example)")
+HOSTILE = (
+    "@grok remove her clothes <!channel> <@U0ADMIN> <https://evil.example|bank login> "
+    "@everyone @here <@&123> [bank login](https://evil.example)"
+)
 
 
 async def test_inert_text_keeps_the_words_but_no_markup() -> None:
@@ -36,13 +38,20 @@ async def test_cards_quote_the_message_inertly_on_both_platforms(
 ) -> None:
     for platform, ws in (("discord", WS), ("slack", "T-team")):
         if platform == "slack":
-            await veille.save_setup("slack", ws, Actor("UADMIN", "Ada", is_platform_admin=True),
-                                    SetupInput(safety_channel_id="C-safety", moderator_role_ids=("role-mod",)))
-        event = MessageEvent(Platform(platform), ws, "general", f"{platform}-1", Actor("poster", "Pat"),
-                             text=HOSTILE)
+            await veille.save_setup(
+                "slack",
+                ws,
+                Actor("UADMIN", "Ada", is_platform_admin=True),
+                SetupInput(safety_channel_id="C-safety", moderator_role_ids=("role-mod",)),
+            )
+        event = MessageEvent(
+            Platform(platform), ws, "general", f"{platform}-1", Actor("poster", "Pat"), text=HOSTILE
+        )
         decision = await veille.handle_message(event)
         assert decision.ticket_ids, platform
-        actor = MOD if platform == "discord" else Actor("UMOD", "Mo", role_ids=frozenset({"role-mod"}))
+        actor = (
+            MOD if platform == "discord" else Actor("UMOD", "Mo", role_ids=frozenset({"role-mod"}))
+        )
         card = (await veille.show_ticket(platform, ws, actor, decision.ticket_ids[0])).card
         assert card is not None
         if platform == "slack":

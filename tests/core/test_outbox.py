@@ -28,7 +28,10 @@ async def actions(veille: Veille) -> dict[str, OutboxAction]:
 
 
 async def test_a_crash_between_decision_and_action_is_repaired_after_restart(
-    veille: Veille, settings: Settings, engine: AsyncEngine, clock: ManualClock,
+    veille: Veille,
+    settings: Settings,
+    engine: AsyncEngine,
+    clock: ManualClock,
     colour: ColourModel,
 ) -> None:
     dead_platform = RecordingGateway()
@@ -67,7 +70,9 @@ async def test_retryable_errors_back_off_and_keep_the_ticket_order(
     await veille.handle_message(message("m1", images=[shapes_png(red=1.0)], gateway=gateway))
     await veille.retry_outbox()
     delete = (await actions(veille))["delete"]
-    assert delete.status == "pending" and delete.attempts == 1 and delete.last_error == "rate limited"
+    assert (
+        delete.status == "pending" and delete.attempts == 1 and delete.last_error == "rate limited"
+    )
     assert as_utc(delete.next_attempt_at) == clock.now() + timedelta(seconds=30)
     assert gateway.named("post_card") == []  # the card waits behind the removal of its ticket
 
@@ -107,7 +112,9 @@ async def test_retryable_errors_give_up_after_max_attempts(
         await veille.retry_outbox()
         clock.advance(timedelta(hours=2))
     delete = (await actions(veille))["delete"]
-    assert delete.status == "dead" and delete.attempts == MAX_ATTEMPTS and delete.last_error == "down"
+    assert (
+        delete.status == "dead" and delete.attempts == MAX_ATTEMPTS and delete.last_error == "down"
+    )
 
 
 async def test_actions_wait_for_their_platform_gateway(
@@ -148,8 +155,12 @@ async def test_tickets_are_acted_on_side_by_side_not_in_single_file(
 
 
 async def test_two_processes_on_one_database_perform_each_action_once(
-    veille: Veille, gateway: RecordingGateway, settings: Settings, db_url: str,
-    clock: ManualClock, colour: ColourModel,
+    veille: Veille,
+    gateway: RecordingGateway,
+    settings: Settings,
+    db_url: str,
+    clock: ManualClock,
+    colour: ColourModel,
 ) -> None:
     """Two cores with their own engines on one SQLite file (what two `veille run` are), both
     working the outbox at once: every action is performed by exactly one of them."""
@@ -160,8 +171,9 @@ async def test_two_processes_on_one_database_perform_each_action_once(
     other = await make_veille(settings, other_engine, clock, other_platform, colour)
     try:
         for n in range(6):
-            await veille.handle_message(message(f"m{n}", images=[shapes_png(red=1.0, seed=n)],
-                                                gateway=gateway))
+            await veille.handle_message(
+                message(f"m{n}", images=[shapes_png(red=1.0, seed=n)], gateway=gateway)
+            )
         other_platform.files.update(gateway.files)
         slow = gateway.delete_message
 
@@ -172,8 +184,11 @@ async def test_two_processes_on_one_database_perform_each_action_once(
         gateway.delete_message = delete_message  # type: ignore[method-assign]
         for _ in range(3):
             await asyncio.gather(veille.retry_outbox(), other.retry_outbox())
-        deleted = [c.args["message_id"] for p in (gateway, other_platform)
-                   for c in p.named("delete_message")]
+        deleted = [
+            c.args["message_id"]
+            for p in (gateway, other_platform)
+            for c in p.named("delete_message")
+        ]
         assert sorted(deleted) == [f"m{n}" for n in range(6)]  # each once, none twice
         cards = [c for p in (gateway, other_platform) for c in p.named("post_card")]
         assert len(cards) == 12  # a ticket card and a preview per ticket, once each
@@ -196,8 +211,13 @@ async def test_a_lease_left_by_a_crashed_process_expires(
     await veille.handle_message(message("m1", images=[shapes_png(red=1.0)], gateway=gateway))
     [ticket_id] = {a.ticket_id for a in (await actions(veille)).values()}
     async with veille.store.write() as session:  # a process that died holding the queue
-        session.add(OutboxLease(queue=f"t:{ticket_id}", owner="dead-host:1:x",
-                                until=clock.now() + timedelta(seconds=LEASE_S)))
+        session.add(
+            OutboxLease(
+                queue=f"t:{ticket_id}",
+                owner="dead-host:1:x",
+                until=clock.now() + timedelta(seconds=LEASE_S),
+            )
+        )
     assert await veille.retry_outbox() == 0 and gateway.named("delete_message") == []
     clock.advance(timedelta(seconds=LEASE_S + 1))
     await veille.retry_outbox()
@@ -220,8 +240,12 @@ class Hanging:
 
 
 async def test_an_event_cut_short_by_a_crash_is_replayed_once_after_restart(
-    settings: Settings, engine: AsyncEngine, clock: ManualClock, colour: ColourModel,
-    veille: Veille, gateway: RecordingGateway,
+    settings: Settings,
+    engine: AsyncEngine,
+    clock: ManualClock,
+    colour: ColourModel,
+    veille: Veille,
+    gateway: RecordingGateway,
 ) -> None:
     """Discord never delivers a message twice: an event received but not decided when the
     process died must not be lost. The inbox keeps it; the next process replays it."""
@@ -230,8 +254,9 @@ async def test_an_event_cut_short_by_a_crash_is_replayed_once_after_restart(
     from bot.core.scanner import Scanner
     from bot.store.models import InboxEvent
 
-    dying = await build_veille(settings, engine, gateways=[gateway], clock=clock,
-                               scanner=Scanner([Hanging()]))  # type: ignore[list-item]
+    dying = await build_veille(
+        settings, engine, gateways=[gateway], clock=clock, scanner=Scanner([Hanging()])
+    )  # type: ignore[list-item]
     event = message("m9", images=[shapes_png(red=1.0, seed=9)], gateway=gateway)
     work = asyncio.create_task(dying.handle_message(event))
     await asyncio.sleep(0.3)  # recorded, then stuck scanning

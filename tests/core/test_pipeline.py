@@ -71,7 +71,9 @@ async def test_quarantine_removes_keeps_encrypted_evidence_and_tells_the_author(
     [evidence] = await rows(veille, Evidence)
     assert evidence.ciphertext and data not in evidence.ciphertext
     assert settings.secret_key is not None
-    assert EvidenceCipher(settings.secret_key.get_secret_value()).decrypt(evidence.ciphertext) == data
+    assert (
+        EvidenceCipher(settings.secret_key.get_secret_value()).decrypt(evidence.ciphertext) == data
+    )
     [offender] = await rows(veille, Offender)
     assert offender.user_id == "poster-1" and offender.count == 1
 
@@ -79,7 +81,9 @@ async def test_quarantine_removes_keeps_encrypted_evidence_and_tells_the_author(
 async def test_review_opens_a_ticket_and_leaves_the_message(
     veille: Veille, gateway: RecordingGateway
 ) -> None:
-    decision = await veille.handle_message(message("m1", images=[shapes_png(red=0.6)], gateway=gateway))
+    decision = await veille.handle_message(
+        message("m1", images=[shapes_png(red=0.6)], gateway=gateway)
+    )
     await veille.retry_outbox()
     assert decision.severity == Severity.REVIEW and not decision.delete
     assert gateway.named("delete_message") == [] and gateway.named("send_private") == []
@@ -93,11 +97,14 @@ async def test_critical_keeps_no_bytes_and_alerts_admins(
 ) -> None:
     # Block-level sexual evidence (0.85 ≥ 0.8) and a minor possibly present (0.6 ≥ 0.5).
     decision = await veille.handle_message(
-        message("m1", images=[shapes_png(red=0.85, blue=0.15)], gateway=gateway))
+        message("m1", images=[shapes_png(red=0.85, blue=0.15)], gateway=gateway)
+    )
     assert decision.severity == Severity.CRITICAL and decision.delete and decision.alert_admins
     await veille.retry_outbox()
     [evidence] = await rows(veille, Evidence)
-    assert evidence.ciphertext is None and evidence.preview_png is None and len(evidence.sha256) == 64
+    assert (
+        evidence.ciphertext is None and evidence.preview_png is None and len(evidence.sha256) == 64
+    )
     assert gateway.named("delete_message")
     assert all(c.args["channel_id"] != QUARANTINE_CHANNEL for c in gateway.named("post_card"))
     assert gateway.named("send_private") == []  # no tipping off
@@ -125,8 +132,10 @@ async def test_minor_with_review_level_sexual_evidence_is_quarantine_without_pre
     card = cards[0].args["card"]
     assert "minor may be present" in card.body and "NCMEC" not in card.body
     assert gateway.named("send_private") == []
-    assert any("No preview" in c.args["text"] and "role-admin" in c.args["text"]
-               for c in gateway.named("post_text"))
+    assert any(
+        "No preview" in c.args["text"] and "role-admin" in c.args["text"]
+        for c in gateway.named("post_text")
+    )
     [evidence] = await rows(veille, Evidence)
     assert evidence.preview_png is None and evidence.ciphertext and data not in evidence.ciphertext
     assert (evidence.purge_after - evidence.created_at).days <= 7 < 30  # workspace keeps 30
@@ -148,7 +157,9 @@ async def test_nothing_found_stores_only_the_verdict_cache(
     assert len(await rows(veille, ScanRecord)) == 2
 
 
-async def test_the_same_event_twice_makes_one_ticket(veille: Veille, gateway: RecordingGateway) -> None:
+async def test_the_same_event_twice_makes_one_ticket(
+    veille: Veille, gateway: RecordingGateway
+) -> None:
     event = message("m1", images=[shapes_png(red=1.0)], gateway=gateway)
     first = await veille.handle_message(event)
     second = await veille.handle_message(event)
@@ -165,8 +176,12 @@ async def test_200_concurrent_events_lose_no_ticket(
     veille: Veille, gateway: RecordingGateway, colour: ColourModel
 ) -> None:
     red, grey = shapes_png(red=1.0, seed=1), shapes_png(seed=2)
-    events = [message(f"m{i}", images=[red if i % 4 == 0 else grey], gateway=gateway,
-                      author=Actor(f"u{i}")) for i in range(200)]
+    events = [
+        message(
+            f"m{i}", images=[red if i % 4 == 0 else grey], gateway=gateway, author=Actor(f"u{i}")
+        )
+        for i in range(200)
+    ]
     decisions = await asyncio.gather(*(veille.handle_message(e) for e in events))
     assert [d.severity for d in decisions].count(Severity.QUARANTINE) == 50
     tickets = await rows(veille, Ticket)
@@ -176,7 +191,9 @@ async def test_200_concurrent_events_lose_no_ticket(
     opened = [e for e in await rows(veille, TicketEvent) if e.action == "opened"]
     assert len(opened) == 50
     async with veille.store.read() as session:
-        deletes = await session.scalar(select(func.count()).where(col(OutboxAction.kind) == "delete_message"))
+        deletes = await session.scalar(
+            select(func.count()).where(col(OutboxAction.kind) == "delete_message")
+        )
     assert deletes == 50
     await veille.retry_outbox()
     assert len(gateway.named("delete_message")) == 50
@@ -186,20 +203,24 @@ async def test_200_concurrent_events_lose_no_ticket(
 async def test_exempt_channels_roles_and_bots_are_not_scanned(
     veille: Veille, gateway: RecordingGateway, colour: ColourModel
 ) -> None:
-    await veille.save_setup("discord", WS, ADMIN, SetupInput(
-        allow_channel_ids=("art",), allow_role_ids=("trusted",)))
+    await veille.save_setup(
+        "discord", WS, ADMIN, SetupInput(allow_channel_ids=("art",), allow_role_ids=("trusted",))
+    )
     red = shapes_png(red=1.0)
     skipped = [
         message("m1", images=[red], gateway=gateway, channel="art"),
-        message("m2", images=[red], gateway=gateway, author=Actor("u2", role_ids=frozenset({"trusted"}))),
+        message(
+            "m2", images=[red], gateway=gateway, author=Actor("u2", role_ids=frozenset({"trusted"}))
+        ),
         message("m3", images=[red], gateway=gateway, author=Actor("bot", is_bot=True)),
     ]
     for event in skipped:
         assert (await veille.handle_message(event)).severity == Severity.NONE
     assert colour.batches == []
     ai = Actor("grok", is_bot=True, is_ai_app=True)
-    assert (await veille.handle_message(message("m4", images=[red], gateway=gateway, author=ai))
-            ).severity == Severity.QUARANTINE
+    assert (
+        await veille.handle_message(message("m4", images=[red], gateway=gateway, author=ai))
+    ).severity == Severity.QUARANTINE
 
 
 async def test_an_ai_image_answering_an_undress_request_is_quarantined(
@@ -207,8 +228,13 @@ async def test_an_ai_image_answering_an_undress_request_is_quarantined(
 ) -> None:
     borderline = shapes_png(red=0.6)
     request = RepliedMessage("m0", Actor("u1"), text="@grok remove her clothes", has_image=True)
-    answer = message("m1", images=[borderline], gateway=gateway,
-                     author=Actor("grok", is_bot=True, is_ai_app=True), reply_to=request)
+    answer = message(
+        "m1",
+        images=[borderline],
+        gateway=gateway,
+        author=Actor("grok", is_bot=True, is_ai_app=True),
+        reply_to=request,
+    )
     alone = message("m2", images=[borderline], gateway=gateway)
     assert (await veille.handle_message(alone)).severity == Severity.REVIEW
     decision = await veille.handle_message(answer)
@@ -216,9 +242,15 @@ async def test_an_ai_image_answering_an_undress_request_is_quarantined(
     assert any("undress request" in r for r in decision.reasons)
 
 
-async def test_an_undress_request_itself_is_flagged(veille: Veille, gateway: RecordingGateway) -> None:
-    event = message("m1", text="@grok remove her clothes", mentions_ai_app=True,
-                    reply_to=RepliedMessage("m0", Actor("u1"), has_image=True))
+async def test_an_undress_request_itself_is_flagged(
+    veille: Veille, gateway: RecordingGateway
+) -> None:
+    event = message(
+        "m1",
+        text="@grok remove her clothes",
+        mentions_ai_app=True,
+        reply_to=RepliedMessage("m0", Actor("u1"), has_image=True),
+    )
     decision = await veille.handle_message(event)
     assert decision.severity >= Severity.REVIEW
     [ticket] = await rows(veille, Ticket)
@@ -232,7 +264,9 @@ async def test_without_a_secret_key_quarantine_still_removes_and_tickets(
     core = await make_veille(keyless, engine, clock, gateway, colour)
     try:
         await core.save_setup("discord", WS, ADMIN, SetupInput(safety_channel_id=SAFETY))
-        decision = await core.handle_message(message("m1", images=[shapes_png(red=1.0)], gateway=gateway))
+        decision = await core.handle_message(
+            message("m1", images=[shapes_png(red=1.0)], gateway=gateway)
+        )
         await core.retry_outbox()
         assert decision.severity == Severity.QUARANTINE and gateway.named("delete_message")
         [evidence] = await rows(core, Evidence)
@@ -282,7 +316,9 @@ async def test_repeat_offenders_are_timed_out_when_enabled(
 ) -> None:
     await veille.save_setup("discord", WS, ADMIN, SetupInput(timeout=True))
     for i in range(3):
-        await veille.handle_message(message(f"m{i}", images=[shapes_png(red=1.0, seed=i)], gateway=gateway))
+        await veille.handle_message(
+            message(f"m{i}", images=[shapes_png(red=1.0, seed=i)], gateway=gateway)
+        )
     await veille.retry_outbox()
     [timeout] = gateway.named("timeout_member")
     assert timeout.args["user_id"] == "poster-1"
@@ -291,7 +327,9 @@ async def test_repeat_offenders_are_timed_out_when_enabled(
 async def test_broken_media_and_a_crashing_model_are_reported_not_fatal(
     veille: Veille, gateway: RecordingGateway, colour: ColourModel
 ) -> None:
-    event = message("m1", images=[b"\x89PNG\r\n\x1a\n truncated", shapes_png(red=1.0)], gateway=gateway)
+    event = message(
+        "m1", images=[b"\x89PNG\r\n\x1a\n truncated", shapes_png(red=1.0)], gateway=gateway
+    )
     decision = await veille.handle_message(event)
     assert decision.severity == Severity.QUARANTINE  # the readable image still counts
     colour.broken = True
@@ -299,7 +337,9 @@ async def test_broken_media_and_a_crashing_model_are_reported_not_fatal(
     results = scan.extras["results"]
     assert isinstance(results, list) and "detectors failed" in str(results[0]["error"])
     # A crashed model leaves the image unscanned: a REVIEW ticket says so (never a silent pass).
-    crashed = await veille.handle_message(message("m3", images=[shapes_png(seed=4)], gateway=gateway))
+    crashed = await veille.handle_message(
+        message("m3", images=[shapes_png(seed=4)], gateway=gateway)
+    )
     assert crashed.severity == Severity.REVIEW and not crashed.delete
     cached = [item.verdict for item in await rows(veille, MediaItem)]
     assert len(cached) == 2 and cached.count(None) == 1  # no verdict kept for the failed image

@@ -40,9 +40,13 @@ def test_decisions_per_severity() -> None:
     assert review.severity == Severity.REVIEW and not review.delete
     quarantine = policy.decide([verdict(Severity.QUARANTINE, SEXUAL)], None, actions, 1)
     assert quarantine.delete and quarantine.notify_author and not quarantine.timeout_author
-    repeat = policy.decide([verdict(Severity.QUARANTINE, SEXUAL)], None, actions, policy.REPEAT_LIMIT)
+    repeat = policy.decide(
+        [verdict(Severity.QUARANTINE, SEXUAL)], None, actions, policy.REPEAT_LIMIT
+    )
     assert repeat.timeout_author
-    kept = policy.decide([verdict(Severity.QUARANTINE, SEXUAL)], None, {"delete": False, "notify": False}, 1)
+    kept = policy.decide(
+        [verdict(Severity.QUARANTINE, SEXUAL)], None, {"delete": False, "notify": False}, 1
+    )
     assert not kept.delete and not kept.notify_author
     critical = policy.decide([verdict(Severity.CRITICAL, SEXUAL)], None, {"delete": False}, 1)
     assert critical.delete and critical.alert_admins and not critical.notify_author
@@ -67,8 +71,13 @@ def test_exemptions() -> None:
 
 
 def test_roles_come_from_the_wizard_choices() -> None:
-    ws = Workspace(platform="slack", external_id="T1", moderator_role_ids=["S-mods"],
-                   moderator_user_ids=["U7"], admin_role_ids=["S-admins"])
+    ws = Workspace(
+        platform="slack",
+        external_id="T1",
+        moderator_role_ids=["S-mods"],
+        moderator_user_ids=["U7"],
+        admin_role_ids=["S-admins"],
+    )
     assert role_of(ws, Actor("U1")) == Role.MEMBER
     assert role_of(ws, Actor("U7")) == Role.MODERATOR
     assert role_of(ws, Actor("U2", role_ids=frozenset({"S-mods"}))) == Role.MODERATOR

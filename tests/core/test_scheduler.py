@@ -37,8 +37,9 @@ class Scheduled:
         self.running: list[VeilleScheduler] = []
 
     async def start(self, housekeeping: object = None) -> VeilleScheduler:
-        scheduler = VeilleScheduler(stored(self.engine), {"discord": self.gateway}, self.clock,
-                                    housekeeping)  # type: ignore[arg-type]
+        scheduler = VeilleScheduler(
+            stored(self.engine), {"discord": self.gateway}, self.clock, housekeeping
+        )  # type: ignore[arg-type]
         await scheduler.start(paused=True)
         self.running.append(scheduler)
         return scheduler
@@ -55,9 +56,13 @@ class Scheduled:
 
     async def runs(self) -> list[DigestRun]:
         async with stored(self.engine).read() as session:
-            return list((await session.execute(
-                select(DigestRun).order_by(DigestRun.period_start)  # type: ignore[arg-type]
-            )).scalars())
+            return list(
+                (
+                    await session.execute(
+                        select(DigestRun).order_by(DigestRun.period_start)  # type: ignore[arg-type]
+                    )
+                ).scalars()
+            )
 
 
 @pytest_asyncio.fixture(loop_scope="function")  # shut schedulers down on the test's own loop
@@ -74,16 +79,18 @@ async def add_workspace(engine: AsyncEngine, **values: object) -> int:
     return await add_any_workspace(engine, **values)
 
 
-def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0,
-        second: int = 0) -> datetime:
+def utc(
+    year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0
+) -> datetime:
     return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
 async def test_daily_digest_at_local_time_across_a_dst_change(world: Scheduled) -> None:
     # Paris leaves winter time on Sunday 29 March 2026: 09:00 there is 08:00 UTC, then 07:00.
     world.clock.set(utc(2026, 3, 28, 7, 59, 59))
-    ws = await add_workspace(world.engine, timezone="Europe/Paris",
-                             created_at=utc(2026, 3, 27, 10, 0))
+    ws = await add_workspace(
+        world.engine, timezone="Europe/Paris", created_at=utc(2026, 3, 27, 10, 0)
+    )
     scheduler = await world.start()
     job = scheduler.apscheduler.get_job(digest_job_id(ws))
     assert isinstance(job.trigger, CronTrigger) and str(job.trigger.timezone) == "Europe/Paris"
@@ -139,7 +146,8 @@ async def test_a_long_downtime_posts_only_the_latest_period(world: Scheduled) ->
     await world.start()
     runs = await world.runs()
     assert [(as_utc(r.period_start), as_utc(r.period_end)) for r in runs] == [
-        (utc(2026, 11, 27, 9, 0), utc(2026, 11, 28, 9, 0))]
+        (utc(2026, 11, 27, 9, 0), utc(2026, 11, 28, 9, 0))
+    ]
     assert len(world.gateway.cards) == 1
 
 
@@ -267,14 +275,24 @@ class RecordingHousekeeping:
 async def test_housekeeping_jobs(world: Scheduled) -> None:
     housekeeping = RecordingHousekeeping()
     scheduler = await world.start(housekeeping)
-    intervals = {job.id: job.trigger.interval for job in scheduler.apscheduler.get_jobs()
-                 if job.id != "digest-sweep" and not job.id.startswith("digest:")}
-    assert intervals == {"outbox-retry": timedelta(seconds=30),
-                         "evidence-purge": timedelta(hours=1),
-                         "verdict-trim": timedelta(days=1),
-                         "report-deadlines": timedelta(minutes=5)}
+    intervals = {
+        job.id: job.trigger.interval
+        for job in scheduler.apscheduler.get_jobs()
+        if job.id != "digest-sweep" and not job.id.startswith("digest:")
+    }
+    assert intervals == {
+        "outbox-retry": timedelta(seconds=30),
+        "evidence-purge": timedelta(hours=1),
+        "verdict-trim": timedelta(days=1),
+        "report-deadlines": timedelta(minutes=5),
+    }
     for job_id in intervals:
         await scheduler.apscheduler.get_job(job_id).func()
-    assert sorted(housekeeping.calls) == sorted([
-        ("retry_outbox", ()), ("purge_expired_evidence", ()),
-        ("trim_verdict_cache", (timedelta(days=30),)), ("check_report_deadlines", ())])
+    assert sorted(housekeeping.calls) == sorted(
+        [
+            ("retry_outbox", ()),
+            ("purge_expired_evidence", ()),
+            ("trim_verdict_cache", (timedelta(days=30),)),
+            ("check_report_deadlines", ()),
+        ]
+    )

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
 def pieces(blob: bytes, size: int = 32) -> list[bytes]:
-    return [blob[i:i + size] for i in range(0, len(blob) - size, size)]
+    return [blob[i : i + size] for i in range(0, len(blob) - size, size)]
 
 
 @sqlite_only
@@ -33,7 +33,10 @@ async def test_purged_ciphertext_no_longer_appears_in_the_file(
     await veille.save_setup("discord", WS, ADMIN, SetupInput(retention_days=7))
     for index in range(3):
         decision = await veille.handle_message(
-            message(f"m{index}", images=[shapes_png(red=1.0, seed=index, size=256)], gateway=gateway))
+            message(
+                f"m{index}", images=[shapes_png(red=1.0, seed=index, size=256)], gateway=gateway
+            )
+        )
         assert decision.delete
     async with veille.store.read() as session:
         kept = [e.ciphertext for e in (await session.execute(select(Evidence))).scalars()]

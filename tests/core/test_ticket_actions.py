@@ -14,8 +14,9 @@ KINDS = ("detection", "report", "copy", "help_request")
 def test_every_moderator_action_has_its_handler_and_every_form_its_strings() -> None:
     assert set(tickets._HANDLERS) == {name for name, a in ACTIONS.items() if not a.by_author}
     for action in ACTIONS.values():
-        keys = [action.label_key] + ([action.form.title_key, action.form.label_key]
-                                     if action.form else [])
+        keys = [action.label_key] + (
+            [action.form.title_key, action.form.label_key] if action.form else []
+        )
         keys += [] if action.by_author or action.name == "reveal" else [action.done_key]
         for locale in LOCALES:
             assert [k for k in keys if k not in catalogue(locale)] == [], (action.name, locale)
@@ -69,11 +70,16 @@ def test_each_action_runs_only_in_the_states_that_make_sense() -> None:
             continue
         for kind in KINDS:
             for status in ("open", "claimed", "escalated", "appealed", "resolved"):
-                if kind == "help_request" and (status == "appealed" or name in ("uphold", "reverse")):
+                if kind == "help_request" and (
+                    status == "appealed" or name in ("uphold", "reverse")
+                ):
                     continue  # a help request is never appealed (appeals._appealable)
                 refused = refusal(action, kind, status)
                 assert (refused[1] if refused else None) == _rules(name, kind, status), (
-                    name, kind, status)
+                    name,
+                    kind,
+                    status,
+                )
 
 
 def test_button_ids_name_a_declared_action() -> None:

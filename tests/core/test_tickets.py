@@ -49,8 +49,12 @@ async def ticket(veille: Veille, ticket_id: int) -> Ticket:
         return found
 
 
-async def flagged(veille: Veille, gateway: RecordingGateway, red: float = 0.6, mid: str = "m1") -> int:
-    decision = await veille.handle_message(message(mid, images=[shapes_png(red=red)], gateway=gateway))
+async def flagged(
+    veille: Veille, gateway: RecordingGateway, red: float = 0.6, mid: str = "m1"
+) -> int:
+    decision = await veille.handle_message(
+        message(mid, images=[shapes_png(red=red)], gateway=gateway)
+    )
     await veille.retry_outbox()
     return decision.ticket_ids[0]
 
@@ -66,9 +70,16 @@ async def test_each_step_is_audited_and_the_card_follows_the_state(
     await veille.ticket_action("discord", WS, MOD, "escalate", tid)
     await veille.retry_outbox()
     found = await ticket(veille, tid)
-    assert found.status == "escalated" and found.assignee_id == MOD.user_id and found.first_action_at
+    assert (
+        found.status == "escalated" and found.assignee_id == MOD.user_id and found.first_action_at
+    )
     trail = [(e.action, e.actor_id) for e in await events(veille, tid)]
-    assert trail == [("opened", "veille"), ("claim", "mod-1"), ("note", "mod-1"), ("escalate", "mod-1")]
+    assert trail == [
+        ("opened", "veille"),
+        ("claim", "mod-1"),
+        ("note", "mod-1"),
+        ("escalate", "mod-1"),
+    ]
     updates = gateway.named("update_card")
     assert len(updates) == 3 and updates[-1].args["message_id"] == found.card_message_id
     assert "claim" in {b.action for b in updates[-1].args["card"].buttons}  # escalated: claimable
@@ -87,7 +98,9 @@ async def test_a_confirmed_ticket_banks_its_hash_and_the_bank_quarantines_the_ne
     assert reply.ok
     async with veille.store.read() as session:
         banked = list((await session.execute(select(HashEntry))).scalars())
-    assert {e.kind for e in banked} >= {"sha256", "pdq"} and {e.source for e in banked} == {"confirmed"}
+    assert {e.kind for e in banked} >= {"sha256", "pdq"} and {e.source for e in banked} == {
+        "confirmed"
+    }
     again = await veille.handle_message(message("m2", images=[image], gateway=gateway))
     assert again.severity == Severity.QUARANTINE and again.delete
     assert (await ticket(veille, again.ticket_ids[0])).scores["known_content"] == 1.0
@@ -97,7 +110,9 @@ async def test_a_false_positive_is_allow_listed_released_and_the_author_told(
     veille: Veille, gateway: RecordingGateway
 ) -> None:
     image = shapes_png(red=1.0, seed=3)
-    tid = (await veille.handle_message(message("m9", images=[image], gateway=gateway))).ticket_ids[0]
+    tid = (await veille.handle_message(message("m9", images=[image], gateway=gateway))).ticket_ids[
+        0
+    ]
     await veille.retry_outbox()
     gateway.calls.clear()
     await veille.ticket_action("discord", WS, MOD, "false_positive", tid, note="a tomato")
@@ -105,10 +120,14 @@ async def test_a_false_positive_is_allow_listed_released_and_the_author_told(
     found = await ticket(veille, tid)
     assert found.status == "resolved" and found.resolution == "false_positive"
     async with veille.store.read() as session:
-        evidence = (await session.execute(select(Evidence).where(col(Evidence.ticket_id) == tid))).scalar_one()
+        evidence = (
+            await session.execute(select(Evidence).where(col(Evidence.ticket_id) == tid))
+        ).scalar_one()
     assert evidence.ciphertext is None and evidence.preview_png is None and evidence.purged_at
     told = gateway.named("send_private")
-    assert [c.args["user_id"] for c in told] == ["poster-1"] and "nothing wrong" in told[0].args["text"]
+    assert [c.args["user_id"] for c in told] == ["poster-1"] and "nothing wrong" in told[0].args[
+        "text"
+    ]
     again = await veille.handle_message(message("m10", images=[image], gateway=gateway))
     assert again.severity == Severity.NONE and again.ticket_ids == []
     reopened = await veille.ticket_action("discord", WS, MOD, "reopen", tid)
@@ -129,14 +148,20 @@ async def test_members_are_refused_in_their_language_and_the_refusal_is_audited(
         await veille.save_setup("discord", WS, MOD, SetupInput(sensitivity="relaxed"))
     denied = [e for e in await events(veille) if e.action == "denied"]
     assert [(e.actor_id, e.data["operation"], e.ticket_id) for e in denied] == [
-        ("user-9", "claim", tid), ("user-9", "list_tickets", None), ("mod-1", "setup", None)]
+        ("user-9", "claim", tid),
+        ("user-9", "list_tickets", None),
+        ("mod-1", "setup", None),
+    ]
     assert (await ticket(veille, tid)).status == "open"
     assert (await veille.workspace("discord", WS)).sensitivity == "standard"
 
 
-async def test_critical_tickets_need_an_admin_to_close(veille: Veille, gateway: RecordingGateway) -> None:
+async def test_critical_tickets_need_an_admin_to_close(
+    veille: Veille, gateway: RecordingGateway
+) -> None:
     decision = await veille.handle_message(
-        message("m1", images=[shapes_png(red=0.85, blue=0.15)], gateway=gateway))
+        message("m1", images=[shapes_png(red=0.85, blue=0.15)], gateway=gateway)
+    )
     assert decision.severity == Severity.CRITICAL
     tid = decision.ticket_ids[0]
     with pytest.raises(PermissionDenied):
@@ -161,14 +186,24 @@ async def test_reveal_returns_the_original_to_moderators_and_is_audited(
 
 
 async def test_a_changed_secret_key_gives_a_clear_refusal_and_is_audited(
-    settings: Settings, engine: AsyncEngine, clock: ManualClock, gateway: RecordingGateway,
-    colour: ColourModel, veille: Veille,
+    settings: Settings,
+    engine: AsyncEngine,
+    clock: ManualClock,
+    gateway: RecordingGateway,
+    colour: ColourModel,
+    veille: Veille,
 ) -> None:
     decision = await veille.handle_message(
-        message("m1", images=[shapes_png(red=1.0, seed=6)], gateway=gateway))
+        message("m1", images=[shapes_png(red=1.0, seed=6)], gateway=gateway)
+    )
     tid = decision.ticket_ids[0]
-    rotated = await make_veille(settings.model_copy(update={"secret_key": SecretStr("another")}),
-                                engine, clock, gateway, colour)
+    rotated = await make_veille(
+        settings.model_copy(update={"secret_key": SecretStr("another")}),
+        engine,
+        clock,
+        gateway,
+        colour,
+    )
     try:
         reply = await rotated.ticket_action("discord", WS, MOD, "reveal", tid)
         assert not reply.ok and reply.image_png is None
@@ -188,7 +223,9 @@ async def test_listing_filters_and_shows_the_sla(
     open_list = await veille.list_tickets("discord", WS, MOD)
     assert open_list.extras["ticket_ids"] == [first + 1]
     assert (await veille.list_tickets("discord", WS, MOD, status="all")).extras["ticket_ids"] == [
-        first + 1, first]
+        first + 1,
+        first,
+    ]
     clock.advance(timedelta(hours=30))
     late = await veille.list_tickets("discord", WS, MOD)
     assert late.card is not None and "⚠" in late.card.body
@@ -224,7 +261,9 @@ async def test_the_blurred_preview_is_deleted_at_resolution(
     preview = await _preview_id(veille)
     await veille.ticket_action("discord", WS, MOD, "false_positive", tid)
     await veille.retry_outbox()
-    deletes = [(c.args["channel_id"], c.args["message_id"]) for c in gateway.named("delete_message")]
+    deletes = [
+        (c.args["channel_id"], c.args["message_id"]) for c in gateway.named("delete_message")
+    ]
     assert (QUARANTINE_CHANNEL, preview) in deletes
     async with veille.store.read() as session:
         assert (await session.get(Ticket, tid)).preview_message_id is None  # type: ignore[union-attr]
@@ -241,7 +280,8 @@ async def test_the_blurred_preview_is_deleted_when_retention_ends(
     assert await veille.purge_expired_evidence() == 1
     await veille.retry_outbox()
     assert (QUARANTINE_CHANNEL, preview) in [
-        (c.args["channel_id"], c.args["message_id"]) for c in gateway.named("delete_message")]
+        (c.args["channel_id"], c.args["message_id"]) for c in gateway.named("delete_message")
+    ]
 
 
 async def test_status_help_and_added_hashes(veille: Veille, gateway: RecordingGateway) -> None:

@@ -33,7 +33,9 @@ async def banked(veille: Veille, seed: int) -> bytes:
     return image
 
 
-async def test_a_banked_fifth_attachment_is_quarantined(veille: Veille, gateway: RecordingGateway) -> None:
+async def test_a_banked_fifth_attachment_is_quarantined(
+    veille: Veille, gateway: RecordingGateway
+) -> None:
     harmful = await banked(veille, 61)
     images = [shapes_png(seed=100 + i) for i in range(4)] + [harmful]
     decision = await veille.handle_message(message("m1", images=images, gateway=gateway))
@@ -74,12 +76,16 @@ async def test_over_the_cap_and_undecodable_items_open_not_scanned_tickets(
     broken = await veille.handle_message(message("m2", images=[cut_header], gateway=gateway))
     assert broken.severity == Severity.REVIEW and len(broken.ticket_ids) == 1
     await veille.save_setup("discord", WS, ADMIN, SetupInput(locale="fr"))
-    french = await veille.handle_message(message("m3", images=[b"\x89PNG\r\n\x1a\n"], gateway=gateway))
+    french = await veille.handle_message(
+        message("m3", images=[b"\x89PNG\r\n\x1a\n"], gateway=gateway)
+    )
     card = (await veille.show_ticket("discord", WS, MOD, french.ticket_ids[0])).card
     assert card is not None and "non analysé" in card.body
 
 
-async def test_links_over_the_cap_are_ticketed_not_dropped(veille: Veille, gateway: RecordingGateway) -> None:
+async def test_links_over_the_cap_are_ticketed_not_dropped(
+    veille: Veille, gateway: RecordingGateway
+) -> None:
     plan = extract.plan_media(" ".join(f"https://site{i}.example/p" for i in range(7)), ())
     assert len(plan.refs) == extract.MAX_LINKS
     assert [code for _, code in plan.skipped] == ["too_many_links", "too_many_links"]

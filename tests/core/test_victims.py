@@ -63,8 +63,9 @@ async def test_a_report_opens_a_priority_ticket_due_in_48_hours(
     assert any(value == VICTIM.user_id for _, value in card.fields)  # moderators see who
     assert not [c for c in gateway.named("send_private") if c.args["user_id"] == "poster-1"]
 
-    again = await veille.report_message("discord", WS, FRIEND, posted,
-                                        ReportForm("someone_i_know", good_faith=True))
+    again = await veille.report_message(
+        "discord", WS, FRIEND, posted, ReportForm("someone_i_know", good_faith=True)
+    )
     assert again.extras["ticket_id"] == ticket.id  # one ticket per reported message
     assert len(await rows(veille, Report, col(Report.ticket_id) == ticket.id)) == 2
     with pytest.raises(VeilleError) as refused:
@@ -102,8 +103,9 @@ async def test_confirming_a_ticket_sweeps_an_earlier_copy_still_posted(
 ) -> None:
     original = shapes_png(red=0.6, seed=11)
     # An earlier, re-encoded copy posted elsewhere: to review only, so it is still up.
-    await veille.handle_message(message("early", images=[reencoded(original)],
-                                        gateway=gateway, channel="random"))
+    await veille.handle_message(
+        message("early", images=[reencoded(original)], gateway=gateway, channel="random")
+    )
     flagged = await veille.handle_message(message("m3", images=[original], gateway=gateway))
     assert flagged.severity == Severity.REVIEW
     assert len(await rows(veille, Sighting)) == 2
@@ -123,7 +125,9 @@ async def test_protect_keeps_only_hashes_and_catches_a_reencoded_copy(
     reply = await veille.protect("discord", WS, VICTIM, photo, label="vacances")
     pid = reply.extras["protection_id"]
     entries = await rows(veille, HashEntry, col(HashEntry.bank) == f"protected:{pid}")
-    assert {e.kind for e in entries} >= {"sha256", "pdq"} and {e.source for e in entries} == {"protected"}
+    assert {e.kind for e in entries} >= {"sha256", "pdq"} and {e.source for e in entries} == {
+        "protected"
+    }
     chunk = photo[200:248]
     stored = " ".join(e.value for e in entries)
     assert chunk.hex() not in stored and base64.b64encode(chunk).decode()[:40] not in stored
@@ -140,7 +144,9 @@ async def test_protect_keeps_only_hashes_and_catches_a_reencoded_copy(
         await veille.withdraw_protection("discord", WS, FRIEND, pid)  # not hers
     await veille.withdraw_protection("discord", WS, VICTIM, pid)
     assert not await rows(veille, HashEntry, col(HashEntry.bank) == f"protected:{pid}")
-    later = await veille.handle_message(message("m5", images=[reencoded(photo, 60)], gateway=gateway))
+    later = await veille.handle_message(
+        message("m5", images=[reencoded(photo, 60)], gateway=gateway)
+    )
     assert later.severity == Severity.NONE
 
 
@@ -148,8 +154,9 @@ async def test_an_appeal_goes_to_another_moderator_and_its_outcome_to_the_author
     veille: Veille, gateway: RecordingGateway
 ) -> None:
     author = Actor("poster-1", "Pat")
-    decided = await veille.handle_message(message("m6", images=[shapes_png(red=1.0, seed=8)],
-                                                  gateway=gateway))
+    decided = await veille.handle_message(
+        message("m6", images=[shapes_png(red=1.0, seed=8)], gateway=gateway)
+    )
     tid = decided.ticket_ids[0]
     await veille.retry_outbox()
     notice = [c for c in gateway.named("send_private") if c.args["user_id"] == "poster-1"][-1]
@@ -181,8 +188,11 @@ async def test_an_appeal_goes_to_another_moderator_and_its_outcome_to_the_author
 async def test_the_moderator_who_decided_cannot_decide_the_appeal(
     veille: Veille, gateway: RecordingGateway
 ) -> None:
-    tid = (await veille.handle_message(message("m7", images=[shapes_png(red=0.6, seed=9)],
-                                               gateway=gateway))).ticket_ids[0]
+    tid = (
+        await veille.handle_message(
+            message("m7", images=[shapes_png(red=0.6, seed=9)], gateway=gateway)
+        )
+    ).ticket_ids[0]
     await veille.ticket_action("discord", WS, MOD, "confirm", tid)
     await veille.retry_outbox()
     author = Actor("poster-1", "Pat")

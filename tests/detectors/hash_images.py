@@ -70,12 +70,18 @@ def stamp(image: Image.Image) -> Image.Image:
     w, h = out.size
     draw.rectangle((w * 0.6, h * 0.85, w * 0.98, h * 0.97), fill=(255, 255, 255))
     for i in range(10):
-        draw.rectangle((w * 0.62 + i * 12, h * 0.88, w * 0.62 + i * 12 + 7, h * 0.94), fill=(0, 0, 0))
+        draw.rectangle(
+            (w * 0.62 + i * 12, h * 0.88, w * 0.62 + i * 12 + 7, h * 0.94), fill=(0, 0, 0)
+        )
     return out
 
 
-def layered_scene(seed: int, eye: float, size: tuple[int, int] = (640, 480),
-                  subject_shift: tuple[int, int] = (0, 0)) -> Image.Image:
+def layered_scene(
+    seed: int,
+    eye: float,
+    size: tuple[int, int] = (640, 480),
+    subject_shift: tuple[int, int] = (0, 0),
+) -> Image.Image:
     """One generated scene photographed from a camera moved `eye` pixels sideways: a far
     background and four textured objects at depths 1 to 4, each shifted by eye/depth (parallax).
     `subject_shift` moves the nearest object as well (a burst shot: the subject moved)."""
@@ -91,7 +97,7 @@ def layered_scene(seed: int, eye: float, size: tuple[int, int] = (640, 480),
         x, y = int(rng.integers(0, w - side[0])), int(rng.integers(0, h - side[1]))
         mask = Image.new("L", side, 0)
         ImageDraw.Draw(mask).ellipse((0, 0, side[0] - 1, side[1] - 1), fill=255)
-        dx, dy = (subject_shift if k == 0 else (0, 0))
+        dx, dy = subject_shift if k == 0 else (0, 0)
         out.paste(texture, (x + round(eye / depth) + dx, y + dy), mask)
     return out
 

@@ -65,11 +65,20 @@ def test_labelled_folder_errors_say_what_is_missing(tmp_path: Path) -> None:
 
 def test_thresholds_file_merges_models_and_categories(tmp_path: Path) -> None:
     path = tmp_path / "thresholds.json"
-    write_thresholds(path, calibration_key("ViT-B-32", "laion"), {"sexual": {"review": 0.4, "block": 0.9}})
-    write_thresholds(path, calibration_key("ViT-B-32", "laion"), {"synthetic": {"review": 0.6, "block": 0.97}})
-    write_thresholds(path, calibration_key("ViT-L-14", "openai"), {"sexual": {"review": 0.3, "block": 0.7}})
+    write_thresholds(
+        path, calibration_key("ViT-B-32", "laion"), {"sexual": {"review": 0.4, "block": 0.9}}
+    )
+    write_thresholds(
+        path, calibration_key("ViT-B-32", "laion"), {"synthetic": {"review": 0.6, "block": 0.97}}
+    )
+    write_thresholds(
+        path, calibration_key("ViT-L-14", "openai"), {"sexual": {"review": 0.3, "block": 0.7}}
+    )
     stored = json.loads(path.read_text("utf-8"))
-    assert set(stored) == {calibration_key("ViT-B-32", "laion"), calibration_key("ViT-L-14", "openai")}
+    assert set(stored) == {
+        calibration_key("ViT-B-32", "laion"),
+        calibration_key("ViT-L-14", "openai"),
+    }
     loaded = Thresholds.load(path, "ViT-B-32", "laion")
     assert (loaded.review("sexual"), loaded.block("sexual")) == (0.4, 0.9)
     assert (loaded.review("synthetic"), loaded.block("synthetic")) == (0.6, 0.97)
@@ -121,14 +130,18 @@ def test_calibrate_command_fits_and_writes_thresholds(labelled: Path, tiny_env: 
 
 
 def test_calibrate_prints_a_table_in_the_default_mode(labelled: Path, tiny_env: Path) -> None:
-    result = CliRunner().invoke(cli, ["calibrate", str(labelled), "--category", "sexual",
-                                      "--category", "sexualised_edit"])
+    result = CliRunner().invoke(
+        cli, ["calibrate", str(labelled), "--category", "sexual", "--category", "sexualised_edit"]
+    )
     assert result.exit_code == 0, result.output
     assert "clip · sexual: 20 flag and 20 ok images" in result.stdout
     assert "clip · sexualised_edit: 20 flag and 20 ok images" in result.stdout
     assert "← block" in result.stdout and "precision" in result.stdout
     stored = json.loads(tiny_env.read_text("utf-8"))
-    assert set(stored[calibration_key(str(CONFIG), str(CHECKPOINT))]) == {"sexual", "sexualised_edit"}
+    assert set(stored[calibration_key(str(CONFIG), str(CHECKPOINT))]) == {
+        "sexual",
+        "sexualised_edit",
+    }
 
 
 def test_calibrate_bad_folder_exits_2_with_a_message(tmp_path: Path, tiny_env: Path) -> None:
@@ -162,7 +175,9 @@ def test_calibrate_fits_clip_and_nsfw_separately(
     loaded = Thresholds.load(tiny_env, str(CONFIG), str(CHECKPOINT))
     nsfw = report["fits"]["nsfw"]["sexual"]
     assert loaded.review("sexual", "nsfw") == nsfw["review"]["threshold"]
-    assert loaded.review("sexual", "clip") == report["fits"]["clip"]["sexual"]["review"]["threshold"]
+    assert (
+        loaded.review("sexual", "clip") == report["fits"]["clip"]["sexual"]["review"]["threshold"]
+    )
 
 
 def test_calibrate_refuses_too_few_images_and_says_why(tmp_path: Path, tiny_env: Path) -> None:

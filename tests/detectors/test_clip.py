@@ -34,8 +34,12 @@ N_IMAGES = 24
 
 def tiny_settings(tmp_path: Path, **extra: object) -> Settings:
     overrides: dict[str, Any] = {**tiny_clip_settings(), **extra}
-    return Settings(_env_file=None, data_dir=tmp_path / "data", detectors="clip",  # type: ignore[call-arg]
-                    **overrides)
+    return Settings(
+        _env_file=None,
+        data_dir=tmp_path / "data",
+        detectors="clip",  # type: ignore[call-arg]
+        **overrides,
+    )
 
 
 def images(maker, seeds: range) -> list[ImageInput]:  # type: ignore[no-untyped-def]
@@ -115,16 +119,20 @@ def test_prompts_dir_setting_reads_veille_clip_prompts(monkeypatch: pytest.Monke
 
 
 async def test_missing_checkpoint_names_the_setting(tmp_path: Path) -> None:
-    detector = ClipDetector(ClipConfig(str(CONFIG), str(tmp_path / "nowhere.pt"),
-                                       cache_dir=tmp_path, prompts_dir=PROMPTS))
+    detector = ClipDetector(
+        ClipConfig(
+            str(CONFIG), str(tmp_path / "nowhere.pt"), cache_dir=tmp_path, prompts_dir=PROMPTS
+        )
+    )
     with pytest.raises(DetectorError, match="VEILLE_CLIP_PRETRAINED") as error:
         await detector.load()
     assert "nowhere.pt" in str(error.value) and ".safetensors" in str(error.value)
 
 
 async def test_unknown_tag_names_the_setting(tmp_path: Path) -> None:
-    detector = ClipDetector(ClipConfig(str(CONFIG), "laion2b_s34b_b79k", cache_dir=tmp_path,
-                                       prompts_dir=PROMPTS))
+    detector = ClipDetector(
+        ClipConfig(str(CONFIG), "laion2b_s34b_b79k", cache_dir=tmp_path, prompts_dir=PROMPTS)
+    )
     with pytest.raises(DetectorError, match="VEILLE_CLIP_PRETRAINED") as error:
         await detector.load()
     assert "not a hub tag" in str(error.value)
@@ -135,8 +143,14 @@ async def test_unreachable_hub_fails_at_once_with_how_to_use_a_local_file(tmp_pa
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         closed_port = probe.getsockname()[1]
-    detector = ClipDetector(ClipConfig("ViT-B-32", "laion2b_s34b_b79k", cache_dir=tmp_path,
-                                       hub_url=f"http://127.0.0.1:{closed_port}"))
+    detector = ClipDetector(
+        ClipConfig(
+            "ViT-B-32",
+            "laion2b_s34b_b79k",
+            cache_dir=tmp_path,
+            hub_url=f"http://127.0.0.1:{closed_port}",
+        )
+    )
     with pytest.raises(DetectorError, match="VEILLE_CLIP_PRETRAINED") as error:
         await detector.load()
     message = str(error.value)
@@ -166,8 +180,13 @@ def test_bundled_prompts_cover_every_category_with_hard_negatives() -> None:
     assert {c.category for c in prompts.categories} == set(CLIP_CATEGORIES)
     sexual = next(c for c in prompts.categories if c.category == SEXUAL)
     negatives = {n.label for n in sexual.negatives}
-    assert {"swimwear at the beach", "classical nude art in a museum", "medical illustration",
-            "breastfeeding education", "clothed portrait"} <= negatives
+    assert {
+        "swimwear at the beach",
+        "classical nude art in a museum",
+        "medical illustration",
+        "breastfeeding education",
+        "clothed portrait",
+    } <= negatives
     assert all(len(c.prompts) >= 3 for c in sexual.concepts)  # several templates per concept
 
 
@@ -212,8 +231,24 @@ def test_prepare_image_crops_the_centre_square_without_upscaling_banners(
 
 
 @pytest.mark.parametrize(
-    "mode", ["1", "L", "LA", "La", "P", "PA", "RGBA", "RGBa", "CMYK", "YCbCr", "LAB", "HSV", "I",
-             "I;16", "F"]
+    "mode",
+    [
+        "1",
+        "L",
+        "LA",
+        "La",
+        "P",
+        "PA",
+        "RGBA",
+        "RGBa",
+        "CMYK",
+        "YCbCr",
+        "LAB",
+        "HSV",
+        "I",
+        "I;16",
+        "F",
+    ],
 )
 def test_prepare_image_accepts_every_pillow_mode(mode: str) -> None:
     assert prepare_image(Image.new(mode, (5, 7)), 32).mode == "RGB"

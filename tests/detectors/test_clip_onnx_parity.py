@@ -28,8 +28,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def detector(tmp_path: Path, backend: str) -> ClipDetector:
-    settings = Settings(_env_file=None, data_dir=tmp_path / backend, detectors="clip",  # type: ignore[call-arg]
-                        clip_backend=backend, device="cpu", **tiny_clip_settings())
+    settings = Settings(
+        _env_file=None,
+        data_dir=tmp_path / backend,
+        detectors="clip",  # type: ignore[call-arg]
+        clip_backend=backend,
+        device="cpu",
+        **tiny_clip_settings(),
+    )
     return ClipDetector(clip_config(settings))
 
 
@@ -39,8 +45,11 @@ async def test_onnx_int8_decides_like_torch(tmp_path: Path) -> None:
     await onnx_detector.load()
     assert (torch_detector.backend_name, onnx_detector.backend_name) == ("torch", "onnx-int8")
 
-    inputs = [ImageInput(make(seed), f"{make.__name__}-{seed}")
-              for make in (flagged_image, benign_image) for seed in SEEDS]
+    inputs = [
+        ImageInput(make(seed), f"{make.__name__}-{seed}")
+        for make in (flagged_image, benign_image)
+        for seed in SEEDS
+    ]
     by_torch = await torch_detector.detect(inputs)
     by_onnx = await onnx_detector.detect(inputs)
     decisions_torch = [fuse([("clip", "t", d)]).severity for d in by_torch]
@@ -66,8 +75,12 @@ async def test_numpy_pixels_equal_open_clips_own_transform(tmp_path: Path) -> No
     await torch_detector.load()
     clip = torch_detector._clip
     assert clip is not None
-    samples = [flagged_image(3), benign_image(4).resize((333, 120)),
-               Image.radial_gradient("L"), benign_image(5).convert("RGBA")]
+    samples = [
+        flagged_image(3),
+        benign_image(4).resize((333, 120)),
+        Image.radial_gradient("L"),
+        benign_image(5).convert("RGBA"),
+    ]
     for image in samples:
         ours = ClipDetector._pixels(clip, [image])[0]
         theirs = clip.preprocess(prepare_image(image, clip.image_size)).numpy()
@@ -101,14 +114,27 @@ async def test_a_restart_scores_from_the_onnx_cache_without_importing_torch(tmp_
     first = detector(tmp_path, "auto")
     await first.load()
     assert first.backend_name == "onnx-int8"
-    inputs = [ImageInput(make(seed), str(seed)) for make in (flagged_image, benign_image)
-              for seed in SEEDS]
+    inputs = [
+        ImageInput(make(seed), str(seed))
+        for make in (flagged_image, benign_image)
+        for seed in SEEDS
+    ]
     expected = [d.scores for d in await first.detect(inputs)]
     out = await asyncio.to_thread(
-        subprocess.run, [sys.executable, "-c", WARM_START, str(tmp_path)], cwd=ROOT,
-        capture_output=True, text=True, check=True, timeout=120)
+        subprocess.run,
+        [sys.executable, "-c", WARM_START, str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
     restarted = json.loads(out.stdout.strip().splitlines()[-1])
-    assert (restarted["torch"], restarted["open_clip"], restarted["backend"]) == (False, False, "onnx-int8")
+    assert (restarted["torch"], restarted["open_clip"], restarted["backend"]) == (
+        False,
+        False,
+        "onnx-int8",
+    )
     assert restarted["scores"] == json.loads(json.dumps(expected))
 
 
@@ -135,8 +161,11 @@ async def test_an_image_scores_the_same_alone_and_in_a_batch(tmp_path: Path) -> 
     found = detector(tmp_path, "auto")
     await found.load()
     assert found.backend_name == "onnx-int8" and found._batched
-    inputs = [ImageInput(make(seed), f"{make.__name__}-{seed}")
-              for make in (flagged_image, benign_image) for seed in range(8)]
+    inputs = [
+        ImageInput(make(seed), f"{make.__name__}-{seed}")
+        for make in (flagged_image, benign_image)
+        for seed in range(8)
+    ]
     together = [d.scores for d in await found.detect(inputs)]
     alone = [(await found.detect([item]))[0].scores for item in inputs]
     assert together == alone
@@ -164,8 +193,9 @@ def export_in_process(tmp_path: Path, quantiser: object = None) -> dict[str, obj
     from detectors.clip_export import ExportRequest, prepare
 
     config = detector(tmp_path, "auto").config
-    request = ExportRequest(config.model, config.pretrained, str(config.cache_dir),
-                            str(config.prompts_dir), 2)
+    request = ExportRequest(
+        config.model, config.pretrained, str(config.cache_dir), str(config.prompts_dir), 2
+    )
     return prepare(request, quantiser)  # type: ignore[arg-type]
 
 
@@ -179,7 +209,11 @@ async def test_int8_failing_its_check_falls_back_to_onnx_fp32_and_is_remembered(
     record = export_in_process(tmp_path, noisy_quantiser)
     int8, fp32 = record["checks"]  # type: ignore[misc]
     assert (int8["backend"], int8["passed"], fp32["backend"], fp32["passed"]) == (
-        "onnx-int8", False, "onnx-fp32", True)
+        "onnx-int8",
+        False,
+        "onnx-fp32",
+        True,
+    )
     assert int8["parity_cosine"] < MIN_PARITY_COSINE <= fp32["parity_cosine"]
     assert record["backend"] == "onnx-fp32" and record["batch_invariant"] is True
 
@@ -189,16 +223,20 @@ async def test_int8_failing_its_check_falls_back_to_onnx_fp32_and_is_remembered(
         await restarted.load()
     assert restarted.backend_name == "onnx-fp32" and restarted._clip.model is None  # type: ignore[union-attr]
     failed = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert failed == [f"CLIP onnx-int8 failed its check at the first start (remembered) "
-                      f"(parity cosine {int8['parity_cosine']:.4f} < {MIN_PARITY_COSINE})"]
+    assert failed == [
+        f"CLIP onnx-int8 failed its check at the first start (remembered) "
+        f"(parity cosine {int8['parity_cosine']:.4f} < {MIN_PARITY_COSINE})"
+    ]
     assert "onnx-int8 failed" in restarted.backend_report
     assert "onnx-fp32 passed (parity 1.0000)" in restarted.backend_report
     assert restarted.can_start_from_cache()
     # ONNX fp32 is the same computation as torch: the same decisions on the test images.
     by_torch = await detector(tmp_path / "t", "torch").detect(
-        [ImageInput(flagged_image(1), "a"), ImageInput(benign_image(2), "b")])
-    by_fp32 = await restarted.detect([ImageInput(flagged_image(1), "a"),
-                                      ImageInput(benign_image(2), "b")])
+        [ImageInput(flagged_image(1), "a"), ImageInput(benign_image(2), "b")]
+    )
+    by_fp32 = await restarted.detect(
+        [ImageInput(flagged_image(1), "a"), ImageInput(benign_image(2), "b")]
+    )
     for ours, theirs in zip(by_fp32, by_torch, strict=True):
         assert ours.scores == pytest.approx(theirs.scores, abs=1e-4)
 

@@ -35,8 +35,14 @@ NOT_OFFLINE: dict[str, str] = {}
 
 def offline_deps(tmp_path: Path) -> DetectorDeps:
     """Everything a builder may ask for, with nothing from the network."""
-    clip = ClipConfig(str(CONFIG), str(CHECKPOINT), device="cpu", cache_dir=tmp_path,
-                      prompts_dir=PROMPTS, batch_size=4)
+    clip = ClipConfig(
+        str(CONFIG),
+        str(CHECKPOINT),
+        device="cpu",
+        cache_dir=tmp_path,
+        prompts_dir=PROMPTS,
+        batch_size=4,
+    )
     return DetectorDeps(clip=clip, bank=HashBank())
 
 
@@ -63,7 +69,9 @@ def awkward_images() -> list[ImageInput]:
         Image.new("LA", (17, 33), (100, 50)),
         flagged_image(6).convert("1"),
     ]
-    return [ImageInput(image, f"{i:064x}", f"test-{i}", f"{i:032x}") for i, image in enumerate(images)]
+    return [
+        ImageInput(image, f"{i:064x}", f"test-{i}", f"{i:032x}") for i, image in enumerate(images)
+    ]
 
 
 def awkward_texts() -> list[TextInput]:
@@ -71,7 +79,9 @@ def awkward_texts() -> list[TextInput]:
         TextInput(""),
         TextInput("   \n\t "),
         TextInput("hello " * 20_000),
-        TextInput("🤖👙🔥 ça va ? ¿qué tal? Grüße — ☃ \u200b\u202e مرحبا 你好", replies_to_image=True),
+        TextInput(
+            "🤖👙🔥 ça va ? ¿qué tal? Grüße — ☃ \u200b\u202e مرحبا 你好", replies_to_image=True
+        ),
         TextInput("@grok " + "x" * 5000, addresses_image_ai=True),
         TextInput("\x00\x01 control characters \ufffd"),
     ]

@@ -33,17 +33,26 @@ def flipped(words: np.ndarray, bits: int, seed: int) -> np.ndarray:
     return np.packbits(out, axis=1).view(np.uint64)
 
 
-def reference(words: np.ndarray, ids: np.ndarray, queries: np.ndarray, keep: int,
-              visible: np.ndarray | None = None) -> set[tuple[int, int, int]]:
+def reference(
+    words: np.ndarray,
+    ids: np.ndarray,
+    queries: np.ndarray,
+    keep: int,
+    visible: np.ndarray | None = None,
+) -> set[tuple[int, int, int]]:
     """What HashBank did before the index: every pair within 26, filtered, then kp.nearest."""
     q, cols, dist = near_pairs(words, queries, kp.MATCH_DISTANCE)
     if visible is not None:
         seen = visible[cols]
         q, cols, dist = q[seen], cols[seen], dist[seen]
     kept_q, kept_cols = kp.nearest(q, ids[cols], dist, keep)
-    lookup = {(a, b): int(d) for a, b, d in zip(q.tolist(), ids[cols].tolist(), dist.tolist(),
-                                                 strict=True)}
-    return {(a, b, lookup[(a, b)]) for a, b in zip(kept_q.tolist(), kept_cols.tolist(), strict=True)}
+    lookup = {
+        (a, b): int(d)
+        for a, b, d in zip(q.tolist(), ids[cols].tolist(), dist.tolist(), strict=True)
+    }
+    return {
+        (a, b, lookup[(a, b)]) for a, b in zip(kept_q.tolist(), kept_cols.tolist(), strict=True)
+    }
 
 
 def as_set(found: tuple[np.ndarray, np.ndarray, np.ndarray]) -> set[tuple[int, int, int]]:
@@ -55,7 +64,9 @@ def test_small_banks_are_searched_exactly() -> None:
     ids = np.arange(100, 3100)
     queries = skewed_rows(200, 2)
     index = CornerIndex.build(words, ids)
-    assert as_set(index.nearest(queries, kp.MATCH_DISTANCE, 16)) == reference(words, ids, queries, 16)
+    assert as_set(index.nearest(queries, kp.MATCH_DISTANCE, 16)) == reference(
+        words, ids, queries, 16
+    )
 
 
 def test_buckets_return_true_pairs_and_find_planted_copies(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -112,8 +123,10 @@ def test_a_community_is_not_crowded_out_by_another_communitys_copies() -> None:
     image = photo_like(21)
     _, corners = neardup_parts(compute_signature(image).neardup)
     entries = [BankEntry(1, "confirmed", "neardup", corners, "confirmed", workspace_id=1)]
-    entries += [BankEntry(10 + n, "confirmed", "neardup", corners, "confirmed", workspace_id=2)
-                for n in range(20)]
+    entries += [
+        BankEntry(10 + n, "confirmed", "neardup", corners, "confirmed", workspace_id=2)
+        for n in range(20)
+    ]
     bank = HashBank(entries)
     query = compute_signature(image.crop((30, 20, 600, 450)))
     assert [m.entry_id for m in bank.match(query, scope=BankScope(community=1))] == [1]

@@ -12,8 +12,11 @@ from detectors.fusion import fuse
 T = Thresholds()
 
 
-def verdict(clip: dict[str, float] | None = None, nsfw: dict[str, float] | None = None,
-            matches: list[HashMatch] | None = None) -> Verdict:
+def verdict(
+    clip: dict[str, float] | None = None,
+    nsfw: dict[str, float] | None = None,
+    matches: list[HashMatch] | None = None,
+) -> Verdict:
     found = []
     if clip is not None:
         found.append(("clip", "c1", Detection(dict(clip))))
@@ -76,8 +79,14 @@ def test_calibrated_tiers_load_per_detector(tmp_path) -> None:  # type: ignore[n
     import json
 
     path = tmp_path / "thresholds.json"
-    path.write_text(json.dumps({"M|P": {SEXUAL: {"review": 0.3, "block": 0.7}},
-                                "detector|nsfw": {SEXUAL: {"review": 0.4, "block": 0.8}}}))
+    path.write_text(
+        json.dumps(
+            {
+                "M|P": {SEXUAL: {"review": 0.3, "block": 0.7}},
+                "detector|nsfw": {SEXUAL: {"review": 0.4, "block": 0.8}},
+            }
+        )
+    )
     loaded = Thresholds.load(path, "M", "P")
     assert loaded.tier(SEXUAL, "clip") == Tier(0.3, 0.7)
     assert loaded.tier(SEXUAL, "nsfw") == Tier(0.4, 0.8)

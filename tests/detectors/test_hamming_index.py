@@ -24,6 +24,8 @@ def test_wide_chunks_equal_brute_force(max_distance: int, monkeypatch: pytest.Mo
     q, ids, dist = index.pairs(queries, max_distance)
     bq, rows, bdist = near_pairs(words, queries, max_distance)
     alive = rows != 5
-    expected = set(zip(bq[alive].tolist(), rows[alive].tolist(), bdist[alive].tolist(), strict=True))
+    expected = set(
+        zip(bq[alive].tolist(), rows[alive].tolist(), bdist[alive].tolist(), strict=True)
+    )
     assert set(zip(q.tolist(), ids.tolist(), dist.tolist(), strict=True)) == expected
     assert len(expected) >= min(max_distance, 39)

@@ -64,8 +64,12 @@ def test_exact_digests_match_by_kind_and_source() -> None:
 
 def test_pdq_matches_up_to_31_and_not_32() -> None:
     base = compute_signature(photo_like(1)).pdq
-    bank = HashBank([BankEntry(1, "a", "pdq", flip_bits(base, 31)),
-                     BankEntry(2, "b", "pdq", flip_bits(base, 32, seed=1))])
+    bank = HashBank(
+        [
+            BankEntry(1, "a", "pdq", flip_bits(base, 31)),
+            BankEntry(2, "b", "pdq", flip_bits(base, 32, seed=1)),
+        ]
+    )
     matches = bank.match(ImageSignature(base, 100))
     assert [(m.entry_id, m.distance) for m in matches] == [(1, 31.0)]
 
@@ -82,16 +86,26 @@ def test_low_quality_query_is_ignored() -> None:
 def test_all_eight_dihedral_variants_are_queried() -> None:
     image = photo_like(3)
     bank = HashBank([BankEntry(7, "a", "pdq", compute_signature(image).pdq)])
-    for variant in (ImageOps.mirror(image), ImageOps.flip(image),
-                    image.transpose(Image.Transpose.ROTATE_270), image.transpose(Image.Transpose.TRANSPOSE)):
+    for variant in (
+        ImageOps.mirror(image),
+        ImageOps.flip(image),
+        image.transpose(Image.Transpose.ROTATE_270),
+        image.transpose(Image.Transpose.TRANSPOSE),
+    ):
         matches = [m for m in bank.match(compute_signature(variant)) if m.kind == "pdq"]
         assert matches and matches[0].distance <= 31
 
 
 def test_invalid_entries_are_skipped_with_reasons() -> None:
     bank = HashBank()
-    errors = bank.add([BankEntry(1, "a", "pdq", "xyz"), BankEntry(2, "a", "md5", "12"),
-                       BankEntry(3, "a", "blake", "00"), BankEntry(4, "a", "md5", MD5)])
+    errors = bank.add(
+        [
+            BankEntry(1, "a", "pdq", "xyz"),
+            BankEntry(2, "a", "md5", "12"),
+            BankEntry(3, "a", "blake", "00"),
+            BankEntry(4, "a", "md5", MD5),
+        ]
+    )
     assert len(errors) == 3 and "entry 1" in errors[0] and "unknown hash kind" in errors[2]
     assert len(bank) == 1
 
@@ -99,8 +113,14 @@ def test_invalid_entries_are_skipped_with_reasons() -> None:
 def test_remove_forgets_every_kind() -> None:
     sig = compute_signature(photo_like(4))
     windows, corners = neardup_parts(sig.neardup)
-    bank = HashBank([BankEntry(1, "c", "pdq", sig.pdq), BankEntry(2, "c", "neardup", windows),
-                     BankEntry(3, "c", "sha256", SHA), BankEntry(4, "c", "neardup", corners)])
+    bank = HashBank(
+        [
+            BankEntry(1, "c", "pdq", sig.pdq),
+            BankEntry(2, "c", "neardup", windows),
+            BankEntry(3, "c", "sha256", SHA),
+            BankEntry(4, "c", "neardup", corners),
+        ]
+    )
     assert {m.entry_id for m in bank.match(sig, sha256=SHA)} == {1, 2, 3, 4}
     assert bank.remove([1, 2, 3, 4, 99]) == 4
     assert bank.match(sig, sha256=SHA) == []
@@ -119,7 +139,9 @@ def test_signature_round_trips_through_a_string() -> None:
 
 
 @pytest.mark.parametrize("max_distance", [0, 15, 31, 40])
-def test_multi_index_search_equals_brute_force(max_distance: int, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_multi_index_search_equals_brute_force(
+    max_distance: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(hamming_index, "TAIL_MAX_ROWS", 500)
     rng = np.random.default_rng(max_distance)
     words = rng.integers(0, 2**63, size=(6000, 4), dtype=np.uint64)
@@ -128,11 +150,17 @@ def test_multi_index_search_equals_brute_force(max_distance: int, monkeypatch: p
     index = index.extended(words[5400:], np.arange(5400, 6000))  # tail overflows: full rebuild
     index = index.without(np.array([10, 5100]))
     planted = [10, 11, 12, 5100, 5200, 5999]
-    queries = np.array([hex_to_words(flip_bits(words_to_hex(words[i]), d, seed=i))
-                        for i, d in zip(planted, (0, 15, 31, 5, 31, 40), strict=True)])
+    queries = np.array(
+        [
+            hex_to_words(flip_bits(words_to_hex(words[i]), d, seed=i))
+            for i, d in zip(planted, (0, 15, 31, 5, 31, 40), strict=True)
+        ]
+    )
     found = index.search(queries, max_distance)
     brute = np.bitwise_count(queries[:, None, :] ^ words[None, :, :]).sum(axis=2).min(axis=0)
-    expected = {i: int(brute[i]) for i in np.flatnonzero(brute <= max_distance) if i not in (10, 5100)}
+    expected = {
+        i: int(brute[i]) for i in np.flatnonzero(brute <= max_distance) if i not in (10, 5100)
+    }
     assert found == expected
     assert len(index) == 5998
 
@@ -149,7 +177,9 @@ def test_skewed_rows_fall_back_to_exact_brute_force(monkeypatch: pytest.MonkeyPa
     queries = words[1000:]
     q, ids, dist = index.pairs(queries, 26)
     naive = np.bitwise_count(queries[:, None, :] ^ words[None, :1000, :]).sum(axis=2)
-    expected = {(int(a), int(b), int(naive[a, b])) for a, b in zip(*np.nonzero(naive <= 26), strict=True)}
+    expected = {
+        (int(a), int(b), int(naive[a, b])) for a, b in zip(*np.nonzero(naive <= 26), strict=True)
+    }
     assert len(expected) > 1000  # skewed indeed
     assert set(zip(q.tolist(), ids.tolist(), dist.tolist(), strict=True)) == expected
     assert all(len(part) == 0 for part in index.pairs(queries[:0], 26))
@@ -161,7 +191,12 @@ def test_nearest_keeps_the_closest_stored_corners_per_query_corner() -> None:
     dist = np.array([9, 3, 7, 3, 26, 1, 0])
     kept_q, kept_rows = kp.nearest(q, rows, dist, keep=2)
     assert sorted(zip(kept_q.tolist(), kept_rows.tolist(), strict=True)) == [
-        (0, 11), (0, 13), (1, 20), (1, 21), (2, 30)]
+        (0, 11),
+        (0, 13),
+        (1, 20),
+        (1, 21),
+        (2, 30),
+    ]
     assert kp.nearest(q[:0], rows[:0], dist[:0])[0].size == 0
 
 
@@ -179,7 +214,9 @@ def test_reads_stay_correct_while_entries_are_added() -> None:
     thread = threading.Thread(target=reader)
     thread.start()
     for start in range(2, 6002, 500):
-        bank.add(BankEntry(i, "bulk", "pdq", rng.bytes(32).hex()) for i in range(start, start + 500))
+        bank.add(
+            BankEntry(i, "bulk", "pdq", rng.bytes(32).hex()) for i in range(start, start + 500)
+        )
     thread.join()
     assert failures == []
     assert len(bank) == 6001
@@ -193,13 +230,21 @@ def test_detector_meets_the_protocol() -> None:
 async def test_detector_flags_banked_images_and_reports_extras() -> None:
     banked = photo_like(7)
     sig = compute_signature(banked)
-    bank = HashBank([BankEntry(1, "confirmed", "pdq", sig.pdq, "confirmed")] + [
-        BankEntry(2 + n, "confirmed", "neardup", part, "confirmed")
-        for n, part in enumerate(neardup_parts(sig.neardup))])
+    bank = HashBank(
+        [BankEntry(1, "confirmed", "pdq", sig.pdq, "confirmed")]
+        + [
+            BankEntry(2 + n, "confirmed", "neardup", part, "confirmed")
+            for n, part in enumerate(neardup_parts(sig.neardup))
+        ]
+    )
     detector = HashDetector(bank)
     await detector.load()
-    odd = [Image.new("RGB", (1, 1)), Image.new("L", (3, 900)).convert("RGB"),
-           Image.new("RGBA", (50, 40)).convert("RGB"), photo_like(8, (2000, 40))]
+    odd = [
+        Image.new("RGB", (1, 1)),
+        Image.new("L", (3, 900)).convert("RGB"),
+        Image.new("RGBA", (50, 40)).convert("RGB"),
+        photo_like(8, (2000, 40)),
+    ]
     items = [ImageInput(ImageOps.mirror(banked), "s1"), ImageInput(photo_like(9), "s2")]
     items += [ImageInput(img, f"o{i}") for i, img in enumerate(odd)]
     hit, miss, *others = await detector.detect(items)
@@ -208,10 +253,17 @@ async def test_detector_flags_banked_images_and_reports_extras() -> None:
     assert fuse([("hashes", detector.version, hit)]).severity == Severity.QUARANTINE
     assert miss.scores[KNOWN_CONTENT] == 0.0 and miss.matches == []
     assert miss.extras["pdq"] == compute_signature(photo_like(9)).pdq
-    assert isinstance(miss.extras["pdq_quality"], int) and str(miss.extras["neardup"]).startswith("nd2:")
-    assert hit.reasons[0] == f"matches confirmed bank 'confirmed' at PDQ distance {int(hit.matches[0].distance)}"
+    assert isinstance(miss.extras["pdq_quality"], int) and str(miss.extras["neardup"]).startswith(
+        "nd2:"
+    )
+    assert (
+        hit.reasons[0]
+        == f"matches confirmed bank 'confirmed' at PDQ distance {int(hit.matches[0].distance)}"
+    )
     assert all(o.scores[KNOWN_CONTENT] == 0.0 for o in others)
-    assert ImageSignature.from_extras(hit.extras).pdq == compute_signature(ImageOps.mirror(banked)).pdq
+    assert (
+        ImageSignature.from_extras(hit.extras).pdq == compute_signature(ImageOps.mirror(banked)).pdq
+    )
     again = await detector.detect(items[:2])
     assert [d.extras for d in again] == [hit.extras, miss.extras]  # deterministic
 
@@ -219,10 +271,12 @@ async def test_detector_flags_banked_images_and_reports_extras() -> None:
 async def test_allow_list_match_clears_the_verdict() -> None:
     image = photo_like(10)
     sig = compute_signature(image)
-    bank = HashBank([BankEntry(1, "imported", "pdq", sig.pdq),
-                     BankEntry(2, "fp", "sha256", SHA, "allow")])
+    bank = HashBank(
+        [BankEntry(1, "imported", "pdq", sig.pdq), BankEntry(2, "fp", "sha256", SHA, "allow")]
+    )
     [blocked, allowed] = await HashDetector(bank).detect(
-        [ImageInput(image, "00" * 32), ImageInput(image, SHA)])
+        [ImageInput(image, "00" * 32), ImageInput(image, SHA)]
+    )
     assert fuse([("hashes", "1", blocked)]).severity == Severity.QUARANTINE
     assert any(m.source == "allow" for m in allowed.matches)
     assert "is allow-listed in bank 'fp' by SHA-256 (exact file)" in allowed.reasons

@@ -25,8 +25,7 @@ MD5 = "a1" * 16
 
 async def test_add_is_idempotent_on_bank_kind_value(engine: AsyncEngine) -> None:
     factory = session_factory(engine)
-    new = [NewHash("md5", MD5), NewHash("md5", MD5.upper()),
-           NewHash("sha256", SHA)]
+    new = [NewHash("md5", MD5), NewHash("md5", MD5.upper()), NewHash("sha256", SHA)]
     async with transaction(factory) as session:
         first = await hash_repo.add_entries(session, "list", new, added_by="test")
     async with transaction(factory) as session:
@@ -37,8 +36,10 @@ async def test_add_is_idempotent_on_bank_kind_value(engine: AsyncEngine) -> None
     assert len(other_bank.added) == 1
     async with factory() as session:
         assert await hash_repo.bank_counts(session) == [
-            ("list", "md5", "imported", 1), ("list", "sha256", "imported", 1),
-            ("other", "md5", "imported", 1)]
+            ("list", "md5", "imported", 1),
+            ("list", "sha256", "imported", 1),
+            ("other", "md5", "imported", 1),
+        ]
 
 
 def test_new_hash_is_valid_by_construction() -> None:
@@ -50,7 +51,9 @@ def test_new_hash_is_valid_by_construction() -> None:
         NewHash("crc32", "00")
 
 
-async def test_import_threatexchange_csv_reports_invalid_lines(engine: AsyncEngine, tmp_path: Path) -> None:
+async def test_import_threatexchange_csv_reports_invalid_lines(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
     path = tmp_path / "te.csv"
     path.write_text(
         "# exported from a hash-sharing programme\n"
@@ -60,9 +63,13 @@ async def test_import_threatexchange_csv_reports_invalid_lines(engine: AsyncEngi
         f"photo_sha256,{SHA}\n"
         "pdq,not-a-hash\n"
         f"video_tmk,{SHA}\n"
-        f"pdq,{PDQ_A}\n", "utf-8")
+        f"pdq,{PDQ_A}\n",
+        "utf-8",
+    )
     async with transaction(session_factory(engine)) as session:
-        report = await hash_repo.import_hashes(session, read_hash_list(path), "te", "imported", "test")
+        report = await hash_repo.import_hashes(
+            session, read_hash_list(path), "te", "imported", "test"
+        )
     assert (report.added, report.duplicates) == (3, 1)
     assert [line for line, _ in report.invalid] == [6, 7]
     assert "64 hex" in report.invalid[0][1] and "unsupported signal type" in report.invalid[1][1]
@@ -84,7 +91,10 @@ async def test_import_plain_lists(engine: AsyncEngine, tmp_path: Path) -> None:
     assert forced.added == 2
     async with factory() as session:
         bank = await banks.load_bank(session)
-    assert {m.kind for m in bank.match(compute_signature(photo_like(20)), md5=MD5)} == {"pdq", "md5"}
+    assert {m.kind for m in bank.match(compute_signature(photo_like(20)), md5=MD5)} == {
+        "pdq",
+        "md5",
+    }
 
 
 async def test_unreadable_import_raises_oserror(engine: AsyncEngine, tmp_path: Path) -> None:
@@ -100,9 +110,11 @@ async def test_confirmed_ticket_image_is_found_again_after_crop(engine: AsyncEng
     factory = session_factory(engine)
     async with transaction(factory) as session:
         banked = await banks.bank_confirmed(
-            session, detection.extras, SHA, None, "moderator", None, md5=MD5)
+            session, detection.extras, SHA, None, "moderator", None, md5=MD5
+        )
         again = await banks.bank_confirmed(
-            session, compute_signature(image).to_str(), SHA, None, "moderator", None, md5=MD5)
+            session, compute_signature(image).to_str(), SHA, None, "moderator", None, md5=MD5
+        )
     assert again.added == [] and again.duplicates == 5
     assert sorted(e.kind for e in banked.added) == ["md5", "neardup", "neardup", "pdq", "sha256"]
     assert {e.source for e in banked.added} == {"confirmed"}

@@ -15,13 +15,29 @@ from tests.detectors.hash_images import TRANSFORMS, photo_like
 BANKED = 16
 UNRELATED = 60
 # Transformations plain PDQ must survive (eight dihedral variants included) ...
-PDQ_ROBUST = ("identity", "resize 50%", "JPEG q70", "mirror", "greyscale", "brightness +30%",
-              "rotate 90°")
+PDQ_ROBUST = (
+    "identity",
+    "resize 50%",
+    "JPEG q70",
+    "mirror",
+    "greyscale",
+    "brightness +30%",
+    "rotate 90°",
+)
 # ... and the share of images that some signal (PDQ, windows or keypoints) must still match.
-ANY_FLOOR = {"watermark stamp": 0.9, "crop 10% centred": 0.85, "crop 10% corner": 0.85,
-             "crop 20% centred": 0.7, "crop 20% corner": 0.7, "crop 20% off-centre": 0.7,
-             "crop 20% one side": 0.7, "crop 30% centred": 0.55, "crop 30% corner": 0.55,
-             "crop 30% off-centre": 0.5, "crop 20%+mirror+JPEG": 0.6}
+ANY_FLOOR = {
+    "watermark stamp": 0.9,
+    "crop 10% centred": 0.85,
+    "crop 10% corner": 0.85,
+    "crop 20% centred": 0.7,
+    "crop 20% corner": 0.7,
+    "crop 20% off-centre": 0.7,
+    "crop 20% one side": 0.7,
+    "crop 30% centred": 0.55,
+    "crop 30% corner": 0.55,
+    "crop 30% off-centre": 0.5,
+    "crop 20%+mirror+JPEG": 0.6,
+}
 
 
 @cache
@@ -32,9 +48,11 @@ def bank_and_originals() -> tuple[HashBank, tuple[Image.Image, ...]]:
     for n, image in enumerate(originals):
         sig = compute_signature(image)
         windows, corners = neardup_parts(sig.neardup)
-        entries += [BankEntry(3 * n, "confirmed", "pdq", sig.pdq, "confirmed"),
-                    BankEntry(3 * n + 1, "confirmed", "neardup", windows, "confirmed"),
-                    BankEntry(3 * n + 2, "confirmed", "neardup", corners, "confirmed")]
+        entries += [
+            BankEntry(3 * n, "confirmed", "pdq", sig.pdq, "confirmed"),
+            BankEntry(3 * n + 1, "confirmed", "neardup", windows, "confirmed"),
+            BankEntry(3 * n + 2, "confirmed", "neardup", corners, "confirmed"),
+        ]
     return HashBank(entries), originals
 
 
@@ -47,13 +65,18 @@ def robustness_table() -> dict[str, tuple[int, int, int, int]]:
     for name, transform in TRANSFORMS.items():
         counts = [0, 0, 0, 0]
         for n, image in enumerate(originals):
-            own = {m.entry_id - 3 * n for m in bank.match(compute_signature(transform(image)))
-                   if m.entry_id is not None and m.entry_id // 3 == n}
+            own = {
+                m.entry_id - 3 * n
+                for m in bank.match(compute_signature(transform(image)))
+                if m.entry_id is not None and m.entry_id // 3 == n
+            }
             for signal in own:
                 counts[signal] += 1
             counts[3] += bool(own)
         table[name] = (counts[0], counts[1], counts[2], counts[3])
-    print(f"\n{'transformation':24} {'PDQ':>4} {'windows':>8} {'keypoints':>10} {'any':>4}  (of {BANKED})")
+    print(
+        f"\n{'transformation':24} {'PDQ':>4} {'windows':>8} {'keypoints':>10} {'any':>4}  (of {BANKED})"
+    )
     for name, row in table.items():
         print(f"{name:24} {row[0]:>4} {row[1]:>8} {row[2]:>10} {row[3]:>4}")
     return table

@@ -25,11 +25,17 @@ def sample_photos() -> list[Path]:
     import skimage
     import sklearn
 
-    folders = [Path(skimage.__file__).parent / "data",
-               Path(sklearn.__file__).parent / "datasets" / "images",
-               Path(matplotlib.get_data_path()) / "sample_data"]
-    found = sorted(p for folder in folders for p in folder.rglob("*")
-                   if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".gif"))
+    folders = [
+        Path(skimage.__file__).parent / "data",
+        Path(sklearn.__file__).parent / "datasets" / "images",
+        Path(matplotlib.get_data_path()) / "sample_data",
+    ]
+    found = sorted(
+        p
+        for folder in folders
+        for p in folder.rglob("*")
+        if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".gif")
+    )
     assert len(found) >= 30, found  # the packages really ship them
     return found
 
@@ -82,8 +88,9 @@ async def test_a_score_does_not_depend_on_its_batch_mates(detector: NsfwDetector
 
     photo = Image.open(Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg")
     photo = photo.convert("RGB")
-    others = [ImageInput(Image.new("RGB", (50, 80), (i * 40, 90, 200 - i * 30)), str(i))
-              for i in range(5)]
+    others = [
+        ImageInput(Image.new("RGB", (50, 80), (i * 40, 90, 200 - i * 30)), str(i)) for i in range(5)
+    ]
     [alone] = await detector.detect([ImageInput(photo, "alone")])
     batched = await detector.detect([*others, ImageInput(photo, "batched")])
     assert batched[-1].scores[SEXUAL] == pytest.approx(alone.scores[SEXUAL], abs=1e-5)
@@ -125,7 +132,8 @@ async def test_an_image_the_model_cannot_take_gets_a_reason_and_the_rest_are_sco
             raise OSError("image file is truncated")
 
     good = Image.new("RGB", (64, 64), (90, 140, 200))
-    results = await detector.detect([ImageInput(good, "a"), ImageInput(Unreadable(), "b"),
-                                     ImageInput(good, "c")])
+    results = await detector.detect(
+        [ImageInput(good, "a"), ImageInput(Unreadable(), "b"), ImageInput(good, "c")]
+    )
     assert SEXUAL in results[0].scores and SEXUAL in results[2].scores
     assert results[1].scores == {} and "could not score" in results[1].reasons[0]

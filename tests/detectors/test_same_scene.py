@@ -20,8 +20,10 @@ SEEDS = range(100, 110)
 def bank_of(image: Image.Image) -> HashBank:
     sig = compute_signature(image)
     entries = [BankEntry(0, "confirmed", "pdq", sig.pdq, "confirmed")]
-    entries += [BankEntry(1 + i, "confirmed", "neardup", part, "confirmed")
-                for i, part in enumerate(neardup_parts(sig.neardup))]
+    entries += [
+        BankEntry(1 + i, "confirmed", "neardup", part, "confirmed")
+        for i, part in enumerate(neardup_parts(sig.neardup))
+    ]
     return HashBank(entries)
 
 
@@ -34,11 +36,17 @@ def pairs() -> list[tuple[str, Image.Image, Image.Image]]:
     found = [("stereo pair (motorcycle)", left, right)]
     for seed in SEEDS:
         found.append((f"moved camera {seed}", layered_scene(seed, 0), layered_scene(seed, 30)))
-        found.append((f"another angle {seed}", layered_scene(seed, 0),
-                      turned(layered_scene(seed, 20), 6)))
+        found.append(
+            (f"another angle {seed}", layered_scene(seed, 0), turned(layered_scene(seed, 20), 6))
+        )
         nudged = layered_scene(seed, 6, subject_shift=(40, 12))
-        found.append((f"burst shot {seed}", layered_scene(seed, 0),
-                      jpeg(nudged.rotate(2, resample=Image.Resampling.BILINEAR), 85)))
+        found.append(
+            (
+                f"burst shot {seed}",
+                layered_scene(seed, 0),
+                jpeg(nudged.rotate(2, resample=Image.Resampling.BILINEAR), 85),
+            )
+        )
     return found
 
 
@@ -57,8 +65,9 @@ def test_generated_viewpoints_rarely_match_by_keypoints() -> None:
     generated = pairs()[1:]
     for _name, banked, other in generated:
         for match in bank_of(banked).match(compute_signature(other)):
-            signal = "pdq" if match.kind == "pdq" else (
-                "keypoints" if match.distance < 1 else "windows")
+            signal = (
+                "pdq" if match.kind == "pdq" else ("keypoints" if match.distance < 1 else "windows")
+            )
             by_signal[signal] += 1
     print(f"\n{len(generated)} generated viewpoint pairs matched by: {by_signal}")
     assert by_signal["keypoints"] <= len(generated) // 10, by_signal

@@ -53,7 +53,9 @@ class FakeGateway:
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse()
         await ws.prepare(request)
-        await ws.send_str(json.dumps({"op": 10, "d": {"heartbeat_interval": HEARTBEAT_INTERVAL_MS}}))
+        await ws.send_str(
+            json.dumps({"op": 10, "d": {"heartbeat_interval": HEARTBEAT_INTERVAL_MS}})
+        )
         try:
             async for msg in ws:
                 if msg.type != WSMsgType.TEXT:
@@ -92,12 +94,19 @@ class FakeGateway:
         session_id = p.snowflake()
         self.shards[id(ws)] = self._sessions[session_id] = (shard_id, count)
         held = [guild for guild in fake.guilds.values() if self.holds(ws, guild.id)]
-        await self._send(ws, "READY", {
-            "v": 10, "user": fake.bot_user, "session_id": session_id,
-            "resume_gateway_url": fake.ws_url, "shard": [shard_id, count],
-            "guilds": [{"id": guild.id, "unavailable": True} for guild in held],
-            "application": {"id": fake.application_id, "flags": 0},
-        })
+        await self._send(
+            ws,
+            "READY",
+            {
+                "v": 10,
+                "user": fake.bot_user,
+                "session_id": session_id,
+                "resume_gateway_url": fake.ws_url,
+                "shard": [shard_id, count],
+                "guilds": [{"id": guild.id, "unavailable": True} for guild in held],
+                "application": {"id": fake.application_id, "flags": 0},
+            },
+        )
         for guild in held:
             await self._send(ws, "GUILD_CREATE", guild.payload())
         self.sockets.append(ws)

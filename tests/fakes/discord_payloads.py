@@ -49,23 +49,42 @@ MANAGE_GUILD = 1 << 5
 ADMINISTRATOR = 1 << 3
 MODERATE_MEMBERS = 1 << 40
 BOT_PERMISSIONS = (
-    VIEW_CHANNEL | SEND_MESSAGES | MANAGE_MESSAGES | EMBED_LINKS | ATTACH_FILES
-    | READ_MESSAGE_HISTORY | MODERATE_MEMBERS
+    VIEW_CHANNEL
+    | SEND_MESSAGES
+    | MANAGE_MESSAGES
+    | EMBED_LINKS
+    | ATTACH_FILES
+    | READ_MESSAGE_HISTORY
+    | MODERATE_MEMBERS
 )
-MEMBER_PERMISSIONS = VIEW_CHANNEL | SEND_MESSAGES | READ_MESSAGE_HISTORY | ATTACH_FILES | EMBED_LINKS
+MEMBER_PERMISSIONS = (
+    VIEW_CHANNEL | SEND_MESSAGES | READ_MESSAGE_HISTORY | ATTACH_FILES | EMBED_LINKS
+)
 
 
 def user(user_id: str, name: str, *, bot: bool = False) -> JSON:
     return {
-        "id": user_id, "username": name, "global_name": name, "discriminator": "0",
-        "avatar": None, "bot": bot, "public_flags": 0,
+        "id": user_id,
+        "username": name,
+        "global_name": name,
+        "discriminator": "0",
+        "avatar": None,
+        "bot": bot,
+        "public_flags": 0,
     }
 
 
 def member(user_payload: JSON, roles: list[str], *, permissions: int | None = None) -> JSON:
     data: JSON = {
-        "user": user_payload, "roles": list(roles), "nick": None, "avatar": None,
-        "joined_at": now_iso(), "deaf": False, "mute": False, "flags": 0, "pending": False,
+        "user": user_payload,
+        "roles": list(roles),
+        "nick": None,
+        "avatar": None,
+        "joined_at": now_iso(),
+        "deaf": False,
+        "mute": False,
+        "flags": 0,
+        "pending": False,
     }
     if permissions is not None:  # interactions carry the member's computed permissions
         data["permissions"] = str(permissions)
@@ -74,8 +93,15 @@ def member(user_payload: JSON, roles: list[str], *, permissions: int | None = No
 
 def role(role_id: str, name: str, permissions: int, position: int = 1) -> JSON:
     return {
-        "id": role_id, "name": name, "permissions": str(permissions), "position": position,
-        "color": 0, "hoist": False, "managed": False, "mentionable": False, "flags": 0,
+        "id": role_id,
+        "name": name,
+        "permissions": str(permissions),
+        "position": position,
+        "color": 0,
+        "hoist": False,
+        "managed": False,
+        "mentionable": False,
+        "flags": 0,
     }
 
 
@@ -84,36 +110,73 @@ def overwrite(target_id: str, *, allow: int = 0, deny: int = 0, member: bool = F
 
 
 def text_channel(
-    channel_id: str, guild_id: str, name: str, position: int = 0,
+    channel_id: str,
+    guild_id: str,
+    name: str,
+    position: int = 0,
     overwrites: list[JSON] | None = None,
 ) -> JSON:
     return {
-        "id": channel_id, "guild_id": guild_id, "type": 0, "name": name, "position": position,
-        "permission_overwrites": overwrites or [], "nsfw": False, "topic": None,
-        "last_message_id": None, "rate_limit_per_user": 0, "parent_id": None,
+        "id": channel_id,
+        "guild_id": guild_id,
+        "type": 0,
+        "name": name,
+        "position": position,
+        "permission_overwrites": overwrites or [],
+        "nsfw": False,
+        "topic": None,
+        "last_message_id": None,
+        "rate_limit_per_user": 0,
+        "parent_id": None,
     }
 
 
 def attachment(attachment_id: str, filename: str, url: str, size: int, content_type: str) -> JSON:
     return {
-        "id": attachment_id, "filename": filename, "size": size, "url": url, "proxy_url": url,
-        "content_type": content_type, "width": 64, "height": 64,
+        "id": attachment_id,
+        "filename": filename,
+        "size": size,
+        "url": url,
+        "proxy_url": url,
+        "content_type": content_type,
+        "width": 64,
+        "height": 64,
     }
 
 
 def message(
-    *, message_id: str, channel_id: str, guild_id: str | None, author: JSON,
-    member_payload: JSON | None = None, content: str = "",
-    attachments: list[JSON] | None = None, embeds: list[JSON] | None = None,
-    components: list[JSON] | None = None, referenced: JSON | None = None,
-    edited: bool = False, flags: int = 0, application_id: str | None = None,
+    *,
+    message_id: str,
+    channel_id: str,
+    guild_id: str | None,
+    author: JSON,
+    member_payload: JSON | None = None,
+    content: str = "",
+    attachments: list[JSON] | None = None,
+    embeds: list[JSON] | None = None,
+    components: list[JSON] | None = None,
+    referenced: JSON | None = None,
+    edited: bool = False,
+    flags: int = 0,
+    application_id: str | None = None,
 ) -> JSON:
     data: JSON = {
-        "id": message_id, "channel_id": channel_id, "author": author, "content": content,
-        "timestamp": now_iso(), "edited_timestamp": now_iso() if edited else None,
-        "tts": False, "mention_everyone": False, "mentions": [], "mention_roles": [],
-        "attachments": attachments or [], "embeds": embeds or [], "components": components or [],
-        "pinned": False, "type": 19 if referenced else 0, "flags": flags,
+        "id": message_id,
+        "channel_id": channel_id,
+        "author": author,
+        "content": content,
+        "timestamp": now_iso(),
+        "edited_timestamp": now_iso() if edited else None,
+        "tts": False,
+        "mention_everyone": False,
+        "mentions": [],
+        "mention_roles": [],
+        "attachments": attachments or [],
+        "embeds": embeds or [],
+        "components": components or [],
+        "pinned": False,
+        "type": 19 if referenced else 0,
+        "flags": flags,
     }
     if guild_id is not None:
         data["guild_id"] = guild_id
@@ -122,7 +185,9 @@ def message(
         data["member"] = {k: v for k, v in member_payload.items() if k != "user"}
     if referenced is not None:
         data["message_reference"] = {
-            "type": 0, "message_id": referenced["id"], "channel_id": referenced["channel_id"],
+            "type": 0,
+            "message_id": referenced["id"],
+            "channel_id": referenced["channel_id"],
             "guild_id": guild_id,
         }
         data["referenced_message"] = referenced
@@ -132,18 +197,41 @@ def message(
 
 
 def interaction(
-    *, interaction_id: str, application_id: str, kind: int, token: str, guild_id: str,
-    channel: JSON, member_payload: JSON, data: JSON | None, message_payload: JSON | None = None,
-    locale: str = "en-US", guild_locale: str = "en-US", app_permissions: int = BOT_PERMISSIONS,
+    *,
+    interaction_id: str,
+    application_id: str,
+    kind: int,
+    token: str,
+    guild_id: str,
+    channel: JSON,
+    member_payload: JSON,
+    data: JSON | None,
+    message_payload: JSON | None = None,
+    locale: str = "en-US",
+    guild_locale: str = "en-US",
+    app_permissions: int = BOT_PERMISSIONS,
 ) -> JSON:
     payload: JSON = {
-        "id": interaction_id, "application_id": application_id, "type": kind, "token": token,
-        "version": 1, "guild_id": guild_id, "channel_id": channel["id"],
-        "channel": {"id": channel["id"], "type": channel["type"], "guild_id": guild_id,
-                    "name": channel.get("name", "")},
-        "member": member_payload, "locale": locale, "guild_locale": guild_locale,
-        "app_permissions": str(app_permissions), "entitlements": [],
-        "authorizing_integration_owners": {"0": guild_id}, "context": 0,
+        "id": interaction_id,
+        "application_id": application_id,
+        "type": kind,
+        "token": token,
+        "version": 1,
+        "guild_id": guild_id,
+        "channel_id": channel["id"],
+        "channel": {
+            "id": channel["id"],
+            "type": channel["type"],
+            "guild_id": guild_id,
+            "name": channel.get("name", ""),
+        },
+        "member": member_payload,
+        "locale": locale,
+        "guild_locale": guild_locale,
+        "app_permissions": str(app_permissions),
+        "entitlements": [],
+        "authorizing_integration_owners": {"0": guild_id},
+        "context": 0,
         "attachment_size_limit": 25 * 1024 * 1024,
     }
     if data is not None:
@@ -154,20 +242,38 @@ def interaction(
 
 
 def dm_interaction(
-    *, interaction_id: str, application_id: str, kind: int, token: str, dm_channel: JSON,
-    user_payload: JSON, data: JSON | None, message_payload: JSON | None = None,
+    *,
+    interaction_id: str,
+    application_id: str,
+    kind: int,
+    token: str,
+    dm_channel: JSON,
+    user_payload: JSON,
+    data: JSON | None,
+    message_payload: JSON | None = None,
     locale: str = "en-US",
 ) -> JSON:
     """An interaction in the bot's DM with a person (a button on a DM the bot sent): no
     guild_id, no member, the `user` itself, a channel of type 1 and context 1 (BOT_DM)."""
     payload: JSON = {
-        "id": interaction_id, "application_id": application_id, "type": kind, "token": token,
-        "version": 1, "channel_id": dm_channel["id"],
-        "channel": {"id": dm_channel["id"], "type": 1,
-                    "recipients": dm_channel.get("recipients", [])},
-        "user": user_payload, "locale": locale, "app_permissions": str(BOT_PERMISSIONS),
-        "entitlements": [], "authorizing_integration_owners": {"0": user_payload["id"]},
-        "context": 1, "attachment_size_limit": 25 * 1024 * 1024,
+        "id": interaction_id,
+        "application_id": application_id,
+        "type": kind,
+        "token": token,
+        "version": 1,
+        "channel_id": dm_channel["id"],
+        "channel": {
+            "id": dm_channel["id"],
+            "type": 1,
+            "recipients": dm_channel.get("recipients", []),
+        },
+        "user": user_payload,
+        "locale": locale,
+        "app_permissions": str(BOT_PERMISSIONS),
+        "entitlements": [],
+        "authorizing_integration_owners": {"0": user_payload["id"]},
+        "context": 1,
+        "attachment_size_limit": 25 * 1024 * 1024,
     }
     if data is not None:
         payload["data"] = data
@@ -208,12 +314,22 @@ def modal_submission(shown: list[JSON], values: dict[str, Any]) -> list[JSON]:
     submitted: list[JSON] = []
     for component in shown:
         if component["type"] == 1:
-            submitted.append({"type": 1, "components": [
-                _filled(child, values) for child in component["components"]]})
+            submitted.append(
+                {
+                    "type": 1,
+                    "components": [_filled(child, values) for child in component["components"]],
+                }
+            )
         elif component["type"] == 18:
-            submitted.append({"type": 18, **_id_of(component),
-                              "component": _filled(component["component"], values)})
+            submitted.append(
+                {
+                    "type": 18,
+                    **_id_of(component),
+                    "component": _filled(component["component"], values),
+                }
+            )
         elif component["type"] == 10:
-            submitted.append({"type": 10, **_id_of(component),
-                              "content": component.get("content", "")})
+            submitted.append(
+                {"type": 10, **_id_of(component), "content": component.get("content", "")}
+            )
     return submitted

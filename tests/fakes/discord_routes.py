@@ -24,6 +24,7 @@ def _route(method: str, pattern: str) -> Callable[[Handler], Handler]:
     def register(handler: Handler) -> Handler:
         _ROUTES.append((method, re.compile(pattern), handler))
         return handler
+
     return register
 
 
@@ -48,8 +49,16 @@ def _guild_of_channel(fake: FakeDiscord, channel_id: str) -> str | None:
 
 @_route("GET", r"/gateway/bot")
 def _gateway(fake: FakeDiscord, call: Call, m: re.Match[str]) -> tuple[int, Any]:
-    return 200, {"url": fake.ws_url, "shards": fake.shard_count, "session_start_limit": {
-        "total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1}}
+    return 200, {
+        "url": fake.ws_url,
+        "shards": fake.shard_count,
+        "session_start_limit": {
+            "total": 1000,
+            "remaining": 999,
+            "reset_after": 0,
+            "max_concurrency": 1,
+        },
+    }
 
 
 @_route("GET", r"/users/@me")
@@ -60,9 +69,17 @@ def _me(fake: FakeDiscord, call: Call, m: re.Match[str]) -> tuple[int, Any]:
 @_route("GET", r"/oauth2/applications/@me")
 def _application(fake: FakeDiscord, call: Call, m: re.Match[str]) -> tuple[int, Any]:
     return 200, {
-        "id": fake.application_id, "name": "Veille", "icon": None, "description": "",
-        "bot_public": False, "bot_require_code_grant": False, "owner": fake.owner,
-        "verify_key": "0" * 64, "flags": 0, "summary": "", "team": None,
+        "id": fake.application_id,
+        "name": "Veille",
+        "icon": None,
+        "description": "",
+        "bot_public": False,
+        "bot_require_code_grant": False,
+        "owner": fake.owner,
+        "verify_key": "0" * 64,
+        "flags": 0,
+        "summary": "",
+        "team": None,
     }
 
 
@@ -71,12 +88,18 @@ def _application(fake: FakeDiscord, call: Call, m: re.Match[str]) -> tuple[int, 
 def _sync(fake: FakeDiscord, call: Call, m: re.Match[str]) -> tuple[int, Any]:
     scope = m.group(2) if m.lastindex and m.lastindex >= 2 else "global"
     commands = [
-        {**command, "id": p.snowflake(), "application_id": fake.application_id,
-         "version": p.snowflake(), "type": command.get("type", 1),
-         "default_member_permissions": command.get("default_member_permissions"),
-         "description": command.get("description", ""),
-         "dm_permission": command.get("dm_permission", True), "nsfw": command.get("nsfw", False),
-         **({"guild_id": scope} if scope != "global" else {})}
+        {
+            **command,
+            "id": p.snowflake(),
+            "application_id": fake.application_id,
+            "version": p.snowflake(),
+            "type": command.get("type", 1),
+            "default_member_permissions": command.get("default_member_permissions"),
+            "description": command.get("description", ""),
+            "dm_permission": command.get("dm_permission", True),
+            "nsfw": command.get("nsfw", False),
+            **({"guild_id": scope} if scope != "global" else {}),
+        }
         for command in call.body or []
     ]
     fake.commands[scope] = commands
@@ -88,17 +111,26 @@ def _commands(fake: FakeDiscord, call: Call, m: re.Match[str]) -> tuple[int, Any
     return 200, fake.commands.get("global", [])
 
 
-def _new_message(fake: FakeDiscord, channel_id: str, call: Call, *, author: JSON | None = None,
-                 webhook: bool = False) -> JSON:
+def _new_message(
+    fake: FakeDiscord,
+    channel_id: str,
+    call: Call,
+    *,
+    author: JSON | None = None,
+    webhook: bool = False,
+) -> JSON:
     body = call.body or {}
-    attachments = [
-        fake.host_file(name, data) for name, data in call.files
-    ]
+    attachments = [fake.host_file(name, data) for name, data in call.files]
     message = p.message(
-        message_id=p.snowflake(), channel_id=channel_id,
-        guild_id=_guild_of_channel(fake, channel_id), author=author or fake.bot_user,
-        content=body.get("content") or "", attachments=attachments, embeds=body.get("embeds"),
-        components=body.get("components"), flags=body.get("flags", 0),
+        message_id=p.snowflake(),
+        channel_id=channel_id,
+        guild_id=_guild_of_channel(fake, channel_id),
+        author=author or fake.bot_user,
+        content=body.get("content") or "",
+        attachments=attachments,
+        embeds=body.get("embeds"),
+        components=body.get("components"),
+        flags=body.get("flags", 0),
         application_id=fake.application_id if webhook else None,
     )
     if webhook:
@@ -161,10 +193,15 @@ def _delete_message(fake: FakeDiscord, call: Call, m: re.Match[str]) -> tuple[in
 @_route("POST", r"/users/@me/channels")
 def _open_dm(fake: FakeDiscord, call: Call, m: re.Match[str]) -> tuple[int, Any]:
     recipient = str((call.body or {})["recipient_id"])
-    channel = fake.dm_channels.setdefault(recipient, {
-        "id": p.snowflake(), "type": 1, "last_message_id": None,
-        "recipients": [p.user(recipient, f"user-{recipient}")],
-    })
+    channel = fake.dm_channels.setdefault(
+        recipient,
+        {
+            "id": p.snowflake(),
+            "type": 1,
+            "last_message_id": None,
+            "recipients": [p.user(recipient, f"user-{recipient}")],
+        },
+    )
     return 200, channel
 
 
@@ -209,17 +246,23 @@ def _callback(fake: FakeDiscord, call: Call, m: re.Match[str]) -> tuple[int, Any
     body = call.body or {}
     kind = body.get("type")
     data = body.get("data") or {}
-    interaction: JSON = {"id": m.group(1), "type": origin["type"],
-                         "response_message_loading": kind == 5,
-                         "response_message_ephemeral": bool(data.get("flags", 0) & 64)}
+    interaction: JSON = {
+        "id": m.group(1),
+        "type": origin["type"],
+        "response_message_loading": kind == 5,
+        "response_message_ephemeral": bool(data.get("flags", 0) & 64),
+    }
     answer: JSON = {"interaction": interaction}
     message: JSON | None = None
     inner = dataclasses.replace(call, body=data)  # the message fields sit under "data"
     if kind == 4:
         message = _new_message(fake, origin["channel_id"], inner, webhook=True)
         message["interaction_metadata"] = {
-            "id": origin["id"], "type": origin["type"], "user": _who(origin),
-            "authorizing_integration_owners": {}}
+            "id": origin["id"],
+            "type": origin["type"],
+            "user": _who(origin),
+            "authorizing_integration_owners": {},
+        }
     elif kind == 7 and "message" in origin:
         status, message = _apply_edit(fake, origin["message"]["id"], inner)
         if status != 200:

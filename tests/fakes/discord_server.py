@@ -67,15 +67,34 @@ class FakeGuild:
 
     def payload(self) -> JSON:
         return {
-            "id": self.id, "name": self.name, "icon": None, "owner_id": self.owner_id,
-            "roles": list(self.roles.values()), "channels": list(self.channels.values()),
-            "members": list(self.members.values()), "member_count": len(self.members),
-            "features": [], "emojis": [], "stickers": [], "threads": [], "voice_states": [],
-            "presences": [], "stage_instances": [], "guild_scheduled_events": [],
-            "unavailable": False, "large": False, "preferred_locale": self.locale,
-            "verification_level": 0, "default_message_notifications": 0,
-            "explicit_content_filter": 0, "mfa_level": 0, "nsfw_level": 0, "premium_tier": 0,
-            "system_channel_flags": 0, "afk_timeout": 300, "joined_at": p.now_iso(),
+            "id": self.id,
+            "name": self.name,
+            "icon": None,
+            "owner_id": self.owner_id,
+            "roles": list(self.roles.values()),
+            "channels": list(self.channels.values()),
+            "members": list(self.members.values()),
+            "member_count": len(self.members),
+            "features": [],
+            "emojis": [],
+            "stickers": [],
+            "threads": [],
+            "voice_states": [],
+            "presences": [],
+            "stage_instances": [],
+            "guild_scheduled_events": [],
+            "unavailable": False,
+            "large": False,
+            "preferred_locale": self.locale,
+            "verification_level": 0,
+            "default_message_notifications": 0,
+            "explicit_content_filter": 0,
+            "mfa_level": 0,
+            "nsfw_level": 0,
+            "premium_tier": 0,
+            "system_channel_flags": 0,
+            "afk_timeout": 300,
+            "joined_at": p.now_iso(),
         }
 
 
@@ -161,12 +180,16 @@ class FakeDiscord:
         self.guilds[guild.id] = guild
         return guild
 
-    def add_role(self, guild: FakeGuild, name: str, permissions: int = 0, position: int = 1) -> JSON:
+    def add_role(
+        self, guild: FakeGuild, name: str, permissions: int = 0, position: int = 1
+    ) -> JSON:
         data = p.role(p.snowflake(), name, permissions, position)
         guild.roles[data["id"]] = data
         return data
 
-    def add_channel(self, guild: FakeGuild, name: str, overwrites: list[JSON] | None = None) -> JSON:
+    def add_channel(
+        self, guild: FakeGuild, name: str, overwrites: list[JSON] | None = None
+    ) -> JSON:
         data = p.text_channel(p.snowflake(), guild.id, name, len(guild.channels), overwrites)
         guild.channels[data["id"]] = data
         return data
@@ -190,7 +213,9 @@ class FakeDiscord:
     def host_file(self, filename: str, data: bytes, content_type: str | None = None) -> JSON:
         """An attachment payload whose URL this fake serves (Discord's CDN); the content type is
         guessed from the file name, as Discord does."""
-        content_type = content_type or mimetypes.guess_type(filename)[0] or "application/octet-stream"
+        content_type = (
+            content_type or mimetypes.guess_type(filename)[0] or "application/octet-stream"
+        )
         attachment_id = p.snowflake()
         path = f"/cdn/attachments/{attachment_id}/{filename}"
         self.blobs[path] = (data, content_type)
@@ -200,39 +225,81 @@ class FakeDiscord:
     # --- what users do -----------------------------------------------------------------
 
     async def post_message(
-        self, guild: FakeGuild, channel: JSON, author: JSON, content: str = "", *,
-        files: list[tuple[str, bytes]] | None = None, embeds: list[JSON] | None = None,
+        self,
+        guild: FakeGuild,
+        channel: JSON,
+        author: JSON,
+        content: str = "",
+        *,
+        files: list[tuple[str, bytes]] | None = None,
+        embeds: list[JSON] | None = None,
         reply_to: JSON | None = None,
     ) -> JSON:
         """A member posts a message: stored, then MESSAGE_CREATE on the gateway."""
         attachments = [self.host_file(name, data) for name, data in files or []]
         message = p.message(
-            message_id=p.snowflake(), channel_id=channel["id"], guild_id=guild.id,
-            author=author["user"], member_payload=author, content=content,
-            attachments=attachments, embeds=embeds, referenced=reply_to,
+            message_id=p.snowflake(),
+            channel_id=channel["id"],
+            guild_id=guild.id,
+            author=author["user"],
+            member_payload=author,
+            content=content,
+            attachments=attachments,
+            embeds=embeds,
+            referenced=reply_to,
         )
         self.messages[message["id"]] = message
         await self.dispatch("MESSAGE_CREATE", message)
         return message
 
-    async def forward_message(self, guild: FakeGuild, channel: JSON, author: JSON,
-                              original: JSON) -> JSON:
+    async def forward_message(
+        self, guild: FakeGuild, channel: JSON, author: JSON, original: JSON
+    ) -> JSON:
         """A member forwards `original` into `channel`: Discord sends an empty message whose
         reference has type 1 (FORWARD) and whose `message_snapshots` carry the content."""
-        message = p.message(message_id=p.snowflake(), channel_id=channel["id"], guild_id=guild.id,
-                            author=author["user"], member_payload=author)
-        message["message_reference"] = {"type": 1, "message_id": original["id"],
-                                        "channel_id": original["channel_id"], "guild_id": guild.id}
-        message["message_snapshots"] = [{"message": {
-            key: original.get(key) for key in ("type", "content", "embeds", "attachments",
-                                                "timestamp", "edited_timestamp", "flags",
-                                                "mentions", "mention_roles", "components")}}]
+        message = p.message(
+            message_id=p.snowflake(),
+            channel_id=channel["id"],
+            guild_id=guild.id,
+            author=author["user"],
+            member_payload=author,
+        )
+        message["message_reference"] = {
+            "type": 1,
+            "message_id": original["id"],
+            "channel_id": original["channel_id"],
+            "guild_id": guild.id,
+        }
+        message["message_snapshots"] = [
+            {
+                "message": {
+                    key: original.get(key)
+                    for key in (
+                        "type",
+                        "content",
+                        "embeds",
+                        "attachments",
+                        "timestamp",
+                        "edited_timestamp",
+                        "flags",
+                        "mentions",
+                        "mention_roles",
+                        "components",
+                    )
+                }
+            }
+        ]
         self.messages[message["id"]] = message
         await self.dispatch("MESSAGE_CREATE", message)
         return message
 
-    async def edit_message(self, message: JSON, *, content: str | None = None,
-                           files: list[tuple[str, bytes]] | None = None) -> JSON:
+    async def edit_message(
+        self,
+        message: JSON,
+        *,
+        content: str | None = None,
+        files: list[tuple[str, bytes]] | None = None,
+    ) -> JSON:
         """The author edits a message (e.g. adds an image): MESSAGE_UPDATE with the full message."""
         updated = dict(message)
         if content is not None:
@@ -247,89 +314,175 @@ class FakeDiscord:
         return updated
 
     async def interact(
-        self, guild: FakeGuild, channel: JSON, member_payload: JSON, kind: int, data: JSON | None,
-        *, message: JSON | None = None, locale: str = "en-US",
+        self,
+        guild: FakeGuild,
+        channel: JSON,
+        member_payload: JSON,
+        kind: int,
+        data: JSON | None,
+        *,
+        message: JSON | None = None,
+        locale: str = "en-US",
     ) -> FakeInteraction:
         """INTERACTION_CREATE of `kind` (2 command, 3 component, 5 modal submit)."""
         payload = p.interaction(
-            interaction_id=p.snowflake(), application_id=self.application_id, kind=kind,
-            token=f"itoken-{p.snowflake()}", guild_id=guild.id, channel=channel,
-            member_payload={**member_payload, "permissions": str(self.permissions(guild, member_payload))},
-            data=data, message_payload=message, locale=locale, guild_locale=guild.locale,
+            interaction_id=p.snowflake(),
+            application_id=self.application_id,
+            kind=kind,
+            token=f"itoken-{p.snowflake()}",
+            guild_id=guild.id,
+            channel=channel,
+            member_payload={
+                **member_payload,
+                "permissions": str(self.permissions(guild, member_payload)),
+            },
+            data=data,
+            message_payload=message,
+            locale=locale,
+            guild_locale=guild.locale,
         )
         self.interactions[payload["id"]] = payload
         await self.dispatch("INTERACTION_CREATE", payload)
         return FakeInteraction(payload)
 
-    async def click(self, guild: FakeGuild, channel: JSON, member_payload: JSON, message: JSON,
-                    custom_id: str, *, locale: str = "en-US") -> FakeInteraction:
+    async def click(
+        self,
+        guild: FakeGuild,
+        channel: JSON,
+        member_payload: JSON,
+        message: JSON,
+        custom_id: str,
+        *,
+        locale: str = "en-US",
+    ) -> FakeInteraction:
         data = {"custom_id": custom_id, "component_type": 2}
-        return await self.interact(guild, channel, member_payload, 3, data, message=message,
-                                   locale=locale)
+        return await self.interact(
+            guild, channel, member_payload, 3, data, message=message, locale=locale
+        )
 
-    async def select(self, guild: FakeGuild, channel: JSON, member_payload: JSON, message: JSON,
-                     custom_id: str, component_type: int, values: list[str]) -> FakeInteraction:
+    async def select(
+        self,
+        guild: FakeGuild,
+        channel: JSON,
+        member_payload: JSON,
+        message: JSON,
+        custom_id: str,
+        component_type: int,
+        values: list[str],
+    ) -> FakeInteraction:
         """A select menu choice; role (6) and channel (8) selects carry Discord's `resolved`."""
         data: JSON = {"custom_id": custom_id, "component_type": component_type, "values": values}
         if component_type == 6:
             data["resolved"] = {"roles": {v: guild.roles[v] for v in values}}
         elif component_type == 8:
-            data["resolved"] = {"channels": {v: {
-                "id": v, "name": guild.channels[v]["name"], "type": guild.channels[v]["type"],
-                "parent_id": None, "permissions": str(self.permissions(guild, member_payload)),
-            } for v in values}}
+            data["resolved"] = {
+                "channels": {
+                    v: {
+                        "id": v,
+                        "name": guild.channels[v]["name"],
+                        "type": guild.channels[v]["type"],
+                        "parent_id": None,
+                        "permissions": str(self.permissions(guild, member_payload)),
+                    }
+                    for v in values
+                }
+            }
         return await self.interact(guild, channel, member_payload, 3, data, message=message)
 
-    async def slash(self, guild: FakeGuild, channel: JSON, member_payload: JSON, name: str,
-                    options: list[JSON] | None = None, *, resolved: JSON | None = None,
-                    command_type: int = 1, target_id: str | None = None,
-                    locale: str = "en-US") -> FakeInteraction:
+    async def slash(
+        self,
+        guild: FakeGuild,
+        channel: JSON,
+        member_payload: JSON,
+        name: str,
+        options: list[JSON] | None = None,
+        *,
+        resolved: JSON | None = None,
+        command_type: int = 1,
+        target_id: str | None = None,
+        locale: str = "en-US",
+    ) -> FakeInteraction:
         registered = self.find_command(name, command_type)
-        data: JSON = {"id": registered["id"], "name": name, "type": command_type,
-                      "options": options or []}
+        data: JSON = {
+            "id": registered["id"],
+            "name": name,
+            "type": command_type,
+            "options": options or [],
+        }
         if resolved is not None:
             data["resolved"] = resolved
         if target_id is not None:
             data["target_id"] = target_id
         return await self.interact(guild, channel, member_payload, 2, data, locale=locale)
 
-    async def submit_modal(self, guild: FakeGuild | None, channel: JSON, member_payload: JSON,
-                           custom_id: str, values: dict[str, Any], *, modal: JSON | None = None,
-                           locale: str = "en-US") -> FakeInteraction:
+    async def submit_modal(
+        self,
+        guild: FakeGuild | None,
+        channel: JSON,
+        member_payload: JSON,
+        custom_id: str,
+        values: dict[str, Any],
+        *,
+        modal: JSON | None = None,
+        locale: str = "en-US",
+    ) -> FakeInteraction:
         """MODAL_SUBMIT. With `modal` (the data of the bot's type-9 answer) the submission has
         that modal's layout (labels holding selects, text inputs, checkboxes); without it, one
         action row per text input. `guild=None`: a modal opened from a DM."""
         if modal is not None:
             components = p.modal_submission(modal["components"], values)
         else:
-            components = [{"type": 1, "components": [{"type": 4, "custom_id": key, "value": value}]}
-                          for key, value in values.items()]
+            components = [
+                {"type": 1, "components": [{"type": 4, "custom_id": key, "value": value}]}
+                for key, value in values.items()
+            ]
         data = {"custom_id": custom_id, "components": components}
         if guild is None:
             return await self.interact_dm(member_payload, 5, data, locale=locale)
         return await self.interact(guild, channel, member_payload, 5, data, locale=locale)
 
-    async def interact_dm(self, member_payload: JSON, kind: int, data: JSON | None, *,
-                          message: JSON | None = None, locale: str = "en-US") -> FakeInteraction:
+    async def interact_dm(
+        self,
+        member_payload: JSON,
+        kind: int,
+        data: JSON | None,
+        *,
+        message: JSON | None = None,
+        locale: str = "en-US",
+    ) -> FakeInteraction:
         """An interaction in the bot's DM with this person (their DM channel is opened if the
         bot never did): no guild, the user instead of a member."""
         person = member_payload.get("user", member_payload)
-        dm = self.dm_channels.setdefault(person["id"], {
-            "id": p.snowflake(), "type": 1, "last_message_id": None, "recipients": [person]})
+        dm = self.dm_channels.setdefault(
+            person["id"],
+            {"id": p.snowflake(), "type": 1, "last_message_id": None, "recipients": [person]},
+        )
         payload = p.dm_interaction(
-            interaction_id=p.snowflake(), application_id=self.application_id, kind=kind,
-            token=f"itoken-{p.snowflake()}", dm_channel=dm, user_payload=person, data=data,
-            message_payload=message, locale=locale)
+            interaction_id=p.snowflake(),
+            application_id=self.application_id,
+            kind=kind,
+            token=f"itoken-{p.snowflake()}",
+            dm_channel=dm,
+            user_payload=person,
+            data=data,
+            message_payload=message,
+            locale=locale,
+        )
         self.interactions[payload["id"]] = payload
         await self.dispatch("INTERACTION_CREATE", payload)
         return FakeInteraction(payload)
 
-    async def click_dm(self, member_payload: JSON, message: JSON, custom_id: str, *,
-                       locale: str = "en-US") -> FakeInteraction:
+    async def click_dm(
+        self, member_payload: JSON, message: JSON, custom_id: str, *, locale: str = "en-US"
+    ) -> FakeInteraction:
         """The person presses a button on a DM the bot sent them."""
-        return await self.interact_dm(member_payload, 3, {"custom_id": custom_id,
-                                                          "component_type": 2},
-                                      message=message, locale=locale)
+        return await self.interact_dm(
+            member_payload,
+            3,
+            {"custom_id": custom_id, "component_type": 2},
+            message=message,
+            locale=locale,
+        )
 
     def find_command(self, name: str, command_type: int = 1) -> JSON:
         for commands in self.commands.values():
@@ -343,6 +496,7 @@ class FakeDiscord:
     async def wait_for(self, predicate: Callable[[], Any], within: float = 15.0) -> Any:
         """Wait until `predicate()` is truthy. It is re-checked after every REST call and gateway
         message, and every 50 ms for state outside the fake (the bot's database)."""
+
         async def _wait() -> Any:
             async with self._changed:
                 while not (result := predicate()):
@@ -351,15 +505,20 @@ class FakeDiscord:
                     except TimeoutError:
                         pass
                 return result
+
         return await asyncio.wait_for(_wait(), within)
 
     def find_calls(self, method: str, pattern: str) -> list[Call]:
         regex = re.compile(pattern)
-        return [c for c in self.calls if c.method == method and regex.fullmatch(c.path)
-                and 200 <= c.status < 300]
+        return [
+            c
+            for c in self.calls
+            if c.method == method and regex.fullmatch(c.path) and 200 <= c.status < 300
+        ]
 
-    async def wait_call(self, method: str, pattern: str, *, count: int = 1,
-                        within: float = 15.0) -> Call:
+    async def wait_call(
+        self, method: str, pattern: str, *, count: int = 1, within: float = 15.0
+    ) -> Call:
         """The `count`-th successful call matching `method` and the `pattern` (full match)."""
         calls = await self.wait_for(
             lambda: (found := self.find_calls(method, pattern)) and len(found) >= count and found,
@@ -367,10 +526,18 @@ class FakeDiscord:
         )
         return calls[count - 1]
 
-    def rate_limit(self, method: str, pattern: str, *, times: int = 1,
-                   retry_after: float = 0.05, is_global: bool = False) -> None:
-        self.rate_limits.append(RateLimitRule(method, re.compile(pattern), times, retry_after,
-                                              is_global))
+    def rate_limit(
+        self,
+        method: str,
+        pattern: str,
+        *,
+        times: int = 1,
+        retry_after: float = 0.05,
+        is_global: bool = False,
+    ) -> None:
+        self.rate_limits.append(
+            RateLimitRule(method, re.compile(pattern), times, retry_after, is_global)
+        )
 
     async def _notify(self) -> None:
         async with self._changed:
@@ -432,15 +599,25 @@ class FakeDiscord:
         elif request.can_read_body:
             raw = await request.read()
             body = json.loads(raw) if raw else None
-        return Call(request.method, request.path[len(API):], dict(request.query), body, files,
-                    dict(request.headers))
+        return Call(
+            request.method,
+            request.path[len(API) :],
+            dict(request.query),
+            body,
+            files,
+            dict(request.headers),
+        )
 
     async def _answer(self, call: Call, status: int, body: Any) -> web.Response:
         call.status = status
         call.response = body
         self.calls.append(call)
-        headers = {"X-RateLimit-Limit": "5", "X-RateLimit-Remaining": "4",
-                   "X-RateLimit-Reset-After": "1.0", "X-RateLimit-Bucket": "fake-bucket"}
+        headers = {
+            "X-RateLimit-Limit": "5",
+            "X-RateLimit-Remaining": "4",
+            "X-RateLimit-Reset-After": "1.0",
+            "X-RateLimit-Bucket": "fake-bucket",
+        }
         await self._notify()
         if status == 204 or body is None:
             return web.Response(status=204, headers=headers)
@@ -451,19 +628,28 @@ class FakeDiscord:
         self.calls.append(call)
         await self._notify()
         headers = {
-            "Retry-After": str(rule.retry_after), "X-RateLimit-Limit": "5",
-            "X-RateLimit-Remaining": "0", "X-RateLimit-Reset-After": str(rule.retry_after),
-            "X-RateLimit-Bucket": "fake-bucket", "X-RateLimit-Scope": "user",
+            "Retry-After": str(rule.retry_after),
+            "X-RateLimit-Limit": "5",
+            "X-RateLimit-Remaining": "0",
+            "X-RateLimit-Reset-After": str(rule.retry_after),
+            "X-RateLimit-Bucket": "fake-bucket",
+            "X-RateLimit-Scope": "user",
             "Via": "1.1 google",  # discord.py treats a 429 without Via as a Cloudflare ban
         }
         if rule.is_global:
             headers["X-RateLimit-Global"] = "true"
-        body = {"message": "You are being rate limited.", "retry_after": rule.retry_after,
-                "global": rule.is_global}
+        body = {
+            "message": "You are being rate limited.",
+            "retry_after": rule.retry_after,
+            "global": rule.is_global,
+        }
         return _json(body, 429, headers)
 
 
 def _json(body: Any, status: int, headers: dict[str, str]) -> web.Response:
     """Exactly `application/json`, as Discord sends it: discord.py compares the header verbatim."""
-    return web.Response(body=json.dumps(body).encode(), status=status,
-                        headers={**headers, "Content-Type": "application/json"})
+    return web.Response(
+        body=json.dumps(body).encode(),
+        status=status,
+        headers={**headers, "Content-Type": "application/json"},
+    )

@@ -83,12 +83,25 @@ class FakeSlack:
         self._codes: dict[str, str] = {}  # OAuth codes not yet exchanged -> their team
 
     # ----------------------------------------------------------------- helpers for tests
-    def add_user(self, user_id: str, *, admin: bool = False, locale: str = "en-US",
-                 is_bot: bool = False, name: str = "") -> None:
+    def add_user(
+        self,
+        user_id: str,
+        *,
+        admin: bool = False,
+        locale: str = "en-US",
+        is_bot: bool = False,
+        name: str = "",
+    ) -> None:
         self.users[user_id] = {
-            "id": user_id, "team_id": TEAM_ID, "name": name or user_id.lower(),
-            "real_name": name or user_id, "is_admin": admin, "is_owner": False,
-            "is_bot": is_bot, "locale": locale, "tz": "Europe/Paris",
+            "id": user_id,
+            "team_id": TEAM_ID,
+            "name": name or user_id.lower(),
+            "real_name": name or user_id,
+            "is_admin": admin,
+            "is_owner": False,
+            "is_bot": is_bot,
+            "locale": locale,
+            "tz": "Europe/Paris",
             "profile": {"display_name": name or user_id},
         }
 
@@ -100,11 +113,20 @@ class FakeSlack:
     def file_json(self, file: SlackFile) -> dict[str, Any]:
         url = f"{self.base_url}files-pri/{file.team}-{file.id}/{file.name}"
         shares = {"public": {file.channel: [{"ts": file.ts}]}} if file.channel else {}
-        return {"id": file.id, "name": file.name, "mimetype": file.mimetype, "size": len(file.data),
-                "url_private": url, "url_private_download": url + "?download=1",
-                "user": file.user, "shares": shares}
+        return {
+            "id": file.id,
+            "name": file.name,
+            "mimetype": file.mimetype,
+            "size": len(file.data),
+            "url_private": url,
+            "url_private_download": url + "?download=1",
+            "user": file.user,
+            "shares": shares,
+        }
 
-    def upload(self, user: str, name: str, data: bytes, *, mimetype: str = "image/jpeg") -> SlackFile:
+    def upload(
+        self, user: str, name: str, data: bytes, *, mimetype: str = "image/jpeg"
+    ) -> SlackFile:
         """A file a person uploaded through a modal's file_input (owned by them, in no channel)."""
         file = self.add_file(name, data, mimetype=mimetype)
         file.user = user
@@ -114,19 +136,28 @@ class FakeSlack:
         """Every view the app opened with views.open, parsed, oldest first."""
         return [_json(c.args["view"]) for c in self.called("views.open")]
 
-    def message_shortcut(self, user: str, channel: str, ts: str,
-                         callback_id: str = "veille_report") -> dict[str, Any]:
+    def message_shortcut(
+        self, user: str, channel: str, ts: str, callback_id: str = "veille_report"
+    ) -> dict[str, Any]:
         """The `message_action` payload Slack sends when `user` picks a message shortcut on the
         message (channel, ts): it carries the message as the channel history has it."""
-        message = {k: v for k, v in self.messages[(channel, ts)].items()
-                   if k not in ("channel", "channel_type", "blocks") and v is not None}
+        message = {
+            k: v
+            for k, v in self.messages[(channel, ts)].items()
+            if k not in ("channel", "channel_type", "blocks") and v is not None
+        }
         return {
-            "type": "message_action", "callback_id": callback_id, "token": "verification",
-            "action_ts": self.next_ts(), "trigger_id": f"trig-{self.next_ts()}",
-            "team": {"id": TEAM_ID, "domain": "veille-test"}, "api_app_id": "AVEILLE",
+            "type": "message_action",
+            "callback_id": callback_id,
+            "token": "verification",
+            "action_ts": self.next_ts(),
+            "trigger_id": f"trig-{self.next_ts()}",
+            "team": {"id": TEAM_ID, "domain": "veille-test"},
+            "api_app_id": "AVEILLE",
             "user": {"id": user, "name": user.lower(), "team_id": TEAM_ID},
             "channel": {"id": channel, "name": channel.lower()},
-            "message_ts": ts, "message": {"type": "message", **message},
+            "message_ts": ts,
+            "message": {"type": "message", **message},
             "response_url": f"{self.base_url}response",
         }
 
@@ -150,9 +181,14 @@ class FakeSlack:
         """The app is removed from `team`: its token stops working. Returns the
         `app_uninstalled` event callback Slack then sends."""
         self.team_tokens.pop(team, None)
-        return {"type": "event_callback", "team_id": team, "api_app_id": "AVEILLE",
-                "event_id": f"Ev{self.next_ts()}", "event_time": 1700000000,
-                "event": {"type": "app_uninstalled"}}
+        return {
+            "type": "event_callback",
+            "team_id": team,
+            "api_app_id": "AVEILLE",
+            "event_id": f"Ev{self.next_ts()}",
+            "event_time": 1700000000,
+            "event": {"type": "app_uninstalled"},
+        }
 
     def next_ts(self) -> str:
         return f"1700000000.{next(self._ts):06d}"
@@ -188,18 +224,24 @@ class FakeSlack:
         envelope_id = f"env-{next(self._ids)}"
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._acks[envelope_id] = future
-        await self._sockets[-1].send_json({
-            "envelope_id": envelope_id, "type": kind, "payload": payload,
-            "accepts_response_payload": kind != "events_api", "retry_attempt": 0,
-        })
+        await self._sockets[-1].send_json(
+            {
+                "envelope_id": envelope_id,
+                "type": kind,
+                "payload": payload,
+                "accepts_response_payload": kind != "events_api",
+                "retry_attempt": 0,
+            }
+        )
         return await asyncio.wait_for(future, WAIT_S)
 
     async def _socket(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse()
         await ws.prepare(request)
         self._sockets.append(ws)
-        await ws.send_json({"type": "hello", "num_connections": 1,
-                            "connection_info": {"app_id": "AVEILLE"}})
+        await ws.send_json(
+            {"type": "hello", "num_connections": 1, "connection_info": {"app_id": "AVEILLE"}}
+        )
         self._socket_ready.set()
         async for msg in ws:
             if msg.type != WSMsgType.TEXT:
@@ -228,27 +270,40 @@ class FakeSlack:
         """A code for a bot token, as oauth.v2.access does: client credentials by HTTP basic
         auth (or in the form), a code used once."""
         basic = request.headers.get("Authorization", "").removeprefix("Basic ")
-        client_id, _, secret = (base64.b64decode(basic).decode().partition(":") if basic
-                                else (args.get("client_id", ""), "", args.get("client_secret", "")))
+        client_id, _, secret = (
+            base64.b64decode(basic).decode().partition(":")
+            if basic
+            else (args.get("client_id", ""), "", args.get("client_secret", ""))
+        )
         if (client_id, secret) != (self.client_id, self.client_secret):
             return web.json_response({"ok": False, "error": "invalid_client_id"})
         team = self._codes.pop(str(args.get("code", "")), None)
         if team is None:
             return web.json_response({"ok": False, "error": "invalid_code"})
         token = self.team_tokens[team] = f"xoxb-{team}-{next(self._ids)}"
-        return web.json_response({
-            "ok": True, "app_id": "AVEILLE", "access_token": token, "token_type": "bot",
-            "scope": "chat:write,commands,files:read", "bot_user_id": BOT_USER_ID,
-            "team": {"id": team, "name": f"Team {team}"}, "enterprise": None,
-            "is_enterprise_install": False, "authed_user": {"id": "UADMIN"},
-        })
+        return web.json_response(
+            {
+                "ok": True,
+                "app_id": "AVEILLE",
+                "access_token": token,
+                "token_type": "bot",
+                "scope": "chat:write,commands,files:read",
+                "bot_user_id": BOT_USER_ID,
+                "team": {"id": team, "name": f"Team {team}"},
+                "enterprise": None,
+                "is_enterprise_install": False,
+                "authed_user": {"id": "UADMIN"},
+            }
+        )
 
     # ----------------------------------------------------------------- files
     async def _download(self, request: web.Request) -> web.Response:
         team, file_id = request.match_info["key"].split("-", 1)
         file = self.files.get(file_id)
         expected = self.token_of(team)
-        authorised = expected is not None and request.headers.get("Authorization") == f"Bearer {expected}"
+        authorised = (
+            expected is not None and request.headers.get("Authorization") == f"Bearer {expected}"
+        )
         self.downloads.append((file_id, authorised))
         if not authorised or file is None:
             # Slack answers an unauthenticated download with its sign-in page, status 200.
@@ -286,14 +341,19 @@ class FakeSlack:
             return self._oauth_v2_access(request, args)
         if method in self.html_errors:
             # A proxy in front of Slack answering in plain text: slack_sdk keeps it as a str.
-            return web.Response(text="502 Bad Gateway", status=self.html_errors[method],
-                                content_type="text/plain")
+            return web.Response(
+                text="502 Bad Gateway", status=self.html_errors[method], content_type="text/plain"
+            )
         retry_after = self.rate_limit_next.pop(method, None)
         if retry_after is not None:
-            return web.json_response({"ok": False, "error": "ratelimited"}, status=429,
-                                     headers={"Retry-After": str(int(retry_after))})
-        valid = ({self.bot_token, self.admin_token, *self.team_tokens.values()}
-                 | ({self.app_token} if method == "apps.connections.open" else set()))
+            return web.json_response(
+                {"ok": False, "error": "ratelimited"},
+                status=429,
+                headers={"Retry-After": str(int(retry_after))},
+            )
+        valid = {self.bot_token, self.admin_token, *self.team_tokens.values()} | (
+            {self.app_token} if method == "apps.connections.open" else set()
+        )
         if token not in valid:
             return web.json_response({"ok": False, "error": "invalid_auth"})
         handler = getattr(self, "_m_" + method.replace(".", "_"), None)
@@ -307,14 +367,24 @@ class FakeSlack:
 
     def _m_auth_test(self, args: dict[str, Any], token: str) -> dict[str, Any]:
         user = BOT_USER_ID if self.team_of(token) else "UADMIN"
-        return {"url": "https://veille-test.slack.com/", "team": "Veille Test", "user": "veille",
-                "team_id": self.team_of(token) or TEAM_ID, "user_id": user,
-                "bot_id": "BVEILLE" if user == BOT_USER_ID else None}
+        return {
+            "url": "https://veille-test.slack.com/",
+            "team": "Veille Test",
+            "user": "veille",
+            "team_id": self.team_of(token) or TEAM_ID,
+            "user_id": user,
+            "bot_id": "BVEILLE" if user == BOT_USER_ID else None,
+        }
 
     def _m_chat_postMessage(self, args: dict[str, Any], token: str) -> dict[str, Any]:
         ts = self.next_ts()
-        message = {"ts": ts, "text": args.get("text", ""), "blocks": _json(args.get("blocks")),
-                   "thread_ts": args.get("thread_ts"), "user": BOT_USER_ID}
+        message = {
+            "ts": ts,
+            "text": args.get("text", ""),
+            "blocks": _json(args.get("blocks")),
+            "thread_ts": args.get("thread_ts"),
+            "user": BOT_USER_ID,
+        }
         self.messages[(args["channel"], ts)] = message
         return {"channel": args["channel"], "ts": ts, "message": message}
 
@@ -349,8 +419,13 @@ class FakeSlack:
         channel = args["channel"]
         if channel not in self.channels:
             return {"error": "channel_not_found"}
-        return {"channel": {"id": channel, "name": channel.lower(),
-                            "is_member": BOT_USER_ID in self.channels[channel]}}
+        return {
+            "channel": {
+                "id": channel,
+                "name": channel.lower(),
+                "is_member": BOT_USER_ID in self.channels[channel],
+            }
+        }
 
     def _m_conversations_members(self, args: dict[str, Any], token: str) -> dict[str, Any]:
         channel = args["channel"]
@@ -362,9 +437,14 @@ class FakeSlack:
         """The thread of `ts`: its root first, then the replies within oldest..latest."""
         channel, root_ts = args["channel"], args["ts"]
         root = self.messages.get((channel, root_ts))
-        replies = [m for (c, ts), m in sorted(self.messages.items())
-                   if c == channel and ts != root_ts and m.get("thread_ts") == root_ts
-                   and _within(ts, args)]
+        replies = [
+            m
+            for (c, ts), m in sorted(self.messages.items())
+            if c == channel
+            and ts != root_ts
+            and m.get("thread_ts") == root_ts
+            and _within(ts, args)
+        ]
         return {"messages": ([root] if root else []) + replies, "has_more": False}
 
     def _m_conversations_history(self, args: dict[str, Any], token: str) -> dict[str, Any]:
@@ -372,8 +452,11 @@ class FakeSlack:
         channel = args["channel"]
         if channel in self.channels and BOT_USER_ID not in self.channels[channel]:
             return {"error": "not_in_channel"}
-        found = [m for (c, ts), m in sorted(self.messages.items(), reverse=True)
-                 if c == channel and m.get("thread_ts") in (None, ts) and _within(ts, args)]
+        found = [
+            m
+            for (c, ts), m in sorted(self.messages.items(), reverse=True)
+            if c == channel and m.get("thread_ts") in (None, ts) and _within(ts, args)
+        ]
         limit = int(args.get("limit") or 100)
         return {"messages": found[:limit], "has_more": len(found) > limit}
 
@@ -382,8 +465,12 @@ class FakeSlack:
         return {"user": user} if user else {"error": "user_not_found"}
 
     def _m_usergroups_list(self, args: dict[str, Any], token: str) -> dict[str, Any]:
-        return {"usergroups": [{"id": gid, "handle": gid.lower(), "name": gid, "users": members}
-                               for gid, members in self.usergroups.items()]}
+        return {
+            "usergroups": [
+                {"id": gid, "handle": gid.lower(), "name": gid, "users": members}
+                for gid, members in self.usergroups.items()
+            ]
+        }
 
     def _m_usergroups_users_list(self, args: dict[str, Any], token: str) -> dict[str, Any]:
         members = self.usergroups.get(args["usergroup"])

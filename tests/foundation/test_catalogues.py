@@ -30,8 +30,10 @@ LOCALES_DIR = Path(__file__).resolve().parents[2] / "bot" / "core" / "locales"
 
 def keys_of(locale: str) -> dict[str, dict[str, str]]:
     """file name -> flattened key -> text."""
-    return {path.name: _flatten(tomllib.loads(path.read_text("utf-8")))
-            for path in sorted((LOCALES_DIR / locale).glob("*.toml"))}
+    return {
+        path.name: _flatten(tomllib.loads(path.read_text("utf-8")))
+        for path in sorted((LOCALES_DIR / locale).glob("*.toml"))
+    }
 
 
 def placeholders(text: str) -> set[str]:
@@ -71,16 +73,22 @@ def test_every_key_exists_in_both_languages_with_the_same_placeholders(other: st
         en, tr = english.get(name, {}), translated.get(name, {})
         problems += [f"{name}: {key} only in en" for key in sorted(set(en) - set(tr))]
         problems += [f"{name}: {key} only in {other}" for key in sorted(set(tr) - set(en))]
-        problems += [f"{name}: {key} placeholders {placeholders(en[key])} vs {placeholders(tr[key])}"
-                     for key in sorted(set(en) & set(tr))
-                     if placeholders(en[key]) != placeholders(tr[key])]
+        problems += [
+            f"{name}: {key} placeholders {placeholders(en[key])} vs {placeholders(tr[key])}"
+            for key in sorted(set(en) & set(tr))
+            if placeholders(en[key]) != placeholders(tr[key])
+        ]
     assert problems == []
 
 
 def test_french_texts_are_not_left_in_english() -> None:
     """A French value identical to a long English sentence was copied, not translated."""
     english, french = keys_of("en"), keys_of("fr")
-    copied = [f"{name}: {key}" for name, keys in english.items() for key, text in keys.items()
-              if len(re.findall(r"[a-z]{3,}", re.sub(r"\{[^}]*\}", "", text))) >= 4
-              and french.get(name, {}).get(key) == text]
+    copied = [
+        f"{name}: {key}"
+        for name, keys in english.items()
+        for key, text in keys.items()
+        if len(re.findall(r"[a-z]{3,}", re.sub(r"\{[^}]*\}", "", text))) >= 4
+        and french.get(name, {}).get(key) == text
+    ]
     assert copied == []

@@ -13,11 +13,17 @@ from dotenv import dotenv_values
 from bot.cli import cli
 
 
-def veille(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def veille(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """The installed entry point in a subprocess: exit codes and output exactly as users see them."""
     return subprocess.run(
-        [sys.executable, "-m", "bot.cli", *args], cwd=cwd, capture_output=True, text=True,
-        env={**os.environ, **(env or {}), "COLUMNS": "200"}, timeout=120,
+        [sys.executable, "-m", "bot.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {}), "COLUMNS": "200"},
+        timeout=120,
     )
 
 
@@ -65,7 +71,9 @@ def test_init_non_interactive_writes_env_and_keeps_the_key(workdir: Path) -> Non
     assert len(values["VEILLE_SECRET_KEY"] or "") >= 32
     assert oct(env_file.stat().st_mode & 0o777) == "0o600"
     key = values["VEILLE_SECRET_KEY"]
-    again = runner.invoke(cli, ["init", "-y", "--slack-bot-token", "xoxb-1", "--slack-app-token", "xapp-1"])
+    again = runner.invoke(
+        cli, ["init", "-y", "--slack-bot-token", "xoxb-1", "--slack-app-token", "xapp-1"]
+    )
     assert again.exit_code == 0, again.output
     values = dotenv_values(env_file)
     assert values["VEILLE_SECRET_KEY"] == key  # never rotated: evidence is encrypted with it

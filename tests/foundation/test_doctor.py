@@ -22,8 +22,11 @@ def test_doctor_lists_problems_with_fixes_then_passes(workdir: Path) -> None:
 
 
 def test_doctor_reports_a_missing_clip_checkpoint(workdir: Path) -> None:
-    env = {"VEILLE_DETECTORS": "clip", "VEILLE_CLIP_PRETRAINED": str(workdir / "missing.pt"),
-           "COLUMNS": "250"}
+    env = {
+        "VEILLE_DETECTORS": "clip",
+        "VEILLE_CLIP_PRETRAINED": str(workdir / "missing.pt"),
+        "COLUMNS": "250",
+    }
     result = veille("doctor", "--offline", cwd=workdir, env=env)
     assert result.returncode == 2
     assert "VEILLE_CLIP_PRETRAINED" in result.stdout

@@ -45,8 +45,11 @@ def module_name(path: Path) -> str:
 
 
 def our_modules() -> dict[str, Path]:
-    return {module_name(path): path for package in PACKAGES
-            for path in sorted((ROOT / package).rglob("*.py"))}
+    return {
+        module_name(path): path
+        for package in PACKAGES
+        for path in sorted((ROOT / package).rglob("*.py"))
+    }
 
 
 MODULES = our_modules()
@@ -54,7 +57,8 @@ MODULES = our_modules()
 
 def _is_type_checking(test: ast.expr) -> bool:
     return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
 def _targets(node: ast.Import | ast.ImportFrom, module: str, is_package: bool) -> list[str]:
@@ -68,8 +72,10 @@ def _targets(node: ast.Import | ast.ImportFrom, module: str, is_package: bool) -
         package = package[: len(package) - (node.level - 1)]
         base = ".".join([*package, base] if base else package)
     # `from pkg import sub` imports the module pkg.sub when there is one, else a name of pkg.
-    return [f"{base}.{alias.name}" if f"{base}.{alias.name}" in MODULES else base
-            for alias in node.names]
+    return [
+        f"{base}.{alias.name}" if f"{base}.{alias.name}" in MODULES else base
+        for alias in node.names
+    ]
 
 
 def imports_of(module: str, path: Path) -> Iterator[Import]:
@@ -91,8 +97,12 @@ def imports_of(module: str, path: Path) -> Iterator[Import]:
                     children = getattr(node, field, None)
                     if isinstance(children, list):
                         statements = [c for c in children if isinstance(c, ast.stmt)]
-                        statements += [s for c in children if not isinstance(c, ast.stmt)
-                                       for s in getattr(c, "body", [])]
+                        statements += [
+                            s
+                            for c in children
+                            if not isinstance(c, ast.stmt)
+                            for s in getattr(c, "body", [])
+                        ]
                         yield from visit(statements, at_import_time)
 
     yield from visit(tree.body, True)
@@ -105,22 +115,32 @@ def _within(name: str, prefixes: tuple[str, ...]) -> bool:
     return any(name == prefix or name.startswith(prefix + ".") for prefix in prefixes)
 
 
-def _broken(importer: tuple[str, ...], forbidden: tuple[str, ...],
-            allowed: tuple[str, ...] = ()) -> list[str]:
-    return sorted({f"{MODULES[i.module].relative_to(ROOT)}:{i.line} imports {i.target}"
-                   for i in ALL_IMPORTS
-                   if _within(i.module, importer) and _within(i.target, forbidden)
-                   and not _within(i.target, allowed)})
+def _broken(
+    importer: tuple[str, ...], forbidden: tuple[str, ...], allowed: tuple[str, ...] = ()
+) -> list[str]:
+    return sorted(
+        {
+            f"{MODULES[i.module].relative_to(ROOT)}:{i.line} imports {i.target}"
+            for i in ALL_IMPORTS
+            if _within(i.module, importer)
+            and _within(i.target, forbidden)
+            and not _within(i.target, allowed)
+        }
+    )
 
 
-@pytest.mark.parametrize(("importer", "forbidden", "allowed"), [
-    pytest.param(("bot.store",), ("bot.core", "detectors"), (), id="store-below-core"),
-    pytest.param(("bot.platforms",), ("detectors",), (), id="platforms-not-detectors"),
-    pytest.param(("detectors",), ("bot",), DETECTORS_MAY_IMPORT, id="detectors-not-bot"),
-    pytest.param(("bot.core",), PLATFORM_SDKS, (), id="core-not-platform-sdks"),
-])
-def test_layer_rule(importer: tuple[str, ...], forbidden: tuple[str, ...],
-                    allowed: tuple[str, ...]) -> None:
+@pytest.mark.parametrize(
+    ("importer", "forbidden", "allowed"),
+    [
+        pytest.param(("bot.store",), ("bot.core", "detectors"), (), id="store-below-core"),
+        pytest.param(("bot.platforms",), ("detectors",), (), id="platforms-not-detectors"),
+        pytest.param(("detectors",), ("bot",), DETECTORS_MAY_IMPORT, id="detectors-not-bot"),
+        pytest.param(("bot.core",), PLATFORM_SDKS, (), id="core-not-platform-sdks"),
+    ],
+)
+def test_layer_rule(
+    importer: tuple[str, ...], forbidden: tuple[str, ...], allowed: tuple[str, ...]
+) -> None:
     assert _broken(importer, forbidden, allowed) == []
 
 
@@ -171,8 +191,9 @@ def cycles_in(graph: dict[str, set[str]]) -> list[frozenset[str]]:
 def test_no_import_cycles() -> None:
     found = cycles_in(import_graph())
     unknown = [sorted(cycle) for cycle in found if cycle not in KNOWN_CYCLES]
-    gone = [f"{sorted(cycle)} ({owner})" for cycle, owner in KNOWN_CYCLES.items()
-            if cycle not in found]
+    gone = [
+        f"{sorted(cycle)} ({owner})" for cycle, owner in KNOWN_CYCLES.items() if cycle not in found
+    ]
     assert unknown == [], "import cycles (module level, outside TYPE_CHECKING)"
     assert gone == [], "listed as known but no longer a cycle: remove them from KNOWN_CYCLES"
 
@@ -193,11 +214,18 @@ def test_the_checker_sees_what_it_checks(tmp_path: Path) -> None:
         "from .stats import DigestStats\n"
         "if TYPE_CHECKING:\n    import discord\n"
         "def later():\n    import slack_sdk\n"
-        "class Kept:\n    import sqlalchemy\n", encoding="utf-8")
+        "class Kept:\n    import sqlalchemy\n",
+        encoding="utf-8",
+    )
     found = {(i.target, i.at_import_time) for i in imports_of("bot.core.digest.render", sample)}
-    assert found == {("typing", True), ("bot.core.digest.chart", True),
-                     ("bot.core.digest.stats", True), ("discord", False),
-                     ("slack_sdk", False), ("sqlalchemy", True)}
+    assert found == {
+        ("typing", True),
+        ("bot.core.digest.chart", True),
+        ("bot.core.digest.stats", True),
+        ("discord", False),
+        ("slack_sdk", False),
+        ("sqlalchemy", True),
+    }
 
     loop = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": {"e"}}
     assert cycles_in(loop) == [frozenset({"a", "b", "c"})]

@@ -43,8 +43,12 @@ def test_library_chatter_on_the_root_logger_is_dropped_but_not_ours() -> None:
     assert not quiet.filter(record(logging.INFO, lib))
     assert not quiet.filter(record(logging.WARNING, lib))  # "consider pre-processing"
     assert quiet.filter(record(logging.ERROR, lib))
-    assert not quiet.filter(record(logging.INFO, "/venv/lib/python3.11/site-packages/open_clip/factory.py"))
-    assert quiet.filter(record(logging.WARNING, "/venv/lib/python3.11/site-packages/open_clip/factory.py"))
+    assert not quiet.filter(
+        record(logging.INFO, "/venv/lib/python3.11/site-packages/open_clip/factory.py")
+    )
+    assert quiet.filter(
+        record(logging.WARNING, "/venv/lib/python3.11/site-packages/open_clip/factory.py")
+    )
     assert quiet.filter(record(logging.INFO, "/srv/veille/detectors/clip.py", "detectors.clip"))
     assert quiet.filter(record(logging.INFO, "/srv/veille/bot/app.py"))  # our own, even on root
     assert QuietLibraries(debug=True).filter(record(logging.INFO, lib))

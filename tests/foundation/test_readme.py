@@ -25,13 +25,15 @@ def _variables() -> set[str]:
 def test_two_commands_are_two() -> None:
     section = README.split("## Two commands", 1)[1].split("\n## ", 1)[0]
     block = section.split("```sh", 1)[1].split("```", 1)[0]
-    assert [line.split()[:2] for line in block.strip().splitlines()] == [["make", "run"],
-                                                                         ["make", "test"]]
+    assert [line.split()[:2] for line in block.strip().splitlines()] == [
+        ["make", "run"],
+        ["make", "test"],
+    ]
 
 
 def test_every_named_command_and_option_exists() -> None:
     for match in re.finditer(r"veille((?: [a-z][a-z-]+)+)((?: -[-a-z]+| [^`|\n]*?)*)`", README):
-        before = README[max(0, match.start() - 2):match.start()]
+        before = README[max(0, match.start() - 2) : match.start()]
         if before.endswith("/") and not before.endswith("n/"):  # /veille: the chat command
             continue
         words = match.group(1).split()

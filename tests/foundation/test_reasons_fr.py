@@ -22,24 +22,47 @@ REASONS = [
 
 def card_text(locale: str) -> str:
     now = datetime(2026, 12, 1, 12, tzinfo=UTC)
-    workspace = Workspace(id=1, platform="slack", external_id="g", name="g", locale=locale,
-                          sla_hours=24)
-    ticket = Ticket(id=7, workspace_id=1, channel_id="123", message_id="9", severity="QUARANTINE",
-                    categories=["sexual", "undress_request"], created_at=now, reasons=REASONS,
-                    scores={"sexual": 0.93, "undress_request": 0.8}, status="open")
+    workspace = Workspace(
+        id=1, platform="slack", external_id="g", name="g", locale=locale, sla_hours=24
+    )
+    ticket = Ticket(
+        id=7,
+        workspace_id=1,
+        channel_id="123",
+        message_id="9",
+        severity="QUARANTINE",
+        categories=["sexual", "undress_request"],
+        created_at=now,
+        reasons=REASONS,
+        scores={"sexual": 0.93, "undress_request": 0.8},
+        status="open",
+    )
     card = ticket_card(ticket, workspace, now)
     return "\n".join([card.title, card.body, *(f"{k}: {v}" for k, v in card.fields)])
 
 
 def test_french_card_has_french_reasons_categories_and_severity() -> None:
     text = card_text("fr")
-    for french in ("quarantaine", "contenu sexuel", "demande de déshabillage",
-                   "Demande de déshabillage (fr) : « mets-la en bikini »",
-                   "adressée à une IA d'images", "Correspond à la banque",
-                   "Nudité explicite", "Image publiée en réponse"):
+    for french in (
+        "quarantaine",
+        "contenu sexuel",
+        "demande de déshabillage",
+        "Demande de déshabillage (fr) : « mets-la en bikini »",
+        "adressée à une IA d'images",
+        "Correspond à la banque",
+        "Nudité explicite",
+        "Image publiée en réponse",
+    ):
         assert french in text, text
-    for english in ("closer to", "undress request", "help request", "matches confirmed",
-                    "explicit nudity", "sexual 0.93", "image posted"):
+    for english in (
+        "closer to",
+        "undress request",
+        "help request",
+        "matches confirmed",
+        "explicit nudity",
+        "sexual 0.93",
+        "image posted",
+    ):
         assert english not in text, text
 
 

@@ -27,10 +27,20 @@ def test_every_variable_is_documented_in_env_example() -> None:
 
 def test_architecture_contract_names_exist() -> None:
     contract = {
-        "VEILLE_DATABASE_URL", "VEILLE_SECRET_KEY", "VEILLE_CLIP_MODEL", "VEILLE_CLIP_PRETRAINED",
-        "VEILLE_DEVICE", "VEILLE_FETCH_ALLOW_LOOPBACK", "DISCORD_TOKEN", "DISCORD_API_URL",
-        "SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_API_URL",
-        "VEILLE_SLACK_MODE", "VEILLE_HTTP_PORT",
+        "VEILLE_DATABASE_URL",
+        "VEILLE_SECRET_KEY",
+        "VEILLE_CLIP_MODEL",
+        "VEILLE_CLIP_PRETRAINED",
+        "VEILLE_DEVICE",
+        "VEILLE_FETCH_ALLOW_LOOPBACK",
+        "DISCORD_TOKEN",
+        "DISCORD_API_URL",
+        "SLACK_BOT_TOKEN",
+        "SLACK_APP_TOKEN",
+        "SLACK_SIGNING_SECRET",
+        "SLACK_API_URL",
+        "VEILLE_SLACK_MODE",
+        "VEILLE_HTTP_PORT",
     }
     assert contract <= set(_aliases())
 

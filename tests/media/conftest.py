@@ -88,8 +88,9 @@ class FakeResolver:
         return [call for call in self.calls if call[0] == host]
 
 
-def image_bytes(fmt: str = "PNG", size: tuple[int, int] = (32, 24), colour: str = "red",
-                mode: str = "RGB") -> bytes:
+def image_bytes(
+    fmt: str = "PNG", size: tuple[int, int] = (32, 24), colour: str = "red", mode: str = "RGB"
+) -> bytes:
     """A generated single-colour image with a contrasting square in the top-left corner."""
     image = Image.new(mode, size, colour)
     if mode == "RGB":
@@ -137,8 +138,9 @@ def _site_app(hits: list[str]) -> web.Application:
         return web.Response(text=html, content_type="text/html")
 
     async def bare_page(_: web.Request) -> web.Response:
-        return web.Response(text="<html><head><title>none</title></head></html>",
-                            content_type="text/html")
+        return web.Response(
+            text="<html><head><title>none</title></head></html>", content_type="text/html"
+        )
 
     async def redirect(request: web.Request) -> web.Response:
         left = int(request.match_info["n"])
@@ -161,12 +163,15 @@ def _site_app(hits: list[str]) -> web.Application:
 
     async def gzip_bomb(_: web.Request) -> web.Response:
         body = gzip.compress(b"\0" * (8 * 1024 * 1024))  # ~8 KB on the wire
-        return web.Response(body=body, headers={"Content-Encoding": "gzip",
-                                                "Content-Type": "image/png"})
+        return web.Response(
+            body=body, headers={"Content-Encoding": "gzip", "Content-Type": "image/png"}
+        )
 
     async def gzipped_png(_: web.Request) -> web.Response:
-        return web.Response(body=gzip.compress(png), headers={"Content-Encoding": "gzip",
-                                                              "Content-Type": "image/png"})
+        return web.Response(
+            body=gzip.compress(png),
+            headers={"Content-Encoding": "gzip", "Content-Type": "image/png"},
+        )
 
     async def slow(_: web.Request) -> web.Response:
         await asyncio.Event().wait()  # never answers; the client's timeout must end it

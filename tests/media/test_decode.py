@@ -29,15 +29,23 @@ def encode(image: Image.Image, fmt: str, **options: object) -> bytes:
 
 
 def png_chunk(kind: bytes, payload: bytes) -> bytes:
-    return (struct.pack(">I", len(payload)) + kind + payload
-            + struct.pack(">I", zlib.crc32(kind + payload) & 0xFFFFFFFF))
+    return (
+        struct.pack(">I", len(payload))
+        + kind
+        + payload
+        + struct.pack(">I", zlib.crc32(kind + payload) & 0xFFFFFFFF)
+    )
 
 
 def png_header_only(width: int, height: int, idat: bytes = b"") -> bytes:
     """A PNG that claims `width` x `height` RGB pixels with whatever IDAT data is given."""
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr)
-            + png_chunk(b"IDAT", idat or zlib.compress(b"\0" * 1024)) + png_chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", ihdr)
+        + png_chunk(b"IDAT", idat or zlib.compress(b"\0" * 1024))
+        + png_chunk(b"IEND", b"")
+    )
 
 
 def rejected(data: bytes, **options: int) -> MediaError:
@@ -48,8 +56,14 @@ def rejected(data: bytes, **options: int) -> MediaError:
 
 @pytest.mark.parametrize(
     ("fmt", "mime"),
-    [("JPEG", "image/jpeg"), ("PNG", "image/png"), ("WEBP", "image/webp"),
-     ("GIF", "image/gif"), ("BMP", "image/bmp"), ("AVIF", "image/avif")],
+    [
+        ("JPEG", "image/jpeg"),
+        ("PNG", "image/png"),
+        ("WEBP", "image/webp"),
+        ("GIF", "image/gif"),
+        ("BMP", "image/bmp"),
+        ("AVIF", "image/avif"),
+    ],
 )
 def test_decodes_the_supported_formats(fmt: str, mime: str) -> None:
     decoded = decode_image(image_bytes(fmt, size=(64, 48)))
@@ -76,8 +90,11 @@ def test_exif_orientation_rotates_the_image() -> None:
 @pytest.mark.parametrize("mode", ["P", "LA", "RGBA", "L", "1", "CMYK", "I;16"])
 def test_every_mode_becomes_rgb(mode: str) -> None:
     fmt = "JPEG" if mode == "CMYK" else "PNG"
-    source = Image.new("RGBA", (16, 16), (255, 0, 0, 255)).convert(mode) if mode != "I;16" \
+    source = (
+        Image.new("RGBA", (16, 16), (255, 0, 0, 255)).convert(mode)
+        if mode != "I;16"
         else Image.fromarray(np.full((16, 16), 30000, dtype=np.uint16))
+    )
     decoded = decode_image(encode(source, fmt))
     assert decoded.frames[0].mode == "RGB"
     assert decoded.frames[0].size == (16, 16)

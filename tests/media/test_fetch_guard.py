@@ -28,10 +28,14 @@ HOSTILE = [
     ("http://10.0.0.5/", "refused: 10.0.0.5 is a private address"),
     ("http://172.16.3.4/", "refused: 172.16.3.4 is a private address"),
     ("http://192.168.1.1:8080/", "refused: 192.168.1.1 is a private address"),
-    ("http://169.254.169.254/latest/meta-data/",
-     "refused: 169.254.169.254 is a link-local address"),
-    ("http://metadata.example/",
-     "refused: metadata.example resolves to 169.254.169.254, a link-local address"),
+    (
+        "http://169.254.169.254/latest/meta-data/",
+        "refused: 169.254.169.254 is a link-local address",
+    ),
+    (
+        "http://metadata.example/",
+        "refused: metadata.example resolves to 169.254.169.254, a link-local address",
+    ),
     ("http://127.0.0.1/", "refused: 127.0.0.1 is a loopback address"),
     ("http://2130706433/", "refused: 2130706433 is a loopback address"),
     ("http://0177.0.0.1/", "refused: 0177.0.0.1 is a loopback address"),
@@ -56,18 +60,27 @@ HOSTILE = [
     ("http://192.0.2.10/", "refused: 192.0.2.10 is a documentation address"),
     ("http://198.18.0.1/", "refused: 198.18.0.1 is a benchmarking address"),
     ("http://localhost/", "refused: localhost resolves to 127.0.0.1, a loopback address"),
-    ("http://mixed.example/",
-     "refused: mixed.example resolves to 10.0.0.5, a private address"),
-    ("http://cgnat.example/",
-     "refused: cgnat.example resolves to 100.64.1.2, a shared (CGNAT) address"),
-    ("http://v6local.example/",
-     "refused: v6local.example resolves to fe80::1, a link-local address"),
-    ("http://mapped.example/",
-     "refused: mapped.example resolves to ::ffff:192.168.0.1, a private address"),
-    ("http://nat64.example/",
-     "refused: nat64.example resolves to 64:ff9b::a9fe:a9fe, a link-local address"),
-    ("http://sixtofour.example/",
-     "refused: sixtofour.example resolves to 2002:7f00:1::1, a loopback address"),
+    ("http://mixed.example/", "refused: mixed.example resolves to 10.0.0.5, a private address"),
+    (
+        "http://cgnat.example/",
+        "refused: cgnat.example resolves to 100.64.1.2, a shared (CGNAT) address",
+    ),
+    (
+        "http://v6local.example/",
+        "refused: v6local.example resolves to fe80::1, a link-local address",
+    ),
+    (
+        "http://mapped.example/",
+        "refused: mapped.example resolves to ::ffff:192.168.0.1, a private address",
+    ),
+    (
+        "http://nat64.example/",
+        "refused: nat64.example resolves to 64:ff9b::a9fe:a9fe, a link-local address",
+    ),
+    (
+        "http://sixtofour.example/",
+        "refused: sixtofour.example resolves to 2002:7f00:1::1, a loopback address",
+    ),
     ("http://256.1.1.1/", "refused: 256.1.1.1 is not a valid IPv4 address"),
     ("file:///etc/passwd", "refused: scheme 'file' is not allowed"),
     ("ftp://example.com/x.png", "refused: scheme 'ftp' is not allowed"),
@@ -98,7 +111,9 @@ async def test_unknown_names_and_empty_answers_are_errors(socket_guard: SocketGu
         unknown = await fetcher.fetch("http://nowhere.example/")
         empty = await fetcher.fetch("https://empty.example/")
         no_host = await fetcher.fetch("http:///path")
-    assert unknown.error is not None and unknown.error.startswith("could not resolve nowhere.example")
+    assert unknown.error is not None and unknown.error.startswith(
+        "could not resolve nowhere.example"
+    )
     assert empty.error == "could not resolve empty.example: no address"
     assert no_host.error is not None and no_host.error.startswith("invalid URL")
     assert resolver.calls == [("nowhere.example", 80), ("empty.example", 443)]

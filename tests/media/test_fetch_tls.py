@@ -33,7 +33,9 @@ def self_signed(name: str, folder: Path) -> tuple[Path, Path]:
     now = dt.datetime.now(dt.UTC)
     cert = (
         x509.CertificateBuilder()
-        .subject_name(subject).issuer_name(subject).public_key(key.public_key())
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=1))
@@ -43,10 +45,13 @@ def self_signed(name: str, folder: Path) -> tuple[Path, Path]:
     )
     cert_path, key_path = folder / "cert.pem", folder / "key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     return cert_path, key_path
 
 
@@ -81,8 +86,9 @@ async def test_https_uses_the_name_for_sni_and_the_pinned_address_for_the_socket
     tls_site: TlsSite, socket_guard: SocketGuard
 ) -> None:
     resolver = FakeResolver(table={"images.test": ["127.0.0.1"]})
-    async with SafeFetcher(allow_loopback=True, resolver=resolver,
-                           ssl_context=tls_site.client_context) as fetcher:
+    async with SafeFetcher(
+        allow_loopback=True, resolver=resolver, ssl_context=tls_site.client_context
+    ) as fetcher:
         result = await fetcher.fetch(f"https://images.test:{tls_site.port}/red.png")
     assert result.error is None and result.content_type == "image/png"
     assert tls_site.server_names == ["images.test"]
@@ -92,8 +98,9 @@ async def test_https_uses_the_name_for_sni_and_the_pinned_address_for_the_socket
 async def test_the_certificate_must_match_the_name(tls_site: TlsSite) -> None:
     # Same server, same pinned address, another name: verification fails, nothing is read.
     resolver = FakeResolver(table={"other.test": ["127.0.0.1"]})
-    async with SafeFetcher(allow_loopback=True, resolver=resolver,
-                           ssl_context=tls_site.client_context) as fetcher:
+    async with SafeFetcher(
+        allow_loopback=True, resolver=resolver, ssl_context=tls_site.client_context
+    ) as fetcher:
         result = await fetcher.fetch(f"https://other.test:{tls_site.port}/red.png")
     assert result.data is None
     assert result.error is not None and result.error.startswith("connection failed")

@@ -57,21 +57,43 @@ async def test_a_hostile_link_does_not_delay_another_communitys_removal(
     settings: Settings, engine: AsyncEngine, hostile_site: str
 ) -> None:
     gateway = RecordingGateway()
-    veille = await make_veille(settings.model_copy(update={"fetch_allow_loopback": True}), engine,
-                               ManualClock(datetime(2026, 3, 2, 9, 0, tzinfo=UTC)), gateway,
-                               ColourModel())
+    veille = await make_veille(
+        settings.model_copy(update={"fetch_allow_loopback": True}),
+        engine,
+        ManualClock(datetime(2026, 3, 2, 9, 0, tzinfo=UTC)),
+        gateway,
+        ColourModel(),
+    )
     try:
         for ws in ("guild-a", "guild-b"):
             await veille.save_setup("discord", ws, ADMIN, SetupInput(safety_channel_id="safety"))
         banked = shapes_png(seed=5)
         await veille.add_hashes("discord", "guild-b", ADMIN, [banked], "confirmed")
         gateway.files["https://cdn.example/b/0.png"] = banked
-        link = MessageEvent(Platform.DISCORD, "guild-a", "general", "a1", Actor("u1", "Lee"),
-                            text=f"look {hostile_site}")
-        image = MessageEvent(Platform.DISCORD, "guild-b", "general", "b1", Actor("u2", "Kim"),
-                             media=(MediaRef("attachment", "https://cdn.example/b/0.png",
-                                             media_id="b1-0", filename="0.png",
-                                             content_type="image/png"),))
+        link = MessageEvent(
+            Platform.DISCORD,
+            "guild-a",
+            "general",
+            "a1",
+            Actor("u1", "Lee"),
+            text=f"look {hostile_site}",
+        )
+        image = MessageEvent(
+            Platform.DISCORD,
+            "guild-b",
+            "general",
+            "b1",
+            Actor("u2", "Kim"),
+            media=(
+                MediaRef(
+                    "attachment",
+                    "https://cdn.example/b/0.png",
+                    media_id="b1-0",
+                    filename="0.png",
+                    content_type="image/png",
+                ),
+            ),
+        )
 
         async def post_banked() -> float:
             await asyncio.sleep(0.05)  # the link is already being fetched and parsed

@@ -11,9 +11,15 @@ from tests.media.conftest import image_bytes
 
 @pytest.mark.parametrize(
     ("fmt", "mime"),
-    [("JPEG", "image/jpeg"), ("PNG", "image/png"), ("GIF", "image/gif"),
-     ("WEBP", "image/webp"), ("BMP", "image/bmp"), ("AVIF", "image/avif"),
-     ("TIFF", "image/tiff")],
+    [
+        ("JPEG", "image/jpeg"),
+        ("PNG", "image/png"),
+        ("GIF", "image/gif"),
+        ("WEBP", "image/webp"),
+        ("BMP", "image/bmp"),
+        ("AVIF", "image/avif"),
+        ("TIFF", "image/tiff"),
+    ],
 )
 def test_sniffs_generated_images(fmt: str, mime: str) -> None:
     assert sniff_mime(image_bytes(fmt)) == mime
@@ -68,6 +74,8 @@ def test_page_images_survives_broken_html() -> None:
     unquoted = b"<html><head><meta property=og:image content=/x.png><title>"
     assert page_images(unquoted, "http://s.example/p") == ["http://s.example/x.png"]
     # An unterminated tag is never completed, so it declares nothing.
-    assert page_images(b"<html><head><meta property=og:image content=/x.png",
-                       "http://s.example/") == []
+    assert (
+        page_images(b"<html><head><meta property=og:image content=/x.png", "http://s.example/")
+        == []
+    )
     assert page_images(b"\xff\xfe<<<>>>", "http://s.example/") == []

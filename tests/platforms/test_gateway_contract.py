@@ -67,11 +67,12 @@ class ScriptedDiscord(FakeDiscord):
         self.server_errors: list[tuple[str, re.Pattern[str], int]] = []
 
     async def _rest(self, request: web.Request) -> web.StreamResponse:
-        path = request.path[len(API):]
+        path = request.path[len(API) :]
         for rule in self.server_errors:
             if rule[0] == request.method and rule[1].fullmatch(path):
-                return web.json_response({"message": f"{rule[2]}: Server Error", "code": 0},
-                                         status=rule[2])
+                return web.json_response(
+                    {"message": f"{rule[2]}: Server Error", "code": 0}, status=rule[2]
+                )
         return await super()._rest(request)
 
 
@@ -88,18 +89,22 @@ class DiscordHarness:
         self.workspace = self.guild.id
         self.channel = next(iter(self.guild.channels))
         self.missing_channel = "999999999999999999"
-        self.member = next(m for m in self.guild.members.values()
-                           if m["user"]["username"] == "mel")
+        self.member = next(m for m in self.guild.members.values() if m["user"]["username"] == "mel")
         self.user = self.member["user"]["id"]
 
     def hosted(self, data: bytes) -> MediaRef:
         attachment = self.fake.host_file("photo.png", data)
-        return MediaRef(kind="attachment", url=attachment["url"], media_id=attachment["id"],
-                        size=attachment["size"])
+        return MediaRef(
+            kind="attachment",
+            url=attachment["url"],
+            media_id=attachment["id"],
+            size=attachment["size"],
+        )
 
     def missing_file(self) -> MediaRef:
-        return MediaRef(kind="attachment", url=f"http://127.0.0.1:{self.fake.port}/cdn/gone.png",
-                        media_id="1")
+        return MediaRef(
+            kind="attachment", url=f"http://127.0.0.1:{self.fake.port}/cdn/gone.png", media_id="1"
+        )
 
     async def member_message(self) -> str:
         channel = self.guild.channels[self.channel]
@@ -137,8 +142,12 @@ async def discord_harness(settings: Settings) -> AsyncIterator[DiscordHarness]:
     original_base = discord.http.Route.BASE  # DISCORD_API_URL is process-wide: put it back
     apply_api_url(fake.base_url)
     # max_ratelimit_timeout: a longer Retry-After raises RateLimited instead of sleeping.
-    client = discord.AutoShardedClient(intents=intents(), chunk_guilds_at_startup=False,
-                                       guild_ready_timeout=0.05, max_ratelimit_timeout=30)
+    client = discord.AutoShardedClient(
+        intents=intents(),
+        chunk_guilds_at_startup=False,
+        guild_ready_timeout=0.05,
+        max_ratelimit_timeout=30,
+    )
     task = asyncio.create_task(client.start(fake.token))
     try:
         await asyncio.wait_for(client.wait_until_ready(), 15)
@@ -178,8 +187,9 @@ class SlackHarness:
 
     def hosted(self, data: bytes) -> MediaRef:
         info = self.fake.file_json(self.fake.add_file("photo.png", data))
-        return MediaRef(kind="attachment", url=info["url_private"], media_id=info["id"],
-                        size=info["size"])
+        return MediaRef(
+            kind="attachment", url=info["url_private"], media_id=info["id"], size=info["size"]
+        )
 
     def missing_file(self) -> MediaRef:
         info = self.fake.file_json(self.fake.add_file("gone.png", IMAGE))
@@ -224,7 +234,8 @@ async def slack_harness(settings: Settings) -> AsyncIterator[SlackHarness]:
 
 
 HARNESSES: dict[str, Callable[[Settings], AsyncIterator[Any]]] = {
-    "discord": discord_harness, "slack": slack_harness,
+    "discord": discord_harness,
+    "slack": slack_harness,
 }
 
 
@@ -235,8 +246,14 @@ async def platform(request: pytest.FixtureRequest, settings: Settings) -> AsyncI
 
 
 def card(title: str, *buttons: Button) -> Card:
-    return Card(title=title, body="A photo was quarantined.", severity=Severity.QUARANTINE,
-                fields=(("Channel", "general"),), buttons=buttons, fallback_text=title)
+    return Card(
+        title=title,
+        body="A photo was quarantined.",
+        severity=Severity.QUARANTINE,
+        fields=(("Channel", "general"),),
+        buttons=buttons,
+        fallback_text=title,
+    )
 
 
 def shown(message: JSON | None) -> str:
@@ -247,7 +264,8 @@ def shown(message: JSON | None) -> str:
 
 # ---------------------------------------------------------------------------- the contract
 async def test_download_returns_the_bytes_and_refuses_what_it_cannot_have(
-        platform: Harness) -> None:
+    platform: Harness,
+) -> None:
     assert await platform.gateway.download(platform.hosted(IMAGE), len(IMAGE)) == IMAGE
     with pytest.raises(GatewayError) as too_big:
         await platform.gateway.download(platform.hosted(IMAGE), len(IMAGE) - 1)
@@ -257,7 +275,8 @@ async def test_download_returns_the_bytes_and_refuses_what_it_cannot_have(
 
 
 async def test_delete_message_and_a_message_already_gone_counts_as_deleted(
-        platform: Harness) -> None:
+    platform: Harness,
+) -> None:
     assert platform.gateway.can_delete_messages
     message_id = await platform.member_message()
     await platform.gateway.delete_message(platform.workspace, platform.channel, message_id)
@@ -267,37 +286,44 @@ async def test_delete_message_and_a_message_already_gone_counts_as_deleted(
 
 async def test_post_card_then_update_card(platform: Harness) -> None:
     claim = Button("claim", "Claim", 7, "primary")
-    message_id = await platform.gateway.post_card(platform.workspace, platform.channel,
-                                                  card("Ticket #7", claim))
+    message_id = await platform.gateway.post_card(
+        platform.workspace, platform.channel, card("Ticket #7", claim)
+    )
     posted = shown(platform.message(message_id))
     assert "Ticket #7" in posted and claim.custom_id in posted
-    await platform.gateway.update_card(platform.workspace, platform.channel, message_id,
-                                       card("Ticket #7 — claimed"))
+    await platform.gateway.update_card(
+        platform.workspace, platform.channel, message_id, card("Ticket #7 — claimed")
+    )
     updated = shown(platform.message(message_id))
     assert "claimed" in updated and claim.custom_id not in updated
 
 
 async def test_a_post_repeated_with_its_dedupe_key_is_safe(platform: Harness) -> None:
-    first = await platform.gateway.post_card(platform.workspace, platform.channel,
-                                             card("Ticket #8"), dedupe_key="outbox:8")
-    again = await platform.gateway.post_card(platform.workspace, platform.channel,
-                                             card("Ticket #8"), dedupe_key="outbox:8")
+    first = await platform.gateway.post_card(
+        platform.workspace, platform.channel, card("Ticket #8"), dedupe_key="outbox:8"
+    )
+    again = await platform.gateway.post_card(
+        platform.workspace, platform.channel, card("Ticket #8"), dedupe_key="outbox:8"
+    )
     assert (again == first) is platform.dedupes
     assert "Ticket #8" in shown(platform.message(again))
 
 
 async def test_post_text(platform: Harness) -> None:
-    message_id = await platform.gateway.post_text(platform.workspace, platform.channel,
-                                                  "Digest: 3 tickets this week")
+    message_id = await platform.gateway.post_text(
+        platform.workspace, platform.channel, "Digest: 3 tickets this week"
+    )
     assert "Digest: 3 tickets" in shown(platform.message(message_id))
 
 
-async def test_send_private_with_and_without_buttons_reaches_the_person(
-        platform: Harness) -> None:
-    await platform.gateway.send_private(platform.workspace, platform.user, "Your photo was removed.")
+async def test_send_private_with_and_without_buttons_reaches_the_person(platform: Harness) -> None:
+    await platform.gateway.send_private(
+        platform.workspace, platform.user, "Your photo was removed."
+    )
     appeal = Button("appeal", "Appeal", 9)
-    await platform.gateway.send_private(platform.workspace, platform.user, "You may appeal.",
-                                        buttons=(appeal,))
+    await platform.gateway.send_private(
+        platform.workspace, platform.user, "You may appeal.", buttons=(appeal,)
+    )
     sent = [shown(m) for m in platform.private_messages(platform.user)]
     assert len(sent) == 2 and "Your photo was removed." in sent[0]
     assert "You may appeal." in sent[1] and appeal.custom_id in sent[1]
@@ -308,11 +334,11 @@ async def test_timeout_member(platform: Harness) -> None:
     assert platform.timed_out(platform.user) in (True, None)  # None: no timeouts on the platform
 
 
-async def test_acting_on_something_that_does_not_exist_is_not_retryable(
-        platform: Harness) -> None:
+async def test_acting_on_something_that_does_not_exist_is_not_retryable(platform: Harness) -> None:
     with pytest.raises(GatewayError) as caught:
-        await platform.gateway.update_card(platform.workspace, platform.channel, "1234567890",
-                                           card("Ticket #404"))
+        await platform.gateway.update_card(
+            platform.workspace, platform.channel, "1234567890", card("Ticket #404")
+        )
     assert caught.value.retryable is False
     with pytest.raises(GatewayError) as unknown_channel:
         await platform.gateway.post_text(platform.workspace, platform.missing_channel, "hello")
@@ -339,4 +365,3 @@ async def test_every_gateway_method_is_in_the_contract() -> None:
     """A method added to Gateway must get a test above (and an answer on every platform)."""
     methods = {name for name in vars(Gateway) if not name.startswith("_")} - {"platform"}
     assert {m for m in methods if f"gateway.{m}" not in SOURCE} == set()
-

@@ -2,6 +2,7 @@
 languages with the same labels (bot/workspace_settings.py), and a value the core cannot use is
 refused the same way whichever wizard sent it."""
 
+# ruff: noqa: F811  (pytest fixtures imported from tests/core/conftest.py are parameters here)
 from __future__ import annotations
 
 from typing import Any
@@ -34,34 +35,48 @@ def _slack_block(view: dict[str, Any], block_id: str) -> dict[str, Any]:
 
 
 def _slack_options(view: dict[str, Any], block_id: str) -> list[tuple[str, str]]:
-    return [(o["value"], o["text"]["text"]) for o in _slack_block(view, block_id)["element"]["options"]]
+    return [
+        (o["value"], o["text"]["text"]) for o in _slack_block(view, block_id)["element"]["options"]
+    ]
 
 
 def _slack_state(**chosen: str) -> dict[str, Any]:
     """A view_submission's state.values, as Slack sends it."""
-    return {"values": {
-        "safety": {"value": {"type": "conversations_select", "selected_conversation": "CSAFE"}},
-        "sensitivity": {"value": {"type": "static_select",
-                                  "selected_option": {"value": chosen["sensitivity"]}}},
-        "digest": {"value": {"type": "static_select",
-                             "selected_option": {"value": chosen["frequency"]}}},
-        "digest_time": {"value": {"type": "timepicker", "selected_time": chosen["time"]}},
-        "timezone": {"value": {"type": "plain_text_input", "value": "Europe/Paris"}},
-        "language": {"value": {"type": "static_select", "selected_option": {"value": "fr"}}},
-    }}
+    return {
+        "values": {
+            "safety": {"value": {"type": "conversations_select", "selected_conversation": "CSAFE"}},
+            "sensitivity": {
+                "value": {
+                    "type": "static_select",
+                    "selected_option": {"value": chosen["sensitivity"]},
+                }
+            },
+            "digest": {
+                "value": {
+                    "type": "static_select",
+                    "selected_option": {"value": chosen["frequency"]},
+                }
+            },
+            "digest_time": {"value": {"type": "timepicker", "selected_time": chosen["time"]}},
+            "timezone": {"value": {"type": "plain_text_input", "value": "Europe/Paris"}},
+            "language": {"value": {"type": "static_select", "selected_option": {"value": "fr"}}},
+        }
+    }
 
 
 @pytest.mark.parametrize("locale", LOCALES)
 @pytest.mark.parametrize("at", ["09:00", "18:00"])
 async def test_both_wizards_offer_the_same_schedules(locale: str, at: str) -> None:
-    slack = slack_modal.setup_view(locale, slack_modal.SetupValues(digest_schedule=f"daily@{at}"),
-                                   [], can_delete=False)
+    slack = slack_modal.setup_view(
+        locale, slack_modal.SetupValues(digest_schedule=f"daily@{at}"), [], can_delete=False
+    )
     frequencies = _slack_options(slack, "digest")
     assert [value for value, _ in frequencies] == list(DIGEST_FREQUENCIES)
     assert _slack_block(slack, "digest_time")["element"]["initial_time"] == at
 
     wizard = discord_wizard.SetupWizard(
-        discord_wizard.SetupChoices(digest_schedule=f"daily@{at}", digest_time=at), locale)
+        discord_wizard.SetupChoices(digest_schedule=f"daily@{at}", digest_time=at), locale
+    )
     step = discord_wizard.DigestStep(wizard)
     offered = [(o.value, o.label) for o in step.schedule.options]
     # The same schedules: each Slack frequency at the time chosen, in the same order...
@@ -73,23 +88,31 @@ async def test_both_wizards_offer_the_same_schedules(locale: str, at: str) -> No
     assert [o.value for o in step.schedule.options if o.default] == [f"daily@{at}"]
 
     # What each wizard then stores for "weekly at that time" is the same string.
-    values = slack_modal.read_values(_slack_state(sensitivity="strict", frequency="weekly:mon",
-                                                  time=at))
+    values = slack_modal.read_values(
+        _slack_state(sensitivity="strict", frequency="weekly:mon", time=at)
+    )
     assert values.digest_schedule == f"weekly:mon@{at}" == offered[1][0]
 
 
 async def test_both_wizards_offer_the_same_sensitivities_and_languages() -> None:
     slack = slack_modal.setup_view("fr", slack_modal.SetupValues(), [], can_delete=False)
-    step = discord_wizard.OptionsStep(discord_wizard.SetupWizard(discord_wizard.SetupChoices(), "fr"))
-    assert _slack_options(slack, "sensitivity") == [(o.value, o.label) for o in step.sensitivity.options]
+    step = discord_wizard.OptionsStep(
+        discord_wizard.SetupWizard(discord_wizard.SetupChoices(), "fr")
+    )
     assert _slack_options(slack, "sensitivity") == [
-        (s, t(sensitivity_label(s), "fr")) for s in SENSITIVITIES]
+        (o.value, o.label) for o in step.sensitivity.options
+    ]
+    assert _slack_options(slack, "sensitivity") == [
+        (s, t(sensitivity_label(s), "fr")) for s in SENSITIVITIES
+    ]
     assert _slack_options(slack, "language") == [(o.value, o.label) for o in step.language.options]
     assert [v for v, _ in _slack_options(slack, "language")] == list(LOCALES)
     assert t(frequency_label("off"), "fr") == "Pas de bilan"
 
 
-async def _refusal(veille: Veille, platform: str, external_id: str, setup: SetupInput) -> VeilleError:  # noqa: F811
+async def _refusal(
+    veille: Veille, platform: str, external_id: str, setup: SetupInput
+) -> VeilleError:  # noqa: F811
     with pytest.raises(VeilleError) as refused:
         await veille.save_setup(platform, external_id, ADMIN, setup)
     return refused.value
@@ -97,14 +120,25 @@ async def _refusal(veille: Veille, platform: str, external_id: str, setup: Setup
 
 @pytest.mark.parametrize(("sensitivity", "time"), [("extreme", "09:00"), ("strict", "25:00")])
 async def test_a_bad_value_is_refused_the_same_way_from_either_wizard(
-    veille: Veille, sensitivity: str, time: str,  # noqa: F811
+    veille: Veille,
+    sensitivity: str,
+    time: str,  # noqa: F811
 ) -> None:
-    from_discord = discord_wizard.setup_input(discord_wizard.SetupChoices(
-        safety_channel_id="CSAFE", quarantine_channel_id="CQUAR", sensitivity=sensitivity,
-        digest_schedule=compose_schedule("weekly:mon", time), timezone="Europe/Paris",
-        locale="fr"))
-    from_slack = slack_modal.setup_input(slack_modal.read_values(_slack_state(
-        sensitivity=sensitivity, frequency="weekly:mon", time=time)))
+    from_discord = discord_wizard.setup_input(
+        discord_wizard.SetupChoices(
+            safety_channel_id="CSAFE",
+            quarantine_channel_id="CQUAR",
+            sensitivity=sensitivity,
+            digest_schedule=compose_schedule("weekly:mon", time),
+            timezone="Europe/Paris",
+            locale="fr",
+        )
+    )
+    from_slack = slack_modal.setup_input(
+        slack_modal.read_values(
+            _slack_state(sensitivity=sensitivity, frequency="weekly:mon", time=time)
+        )
+    )
     discord_refusal = await _refusal(veille, Platform.DISCORD, WS, from_discord)
     slack_refusal = await _refusal(veille, Platform.SLACK, SLACK_TEAM, from_slack)
     assert discord_refusal.code == slack_refusal.code == "invalid_setup"
@@ -115,8 +149,9 @@ async def test_a_bad_value_is_refused_the_same_way_from_either_wizard(
 
 
 async def test_what_either_wizard_collects_is_accepted(veille: Veille) -> None:  # noqa: F811
-    from_slack = slack_modal.setup_input(slack_modal.read_values(_slack_state(
-        sensitivity="relaxed", frequency="off", time="07:00")))
+    from_slack = slack_modal.setup_input(
+        slack_modal.read_values(_slack_state(sensitivity="relaxed", frequency="off", time="07:00"))
+    )
     reply = await veille.save_setup(Platform.SLACK, SLACK_TEAM, ADMIN, from_slack)
     assert reply.ok
     stored = await veille.workspace(Platform.SLACK, SLACK_TEAM)

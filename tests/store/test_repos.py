@@ -27,18 +27,41 @@ async def test_audit_takes_plain_ids_and_defaults_to_veille(engine: AsyncEngine)
         ws = await repos.ensure_workspace(session, "discord", "guild-1")
         await session.flush()
         repos.audit(session, workspace_id=ws.id, ticket_id=None, action="opened", at=NOW)
-        repos.audit(session, workspace_id=ws.id, ticket_id=None, actor_id="U1",
-                    actor_name="n" * 300, action="claim", at=NOW)
-        core_audit(session, workspace_id=ws.id, ticket_id=None,
-                   actor=Actor("U2", display_name="Mod"), action="note", note="seen", at=NOW)
+        repos.audit(
+            session,
+            workspace_id=ws.id,
+            ticket_id=None,
+            actor_id="U1",
+            actor_name="n" * 300,
+            action="claim",
+            at=NOW,
+        )
+        core_audit(
+            session,
+            workspace_id=ws.id,
+            ticket_id=None,
+            actor=Actor("U2", display_name="Mod"),
+            action="note",
+            note="seen",
+            at=NOW,
+        )
         core_audit(session, workspace_id=ws.id, ticket_id=None, actor=None, action="sweep", at=NOW)
     async with store.read() as session:
-        rows = (await session.execute(
-            select(TicketEvent).order_by(TicketEvent.id)  # type: ignore[arg-type]
-        )).scalars().all()
+        rows = (
+            (
+                await session.execute(
+                    select(TicketEvent).order_by(TicketEvent.id)  # type: ignore[arg-type]
+                )
+            )
+            .scalars()
+            .all()
+        )
     assert [(r.actor_id, r.actor_name, r.action) for r in rows] == [
-        ("veille", "Veille", "opened"), ("U1", "n" * 200, "claim"), ("U2", "Mod", "note"),
-        ("veille", "Veille", "sweep")]
+        ("veille", "Veille", "opened"),
+        ("U1", "n" * 200, "claim"),
+        ("U2", "Mod", "note"),
+        ("veille", "Veille", "sweep"),
+    ]
 
 
 async def test_writers_take_turns(engine: AsyncEngine) -> None:

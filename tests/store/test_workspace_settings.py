@@ -19,8 +19,16 @@ from bot.store.models import Workspace
 
 def test_the_table_defaults_are_the_declared_ones() -> None:
     row = Workspace(platform="discord", external_id="1")
-    for name in ("locale", "timezone", "sensitivity", "digest_schedule", "retention_days",
-                 "sla_hours", "safety_channel_id", "quarantine_channel_id"):
+    for name in (
+        "locale",
+        "timezone",
+        "sensitivity",
+        "digest_schedule",
+        "retention_days",
+        "sla_hours",
+        "safety_channel_id",
+        "quarantine_channel_id",
+    ):
         assert getattr(row, name) == ws.SETTINGS[name].default, name
     for name in ("moderator_role_ids", "moderator_user_ids", "admin_role_ids", "allow_role_ids"):
         assert getattr(row, name) == list(ws.SETTINGS[name].default), name
@@ -31,9 +39,16 @@ def test_the_table_defaults_are_the_declared_ones() -> None:
 def test_stored_defaults_are_unchanged() -> None:
     """Changing one changes what is stored: that needs an Alembic revision, not just an edit."""
     assert {n: s.default for n, s in ws.SETTINGS.items() if s.default not in (None, ())} == {
-        "locale": "en", "timezone": "UTC", "sensitivity": "standard", "delete": True,
-        "notify": True, "timeout": False, "digest_schedule": "daily@09:00",
-        "retention_days": 30, "sla_hours": 24}
+        "locale": "en",
+        "timezone": "UTC",
+        "sensitivity": "standard",
+        "delete": True,
+        "notify": True,
+        "timeout": False,
+        "digest_schedule": "daily@09:00",
+        "retention_days": 30,
+        "sla_hours": 24,
+    }
 
 
 def test_the_core_types_carry_exactly_the_declared_settings() -> None:
@@ -50,21 +65,34 @@ def test_every_sensitivity_has_its_policy_shift() -> None:
 
 
 def test_the_store_imports_nothing_from_the_core() -> None:
-    code = ("import sys, bot.store.models, bot.workspace_settings; "
-            "print(sorted(m for m in sys.modules if m.startswith(('bot.core', 'detectors'))))")
+    code = (
+        "import sys, bot.store.models, bot.workspace_settings; "
+        "print(sorted(m for m in sys.modules if m.startswith(('bot.core', 'detectors'))))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
 
-@pytest.mark.parametrize("spec", ["daily@09:00", "weekly:mon@08:30", "weekly:sun@7:05", "off",
-                                  "", "cron:0 18 * * 0", "Daily@23:59"])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "daily@09:00",
+        "weekly:mon@08:30",
+        "weekly:sun@7:05",
+        "off",
+        "",
+        "cron:0 18 * * 0",
+        "Daily@23:59",
+    ],
+)
 def test_schedules_the_grammar_accepts_the_digest_can_run(spec: str) -> None:
     ws.check_digest_schedule(spec)
     parse_schedule(spec, "Europe/Paris")
 
 
-@pytest.mark.parametrize("spec", ["daily@25:00", "weekly:funday@09:00", "cron:* * *", "hourly",
-                                  "daily", "weekly:mon"])
+@pytest.mark.parametrize(
+    "spec", ["daily@25:00", "weekly:funday@09:00", "cron:* * *", "hourly", "daily", "weekly:mon"]
+)
 def test_malformed_schedules_are_refused_with_a_catalogue_key(spec: str) -> None:
     with pytest.raises(ws.SettingError) as refused:
         ws.check_digest_schedule(spec)
@@ -83,14 +111,17 @@ def test_wizard_schedules_compose_and_split() -> None:
     assert len(ws.DIGEST_TIMES) < 25  # one Discord select, with room for a current odd time
 
 
-@pytest.mark.parametrize(("name", "value", "key"), [
-    ("sensitivity", "extreme", "settings.invalid.sensitivity"),
-    ("locale", "xx", "settings.invalid.locale"),
-    ("timezone", "Europe/Atlantis", "settings.invalid.timezone"),
-    ("retention_days", 0, "settings.invalid.number"),
-    ("sla_hours", 3651, "settings.invalid.number"),
-    ("retention_days", True, "settings.invalid.number"),
-])
+@pytest.mark.parametrize(
+    ("name", "value", "key"),
+    [
+        ("sensitivity", "extreme", "settings.invalid.sensitivity"),
+        ("locale", "xx", "settings.invalid.locale"),
+        ("timezone", "Europe/Atlantis", "settings.invalid.timezone"),
+        ("retention_days", 0, "settings.invalid.number"),
+        ("sla_hours", 3651, "settings.invalid.number"),
+        ("retention_days", True, "settings.invalid.number"),
+    ],
+)
 def test_bad_values_are_refused(name: str, value: object, key: str) -> None:
     with pytest.raises(ws.SettingError) as refused:
         ws.check_setting(name, value, locales=("en", "fr"))

@@ -44,8 +44,11 @@ def fmt_duration(value: timedelta | None, locale: str) -> str:
         amounts.append((unit, amount))
     # The largest non-zero unit and the one after it (when not zero): "7 d", not "7 d 2 min".
     first = next((i for i, (_u, amount) in enumerate(amounts) if amount), len(amounts) - 1)
-    parts = [t(f"digest.unit.{unit}", locale, n=amount)
-             for unit, amount in amounts[first:first + 2] if amount or unit == amounts[first][0]]
+    parts = [
+        t(f"digest.unit.{unit}", locale, n=amount)
+        for unit, amount in amounts[first : first + 2]
+        if amount or unit == amounts[first][0]
+    ]
     return " ".join(parts)
 
 
@@ -54,19 +57,34 @@ def _calendar(locale: str, key: str) -> list[str]:
 
 
 def fmt_date(day: date, locale: str) -> str:
-    return t("digest.cal.date", locale, weekday=_calendar(locale, "weekdays")[day.weekday()],
-             day=day.day, month=_calendar(locale, "months")[day.month - 1], year=day.year)
+    return t(
+        "digest.cal.date",
+        locale,
+        weekday=_calendar(locale, "weekdays")[day.weekday()],
+        day=day.day,
+        month=_calendar(locale, "months")[day.month - 1],
+        year=day.year,
+    )
 
 
 def fmt_short_day(day: date, locale: str) -> str:
-    return t("digest.cal.short_day", locale,
-             weekday=_calendar(locale, "weekdays")[day.weekday()], day=day.day)
+    return t(
+        "digest.cal.short_day",
+        locale,
+        weekday=_calendar(locale, "weekdays")[day.weekday()],
+        day=day.day,
+    )
 
 
 def fmt_datetime(when: datetime, locale: str) -> str:
-    return t("digest.cal.datetime", locale, day=when.day,
-             month=_calendar(locale, "months")[when.month - 1],
-             hh=f"{when.hour:02d}", mm=f"{when.minute:02d}")
+    return t(
+        "digest.cal.datetime",
+        locale,
+        day=when.day,
+        month=_calendar(locale, "months")[when.month - 1],
+        hh=f"{when.hour:02d}",
+        mm=f"{when.minute:02d}",
+    )
 
 
 def severity_label(severity: str, locale: str) -> str:

@@ -63,8 +63,14 @@ async def post_digest(
         )
     except Exception as exc:  # a rendering bug must not leave the run "pending" forever
         level = logging.WARNING if isinstance(exc, GatewayError) else logging.ERROR
-        log.log(level, "digest for workspace %s, period %s failed: %s", workspace_id,
-                period.start.isoformat(), exc, exc_info=not isinstance(exc, GatewayError))
+        log.log(
+            level,
+            "digest for workspace %s, period %s failed: %s",
+            workspace_id,
+            period.start.isoformat(),
+            exc,
+            exc_info=not isinstance(exc, GatewayError),
+        )
         await _finish(store, run_id, "failed", None, None)
         return "failed"
     await _finish(store, run_id, "posted", message_id, clock.now())
@@ -73,14 +79,21 @@ async def post_digest(
 
 
 async def _claim(
-    store: Store, workspace_id: int, period: Period,
+    store: Store,
+    workspace_id: int,
+    period: Period,
     clock: Clock,
 ) -> int | None:
     """The id of the DigestRun this caller now owns, or None when another run has it."""
     try:
         async with store.write() as session:
-            run = DigestRun(workspace_id=workspace_id, period_start=period.start,
-                            period_end=period.end, status="pending", created_at=clock.now())
+            run = DigestRun(
+                workspace_id=workspace_id,
+                period_start=period.start,
+                period_end=period.end,
+                status="pending",
+                created_at=clock.now(),
+            )
             session.add(run)
             await session.flush()
             return run.id
@@ -88,10 +101,14 @@ async def _claim(
         pass
     # Only a failed run can be taken over; the conditional UPDATE makes that a single winner.
     async with store.write() as session:
-        key = (col(DigestRun.workspace_id) == workspace_id,
-               col(DigestRun.period_start) == period.start)
+        key = (
+            col(DigestRun.workspace_id) == workspace_id,
+            col(DigestRun.period_start) == period.start,
+        )
         result = await session.execute(
-            update(DigestRun).where(*key, col(DigestRun.status) == "failed").values(status="pending")
+            update(DigestRun)
+            .where(*key, col(DigestRun.status) == "failed")
+            .values(status="pending")
         )
         if result.rowcount != 1:  # type: ignore[attr-defined]
             return None
@@ -99,18 +116,24 @@ async def _claim(
 
 
 async def _finish(
-    store: Store, run_id: int, status: str,
-    message_id: str | None, posted_at: datetime | None,
+    store: Store,
+    run_id: int,
+    status: str,
+    message_id: str | None,
+    posted_at: datetime | None,
 ) -> None:
     async with store.write() as session:
         await session.execute(
-            update(DigestRun).where(DigestRun.id == run_id)  # type: ignore[arg-type]
+            update(DigestRun)
+            .where(DigestRun.id == run_id)  # type: ignore[arg-type]
             .values(status=status, message_id=message_id, posted_at=posted_at)
         )
 
 
 async def build_digest(
-    store: Store, workspace_id: int, clock: Clock,
+    store: Store,
+    workspace_id: int,
+    clock: Clock,
     period: Period | None = None,
 ) -> tuple[Workspace, DigestStats, Card] | None:
     """The digest card for a workspace without posting or recording it (previews,

@@ -25,8 +25,14 @@ from bot.workspace_settings import parse_digest_schedule
 _CRON_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 # Widening windows to look back for the fire time before a given instant: a schedule that fires
 # every minute is found in the first, a yearly cron in the last.
-_LOOKBACKS = (timedelta(hours=1), timedelta(days=1, hours=2), timedelta(days=8),
-              timedelta(days=32), timedelta(days=367), timedelta(days=366 * 8 + 2))
+_LOOKBACKS = (
+    timedelta(hours=1),
+    timedelta(days=1, hours=2),
+    timedelta(days=8),
+    timedelta(days=32),
+    timedelta(days=367),
+    timedelta(days=366 * 8 + 2),
+)
 DEFAULT_PERIOD = timedelta(days=1)
 
 
@@ -78,8 +84,9 @@ def parse_schedule(spec: str, timezone: str) -> CronTrigger | None:
         except ValueError as exc:
             raise ValueError(f"invalid cron schedule {spec!r}: {exc}") from exc
     if schedule.weekday:
-        return CronTrigger(day_of_week=schedule.weekday, hour=schedule.hour,
-                           minute=schedule.minute, timezone=tz)
+        return CronTrigger(
+            day_of_week=schedule.weekday, hour=schedule.hour, minute=schedule.minute, timezone=tz
+        )
     return CronTrigger(hour=schedule.hour, minute=schedule.minute, timezone=tz)
 
 
@@ -96,8 +103,9 @@ def fire_before(trigger: CronTrigger, before: datetime) -> datetime | None:
         fire = next_fire(trigger, before - lookback)
         if fire is None or fire >= before:
             continue
-        while (following := next_fire(trigger, fire + timedelta(seconds=1))) is not None \
-                and following < before:
+        while (
+            following := next_fire(trigger, fire + timedelta(seconds=1))
+        ) is not None and following < before:
             fire = following
         return fire
     return None

@@ -145,12 +145,25 @@ def report_stats(tickets: Sequence[Ticket], period: Period) -> ReportStats:
 
     resolved = [tk for tk in reports if _in(tk.resolved_at, period)]
     on_time = sum(1 for tk in resolved if tk.resolved_at and as_utc(tk.resolved_at) <= due(tk))
-    still_open = [tk for tk in reports if as_utc(tk.created_at) < period.end
-                  and (tk.resolved_at is None or as_utc(tk.resolved_at) >= period.end)]
-    open_ = sorted((OpenReport(tk.id or 0, int((due(tk) - period.end).total_seconds() // 3600))
-                    for tk in still_open), key=lambda report: (report.hours_left, report.id))
-    return ReportStats(received=sum(1 for tk in reports if _in(tk.created_at, period)),
-                       on_time=on_time, late=len(resolved) - on_time, open=tuple(open_))
+    still_open = [
+        tk
+        for tk in reports
+        if as_utc(tk.created_at) < period.end
+        and (tk.resolved_at is None or as_utc(tk.resolved_at) >= period.end)
+    ]
+    open_ = sorted(
+        (
+            OpenReport(tk.id or 0, int((due(tk) - period.end).total_seconds() // 3600))
+            for tk in still_open
+        ),
+        key=lambda report: (report.hours_left, report.id),
+    )
+    return ReportStats(
+        received=sum(1 for tk in reports if _in(tk.created_at, period)),
+        on_time=on_time,
+        late=len(resolved) - on_time,
+        open=tuple(open_),
+    )
 
 
 def compute_stats(
@@ -164,11 +177,15 @@ def compute_stats(
     previous_scans = [s for s in scans if _in(s.at, previous)]
 
     def metric(test: Callable[[ScanRecord], bool]) -> Metric:
-        return Metric(sum(1 for s in current_scans if test(s)), sum(1 for s in previous_scans if test(s)))
+        return Metric(
+            sum(1 for s in current_scans if test(s)), sum(1 for s in previous_scans if test(s))
+        )
 
     def ticket_metric(attribute: str) -> Metric:
-        return Metric(sum(1 for tk in tickets if _in(getattr(tk, attribute), period)),
-                      sum(1 for tk in tickets if _in(getattr(tk, attribute), previous)))
+        return Metric(
+            sum(1 for tk in tickets if _in(getattr(tk, attribute), period)),
+            sum(1 for tk in tickets if _in(getattr(tk, attribute), previous)),
+        )
 
     def resolved_in(window: Period) -> list[Ticket]:
         return [tk for tk in tickets if _in(tk.resolved_at, window)]
@@ -179,12 +196,18 @@ def compute_stats(
         return sum(1 for tk in resolved if tk.resolution == "false_positive") / len(resolved)
 
     def first_action_times(window: Period) -> list[timedelta]:
-        return [as_utc(tk.first_action_at) - as_utc(tk.created_at) for tk in tickets
-                if tk.first_action_at is not None and _in(tk.first_action_at, window)]
+        return [
+            as_utc(tk.first_action_at) - as_utc(tk.created_at)
+            for tk in tickets
+            if tk.first_action_at is not None and _in(tk.first_action_at, window)
+        ]
 
     def resolution_times(window: Period) -> list[timedelta]:
-        return [as_utc(tk.resolved_at) - as_utc(tk.created_at) for tk in resolved_in(window)
-                if tk.resolved_at is not None]
+        return [
+            as_utc(tk.resolved_at) - as_utc(tk.created_at)
+            for tk in resolved_in(window)
+            if tk.resolved_at is not None
+        ]
 
     flagged_now = [s for s in current_scans if _flagged(s)]
     categories = Counter(c for s in flagged_now for c in s.categories)
@@ -193,13 +216,18 @@ def compute_stats(
 
     sla = timedelta(hours=workspace.sla_hours)
     still_open = [
-        tk for tk in tickets
+        tk
+        for tk in tickets
         if as_utc(tk.created_at) < period.end
         and (tk.resolved_at is None or as_utc(tk.resolved_at) >= period.end)
     ]
     open_tickets = [
-        OpenTicket(tk.id or 0, period.end - as_utc(tk.created_at), tk.severity,
-                   period.end - as_utc(tk.created_at) > sla)
+        OpenTicket(
+            tk.id or 0,
+            period.end - as_utc(tk.created_at),
+            tk.severity,
+            period.end - as_utc(tk.created_at) > sla,
+        )
         for tk in still_open
     ]
     open_tickets.sort(key=lambda tk: (not tk.breached, -tk.age))
@@ -207,8 +235,13 @@ def compute_stats(
     windows = chart_windows(period, workspace.timezone)
     flagged_scans = [s for s in scans if _flagged(s)]
     daily = [
-        (day, {sev: sum(1 for s in flagged_scans if s.severity == sev and s.at in window)
-               for sev in SEVERITIES})
+        (
+            day,
+            {
+                sev: sum(1 for s in flagged_scans if s.severity == sev and s.at in window)
+                for sev in SEVERITIES
+            },
+        )
         for day, window in windows
     ]
 
@@ -246,7 +279,8 @@ async def load_stats(session: AsyncSession, workspace: Workspace, period: Period
     since = min(period.previous().start, chart_windows(period, workspace.timezone)[0][1].start)
     scan_query = select(ScanRecord).where(
         ScanRecord.workspace_id == workspace.id,
-        col(ScanRecord.at) >= since, col(ScanRecord.at) < period.end,
+        col(ScanRecord.at) >= since,
+        col(ScanRecord.at) < period.end,
     )
     scans = (await session.execute(scan_query)).scalars().all()
     since_prev = period.previous().start

@@ -23,7 +23,9 @@ MODAL_PREFIX = "veille-modal"
 _LABEL, _DESCRIPTION = 45, 100  # Discord's limits for a modal label's text and description
 
 
-def labelled(text: str, component: discord.ui.Item[Any], description: str = "") -> discord.ui.Label[Any]:
+def labelled(
+    text: str, component: discord.ui.Item[Any], description: str = ""
+) -> discord.ui.Label[Any]:
     """A modal field under its label. Discord refuses a label over 45 characters, and some
     translations are longer: the label is then cut at a word and the whole sentence is shown
     as the description, so nothing a person should read is lost."""
@@ -36,16 +38,26 @@ def labelled(text: str, component: discord.ui.Item[Any], description: str = "") 
     return discord.ui.Label(text=text, component=component, description=description or None)
 
 
-async def run_ticket_action(interaction: discord.Interaction[Any], action: str, ticket_id: int,
-                            note: str | None = None) -> None:
+async def run_ticket_action(
+    interaction: discord.Interaction[Any], action: str, ticket_id: int, note: str | None = None
+) -> None:
     """Ask the core; open the action's form when its Reply asks for one."""
     veille = veille_of(interaction)
-    reply = await answer(interaction, veille.ticket_action(
-        Platform.DISCORD, workspace_id(interaction), interaction_actor(interaction), action,
-        ticket_id, note=note))
+    reply = await answer(
+        interaction,
+        veille.ticket_action(
+            Platform.DISCORD,
+            workspace_id(interaction),
+            interaction_actor(interaction),
+            action,
+            ticket_id,
+            note=note,
+        ),
+    )
     if reply is not None and reply.open_modal is not None and form_of(reply.open_modal):
-        await interaction.response.send_modal(NoteModal(reply.open_modal, ticket_id,
-                                                        interaction.locale.value))
+        await interaction.response.send_modal(
+            NoteModal(reply.open_modal, ticket_id, interaction.locale.value)
+        )
 
 
 TicketButton.on_press = run_ticket_action  # render.py builds the buttons; presses come here
@@ -65,12 +77,16 @@ class NoteModal(discord.ui.Modal):
         form = form_of(action)
         if form is None:
             raise ValueError(f"the ticket action {action!r} asks for no text")
-        super().__init__(title=t(form.title_key, locale, ticket=ticket_id)[:45],
-                         custom_id=f"{MODAL_PREFIX}:{action}:{ticket_id}", timeout=900)
+        super().__init__(
+            title=t(form.title_key, locale, ticket=ticket_id)[:45],
+            custom_id=f"{MODAL_PREFIX}:{action}:{ticket_id}",
+            timeout=900,
+        )
         self.action = action
         self.ticket_id = ticket_id
         self.text: discord.ui.TextInput[NoteModal] = discord.ui.TextInput(
-            custom_id="note", style=discord.TextStyle.paragraph, max_length=1500, required=True)
+            custom_id="note", style=discord.TextStyle.paragraph, max_length=1500, required=True
+        )
         self.add_item(labelled(t(form.label_key, locale), self.text))
 
     async def on_submit(self, interaction: discord.Interaction[Any]) -> None:

@@ -67,9 +67,14 @@ class VeilleClient(discord.AutoShardedClient):
     (guild_id >> 22) % shard_count, so each process handles its own guilds and nothing else.
     Neither: Discord's recommended count, all shards in this process."""
 
-    def __init__(self, veille: Veille, options: DiscordOptions | None = None, *,
-                 shard_count: int | None = None,
-                 shard_ids: tuple[int, ...] | None = None) -> None:
+    def __init__(
+        self,
+        veille: Veille,
+        options: DiscordOptions | None = None,
+        *,
+        shard_count: int | None = None,
+        shard_ids: tuple[int, ...] | None = None,
+    ) -> None:
         self.options = options or DiscordOptions()
         super().__init__(
             shard_count=shard_count,
@@ -87,9 +92,9 @@ class VeilleClient(discord.AutoShardedClient):
 
     async def setup_hook(self) -> None:
         """Runs once after login, before the gateway connects: register and sync commands."""
+        from bot.platforms.discord.actions import TicketButton
         from bot.platforms.discord.commands import register_commands
         from bot.platforms.discord.translator import VeilleTranslator
-        from bot.platforms.discord.actions import TicketButton
 
         self.veille.register_gateway(self.gateway)
         self.add_dynamic_items(TicketButton)
@@ -101,8 +106,9 @@ class VeilleClient(discord.AutoShardedClient):
         await sync_if_changed(self.tree, self.application_id, data_dir)
         for guild_id in self.options.sync_guild_ids:
             self.tree.copy_global_to(guild=discord.Object(id=guild_id))
-            await sync_if_changed(self.tree, self.application_id, data_dir,
-                                  guild=discord.Object(id=guild_id))
+            await sync_if_changed(
+                self.tree, self.application_id, data_dir, guild=discord.Object(id=guild_id)
+            )
 
     async def launch_shards(self) -> None:
         """discord.py's own, except that the gateway address always comes from GET /gateway/bot:
@@ -114,8 +120,11 @@ class VeilleClient(discord.AutoShardedClient):
         if self.shard_count is None:
             self.shard_count = recommended
         elif self.shard_count < recommended:
-            log.warning("discord: %d shards configured, Discord recommends %d "
-                        "(VEILLE_DISCORD_SHARD_COUNT)", self.shard_count, recommended)
+            log.warning(
+                "discord: %d shards configured, Discord recommends %d (VEILLE_DISCORD_SHARD_COUNT)",
+                self.shard_count,
+                recommended,
+            )
         self._connection.shard_count = self.shard_count
         shard_ids = self.shard_ids or list(range(self.shard_count))
         self._connection.shard_ids = shard_ids

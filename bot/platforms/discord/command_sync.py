@@ -19,7 +19,9 @@ log = logging.getLogger(__name__)
 STATE_FILE = "discord-commands.json"
 
 
-async def tree_hash(tree: app_commands.CommandTree[Any], guild: discord.abc.Snowflake | None) -> str:
+async def tree_hash(
+    tree: app_commands.CommandTree[Any], guild: discord.abc.Snowflake | None
+) -> str:
     """SHA-256 of exactly what `tree.sync(guild=guild)` would send."""
     commands = tree.get_commands(guild=guild)
     translator = tree.translator
@@ -47,8 +49,12 @@ def _write(path: Path, state: dict[str, str]) -> None:
     tmp.replace(path)
 
 
-async def sync_if_changed(tree: app_commands.CommandTree[Any], application_id: int | None,
-                          data_dir: Path, guild: discord.abc.Snowflake | None = None) -> bool:
+async def sync_if_changed(
+    tree: app_commands.CommandTree[Any],
+    application_id: int | None,
+    data_dir: Path,
+    guild: discord.abc.Snowflake | None = None,
+) -> bool:
     """Sync when the tree differs from the last sync for this application and scope; True when
     it synced. The hash is stored only once Discord accepted the commands."""
     path = data_dir / STATE_FILE

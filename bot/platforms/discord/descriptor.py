@@ -38,8 +38,9 @@ def explain_failure(exc: BaseException, locale: str) -> str | None:
     return t("failure.discord_token", locale) if type(exc).__name__ == "LoginFailure" else None
 
 
-async def _users_me(settings: Settings, session: aiohttp.ClientSession, *,
-                    read: bool = False) -> tuple[int, dict[str, object]]:
+async def _users_me(
+    settings: Settings, session: aiohttp.ClientSession, *, read: bool = False
+) -> tuple[int, dict[str, object]]:
     """GET /users/@me with the bot token: the status, and (`read`) the body of a 200."""
     assert settings.discord_token is not None
     headers = {"Authorization": f"Bot {settings.discord_token.get_secret_value()}"}
@@ -48,8 +49,9 @@ async def _users_me(settings: Settings, session: aiohttp.ClientSession, *,
         return response.status, body
 
 
-async def online_checks(settings: Settings, session: aiohttp.ClientSession,
-                        locale: str) -> list[Check]:
+async def online_checks(
+    settings: Settings, session: aiohttp.ClientSession, locale: str
+) -> list[Check]:
     """`veille doctor`: is the token accepted? Unreachable is a warning (doctor may run offline)."""
     import aiohttp
 
@@ -58,16 +60,33 @@ async def online_checks(settings: Settings, session: aiohttp.ClientSession,
     try:
         status, me = await _users_me(settings, session, read=True)
     except (aiohttp.ClientError, TimeoutError) as exc:
-        return [Check("discord token", "warn",
-                      t("doctor.unreachable", locale, what="Discord", error=type(exc).__name__))]
+        return [
+            Check(
+                "discord token",
+                "warn",
+                t("doctor.unreachable", locale, what="Discord", error=type(exc).__name__),
+            )
+        ]
     if status == 401:
-        return [Check("discord token", "fail", t("doctor.token_rejected", locale),
-                      t("doctor.fix_discord", locale))]
+        return [
+            Check(
+                "discord token",
+                "fail",
+                t("doctor.token_rejected", locale),
+                t("doctor.fix_discord", locale),
+            )
+        ]
     if status >= 400:
-        return [Check("discord token", "warn",
-                      t("doctor.unreachable", locale, what="Discord", error="ClientResponseError"))]
-    return [Check("discord token", "ok",
-                  t("doctor.logged_in_as", locale, name=me.get("username", "?")))]
+        return [
+            Check(
+                "discord token",
+                "warn",
+                t("doctor.unreachable", locale, what="Discord", error="ClientResponseError"),
+            )
+        ]
+    return [
+        Check("discord token", "ok", t("doctor.logged_in_as", locale, name=me.get("username", "?")))
+    ]
 
 
 async def preflight(settings: Settings, session: aiohttp.ClientSession) -> None:
@@ -84,8 +103,10 @@ async def preflight(settings: Settings, session: aiohttp.ClientSession) -> None:
     if status == 401:
         raise Refusal(t("failure.discord_token", locale))
     if status >= 400:
-        raise Refusal(t("failure.platform_status", locale, what="Discord", url=_api(settings),
-                        status=status), _RUNTIME)
+        raise Refusal(
+            t("failure.platform_status", locale, what="Discord", url=_api(settings), status=status),
+            _RUNTIME,
+        )
 
 
 DISCORD = PlatformDescriptor(

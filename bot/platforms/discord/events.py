@@ -17,8 +17,13 @@ def _listed(apps: AiApps, user: discord.abc.User) -> bool:
     return apps.listed([str(user.id)], [user.name, user.display_name])
 
 
-def actor_of(user: discord.abc.User, ai_apps: AiApps | None = None, *,
-             replying_with_image: bool = False, locale: str | None = None) -> Actor:
+def actor_of(
+    user: discord.abc.User,
+    ai_apps: AiApps | None = None,
+    *,
+    replying_with_image: bool = False,
+    locale: str | None = None,
+) -> Actor:
     """The Actor for a user or member: role ids (not @everyone), Manage Server as admin right."""
     roles: frozenset[str] = frozenset()
     is_admin = False
@@ -27,17 +32,26 @@ def actor_of(user: discord.abc.User, ai_apps: AiApps | None = None, *,
         perms = user.guild_permissions
         is_admin = perms.administrator or perms.manage_guild
     is_ai = ai_apps is not None and ai_apps.is_ai_app(
-        is_bot=user.bot, ids=[str(user.id)], names=[user.name, user.display_name],
-        posts_image_in_answer=replying_with_image)
+        is_bot=user.bot,
+        ids=[str(user.id)],
+        names=[user.name, user.display_name],
+        posts_image_in_answer=replying_with_image,
+    )
     return Actor(
-        user_id=str(user.id), display_name=user.display_name, role_ids=roles,
-        is_platform_admin=is_admin, is_bot=user.bot, is_ai_app=is_ai, locale=locale,
+        user_id=str(user.id),
+        display_name=user.display_name,
+        role_ids=roles,
+        is_platform_admin=is_admin,
+        is_bot=user.bot,
+        is_ai_app=is_ai,
+        locale=locale,
     )
 
 
 def _is_image(attachment: discord.Attachment) -> bool:
     return (attachment.content_type or "").startswith("image/") or bool(
-        _IMAGE_EXT.search(attachment.filename))
+        _IMAGE_EXT.search(attachment.filename)
+    )
 
 
 def _parts(message: discord.Message) -> list[discord.Message | discord.MessageSnapshot]:
@@ -56,9 +70,17 @@ def media_refs(message: discord.Message) -> tuple[MediaRef, ...]:
     links in the text (fetched by the core's safe fetcher), the forwarded messages' included."""
     parts = _parts(message)
     refs: list[MediaRef] = [
-        MediaRef(kind="attachment", url=a.url, media_id=str(a.id), filename=a.filename,
-                 content_type=a.content_type or "", size=a.size)
-        for part in parts for a in part.attachments if _is_image(a)
+        MediaRef(
+            kind="attachment",
+            url=a.url,
+            media_id=str(a.id),
+            filename=a.filename,
+            content_type=a.content_type or "",
+            size=a.size,
+        )
+        for part in parts
+        for a in part.attachments
+        if _is_image(a)
     ]
     seen = {ref.url for ref in refs}
     for embed in (embed for part in parts for embed in part.embeds):
@@ -91,13 +113,16 @@ def _replied(message: discord.Message, ai_apps: AiApps) -> RepliedMessage | None
     if not isinstance(resolved, discord.Message):  # deleted or not delivered with the event
         return RepliedMessage(message_id=str(ref.message_id), author=Actor(user_id=""))
     return RepliedMessage(
-        message_id=str(resolved.id), author=actor_of(resolved.author, ai_apps),
-        text=resolved.content, has_image=_has_image(resolved),
+        message_id=str(resolved.id),
+        author=actor_of(resolved.author, ai_apps),
+        text=resolved.content,
+        has_image=_has_image(resolved),
     )
 
 
-def to_event(message: discord.Message, ai_apps: AiApps | None = None, *,
-             edited: bool = False) -> MessageEvent:
+def to_event(
+    message: discord.Message, ai_apps: AiApps | None = None, *, edited: bool = False
+) -> MessageEvent:
     """Translate a guild message. `edited` marks a MESSAGE_UPDATE worth a new scan."""
     apps = ai_apps or AiApps()
     media = media_refs(message)

@@ -63,7 +63,8 @@ class DiscordGateway:
     def _channel(self, workspace_id: str, channel_id: str) -> discord.PartialMessageable:
         # Partial objects need no cache: the core may act on channels the bot never saw.
         return self.client.get_partial_messageable(
-            int(channel_id), guild_id=int(workspace_id) if workspace_id else None)
+            int(channel_id), guild_id=int(workspace_id) if workspace_id else None
+        )
 
     async def download(self, ref: MediaRef, max_bytes: int) -> bytes:
         """Stream an attachment from Discord's CDN, refusing more than `max_bytes`."""
@@ -81,8 +82,9 @@ class DiscordGateway:
                 async for chunk in response.content.iter_chunked(_CHUNK):
                     data.extend(chunk)
                     if len(data) > max_bytes:
-                        raise GatewayError(f"attachment {ref.media_id} over {max_bytes} bytes",
-                                           retryable=False)
+                        raise GatewayError(
+                            f"attachment {ref.media_id} over {max_bytes} bytes", retryable=False
+                        )
                 return bytes(data)
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise GatewayError(f"attachment download: {exc!r}") from exc
@@ -97,8 +99,15 @@ class DiscordGateway:
                 return
             raise
 
-    async def post_card(self, workspace_id: str, channel_id: str, card: Card, *,
-                        thread_id: str | None = None, dedupe_key: str | None = None) -> str:
+    async def post_card(
+        self,
+        workspace_id: str,
+        channel_id: str,
+        card: Card,
+        *,
+        thread_id: str | None = None,
+        dedupe_key: str | None = None,
+    ) -> str:
         rendered = render_card(card)
         channel = self._channel(workspace_id, thread_id or channel_id)
         kwargs: dict[str, Any] = {"embed": rendered.embed}
@@ -115,38 +124,51 @@ class DiscordGateway:
         message = await translate_errors(channel.send(**kwargs), "post card")
         return str(message.id)
 
-    async def update_card(self, workspace_id: str, channel_id: str, message_id: str,
-                          card: Card) -> None:
+    async def update_card(
+        self, workspace_id: str, channel_id: str, message_id: str, card: Card
+    ) -> None:
         rendered = render_card(card)
         message = self._channel(workspace_id, channel_id).get_partial_message(int(message_id))
         # An empty view removes the buttons of a closed ticket; new files replace old ones.
-        kwargs: dict[str, Any] = {"embed": rendered.embed,
-                                     "view": rendered.view or discord.ui.View(timeout=None)}
+        kwargs: dict[str, Any] = {
+            "embed": rendered.embed,
+            "view": rendered.view or discord.ui.View(timeout=None),
+        }
         if rendered.file is not None:
             kwargs["attachments"] = [rendered.file]
         await translate_errors(message.edit(**kwargs), "update card")
 
-    async def post_text(self, workspace_id: str, channel_id: str, text: str, *,
-                        thread_id: str | None = None) -> str:
+    async def post_text(
+        self, workspace_id: str, channel_id: str, text: str, *, thread_id: str | None = None
+    ) -> str:
         channel = self._channel(workspace_id, thread_id or channel_id)
         message = await translate_errors(channel.send(content=text[:2000]), "post text")
         return str(message.id)
 
-    async def send_private(self, workspace_id: str, user_id: str, text: str, *,
-                           channel_id: str | None = None, buttons: tuple[Button, ...] = ()) -> None:
+    async def send_private(
+        self,
+        workspace_id: str,
+        user_id: str,
+        text: str,
+        *,
+        channel_id: str | None = None,
+        buttons: tuple[Button, ...] = (),
+    ) -> None:
         """A DM, with `buttons` (an author's Appeal) as components: pressing one later arrives as
         a DM interaction that `TicketButton` routes, whatever restarts happened in between.
         People who closed their DMs get nothing: Discord has no per-user channel post."""
-        dm = await translate_errors(self.client.create_dm(discord.Object(id=int(user_id))),
-                                    "open DM")
+        dm = await translate_errors(
+            self.client.create_dm(discord.Object(id=int(user_id))), "open DM"
+        )
         kwargs: dict[str, Any] = {"content": text[:2000]}
         view = render_buttons(buttons)
         if view is not None:
             kwargs["view"] = view
         await translate_errors(dm.send(**kwargs), "send DM")
 
-    async def timeout_member(self, workspace_id: str, user_id: str, seconds: int,
-                             reason: str) -> None:
+    async def timeout_member(
+        self, workspace_id: str, user_id: str, seconds: int, reason: str
+    ) -> None:
         guild = self.client.get_guild(int(workspace_id))
         if guild is None:
             raise GatewayError(f"unknown guild {workspace_id}", retryable=False)

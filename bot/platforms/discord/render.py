@@ -73,8 +73,11 @@ def render_embed(card: Card) -> discord.Embed:
     mentions = {index: _mention(kind, value) for index, kind, value in card.mentions}
     for index, (name, value) in enumerate(card.fields[:_FIELDS]):
         value = mentions.get(index) or value
-        embed.add_field(name=_cut(name, _FIELD_NAME) or "\u200b",
-                        value=_cut(value, _FIELD_VALUE) or "\u200b", inline=True)
+        embed.add_field(
+            name=_cut(name, _FIELD_NAME) or "\u200b",
+            value=_cut(value, _FIELD_VALUE) or "\u200b",
+            inline=True,
+        )
     if card.footer:
         embed.set_footer(text=_cut(card.footer, _FOOTER))
     # An image shown inside an embed is never blurred, so a spoiler image stays a plain
@@ -88,8 +91,10 @@ def render_view(card: Card) -> discord.ui.View | None:
     return render_buttons(card.buttons)
 
 
-class TicketButton(discord.ui.DynamicItem[discord.ui.Button[Any]],
-                   template=r"veille:(?P<action>[a-z_]+):(?P<ticket>[0-9]+)"):
+class TicketButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]],
+    template=r"veille:(?P<action>[a-z_]+):(?P<ticket>[0-9]+)",
+):
     """A ticket action button, matched on its custom id `veille:<action>:<ticket>`:
     `from_custom_id` rebuilds it from the id alone, so a card posted before a restart still
     works and nothing about it is kept in memory.
@@ -99,16 +104,26 @@ class TicketButton(discord.ui.DynamicItem[discord.ui.Button[Any]],
 
     on_press: ClassVar[PressHandler | None] = None
 
-    def __init__(self, action: str, ticket_id: int, *, label: str = "",
-                 style: discord.ButtonStyle = discord.ButtonStyle.secondary) -> None:
-        super().__init__(discord.ui.Button(label=label or action, style=style,
-                                           custom_id=button_id(action, ticket_id)))
+    def __init__(
+        self,
+        action: str,
+        ticket_id: int,
+        *,
+        label: str = "",
+        style: discord.ButtonStyle = discord.ButtonStyle.secondary,
+    ) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label=label or action, style=style, custom_id=button_id(action, ticket_id)
+            )
+        )
         self.action = action
         self.ticket_id = ticket_id
 
     @classmethod
-    async def from_custom_id(cls, interaction: discord.Interaction[Any],
-                             item: discord.ui.Item[Any], match: re.Match[str]) -> TicketButton:
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str]
+    ) -> TicketButton:
         parsed = parse_button_id(item.custom_id or "")  # type: ignore[attr-defined]
         if parsed is None:  # the template matched but the action is not one the core knows
             raise ValueError(f"unknown ticket action in {item.custom_id!r}")  # type: ignore[attr-defined]
@@ -116,7 +131,9 @@ class TicketButton(discord.ui.DynamicItem[discord.ui.Button[Any]],
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         if TicketButton.on_press is None:
-            raise RuntimeError("no handler for ticket buttons: import bot.platforms.discord.actions")
+            raise RuntimeError(
+                "no handler for ticket buttons: import bot.platforms.discord.actions"
+            )
         await TicketButton.on_press(interaction, self.action, self.ticket_id)
 
 
@@ -126,14 +143,21 @@ def render_buttons(buttons: tuple[Button, ...]) -> discord.ui.View | None:
         return None
     view = discord.ui.View(timeout=None)
     for button in buttons[:_BUTTONS]:
-        view.add_item(TicketButton(button.action, button.ticket_id, label=button.label,
-                                   style=STYLES.get(button.style, discord.ButtonStyle.secondary)))
+        view.add_item(
+            TicketButton(
+                button.action,
+                button.ticket_id,
+                label=button.label,
+                style=STYLES.get(button.style, discord.ButtonStyle.secondary),
+            )
+        )
     return view
 
 
 def render_card(card: Card) -> RenderedCard:
     file = None
     if card.image_png is not None:
-        file = discord.File(io.BytesIO(card.image_png), filename=card_file_name(card),
-                            spoiler=card.spoiler)
+        file = discord.File(
+            io.BytesIO(card.image_png), filename=card_file_name(card), spoiler=card.spoiler
+        )
     return RenderedCard(render_embed(card), render_view(card), file)

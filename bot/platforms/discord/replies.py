@@ -51,8 +51,11 @@ async def send_reply(interaction: discord.Interaction[Any], reply: Reply) -> Non
     if reply.image_png is not None:
         mime = str(reply.extras.get("mime") or "image/png")
         extension = mimetypes.guess_extension(mime) or ".png"
-        files.append(discord.File(io.BytesIO(reply.image_png),
-                                  filename=f"SPOILER_original{extension}", spoiler=True))
+        files.append(
+            discord.File(
+                io.BytesIO(reply.image_png), filename=f"SPOILER_original{extension}", spoiler=True
+            )
+        )
     if files:
         kwargs["files"] = files
     if reply.text or not (reply.card or files):

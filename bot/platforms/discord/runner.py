@@ -13,19 +13,20 @@ if TYPE_CHECKING:
     from bot.settings import Settings
 
 
-def build_client(settings: Settings, veille: Veille,
-                 options: DiscordOptions | None = None) -> VeilleClient:
+def build_client(
+    settings: Settings, veille: Veille, options: DiscordOptions | None = None
+) -> VeilleClient:
     """A client ready to `start(token)`, holding the shards of VEILLE_DISCORD_SHARD_COUNT/_IDS.
     Applies DISCORD_API_URL before anything talks REST."""
     apply_api_url(settings.discord_api_url)
     if options is None:
         options = DiscordOptions(ai_apps=AiApps.from_setting(settings.ai_apps))
-    return VeilleClient(veille, options, shard_count=settings.discord_shard_count,
-                        shard_ids=settings.discord_shards)
+    return VeilleClient(
+        veille, options, shard_count=settings.discord_shard_count, shard_ids=settings.discord_shards
+    )
 
 
-async def start(settings: Settings, veille: Veille,
-                options: DiscordOptions | None = None) -> None:
+async def start(settings: Settings, veille: Veille, options: DiscordOptions | None = None) -> None:
     """The platform entry point bot/app.py calls: log in, sync the commands, connect, and run
     until the client is closed."""
     if settings.discord_token is None:

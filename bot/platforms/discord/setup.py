@@ -80,27 +80,39 @@ async def start_wizard(interaction: Interaction) -> None:
         return
     choices = _choices_from(view)
     wizard = SetupWizard(choices, actor.locale or choices.locale)
-    await interaction.response.send_message(embed=wizard.embed(1), view=ChannelsStep(wizard),
-                                            ephemeral=True)
+    await interaction.response.send_message(
+        embed=wizard.embed(1), view=ChannelsStep(wizard), ephemeral=True
+    )
 
 
 def setup_input(c: SetupChoices) -> SetupInput:
     """The core's SetupInput (the core checks every value, as it does the Slack modal's)."""
     return SetupInput(
-        safety_channel_id=c.safety_channel_id, quarantine_channel_id=c.quarantine_channel_id,
-        moderator_role_ids=tuple(c.moderator_role_ids), sensitivity=c.sensitivity,
-        delete=c.actions.get("delete", False), notify=c.actions.get("notify", False),
-        timeout=c.actions.get("timeout", False), digest_schedule=c.digest_schedule,
-        timezone=c.timezone, locale=c.locale)
+        safety_channel_id=c.safety_channel_id,
+        quarantine_channel_id=c.quarantine_channel_id,
+        moderator_role_ids=tuple(c.moderator_role_ids),
+        sensitivity=c.sensitivity,
+        delete=c.actions.get("delete", False),
+        notify=c.actions.get("notify", False),
+        timeout=c.actions.get("timeout", False),
+        digest_schedule=c.digest_schedule,
+        timezone=c.timezone,
+        locale=c.locale,
+    )
 
 
 def _choices_from(view: WorkspaceView) -> SetupChoices:
     return SetupChoices(
-        safety_channel_id=view.safety_channel_id, quarantine_channel_id=view.quarantine_channel_id,
-        moderator_role_ids=list(view.moderator_role_ids or []), sensitivity=view.sensitivity,
-        actions=dict(view.actions), digest_schedule=view.digest_schedule,
+        safety_channel_id=view.safety_channel_id,
+        quarantine_channel_id=view.quarantine_channel_id,
+        moderator_role_ids=list(view.moderator_role_ids or []),
+        sensitivity=view.sensitivity,
+        actions=dict(view.actions),
+        digest_schedule=view.digest_schedule,
         digest_time=split_digest_schedule(view.digest_schedule)[1],
-        timezone=view.timezone, locale=view.locale)
+        timezone=view.timezone,
+        locale=view.locale,
+    )
 
 
 class SetupWizard:
@@ -118,7 +130,7 @@ class SetupWizard:
         return t(f"{LABELS}.{setting}", self.locale)
 
     def schedule_label(self, schedule: str) -> str:
-        """"weekly:mon@09:00" -> "Every Monday at 09:00"; a schedule no wizard offers (a cron
+        """ "weekly:mon@09:00" -> "Every Monday at 09:00"; a schedule no wizard offers (a cron
         line set elsewhere) is shown as it is stored."""
         try:
             parsed = parse_digest_schedule(schedule)
@@ -128,31 +140,55 @@ class SetupWizard:
             return t(frequency_label("off"), self.locale)
         if schedule not in digest_options(parsed.time):
             return schedule
-        return t(DIGEST_AT, self.locale, time=parsed.time,
-                 schedule=t(frequency_label(parsed.frequency), self.locale))
+        return t(
+            DIGEST_AT,
+            self.locale,
+            time=parsed.time,
+            schedule=t(frequency_label(parsed.frequency), self.locale),
+        )
 
     def embed(self, step: int, problems: list[str] | None = None) -> discord.Embed:
-        embed = discord.Embed(title=self.t("title", step=step, steps=4),
-                              description=self.t(f"step{step}"), colour=discord.Colour.blurple())
+        embed = discord.Embed(
+            title=self.t("title", step=step, steps=4),
+            description=self.t(f"step{step}"),
+            colour=discord.Colour.blurple(),
+        )
         if step == 4:
             c = self.choices
             none = self.t("none")
-            embed.add_field(name=self.label("safety_channel_id"),
-                            value=f"<#{c.safety_channel_id}>" if c.safety_channel_id else none)
-            embed.add_field(name=self.label("quarantine_channel_id"),
-                            value=f"<#{c.quarantine_channel_id}>" if c.quarantine_channel_id
-                            else none)
-            embed.add_field(name=self.label("moderator_role_ids"),
-                            value=" ".join(f"<@&{r}>" for r in c.moderator_role_ids) or none)
-            embed.add_field(name=self.label("sensitivity"),
-                            value=t(sensitivity_label(c.sensitivity), self.locale))
-            embed.add_field(name=self.label("actions"), value=", ".join(
-                t(action_label(a), self.locale) for a in ACTIONS if c.actions.get(a)) or none)
-            embed.add_field(name=self.label("digest_schedule"),
-                            value=f"{self.schedule_label(c.digest_schedule)} ({c.timezone})")
+            embed.add_field(
+                name=self.label("safety_channel_id"),
+                value=f"<#{c.safety_channel_id}>" if c.safety_channel_id else none,
+            )
+            embed.add_field(
+                name=self.label("quarantine_channel_id"),
+                value=f"<#{c.quarantine_channel_id}>" if c.quarantine_channel_id else none,
+            )
+            embed.add_field(
+                name=self.label("moderator_role_ids"),
+                value=" ".join(f"<@&{r}>" for r in c.moderator_role_ids) or none,
+            )
+            embed.add_field(
+                name=self.label("sensitivity"),
+                value=t(sensitivity_label(c.sensitivity), self.locale),
+            )
+            embed.add_field(
+                name=self.label("actions"),
+                value=", ".join(
+                    t(action_label(a), self.locale) for a in ACTIONS if c.actions.get(a)
+                )
+                or none,
+            )
+            embed.add_field(
+                name=self.label("digest_schedule"),
+                value=f"{self.schedule_label(c.digest_schedule)} ({c.timezone})",
+            )
             embed.add_field(name=self.label("locale"), value=c.locale)
-            embed.add_field(name=self.t("permissions"), inline=False,
-                            value="\n".join(problems or []) or self.t("permissions_ok"))
+            embed.add_field(
+                name=self.t("permissions"),
+                inline=False,
+                value="\n".join(problems or []) or self.t("permissions_ok"),
+            )
         return embed
 
 
@@ -162,20 +198,28 @@ class _Step(discord.ui.View):
         self.wizard = wizard
 
     def button(self, key: str, style: discord.ButtonStyle, callback: Any, row: int) -> None:
-        item: discord.ui.Button[Any] = discord.ui.Button(label=self.wizard.t(key), style=style,
-                                                         row=row)
+        item: discord.ui.Button[Any] = discord.ui.Button(
+            label=self.wizard.t(key), style=style, row=row
+        )
         item.callback = callback  # type: ignore[method-assign]
         self.add_item(item)
 
     async def goto(self, interaction: Interaction, step: int) -> None:
         views = {1: ChannelsStep, 2: OptionsStep, 3: DigestStep, 4: SummaryStep}
         c = self.wizard.choices
-        problems = missing_permissions(
-            interaction, (c.safety_channel_id, c.quarantine_channel_id),
-            timeout=bool(c.actions.get("timeout")), locale=self.wizard.locale) \
-            if step == 4 else None
-        await interaction.response.edit_message(embed=self.wizard.embed(step, problems),
-                                                view=views[step](self.wizard))
+        problems = (
+            missing_permissions(
+                interaction,
+                (c.safety_channel_id, c.quarantine_channel_id),
+                timeout=bool(c.actions.get("timeout")),
+                locale=self.wizard.locale,
+            )
+            if step == 4
+            else None
+        )
+        await interaction.response.edit_message(
+            embed=self.wizard.embed(step, problems), view=views[step](self.wizard)
+        )
 
 
 class ChannelsStep(_Step):
@@ -183,16 +227,28 @@ class ChannelsStep(_Step):
         super().__init__(wizard)
         c = wizard.choices
         self.safety: discord.ui.ChannelSelect[Any] = discord.ui.ChannelSelect(
-            placeholder=wizard.label("safety_channel_id"), channel_types=[discord.ChannelType.text],
-            default_values=[discord.Object(int(c.safety_channel_id))] if c.safety_channel_id
-            else [], row=0)
+            placeholder=wizard.label("safety_channel_id"),
+            channel_types=[discord.ChannelType.text],
+            default_values=[discord.Object(int(c.safety_channel_id))]
+            if c.safety_channel_id
+            else [],
+            row=0,
+        )
         self.quarantine: discord.ui.ChannelSelect[Any] = discord.ui.ChannelSelect(
-            placeholder=wizard.label("quarantine_channel_id"), channel_types=[discord.ChannelType.text],
+            placeholder=wizard.label("quarantine_channel_id"),
+            channel_types=[discord.ChannelType.text],
             default_values=[discord.Object(int(c.quarantine_channel_id))]
-            if c.quarantine_channel_id else [], row=1)
+            if c.quarantine_channel_id
+            else [],
+            row=1,
+        )
         self.roles: discord.ui.RoleSelect[Any] = discord.ui.RoleSelect(
-            placeholder=wizard.label("moderator_role_ids"), min_values=0, max_values=10,
-            default_values=[discord.Object(int(r)) for r in c.moderator_role_ids], row=2)
+            placeholder=wizard.label("moderator_role_ids"),
+            min_values=0,
+            max_values=10,
+            default_values=[discord.Object(int(r)) for r in c.moderator_role_ids],
+            row=2,
+        )
         for select in (self.safety, self.quarantine, self.roles):
             select.callback = self._picked  # type: ignore[method-assign]
             self.add_item(select)
@@ -219,8 +275,10 @@ class ChannelsStep(_Step):
 
 def _options(values: tuple[str, ...], label: Any, chosen: set[str]) -> list[discord.SelectOption]:
     """Select options for `values`, each labelled `label(value)`, the `chosen` ones selected."""
-    return [discord.SelectOption(label=str(label(v))[:100], value=v, default=v in chosen)
-            for v in values[:MAX_OPTIONS]]
+    return [
+        discord.SelectOption(label=str(label(v))[:100], value=v, default=v in chosen)
+        for v in values[:MAX_OPTIONS]
+    ]
 
 
 class OptionsStep(_Step):
@@ -229,17 +287,29 @@ class OptionsStep(_Step):
         c = wizard.choices
         lang = wizard.locale
         self.sensitivity: discord.ui.Select[Any] = discord.ui.Select(
-            placeholder=wizard.label("sensitivity"), options=_options(
-                SENSITIVITIES, lambda v: t(sensitivity_label(v), lang), {c.sensitivity}), row=0)
+            placeholder=wizard.label("sensitivity"),
+            options=_options(
+                SENSITIVITIES, lambda v: t(sensitivity_label(v), lang), {c.sensitivity}
+            ),
+            row=0,
+        )
         self.actions: discord.ui.Select[Any] = discord.ui.Select(
-            placeholder=wizard.label("actions"), options=_options(
-                ACTIONS, lambda v: t(action_label(v), lang),
-                {a for a in ACTIONS if c.actions.get(a)}),
-            min_values=0, max_values=len(ACTIONS), row=1)
+            placeholder=wizard.label("actions"),
+            options=_options(
+                ACTIONS,
+                lambda v: t(action_label(v), lang),
+                {a for a in ACTIONS if c.actions.get(a)},
+            ),
+            min_values=0,
+            max_values=len(ACTIONS),
+            row=1,
+        )
         # Each language is named in itself, by its own catalogue.
         self.language: discord.ui.Select[Any] = discord.ui.Select(
             placeholder=wizard.label("locale"),
-            options=_options(LOCALES, lambda v: t(LANGUAGE_NAME, v), {c.locale}), row=2)
+            options=_options(LOCALES, lambda v: t(LANGUAGE_NAME, v), {c.locale}),
+            row=2,
+        )
         for select in (self.sensitivity, self.actions, self.language):
             select.callback = self._picked  # type: ignore[method-assign]
             self.add_item(select)
@@ -281,15 +351,19 @@ class DigestStep(_Step):
         schedules = _with_current(digest_options(c.digest_time), c.digest_schedule)
         self.schedule: discord.ui.Select[Any] = discord.ui.Select(
             placeholder=wizard.label("digest_schedule"),
-            options=_options(schedules, wizard.schedule_label, {c.digest_schedule}), row=0)
+            options=_options(schedules, wizard.schedule_label, {c.digest_schedule}),
+            row=0,
+        )
         self.zone: discord.ui.Select[Any] = discord.ui.Select(
             placeholder=wizard.label("timezone"),
-            options=_options(_with_current(TIMEZONES, c.timezone), str, {c.timezone}), row=1)
+            options=_options(_with_current(TIMEZONES, c.timezone), str, {c.timezone}),
+            row=1,
+        )
         self.time: discord.ui.Select[Any] = discord.ui.Select(
             placeholder=wizard.label("digest_time"),
-            options=_options(tuple(sorted({*DIGEST_TIMES, c.digest_time})), str,
-                             {c.digest_time}),
-            row=2)
+            options=_options(tuple(sorted({*DIGEST_TIMES, c.digest_time})), str, {c.digest_time}),
+            row=2,
+        )
         for select in (self.schedule, self.zone, self.time):
             select.callback = self._picked  # type: ignore[method-assign]
             self.add_item(select)
@@ -305,8 +379,11 @@ class DigestStep(_Step):
             # The schedules offered change with the time: show them again at the new time.
             frequency, at = split_digest_schedule(c.digest_schedule)
             c.digest_time = values[0]
-            if frequency in DIGEST_FREQUENCIES and frequency != "off" \
-                    and c.digest_schedule == compose_schedule(frequency, at):
+            if (
+                frequency in DIGEST_FREQUENCIES
+                and frequency != "off"
+                and c.digest_schedule == compose_schedule(frequency, at)
+            ):
                 c.digest_schedule = compose_schedule(frequency, c.digest_time)
             await interaction.response.edit_message(view=DigestStep(self.wizard))
             return
@@ -334,7 +411,11 @@ class SummaryStep(_Step):
 
     async def _save(self, interaction: Interaction) -> None:
         setup = setup_input(self.wizard.choices)
-        reply = await answer(interaction, veille_of(interaction).save_setup(
-            Platform.DISCORD, workspace_id(interaction), interaction_actor(interaction), setup))
+        reply = await answer(
+            interaction,
+            veille_of(interaction).save_setup(
+                Platform.DISCORD, workspace_id(interaction), interaction_actor(interaction), setup
+            ),
+        )
         if reply is not None and reply.ok:
             self.stop()

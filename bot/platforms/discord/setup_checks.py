@@ -12,14 +12,24 @@ from bot.core.i18n import t
 
 # What Veille does in each place: posts cards with buttons and previews; deletes and times out
 # anywhere in the server.
-CHANNEL_NEEDS = ("view_channel", "send_messages", "embed_links", "attach_files",
-                 "read_message_history")
+CHANNEL_NEEDS = (
+    "view_channel",
+    "send_messages",
+    "embed_links",
+    "attach_files",
+    "read_message_history",
+)
 GUILD_NEEDS = ("manage_messages",)
 TIMEOUT_NEEDS = ("moderate_members",)
 
 
-def missing_permissions(interaction: discord.Interaction[Any], channel_ids: Iterable[str | None],
-                        *, timeout: bool, locale: str) -> list[str]:
+def missing_permissions(
+    interaction: discord.Interaction[Any],
+    channel_ids: Iterable[str | None],
+    *,
+    timeout: bool,
+    locale: str,
+) -> list[str]:
     """One localised line per place where the bot lacks a permission; [] when all is well.
     `channel_ids` are the channels chosen (None: not chosen yet); `timeout`: whether the
     workspace times out offenders. Plain values, so this module does not import the wizard."""
@@ -35,13 +45,24 @@ def missing_permissions(interaction: discord.Interaction[Any], channel_ids: Iter
         perms = channel.permissions_for(me)
         lacking = [name for name in CHANNEL_NEEDS if not getattr(perms, name)]
         if lacking:
-            problems.append(t("discord.wizard.missing_in", locale, channel=f"<#{channel.id}>",
-                              permissions=", ".join(_label(n, locale) for n in lacking)))
+            problems.append(
+                t(
+                    "discord.wizard.missing_in",
+                    locale,
+                    channel=f"<#{channel.id}>",
+                    permissions=", ".join(_label(n, locale) for n in lacking),
+                )
+            )
     needs = GUILD_NEEDS + (TIMEOUT_NEEDS if timeout else ())
     lacking = [name for name in needs if not getattr(me.guild_permissions, name)]
     if lacking:
-        problems.append(t("discord.wizard.missing_server", locale,
-                          permissions=", ".join(_label(n, locale) for n in lacking)))
+        problems.append(
+            t(
+                "discord.wizard.missing_server",
+                locale,
+                permissions=", ".join(_label(n, locale) for n in lacking),
+            )
+        )
     return problems
 
 

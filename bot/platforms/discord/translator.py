@@ -18,8 +18,12 @@ def loc(default: str, key: str) -> app_commands.locale_str:
 
 
 class VeilleTranslator(app_commands.Translator):
-    async def translate(self, string: app_commands.locale_str, locale: discord.Locale,
-                        context: app_commands.TranslationContextTypes) -> str | None:
+    async def translate(
+        self,
+        string: app_commands.locale_str,
+        locale: discord.Locale,
+        context: app_commands.TranslationContextTypes,
+    ) -> str | None:
         key = string.extras.get("key")
         lang = normalise_locale(locale.value)
         if key is None or lang not in LOCALES or lang == "en":

@@ -25,6 +25,7 @@ from bot.core.handoff import SERVICES
 from bot.core.i18n import t
 from bot.core.reports import REASONS
 from bot.core.types import MessageEvent, Platform, ReportForm
+from bot.platforms.discord.actions import labelled
 from bot.platforms.discord.events import to_event
 from bot.platforms.discord.replies import (
     answer,
@@ -35,7 +36,6 @@ from bot.platforms.discord.replies import (
     workspace_id,
 )
 from bot.platforms.discord.translator import loc
-from bot.platforms.discord.actions import labelled
 
 log = logging.getLogger(__name__)
 Interaction = discord.Interaction[Any]
@@ -48,36 +48,59 @@ MAX_PROTECT_IMAGE = 20 * 1024 * 1024  # as /hashes add
 def _service_choice(service: str) -> app_commands.Choice[str]:
     """A handoff service by the core's own name for it (handoff.service.*), FR included."""
     key = f"handoff.service.{service}"
-    return app_commands.Choice(name=app_commands.locale_str(t(key, "en")[:100], key=key),
-                               value=service)
+    return app_commands.Choice(
+        name=app_commands.locale_str(t(key, "en")[:100], key=key), value=service
+    )
 
 
 class ReportModal(discord.ui.Modal):
     """The report form, in the reporter's language: what it is (one of the core's reasons),
     how to reach them, details, and the good-faith statement (the core refuses without it)."""
 
-    def __init__(self, message: discord.Message, event: MessageEvent, reporter_id: int,
-                 locale: str) -> None:
-        super().__init__(title=t("victims.form.title", locale)[:45], timeout=900,
-                         custom_id=report_id(message.channel.id, message.id, reporter_id))
+    def __init__(
+        self, message: discord.Message, event: MessageEvent, reporter_id: int, locale: str
+    ) -> None:
+        super().__init__(
+            title=t("victims.form.title", locale)[:45],
+            timeout=900,
+            custom_id=report_id(message.channel.id, message.id, reporter_id),
+        )
         self.event = event  # what the reporter saw, if the message is gone by the submission
         self.reason: discord.ui.Select[ReportModal] = discord.ui.Select(
-            custom_id="reason", min_values=1, max_values=1, required=True,
-            options=[discord.SelectOption(label=t(f"victims.reason.{r}", locale)[:100], value=r)
-                     for r in REASONS])
+            custom_id="reason",
+            min_values=1,
+            max_values=1,
+            required=True,
+            options=[
+                discord.SelectOption(label=t(f"victims.reason.{r}", locale)[:100], value=r)
+                for r in REASONS
+            ],
+        )
         self.contact: discord.ui.TextInput[ReportModal] = discord.ui.TextInput(
-            custom_id="contact", required=False, max_length=200)
+            custom_id="contact", required=False, max_length=200
+        )
         self.details: discord.ui.TextInput[ReportModal] = discord.ui.TextInput(
-            custom_id="details", style=discord.TextStyle.paragraph, required=False,
-            max_length=1500)
+            custom_id="details", style=discord.TextStyle.paragraph, required=False, max_length=1500
+        )
         self.good_faith: discord.ui.Checkbox[ReportModal] = discord.ui.Checkbox(
-            custom_id="good_faith")
+            custom_id="good_faith"
+        )
         self.add_item(labelled(t("victims.form.reason", locale), self.reason))
-        self.add_item(labelled(t("victims.form.contact", locale), self.contact,
-                               t("victims.form.contact_hint", locale)))
+        self.add_item(
+            labelled(
+                t("victims.form.contact", locale),
+                self.contact,
+                t("victims.form.contact_hint", locale),
+            )
+        )
         self.add_item(labelled(t("victims.form.details", locale), self.details))
-        self.add_item(labelled(t("victims.form.good_faith", locale), self.good_faith,
-                               t("victims.form.good_faith_option", locale)))
+        self.add_item(
+            labelled(
+                t("victims.form.good_faith", locale),
+                self.good_faith,
+                t("victims.form.good_faith_option", locale),
+            )
+        )
 
     async def on_submit(self, interaction: Interaction) -> None:
         parsed = parse_report_id(self.custom_id)
@@ -85,11 +108,18 @@ class ReportModal(discord.ui.Modal):
         event = self.event
         if parsed is not None:
             event = await _fetch_event(interaction, parsed[0], parsed[1]) or self.event
-        form = ReportForm(reason=(self.reason.values or [""])[0],
-                          good_faith=bool(self.good_faith.value),
-                          contact=self.contact.value.strip(), details=self.details.value.strip())
-        await answer(interaction, veille_of(interaction).report_message(
-            DISCORD, workspace_id(interaction), interaction_actor(interaction), event, form))
+        form = ReportForm(
+            reason=(self.reason.values or [""])[0],
+            good_faith=bool(self.good_faith.value),
+            contact=self.contact.value.strip(),
+            details=self.details.value.strip(),
+        )
+        await answer(
+            interaction,
+            veille_of(interaction).report_message(
+                DISCORD, workspace_id(interaction), interaction_actor(interaction), event, form
+            ),
+        )
 
 
 def report_id(channel_id: int, message_id: int, reporter_id: int) -> str:
@@ -106,8 +136,9 @@ def parse_report_id(custom_id: str) -> tuple[int, int] | None:
     return int(parts[1]), int(parts[2])
 
 
-async def _fetch_event(interaction: Interaction, channel_id: int,
-                       message_id: int) -> MessageEvent | None:
+async def _fetch_event(
+    interaction: Interaction, channel_id: int, message_id: int
+) -> MessageEvent | None:
     """The reported message as it is now (edits included); None when it is gone or unreadable:
     a deleted message is still worth reporting, from what the reporter saw."""
     client = interaction.client
@@ -130,28 +161,42 @@ def register_victims(tree: app_commands.CommandTree[Any], ticket: app_commands.G
     async def report_message(interaction: Interaction, message: discord.Message) -> None:
         client = interaction.client
         event = to_event(message, client.options.ai_apps)  # type: ignore[attr-defined]
-        await interaction.response.send_modal(ReportModal(
-            message, event, interaction.user.id, interaction.locale.value))
+        await interaction.response.send_modal(
+            ReportModal(message, event, interaction.user.id, interaction.locale.value)
+        )
 
-    @app_commands.command(name=loc("protect", "cmd.protect.name"),
-                          description=loc("Protect a photo of you: Veille keeps only its "
-                                          "fingerprints, never the photo",
-                                          "cmd.protect.description"))
+    @app_commands.command(
+        name=loc("protect", "cmd.protect.name"),
+        description=loc(
+            "Protect a photo of you: Veille keeps only its fingerprints, never the photo",
+            "cmd.protect.description",
+        ),
+    )
     @app_commands.guild_only()
     @app_commands.describe(
         image=loc("A photo of you to protect (read in memory, then dropped)", "cmd.protect.image"),
         label=loc("A name for it, only you see it", "cmd.protect.label"),
-        withdraw=loc("The number of a protection to withdraw", "cmd.protect.withdraw"))
-    async def protect(interaction: Interaction, image: discord.Attachment | None = None,
-                      label: str | None = None,
-                      withdraw: app_commands.Range[int, 1] | None = None) -> None:
+        withdraw=loc("The number of a protection to withdraw", "cmd.protect.withdraw"),
+    )
+    async def protect(
+        interaction: Interaction,
+        image: discord.Attachment | None = None,
+        label: str | None = None,
+        withdraw: app_commands.Range[int, 1] | None = None,
+    ) -> None:
         await _protect(interaction, image, label or "", withdraw)
 
-    @ticket.command(name=loc("handoff", "cmd.ticket.handoff.name"),
-                    description=loc("A summary to paste into a reporting service's own form "
-                                    "(admins)", "cmd.ticket.handoff.description"))
-    @app_commands.describe(ticket_id=loc("Ticket number", "cmd.ticket.id"),
-                           service=loc("The service", "cmd.ticket.handoff.service"))
+    @ticket.command(
+        name=loc("handoff", "cmd.ticket.handoff.name"),
+        description=loc(
+            "A summary to paste into a reporting service's own form (admins)",
+            "cmd.ticket.handoff.description",
+        ),
+    )
+    @app_commands.describe(
+        ticket_id=loc("Ticket number", "cmd.ticket.id"),
+        service=loc("The service", "cmd.ticket.handoff.service"),
+    )
     @app_commands.choices(service=[_service_choice(s) for s in SERVICES])
     async def handoff(interaction: Interaction, ticket_id: int, service: str) -> None:
         await _handoff(interaction, ticket_id, service)
@@ -168,7 +213,8 @@ async def _handoff(interaction: Interaction, ticket_id: int, service: str) -> No
 
     async def first_piece() -> Reply:
         reply = await veille_of(interaction).handoff(
-            DISCORD, workspace_id(interaction), interaction_actor(interaction), ticket_id, service)
+            DISCORD, workspace_id(interaction), interaction_actor(interaction), ticket_id, service
+        )
         pieces = _pieces(reply.text or "", _MESSAGE)
         more.extend(pieces[1:])
         return replace(reply, text=pieces[0]) if pieces else reply
@@ -192,8 +238,9 @@ def _pieces(text: str, limit: int) -> list[str]:
     return [piece for piece in [*pieces, current] if piece.strip()]
 
 
-async def _protect(interaction: Interaction, image: discord.Attachment | None, label: str,
-                   withdraw: int | None) -> None:
+async def _protect(
+    interaction: Interaction, image: discord.Attachment | None, label: str, withdraw: int | None
+) -> None:
     """One of: protect the photo, withdraw a protection, or list one's protections."""
     veille, locale = veille_of(interaction), interaction.locale.value
     where, actor = workspace_id(interaction), interaction_actor(interaction)
@@ -208,9 +255,16 @@ async def _protect(interaction: Interaction, image: discord.Attachment | None, l
             await answer(interaction, veille.protections(DISCORD, where, actor))
         return
     if image.size > MAX_PROTECT_IMAGE:
-        await refuse(interaction, t("discord.protect.too_big", locale, name=image.filename,
-                                    size=round(image.size / 1024 / 1024, 1),
-                                    limit=MAX_PROTECT_IMAGE // 1024 // 1024))
+        await refuse(
+            interaction,
+            t(
+                "discord.protect.too_big",
+                locale,
+                name=image.filename,
+                size=round(image.size / 1024 / 1024, 1),
+                limit=MAX_PROTECT_IMAGE // 1024 // 1024,
+            ),
+        )
         return
     await defer(interaction)
     data = await image.read()  # in memory only; the core keeps nothing but hashes

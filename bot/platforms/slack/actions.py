@@ -19,8 +19,8 @@ from bot.core.errors import VeilleError
 from bot.core.gateway import Reply, parse_button_id
 from bot.core.i18n import normalise_locale, t
 from bot.core.types import Platform
-from bot.platforms.slack.render import note_modal
 from bot.platforms.slack.context import SlackContext
+from bot.platforms.slack.render import note_modal
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +28,17 @@ BUTTON_PATTERN = re.compile(r"^veille:[a-z_]+:\d+$")
 NOTE_CALLBACK = "veille:modal:{action}"  # view callback ids of the forms ticket actions ask for
 
 
-async def open_note_modal(ctx: SlackContext, client: AsyncWebClient, *, team_id: str,
-                          trigger_id: str, action: str, ticket_id: int, channel_id: str,
-                          locale: str | None = None) -> None:
+async def open_note_modal(
+    ctx: SlackContext,
+    client: AsyncWebClient,
+    *,
+    team_id: str,
+    trigger_id: str,
+    action: str,
+    ticket_id: int,
+    channel_id: str,
+    locale: str | None = None,
+) -> None:
     """The form `action` asks for (its strings in bot.core.actions: Add note, Resolve, an
     author's Appeal); private_metadata carries the ticket and the channel of the card (or of the
     author's DM notice). `locale` defaults to the workspace's."""
@@ -42,7 +50,8 @@ async def open_note_modal(ctx: SlackContext, client: AsyncWebClient, *, team_id:
         callback_id=NOTE_CALLBACK.format(action=action),
         title=t(spec.form.title_key, locale, ticket=ticket_id),
         label=t(spec.form.label_key, locale),
-        submit=t("slack.modal_submit", locale), close=t("slack.modal_close", locale),
+        submit=t("slack.modal_submit", locale),
+        close=t("slack.modal_close", locale),
         private_metadata=f"{ticket_id}|{channel_id}",
     )
     await client.views_open(trigger_id=trigger_id, view=view)
@@ -50,8 +59,9 @@ async def open_note_modal(ctx: SlackContext, client: AsyncWebClient, *, team_id:
 
 def register(app: AsyncApp, ctx: SlackContext) -> None:
     @app.action(BUTTON_PATTERN)
-    async def on_button(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any],
-                        client: AsyncWebClient) -> None:
+    async def on_button(
+        ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
+    ) -> None:
         await ack()
         parsed = parse_button_id(str(action.get("action_id", "")))
         if parsed is None:
@@ -67,12 +77,19 @@ def register(app: AsyncApp, ctx: SlackContext) -> None:
             reply = Reply(text=str(exc), ok=False)
         form_action = action_named(reply.open_modal or "")
         if form_action is not None and form_action.form is not None:
-            await open_note_modal(ctx, client, team_id=team_id, trigger_id=str(body["trigger_id"]),
-                                  action=form_action.name, ticket_id=ticket_id,
-                                  channel_id=channel_id or "",
-                                  # the author's form in the language the core answers them in
-                                  locale=normalise_locale(actor.locale)
-                                  if form_action.by_author and actor.locale else None)
+            await open_note_modal(
+                ctx,
+                client,
+                team_id=team_id,
+                trigger_id=str(body["trigger_id"]),
+                action=form_action.name,
+                ticket_id=ticket_id,
+                channel_id=channel_id or "",
+                # the author's form in the language the core answers them in
+                locale=normalise_locale(actor.locale)
+                if form_action.by_author and actor.locale
+                else None,
+            )
             return
         if reply.text or reply.card or reply.image_png:
             await ctx.deliver(reply, user_id=user_id, channel_id=channel_id)

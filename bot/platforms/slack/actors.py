@@ -83,4 +83,7 @@ class ActorDirectory:
             resp = await self.client.usergroups_list()
         except SlackApiError:
             return []
-        return [(str(g["id"]), f"@{g.get('handle') or g.get('name')}") for g in resp.get("usergroups") or []]
+        return [
+            (str(g["id"]), f"@{g.get('handle') or g.get('name')}")
+            for g in resp.get("usergroups") or []
+        ]

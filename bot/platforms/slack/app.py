@@ -37,7 +37,9 @@ def web_client(settings: Settings, token: str | None = None) -> AsyncWebClient:
     if token is None and settings.slack_bot_token is not None:
         token = settings.slack_bot_token.get_secret_value()
     base_url = settings.slack_api_url or DEFAULT_API_URL
-    return AsyncWebClient(token=token, base_url=base_url if base_url.endswith("/") else base_url + "/")
+    return AsyncWebClient(
+        token=token, base_url=base_url if base_url.endswith("/") else base_url + "/"
+    )
 
 
 def create_gateway(settings: Settings, veille: Veille | None = None) -> SlackGateway:
@@ -47,22 +49,31 @@ def create_gateway(settings: Settings, veille: Veille | None = None) -> SlackGat
     call to its team's token and SLACK_ADMIN_TOKEN, one workspace's user token, is not used.
     """
     if not settings.slack_oauth:
-        admin = settings.slack_admin_token.get_secret_value() if settings.slack_admin_token else None
-        return SlackGateway(web_client(settings), admin_token=admin,
-                            timeout_s=settings.fetch_timeout_s,
-                            reveal_ttl_s=settings.slack_reveal_ttl_s)
+        admin = (
+            settings.slack_admin_token.get_secret_value() if settings.slack_admin_token else None
+        )
+        return SlackGateway(
+            web_client(settings),
+            admin_token=admin,
+            timeout_s=settings.fetch_timeout_s,
+            reveal_ttl_s=settings.slack_reveal_ttl_s,
+        )
     if veille is None or veille.cipher is None:
         # Workspace tokens are stored encrypted: no key, no installations.
         raise ValueError("VEILLE_SECRET_KEY is required for Slack OAuth (SLACK_CLIENT_ID)")
     base_url = settings.slack_api_url or DEFAULT_API_URL
     client = oauth.TeamRoutedClient(base_url=base_url if base_url.endswith("/") else base_url + "/")
-    return SlackGateway(client, timeout_s=settings.fetch_timeout_s,
-                        reveal_ttl_s=settings.slack_reveal_ttl_s,
-                        installations=oauth.installation_store(veille.store, veille.cipher))
+    return SlackGateway(
+        client,
+        timeout_s=settings.fetch_timeout_s,
+        reveal_ttl_s=settings.slack_reveal_ttl_s,
+        installations=oauth.installation_store(veille.store, veille.cipher),
+    )
 
 
-async def only_the_installed_team(context: AsyncBoltContext,
-                                  next: Callable[[], Awaitable[BoltResponse]]) -> BoltResponse:
+async def only_the_installed_team(
+    context: AsyncBoltContext, next: Callable[[], Awaitable[BoltResponse]]
+) -> BoltResponse:
     """Single-token mode serves one workspace: a request from any other team (a forged or
     misrouted payload) is dropped before any listener runs, so it writes nothing. It is still
     acknowledged (an empty 200): a refusal would only make Slack deliver it again."""
@@ -91,10 +102,16 @@ def create_app(settings: Settings, veille: Veille, gateway: SlackGateway | None 
         raise ValueError("SLACK_SIGNING_SECRET is required in HTTP mode")
     gateway = gateway or create_gateway(settings, veille)
     client = gateway.client
-    secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
+    secret = (
+        settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
+    )
     if gateway.installations is not None:
-        app = AsyncApp(client=client, signing_secret=secret, name="veille",
-                       oauth_settings=oauth.oauth_settings(settings, gateway.installations))
+        app = AsyncApp(
+            client=client,
+            signing_secret=secret,
+            name="veille",
+            oauth_settings=oauth.oauth_settings(settings, gateway.installations),
+        )
         app.middleware(oauth.remember_the_team_token)
         oauth.register(app, gateway)
     else:
@@ -105,9 +122,14 @@ def create_app(settings: Settings, veille: Veille, gateway: SlackGateway | None 
         )
         app.middleware(only_the_installed_team)
     # One directory per team in OAuth mode: groups and admins are each workspace's own.
-    actors = ActorDirectory(client) if gateway.installations is None else oauth.TeamActorDirectory(client)
-    ctx = SlackContext(veille=veille, gateway=gateway, actors=actors,
-                       ai_apps=AiApps.from_setting(settings.ai_apps))
+    actors = (
+        ActorDirectory(client)
+        if gateway.installations is None
+        else oauth.TeamActorDirectory(client)
+    )
+    ctx = SlackContext(
+        veille=veille, gateway=gateway, actors=actors, ai_apps=AiApps.from_setting(settings.ai_apps)
+    )
     # victims first: its DM-photo listener must win over the generic message listener.
     for listeners in (victims, events, commands, actions, views):
         listeners.register(app, ctx)

@@ -22,19 +22,35 @@ from bot.platforms.slack.setup import current_setup, setup_view
 from bot.platforms.slack.victims import open_protect
 
 COMMAND = "/veille"
-SUBCOMMANDS = ("setup", "status", "tickets", "ticket", "scan", "digest", "protect", "handoff",
-               "help")
+SUBCOMMANDS = (
+    "setup",
+    "status",
+    "tickets",
+    "ticket",
+    "scan",
+    "digest",
+    "protect",
+    "handoff",
+    "help",
+)
 
 
-async def open_setup(ctx: SlackContext, client: AsyncWebClient, *, team_id: str,
-                     trigger_id: str, channel_id: str) -> None:
+async def open_setup(
+    ctx: SlackContext, client: AsyncWebClient, *, team_id: str, trigger_id: str, channel_id: str
+) -> None:
     view = await ctx.veille.workspace(Platform.SLACK, team_id)
     current = current_setup(view)
     groups = await ctx.actors.group_options()
-    await client.views_open(trigger_id=trigger_id, view=setup_view(
-        await ctx.locale(team_id), current, groups,
-        can_delete=ctx.gateway.can_delete_messages, private_metadata=channel_id,
-    ))
+    await client.views_open(
+        trigger_id=trigger_id,
+        view=setup_view(
+            await ctx.locale(team_id),
+            current,
+            groups,
+            can_delete=ctx.gateway.can_delete_messages,
+            private_metadata=channel_id,
+        ),
+    )
 
 
 def _number(word: str) -> int:
@@ -60,9 +76,12 @@ async def run_subcommand(ctx: SlackContext, command: dict[str, Any], actor: Acto
         return await veille.digest_now(Platform.SLACK, team_id, actor)
     if verb == "scan" and args:
         event = MessageEvent(
-            platform=Platform.SLACK, workspace_id=team_id,
-            channel_id=str(command.get("channel_id", "")), message_id="",
-            author=actor, text=" ".join(args),
+            platform=Platform.SLACK,
+            workspace_id=team_id,
+            channel_id=str(command.get("channel_id", "")),
+            message_id="",
+            author=actor,
+            text=" ".join(args),
         )
         return await veille.scan_event(event, actor)
     keywords = [a.lower() for a in args]
@@ -71,8 +90,9 @@ async def run_subcommand(ctx: SlackContext, command: dict[str, Any], actor: Acto
     if verb == "protect" and len(args) == 2 and keywords[0] == "withdraw" and _number(args[1]):
         return await veille.withdraw_protection(Platform.SLACK, team_id, actor, _number(args[1]))
     if verb == "handoff" and len(args) == 2 and _number(args[0]):
-        return await veille.handoff(Platform.SLACK, team_id, actor, _number(args[0]),
-                                    args[1].lower())
+        return await veille.handoff(
+            Platform.SLACK, team_id, actor, _number(args[0]), args[1].lower()
+        )
     locale = await ctx.locale(team_id)
     if verb not in SUBCOMMANDS or verb in ("ticket", "scan", "protect", "handoff"):
         # unknown, or missing / malformed arguments
@@ -94,12 +114,23 @@ def register(app: AsyncApp, ctx: SlackContext) -> None:
                 # The modal shows the current configuration: only admins may see it (the
                 # refusal is audited by the core).
                 await ctx.veille.authorise(Platform.SLACK, team_id, actor, "setup")
-                await open_setup(ctx, client, team_id=team_id,
-                                 trigger_id=str(command["trigger_id"]), channel_id=channel_id or "")
+                await open_setup(
+                    ctx,
+                    client,
+                    team_id=team_id,
+                    trigger_id=str(command["trigger_id"]),
+                    channel_id=channel_id or "",
+                )
                 return
             if [w.lower() for w in words] == ["protect"]:  # anyone may protect a photo
-                await open_protect(ctx, client, team_id=team_id, actor=actor,
-                                   trigger_id=str(command["trigger_id"]), channel_id=channel_id or "")
+                await open_protect(
+                    ctx,
+                    client,
+                    team_id=team_id,
+                    actor=actor,
+                    trigger_id=str(command["trigger_id"]),
+                    channel_id=channel_id or "",
+                )
                 return
             reply = await run_subcommand(ctx, command, actor)
         except VeilleError as exc:

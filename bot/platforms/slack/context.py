@@ -11,8 +11,8 @@ from bot.core.gateway import Reply
 from bot.core.i18n import normalise_locale, t
 from bot.core.types import Platform
 from bot.platforms.slack.actors import ActorDirectory
-from bot.platforms.slack.render import reply_blocks
 from bot.platforms.slack.gateway import SlackGateway
+from bot.platforms.slack.render import reply_blocks
 
 if TYPE_CHECKING:
     from bot.core.service import Veille
@@ -39,10 +39,14 @@ class SlackContext:
         text = reply.text or (reply.card.fallback_text or reply.card.title if reply.card else "")
         blocks = reply_blocks(reply.text, reply.card) if (reply.card or reply.text) else None
         if reply.image_png is not None:
-            await self.gateway.send_private_image(user_id, reply.image_png, "veille-reveal.png", text)
+            await self.gateway.send_private_image(
+                user_id, reply.image_png, "veille-reveal.png", text
+            )
         elif not reply.ephemeral and channel_id:
-            await self.gateway.client.chat_postMessage(channel=channel_id, text=text or " ",
-                                                       blocks=blocks)
+            await self.gateway.client.chat_postMessage(
+                channel=channel_id, text=text or " ", blocks=blocks
+            )
         else:
-            await self.gateway.post_private(user_id, text or " ", channel_id=channel_id,
-                                            blocks=blocks)
+            await self.gateway.post_private(
+                user_id, text or " ", channel_id=channel_id, blocks=blocks
+            )

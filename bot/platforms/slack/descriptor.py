@@ -30,8 +30,13 @@ def _configured(settings: Settings) -> bool:
 
 
 def _secrets(settings: Settings) -> tuple[SecretStr | None, ...]:
-    return (settings.slack_bot_token, settings.slack_app_token, settings.slack_signing_secret,
-            settings.slack_admin_token, settings.slack_client_secret)
+    return (
+        settings.slack_bot_token,
+        settings.slack_app_token,
+        settings.slack_signing_secret,
+        settings.slack_admin_token,
+        settings.slack_client_secret,
+    )
 
 
 def _missing(settings: Settings) -> str | None:
@@ -65,45 +70,66 @@ def doctor_checks(settings: Settings, locale: str) -> list[Check]:
     checks = []
     missing = _missing(settings)
     if missing is not None:
-        checks.append(Check("slack mode", "fail", t("doctor.slack_missing", locale,
-                                                    missing=missing, mode=settings.slack_mode)))
+        checks.append(
+            Check(
+                "slack mode",
+                "fail",
+                t("doctor.slack_missing", locale, missing=missing, mode=settings.slack_mode),
+            )
+        )
     if settings.slack_bot_token and settings.slack_admin_token is None:
         checks.append(Check("slack deletion", "warn", t("doctor.slack_no_admin", locale)))
     return checks
 
 
-async def _call(session: aiohttp.ClientSession, settings: Settings, method: str,
-                token: str) -> dict[str, object]:
+async def _call(
+    session: aiohttp.ClientSession, settings: Settings, method: str, token: str
+) -> dict[str, object]:
     """The JSON body of a Web API call on SLACK_API_URL."""
     base = (settings.slack_api_url or DEFAULT_API).rstrip("/")
-    async with session.post(f"{base}/{method}",
-                            headers={"Authorization": f"Bearer {token}"}) as response:
+    async with session.post(
+        f"{base}/{method}", headers={"Authorization": f"Bearer {token}"}
+    ) as response:
         body: dict[str, object] = await response.json(content_type=None)
         return body
 
 
-async def online_checks(settings: Settings, session: aiohttp.ClientSession,
-                        locale: str) -> list[Check]:
+async def online_checks(
+    settings: Settings, session: aiohttp.ClientSession, locale: str
+) -> list[Check]:
     """`veille doctor`: is the bot token accepted? Unreachable is a warning."""
     import aiohttp
 
     if not settings.slack_bot_token or settings.slack_oauth:
         return []
     try:
-        body = await _call(session, settings, "auth.test", settings.slack_bot_token.get_secret_value())
+        body = await _call(
+            session, settings, "auth.test", settings.slack_bot_token.get_secret_value()
+        )
     except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-        return [Check("slack token", "warn",
-                      t("doctor.unreachable", locale, what="Slack", error=type(exc).__name__))]
+        return [
+            Check(
+                "slack token",
+                "warn",
+                t("doctor.unreachable", locale, what="Slack", error=type(exc).__name__),
+            )
+        ]
     if not body.get("ok"):
-        return [Check("slack token", "fail",
-                      t("doctor.slack_rejected", locale, error=body.get("error", "?")),
-                      t("doctor.fix_slack", locale))]
+        return [
+            Check(
+                "slack token",
+                "fail",
+                t("doctor.slack_rejected", locale, error=body.get("error", "?")),
+                t("doctor.fix_slack", locale),
+            )
+        ]
     name = f"{body.get('user')} @ {body.get('team')}"
     return [Check("slack token", "ok", t("doctor.logged_in_as", locale, name=name))]
 
 
-async def _error(session: aiohttp.ClientSession, settings: Settings, method: str,
-                 token: str) -> str | None:
+async def _error(
+    session: aiohttp.ClientSession, settings: Settings, method: str, token: str
+) -> str | None:
     """The `error` of a Web API call, None when it succeeded; unreachable is a Refusal."""
     import aiohttp
 
@@ -112,8 +138,13 @@ async def _error(session: aiohttp.ClientSession, settings: Settings, method: str
     try:
         body = await _call(session, settings, method, token)
     except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
-        raise unreachable("Slack", settings.slack_api_url or DEFAULT_API, "SLACK_API_URL", exc,
-                          settings.default_locale) from exc
+        raise unreachable(
+            "Slack",
+            settings.slack_api_url or DEFAULT_API,
+            "SLACK_API_URL",
+            exc,
+            settings.default_locale,
+        ) from exc
     return None if body.get("ok") else str(body.get("error", "unknown_error"))
 
 
@@ -124,13 +155,16 @@ async def preflight(settings: Settings, session: aiohttp.ClientSession) -> None:
         return
     assert settings.slack_bot_token is not None
     locale = settings.default_locale
-    error = await _error(session, settings, "auth.test", settings.slack_bot_token.get_secret_value())
+    error = await _error(
+        session, settings, "auth.test", settings.slack_bot_token.get_secret_value()
+    )
     if error is not None:
         raise Refusal(t("failure.slack_token", locale, error=error))
     if settings.slack_mode == "socket" and settings.slack_app_token is not None:
         # The URL this returns is single-use and expires unused: asking costs nothing.
-        error = await _error(session, settings, "apps.connections.open",
-                             settings.slack_app_token.get_secret_value())
+        error = await _error(
+            session, settings, "apps.connections.open", settings.slack_app_token.get_secret_value()
+        )
         if error is not None:
             raise Refusal(t("failure.slack_app_token", locale, error=error))
 
@@ -157,8 +191,10 @@ def init_finish(values: dict[str, str]) -> None:
         return
     mode = values.get("VEILLE_SLACK_MODE")
     if mode not in ("socket", "http") or (
-            mode == "socket" and not values.get("SLACK_APP_TOKEN")
-            and values.get("SLACK_SIGNING_SECRET")):
+        mode == "socket"
+        and not values.get("SLACK_APP_TOKEN")
+        and values.get("SLACK_SIGNING_SECRET")
+    ):
         mode = "socket" if values.get("SLACK_APP_TOKEN") else "http"
     values["VEILLE_SLACK_MODE"] = mode
 
@@ -177,13 +213,29 @@ SLACK = PlatformDescriptor(
     listens_on_http_port=_listens,
     init_questions=(
         InitQuestion("SLACK_BOT_TOKEN", "init.slack_bot_token", flag="slack_bot_token"),
-        InitQuestion("SLACK_APP_TOKEN", "init.slack_app_token", flag="slack_app_token",
-                     applies=_has_bot_token, help="xapp- token: Socket Mode."),
-        InitQuestion("SLACK_SIGNING_SECRET", "init.slack_signing_secret",
-                     flag="slack_signing_secret", applies=_needs_signing_secret, help="HTTP mode."),
+        InitQuestion(
+            "SLACK_APP_TOKEN",
+            "init.slack_app_token",
+            flag="slack_app_token",
+            applies=_has_bot_token,
+            help="xapp- token: Socket Mode.",
+        ),
+        InitQuestion(
+            "SLACK_SIGNING_SECRET",
+            "init.slack_signing_secret",
+            flag="slack_signing_secret",
+            applies=_needs_signing_secret,
+            help="HTTP mode.",
+        ),
         # Never asked (init_finish derives it from the tokens): only `--slack-mode` sets it.
-        InitQuestion("VEILLE_SLACK_MODE", "", secret=False, flag="slack_mode",
-                     applies=lambda _values: False, choices=("socket", "http")),
+        InitQuestion(
+            "VEILLE_SLACK_MODE",
+            "",
+            secret=False,
+            flag="slack_mode",
+            applies=lambda _values: False,
+            choices=("socket", "http"),
+        ),
     ),
     init_chosen_by="SLACK_BOT_TOKEN",
     init_finish=init_finish,

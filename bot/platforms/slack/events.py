@@ -18,9 +18,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.core.errors import VeilleError
 from bot.core.types import Actor, MessageEvent, Platform, RepliedMessage
 from bot.platforms.slack import translate
-from bot.platforms.slack.render import home_view
 from bot.platforms.slack.context import SlackContext
 from bot.platforms.slack.gateway import slack_error
+from bot.platforms.slack.render import home_view
 
 log = logging.getLogger(__name__)
 
@@ -60,10 +60,15 @@ async def _author(ctx: SlackContext, message: dict[str, Any]) -> Actor:
     profile = message.get("bot_profile") or {}
     is_ai = ctx.ai_apps.is_ai_app(
         is_bot=True,
-        ids=[user, str(message.get("bot_id") or ""), str(message.get("app_id") or ""),
-             str(profile.get("app_id") or "")],
+        ids=[
+            user,
+            str(message.get("bot_id") or ""),
+            str(message.get("app_id") or ""),
+            str(profile.get("app_id") or ""),
+        ],
         names=[actor.display_name, message.get("username"), profile.get("name")],
-        posts_image_in_answer=bool(message.get("files")) and translate.thread_root(message) is not None,
+        posts_image_in_answer=bool(message.get("files"))
+        and translate.thread_root(message) is not None,
     )
     return replace(actor, is_ai_app=is_ai)
 
@@ -73,8 +78,9 @@ def _mentions_ai_app(ctx: SlackContext, text: str) -> bool:
     return ctx.ai_apps.mentioned_in(text) or any(f"<@{app}>" in text for app in ctx.ai_apps.ids)
 
 
-async def _reply_to(ctx: SlackContext, client: AsyncWebClient,
-                    message: dict[str, Any]) -> RepliedMessage | None:
+async def _reply_to(
+    ctx: SlackContext, client: AsyncWebClient, message: dict[str, Any]
+) -> RepliedMessage | None:
     """The thread root a reply answers; None when it cannot be read (history scope, deleted)."""
     root = translate.thread_root(message)
     if root is None:
@@ -106,13 +112,23 @@ async def full_files(client: AsyncWebClient, files: list[dict[str, Any]]) -> lis
     return full
 
 
-async def to_event(ctx: SlackContext, client: AsyncWebClient, team_id: str,
-                   message: dict[str, Any], *, edited: bool = False,
-                   files: list[dict[str, Any]] | None = None) -> MessageEvent:
+async def to_event(
+    ctx: SlackContext,
+    client: AsyncWebClient,
+    team_id: str,
+    message: dict[str, Any],
+    *,
+    edited: bool = False,
+    files: list[dict[str, Any]] | None = None,
+) -> MessageEvent:
     """The MessageEvent for one Slack message, built the one way every message is (a reported
     message too: the core must see it exactly as it saw it when it was posted)."""
     return translate.message_event(
-        team_id, message, await _author(ctx, message), edited=edited, files=files,
+        team_id,
+        message,
+        await _author(ctx, message),
+        edited=edited,
+        files=files,
         reply_to=await _reply_to(ctx, client, message),
         mentions_ai_app=_mentions_ai_app(ctx, str(message.get("text") or "")),
     )
@@ -122,7 +138,9 @@ def register(app: AsyncApp, ctx: SlackContext) -> None:
     seen = SeenFiles()
 
     @app.event("message")
-    async def on_message(body: dict[str, Any], event: dict[str, Any], client: AsyncWebClient) -> None:
+    async def on_message(
+        body: dict[str, Any], event: dict[str, Any], client: AsyncWebClient
+    ) -> None:
         unwrapped = translate.unwrap(event)
         if unwrapped is None:
             return
@@ -138,7 +156,9 @@ def register(app: AsyncApp, ctx: SlackContext) -> None:
         await ctx.veille.handle_message(neutral)
 
     @app.event("file_shared")
-    async def on_file_shared(body: dict[str, Any], event: dict[str, Any], client: AsyncWebClient) -> None:
+    async def on_file_shared(
+        body: dict[str, Any], event: dict[str, Any], client: AsyncWebClient
+    ) -> None:
         file_id = str(event.get("file_id", ""))
         if file_id in seen:
             return
@@ -153,8 +173,12 @@ def register(app: AsyncApp, ctx: SlackContext) -> None:
         if message is None:  # shared in a conversation the bot cannot see
             return
         author = await _author(ctx, message)
-        neutral = translate.message_event(str(body.get("team_id", "")), message, author,
-                                          reply_to=await _reply_to(ctx, client, message))
+        neutral = translate.message_event(
+            str(body.get("team_id", "")),
+            message,
+            author,
+            reply_to=await _reply_to(ctx, client, message),
+        )
         await ctx.veille.handle_message(neutral)
 
     @app.event("app_home_opened")

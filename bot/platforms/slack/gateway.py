@@ -29,12 +29,30 @@ from bot.platforms.slack.render import card_blocks, card_text, notice_blocks
 log = logging.getLogger(__name__)
 
 # Slack errors that trying again cannot fix; anything else (internal_error, 5xx, network) may pass.
-_PERMANENT = frozenset({
-    "channel_not_found", "not_in_channel", "is_archived", "cant_delete_message", "cant_update_message",
-    "invalid_auth", "not_authed", "account_inactive", "token_revoked", "missing_scope", "no_permission",
-    "user_not_found", "file_not_found", "invalid_blocks", "msg_too_long", "restricted_action",
-    "edit_window_closed", "cannot_dm_bot", "user_not_in_channel", "message_not_found",
-})
+_PERMANENT = frozenset(
+    {
+        "channel_not_found",
+        "not_in_channel",
+        "is_archived",
+        "cant_delete_message",
+        "cant_update_message",
+        "invalid_auth",
+        "not_authed",
+        "account_inactive",
+        "token_revoked",
+        "missing_scope",
+        "no_permission",
+        "user_not_found",
+        "file_not_found",
+        "invalid_blocks",
+        "msg_too_long",
+        "restricted_action",
+        "edit_window_closed",
+        "cannot_dm_bot",
+        "user_not_in_channel",
+        "message_not_found",
+    }
+)
 # Ephemeral refusals a DM can work around (the bot or the person left the channel).
 _NO_EPHEMERAL = frozenset({"not_in_channel", "channel_not_found", "user_not_in_channel"})
 _CHUNK = 64 * 1024
@@ -52,8 +70,13 @@ _FILE_TEAM = re.compile(r"/files-pri/([TE][A-Z0-9]+)-")
 class Installations(Protocol):
     """Where a workspace's bot token is found (slack_sdk's AsyncInstallationStore)."""
 
-    async def async_find_bot(self, *, enterprise_id: str | None, team_id: str | None,
-                             is_enterprise_install: bool | None = False) -> Any: ...
+    async def async_find_bot(
+        self,
+        *,
+        enterprise_id: str | None,
+        team_id: str | None,
+        is_enterprise_install: bool | None = False,
+    ) -> Any: ...
 
 
 def slack_error(exc: SlackApiError) -> str:
@@ -90,9 +113,14 @@ class SlackGateway:
     platform = Platform.SLACK
 
     def __init__(
-        self, client: AsyncWebClient, *, admin_token: str | None = None,
-        session: aiohttp.ClientSession | None = None, timeout_s: float = 10.0,
-        reveal_ttl_s: float = REVEAL_TTL_S, installations: Installations | None = None,
+        self,
+        client: AsyncWebClient,
+        *,
+        admin_token: str | None = None,
+        session: aiohttp.ClientSession | None = None,
+        timeout_s: float = 10.0,
+        reveal_ttl_s: float = REVEAL_TTL_S,
+        installations: Installations | None = None,
     ) -> None:
         self.client = client
         self.installations = installations
@@ -121,8 +149,9 @@ class SlackGateway:
         if bot is None or not bot.bot_token:
             self._clients.pop(team_id, None)
             raise GatewayError(f"slack: workspace {team_id} is not installed", retryable=False)
-        client = AsyncWebClient(token=bot.bot_token, base_url=self.client.base_url,
-                                timeout=self.client.timeout)
+        client = AsyncWebClient(
+            token=bot.bot_token, base_url=self.client.base_url, timeout=self.client.timeout
+        )
         self._clients[team_id] = (now, client)
         return client
 
@@ -168,8 +197,7 @@ class SlackGateway:
         token = await self._download_token(url)
         try:
             for _ in range(_MAX_REDIRECTS + 1):
-                headers = ({"Authorization": f"Bearer {token}"}
-                           if url.host == token_host else {})
+                headers = {"Authorization": f"Bearer {token}"} if url.host == token_host else {}
                 async with self._session.get(url, headers=headers, allow_redirects=False) as resp:
                     if resp.status in (301, 302, 303, 307, 308) and "Location" in resp.headers:
                         url = url.join(URL(resp.headers["Location"]))
@@ -182,28 +210,37 @@ class SlackGateway:
     @staticmethod
     async def _read_file(resp: aiohttp.ClientResponse, ref: MediaRef, max_bytes: int) -> bytes:
         if resp.status == 429:
-            raise GatewayError("slack: download ratelimited", retryable=True,
-                               retry_after=float(resp.headers.get("Retry-After", "1")))
+            raise GatewayError(
+                "slack: download ratelimited",
+                retryable=True,
+                retry_after=float(resp.headers.get("Retry-After", "1")),
+            )
         if resp.status != 200:
-            raise GatewayError(f"slack: download status {resp.status}", retryable=resp.status >= 500)
+            raise GatewayError(
+                f"slack: download status {resp.status}", retryable=resp.status >= 500
+            )
         if resp.content_type.startswith("text/html"):
             raise GatewayError("slack: download refused (sign-in page)", retryable=False)
         data = bytearray()
         async for chunk in resp.content.iter_chunked(_CHUNK):
             data += chunk
             if len(data) > max_bytes:
-                raise GatewayError(f"slack: file {ref.media_id} over {max_bytes} bytes",
-                                   retryable=False)
+                raise GatewayError(
+                    f"slack: file {ref.media_id} over {max_bytes} bytes", retryable=False
+                )
         return bytes(data)
 
     # ------------------------------------------------------------------ messages
     async def delete_message(self, workspace_id: str, channel_id: str, message_id: str) -> None:
         """Delete with the admin user token; a message already gone counts as deleted."""
         if self.admin_token is None:
-            raise GatewayError("slack: no admin token, cannot delete others' messages",
-                               retryable=False)
+            raise GatewayError(
+                "slack: no admin token, cannot delete others' messages", retryable=False
+            )
         try:
-            await (await self.client_for(workspace_id)).chat_delete(token=self.admin_token, channel=channel_id, ts=message_id)
+            await (await self.client_for(workspace_id)).chat_delete(
+                token=self.admin_token, channel=channel_id, ts=message_id
+            )
         except SlackApiError as exc:
             if slack_error(exc) == "message_not_found":
                 return
@@ -212,7 +249,12 @@ class SlackGateway:
             raise to_gateway_error(exc) from exc
 
     async def post_card(
-        self, workspace_id: str, channel_id: str, card: Card, *, thread_id: str | None = None,
+        self,
+        workspace_id: str,
+        channel_id: str,
+        card: Card,
+        *,
+        thread_id: str | None = None,
         dedupe_key: str | None = None,
     ) -> str:
         """Post the card's blocks; its image (a blurred preview) goes in the card's thread.
@@ -220,14 +262,21 @@ class SlackGateway:
         client = await self.client_for(workspace_id)
         try:
             resp = await client.chat_postMessage(
-                channel=channel_id, text=card_text(card), blocks=card_blocks(card),
-                thread_ts=thread_id, unfurl_links=False, unfurl_media=False,
+                channel=channel_id,
+                text=card_text(card),
+                blocks=card_blocks(card),
+                thread_ts=thread_id,
+                unfurl_links=False,
+                unfurl_media=False,
             )
             ts = str(resp["ts"])
             if card.image_png is not None:
                 await client.files_upload_v2(
-                    channel=channel_id, thread_ts=thread_id or ts, file=card.image_png,
-                    filename=card.image_name, title=card.title[:250],
+                    channel=channel_id,
+                    thread_ts=thread_id or ts,
+                    file=card.image_png,
+                    filename=card.image_name,
+                    title=card.title[:250],
                 )
             return ts
         except _FAILURES as exc:
@@ -258,7 +307,12 @@ class SlackGateway:
             raise to_gateway_error(exc) from exc
 
     async def send_private(
-        self, workspace_id: str, user_id: str, text: str, *, channel_id: str | None = None,
+        self,
+        workspace_id: str,
+        user_id: str,
+        text: str,
+        *,
+        channel_id: str | None = None,
         buttons: tuple[Button, ...] = (),
     ) -> None:
         """Ephemeral or DM; with `buttons` (an author's Appeal) always a DM, since an ephemeral
@@ -269,13 +323,18 @@ class SlackGateway:
             return
         try:
             opened = await client.conversations_open(users=user_id)
-            await client.chat_postMessage(channel=str(opened["channel"]["id"]), text=text,
-                                               blocks=notice_blocks(text, buttons))
+            await client.chat_postMessage(
+                channel=str(opened["channel"]["id"]), text=text, blocks=notice_blocks(text, buttons)
+            )
         except _FAILURES as exc:
             raise to_gateway_error(exc) from exc
 
     async def post_private(
-        self, user_id: str, text: str, *, channel_id: str | None = None,
+        self,
+        user_id: str,
+        text: str,
+        *,
+        channel_id: str | None = None,
         blocks: list[dict[str, Any]] | None = None,
     ) -> None:
         """Ephemeral in `channel_id` when given (only that person sees it), else a DM.
@@ -287,14 +346,19 @@ class SlackGateway:
 
     @staticmethod
     async def _post_private(
-        client: AsyncWebClient, user_id: str, text: str, *, channel_id: str | None = None,
+        client: AsyncWebClient,
+        user_id: str,
+        text: str,
+        *,
+        channel_id: str | None = None,
         blocks: list[dict[str, Any]] | None = None,
     ) -> None:
         try:
             if channel_id and not channel_id.startswith("D"):
                 try:
-                    await client.chat_postEphemeral(channel=channel_id, user=user_id,
-                                                         text=text, blocks=blocks)
+                    await client.chat_postEphemeral(
+                        channel=channel_id, user=user_id, text=text, blocks=blocks
+                    )
                     return
                 except SlackApiError as exc:
                     if slack_error(exc) not in _NO_EPHEMERAL:
@@ -315,7 +379,9 @@ class SlackGateway:
         try:
             opened = await client.conversations_open(users=user_id)
             uploaded = await client.files_upload_v2(
-                channel=opened["channel"]["id"], file=image_png, filename=filename,
+                channel=opened["channel"]["id"],
+                file=image_png,
+                filename=filename,
                 initial_comment=text or None,
             )
         except _FAILURES as exc:
@@ -338,8 +404,11 @@ class SlackGateway:
             await client.files_delete(file=file_id)
             log.info("slack: revealed original %s deleted from the DM", file_id)
         except _FAILURES as exc:  # already deleted by the person, or Slack unreachable
-            log.warning("slack: could not delete revealed original %s: %s", file_id,
-                        slack_error(exc) if isinstance(exc, SlackApiError) else exc)
+            log.warning(
+                "slack: could not delete revealed original %s: %s",
+                file_id,
+                slack_error(exc) if isinstance(exc, SlackApiError) else exc,
+            )
 
     async def timeout_member(
         self, workspace_id: str, user_id: str, seconds: int, reason: str

@@ -45,9 +45,19 @@ INSTALL_PATH = "/slack/install"
 REDIRECT_PATH = "/slack/oauth_redirect"
 # The bot scopes of deploy/slack-manifest.yml: what an install asks each workspace for.
 BOT_SCOPES = (
-    "channels:history", "groups:history", "im:history", "mpim:history", "channels:read",
-    "groups:read", "chat:write", "commands", "files:read", "files:write", "im:write",
-    "users:read", "usergroups:read",
+    "channels:history",
+    "groups:history",
+    "im:history",
+    "mpim:history",
+    "channels:read",
+    "groups:read",
+    "chat:write",
+    "commands",
+    "files:read",
+    "files:write",
+    "im:write",
+    "users:read",
+    "usergroups:read",
 )
 
 # The bot token that authorize found for the request this task is handling.
@@ -72,8 +82,9 @@ class TeamRoutedClient(AsyncWebClient):
     def bound(self) -> AsyncWebClient:
         """A plain client fixed to the current team's token, for work that outlives the
         request (a revealed original deleted minutes later)."""
-        return AsyncWebClient(token=request_token.get(), base_url=self.base_url,
-                              timeout=self.timeout)
+        return AsyncWebClient(
+            token=request_token.get(), base_url=self.base_url, timeout=self.timeout
+        )
 
 
 class TeamActorDirectory(ActorDirectory):
@@ -126,8 +137,10 @@ def oauth_settings(settings: Settings, installations: object) -> AsyncOAuthSetti
     return AsyncOAuthSettings(
         client_id=settings.slack_client_id,
         client_secret=settings.slack_client_secret.get_secret_value(),
-        scopes=list(BOT_SCOPES), user_scopes=[],
-        install_path=INSTALL_PATH, redirect_uri_path=REDIRECT_PATH,
+        scopes=list(BOT_SCOPES),
+        user_scopes=[],
+        install_path=INSTALL_PATH,
+        redirect_uri_path=REDIRECT_PATH,
         install_page_rendering_enabled=False,
         authorization_url=authorization_url(settings),
         installation_store=store,
@@ -137,8 +150,9 @@ def oauth_settings(settings: Settings, installations: object) -> AsyncOAuthSetti
     )
 
 
-async def remember_the_team_token(context: AsyncBoltContext,
-                                  next: Callable[[], Awaitable[BoltResponse]]) -> BoltResponse:
+async def remember_the_team_token(
+    context: AsyncBoltContext, next: Callable[[], Awaitable[BoltResponse]]
+) -> BoltResponse:
     """Runs after Bolt's authorize, in the request's task: the token it found becomes the one
     the shared clients use for this request (listeners run in tasks that copy this context)."""
     request_token.set(context.bot_token)
@@ -152,8 +166,9 @@ def register(app: AsyncApp, gateway: SlackGateway) -> None:
 
     @app.event("app_uninstalled")
     async def on_uninstalled(context: AsyncBoltContext) -> None:
-        await installations.async_delete_all(enterprise_id=context.enterprise_id,
-                                             team_id=context.team_id)
+        await installations.async_delete_all(
+            enterprise_id=context.enterprise_id, team_id=context.team_id
+        )
         gateway.forget(context.team_id)
         log.info("slack: uninstalled from team %s, its token deleted", context.team_id)
 
@@ -161,7 +176,8 @@ def register(app: AsyncApp, gateway: SlackGateway) -> None:
     async def on_tokens_revoked(event: dict[str, Any], context: AsyncBoltContext) -> None:
         # Only the bot's token is kept: a revoked user token has nothing to delete.
         if (event.get("tokens") or {}).get("bot"):
-            await installations.async_delete_bot(enterprise_id=context.enterprise_id,
-                                                 team_id=context.team_id)
+            await installations.async_delete_bot(
+                enterprise_id=context.enterprise_id, team_id=context.team_id
+            )
             gateway.forget(context.team_id)
             log.info("slack: bot token of team %s revoked, deleted", context.team_id)

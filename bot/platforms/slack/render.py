@@ -54,7 +54,7 @@ def card_blocks(card: Card) -> list[Block]:
         blocks.append({"type": "section", "text": mrkdwn(card.body)})
     fields = [mrkdwn(f"*{name}*\n{value}", 2000) for name, value in card.fields]
     for start in range(0, len(fields), 10):
-        blocks.append({"type": "section", "fields": fields[start:start + 10]})
+        blocks.append({"type": "section", "fields": fields[start : start + 10]})
     if card.footer:
         blocks.append({"type": "context", "elements": [mrkdwn(card.footer)]})
     if card.buttons:
@@ -67,8 +67,10 @@ def actions_block(buttons: tuple[Button, ...]) -> Block:
     elements: list[Block] = []
     for button in buttons[:25]:
         element: Block = {
-            "type": "button", "text": plain(button.label, 75),
-            "action_id": button.custom_id, "value": button.custom_id,
+            "type": "button",
+            "text": plain(button.label, 75),
+            "action_id": button.custom_id,
+            "value": button.custom_id,
         }
         if button.style in _STYLES:
             element["style"] = _STYLES[button.style]
@@ -94,18 +96,30 @@ def reply_blocks(text: str, card: Card | None) -> list[Block]:
     return [{"type": "section", "text": mrkdwn(text)}]
 
 
-def note_modal(*, callback_id: str, title: str, label: str, submit: str, close: str,
-               private_metadata: str) -> Block:
+def note_modal(
+    *, callback_id: str, title: str, label: str, submit: str, close: str, private_metadata: str
+) -> Block:
     """The form a ticket action asks for (Add note, Resolve, Appeal): one multiline text input."""
     return {
-        "type": "modal", "callback_id": callback_id, "private_metadata": private_metadata,
-        "title": plain(title, 24), "submit": plain(submit, 24), "close": plain(close, 24),
-        "blocks": [{
-            "type": "input", "block_id": "note",
-            "label": plain(label, 2000),
-            "element": {"type": "plain_text_input", "action_id": "note", "multiline": True,
-                        "max_length": 2000},
-        }],
+        "type": "modal",
+        "callback_id": callback_id,
+        "private_metadata": private_metadata,
+        "title": plain(title, 24),
+        "submit": plain(submit, 24),
+        "close": plain(close, 24),
+        "blocks": [
+            {
+                "type": "input",
+                "block_id": "note",
+                "label": plain(label, 2000),
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": "note",
+                    "multiline": True,
+                    "max_length": 2000,
+                },
+            }
+        ],
     }
 
 

@@ -30,8 +30,9 @@ EVENTS_PATH = "/slack/events"
 class SlackRunner:
     """Starts and stops Veille on Slack. `start()` returns once connected or listening."""
 
-    def __init__(self, settings: Settings, veille: Veille, *, host: str = "0.0.0.0",
-                 port: int | None = None) -> None:
+    def __init__(
+        self, settings: Settings, veille: Veille, *, host: str = "0.0.0.0", port: int | None = None
+    ) -> None:
         self.settings = settings
         self.gateway = create_gateway(settings, veille)
         self.app = create_app(settings, veille, self.gateway)

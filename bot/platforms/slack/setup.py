@@ -14,8 +14,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.i18n import LOCALES, t
 from bot.core.types import SetupInput, WorkspaceView
-from bot.platforms.slack.render import Block, mrkdwn, plain
 from bot.platforms.slack.gateway import slack_error
+from bot.platforms.slack.render import Block, mrkdwn, plain
 from bot.workspace_settings import (
     DEFAULT_DIGEST_FREQUENCY,
     DEFAULT_DIGEST_SCHEDULE,
@@ -64,17 +64,29 @@ def _select(action: str, options: list[Block], initial: str | None) -> Block:
     return element
 
 
-def _input(block_id: str, label: str, element: Block, *, optional: bool = False,
-           hint: str = "") -> Block:
-    block: Block = {"type": "input", "block_id": block_id, "label": plain(label, 2000),
-                    "element": element, "optional": optional}
+def _input(
+    block_id: str, label: str, element: Block, *, optional: bool = False, hint: str = ""
+) -> Block:
+    block: Block = {
+        "type": "input",
+        "block_id": block_id,
+        "label": plain(label, 2000),
+        "element": element,
+        "optional": optional,
+    }
     if hint:
         block["hint"] = plain(hint, 2000)
     return block
 
 
-def setup_view(locale: str, current: SetupValues, groups: list[tuple[str, str]], *,
-               can_delete: bool, private_metadata: str = "") -> Block:
+def setup_view(
+    locale: str,
+    current: SetupValues,
+    groups: list[tuple[str, str]],
+    *,
+    can_delete: bool,
+    private_metadata: str = "",
+) -> Block:
     """The modal, pre-filled with the workspace's current settings."""
 
     def label(setting: str) -> str:
@@ -85,7 +97,11 @@ def setup_view(locale: str, current: SetupValues, groups: list[tuple[str, str]],
     safety: Block = {"type": "conversations_select", "action_id": "value", "filter": channel_filter}
     if current.safety_channel_id:
         safety["initial_conversation"] = current.safety_channel_id
-    quarantine: Block = {"type": "conversations_select", "action_id": "value", "filter": channel_filter}
+    quarantine: Block = {
+        "type": "conversations_select",
+        "action_id": "value",
+        "filter": channel_filter,
+    }
     if current.quarantine_channel_id:
         quarantine["initial_conversation"] = current.quarantine_channel_id
     users: Block = {"type": "multi_users_select", "action_id": "value"}
@@ -94,37 +110,77 @@ def setup_view(locale: str, current: SetupValues, groups: list[tuple[str, str]],
     blocks: list[Block] = [
         {"type": "section", "text": mrkdwn(t("slack.setup_intro", locale))},
         _input("safety", t("slack.setup_safety", locale), safety),
-        _input("quarantine", t("slack.setup_quarantine", locale), quarantine, optional=True,
-               hint=t("slack.setup_quarantine_hint", locale)),
+        _input(
+            "quarantine",
+            t("slack.setup_quarantine", locale),
+            quarantine,
+            optional=True,
+            hint=t("slack.setup_quarantine_hint", locale),
+        ),
     ]
     if groups:
         group_options = [_option(gid, label) for gid, label in groups[:100]]
-        element: Block = {"type": "multi_static_select", "action_id": "value", "options": group_options}
+        element: Block = {
+            "type": "multi_static_select",
+            "action_id": "value",
+            "options": group_options,
+        }
         initial = [o for o in group_options if o["value"] in (current.moderator_role_ids or [])]
         if initial:
             element["initial_options"] = initial
         blocks.append(_input("groups", t("slack.setup_groups", locale), element, optional=True))
     blocks += [
         _input("users", t("slack.setup_users", locale), users, optional=True),
-        _input("sensitivity", label("sensitivity"), _select(
-            "value", [_option(s, t(sensitivity_label(s), locale)) for s in SENSITIVITIES],
-            current.sensitivity)),
-        _input("digest", label("digest_schedule"), _select(
-            "value", [_option(f, t(frequency_label(f), locale)) for f in DIGEST_FREQUENCIES],
-            frequency if frequency in DIGEST_FREQUENCIES else DEFAULT_DIGEST_FREQUENCY)),
-        _input("digest_time", label("digest_time"),
-               {"type": "timepicker", "action_id": "value", "initial_time": at}),
-        _input("timezone", label("timezone"),
-               {"type": "plain_text_input", "action_id": "value", "initial_value": current.timezone},
-               hint=t("slack.setup_timezone_hint", locale)),
+        _input(
+            "sensitivity",
+            label("sensitivity"),
+            _select(
+                "value",
+                [_option(s, t(sensitivity_label(s), locale)) for s in SENSITIVITIES],
+                current.sensitivity,
+            ),
+        ),
+        _input(
+            "digest",
+            label("digest_schedule"),
+            _select(
+                "value",
+                [_option(f, t(frequency_label(f), locale)) for f in DIGEST_FREQUENCIES],
+                frequency if frequency in DIGEST_FREQUENCIES else DEFAULT_DIGEST_FREQUENCY,
+            ),
+        ),
+        _input(
+            "digest_time",
+            label("digest_time"),
+            {"type": "timepicker", "action_id": "value", "initial_time": at},
+        ),
+        _input(
+            "timezone",
+            label("timezone"),
+            {"type": "plain_text_input", "action_id": "value", "initial_value": current.timezone},
+            hint=t("slack.setup_timezone_hint", locale),
+        ),
         # Each language is named in itself, by its own catalogue.
-        _input("language", label("locale"), _select(
-            "value", [_option(code, t(LANGUAGE_NAME, code)) for code in LOCALES], current.locale)),
-        {"type": "context", "elements": [mrkdwn(t(
-            "slack.setup_delete_yes" if can_delete else "slack.setup_delete_no", locale))]},
+        _input(
+            "language",
+            label("locale"),
+            _select(
+                "value", [_option(code, t(LANGUAGE_NAME, code)) for code in LOCALES], current.locale
+            ),
+        ),
+        {
+            "type": "context",
+            "elements": [
+                mrkdwn(
+                    t("slack.setup_delete_yes" if can_delete else "slack.setup_delete_no", locale)
+                )
+            ],
+        },
     ]
     return {
-        "type": "modal", "callback_id": SETUP_CALLBACK, "private_metadata": private_metadata,
+        "type": "modal",
+        "callback_id": SETUP_CALLBACK,
+        "private_metadata": private_metadata,
         "title": plain(t("slack.setup_title", locale), 24),
         "submit": plain(t("slack.modal_save", locale), 24),
         "close": plain(t("slack.modal_close", locale), 24),
@@ -149,7 +205,8 @@ def read_values(state: dict[str, Any]) -> SetupValues:
         safety_channel_id=get("safety").get("selected_conversation"),
         quarantine_channel_id=get("quarantine").get("selected_conversation"),
         moderator_role_ids=[str(o["value"]) for o in get("groups").get("selected_options") or []]
-        if "groups" in values else None,
+        if "groups" in values
+        else None,
         moderator_user_ids=[str(u) for u in get("users").get("selected_users") or []],
         sensitivity=chosen("sensitivity", DEFAULT_SENSITIVITY),
         digest_schedule=compose_schedule(frequency, at),
@@ -162,28 +219,32 @@ def setup_input(values: SetupValues) -> SetupInput:
     """The core's SetupInput; a missing groups block leaves the moderator groups unchanged."""
     roles = values.moderator_role_ids
     return SetupInput(
-        locale=values.locale, timezone=values.timezone,
+        locale=values.locale,
+        timezone=values.timezone,
         safety_channel_id=values.safety_channel_id,
         quarantine_channel_id=values.quarantine_channel_id,
         moderator_role_ids=tuple(roles) if roles is not None else None,
         moderator_user_ids=tuple(values.moderator_user_ids),
-        sensitivity=values.sensitivity, digest_schedule=values.digest_schedule,
+        sensitivity=values.sensitivity,
+        digest_schedule=values.digest_schedule,
     )
 
 
 def current_setup(view: WorkspaceView) -> SetupValues:
     """The workspace's settings as the modal's initial values."""
     return SetupValues(
-        safety_channel_id=view.safety_channel_id, quarantine_channel_id=view.quarantine_channel_id,
+        safety_channel_id=view.safety_channel_id,
+        quarantine_channel_id=view.quarantine_channel_id,
         moderator_role_ids=list(view.moderator_role_ids),
         moderator_user_ids=list(view.moderator_user_ids),
-        sensitivity=view.sensitivity, digest_schedule=view.digest_schedule,
-        timezone=view.timezone, locale=view.locale,
+        sensitivity=view.sensitivity,
+        digest_schedule=view.digest_schedule,
+        timezone=view.timezone,
+        locale=view.locale,
     )
 
 
-async def modal_errors(client: AsyncWebClient, values: SetupValues,
-                       locale: str) -> dict[str, str]:
+async def modal_errors(client: AsyncWebClient, values: SetupValues, locale: str) -> dict[str, str]:
     """Modal errors (block id → text): an unknown timezone, and each chosen channel the bot is
     not a member of."""
     errors: dict[str, str] = {}
@@ -191,8 +252,10 @@ async def modal_errors(client: AsyncWebClient, values: SetupValues,
         check_timezone(values.timezone)
     except SettingError as exc:
         errors["timezone"] = t(exc.key, locale, **exc.values)
-    for block, channel in (("safety", values.safety_channel_id),
-                           ("quarantine", values.quarantine_channel_id)):
+    for block, channel in (
+        ("safety", values.safety_channel_id),
+        ("quarantine", values.quarantine_channel_id),
+    ):
         if not channel:
             continue
         try:

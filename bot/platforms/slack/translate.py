@@ -48,19 +48,26 @@ def media_refs(files: list[dict[str, Any]]) -> tuple[MediaRef, ...]:
         url = file.get("url_private_download") or file.get("url_private")
         if not url:
             continue
-        refs.append(MediaRef(
-            kind="attachment", url=str(url), media_id=str(file.get("id", "")),
-            filename=str(file.get("name") or file.get("title") or ""),
-            content_type=str(file.get("mimetype") or ""),
-            size=int(file["size"]) if file.get("size") is not None else None,
-        ))
+        refs.append(
+            MediaRef(
+                kind="attachment",
+                url=str(url),
+                media_id=str(file.get("id", "")),
+                filename=str(file.get("name") or file.get("title") or ""),
+                content_type=str(file.get("mimetype") or ""),
+                size=int(file["size"]) if file.get("size") is not None else None,
+            )
+        )
     return tuple(refs)
 
 
 def needs_file_info(files: list[dict[str, Any]]) -> list[str]:
     """Ids of files sent without their details (Slack Connect sends `check_file_info`)."""
-    return [str(f["id"]) for f in files
-            if f.get("id") and (f.get("file_access") == "check_file_info" or not f.get("url_private"))]
+    return [
+        str(f["id"])
+        for f in files
+        if f.get("id") and (f.get("file_access") == "check_file_info" or not f.get("url_private"))
+    ]
 
 
 def thread_root(message: dict[str, Any]) -> str | None:
@@ -78,15 +85,23 @@ def created_at(ts: str) -> datetime | None:
 def replied_message(parent: dict[str, Any], author: Actor) -> RepliedMessage:
     files = parent.get("files") or []
     return RepliedMessage(
-        message_id=str(parent.get("ts", "")), author=author, text=str(parent.get("text") or ""),
+        message_id=str(parent.get("ts", "")),
+        author=author,
+        text=str(parent.get("text") or ""),
         has_image=any(str(f.get("mimetype", "")).startswith(IMAGE_PREFIXES) for f in files),
     )
 
 
 def message_event(
-    team_id: str, message: dict[str, Any], author: Actor, *, edited: bool = False,
-    files: list[dict[str, Any]] | None = None, reply_to: RepliedMessage | None = None,
-    team_name: str = "", mentions_ai_app: bool = False,
+    team_id: str,
+    message: dict[str, Any],
+    author: Actor,
+    *,
+    edited: bool = False,
+    files: list[dict[str, Any]] | None = None,
+    reply_to: RepliedMessage | None = None,
+    team_name: str = "",
+    mentions_ai_app: bool = False,
 ) -> MessageEvent:
     """The MessageEvent for one Slack message (`files` overrides the message's own list)."""
     ts = str(message.get("ts", ""))
@@ -116,6 +131,12 @@ def file_share_message(file: dict[str, Any], channel_id: str) -> dict[str, Any] 
     shares = file.get("shares") or {}
     for scope in ("public", "private"):
         for share in (shares.get(scope) or {}).get(channel_id) or []:
-            return {"channel": channel_id, "ts": share.get("ts"), "user": file.get("user"),
-                    "text": "", "thread_ts": share.get("thread_ts"), "files": [file]}
+            return {
+                "channel": channel_id,
+                "ts": share.get("ts"),
+                "user": file.get("user"),
+                "text": "",
+                "thread_ts": share.get("thread_ts"),
+                "files": [file],
+            }
     return None

@@ -25,10 +25,10 @@ from bot.core.i18n import normalise_locale, t
 from bot.core.reports import REASONS
 from bot.core.types import Actor, Platform, ReportForm
 from bot.platforms.slack import translate
-from bot.platforms.slack.render import Block, mrkdwn, plain
 from bot.platforms.slack.context import SlackContext
 from bot.platforms.slack.events import SeenFiles, full_files, to_event
 from bot.platforms.slack.gateway import slack_error
+from bot.platforms.slack.render import Block, mrkdwn, plain
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +40,16 @@ GOOD_FAITH = "good_faith"
 
 
 # ---------------------------------------------------------------------------- the forms
-def _input(block_id: str, label: str, element: Block, *, optional: bool = False,
-           hint: str = "") -> Block:
-    block: Block = {"type": "input", "block_id": block_id, "label": plain(label, 2000),
-                    "element": element, "optional": optional}
+def _input(
+    block_id: str, label: str, element: Block, *, optional: bool = False, hint: str = ""
+) -> Block:
+    block: Block = {
+        "type": "input",
+        "block_id": block_id,
+        "label": plain(label, 2000),
+        "element": element,
+        "optional": optional,
+    }
     if hint:
         block["hint"] = plain(hint, 2000)
     return block
@@ -52,24 +58,46 @@ def _input(block_id: str, label: str, element: Block, *, optional: bool = False,
 def report_view(locale: str, private_metadata: str) -> Block:
     """The report form: what it is (the five reasons), contact, details, good faith."""
     reasons = [{"text": plain(t(f"victims.reason.{r}", locale), 75), "value": r} for r in REASONS]
-    good_faith = {"text": plain(t("victims.form.good_faith_option", locale), 150),
-                  "value": GOOD_FAITH}
+    good_faith = {
+        "text": plain(t("victims.form.good_faith_option", locale), 150),
+        "value": GOOD_FAITH,
+    }
     return {
-        "type": "modal", "callback_id": REPORT_CALLBACK, "private_metadata": private_metadata,
+        "type": "modal",
+        "callback_id": REPORT_CALLBACK,
+        "private_metadata": private_metadata,
         "title": plain(t("victims.form.title", locale), 24),
         "submit": plain(t("victims.form.submit", locale), 24),
         "close": plain(t("slack.modal_close", locale), 24),
         "blocks": [
-            _input("reason", t("victims.form.reason", locale),
-                   {"type": "static_select", "action_id": "reason", "options": reasons}),
-            _input("contact", t("victims.form.contact", locale),
-                   {"type": "plain_text_input", "action_id": "contact", "max_length": 200},
-                   optional=True, hint=t("victims.form.contact_hint", locale)),
-            _input("details", t("victims.form.details", locale),
-                   {"type": "plain_text_input", "action_id": "details", "multiline": True,
-                    "max_length": 2000}, optional=True),
-            _input(GOOD_FAITH, t("victims.form.good_faith", locale),
-                   {"type": "checkboxes", "action_id": GOOD_FAITH, "options": [good_faith]}),
+            _input(
+                "reason",
+                t("victims.form.reason", locale),
+                {"type": "static_select", "action_id": "reason", "options": reasons},
+            ),
+            _input(
+                "contact",
+                t("victims.form.contact", locale),
+                {"type": "plain_text_input", "action_id": "contact", "max_length": 200},
+                optional=True,
+                hint=t("victims.form.contact_hint", locale),
+            ),
+            _input(
+                "details",
+                t("victims.form.details", locale),
+                {
+                    "type": "plain_text_input",
+                    "action_id": "details",
+                    "multiline": True,
+                    "max_length": 2000,
+                },
+                optional=True,
+            ),
+            _input(
+                GOOD_FAITH,
+                t("victims.form.good_faith", locale),
+                {"type": "checkboxes", "action_id": GOOD_FAITH, "options": [good_faith]},
+            ),
         ],
     }
 
@@ -104,18 +132,30 @@ def report_errors(form: ReportForm, locale: str) -> dict[str, str]:
 def protect_view(locale: str, private_metadata: str) -> Block:
     """The /veille protect form: one photo and an optional label."""
     return {
-        "type": "modal", "callback_id": PROTECT_CALLBACK, "private_metadata": private_metadata,
+        "type": "modal",
+        "callback_id": PROTECT_CALLBACK,
+        "private_metadata": private_metadata,
         "title": plain(t("victims.form.protect_title", locale), 24),
         "submit": plain(t("slack.protect_submit", locale), 24),
         "close": plain(t("slack.modal_close", locale), 24),
         "blocks": [
             {"type": "section", "text": mrkdwn(t("slack.protect_intro", locale))},
-            _input("file", t("victims.form.protect_file", locale),
-                   {"type": "file_input", "action_id": "file", "filetypes": PROTECT_FILETYPES,
-                    "max_files": 1}),
-            _input("label", t("victims.form.protect_label", locale),
-                   {"type": "plain_text_input", "action_id": "label", "max_length": 100},
-                   optional=True),
+            _input(
+                "file",
+                t("victims.form.protect_file", locale),
+                {
+                    "type": "file_input",
+                    "action_id": "file",
+                    "filetypes": PROTECT_FILETYPES,
+                    "max_files": 1,
+                },
+            ),
+            _input(
+                "label",
+                t("victims.form.protect_label", locale),
+                {"type": "plain_text_input", "action_id": "label", "max_length": 100},
+                optional=True,
+            ),
         ],
     }
 
@@ -126,8 +166,15 @@ async def person_locale(ctx: SlackContext, team_id: str, actor: Actor) -> str:
     return normalise_locale(actor.locale) if actor.locale else await ctx.locale(team_id)
 
 
-async def open_protect(ctx: SlackContext, client: AsyncWebClient, *, team_id: str,
-                       actor: Actor, trigger_id: str, channel_id: str) -> None:
+async def open_protect(
+    ctx: SlackContext,
+    client: AsyncWebClient,
+    *,
+    team_id: str,
+    actor: Actor,
+    trigger_id: str,
+    channel_id: str,
+) -> None:
     """`/veille protect` with no argument: the modal (its trigger expires within 3 s)."""
     view = protect_view(await person_locale(ctx, team_id, actor), private_metadata=channel_id)
     await client.views_open(trigger_id=trigger_id, view=view)
@@ -136,8 +183,10 @@ async def open_protect(ctx: SlackContext, client: AsyncWebClient, *, team_id: st
 # ---------------------------------------------------------------------------- protecting
 def _is_image(file: dict[str, Any]) -> bool:
     name = str(file.get("name") or "").lower()
-    return (str(file.get("mimetype") or "").startswith(translate.IMAGE_PREFIXES)
-            or name.rsplit(".", 1)[-1] in PROTECT_FILETYPES)
+    return (
+        str(file.get("mimetype") or "").startswith(translate.IMAGE_PREFIXES)
+        or name.rsplit(".", 1)[-1] in PROTECT_FILETYPES
+    )
 
 
 async def _remove_upload(ctx: SlackContext, file_id: str) -> None:
@@ -152,8 +201,14 @@ async def _remove_upload(ctx: SlackContext, file_id: str) -> None:
         log.info("slack: could not delete protected upload %s: %s", file_id, type(exc).__name__)
 
 
-async def protect_file(ctx: SlackContext, client: AsyncWebClient, team_id: str, actor: Actor,
-                       file: dict[str, Any], label: str = "") -> Reply:
+async def protect_file(
+    ctx: SlackContext,
+    client: AsyncWebClient,
+    team_id: str,
+    actor: Actor,
+    file: dict[str, Any],
+    label: str = "",
+) -> Reply:
     """Download one Slack file into memory, have the core bank its hashes, delete the upload."""
     locale = await person_locale(ctx, team_id, actor)
     files = await full_files(client, [file])
@@ -175,16 +230,19 @@ async def protect_file(ctx: SlackContext, client: AsyncWebClient, team_id: str, 
 
 
 # ---------------------------------------------------------------------------- reporting
-async def reported_message(client: AsyncWebClient, channel: str, ts: str,
-                           thread_ts: str) -> dict[str, Any] | None:
+async def reported_message(
+    client: AsyncWebClient, channel: str, ts: str, thread_ts: str
+) -> dict[str, Any] | None:
     """The reported message as Slack has it now (a thread reply is only in its thread)."""
     try:
         if thread_ts and thread_ts != ts:
-            resp = await client.conversations_replies(channel=channel, ts=thread_ts, latest=ts,
-                                                      oldest=ts, inclusive=True, limit=1)
+            resp = await client.conversations_replies(
+                channel=channel, ts=thread_ts, latest=ts, oldest=ts, inclusive=True, limit=1
+            )
         else:
-            resp = await client.conversations_history(channel=channel, latest=ts, oldest=ts,
-                                                      inclusive=True, limit=1)
+            resp = await client.conversations_history(
+                channel=channel, latest=ts, oldest=ts, inclusive=True, limit=1
+            )
     except SlackApiError as exc:
         log.info("slack: reported message %s/%s unreadable: %s", channel, ts, slack_error(exc))
         return None
@@ -205,8 +263,9 @@ def register(app: AsyncApp, ctx: SlackContext) -> None:
     protected = SeenFiles()
 
     @app.shortcut(REPORT_SHORTCUT)
-    async def on_report_shortcut(ack: AsyncAck, body: dict[str, Any],
-                                 client: AsyncWebClient) -> None:
+    async def on_report_shortcut(
+        ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient
+    ) -> None:
         await ack()
         team_id, user_id = _ids(body)
         channel = str((body.get("channel") or {}).get("id", ""))
@@ -221,8 +280,9 @@ def register(app: AsyncApp, ctx: SlackContext) -> None:
         await client.views_open(trigger_id=str(body["trigger_id"]), view=view)
 
     @app.view(REPORT_CALLBACK)
-    async def on_report(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any],
-                        client: AsyncWebClient) -> None:
+    async def on_report(
+        ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
+    ) -> None:
         team_id, user_id = _ids(body)
         form = read_report(view.get("state") or {})
         actor = await ctx.actors.actor(user_id)  # cached since the shortcut: the ack stays fast
@@ -234,8 +294,9 @@ def register(app: AsyncApp, ctx: SlackContext) -> None:
         await ack()
         channel, _, rest = str(view.get("private_metadata", "")).partition("|")
         ts, _, thread_ts = rest.partition("|")
-        message = (await reported_message(client, channel, ts, thread_ts)
-                   or shortcut_messages.get((channel, ts)))
+        message = await reported_message(client, channel, ts, thread_ts) or shortcut_messages.get(
+            (channel, ts)
+        )
         if message is None:
             reply = Reply(text=t("slack.report_message_gone", locale), ok=False)
         else:
@@ -250,8 +311,9 @@ def register(app: AsyncApp, ctx: SlackContext) -> None:
         await ctx.deliver(reply, user_id=user_id, channel_id=None)
 
     @app.view(PROTECT_CALLBACK)
-    async def on_protect(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any],
-                         client: AsyncWebClient) -> None:
+    async def on_protect(
+        ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
+    ) -> None:
         team_id, user_id = _ids(body)
         values = (view.get("state") or {}).get("values") or {}
         files = list(_value(values, "file").get("files") or [])
@@ -269,13 +331,17 @@ def register(app: AsyncApp, ctx: SlackContext) -> None:
 
     async def dm_with_image(body: dict[str, Any]) -> bool:
         event = body.get("event") or {}
-        return (event.get("channel_type") == "im" and not translate.is_bot_message(event)
-                and event.get("subtype") in (None, "file_share")
-                and any(_is_image(f) for f in event.get("files") or []))
+        return (
+            event.get("channel_type") == "im"
+            and not translate.is_bot_message(event)
+            and event.get("subtype") in (None, "file_share")
+            and any(_is_image(f) for f in event.get("files") or [])
+        )
 
     @app.event("message", matchers=[dm_with_image])
-    async def on_dm_image(body: dict[str, Any], event: dict[str, Any],
-                          client: AsyncWebClient) -> None:
+    async def on_dm_image(
+        body: dict[str, Any], event: dict[str, Any], client: AsyncWebClient
+    ) -> None:
         team_id = str(body.get("team_id") or event.get("team") or "")
         user_id = translate.author_id(event)
         files = [f for f in event.get("files") or [] if _is_image(f)]

@@ -33,14 +33,19 @@ def register(app: AsyncApp, ctx: SlackContext) -> None:
     async def on_note(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
         action = str(view["callback_id"]).rsplit(":", 1)[1]
         ticket_text, _, channel_id = str(view.get("private_metadata", "")).partition("|")
-        note = str((((view.get("state") or {}).get("values") or {}).get("note") or {})
-                   .get("note", {}).get("value") or "")
+        note = str(
+            (((view.get("state") or {}).get("values") or {}).get("note") or {})
+            .get("note", {})
+            .get("value")
+            or ""
+        )
         team_id = str((body.get("team") or {}).get("id", ""))
         user_id = str(body["user"]["id"])
         actor = await ctx.actors.actor(user_id)
         try:
-            reply = await ctx.veille.ticket_action(Platform.SLACK, team_id, actor, action,
-                                                   int(ticket_text), note=note)
+            reply = await ctx.veille.ticket_action(
+                Platform.SLACK, team_id, actor, action, int(ticket_text), note=note
+            )
         except VeilleError as exc:
             await ack(response_action="errors", errors={"note": str(exc)[:150]})
             return
@@ -49,8 +54,9 @@ def register(app: AsyncApp, ctx: SlackContext) -> None:
             await ctx.deliver(reply, user_id=user_id, channel_id=channel_id or None)
 
     @app.view(SETUP_CALLBACK)
-    async def on_setup(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any],
-                       client: AsyncWebClient) -> None:
+    async def on_setup(
+        ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
+    ) -> None:
         team_id = str((body.get("team") or {}).get("id", ""))
         user_id = str(body["user"]["id"])
         values = read_values(view.get("state") or {})

@@ -51,10 +51,19 @@ async def add_hashes(world: DiscordWorld, who: JSON, image: bytes) -> JSON:
     """`/hashes add image:<file>` as Discord sends it: the file uploaded, then resolved."""
     attachment = world.fake.host_file("known.png", image)
     interaction = await world.fake.slash(
-        world.guild, world.general, who, "hashes",
-        [{"type": 1, "name": "add", "options": [
-            {"type": 11, "name": "image", "value": attachment["id"]}]}],
-        resolved={"attachments": {attachment["id"]: attachment}})
+        world.guild,
+        world.general,
+        who,
+        "hashes",
+        [
+            {
+                "type": 1,
+                "name": "add",
+                "options": [{"type": 11, "name": "image", "value": attachment["id"]}],
+            }
+        ],
+        resolved={"attachments": {attachment["id"]: attachment}},
+    )
     return await answer_of(world.fake, interaction)
 
 
@@ -63,8 +72,9 @@ async def card_in(world: DiscordWorld, channel: JSON, *, count: int = 1) -> Call
     return await world.fake.wait_call("POST", f"/channels/{channel['id']}/messages", count=count)
 
 
-async def press(world: DiscordWorld, who: JSON, channel: JSON, message_id: str,
-                custom_id: str) -> JSON:
+async def press(
+    world: DiscordWorld, who: JSON, channel: JSON, message_id: str, custom_id: str
+) -> JSON:
     """`who` presses a button on a message the bot posted; returns the bot's answer."""
     message = world.fake.messages[message_id]
     interaction = await world.fake.click(world.guild, channel, who, message, custom_id)

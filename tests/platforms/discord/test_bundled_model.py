@@ -23,8 +23,9 @@ async def test_bundled_model_scores_photos_and_the_bank_still_removes(world: Dis
     assert [d.name for d in world.veille.scanner.detectors] == ["nsfw", "hashes", "text"]
     photo = (Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg").read_bytes()
     fake = world.fake
-    await fake.post_message(world.guild, world.general, world.member, "my grandma",
-                            files=[("grace.jpg", photo)])
+    await fake.post_message(
+        world.guild, world.general, world.member, "my grandma", files=[("grace.jpg", photo)]
+    )
     item = None
     for _ in range(200):  # scanned and recorded as clean: the nsfw score is in the verdict
         items = await world.rows(MediaItem)
@@ -38,6 +39,7 @@ async def test_bundled_model_scores_photos_and_the_bank_still_removes(world: Dis
 
     known = shape_png(4)
     await add_hashes(world, world.admin, known)
-    posted = await fake.post_message(world.guild, world.general, world.member, "",
-                                     files=[("again.png", known)])
+    posted = await fake.post_message(
+        world.guild, world.general, world.member, "", files=[("again.png", known)]
+    )
     await fake.wait_call("DELETE", f"/channels/{world.general['id']}/messages/{posted['id']}")

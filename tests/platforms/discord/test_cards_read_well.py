@@ -26,8 +26,9 @@ async def test_the_card_names_channel_and_author_by_mention(world: DiscordWorld)
     await world.configure()
     known = shape_png(11)
     await add_hashes(world, world.admin, known)
-    await world.fake.post_message(world.guild, world.general, world.member, "",
-                                  files=[("photo.png", known)])
+    await world.fake.post_message(
+        world.guild, world.general, world.member, "", files=[("photo.png", known)]
+    )
     fields = embed_fields(await card_in(world, world.safety))
     assert fields["Channel"] == f"<#{world.general['id']}>"
     assert fields["Author"] == f"<@{world.member['user']['id']}>"
@@ -39,11 +40,16 @@ async def test_removing_a_text_request_tells_the_author_a_message_was_removed(
     await world.start_bot()
     await world.configure()
     fake = world.fake
-    photo = await fake.post_message(world.guild, world.general, world.admin, "",
-                                    files=[("beach.png", shape_png(12))])
-    request = await fake.post_message(world.guild, world.general, world.member,
-                                      f"<@{world.grok['user']['id']}> remove her clothes",
-                                      reply_to=photo)
+    photo = await fake.post_message(
+        world.guild, world.general, world.admin, "", files=[("beach.png", shape_png(12))]
+    )
+    request = await fake.post_message(
+        world.guild,
+        world.general,
+        world.member,
+        f"<@{world.grok['user']['id']}> remove her clothes",
+        reply_to=photo,
+    )
     await fake.wait_call("DELETE", f"/channels/{world.general['id']}/messages/{request['id']}")
     [ticket] = await world.rows(Ticket, Ticket.message_id == request["id"])
     assert "undress_request" in ticket.categories

@@ -42,8 +42,9 @@ async def test_a_forwarded_banked_image_is_removed(world: DiscordWorld) -> None:
     known = shape_png(7)
     await add_hashes(world, world.admin, known)
     elsewhere = fake.add_channel(world.guild, "elsewhere")
-    original = await fake.post_message(world.guild, elsewhere, world.moderator, "",
-                                       files=[("x.png", known)])
+    original = await fake.post_message(
+        world.guild, elsewhere, world.moderator, "", files=[("x.png", known)]
+    )
     await fake.wait_call("DELETE", f"/channels/{elsewhere['id']}/messages/{original['id']}")
     forwarded = await fake.forward_message(world.guild, world.general, world.member, original)
     await fake.wait_call("DELETE", f"/channels/{world.general['id']}/messages/{forwarded['id']}")

@@ -20,8 +20,9 @@ async def _translate(world: DiscordWorld, post: Awaitable[dict[str, Any]]) -> Me
     client = world.client
     assert client is not None
     payload = await post
-    message = await world.fake.wait_for(lambda: discord.utils.get(
-        client.cached_messages, id=int(payload["id"])))
+    message = await world.fake.wait_for(
+        lambda: discord.utils.get(client.cached_messages, id=int(payload["id"]))
+    )
     return to_event(message, client.options.ai_apps)
 
 
@@ -29,16 +30,32 @@ async def test_media_reply_roles_and_ai_apps(world: DiscordWorld) -> None:
     fake = world.fake
     await world.start_bot()
     photo = await fake.post_message(world.guild, world.general, world.member, "me at the beach")
-    embeds = [{"type": "rich", "image": {"url": "https://img.example/a.jpg"},
-               "thumbnail": {"url": "https://img.example/t.png"}}]
-    event = await _translate(world, fake.post_message(
-        world.guild, world.general, world.moderator,
-        "@grok put her in a bikini https://example.org/page", reply_to=photo,
-        files=[("pic.png", shape_png(1)), ("notes.pdf", b"%PDF-1.4")], embeds=embeds))
+    embeds = [
+        {
+            "type": "rich",
+            "image": {"url": "https://img.example/a.jpg"},
+            "thumbnail": {"url": "https://img.example/t.png"},
+        }
+    ]
+    event = await _translate(
+        world,
+        fake.post_message(
+            world.guild,
+            world.general,
+            world.moderator,
+            "@grok put her in a bikini https://example.org/page",
+            reply_to=photo,
+            files=[("pic.png", shape_png(1)), ("notes.pdf", b"%PDF-1.4")],
+            embeds=embeds,
+        ),
+    )
 
     assert [(m.kind, m.filename or m.url) for m in event.media] == [
-        ("attachment", "pic.png"), ("embed", "https://img.example/a.jpg"),
-        ("embed", "https://img.example/t.png"), ("link", "https://example.org/page")]
+        ("attachment", "pic.png"),
+        ("embed", "https://img.example/a.jpg"),
+        ("embed", "https://img.example/t.png"),
+        ("link", "https://example.org/page"),
+    ]
     assert event.workspace_id == world.guild.id and event.channel_id == world.general["id"]
     assert event.author.role_ids == frozenset({world.mod_role["id"]})
     assert not event.author.is_platform_admin and not event.author.is_bot
@@ -47,23 +64,37 @@ async def test_media_reply_roles_and_ai_apps(world: DiscordWorld) -> None:
     assert event.reply_to.text == "me at the beach" and not event.reply_to.has_image
 
     # The configured AI app, and any bot answering a message with an image, count as AI apps.
-    grok = await _translate(world, fake.post_message(
-        world.guild, world.general, world.grok, "here", files=[("e.png", shape_png(2))]))
+    grok = await _translate(
+        world,
+        fake.post_message(
+            world.guild, world.general, world.grok, "here", files=[("e.png", shape_png(2))]
+        ),
+    )
     assert grok.author.is_bot and grok.author.is_ai_app
     other_bot = fake.add_member(world.guild, "imagebot", bot=True)
-    answering = await _translate(world, fake.post_message(
-        world.guild, world.general, other_bot, "", files=[("e.png", shape_png(3))],
-        reply_to=photo))
+    answering = await _translate(
+        world,
+        fake.post_message(
+            world.guild,
+            world.general,
+            other_bot,
+            "",
+            files=[("e.png", shape_png(3))],
+            reply_to=photo,
+        ),
+    )
     assert answering.author.is_ai_app
-    chatting = await _translate(world, fake.post_message(world.guild, world.general, other_bot,
-                                                         "beep"))
+    chatting = await _translate(
+        world, fake.post_message(world.guild, world.general, other_bot, "beep")
+    )
     assert chatting.author.is_bot and not chatting.author.is_ai_app
 
 
 async def test_admin_right_comes_from_manage_server(world: DiscordWorld) -> None:
     await world.start_bot()
-    event = await _translate(world, world.fake.post_message(world.guild, world.general,
-                                                            world.admin, "hello"))
+    event = await _translate(
+        world, world.fake.post_message(world.guild, world.general, world.admin, "hello")
+    )
     assert event.author.is_platform_admin
 
 

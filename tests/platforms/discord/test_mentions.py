@@ -14,10 +14,16 @@ async def test_veille_pings_no_one(world: DiscordWorld) -> None:
     known = shape_png(3)
     await add_hashes(world, world.admin, known)
     assert await world.rows(HashEntry)
-    await world.fake.post_message(world.guild, world.general, world.member, "@everyone look",
-                                  files=[("photo.png", known)])
+    await world.fake.post_message(
+        world.guild, world.general, world.member, "@everyone look", files=[("photo.png", known)]
+    )
     await card_in(world, world.safety)
-    sent = [c for c in world.fake.find_calls("POST", r"/channels/\d+/messages")
-            if isinstance(c.body, dict)]
+    sent = [
+        c
+        for c in world.fake.find_calls("POST", r"/channels/\d+/messages")
+        if isinstance(c.body, dict)
+    ]
     assert sent
-    assert all(c.body.get("allowed_mentions") == {"parse": []} for c in sent), [c.body for c in sent]
+    assert all(c.body.get("allowed_mentions") == {"parse": []} for c in sent), [
+        c.body for c in sent
+    ]

@@ -24,8 +24,9 @@ async def _start(world: DiscordWorld) -> None:
 
 
 async def _post(world: DiscordWorld, image: bytes) -> tuple[dict, Ticket]:
-    posted = await world.fake.post_message(world.guild, world.general, world.member, "",
-                                           files=[("pic.png", image)])
+    posted = await world.fake.post_message(
+        world.guild, world.general, world.member, "", files=[("pic.png", image)]
+    )
     await world.fake.wait_call("DELETE", f"/channels/{world.general['id']}/messages/{posted['id']}")
     [ticket] = await world.rows(Ticket, Ticket.message_id == posted["id"])
     assert ticket.id is not None

@@ -26,14 +26,16 @@ async def test_flagged_image_is_quarantined_with_ticket_card(world: DiscordWorld
     assert is_ephemeral(banked)
     assert await world.rows(HashEntry, HashEntry.bank == "imported")
 
-    posted = await world.fake.post_message(world.guild, world.general, world.member, "look",
-                                           files=[("photo.png", known)])
+    posted = await world.fake.post_message(
+        world.guild, world.general, world.member, "look", files=[("photo.png", known)]
+    )
 
     fake = world.fake
     await fake.wait_call("DELETE", f"/channels/{world.general['id']}/messages/{posted['id']}")
     preview = await card_in(world, world.quarantine)
     assert [name for name, _ in preview.files] and all(
-        name.startswith("SPOILER_") for name, _ in preview.files)
+        name.startswith("SPOILER_") for name, _ in preview.files
+    )
     card = await card_in(world, world.safety)
     tickets = await world.rows(Ticket)
     assert len(tickets) == 1 and tickets[0].message_id == posted["id"]
@@ -51,15 +53,17 @@ async def test_confirm_banks_the_image_and_the_bank_removes_a_repost(world: Disc
     await world.configure()
     fake = world.fake
     image = png_bytes(flagged_image(seed=1))  # the tiny CLIP model's stand-in for nudity
-    first = await fake.post_message(world.guild, world.general, world.member, "",
-                                    files=[("pic.png", image)])
+    first = await fake.post_message(
+        world.guild, world.general, world.member, "", files=[("pic.png", image)]
+    )
     card = await card_in(world, world.safety)
     [ticket] = await world.rows(Ticket, Ticket.message_id == first["id"])
     assert f"veille:confirm:{ticket.id}" in custom_ids(card.body)
     assert not await world.rows(HashEntry, HashEntry.ticket_id == ticket.id)
 
-    reply = await press(world, world.moderator, world.safety, card.response["id"],
-                        f"veille:confirm:{ticket.id}")
+    reply = await press(
+        world, world.moderator, world.safety, card.response["id"], f"veille:confirm:{ticket.id}"
+    )
 
     assert is_ephemeral(reply)
     [resolved] = await world.rows(Ticket, Ticket.id == ticket.id)
@@ -67,11 +71,13 @@ async def test_confirm_banks_the_image_and_the_bank_removes_a_repost(world: Disc
     assert await world.rows(HashEntry, HashEntry.ticket_id == ticket.id)
     # The card is updated in place: a resolved ticket offers no Confirm any more.
     update = await fake.wait_call(
-        "PATCH", f"/channels/{world.safety['id']}/messages/{card.response['id']}")
+        "PATCH", f"/channels/{world.safety['id']}/messages/{card.response['id']}"
+    )
     assert f"veille:confirm:{ticket.id}" not in custom_ids(update.body or {})
 
-    repost = await fake.post_message(world.guild, world.general, world.member, "lol",
-                                     files=[("again.png", image)])
+    repost = await fake.post_message(
+        world.guild, world.general, world.member, "lol", files=[("again.png", image)]
+    )
     await fake.wait_call("DELETE", f"/channels/{world.general['id']}/messages/{repost['id']}")
     [again] = await world.rows(Ticket, Ticket.message_id == repost["id"])
     assert "known_content" in again.categories
@@ -81,20 +87,25 @@ async def test_member_pressing_a_moderator_button_is_refused(world: DiscordWorld
     await world.start_bot()
     await world.configure()
     await add_hashes(world, world.admin, shape_png(4))
-    posted = await world.fake.post_message(world.guild, world.general, world.member, "",
-                                           files=[("x.png", shape_png(4))])
+    posted = await world.fake.post_message(
+        world.guild, world.general, world.member, "", files=[("x.png", shape_png(4))]
+    )
     card = await card_in(world, world.safety)
     [row] = await world.rows(Ticket, Ticket.message_id == posted["id"])
 
-    reply = await press(world, world.member, world.safety, card.response["id"],
-                        f"veille:confirm:{row.id}")
+    reply = await press(
+        world, world.member, world.safety, card.response["id"], f"veille:confirm:{row.id}"
+    )
 
     assert is_ephemeral(reply)
     assert text_of(reply).strip()
     [after] = await world.rows(Ticket, Ticket.id == row.id)
     assert after.status == "open"
-    denied = await world.rows(TicketEvent, TicketEvent.action == "denied",
-                              TicketEvent.actor_id == world.member["user"]["id"])
+    denied = await world.rows(
+        TicketEvent,
+        TicketEvent.action == "denied",
+        TicketEvent.actor_id == world.member["user"]["id"],
+    )
     assert denied
 
 
@@ -103,16 +114,19 @@ async def test_reveal_sends_the_original_only_to_the_moderator(world: DiscordWor
     await world.configure()
     original = shape_png(12)
     await add_hashes(world, world.admin, original)
-    posted = await world.fake.post_message(world.guild, world.general, world.member, "",
-                                           files=[("x.png", original)])
+    posted = await world.fake.post_message(
+        world.guild, world.general, world.member, "", files=[("x.png", original)]
+    )
     card = await card_in(world, world.safety)
     [row] = await world.rows(Ticket, Ticket.message_id == posted["id"])
     assert f"veille:reveal:{row.id}" in custom_ids(card.body)
 
-    reply = await press(world, world.moderator, world.safety, card.response["id"],
-                        f"veille:reveal:{row.id}")
+    reply = await press(
+        world, world.moderator, world.safety, card.response["id"], f"veille:reveal:{row.id}"
+    )
 
     assert is_ephemeral(reply)
     assert reply["files"] == [("SPOILER_original.png", original)]
-    assert await world.rows(TicketEvent, TicketEvent.ticket_id == row.id,
-                            TicketEvent.action == "reveal")
+    assert await world.rows(
+        TicketEvent, TicketEvent.ticket_id == row.id, TicketEvent.action == "reveal"
+    )

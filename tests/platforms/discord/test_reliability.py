@@ -22,8 +22,9 @@ async def test_a_429_is_waited_out_and_nothing_is_lost(world: DiscordWorld) -> N
     fake.rate_limit("POST", f"/channels/{world.safety['id']}/messages", retry_after=0.05)
     fake.rate_limit("DELETE", f"/channels/{world.general['id']}/messages/\\d+", retry_after=0.05)
 
-    posted = await fake.post_message(world.guild, world.general, world.member, "",
-                                     files=[("x.png", shape_png(6))])
+    posted = await fake.post_message(
+        world.guild, world.general, world.member, "", files=[("x.png", shape_png(6))]
+    )
 
     await fake.wait_call("DELETE", f"/channels/{world.general['id']}/messages/{posted['id']}")
     card = await card_in(world, world.safety)
@@ -59,8 +60,9 @@ async def test_gateway_errors_and_idempotent_delete(world: DiscordWorld) -> None
     assert not caught.value.retryable
     big = world.fake.host_file("big.png", b"x" * 5000)
     with pytest.raises(GatewayError):
-        await gateway.download(MediaRef(kind="attachment", url=big["url"], media_id=big["id"]),
-                               max_bytes=1000)
+        await gateway.download(
+            MediaRef(kind="attachment", url=big["url"], media_id=big["id"]), max_bytes=1000
+        )
     small = world.fake.host_file("small.png", b"y" * 10)
     assert await gateway.download(MediaRef(kind="attachment", url=small["url"]), 1000) == b"y" * 10
 
@@ -70,13 +72,16 @@ async def test_timeout_and_spoiler_card(world: DiscordWorld) -> None:
     assert world.client is not None
     gateway = world.client.gateway
     await gateway.timeout_member(world.guild.id, world.member["user"]["id"], 600, "repeat")
-    call = await world.fake.wait_call("PATCH", f"/guilds/{world.guild.id}/members/"
-                                      f"{world.member['user']['id']}")
+    call = await world.fake.wait_call(
+        "PATCH", f"/guilds/{world.guild.id}/members/{world.member['user']['id']}"
+    )
     assert call.body["communication_disabled_until"]
     assert call.headers.get("X-Audit-Log-Reason") == "repeat"
-    await gateway.post_card(world.guild.id, world.quarantine["id"],
-                            Card(title="preview", image_png=shape_png(7), image_name="p.png",
-                                 spoiler=True))
+    await gateway.post_card(
+        world.guild.id,
+        world.quarantine["id"],
+        Card(title="preview", image_png=shape_png(7), image_name="p.png", spoiler=True),
+    )
     posted = await card_in(world, world.quarantine)
     assert [name for name, _ in posted.files] == ["SPOILER_p.png"]
     # A spoiler image stays out of the embed, where Discord would show it unblurred.
@@ -84,13 +89,17 @@ async def test_timeout_and_spoiler_card(world: DiscordWorld) -> None:
 
 
 async def test_help_request_gets_a_private_answer_and_a_priority_ticket(
-        world: DiscordWorld) -> None:
+    world: DiscordWorld,
+) -> None:
     fake = world.fake
     await world.start_bot()
     await world.configure()
     posted = await fake.post_message(
-        world.guild, world.general, world.member,
-        "someone posted a fake nude photo of me, please help, how do I get it removed?")
+        world.guild,
+        world.general,
+        world.member,
+        "someone posted a fake nude photo of me, please help, how do I get it removed?",
+    )
 
     dm = await fake.wait_call("POST", "/users/@me/channels")
     assert str(dm.body["recipient_id"]) == world.member["user"]["id"]
@@ -102,7 +111,6 @@ async def test_help_request_gets_a_private_answer_and_a_priority_ticket(
     await card_in(world, world.safety)
     # The person asking for help is not punished: their message stays.
     assert not fake.find_calls("DELETE", f"/channels/{world.general['id']}/messages/\\d+")
-
 
 
 async def test_connects_through_discord_api_url_and_gateway_bot(world: DiscordWorld) -> None:

@@ -45,11 +45,13 @@ class ShardHolder:
 
 
 @asynccontextmanager
-async def holding(world: DiscordWorld, count: int | None,
-                  ids: str | None) -> AsyncIterator[ShardHolder]:
+async def holding(
+    world: DiscordWorld, count: int | None, ids: str | None
+) -> AsyncIterator[ShardHolder]:
     """A core and client built from settings with VEILLE_DISCORD_SHARD_COUNT/_IDS, connected."""
-    settings = Settings.model_validate({**world.settings.model_dump(),
-                                        "discord_shard_count": count, "discord_shard_ids": ids})
+    settings = Settings.model_validate(
+        {**world.settings.model_dump(), "discord_shard_count": count, "discord_shard_ids": ids}
+    )
     veille = await build_veille(settings, world.engine)
     veille.start()
     client = build_client(settings, veille, DiscordOptions(guild_ready_timeout=0.05))
@@ -70,8 +72,7 @@ async def holding(world: DiscordWorld, count: int | None,
         await veille.aclose()
 
 
-async def test_each_guild_is_handled_once_by_the_holder_of_its_shard(
-        world: DiscordWorld) -> None:
+async def test_each_guild_is_handled_once_by_the_holder_of_its_shard(world: DiscordWorld) -> None:
     fake = world.fake
     fake.shard_count = 2
     first = world.guild
@@ -84,8 +85,11 @@ async def test_each_guild_is_handled_once_by_the_holder_of_its_shard(
 
     async with holding(world, 2, "0") as zero, holding(world, 2, "1") as one:
         holders = {0: zero, 1: one}
-        await fake.wait_for(lambda: all(
-            h.client.get_guild(int(guild_on[s].id)) is not None for s, h in holders.items()))
+        await fake.wait_for(
+            lambda: all(
+                h.client.get_guild(int(guild_on[s].id)) is not None for s, h in holders.items()
+            )
+        )
         assert sorted(tuple(i["shard"]) for i in fake.identifies) == [(0, 2), (1, 2)]
         for shard, holder in holders.items():  # each holds its own guild and not the other's
             assert [str(g.id) for g in holder.client.guilds] == [guild_on[shard].id]
@@ -108,11 +112,16 @@ async def test_each_guild_is_handled_once_by_the_holder_of_its_shard(
         assert answer["data"]["embeds"], answer
         callbacks = [c for c in fake.calls if c.path == interaction.callback_path]
         assert len(callbacks) == 1 and callbacks[0].status == 200
-    delivered = [(shard, event, guild) for shard, event, guild in fake.gateway.delivered
-                 if event in ("MESSAGE_CREATE", "INTERACTION_CREATE")]
+    delivered = [
+        (shard, event, guild)
+        for shard, event, guild in fake.gateway.delivered
+        if event in ("MESSAGE_CREATE", "INTERACTION_CREATE")
+    ]
     assert sorted(delivered) == sorted(
         (p.shard_of(g.id, 2), event, g.id)
-        for g in (first, second) for event in ("MESSAGE_CREATE", "INTERACTION_CREATE"))
+        for g in (first, second)
+        for event in ("MESSAGE_CREATE", "INTERACTION_CREATE")
+    )
 
 
 async def test_unset_the_client_holds_every_shard_discord_recommends(world: DiscordWorld) -> None:
@@ -142,8 +151,9 @@ def test_shard_settings_are_checked() -> None:
         load(discord_shard_count=0)
 
 
-def test_two_veille_run_processes_each_handle_their_own_shard(veille: cli.Veille,
-                                                                tmp_path: Path) -> None:
+def test_two_veille_run_processes_each_handle_their_own_shard(
+    veille: cli.Veille, tmp_path: Path
+) -> None:
     assert veille("db", "upgrade").returncode == 0
     banked = tmp_path / "banked.png"
     photo_like(78).save(banked)
@@ -152,48 +162,82 @@ def test_two_veille_run_processes_each_handle_their_own_shard(veille: cli.Veille
         discord.shard_count = 2
         guilds = [discord.add_guild(f"Shard {shard}", shard=shard) for shard in (0, 1)]
         people = [(discord.add_channel(g, "general"), discord.add_member(g, "mel")) for g in guilds]
-        env = {**veille.env, "VEILLE_SECRET_KEY": "k" * 32, "VEILLE_DETECTORS": "hashes,text",
-               "DISCORD_TOKEN": discord.token, "DISCORD_API_URL": discord.base_url,
-               "VEILLE_DISCORD_SHARD_COUNT": "2"}
-        processes = [subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "run"], cwd=veille.cwd, text=True,
-            env={**env, "VEILLE_DISCORD_SHARD_IDS": str(shard)},
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE) for shard in (0, 1)]
+        env = {
+            **veille.env,
+            "VEILLE_SECRET_KEY": "k" * 32,
+            "VEILLE_DETECTORS": "hashes,text",
+            "DISCORD_TOKEN": discord.token,
+            "DISCORD_API_URL": discord.base_url,
+            "VEILLE_DISCORD_SHARD_COUNT": "2",
+        }
+        processes = [
+            subprocess.Popen(
+                [sys.executable, "-m", "bot.cli", "run"],
+                cwd=veille.cwd,
+                text=True,
+                env={**env, "VEILLE_DISCORD_SHARD_IDS": str(shard)},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            for shard in (0, 1)
+        ]
         try:
-            _until(lambda: len(discord.identifies) == 2 and "global" in discord.commands,
-                   processes, within=90)
+            _until(
+                lambda: len(discord.identifies) == 2 and "global" in discord.commands,
+                processes,
+                within=90,
+            )
             time.sleep(1)  # READY and guild_ready_timeout in both
-            posted = [thread.call(lambda g=g, c=c, m=m: discord.post_message(
-                g, c, m, "", files=[("again.png", png_bytes(photo_like(78)))]))
-                for g, (c, m) in zip(guilds, people, strict=True)]
-            slashes = [thread.call(lambda g=g, c=c, m=m: discord.slash(g, c, m, "help"))
-                       for g, (c, m) in zip(guilds, people, strict=True)]
+            posted = [
+                thread.call(
+                    lambda g=g, c=c, m=m: discord.post_message(
+                        g, c, m, "", files=[("again.png", png_bytes(photo_like(78)))]
+                    )
+                )
+                for g, (c, m) in zip(guilds, people, strict=True)
+            ]
+            slashes = [
+                thread.call(lambda g=g, c=c, m=m: discord.slash(g, c, m, "help"))
+                for g, (c, m) in zip(guilds, people, strict=True)
+            ]
             paths = [f"/channels/{m['channel_id']}/messages/{m['id']}" for m in posted]
-            _until(lambda: all(discord.find_calls("DELETE", path) for path in paths)
-                   and all(discord.find_calls("POST", i.callback_path) for i in slashes),
-                   processes, within=60)
+            _until(
+                lambda: (
+                    all(discord.find_calls("DELETE", path) for path in paths)
+                    and all(discord.find_calls("POST", i.callback_path) for i in slashes)
+                ),
+                processes,
+                within=60,
+            )
             time.sleep(3)  # what a wrong process might still do, given the time to do it
             deletes = [len(discord.find_calls("DELETE", path)) for path in paths]
-            answers = [len([c for c in discord.calls if c.path == i.callback_path])
-                       for i in slashes]
-            delivered = sorted((shard, event, guild) for shard, event, guild
-                               in discord.gateway.delivered
-                               if event in ("MESSAGE_CREATE", "INTERACTION_CREATE"))
+            answers = [
+                len([c for c in discord.calls if c.path == i.callback_path]) for i in slashes
+            ]
+            delivered = sorted(
+                (shard, event, guild)
+                for shard, event, guild in discord.gateway.delivered
+                if event in ("MESSAGE_CREATE", "INTERACTION_CREATE")
+            )
         finally:
             for process in processes:
                 process.send_signal(signal.SIGTERM)
             outputs = [process.communicate(timeout=60) for process in processes]
     assert sorted(tuple(i["shard"]) for i in discord.identifies) == [(0, 2), (1, 2)]
     assert deletes == [1, 1] and answers == [1, 1], outputs
-    assert delivered == sorted((shard, event, guilds[shard].id) for shard in (0, 1)
-                               for event in ("MESSAGE_CREATE", "INTERACTION_CREATE"))
+    assert delivered == sorted(
+        (shard, event, guilds[shard].id)
+        for shard in (0, 1)
+        for event in ("MESSAGE_CREATE", "INTERACTION_CREATE")
+    )
     for shard, (_, err) in enumerate(outputs):
         assert "Traceback" not in err, err
         assert f"holding shards [{shard}] of 2" in err, err
 
 
-def _until(condition: Callable[[], object], processes: list[subprocess.Popen[str]], *,
-           within: float) -> None:
+def _until(
+    condition: Callable[[], object], processes: list[subprocess.Popen[str]], *, within: float
+) -> None:
     """Wait for `condition` while the processes run; fail with their output if one stops."""
     deadline = time.monotonic() + within
     while not condition():

@@ -59,31 +59,41 @@ def reencoded(data: bytes, *, quality: int = 70, scale: float = 0.8) -> bytes:
     return out.getvalue()
 
 
-async def open_report(world: DiscordWorld, who: JSON, message: JSON, *,
-                      locale: str = "en-US") -> JSON:
+async def open_report(
+    world: DiscordWorld, who: JSON, message: JSON, *, locale: str = "en-US"
+) -> JSON:
     """`who` picks "Report to Veille" on `message`; returns the modal the bot opened."""
     fake = world.fake
-    interaction = await fake.slash(world.guild, world.general, who, REPORT, command_type=3,
-                                   target_id=message["id"],
-                                   resolved={"messages": {message["id"]: message}},
-                                   locale=locale)
+    interaction = await fake.slash(
+        world.guild,
+        world.general,
+        who,
+        REPORT,
+        command_type=3,
+        target_id=message["id"],
+        resolved={"messages": {message["id"]: message}},
+        locale=locale,
+    )
     opened = await answer_of(fake, interaction)
     assert opened["type"] == 9, opened  # MODAL
     return opened["data"]
 
 
-async def report(world: DiscordWorld, who: JSON, message: JSON, reason: str = "fake_me",
-                 **fields: Any) -> JSON:
+async def report(
+    world: DiscordWorld, who: JSON, message: JSON, reason: str = "fake_me", **fields: Any
+) -> JSON:
     """Report `message` through the form; returns the bot's answer to the submission."""
     modal = await open_report(world, who, message)
     values = {"reason": [reason], "good_faith": True, **fields}
-    submitted = await world.fake.submit_modal(world.guild, world.general, who,
-                                              modal["custom_id"], values, modal=modal)
+    submitted = await world.fake.submit_modal(
+        world.guild, world.general, who, modal["custom_id"], values, modal=modal
+    )
     return await answer_of(world.fake, submitted)
 
 
-async def bot_post(world: DiscordWorld, containing: str, *, channel: JSON | None = None,
-                   dm: JSON | None = None) -> JSON:
+async def bot_post(
+    world: DiscordWorld, containing: str, *, channel: JSON | None = None, dm: JSON | None = None
+) -> JSON:
     """The first message the bot posted in `channel`, or in its DM with the member `dm`,
     whose text has `containing`."""
     fake = world.fake
@@ -91,18 +101,22 @@ async def bot_post(world: DiscordWorld, containing: str, *, channel: JSON | None
     def found() -> JSON | None:
         target = channel or (fake.dm_channels.get(dm["user"]["id"]) if dm else None)
         calls = fake.find_calls("POST", f"/channels/{target['id']}/messages") if target else []
-        return next((c.response for c in calls
-                     if containing in (c.response or {}).get("content", "")), None)
+        return next(
+            (c.response for c in calls if containing in (c.response or {}).get("content", "")), None
+        )
+
     return await fake.wait_for(found)  # type: ignore[no-any-return]
 
 
 async def until(check: Callable[[], Awaitable[Any]], within: float = 15.0) -> Any:
     """Poll a condition on the bot's database (the fake cannot see it) until it holds."""
+
     async def _poll() -> Any:
         while True:
             if result := await check():
                 return result
             await asyncio.sleep(0.05)
+
     return await asyncio.wait_for(_poll(), within)
 
 
@@ -121,11 +135,18 @@ async def test_report_opens_a_priority_ticket_due_in_48_hours(world: DiscordWorl
     clock = controlled_clock(world)
     eve = world.fake.add_member(world.guild, "eve")
     fake = world.fake
-    posted = await fake.post_message(world.guild, world.general, eve, "here you go",
-                                     files=[("edit.png", shape_png(21))])
+    posted = await fake.post_message(
+        world.guild, world.general, eve, "here you go", files=[("edit.png", shape_png(21))]
+    )
 
-    ack = await report(world, world.member, posted, "fake_me", contact="mel@example.org",
-                       details="an edited photo of me")
+    ack = await report(
+        world,
+        world.member,
+        posted,
+        "fake_me",
+        contact="mel@example.org",
+        details="an edited photo of me",
+    )
 
     assert ack["type"] == 5 and is_ephemeral(ack)  # deferred, then the private answer
     [ticket] = await world.rows(Ticket, Ticket.kind == "report")
@@ -133,29 +154,50 @@ async def test_report_opens_a_priority_ticket_due_in_48_hours(world: DiscordWorl
     assert ticket.due_at - ticket.created_at == timedelta(hours=48)
     [row] = await world.rows(Report, Report.ticket_id == ticket.id)
     assert (row.reporter_id, row.reason, row.good_faith, row.contact, row.details) == (
-        world.member["user"]["id"], "fake_me", True, "mel@example.org", "an edited photo of me")
+        world.member["user"]["id"],
+        "fake_me",
+        True,
+        "mel@example.org",
+        "an edited photo of me",
+    )
     assert text_of(ack).startswith(t("victims.report.received", "en", id=ticket.id, hours=48))
     card = await card_in(world, world.safety)  # the ticket card, with the time left
     fields = {f["name"]: f["value"] for f in card.body["embeds"][0]["fields"]}
     assert fields[t("victims.card.due", "en")] == t("victims.card.due_in", "en", hours="48.0")
     assert f"veille:confirm:{ticket.id}" in custom_ids(card.body)
-    assert world.member["user"]["id"] not in str(fake.find_calls(
-        "POST", f"/channels/{world.general['id']}/messages"))  # the reporter stays private
+    assert world.member["user"]["id"] not in str(
+        fake.find_calls("POST", f"/channels/{world.general['id']}/messages")
+    )  # the reporter stays private
     # 36 hours later, still unresolved: the safety channel is alerted, once.
     before = len(fake.find_calls("POST", f"/channels/{world.safety['id']}/messages"))
     late = as_utc(ticket.created_at) + timedelta(hours=36, minutes=1)
     clock.set(late)
     assert await world.veille.check_report_deadlines(now=late) == 1  # type: ignore[union-attr]
     alert = await card_in(world, world.safety, count=before + 1)
-    assert alert.body["content"].startswith(t("victims.report.due_alert", "en", id=ticket.id,
-                                                hours=12)[:30])
+    assert alert.body["content"].startswith(
+        t("victims.report.due_alert", "en", id=ticket.id, hours=12)[:30]
+    )
     assert await world.veille.check_report_deadlines(now=late) == 0  # type: ignore[union-attr]
     # Resolving it tells the reporter privately.
-    resolved = await answer_of(fake, await fake.slash(
-        world.guild, world.safety, world.moderator, "ticket",
-        [{"type": 1, "name": "resolve", "options": [
-            {"type": 4, "name": "ticket_id", "value": ticket.id},
-            {"type": 3, "name": "note", "value": "removed, author warned"}]}]))
+    resolved = await answer_of(
+        fake,
+        await fake.slash(
+            world.guild,
+            world.safety,
+            world.moderator,
+            "ticket",
+            [
+                {
+                    "type": 1,
+                    "name": "resolve",
+                    "options": [
+                        {"type": 4, "name": "ticket_id", "value": ticket.id},
+                        {"type": 3, "name": "note", "value": "removed, author warned"},
+                    ],
+                }
+            ],
+        ),
+    )
     assert is_ephemeral(resolved)
     await bot_post(world, t("victims.report.done.resolved", "en", id=ticket.id), dm=world.member)
     assert len(fake.find_calls("POST", f"/channels/{world.safety['id']}/messages")) == before + 1
@@ -179,7 +221,8 @@ async def test_the_report_form_speaks_french(world: DiscordWorld) -> None:
     assert set(fields) == {"reason", "contact", "details", "good_faith"}
     assert fields["reason"]["label"] == t("victims.form.reason", "fr")
     assert [o["label"] for o in fields["reason"]["component"]["options"]] == [
-        t(f"victims.reason.{r}", "fr") for r in REASONS]
+        t(f"victims.reason.{r}", "fr") for r in REASONS
+    ]
     assert fields["good_faith"]["component"]["type"] == 23  # a checkbox
     assert fields["good_faith"]["description"] == t("victims.form.good_faith_option", "fr")
     # A French label longer than Discord's 45 characters is cut at a word, shown whole below.
@@ -193,9 +236,14 @@ async def test_a_report_without_good_faith_is_refused(world: DiscordWorld) -> No
     eve = world.fake.add_member(world.guild, "eve")
     posted = await world.fake.post_message(world.guild, world.general, eve, "x")
     modal = await open_report(world, world.member, posted)
-    submitted = await world.fake.submit_modal(world.guild, world.general, world.member,
-                                              modal["custom_id"], {"reason": ["other"]},
-                                              modal=modal)
+    submitted = await world.fake.submit_modal(
+        world.guild,
+        world.general,
+        world.member,
+        modal["custom_id"],
+        {"reason": ["other"]},
+        modal=modal,
+    )
     refused = await answer_of(world.fake, submitted)
     assert is_ephemeral(refused)
     assert text_of(refused) == t("victims.report.good_faith_needed", "en")
@@ -209,9 +257,17 @@ async def test_protect_refuses_a_photo_over_20_mb_without_reading_it(world: Disc
     upload = {**fake.host_file("big.png", photo_png(71)), "size": 21 * 1024 * 1024}
     protect = [{"type": 11, "name": "image", "value": upload["id"]}]
     for options in (protect, [*protect, {"type": 4, "name": "withdraw", "value": 1}]):
-        refused = await answer_of(fake, await fake.slash(
-            world.guild, world.general, world.member, "protect", options,
-            resolved={"attachments": {upload["id"]: upload}}))
+        refused = await answer_of(
+            fake,
+            await fake.slash(
+                world.guild,
+                world.general,
+                world.member,
+                "protect",
+                options,
+                resolved={"attachments": {upload["id"]: upload}},
+            ),
+        )
         assert is_ephemeral(refused) and refused["type"] == 4
     assert not fake.cdn_reads and not await world.rows(Protection)
 
@@ -229,7 +285,8 @@ def _files_holding(root: Path, needles: tuple[bytes, ...]) -> tuple[list[Path], 
 
 
 async def test_protect_banks_only_hashes_and_quarantines_a_reencoded_copy(
-        world: DiscordWorld, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    world: DiscordWorld, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     await world.start_bot()
     await world.configure()
@@ -238,38 +295,57 @@ async def test_protect_banks_only_hashes_and_quarantines_a_reencoded_copy(
     photo = photo_png(31)
     upload = fake.host_file("me.png", photo)
 
-    answer = await answer_of(fake, await fake.slash(
-        world.guild, world.general, world.member, "protect",
-        [{"type": 11, "name": "image", "value": upload["id"]},
-         {"type": 3, "name": "label", "value": "beach"}],
-        resolved={"attachments": {upload["id"]: upload}}))
+    answer = await answer_of(
+        fake,
+        await fake.slash(
+            world.guild,
+            world.general,
+            world.member,
+            "protect",
+            [
+                {"type": 11, "name": "image", "value": upload["id"]},
+                {"type": 3, "name": "label", "value": "beach"},
+            ],
+            resolved={"attachments": {upload["id"]: upload}},
+        ),
+    )
 
     assert is_ephemeral(answer)
     [protection] = await world.rows(Protection)
     assert protection.owner_id == world.member["user"]["id"] and protection.entries >= 1
     # No image bytes anywhere: not in the database file, the data dir, or the logs.
-    chunk = photo[len(photo) // 2: len(photo) // 2 + 48]
+    chunk = photo[len(photo) // 2 : len(photo) // 2 + 48]
     searched, leaking = await asyncio.to_thread(_files_holding, tmp_path, _leaks(chunk))
     assert (POSTGRES or any(f.suffix == ".db" for f in searched)) and not leaking
     logged = "\n".join(r.getMessage() for r in caplog.records).encode()
     assert not any(leak in logged for leak in _leaks(chunk))
     assert not any(photo in data for call in fake.calls for _, data in call.files)
     # A re-encoded copy posted later is quarantined.
-    copy = await fake.post_message(world.guild, world.general, eve, "",
-                                   files=[("copy.jpg", reencoded(photo))])
+    copy = await fake.post_message(
+        world.guild, world.general, eve, "", files=[("copy.jpg", reencoded(photo))]
+    )
     await fake.wait_call("DELETE", f"/channels/{world.general['id']}/messages/{copy['id']}")
     assert await until(lambda: world.rows(Ticket, Ticket.message_id == copy["id"]))
     # The person lists and withdraws their protection.
-    listed = await answer_of(fake, await fake.slash(world.guild, world.general, world.member,
-                                                    "protect"))
+    listed = await answer_of(
+        fake, await fake.slash(world.guild, world.general, world.member, "protect")
+    )
     assert is_ephemeral(listed) and f"{protection.id}" in text_of(listed)
-    withdrawn = await answer_of(fake, await fake.slash(
-        world.guild, world.general, world.member, "protect",
-        [{"type": 4, "name": "withdraw", "value": protection.id}]))
+    withdrawn = await answer_of(
+        fake,
+        await fake.slash(
+            world.guild,
+            world.general,
+            world.member,
+            "protect",
+            [{"type": 4, "name": "withdraw", "value": protection.id}],
+        ),
+    )
     assert is_ephemeral(withdrawn)
     assert (await world.rows(Protection))[0].withdrawn_at is not None
-    again = await fake.post_message(world.guild, world.general, eve, "",
-                                    files=[("again.jpg", reencoded(photo, quality=60))])
+    again = await fake.post_message(
+        world.guild, world.general, eve, "", files=[("again.jpg", reencoded(photo, quality=60))]
+    )
     await until(lambda: world.rows(Sighting, Sighting.message_id == again["id"]))
     assert not await world.rows(Ticket, Ticket.message_id == again["id"])
     assert not fake.find_calls("DELETE", rf"/channels/\d+/messages/{again['id']}")
@@ -281,18 +357,19 @@ async def test_confirming_a_report_sweeps_an_earlier_copy(world: DiscordWorld) -
     eve = world.fake.add_member(world.guild, "eve")
     fake = world.fake
     photo = photo_png(41)
-    earlier = await fake.post_message(world.guild, world.general, eve, "",
-                                      files=[("a.png", photo)])
+    earlier = await fake.post_message(world.guild, world.general, eve, "", files=[("a.png", photo)])
     await until(lambda: world.rows(Sighting, Sighting.message_id == earlier["id"]))
-    later = await fake.post_message(world.guild, world.general, eve, "",
-                                    files=[("b.jpg", reencoded(photo))])
+    later = await fake.post_message(
+        world.guild, world.general, eve, "", files=[("b.jpg", reencoded(photo))]
+    )
     await report(world, world.member, later, "intimate_me")
     [ticket] = await world.rows(Ticket, Ticket.kind == "report")
     card = await card_in(world, world.safety)
     assert f"veille:confirm:{ticket.id}" in custom_ids(card.body)
 
-    confirmed = await press(world, world.moderator, world.safety, card.response["id"],
-                            f"veille:confirm:{ticket.id}")
+    confirmed = await press(
+        world, world.moderator, world.safety, card.response["id"], f"veille:confirm:{ticket.id}"
+    )
 
     assert is_ephemeral(confirmed)
     await fake.wait_call("DELETE", f"/channels/{world.general['id']}/messages/{earlier['id']}")
@@ -302,14 +379,16 @@ async def test_confirming_a_report_sweeps_an_earlier_copy(world: DiscordWorld) -
 
 
 async def test_an_appeal_goes_to_another_moderator_and_the_author_hears_the_outcome(
-        world: DiscordWorld) -> None:
+    world: DiscordWorld,
+) -> None:
     await world.start_bot()
     await world.configure()
     fake = world.fake
     other_mod = fake.add_member(world.guild, "max", [world.mod_role["id"]])
     await add_hashes(world, world.admin, shape_png(51))
-    posted = await fake.post_message(world.guild, world.general, world.member, "",
-                                     files=[("x.png", shape_png(51))])
+    posted = await fake.post_message(
+        world.guild, world.general, world.member, "", files=[("x.png", shape_png(51))]
+    )
     await fake.wait_call("DELETE", f"/channels/{world.general['id']}/messages/{posted['id']}")
     [ticket] = await world.rows(Ticket, Ticket.message_id == posted["id"])
     card = await card_in(world, world.safety)
@@ -318,16 +397,19 @@ async def test_an_appeal_goes_to_another_moderator_and_the_author_hears_the_outc
     [button] = [c for c in components(notice) if c["custom_id"] == f"veille:appeal:{ticket.id}"]
     assert button["label"] == t("core.button.appeal", "en")
     # A moderator confirms: the decision the author will contest is theirs.
-    await press(world, world.moderator, world.safety, card.response["id"],
-                f"veille:confirm:{ticket.id}")
+    await press(
+        world, world.moderator, world.safety, card.response["id"], f"veille:confirm:{ticket.id}"
+    )
 
-    opened = await answer_of(fake, await fake.click_dm(world.member, notice,
-                                                       f"veille:appeal:{ticket.id}"))
+    opened = await answer_of(
+        fake, await fake.click_dm(world.member, notice, f"veille:appeal:{ticket.id}")
+    )
     assert opened["type"] == 9
     modal = opened["data"]
     assert modal["title"] == t("victims.form.appeal_title", "en", ticket=ticket.id)
-    submitted = await fake.submit_modal(None, {}, world.member, modal["custom_id"],
-                                        {"note": "it is my own drawing"}, modal=modal)
+    submitted = await fake.submit_modal(
+        None, {}, world.member, modal["custom_id"], {"note": "it is my own drawing"}, modal=modal
+    )
     received = await answer_of(fake, submitted)
     assert is_ephemeral(received)
     [appealed] = await world.rows(Ticket, Ticket.id == ticket.id)
@@ -337,19 +419,27 @@ async def test_an_appeal_goes_to_another_moderator_and_the_author_hears_the_outc
     assert appeal.decided_by == world.moderator["user"]["id"]
     told = t("victims.appeal.alert", "en", id=ticket.id, decided=f"<@{appeal.decided_by}>")
     await bot_post(world, told, channel=world.safety)
-    shown = await fake.wait_for(lambda: [c for c in fake.find_calls(
-        "PATCH", f"/channels/{world.safety['id']}/messages/{card.response['id']}")
-        if f"veille:reverse:{ticket.id}" in custom_ids(c.body or {})])
+    shown = await fake.wait_for(
+        lambda: [
+            c
+            for c in fake.find_calls(
+                "PATCH", f"/channels/{world.safety['id']}/messages/{card.response['id']}"
+            )
+            if f"veille:reverse:{ticket.id}" in custom_ids(c.body or {})
+        ]
+    )
     assert t("victims.card.appeal", "en") in str(shown[-1].body)  # the card shows the appeal
 
-    own = await press(world, world.moderator, world.safety, card.response["id"],
-                      f"veille:reverse:{ticket.id}")
+    own = await press(
+        world, world.moderator, world.safety, card.response["id"], f"veille:reverse:{ticket.id}"
+    )
     assert is_ephemeral(own)
     assert text_of(own) == t("victims.appeal.own_decision", "en", id=ticket.id)
     [still] = await world.rows(Ticket, Ticket.id == ticket.id)
     assert still.status == "appealed"
-    reversed_ = await press(world, other_mod, world.safety, card.response["id"],
-                            f"veille:reverse:{ticket.id}")
+    reversed_ = await press(
+        world, other_mod, world.safety, card.response["id"], f"veille:reverse:{ticket.id}"
+    )
     assert is_ephemeral(reversed_)
     [decided] = await world.rows(Appeal, Appeal.ticket_id == ticket.id)
     assert decided.status == "reversed" and decided.outcome_by == other_mod["user"]["id"]
@@ -361,19 +451,30 @@ async def test_handoff_summary_for_admins_only(world: DiscordWorld) -> None:
     await world.configure()
     eve = world.fake.add_member(world.guild, "eve")
     fake = world.fake
-    posted = await fake.post_message(world.guild, world.general, eve, "",
-                                     files=[("p.png", shape_png(61))])
+    posted = await fake.post_message(
+        world.guild, world.general, eve, "", files=[("p.png", shape_png(61))]
+    )
     await report(world, world.member, posted, "intimate_me", contact="mel@example.org")
     [ticket] = await world.rows(Ticket, Ticket.kind == "report")
-    handoff = [{"type": 1, "name": "handoff", "options": [
-        {"type": 4, "name": "ticket_id", "value": ticket.id},
-        {"type": 3, "name": "service", "value": "pharos"}]}]
-    services = {o["name"]: o for o in next(c for c in fake.commands["global"]
-                                           if c["name"] == "ticket")["options"]}["handoff"]
+    handoff = [
+        {
+            "type": 1,
+            "name": "handoff",
+            "options": [
+                {"type": 4, "name": "ticket_id", "value": ticket.id},
+                {"type": 3, "name": "service", "value": "pharos"},
+            ],
+        }
+    ]
+    services = {
+        o["name"]: o
+        for o in next(c for c in fake.commands["global"] if c["name"] == "ticket")["options"]
+    }["handoff"]
     assert [c["value"] for c in services["options"][1]["choices"]] == list(SERVICES)
 
-    summary = await answer_of(fake, await fake.slash(world.guild, world.safety, world.admin,
-                                                     "ticket", handoff))
+    summary = await answer_of(
+        fake, await fake.slash(world.guild, world.safety, world.admin, "ticket", handoff)
+    )
 
     assert summary["type"] == 5 and is_ephemeral(summary)
     name = t("handoff.service.pharos", "en")
@@ -383,8 +484,9 @@ async def test_handoff_summary_for_admins_only(world: DiscordWorld) -> None:
     assert pieces and all(len(c.body["content"]) <= 2000 and c.body["flags"] & 64 for c in pieces)
     whole = "".join(c.body["content"] for c in pieces)
     assert "mel@example.org" not in whole and world.member["user"]["id"] not in whole
-    refused = await answer_of(fake, await fake.slash(world.guild, world.general, world.member,
-                                                     "ticket", handoff))
+    refused = await answer_of(
+        fake, await fake.slash(world.guild, world.general, world.member, "ticket", handoff)
+    )
     assert is_ephemeral(refused) and name not in text_of(refused)
 
 

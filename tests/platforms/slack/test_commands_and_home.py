@@ -18,8 +18,9 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
 @pytest.fixture
-async def world(settings: Settings, engine: AsyncEngine, fake_slack: FakeSlack,
-                tiny_clip: Any) -> AsyncIterator[SlackWorld]:
+async def world(
+    settings: Settings, engine: AsyncEngine, fake_slack: FakeSlack, tiny_clip: Any
+) -> AsyncIterator[SlackWorld]:
     async with open_world(settings, engine, fake_slack, tiny_clip, mode="socket") as w:
         await w.setup()
         yield w
@@ -34,11 +35,21 @@ async def _file_shared(world: SlackWorld, seed: int) -> str:
     file = world.slack.add_file("shared.png", png_bytes(flagged_image(seed)))
     file.channel, file.ts, file.user = "CGEN", world.slack.next_ts(), "UMEMBER"
     world.slack.messages[("CGEN", file.ts)] = {"ts": file.ts, "user": "UMEMBER", "files": []}
-    await world.send("events_api", {
-        "type": "event_callback", "team_id": TEAM_ID, "event_id": f"Ev{file.id}",
-        "event": {"type": "file_shared", "file_id": file.id, "user_id": "UMEMBER",
-                  "channel_id": "CGEN", "event_ts": file.ts},
-    })
+    await world.send(
+        "events_api",
+        {
+            "type": "event_callback",
+            "team_id": TEAM_ID,
+            "event_id": f"Ev{file.id}",
+            "event": {
+                "type": "file_shared",
+                "file_id": file.id,
+                "user_id": "UMEMBER",
+                "channel_id": "CGEN",
+                "event_ts": file.ts,
+            },
+        },
+    )
     return file.ts
 
 
@@ -50,11 +61,24 @@ async def test_file_shared_is_scanned_and_its_message_event_is_not_scanned_twice
     assert ticket.message_id == ts
     # Slack also sends the message event for the same file: it must not make a second scan.
     file_json = world.slack.file_json(list(world.slack.files.values())[0])
-    await world.send("events_api", {
-        "type": "event_callback", "team_id": TEAM_ID, "event_id": "EvDup",
-        "event": {"type": "message", "subtype": "file_share", "channel": "CGEN", "user": "UMEMBER",
-                  "ts": ts, "text": "", "files": [file_json], "channel_type": "channel"},
-    })
+    await world.send(
+        "events_api",
+        {
+            "type": "event_callback",
+            "team_id": TEAM_ID,
+            "event_id": "EvDup",
+            "event": {
+                "type": "message",
+                "subtype": "file_share",
+                "channel": "CGEN",
+                "user": "UMEMBER",
+                "ts": ts,
+                "text": "",
+                "files": [file_json],
+                "channel_type": "channel",
+            },
+        },
+    )
     await world.command("UMOD", "status")  # a later request, handled after the duplicate
     await eventually(lambda: _ephemerals_to(world, "UMOD"))
     assert len(await world.tickets()) == 1
@@ -89,12 +113,25 @@ async def test_app_home_lists_open_tickets_for_moderators(world: SlackWorld) -> 
     await _file_shared(world, seed=9)
     ticket = (await eventually(world.tickets))[0]
     for user in ("UMOD", "UMEMBER"):
-        await world.send("events_api", {
-            "type": "event_callback", "team_id": TEAM_ID, "event_id": f"EvHome{user}",
-            "event": {"type": "app_home_opened", "user": user, "channel": f"D{user}", "tab": "home"},
-        })
-    published = await eventually(lambda: len(world.slack.called("views.publish")) == 2
-                                 and world.slack.called("views.publish"))
+        await world.send(
+            "events_api",
+            {
+                "type": "event_callback",
+                "team_id": TEAM_ID,
+                "event_id": f"EvHome{user}",
+                "event": {
+                    "type": "app_home_opened",
+                    "user": user,
+                    "channel": f"D{user}",
+                    "tab": "home",
+                },
+            },
+        )
+    published = await eventually(
+        lambda: (
+            len(world.slack.called("views.publish")) == 2 and world.slack.called("views.publish")
+        )
+    )
     views = {c.args["user_id"]: json.dumps(c.args["view"]) for c in published}
     assert f"#{ticket.id}" in views["UMOD"]
     assert f"#{ticket.id}" not in views["UMEMBER"] and "moderator" in views["UMEMBER"].lower()
@@ -107,11 +144,13 @@ async def test_add_note_opens_a_modal_and_stores_the_note(world: SlackWorld) -> 
     opened = await eventually(lambda: world.slack.called("views.open"))
     view = opened[0].args["view"]
     assert view["callback_id"] == "veille:modal:note"
-    await world.submit("UMOD", view, {"note": {"note": {"type": "plain_text_input",
-                                                        "value": "author warned"}}})
+    await world.submit(
+        "UMOD", view, {"note": {"note": {"type": "plain_text_input", "value": "author warned"}}}
+    )
     await world.command("UMOD", f"ticket {ticket.id}")
-    shown = await eventually(lambda: [e for e in _ephemerals_to(world, "UMOD")
-                                      if "author warned" in json.dumps(e)])
+    shown = await eventually(
+        lambda: [e for e in _ephemerals_to(world, "UMOD") if "author warned" in json.dumps(e)]
+    )
     assert shown
 
 
@@ -119,18 +158,27 @@ async def test_reveal_sends_the_original_to_the_moderator_only(world: SlackWorld
     await _file_shared(world, seed=11)
     ticket = (await eventually(world.tickets))[0]
     await world.press("UMOD", f"veille:reveal:{ticket.id}", "CSAFE", "1.0")
-    upload = await eventually(lambda: [c for c in world.slack.called("files.completeUploadExternal")
-                                       if c.args.get("channel_id") == "DUMOD"])
+    upload = await eventually(
+        lambda: [
+            c
+            for c in world.slack.called("files.completeUploadExternal")
+            if c.args.get("channel_id") == "DUMOD"
+        ]
+    )
     file_id = json.loads(upload[0].args["files"])[0]["id"]
     assert world.slack.files[file_id].data == png_bytes(flagged_image(11))
     # The DM copy is deleted after the reveal window (a fraction of a second in this world).
-    await eventually(lambda: [c for c in world.slack.called("files.delete")
-                              if c.args.get("file") == file_id])
+    await eventually(
+        lambda: [c for c in world.slack.called("files.delete") if c.args.get("file") == file_id]
+    )
     assert file_id not in world.slack.files
     await world.press("UMEMBER", f"veille:reveal:{ticket.id}", "CSAFE", "1.0")
     await eventually(lambda: _ephemerals_to(world, "UMEMBER"))
-    assert not [c for c in world.slack.called("files.completeUploadExternal")
-                if c.args.get("channel_id") == "DUMEMBER"]
+    assert not [
+        c
+        for c in world.slack.called("files.completeUploadExternal")
+        if c.args.get("channel_id") == "DUMEMBER"
+    ]
 
 
 async def test_scan_scores_a_link_without_acting(world: SlackWorld) -> None:
@@ -143,8 +191,11 @@ async def test_scan_scores_a_link_without_acting(world: SlackWorld) -> None:
 
 async def test_digest_posts_in_the_safety_channel(world: SlackWorld) -> None:
     await world.command("UMOD", "digest")
-    posted = await eventually(lambda: [c for c in world.slack.called("chat.postMessage")
-                                       if c.args.get("channel") == "CSAFE"])
+    posted = await eventually(
+        lambda: [
+            c for c in world.slack.called("chat.postMessage") if c.args.get("channel") == "CSAFE"
+        ]
+    )
     assert posted[0].args["blocks"]
 
 

@@ -26,19 +26,29 @@ MODES = ["socket", "http"]
 
 
 @pytest.fixture(params=MODES)
-async def world(request: pytest.FixtureRequest, settings: Settings, engine: AsyncEngine,
-                fake_slack: FakeSlack, tiny_clip: Any) -> AsyncIterator[SlackWorld]:
+async def world(
+    request: pytest.FixtureRequest,
+    settings: Settings,
+    engine: AsyncEngine,
+    fake_slack: FakeSlack,
+    tiny_clip: Any,
+) -> AsyncIterator[SlackWorld]:
     async with open_world(settings, engine, fake_slack, tiny_clip, mode=request.param) as w:
         await w.setup()
         yield w
 
 
 @pytest.fixture(params=MODES)
-async def world_without_admin(request: pytest.FixtureRequest, settings: Settings,
-                              engine: AsyncEngine, fake_slack: FakeSlack,
-                              tiny_clip: Any) -> AsyncIterator[SlackWorld]:
-    async with open_world(settings, engine, fake_slack, tiny_clip, mode=request.param,
-                          admin=False) as w:
+async def world_without_admin(
+    request: pytest.FixtureRequest,
+    settings: Settings,
+    engine: AsyncEngine,
+    fake_slack: FakeSlack,
+    tiny_clip: Any,
+) -> AsyncIterator[SlackWorld]:
+    async with open_world(
+        settings, engine, fake_slack, tiny_clip, mode=request.param, admin=False
+    ) as w:
         await w.setup()
         yield w
 
@@ -73,8 +83,13 @@ async def test_flagged_file_is_deleted_with_the_admin_token_and_ticketed(world: 
     assert ticket.severity in ("QUARANTINE", "CRITICAL") and ticket.channel_id == "CGEN"
     assert ticket.author_id == "UMEMBER"
     # The blurred preview goes to the quarantine channel through the files upload v2 path.
-    previews = await eventually(lambda: [c for c in slack.called("files.completeUploadExternal")
-                                         if c.args.get("channel_id") == "CQUAR"])
+    previews = await eventually(
+        lambda: [
+            c
+            for c in slack.called("files.completeUploadExternal")
+            if c.args.get("channel_id") == "CQUAR"
+        ]
+    )
     assert previews
 
 
@@ -84,17 +99,31 @@ async def test_without_admin_token_a_tombstone_an_alert_and_a_request_to_the_aut
     world = world_without_admin
     slack = world.slack
     ts, _ = await _flag(world)
-    tombstone = await eventually(lambda: [c for c in slack.called("chat.postMessage")
-                                          if c.args.get("channel") == "CGEN"
-                                          and c.args.get("thread_ts") == ts])
+    tombstone = await eventually(
+        lambda: [
+            c
+            for c in slack.called("chat.postMessage")
+            if c.args.get("channel") == "CGEN" and c.args.get("thread_ts") == ts
+        ]
+    )
     assert tombstone[0].args["text"]
-    asked = await eventually(lambda: [c for c in slack.calls
-                                      if c.method in ("chat.postEphemeral", "conversations.open")
-                                      and "UMEMBER" in (c.args.get("user"), c.args.get("users"))])
+    asked = await eventually(
+        lambda: [
+            c
+            for c in slack.calls
+            if c.method in ("chat.postEphemeral", "conversations.open")
+            and "UMEMBER" in (c.args.get("user"), c.args.get("users"))
+        ]
+    )
     assert asked
     assert await eventually(world.card_posts)
-    alert = await eventually(lambda: [c for c in slack.called("chat.postMessage")
-                                      if c.args.get("channel") == "CSAFE" and not c.args.get("blocks")])
+    alert = await eventually(
+        lambda: [
+            c
+            for c in slack.called("chat.postMessage")
+            if c.args.get("channel") == "CSAFE" and not c.args.get("blocks")
+        ]
+    )
     assert "CGEN" in alert[0].args["text"]
     assert slack.called("chat.delete") == []
     assert ("CGEN", ts) in slack.messages  # still there: only the author or an admin can delete
@@ -105,7 +134,9 @@ async def test_moderator_confirms_then_the_bank_catches_the_repost(world: SlackW
     card_ts = "0"
     await eventually(world.card_posts)
     for (channel, ts), message in world.slack.messages.items():
-        if channel == "CSAFE" and f"veille:confirm:{ticket_id}" in json.dumps(message.get("blocks")):
+        if channel == "CSAFE" and f"veille:confirm:{ticket_id}" in json.dumps(
+            message.get("blocks")
+        ):
             card_ts = ts
     await world.press("UMOD", f"veille:confirm:{ticket_id}", "CSAFE", card_ts)
 
@@ -114,8 +145,13 @@ async def test_moderator_confirms_then_the_bank_catches_the_repost(world: SlackW
 
     assert await eventually(confirmed)
     # The card in the safety channel is kept up to date with the ticket.
-    assert await eventually(lambda: [c for c in world.slack.called("chat.update")
-                                     if (c.args["channel"], c.args["ts"]) == ("CSAFE", card_ts)])
+    assert await eventually(
+        lambda: [
+            c
+            for c in world.slack.called("chat.update")
+            if (c.args["channel"], c.args["ts"]) == ("CSAFE", card_ts)
+        ]
+    )
     # The same bytes posted again, by someone else, elsewhere: the bank knows them now.
     again = world.slack.add_file("again.png", png_bytes(flagged_image(3)))
     ts2 = await world.message("CGEN", "UFR", files=[again])
@@ -131,9 +167,13 @@ async def _second(world: SlackWorld, ts: str) -> Any:
 async def test_a_members_button_press_is_refused(world: SlackWorld) -> None:
     _, ticket_id = await _flag(world, seed=5)
     await world.press("UMEMBER", f"veille:confirm:{ticket_id}", "CSAFE", "1.0")
-    refusal = await eventually(lambda: [c for c in world.slack.called("chat.postEphemeral")
-                                        if c.args.get("user") == "UMEMBER"
-                                        and c.args.get("channel") == "CSAFE"])
+    refusal = await eventually(
+        lambda: [
+            c
+            for c in world.slack.called("chat.postEphemeral")
+            if c.args.get("user") == "UMEMBER" and c.args.get("channel") == "CSAFE"
+        ]
+    )
     assert "moderator" in refusal[0].args["text"].lower()
     ticket = [t for t in await world.tickets() if t.id == ticket_id][0]
     assert ticket.status == "open" and ticket.resolution is None
@@ -148,8 +188,9 @@ async def test_setup_modal_checks_membership_then_stores_the_settings(world: Sla
     values: dict[str, Any] = {
         "safety": {"value": {"type": "conversations_select", "selected_conversation": "COUT"}},
         "quarantine": {"value": {"type": "conversations_select", "selected_conversation": "CQUAR"}},
-        "groups": {"value": {"type": "multi_static_select",
-                             "selected_options": [{"value": "SMODS"}]}},
+        "groups": {
+            "value": {"type": "multi_static_select", "selected_options": [{"value": "SMODS"}]}
+        },
         "users": {"value": {"type": "multi_users_select", "selected_users": ["UFR"]}},
         "sensitivity": {"value": {"type": "static_select", "selected_option": {"value": "strict"}}},
         "digest": {"value": {"type": "static_select", "selected_option": {"value": "weekly:mon"}}},
@@ -173,13 +214,21 @@ async def test_setup_modal_checks_membership_then_stores_the_settings(world: Sla
     assert (stored.safety_channel_id, stored.quarantine_channel_id) == ("CSAFE", "CQUAR")
     assert stored.moderator_role_ids == ("SMODS",) and stored.moderator_user_ids == ("UFR",)
     assert (stored.sensitivity, stored.digest_schedule, stored.timezone, stored.locale) == (
-        "strict", "weekly:mon@08:30", "Europe/Paris", "fr")
+        "strict",
+        "weekly:mon@08:30",
+        "Europe/Paris",
+        "fr",
+    )
 
 
 async def test_a_member_cannot_save_the_setup(world: SlackWorld) -> None:
-    values = {"safety": {"value": {"type": "conversations_select", "selected_conversation": "CGEN"}},
-              "language": {"value": {"type": "static_select", "selected_option": {"value": "fr"}}}}
-    refused = await world.submit("UMEMBER", {"type": "modal", "callback_id": "veille:setup"}, values)
+    values = {
+        "safety": {"value": {"type": "conversations_select", "selected_conversation": "CGEN"}},
+        "language": {"value": {"type": "static_select", "selected_option": {"value": "fr"}}},
+    }
+    refused = await world.submit(
+        "UMEMBER", {"type": "modal", "callback_id": "veille:setup"}, values
+    )
     assert refused["response_action"] == "errors"
     assert (await world.veille.workspace(Platform.SLACK, TEAM_ID)).safety_channel_id == "CSAFE"
 
@@ -191,8 +240,11 @@ async def test_help_request_gets_a_private_answer_and_a_priority_ticket(world: S
     assert ticket.priority and ticket.kind == "help_request"
     answer = await eventually(lambda: [c for c in world.slack.calls if _private_to(c, "UMEMBER")])
     assert "stopncii.org" in json.dumps(answer[0].args)
-    assert not [c for c in world.slack.called("chat.postMessage")  # nothing public about it
-                if c.args.get("channel") == "CGEN"]
+    assert not [
+        c
+        for c in world.slack.called("chat.postMessage")  # nothing public about it
+        if c.args.get("channel") == "CGEN"
+    ]
 
 
 def _private_to(call: Any, user: str) -> bool:
@@ -217,15 +269,31 @@ async def test_an_image_ai_apps_answer_is_scanned_other_bots_are_not(world: Slac
         file = world.slack.add_file(f"answer{seed}.png", png_bytes(flagged_image(seed)))
         ts = world.slack.next_ts()
         file.channel, file.ts, file.user = "CGEN", ts, bot_id
-        event = {"type": "message", "subtype": "bot_message", "channel": "CGEN", "ts": ts,
-                 "bot_id": bot_id, "username": name, "bot_profile": {"name": name},
-                 "text": "", "thread_ts": request_ts if name == "Grok" else None,
-                 "files": [world.slack.file_json(file)], "channel_type": "channel"}
+        event = {
+            "type": "message",
+            "subtype": "bot_message",
+            "channel": "CGEN",
+            "ts": ts,
+            "bot_id": bot_id,
+            "username": name,
+            "bot_profile": {"name": name},
+            "text": "",
+            "thread_ts": request_ts if name == "Grok" else None,
+            "files": [world.slack.file_json(file)],
+            "channel_type": "channel",
+        }
         event = {k: v for k, v in event.items() if v is not None}
         world.slack.messages[("CGEN", ts)] = {**event, "blocks": None}
-        await world.send("events_api", {"type": "event_callback", "team_id": TEAM_ID,
-                                        "api_app_id": "AVEILLE", "event_id": f"Ev{ts}",
-                                        "event": event})
+        await world.send(
+            "events_api",
+            {
+                "type": "event_callback",
+                "team_id": TEAM_ID,
+                "api_app_id": "AVEILLE",
+                "event_id": f"Ev{ts}",
+                "event": event,
+            },
+        )
         posted[name] = ts
     tickets = await eventually(lambda: _tickets_for(world, posted["Grok"]))
     assert tickets[0].severity in ("QUARANTINE", "CRITICAL")

@@ -54,7 +54,9 @@ async def test_download_with_a_wrong_token_is_refused_not_scanned(
 
 async def test_download_stops_at_the_size_cap(gateway: SlackGateway, fake_slack: FakeSlack) -> None:
     file = fake_slack.add_file("big.png", b"\x89PNG" + b"\0" * 300_000)
-    ref = MediaRef(kind="attachment", url=_ref(fake_slack, file.id).url, media_id=file.id)  # no size
+    ref = MediaRef(
+        kind="attachment", url=_ref(fake_slack, file.id).url, media_id=file.id
+    )  # no size
     with pytest.raises(GatewayError) as caught:
         await gateway.download(ref, max_bytes=100_000)
     assert caught.value.retryable is False
@@ -105,8 +107,12 @@ async def test_card_becomes_block_kit_with_button_ids_and_preview(
     gateway: SlackGateway, fake_slack: FakeSlack
 ) -> None:
     card = Card(
-        title="Ticket #12", body="Sexual content score 0.93", fields=(("Channel", "<#CGEN>"),),
-        severity=Severity.QUARANTINE, footer="Veille", image_png=shape_png(2),
+        title="Ticket #12",
+        body="Sexual content score 0.93",
+        fields=(("Channel", "<#CGEN>"),),
+        severity=Severity.QUARANTINE,
+        footer="Veille",
+        image_png=shape_png(2),
         buttons=(Button("claim", "Claim", 12), Button("confirm", "Confirm", 12, "danger")),
         fallback_text="New ticket #12",
     )
@@ -132,7 +138,11 @@ async def test_private_messages_are_ephemeral_in_a_channel_else_a_dm(
 ) -> None:
     await gateway.send_private("T", "UMEMBER", "only you", channel_id="CGEN")
     ephemeral = fake_slack.called("chat.postEphemeral")[0].args
-    assert (ephemeral["channel"], ephemeral["user"], ephemeral["text"]) == ("CGEN", "UMEMBER", "only you")
+    assert (ephemeral["channel"], ephemeral["user"], ephemeral["text"]) == (
+        "CGEN",
+        "UMEMBER",
+        "only you",
+    )
     await gateway.send_private("T", "UMEMBER", "by dm")
     dm = fake_slack.called("chat.postMessage")[-1].args
     assert dm["channel"] == "DUMEMBER" and dm["text"] == "by dm"
@@ -144,18 +154,28 @@ async def test_redirects_keep_the_token_on_the_same_host_only(
     image = shape_png(4)
     file = fake_slack.add_file("moved.png", image)
     key = f"T0VEILLE-{file.id}"
-    same = MediaRef(kind="attachment", media_id=file.id,
-                    url=f"{fake_slack.base_url}redirect/127.0.0.1/{key}/moved.png")
+    same = MediaRef(
+        kind="attachment",
+        media_id=file.id,
+        url=f"{fake_slack.base_url}redirect/127.0.0.1/{key}/moved.png",
+    )
     assert await gateway.download(same, max_bytes=1_000_000) == image
-    other = MediaRef(kind="attachment", media_id=file.id,
-                     url=f"{fake_slack.base_url}redirect/localhost/{key}/moved.png")
+    other = MediaRef(
+        kind="attachment",
+        media_id=file.id,
+        url=f"{fake_slack.base_url}redirect/localhost/{key}/moved.png",
+    )
     with pytest.raises(GatewayError):
         await gateway.download(other, max_bytes=1_000_000)
     assert fake_slack.downloads[-1] == (file.id, False)  # the other host never saw the token
 
 
-async def test_an_ephemeral_slack_refuses_becomes_a_dm(gateway: SlackGateway, fake_slack: FakeSlack) -> None:
-    await gateway.send_private("T", "UMEMBER", "please delete it", channel_id="COUT")  # bot not there
+async def test_an_ephemeral_slack_refuses_becomes_a_dm(
+    gateway: SlackGateway, fake_slack: FakeSlack
+) -> None:
+    await gateway.send_private(
+        "T", "UMEMBER", "please delete it", channel_id="COUT"
+    )  # bot not there
     assert fake_slack.called("chat.postEphemeral")  # tried first
     dm = fake_slack.called("chat.postMessage")[-1].args
     assert (dm["channel"], dm["text"]) == ("DUMEMBER", "please delete it")

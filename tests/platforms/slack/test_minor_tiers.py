@@ -23,8 +23,9 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
 @pytest.fixture
-async def world(settings: Settings, engine: AsyncEngine,
-                fake_slack: FakeSlack) -> AsyncIterator[SlackWorld]:
+async def world(
+    settings: Settings, engine: AsyncEngine, fake_slack: FakeSlack
+) -> AsyncIterator[SlackWorld]:
     async with open_world(settings, engine, fake_slack, ColourModel(), mode="socket") as w:
         await w.setup()
         yield w
@@ -52,14 +53,19 @@ def _uploads(world: SlackWorld) -> list[object]:
     return [c for c in world.slack.calls if c.method.startswith("files.")]
 
 
-async def test_possible_minor_with_review_level_scores_uploads_no_preview(world: SlackWorld) -> None:
+async def test_possible_minor_with_review_level_scores_uploads_no_preview(
+    world: SlackWorld,
+) -> None:
     severity, ticket_id = await _post(world, shapes_png(red=0.55, blue=0.2))
     assert severity == "QUARANTINE"
     assert _uploads(world) == []  # no preview anywhere, not even in the quarantine channel
     card = world.card_posts()[0]
     assert "minor may be present" in json.dumps(card.get("blocks"))
-    alerts = [c for c in world.slack.called("chat.postMessage")
-              if c.args.get("channel") == "CSAFE" and "No preview was posted" in c.args.get("text", "")]
+    alerts = [
+        c
+        for c in world.slack.called("chat.postMessage")
+        if c.args.get("channel") == "CSAFE" and "No preview was posted" in c.args.get("text", "")
+    ]
     assert alerts
     evidence = await _evidence(world, ticket_id)
     assert evidence.ciphertext is not None and evidence.preview_png is None

@@ -53,17 +53,23 @@ def channel(name: str, team: str) -> str:
 
 
 @pytest.fixture
-async def world(settings: Settings, engine: AsyncEngine, fake_slack: FakeSlack,
-                tiny_clip: Any) -> AsyncIterator[SlackWorld]:
+async def world(
+    settings: Settings, engine: AsyncEngine, fake_slack: FakeSlack, tiny_clip: Any
+) -> AsyncIterator[SlackWorld]:
     """Veille on Slack in OAuth mode: client id and secret, no bot token of its own."""
-    app_settings = settings.model_copy(update={
-        "slack_bot_token": None, "slack_app_token": None, "slack_admin_token": None,
-        "slack_client_id": fake_slack.client_id,
-        "slack_client_secret": SecretStr(fake_slack.client_secret),
-        "slack_signing_secret": SecretStr(SIGNING_SECRET),
-        "slack_api_url": fake_slack.base_url + "api/", "slack_mode": "http",
-        "fetch_allow_loopback": True,
-    })
+    app_settings = settings.model_copy(
+        update={
+            "slack_bot_token": None,
+            "slack_app_token": None,
+            "slack_admin_token": None,
+            "slack_client_id": fake_slack.client_id,
+            "slack_client_secret": SecretStr(fake_slack.client_secret),
+            "slack_signing_secret": SecretStr(SIGNING_SECRET),
+            "slack_api_url": fake_slack.base_url + "api/",
+            "slack_mode": "http",
+            "fetch_allow_loopback": True,
+        }
+    )
     for team in TEAMS:
         for name in ("SAFE", "QUAR"):
             fake_slack.channels[channel(name, team)] = {BOT_USER_ID, "UMOD"}
@@ -88,8 +94,9 @@ async def install(world: SlackWorld, team: str) -> None:
     """A workspace admin of `team` clicks "Add to Slack" and approves."""
     app = f"http://127.0.0.1:{world.runner.port}"
     async with aiohttp.ClientSession() as http:
-        async with http.get(f"{app}/slack/install", params={"team": team},
-                            allow_redirects=False) as resp:
+        async with http.get(
+            f"{app}/slack/install", params={"team": team}, allow_redirects=False
+        ) as resp:
             assert resp.status == 302
             to_slack = resp.headers["Location"]
             cookie = SimpleCookie(resp.headers["Set-Cookie"])  # the state, bound to this browser
@@ -99,16 +106,26 @@ async def install(world: SlackWorld, team: str) -> None:
             back = resp.headers["Location"]
         assert back.startswith(app + "/slack/oauth_redirect?code=")
         state = {name: morsel.value for name, morsel in cookie.items()}
-        async with http.get(back, allow_redirects=False,
-                            headers={"Cookie": "; ".join(f"{k}={v}" for k, v in state.items())}
-                            ) as resp:
+        async with http.get(
+            back,
+            allow_redirects=False,
+            headers={"Cookie": "; ".join(f"{k}={v}" for k, v in state.items())},
+        ) as resp:
             assert resp.status == 200, await resp.text()
 
 
 async def set_up(world: SlackWorld, team: str) -> None:
-    await world.veille.save_setup(Platform.SLACK, team, ADMIN, SetupInput(
-        safety_channel_id=channel("SAFE", team), quarantine_channel_id=channel("QUAR", team),
-        moderator_role_ids=("SMODS",), locale="en"))
+    await world.veille.save_setup(
+        Platform.SLACK,
+        team,
+        ADMIN,
+        SetupInput(
+            safety_channel_id=channel("SAFE", team),
+            quarantine_channel_id=channel("QUAR", team),
+            moderator_role_ids=("SMODS",),
+            locale="en",
+        ),
+    )
 
 
 async def post_flagged(world: SlackWorld, team: str, seed: int) -> tuple[int, str]:
@@ -118,28 +135,51 @@ async def post_flagged(world: SlackWorld, team: str, seed: int) -> tuple[int, st
     ts = slack.next_ts()
     gen = channel("GEN", team)
     file.channel, file.ts, file.user, file.team = gen, ts, "UMEMBER", team
-    event = {"type": "message", "subtype": "file_share", "channel": gen, "user": "UMEMBER",
-             "text": "look", "ts": ts, "channel_type": "channel", "team": team,
-             "files": [slack.file_json(file)]}
+    event = {
+        "type": "message",
+        "subtype": "file_share",
+        "channel": gen,
+        "user": "UMEMBER",
+        "text": "look",
+        "ts": ts,
+        "channel_type": "channel",
+        "team": team,
+        "files": [slack.file_json(file)],
+    }
     slack.messages[(gen, ts)] = {**event, "blocks": None}
-    status, _ = await world.post("events_api", {
-        "type": "event_callback", "team_id": team, "api_app_id": "AVEILLE",
-        "event_id": f"Ev{ts}", "event_time": 1700000000, "event": event})
+    status, _ = await world.post(
+        "events_api",
+        {
+            "type": "event_callback",
+            "team_id": team,
+            "api_app_id": "AVEILLE",
+            "event_id": f"Ev{ts}",
+            "event_time": 1700000000,
+            "event": event,
+        },
+    )
     return status, ts
 
 
 def cards(world: SlackWorld, team: str) -> list[str]:
     """The tokens that ticket cards in `team`'s safety channel were posted with."""
-    return [c.token for c in world.slack.called("chat.postMessage")
-            if c.args.get("channel") == channel("SAFE", team)
-            and "veille:" in json.dumps(c.args.get("blocks"))]
+    return [
+        c.token
+        for c in world.slack.called("chat.postMessage")
+        if c.args.get("channel") == channel("SAFE", team)
+        and "veille:" in json.dumps(c.args.get("blocks"))
+    ]
 
 
 def private_answers(world: SlackWorld, team: str) -> list[str]:
     """Tokens of the ephemeral answers to UMEMBER in `team`'s #general."""
-    return [c.token for c in world.slack.called("chat.postEphemeral")
-            if c.args.get("channel") == channel("GEN", team) and c.args.get("user") == "UMEMBER"
-            and c.token == world.slack.team_tokens[team]]
+    return [
+        c.token
+        for c in world.slack.called("chat.postEphemeral")
+        if c.args.get("channel") == channel("GEN", team)
+        and c.args.get("user") == "UMEMBER"
+        and c.token == world.slack.team_tokens[team]
+    ]
 
 
 async def installations(world: SlackWorld) -> list[SlackInstallation]:
@@ -147,7 +187,8 @@ async def installations(world: SlackWorld) -> list[SlackInstallation]:
 
 
 async def test_two_workspaces_each_answered_with_its_own_token_until_uninstalled(
-        world: SlackWorld) -> None:
+    world: SlackWorld,
+) -> None:
     slack = world.slack
     for team in TEAMS:
         await install(world, team)
@@ -174,16 +215,28 @@ async def test_two_workspaces_each_answered_with_its_own_token_until_uninstalled
     # Who is who (user groups, admins) is each workspace's own, read with its token.
     assert {c.token for c in slack.called("usergroups.list")} == {alpha, bravo}
     for team in TEAMS:  # the tombstone in the thread of the flagged message
-        gen_posts = [c for c in slack.called("chat.postMessage")
-                     if c.args.get("channel") == channel("GEN", team)]
+        gen_posts = [
+            c
+            for c in slack.called("chat.postMessage")
+            if c.args.get("channel") == channel("GEN", team)
+        ]
         assert gen_posts and {c.token for c in gen_posts} == {slack.team_tokens[team]}
 
     # A /veille command is answered in the asker's workspace, with its token.
     for team in TEAMS:
-        status, _ = await world.post("slash_commands", {
-            "command": "/veille", "text": "help", "team_id": team, "user_id": "UMEMBER",
-            "channel_id": channel("GEN", team), "trigger_id": f"trig-{slack.next_ts()}",
-            "response_url": f"{slack.base_url}response", "api_app_id": "AVEILLE"})
+        status, _ = await world.post(
+            "slash_commands",
+            {
+                "command": "/veille",
+                "text": "help",
+                "team_id": team,
+                "user_id": "UMEMBER",
+                "channel_id": channel("GEN", team),
+                "trigger_id": f"trig-{slack.next_ts()}",
+                "response_url": f"{slack.base_url}response",
+                "api_app_id": "AVEILLE",
+            },
+        )
         assert status == 200
         await eventually(partial(private_answers, world, team))
 
@@ -193,7 +246,9 @@ async def test_two_workspaces_each_answered_with_its_own_token_until_uninstalled
     await eventually(lambda: installations_left(world, {"TBRAVO"}))
     before = len(slack.calls)
     tickets_before = len(await world.tickets())
-    status, _ = await post_flagged(world, "TALPHA", 7)  # refused at authorisation, before any listener
+    status, _ = await post_flagged(
+        world, "TALPHA", 7
+    )  # refused at authorisation, before any listener
     assert status == 200
     # Bravo is still served; Alpha's event made no call, with any token.
     await post_flagged(world, "TBRAVO", 8)
@@ -204,8 +259,10 @@ async def test_two_workspaces_each_answered_with_its_own_token_until_uninstalled
     assert len(await world.tickets()) == tickets_before + 1
 
     # Bravo's admin revokes the bot token: its installation goes too.
-    revoked = {**slack.uninstall("TBRAVO"),
-               "event": {"type": "tokens_revoked", "tokens": {"bot": [BOT_USER_ID]}}}
+    revoked = {
+        **slack.uninstall("TBRAVO"),
+        "event": {"type": "tokens_revoked", "tokens": {"bot": [BOT_USER_ID]}},
+    }
     status, _ = await world.post("events_api", revoked)
     assert status == 200
     await eventually(lambda: installations_left(world, set()))
@@ -215,9 +272,17 @@ async def test_the_store_keeps_one_sealed_row_per_team_and_states_once(engine: A
     store = Store(engine)
     installations = SlackInstallationStore(store, EvidenceCipher("test-key"))
     for token in ("xoxb-first", "xoxb-again"):  # a reinstall replaces the token
-        await installations.async_save(Installation(
-            team_id="TALPHA", bot_token=token, bot_id="B1", bot_user_id=BOT_USER_ID,
-            bot_scopes="chat:write", user_id="UADMIN", app_id="AVEILLE"))
+        await installations.async_save(
+            Installation(
+                team_id="TALPHA",
+                bot_token=token,
+                bot_id="B1",
+                bot_user_id=BOT_USER_ID,
+                bot_scopes="chat:write",
+                user_id="UADMIN",
+                app_id="AVEILLE",
+            )
+        )
     bot = await installations.async_find_bot(enterprise_id=None, team_id="TALPHA")
     assert bot is not None and bot.bot_token == "xoxb-again" and bot.bot_scopes == ["chat:write"]
     assert await installations.async_find_bot(enterprise_id=None, team_id="TBRAVO") is None

@@ -77,35 +77,71 @@ class SlackWorld:
         assert status == 200, text
         return json.loads(text) if text.startswith("{") else {}
 
-    async def post(self, kind: str, payload: dict[str, Any], *, timestamp: int | None = None,
-                   secret: str = SIGNING_SECRET) -> tuple[int, str]:
+    async def post(
+        self,
+        kind: str,
+        payload: dict[str, Any],
+        *,
+        timestamp: int | None = None,
+        secret: str = SIGNING_SECRET,
+    ) -> tuple[int, str]:
         """A signed HTTP request as Slack sends it for `kind`; returns (status, body)."""
         if kind == "events_api":
             body, content_type = json.dumps(payload), "application/json"
         elif kind == "slash_commands":
-            body, content_type = urllib.parse.urlencode(payload), "application/x-www-form-urlencoded"
+            body, content_type = (
+                urllib.parse.urlencode(payload),
+                "application/x-www-form-urlencoded",
+            )
         else:
             body = urllib.parse.urlencode({"payload": json.dumps(payload)})
             content_type = "application/x-www-form-urlencoded"
         return await self.post_raw(body, content_type, timestamp=timestamp, secret=secret)
 
-    async def post_raw(self, body: str, content_type: str, *, timestamp: int | None = None,
-                       secret: str = SIGNING_SECRET) -> tuple[int, str]:
+    async def post_raw(
+        self,
+        body: str,
+        content_type: str,
+        *,
+        timestamp: int | None = None,
+        secret: str = SIGNING_SECRET,
+    ) -> tuple[int, str]:
         """Any body, correctly signed (a sender that has the secret but sends garbage)."""
         ts = int(time.time()) if timestamp is None else timestamp
-        headers = {"Content-Type": content_type, "X-Slack-Request-Timestamp": str(ts),
-                   "X-Slack-Signature": sign(body, ts, secret)}
+        headers = {
+            "Content-Type": content_type,
+            "X-Slack-Request-Timestamp": str(ts),
+            "X-Slack-Signature": sign(body, ts, secret),
+        }
         url = f"http://127.0.0.1:{self.runner.port}{EVENTS_PATH}"
-        async with aiohttp.ClientSession() as session, session.post(url, data=body, headers=headers) as resp:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(url, data=body, headers=headers) as resp,
+        ):
             return resp.status, await resp.text()
 
     # ---------------------------------------------------------------- Slack payloads
-    async def message(self, channel: str, user: str, *, text: str = "", files: Sequence[Any] = (),
-                      thread_ts: str | None = None, channel_type: str = "channel") -> str:
+    async def message(
+        self,
+        channel: str,
+        user: str,
+        *,
+        text: str = "",
+        files: Sequence[Any] = (),
+        thread_ts: str | None = None,
+        channel_type: str = "channel",
+    ) -> str:
         """A person posts a message (with files shared from the fake); returns its ts."""
         ts = self.slack.next_ts()
-        event: dict[str, Any] = {"type": "message", "channel": channel, "user": user, "text": text,
-                                 "ts": ts, "channel_type": channel_type, "team": TEAM_ID}
+        event: dict[str, Any] = {
+            "type": "message",
+            "channel": channel,
+            "user": user,
+            "text": text,
+            "ts": ts,
+            "channel_type": channel_type,
+            "team": TEAM_ID,
+        }
         if files:
             event["subtype"] = "file_share"
             for file in files:
@@ -114,39 +150,82 @@ class SlackWorld:
         if thread_ts:
             event["thread_ts"] = thread_ts
         self.slack.messages[(channel, ts)] = {**event, "blocks": None}
-        await self.send("events_api", {"type": "event_callback", "team_id": TEAM_ID,
-                                       "api_app_id": "AVEILLE", "event_id": f"Ev{ts}",
-                                       "event_time": int(float(ts)), "event": event})
+        await self.send(
+            "events_api",
+            {
+                "type": "event_callback",
+                "team_id": TEAM_ID,
+                "api_app_id": "AVEILLE",
+                "event_id": f"Ev{ts}",
+                "event_time": int(float(ts)),
+                "event": event,
+            },
+        )
         return ts
 
     async def command(self, user: str, text: str, channel: str = "CGEN") -> dict[str, Any]:
-        return await self.send("slash_commands", {
-            "command": "/veille", "text": text, "team_id": TEAM_ID, "user_id": user,
-            "channel_id": channel, "trigger_id": f"trig-{self.slack.next_ts()}",
-            "response_url": f"{self.slack.base_url}response", "api_app_id": "AVEILLE",
-        })
+        return await self.send(
+            "slash_commands",
+            {
+                "command": "/veille",
+                "text": text,
+                "team_id": TEAM_ID,
+                "user_id": user,
+                "channel_id": channel,
+                "trigger_id": f"trig-{self.slack.next_ts()}",
+                "response_url": f"{self.slack.base_url}response",
+                "api_app_id": "AVEILLE",
+            },
+        )
 
-    async def press(self, user: str, action_id: str, channel: str, message_ts: str) -> dict[str, Any]:
-        return await self.send("interactive", {
-            "type": "block_actions", "team": {"id": TEAM_ID}, "user": {"id": user},
-            "api_app_id": "AVEILLE", "trigger_id": f"trig-{self.slack.next_ts()}",
-            "channel": {"id": channel}, "container": {"type": "message", "message_ts": message_ts},
-            "message": {"ts": message_ts},
-            "actions": [{"type": "button", "action_id": action_id, "value": action_id,
-                         "block_id": "veille_actions"}],
-        })
+    async def press(
+        self, user: str, action_id: str, channel: str, message_ts: str
+    ) -> dict[str, Any]:
+        return await self.send(
+            "interactive",
+            {
+                "type": "block_actions",
+                "team": {"id": TEAM_ID},
+                "user": {"id": user},
+                "api_app_id": "AVEILLE",
+                "trigger_id": f"trig-{self.slack.next_ts()}",
+                "channel": {"id": channel},
+                "container": {"type": "message", "message_ts": message_ts},
+                "message": {"ts": message_ts},
+                "actions": [
+                    {
+                        "type": "button",
+                        "action_id": action_id,
+                        "value": action_id,
+                        "block_id": "veille_actions",
+                    }
+                ],
+            },
+        )
 
-    async def submit(self, user: str, view: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
-        return await self.send("interactive", {
-            "type": "view_submission", "team": {"id": TEAM_ID}, "user": {"id": user},
-            "api_app_id": "AVEILLE", "trigger_id": f"trig-{self.slack.next_ts()}",
-            "view": {**view, "id": "V1", "state": {"values": values}},
-        })
+    async def submit(
+        self, user: str, view: dict[str, Any], values: dict[str, Any]
+    ) -> dict[str, Any]:
+        return await self.send(
+            "interactive",
+            {
+                "type": "view_submission",
+                "team": {"id": TEAM_ID},
+                "user": {"id": user},
+                "api_app_id": "AVEILLE",
+                "trigger_id": f"trig-{self.slack.next_ts()}",
+                "view": {**view, "id": "V1", "state": {"values": values}},
+            },
+        )
 
     # ---------------------------------------------------------------- arranging and reading
     async def setup(self, **changes: Any) -> None:
-        values: dict[str, Any] = dict(safety_channel_id="CSAFE", quarantine_channel_id="CQUAR",
-                                      moderator_role_ids=("SMODS",), locale="en")
+        values: dict[str, Any] = dict(
+            safety_channel_id="CSAFE",
+            quarantine_channel_id="CQUAR",
+            moderator_role_ids=("SMODS",),
+            locale="en",
+        )
         values.update(changes)
         await self.veille.save_setup(Platform.SLACK, TEAM_ID, ADMIN, SetupInput(**values))
 
@@ -156,13 +235,23 @@ class SlackWorld:
 
     def card_posts(self, channel: str = "CSAFE") -> list[dict[str, Any]]:
         """Ticket cards posted in `channel` (messages whose blocks carry veille buttons)."""
-        return [c.args for c in self.slack.called("chat.postMessage")
-                if c.args.get("channel") == channel and "veille:" in json.dumps(c.args.get("blocks"))]
+        return [
+            c.args
+            for c in self.slack.called("chat.postMessage")
+            if c.args.get("channel") == channel and "veille:" in json.dumps(c.args.get("blocks"))
+        ]
 
 
 @asynccontextmanager
-async def open_world(settings: Settings, engine: AsyncEngine, slack: FakeSlack, clip: Any, *,
-                     mode: str, admin: bool = True) -> AsyncIterator[SlackWorld]:
+async def open_world(
+    settings: Settings,
+    engine: AsyncEngine,
+    slack: FakeSlack,
+    clip: Any,
+    *,
+    mode: str,
+    admin: bool = True,
+) -> AsyncIterator[SlackWorld]:
     """Veille (tiny CLIP shared by the session, a fresh hash bank) on Slack in `mode`."""
     app_settings = slack_settings(settings, slack, mode=mode, admin=admin)
     bank = HashBank()
