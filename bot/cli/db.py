@@ -49,7 +49,14 @@ def register(cli: click.Group) -> None:
         """Print the database's revision and the code's head revision."""
         settings = get_settings()
         url = settings.database_url
-        stdout.print(f"database: {asyncio.run(_current(url))}  code: {store.head_revision(url)}")
+        stdout.print(
+            t(
+                "cli.db_current",
+                settings.default_locale,
+                database=asyncio.run(_current(url)) or "-",
+                code=store.head_revision(url),
+            )
+        )
 
     @db.command()
     @click.option("-m", "--message", required=True)
