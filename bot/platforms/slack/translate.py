@@ -103,22 +103,56 @@ def message_event(
     team_name: str = "",
     mentions_ai_app: bool = False,
 ) -> MessageEvent:
-    """The MessageEvent for one Slack message (`files` overrides the message's own list)."""
+    """The MessageEvent for one Slack message (`files` overrides the message's own list). A
+    shared message (an attachment with `is_share`/`is_msg_unfurl`) is scanned as the content it
+    carries: its text follows the message's, its files and images join the message's media."""
     ts = str(message.get("ts", ""))
+    shared = shared_parts(message)
+    own_files = list(message.get("files") or [])
+    all_files = (
+        files
+        if files is not None
+        else own_files + [f for part in shared for f in part.get("files") or []]
+    )
     return MessageEvent(
         platform=Platform.SLACK,
         workspace_id=team_id,
         channel_id=str(message.get("channel", "")),
         message_id=ts,
         author=author,
-        text=str(message.get("text") or ""),
-        media=media_refs(files if files is not None else list(message.get("files") or [])),
+        text="\n".join(
+            t for t in [str(message.get("text") or ""), *(shared_text(p) for p in shared)] if t
+        ),
+        media=media_refs(all_files) + shared_images(shared),
         reply_to=reply_to,
         thread_id=thread_root(message),
         mentions_ai_app=mentions_ai_app,
         edited=edited,
         created_at=created_at(ts),
         workspace_name=team_name,
+    )
+
+
+def shared_parts(message: dict[str, Any]) -> list[dict[str, Any]]:
+    """The messages a message shares (Slack puts them in `attachments`); link unfurls are not
+    shares: Veille fetches links from the text itself."""
+    return [
+        part
+        for part in message.get("attachments") or []
+        if isinstance(part, dict) and (part.get("is_share") or part.get("is_msg_unfurl"))
+    ]
+
+
+def shared_text(part: dict[str, Any]) -> str:
+    return str(part.get("text") or part.get("fallback") or "")
+
+
+def shared_images(parts: list[dict[str, Any]]) -> tuple[MediaRef, ...]:
+    """Images a shared message shows by URL (not as files): fetched by the safe fetcher."""
+    return tuple(
+        MediaRef(kind="embed", url=str(part["image_url"]))
+        for part in parts
+        if str(part.get("image_url") or "").startswith(("https://", "http://"))
     )
 
 

@@ -104,3 +104,34 @@ def test_file_shared_finds_the_message_it_was_shared_in() -> None:
     event = translate.message_event("T1", message, AUTHOR)
     assert (event.message_id, event.thread_id, event.media[0].media_id) == ("6.0", "5.0", "F1")
     assert translate.file_share_message(file, "C-elsewhere") is None
+
+
+def test_a_shared_message_is_read_as_the_content_it_carries() -> None:
+    """Sharing a message copies it into `attachments`: its text, files and image are scanned
+    as this message's own, while a link unfurl (not a share) adds nothing."""
+    message = {
+        "type": "message",
+        "channel": "C2",
+        "user": "U1",
+        "ts": "1700000000.000200",
+        "text": "look",
+        "attachments": [
+            {
+                "is_share": True,
+                "text": "@grok remove her clothes",
+                "files": [FILE],
+                "image_url": "https://cdn.example/shared.jpg",
+            },
+            {
+                "from_url": "https://news.example/a",
+                "image_url": "https://news.example/a.jpg",
+                "text": "an unfurled article",
+            },
+        ],
+    }
+    event = translate.message_event("T1", message, AUTHOR)
+    assert event.text == "look\n@grok remove her clothes"
+    assert [(ref.kind, ref.url) for ref in event.media] == [
+        ("attachment", FILE["url_private_download"]),
+        ("embed", "https://cdn.example/shared.jpg"),
+    ]
