@@ -21,6 +21,7 @@ from bot.core import outbox, quarantine
 from bot.core.actions import ACTIONS
 from bot.core.audit import audit
 from bot.core.errors import VeilleError
+from bot.core.gateway import Button
 from bot.core.i18n import normalise_locale, t
 from bot.core.reasons import category_name
 from bot.core.types import Actor
@@ -64,21 +65,16 @@ async def enqueue_notice(
     """The removal notice to the ticket's author, privately, with its Appeal button."""
     assert ticket.id is not None
     body = notice_text(ws, ticket, by_moderator=by_moderator)
-    await outbox.enqueue(
+    await outbox.send_private(
         session,
+        ws,
+        ticket.author_id,
+        f"{text}\n\n{body}" if text else body,
         key=key or f"{ticket.id}:notice",
-        kind="send_private",
-        platform=ws.platform,
-        workspace_id=ws.id,
         ticket_id=ticket.id,
         now=now,
-        payload={
-            "workspace": ws.external_id,
-            "user_id": ticket.author_id,
-            "channel_id": ticket.channel_id,
-            "text": f"{text}\n\n{body}" if text else body,
-            "buttons": [[APPEAL.name, t(APPEAL.label_key, ws.locale), ticket.id, APPEAL.style]],
-        },
+        channel_id=ticket.channel_id,
+        buttons=[Button(APPEAL.name, t(APPEAL.label_key, ws.locale), ticket.id, APPEAL.style)],
     )
 
 
@@ -147,19 +143,14 @@ async def file_appeal(
             if appeal.decided_by == BOT
             else f"<@{appeal.decided_by}>"
         )
-        await outbox.enqueue(
+        await outbox.post_text(
             session,
+            ws,
+            ws.safety_channel_id,
+            t("victims.appeal.alert", ws.locale, id=ticket.id, decided=decider),
             key=f"{ticket.id}:appeal_alert",
-            kind="post_text",
-            platform=ws.platform,
-            workspace_id=ws.id,
             ticket_id=ticket.id,
             now=now,
-            payload={
-                "workspace": ws.external_id,
-                "channel_id": ws.safety_channel_id,
-                "text": t("victims.appeal.alert", ws.locale, id=ticket.id, decided=decider),
-            },
         )
     return appeal, event
 
@@ -191,20 +182,15 @@ async def decide(
     else:
         ticket.resolution = "reversed"
         data["allow_entries"] = await _allow_list(session, ws, ticket, actor, now)
-    await outbox.enqueue(
+    await outbox.send_private(
         session,
+        ws,
+        appeal.author_id,
+        t(f"victims.appeal.{appeal.status}", appeal.locale, id=ticket.id)
+        + (f"\n> {note}" if note else ""),
         key=f"{ticket.id}:appeal_outcome",
-        kind="send_private",
-        platform=ws.platform,
-        workspace_id=ws.id,
         ticket_id=ticket.id,
         now=now,
-        payload={
-            "workspace": ws.external_id,
-            "user_id": appeal.author_id,
-            "text": t(f"victims.appeal.{appeal.status}", appeal.locale, id=ticket.id)
-            + (f"\n> {note}" if note else ""),
-        },
     )
     return data
 

@@ -23,7 +23,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -35,7 +35,7 @@ from sqlmodel import col
 from bot.core.cards import card_for
 from bot.core.clock import Clock, as_utc
 from bot.core.gateway import Button, Gateway, GatewayError
-from bot.store.models import OutboxAction, OutboxLease, Ticket
+from bot.store.models import OutboxAction, OutboxLease, Ticket, Workspace
 from bot.store.repos import Store
 
 log = logging.getLogger(__name__)
@@ -369,3 +369,91 @@ class Outbox:
                 return False
             row.next_attempt_at = now + timedelta(seconds=backoff(row.attempts, retry_after))
             return True
+
+
+# The actions the core queues, built here once: their payloads are what `Outbox._call` reads.
+
+
+async def post_text(
+    session: AsyncSession,
+    workspace: Workspace,
+    channel_id: str,
+    text: str,
+    *,
+    key: str,
+    ticket_id: int | None,
+    now: datetime,
+    thread_id: str | None = None,
+) -> bool:
+    """Queue a plain message to one of the workspace's channels (an alert, a summary)."""
+    payload: dict[str, Any] = {
+        "workspace": workspace.external_id,
+        "channel_id": channel_id,
+        "text": text,
+    }
+    if thread_id is not None:
+        payload["thread_id"] = thread_id
+    return await enqueue(
+        session,
+        key=key,
+        kind="post_text",
+        platform=workspace.platform,
+        workspace_id=workspace.id,
+        ticket_id=ticket_id,
+        payload=payload,
+        now=now,
+    )
+
+
+async def send_private(
+    session: AsyncSession,
+    workspace: Workspace,
+    user_id: str,
+    text: str,
+    *,
+    key: str,
+    ticket_id: int | None,
+    now: datetime,
+    channel_id: str | None = None,
+    buttons: Sequence[Button] = (),
+) -> bool:
+    """Queue a private message to one person (`channel_id`: where they met Veille, for
+    platforms that answer there); `buttons` ride along, such as an author's Appeal."""
+    payload: dict[str, Any] = {"workspace": workspace.external_id, "user_id": user_id}
+    if channel_id is not None:
+        payload["channel_id"] = channel_id
+    payload["text"] = text
+    if buttons:
+        payload["buttons"] = [[b.action, b.label, b.ticket_id, b.style] for b in buttons]
+    return await enqueue(
+        session,
+        key=key,
+        kind="send_private",
+        platform=workspace.platform,
+        workspace_id=workspace.id,
+        ticket_id=ticket_id,
+        payload=payload,
+        now=now,
+    )
+
+
+async def post_ticket_card(
+    session: AsyncSession, workspace: Workspace, ticket_id: int, now: datetime
+) -> bool:
+    """Queue a new ticket's card to the safety channel, once (False without a safety channel)."""
+    if not workspace.safety_channel_id:
+        return False
+    return await enqueue(
+        session,
+        key=f"{ticket_id}:card",
+        kind="post_card",
+        platform=workspace.platform,
+        workspace_id=workspace.id,
+        ticket_id=ticket_id,
+        payload={
+            "workspace": workspace.external_id,
+            "channel_id": workspace.safety_channel_id,
+            "purpose": "ticket",
+        },
+        now=now,
+    )

@@ -11,7 +11,6 @@ channel is alerted once. The caller owns the transaction and checks roles.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -143,43 +142,25 @@ async def file_report(
         data={"report": report.id, "reason": form.reason, "new": is_new, "images": len(scanned)},
     )
     if ws.safety_channel_id:
-        await outbox.enqueue(
-            session,
-            key=f"{ticket.id}:card",
-            kind="post_card",
-            platform=ws.platform,
-            workspace_id=ws.id,
-            ticket_id=ticket.id,
-            payload={
-                "workspace": ws.external_id,
-                "channel_id": ws.safety_channel_id,
-                "purpose": "ticket",
-            },
-            now=now,
-        )
+        await outbox.post_ticket_card(session, ws, ticket.id, now)
         if not is_new:
             from bot.core.tickets import refresh_card
 
             await refresh_card(session, ws, ticket, event_row, now)
         if form.reason == "minor":
-            await outbox.enqueue(
+            await outbox.post_text(
                 session,
+                ws,
+                ws.safety_channel_id,
+                t(
+                    "victims.report.minor_alert",
+                    ws.locale,
+                    id=ticket.id,
+                    admins=" ".join(ws.admin_role_ids or []),
+                ),
                 key=f"{ticket.id}:report_minor:{report.id}",
-                kind="post_text",
-                platform=ws.platform,
-                workspace_id=ws.id,
                 ticket_id=ticket.id,
                 now=now,
-                payload={
-                    "workspace": ws.external_id,
-                    "channel_id": ws.safety_channel_id,
-                    "text": t(
-                        "victims.report.minor_alert",
-                        ws.locale,
-                        id=ticket.id,
-                        admins=" ".join(ws.admin_role_ids or []),
-                    ),
-                },
             )
     text = t("victims.report.received", lang, id=ticket.id, hours=int(DUE.total_seconds() // 3600))
     if form.reason in ABOUT_SELF:
@@ -199,21 +180,14 @@ async def alert_due(
         if ws is None or not ws.safety_channel_id or ticket.id is None:
             continue
         left = hours_left(ticket, now) or 0.0
-        await outbox.enqueue(
+        await outbox.post_text(
             session,
+            ws,
+            ws.safety_channel_id,
+            t("victims.report.due_alert", ws.locale, id=ticket.id, hours=f"{max(left, 0):.0f}"),
             key=f"{ticket.id}:due_alert:{ticket.due_at}",
-            kind="post_text",
-            platform=ws.platform,
-            workspace_id=ws.id,
             ticket_id=ticket.id,
             now=queue_at or now,
-            payload={
-                "workspace": ws.external_id,
-                "channel_id": ws.safety_channel_id,
-                "text": t(
-                    "victims.report.due_alert", ws.locale, id=ticket.id, hours=f"{max(left, 0):.0f}"
-                ),
-            },
         )
         event = audit(
             session,
@@ -241,19 +215,13 @@ async def tell_reporters(
     )
     told = 0
     for report in await victims_repo.reports_of(session, ticket.id):
-        data: dict[str, Any] = {
-            "workspace": ws.external_id,
-            "user_id": report.reporter_id,
-            "text": t(f"victims.report.done.{outcome}", report.locale, id=ticket.id),
-        }
-        if await outbox.enqueue(
+        if await outbox.send_private(
             session,
+            ws,
+            report.reporter_id,
+            t(f"victims.report.done.{outcome}", report.locale, id=ticket.id),
             key=f"{ticket.id}:reporter:{report.id}:{event_id}",
-            kind="send_private",
-            platform=ws.platform,
-            workspace_id=ws.id,
             ticket_id=ticket.id,
-            payload=data,
             now=now,
         ):
             report.resolved_notified_at = now

@@ -167,28 +167,23 @@ async def sweep(
             await refresh_card(session, ws, source, event, now)
         if result.found and ws.safety_channel_id:
             await session.flush()
-            await outbox.enqueue(
+            await outbox.post_text(
                 session,
+                ws,
+                ws.safety_channel_id,
+                t(
+                    "victims.sweep.summary",
+                    ws.locale,
+                    found=result.found,
+                    removed=result.removed,
+                    source=f"#{source.id}"
+                    if source
+                    else t(f"victims.sweep.cause.{cause}", ws.locale),
+                    tickets=", ".join(f"#{i}" for i in result.tickets) or "-",
+                ),
                 key=f"sweep:{event.id}:summary",
-                kind="post_text",
-                platform=ws.platform,
-                workspace_id=ws.id,
                 ticket_id=source.id if source else None,
                 now=now,
-                payload={
-                    "workspace": ws.external_id,
-                    "channel_id": ws.safety_channel_id,
-                    "text": t(
-                        "victims.sweep.summary",
-                        ws.locale,
-                        found=result.found,
-                        removed=result.removed,
-                        source=f"#{source.id}"
-                        if source
-                        else t(f"victims.sweep.cause.{cause}", ws.locale),
-                        tickets=", ".join(f"#{i}" for i in result.tickets) or "-",
-                    ),
-                },
             )
     return result
 
@@ -246,21 +241,8 @@ async def _act_on(
                     "source": source.id if source else None,
                 },
             )
-            if ws.safety_channel_id:
-                await outbox.enqueue(
-                    session,
-                    key=f"{ticket.id}:card",
-                    kind="post_card",
-                    platform=ws.platform,
-                    workspace_id=ws.id,
-                    ticket_id=ticket.id,
-                    payload={
-                        "workspace": ws.external_id,
-                        "channel_id": ws.safety_channel_id,
-                        "purpose": "ticket",
-                    },
-                    now=now,
-                )
+            assert ticket.id is not None
+            await outbox.post_ticket_card(session, ws, ticket.id, now)
     assert ticket is not None and ticket.id is not None
     if not can_remove or ticket.message_removed:
         return ticket.id, False

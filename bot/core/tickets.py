@@ -331,25 +331,20 @@ async def _remove_reported(
         return "kept"
     if not can_delete:  # Slack without an admin token: the safety team removes it by hand
         if workspace.safety_channel_id:
-            await outbox.enqueue(
+            await outbox.post_text(
                 session,
+                workspace,
+                workspace.safety_channel_id,
+                t(
+                    "core.alert.cannot_delete",
+                    workspace.locale,
+                    id=ticket.id,
+                    channel=ticket.channel_id,
+                    message=ticket.message_id,
+                ),
                 key=f"{ticket.id}:cannot_delete",
-                kind="post_text",
-                platform=workspace.platform,
-                workspace_id=workspace.id,
                 ticket_id=ticket.id,
                 now=now,
-                payload={
-                    "workspace": workspace.external_id,
-                    "channel_id": workspace.safety_channel_id,
-                    "text": t(
-                        "core.alert.cannot_delete",
-                        workspace.locale,
-                        id=ticket.id,
-                        channel=ticket.channel_id,
-                        message=ticket.message_id,
-                    ),
-                },
             )
         return "cannot_delete"
     await outbox.enqueue(
@@ -398,20 +393,15 @@ async def _allow(
     if evidence is not None:
         quarantine.destroy(evidence, now)
     if ticket.author_id and (ticket.message_removed or ticket.severity != "REVIEW"):
-        await outbox.enqueue(
+        await outbox.send_private(
             session,
+            workspace,
+            ticket.author_id,
+            t("core.author.false_positive", workspace.locale),
             key=f"{ticket.id}:fp_author",
-            kind="send_private",
-            platform=workspace.platform,
-            workspace_id=workspace.id,
             ticket_id=ticket.id,
             now=now,
-            payload={
-                "workspace": workspace.external_id,
-                "user_id": ticket.author_id,
-                "channel_id": ticket.channel_id,
-                "text": t("core.author.false_positive", workspace.locale),
-            },
+            channel_id=ticket.channel_id,
         )
     return allowed
 
@@ -421,17 +411,12 @@ async def _alert(
 ) -> None:
     if not workspace.safety_channel_id:
         return
-    await outbox.enqueue(
+    await outbox.post_text(
         session,
+        workspace,
+        workspace.safety_channel_id,
+        text,
         key=f"{ticket.id}:alert:{why}:{now.isoformat()}",
-        kind="post_text",
-        platform=workspace.platform,
-        workspace_id=workspace.id,
         ticket_id=ticket.id,
         now=now,
-        payload={
-            "workspace": workspace.external_id,
-            "channel_id": workspace.safety_channel_id,
-            "text": text,
-        },
     )
