@@ -35,7 +35,7 @@ from sqlmodel import col
 from bot.core.cards import card_for
 from bot.core.clock import Clock, as_utc
 from bot.core.gateway import Button, Gateway, GatewayError
-from bot.store.models import OutboxAction, OutboxLease, Ticket, Workspace
+from bot.store.models import OutboxAction, OutboxLease, Ticket, TicketEvent, Workspace
 from bot.store.repos import Store
 
 log = logging.getLogger(__name__)
@@ -455,5 +455,25 @@ async def post_ticket_card(
             "channel_id": workspace.safety_channel_id,
             "purpose": "ticket",
         },
+        now=now,
+    )
+
+
+async def refresh_card(
+    session: AsyncSession, workspace: Workspace, ticket: Ticket, event: TicketEvent, now: datetime
+) -> None:
+    """Ask the outbox to re-render the ticket's card after `event` (a no-op when no card was
+    ever posted)."""
+    if not workspace.safety_channel_id:
+        return
+    await session.flush()
+    await enqueue(
+        session,
+        key=f"{ticket.id}:card:{event.id}",
+        kind="update_card",
+        platform=workspace.platform,
+        workspace_id=workspace.id,
+        ticket_id=ticket.id,
+        payload={"workspace": workspace.external_id},
         now=now,
     )

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core import outbox
 from bot.core.audit import audit
+from bot.core.clock import as_utc
 from bot.core.errors import VeilleError
 from bot.core.help import help_guidance
 from bot.core.i18n import normalise_locale, t
@@ -49,8 +50,6 @@ def validate(form: ReportForm, lang: str) -> None:
 
 def hours_left(ticket: Ticket, now: datetime) -> float | None:
     """Hours until the report ticket is due (negative: overdue); None without a due time."""
-    from bot.core.clock import as_utc
-
     if ticket.due_at is None:
         return None
     return (as_utc(ticket.due_at) - as_utc(now)).total_seconds() / 3600
@@ -144,9 +143,7 @@ async def file_report(
     if ws.safety_channel_id:
         await outbox.post_ticket_card(session, ws, ticket.id, now)
         if not is_new:
-            from bot.core.tickets import refresh_card
-
-            await refresh_card(session, ws, ticket, event_row, now)
+            await outbox.refresh_card(session, ws, ticket, event_row, now)
         if form.reason == "minor":
             await outbox.post_text(
                 session,
@@ -198,9 +195,7 @@ async def alert_due(
             at=now,
             data={"hours_left": round(left, 1)},
         )
-        from bot.core.tickets import refresh_card
-
-        await refresh_card(session, ws, ticket, event, queue_at or now)
+        await outbox.refresh_card(session, ws, ticket, event, queue_at or now)
         alerted.append(ticket.id)
     return alerted
 

@@ -162,9 +162,7 @@ async def sweep(
             data=summary,
         )
         if source is not None:
-            from bot.core.tickets import refresh_card
-
-            await refresh_card(session, ws, source, event, now)
+            await outbox.refresh_card(session, ws, source, event, now)
         if result.found and ws.safety_channel_id:
             await session.flush()
             await outbox.post_text(

@@ -25,9 +25,10 @@ from bot.core.errors import EvidenceKeyMissing, VeilleError
 from bot.core.gateway import Reply
 from bot.core.i18n import t
 from bot.core.markup import inert
+from bot.core.outbox import refresh_card
 from bot.core.types import Actor
 from bot.store import repos, victims_repo
-from bot.store.models import Evidence, MediaItem, Ticket, TicketEvent, Workspace
+from bot.store.models import Evidence, MediaItem, Ticket, Workspace
 
 
 @dataclass
@@ -42,25 +43,6 @@ def _mark_acted(ticket: Ticket, now: datetime) -> None:
     ticket.updated_at = now
     if ticket.first_action_at is None:  # digests measure time to first action
         ticket.first_action_at = now
-
-
-async def refresh_card(
-    session: AsyncSession, workspace: Workspace, ticket: Ticket, event: TicketEvent, now: datetime
-) -> None:
-    """Ask the outbox to re-render the ticket's card (a no-op when no card was ever posted)."""
-    if not workspace.safety_channel_id:
-        return
-    await session.flush()
-    await outbox.enqueue(
-        session,
-        key=f"{ticket.id}:card:{event.id}",
-        kind="update_card",
-        platform=workspace.platform,
-        workspace_id=workspace.id,
-        ticket_id=ticket.id,
-        payload={"workspace": workspace.external_id},
-        now=now,
-    )
 
 
 async def perform(
