@@ -23,12 +23,36 @@ log = logging.getLogger(__name__)
 DRAIN_S = 20.0  # seconds SIGTERM waits for the outbox run in progress (systemd waits 90)
 
 
+# What a gateway process loads: enough to answer interactions (a moderator's scan, a report's
+# check, /protect's hashes) without the image models, which only the workers need.
+GATEWAY_DETECTORS = ("hashes", "text")
+
+
 async def load_bank(engine: AsyncEngine) -> Any:
     """Every stored hash-bank entry, in the HashBank the hashes detector matches against."""
+    return (await load_bank_and_marks(engine))[0]
+
+
+async def load_bank_and_marks(engine: AsyncEngine) -> tuple[Any, tuple[int, int]]:
+    """The HashBank, and the store's marks read just before it was loaded (bot/core/bank_sync.py
+    follows later changes from there)."""
     from bot.core import banks
+    from bot.store import hash_repo
 
     async with store.session_factory(engine)() as session:
-        return await banks.load_bank(session)
+        marks = await hash_repo.bank_marks(session)
+        return await banks.load_bank(session), marks
+
+
+def for_role(settings: Settings) -> Settings:
+    """The settings a process of `settings.role` runs with: a gateway keeps only the
+    GATEWAY_DETECTORS it is configured with (hashes always, for /protect and reports)."""
+    if settings.role != "gateway":
+        return settings
+    kept = [name for name in settings.detector_names if name in GATEWAY_DETECTORS]
+    if "hashes" not in kept:
+        kept.insert(0, "hashes")
+    return settings.model_copy(update={"detectors": ",".join(kept)})
 
 
 async def build_veille(
@@ -47,20 +71,26 @@ async def build_veille(
     from bot.media.fetch import SafeFetcher
 
     engine = engine or store.create_engine(settings.database_url)
-    bank = await load_bank(engine) if "hashes" in settings.detector_names else None
+    bank, marks = None, None
+    if "hashes" in settings.detector_names:
+        bank, marks = await load_bank_and_marks(engine)
     if scanner is None:
         scanner = await build_scanner(settings, bank)
     else:  # a given scanner brings its own HashDetector: share its bank so confirmations reach it
-        bank = next(
-            (getattr(d, "bank", None) for d in scanner.detectors if d.name == "hashes"), bank
+        given = next(
+            (getattr(d, "bank", None) for d in scanner.detectors if d.name == "hashes"), None
         )
+        if given is not None and given is not bank:
+            bank, marks = given, None  # not loaded here: no marks to follow changes from
     if fetcher is None:
         fetcher = SafeFetcher(
             max_bytes=settings.fetch_max_bytes,
             timeout_s=settings.fetch_timeout_s,
             allow_loopback=settings.fetch_allow_loopback,
         )
-    veille = Veille(settings, engine, scanner, fetcher=fetcher, bank=bank, clock=clock)
+    veille = Veille(
+        settings, engine, scanner, fetcher=fetcher, bank=bank, bank_marks=marks, clock=clock
+    )
     for gateway in gateways:
         veille.register_gateway(gateway)
     return veille
@@ -78,9 +108,11 @@ def _platform_starters(settings: Settings) -> list[tuple[str, Any]]:
         except ImportError as exc:
             log.error("%s is configured but its adapter cannot be imported: %s", platform.name, exc)
             continue
-        start = getattr(runner, "start", None)
+        # A worker connects for REST only: it acts and downloads, it receives no events.
+        entry = "start_worker" if settings.role == "worker" else "start"
+        start = getattr(runner, entry, None)
         if not callable(start):
-            log.error("%s has no start(settings, veille)", platform.runner)
+            log.error("%s has no %s(settings, veille)", platform.runner, entry)
             continue
         starters.append((platform.name, start))
     return starters
@@ -106,6 +138,7 @@ async def run_forever(
     (`veille run` turns it into exit status 2) and RuntimeError when no platform can start.
     `before_platforms` runs once the detectors are loaded, before any platform starts (veille
     run checks the tokens there); what it raises stops the start."""
+    settings = for_role(settings)
     engine = store.create_engine(settings.database_url)
     await store.check_migrated(engine)
     try:
@@ -124,7 +157,8 @@ async def run_forever(
     scheduler = None
     tasks: list[asyncio.Task[Any]] = []
     try:
-        scheduler = await _start_scheduler(veille)
+        if settings.role != "worker":  # digests post once (DigestRun), whoever runs them
+            scheduler = await _start_scheduler(veille)
         tasks = [
             asyncio.create_task(start(settings, veille), name=f"veille-{name}")
             for name, start in starters

@@ -68,6 +68,14 @@ class Settings(BaseSettings):
     clip_backend: Literal["auto", "torch", "onnx"] = Field(
         "auto", validation_alias=_env("VEILLE_CLIP_BACKEND")
     )
+    # What this process does (`veille run --role`): all (the single process), gateway (holds
+    # the platform connections, records events for the workers, answers interactions) or
+    # worker (claims recorded events, scans, decides and acts). ARCHITECTURE: "Roles".
+    role: Literal["all", "gateway", "worker"] = Field("all", validation_alias=_env("VEILLE_ROLE"))
+    # How long a process holds an event it is deciding before another may take it over (its
+    # holder crashed); and how many events a worker decides at once.
+    inbox_lease_s: float = Field(60.0, gt=0, validation_alias=_env("VEILLE_INBOX_LEASE_S"))
+    worker_concurrency: int = Field(8, ge=1, validation_alias=_env("VEILLE_WORKER_CONCURRENCY"))
     batch_size: int = Field(16, validation_alias=_env("VEILLE_BATCH_SIZE"))
     batch_wait_ms: int = Field(25, validation_alias=_env("VEILLE_BATCH_WAIT_MS"))
     queue_size: int = Field(256, validation_alias=_env("VEILLE_QUEUE_SIZE"))

@@ -43,7 +43,8 @@ async def check_platforms(settings: Settings) -> None:
     from bot.platforms import configured
 
     platforms = configured(settings)
-    if any(platform.listens_on_http_port(settings) for platform in platforms):
+    listens = settings.role != "worker"  # a worker serves nothing: Slack's HTTP port is a gateway's
+    if listens and any(platform.listens_on_http_port(settings) for platform in platforms):
         check_port(settings)
     async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
         for platform in platforms:

@@ -50,9 +50,18 @@ async def _check_database(settings: Settings) -> None:
 
 def register(cli: click.Group) -> None:
     @cli.command()
-    def run() -> None:
+    @click.option(
+        "--role",
+        type=click.Choice(["all", "gateway", "worker"]),
+        default=None,
+        help="all: one process does everything (default, VEILLE_ROLE). gateway: holds the "
+        "platform connections and records events. worker: scans, decides and acts on them.",
+    )
+    def run(role: str | None) -> None:
         """Start Veille on every configured chat platform."""
         settings = get_settings()
+        if role is not None:
+            settings = settings.model_copy(update={"role": role})
         locale = settings.default_locale
         from bot.platforms import PLATFORMS, configured
 
@@ -70,7 +79,11 @@ def register(cli: click.Group) -> None:
         from bot.app import run_forever
         from bot.cli.preflight import check_platforms
 
-        console.print(t("cli.starting", locale, platforms=", ".join(platforms)))
+        if settings.role == "all":
+            console.print(t("cli.starting", locale, platforms=", ".join(platforms)))
+        else:
+            names = ", ".join(platforms)
+            console.print(t("cli.starting_role", locale, role=settings.role, platforms=names))
         try:
             # What is local first (the detectors load: no weights is exit 2), then the network.
             asyncio.run(run_forever(settings, before_platforms=lambda: check_platforms(settings)))

@@ -1,13 +1,20 @@
-"""The inbox: every platform event recorded before any work on it, replayed if that work never
-finished (a crash mid-scan, a kill -9 before the decision was committed).
+"""The inbox: every platform event recorded before any work on it, and the work queue of the
+gateway and worker roles.
 
 Discord does not deliver a message event twice, and Slack retries only for seconds, so an event
 that was received but not decided when the process died would be lost. `record()` writes the
 neutral MessageEvent first; `settle()` marks it done once its Decision is committed (or it was
-exempt). `Veille` replays rows still pending after REPLAY_AGE_S — old enough that no live
-process is still scanning them — through the same `handle_message`, whose unique ticket keys
-make a replay of half-finished work harmless. An event that fails MAX_ATTEMPTS times is marked
-dead with its error rather than replayed forever.
+exempt). Each pending row is held by at most one process at a time, under a lease
+(`claimed_by`, `lease_until`):
+- a process that decides events itself (role `all`) records each one already held by itself;
+  if it dies, the lease lapses and `Veille.replay_inbox` (any process) claims and decides it;
+- a gateway records events unheld; workers `claim()` them, oldest first, each row going to
+  one worker (FOR UPDATE SKIP LOCKED on PostgreSQL, the single write lock on SQLite). A worker
+  killed mid-job leaves its lease to lapse, then another worker claims the event again; a
+  worker that stops cleanly `release()`s what it held.
+Delivery is thus at least once; the unique ticket and outbox keys make deciding an event twice
+harmless. An event that fails MAX_ATTEMPTS times is marked dead with its error rather than
+replayed forever.
 """
 
 from __future__ import annotations
@@ -18,15 +25,16 @@ from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
 
+from bot.core.clock import as_utc
 from bot.core.types import Actor, MediaRef, MessageEvent, Platform, RepliedMessage
 from bot.store.models import InboxEvent
 from bot.store.repos import Store
 
-REPLAY_AGE_S = 60.0
+REPLAY_AGE_S = 60.0  # the default lease (VEILLE_INBOX_LEASE_S): longer than any one scan
 MAX_ATTEMPTS = 3
 
 
@@ -70,20 +78,70 @@ def event_key(event: MessageEvent) -> str:
     ]
 
 
-async def record(store: Store, event: MessageEvent, now: datetime) -> int | None:
-    """The pending row for `event` (created now), or None when this delivery is already done."""
+async def record(
+    store: Store,
+    event: MessageEvent,
+    now: datetime,
+    *,
+    owner: str | None = None,
+    lease_s: float = REPLAY_AGE_S,
+) -> int | None:
+    """The pending row for `event` (created now), or None when this delivery is already done
+    or being decided by another process. With `owner` the caller decides it now and holds it
+    for `lease_s`; without, it waits for a worker's `claim` (the gateway role)."""
     key = event_key(event)
+    lease = now + timedelta(seconds=lease_s) if owner is not None else None
     try:
         async with store.write() as session:
             found = await session.execute(select(InboxEvent).where(col(InboxEvent.key) == key))
             row = found.scalar_one_or_none()
             if row is None:
-                row = InboxEvent(key=key, payload=to_json(event), received_at=now)
+                row = InboxEvent(
+                    key=key,
+                    payload=to_json(event),
+                    received_at=now,
+                    claimed_by=owner,
+                    lease_until=lease,
+                )
                 session.add(row)
                 await session.flush()
-            return row.id if row.status == "pending" else None
+                return row.id
+            if row.status != "pending" or owner is None:
+                return None  # done, dead, or already waiting for a worker
+            held = row.lease_until is not None and as_utc(row.lease_until) > now
+            if held and row.claimed_by != owner:
+                return None  # another process is deciding this very delivery now
+            row.claimed_by, row.lease_until = owner, lease
+            return row.id
     except IntegrityError:  # another process recorded the same delivery at the same moment
         return None
+
+
+async def claim(
+    store: Store, owner: str, now: datetime, *, lease_s: float, limit: int = 16
+) -> list[tuple[int, MessageEvent]]:
+    """Up to `limit` pending events nobody holds (never claimed, or their holder's lease ran
+    out: it crashed), oldest first, now held by `owner` for `lease_s`. One UPDATE … WHERE id IN
+    (SELECT … FOR UPDATE SKIP LOCKED) … RETURNING: on PostgreSQL concurrent workers skip each
+    other's rows instead of queueing on them; on SQLite (which has no FOR UPDATE) the statement
+    runs under the database's single write lock. Either way each row goes to one claimant."""
+    free = or_(col(InboxEvent.lease_until).is_(None), col(InboxEvent.lease_until) < now)
+    candidates = (
+        select(InboxEvent.id)  # type: ignore[call-overload]
+        .where(col(InboxEvent.status) == "pending", free)
+        .order_by(col(InboxEvent.id))
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    async with store.write() as session:
+        claimed = await session.execute(
+            update(InboxEvent)
+            .where(col(InboxEvent.id).in_(candidates), col(InboxEvent.status) == "pending", free)
+            .values(claimed_by=owner, lease_until=now + timedelta(seconds=lease_s))
+            .returning(col(InboxEvent.id), col(InboxEvent.payload))
+        )
+        rows = sorted(claimed.all(), key=lambda row: row[0])
+    return [(int(row_id), from_json(payload)) for row_id, payload in rows]
 
 
 async def settle(store: Store, inbox_id: int | None) -> None:
@@ -108,14 +166,13 @@ async def failed(store: Store, inbox_id: int | None, error: str) -> None:
                 row.status = "dead"
 
 
-async def due(store: Store, now: datetime, limit: int = 100) -> list[MessageEvent]:
-    """Events still pending REPLAY_AGE_S after they were received."""
-    cutoff = now - timedelta(seconds=REPLAY_AGE_S)
-    async with store.read() as session:
-        found = await session.execute(
-            select(InboxEvent)
-            .where(col(InboxEvent.status) == "pending", col(InboxEvent.received_at) <= cutoff)
-            .order_by(col(InboxEvent.id))
-            .limit(limit)
+async def release(store: Store, owner: str) -> int:
+    """Hand back the events `owner` still holds undecided (a worker stopping): the next claim
+    takes them at once instead of after the lease. Returns how many."""
+    async with store.write() as session:
+        released = await session.execute(
+            update(InboxEvent)
+            .where(col(InboxEvent.status) == "pending", col(InboxEvent.claimed_by) == owner)
+            .values(claimed_by=None, lease_until=None)
         )
-        return [from_json(row.payload) for row in found.scalars()]
+        return int(released.rowcount or 0)  # type: ignore[attr-defined]

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.core import cards, decisions, inbox, outbox, permissions, policy, quarantine, tickets
 from bot.core.actions import action_named
 from bot.core.audit import audit
+from bot.core.bank_sync import BankSync
 from bot.core.banks import scope_of
 from bot.core.clock import Clock
 from bot.core.crypto import EvidenceCipher
@@ -52,6 +53,7 @@ class Veille(VictimsMixin):
         *,
         fetcher: Fetcher | None = None,
         bank: Any = None,
+        bank_marks: tuple[int, int] | None = None,
         clock: Clock | None = None,
         thresholds: Thresholds | None = None,
     ) -> None:
@@ -83,8 +85,16 @@ class Veille(VictimsMixin):
         )
         self.outbox = Outbox(self.store, self.clock, self.gateways)
         self.watchdog = LoopWatchdog()  # logs any event-loop stall over 100 ms, with its stack
+        self.role = settings.role
+        self.owner = self.outbox.owner  # this process, in inbox claims and outbox leases
+        # Other processes' bank changes reach `bank` (loaded after `bank_marks` were read).
+        self.bank_sync = (
+            BankSync(self.store, bank, bank_marks) if bank is not None and bank_marks else None
+        )
         self._worker: asyncio.Task[None] | None = None
         self._replayer: asyncio.Task[None] | None = None
+        self._syncer: asyncio.Task[None] | None = None
+        self._deciding: set[asyncio.Task[None]] = set()  # a worker's claimed events in progress
         self._sweeps: set[asyncio.Task[Any]] = set()  # sweeps for copies still running
 
     # -- life cycle -------------------------------------------------------------------------
@@ -96,12 +106,16 @@ class Veille(VictimsMixin):
 
     def start(self) -> None:
         """Start the outbox worker (it also picks up actions a crash left pending), the inbox
-        replayer (events a crash left undecided) and the loop-lag watchdog."""
+        work (a worker's claims, or the replay of events a crash left undecided), the bank sync
+        and the loop-lag watchdog."""
         self.watchdog.start()
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self.outbox.run_forever(), name="veille-outbox")
-        if self._replayer is None or self._replayer.done():
-            self._replayer = asyncio.create_task(self._replay_forever(), name="veille-inbox")
+        if self.role != "gateway" and (self._replayer is None or self._replayer.done()):
+            work = self._work_forever() if self.role == "worker" else self._replay_forever()
+            self._replayer = asyncio.create_task(work, name="veille-inbox")
+        if self.bank_sync is not None and (self._syncer is None or self._syncer.done()):
+            self._syncer = asyncio.create_task(self.bank_sync.run(), name="veille-bank-sync")
 
     async def _replay_forever(self, every_s: float = 30.0) -> None:
         while True:
@@ -112,10 +126,12 @@ class Veille(VictimsMixin):
             await asyncio.sleep(every_s)
 
     async def replay_inbox(self) -> int:
-        """Handle again every event received but never decided (inbox.REPLAY_AGE_S old or more);
-        returns how many were replayed."""
-        events = await inbox.due(self.store, self.clock.now())
-        for event in events:
+        """Handle again every event received but never decided whose holder's lease ran out (a
+        stop or a crash cut it short); returns how many were replayed."""
+        claimed = await inbox.claim(
+            self.store, self.owner, self.clock.now(), lease_s=self.settings.inbox_lease_s, limit=100
+        )
+        for inbox_id, event in claimed:
             log.warning(
                 "replaying message %s of %s:%s, left undecided by a stop",
                 event.message_id,
@@ -123,10 +139,43 @@ class Veille(VictimsMixin):
                 event.workspace_id,
             )
             try:
-                await self.handle_message(event)
-            except Exception:  # counted by handle_message; the next event still goes
+                await self._decide_recorded(inbox_id, event)
+            except Exception:  # counted by _decide_recorded; the next event still goes
                 log.exception("replay of message %s failed", event.message_id)
-        return len(events)
+        return len(claimed)
+
+    async def _work_forever(self, idle_s: float = 0.2) -> None:
+        """The worker role: claim recorded events while there is room (up to
+        `worker_concurrency` decided at once), decide each, poll again when none are left."""
+        room = self.settings.worker_concurrency
+        while True:
+            free = room - len(self._deciding)
+            claimed: list[tuple[int, MessageEvent]] = []
+            if free > 0:
+                try:
+                    claimed = await inbox.claim(
+                        self.store,
+                        self.owner,
+                        self.clock.now(),
+                        lease_s=self.settings.inbox_lease_s,
+                        limit=free,
+                    )
+                except Exception:  # a database hiccup: try again after the pause
+                    log.exception("claiming recorded events failed")
+            for inbox_id, event in claimed:
+                task = asyncio.create_task(self._decide_quietly(inbox_id, event))
+                self._deciding.add(task)
+                task.add_done_callback(self._deciding.discard)
+            if free <= 0:
+                await asyncio.wait(set(self._deciding), return_when=asyncio.FIRST_COMPLETED)
+            elif not claimed:
+                await asyncio.sleep(idle_s)
+
+    async def _decide_quietly(self, inbox_id: int, event: MessageEvent) -> None:
+        try:
+            await self._decide_recorded(inbox_id, event)
+        except Exception:  # counted (the row stays pending, then dead); the worker goes on
+            log.exception("deciding message %s failed", event.message_id)
 
     async def aclose(self, drain_s: float = 0.0) -> None:
         """Stop. With `drain_s`, the outbox first finishes the run in progress (up to that many
@@ -140,10 +189,22 @@ class Veille(VictimsMixin):
         for task in list(self._sweeps):
             task.cancel()
         await asyncio.gather(*self._sweeps, return_exceptions=True)
-        if self._replayer is not None:
-            self._replayer.cancel()
-            await asyncio.gather(self._replayer, return_exceptions=True)
-            self._replayer = None
+        for background in (self._replayer, self._syncer):
+            if background is not None:
+                background.cancel()
+                await asyncio.gather(background, return_exceptions=True)
+        self._replayer = self._syncer = None
+        if self._deciding:  # a worker's claimed events: finish them, or hand them back
+            if drain_s > 0:
+                await asyncio.wait(set(self._deciding), timeout=drain_s)
+            for task in list(self._deciding):
+                task.cancel()
+            await asyncio.gather(*self._deciding, return_exceptions=True)
+        if self.role != "all":
+            try:  # what this process still held goes to the next claimant at once
+                await inbox.release(self.store, self.owner)
+            except Exception:
+                log.warning("could not hand back claimed events; their leases lapse", exc_info=True)
         if self._worker is not None:
             self.outbox.stop()
             if drain_s > 0:
@@ -166,10 +227,19 @@ class Veille(VictimsMixin):
         """Scan a message and commit the Decision (tickets, evidence, outbox) before any platform
         action; the outbox worker then acts. Delivering the same event twice is harmless. The
         event is recorded in the inbox first, so work a crash cut short is replayed."""
-        inbox_id = await inbox.record(self.store, event, self.clock.now())
+        now = self.clock.now()
+        if self.role == "gateway":  # a worker claims it (inbox.claim), scans and decides
+            await inbox.record(self.store, event, now)
+            return Decision(Severity.NONE, queued=True)
+        inbox_id = await inbox.record(
+            self.store, event, now, owner=self.owner, lease_s=self.settings.inbox_lease_s
+        )
+        return await self._decide_recorded(inbox_id, event)
+
+    async def _decide_recorded(self, inbox_id: int | None, event: MessageEvent) -> Decision:
         try:
             decision = await self._decide(event)
-        except Exception as exc:  # left pending for a replay (a cancellation too: a stop)
+        except Exception as exc:  # counted, left pending for a replay (a stop is not counted)
             await inbox.failed(self.store, inbox_id, f"{type(exc).__name__}: {exc}")
             raise
         await inbox.settle(self.store, inbox_id)

@@ -105,6 +105,7 @@ class Decision:
     alert_admins: bool = False
     help_request: bool = False
     minor_suspected: bool = False  # QUARANTINE with a minor possibly present: no preview anywhere
+    queued: bool = False  # recorded for a worker to decide (a gateway process): nothing decided
     ticket_ids: list[int] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
 

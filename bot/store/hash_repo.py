@@ -20,7 +20,7 @@ from sqlalchemy import delete, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from bot.store.models import HashEntry
+from bot.store.models import HashEntry, HashRemoval
 
 # Where an entry comes from. protected: /protect (bot/core/protect.py); allow entries never block.
 SOURCES = ("confirmed", "imported", "allow", "protected")
@@ -56,18 +56,19 @@ class ImportReport:
 async def entry_rows(session: AsyncSession) -> Sequence[Any]:
     """Every stored entry as plain column rows (id, bank, kind, value, source, workspace_id,
     child_abuse; attribute access), for a HashBank: 10^6 ORM objects would be slow."""
-    rows = await session.execute(
-        select(
-            HashEntry.id,
-            HashEntry.bank,
-            HashEntry.kind,
-            HashEntry.value,
-            HashEntry.source,  # type: ignore[call-overload]
-            HashEntry.workspace_id,
-            HashEntry.child_abuse,
-        )
+    return (await session.execute(_entry_columns())).all()
+
+
+def _entry_columns() -> Any:
+    return select(
+        HashEntry.id,
+        HashEntry.bank,
+        HashEntry.kind,
+        HashEntry.value,
+        HashEntry.source,  # type: ignore[call-overload]
+        HashEntry.workspace_id,
+        HashEntry.child_abuse,
     )
-    return rows.all()
 
 
 async def add_entries(
@@ -157,7 +158,54 @@ async def remove_entries(
     found = list((await session.execute(select(HashEntry.id).where(condition))).scalars())  # type: ignore[call-overload]
     if found:
         await session.execute(delete(HashEntry).where(HashEntry.id.in_(found)))  # type: ignore[union-attr]
+        session.add_all(HashRemoval(entry_id=entry_id) for entry_id in found)
     return found
+
+
+@dataclass(frozen=True)
+class BankChanges:
+    """What changed in the stored banks since a process last looked (`changes_since`)."""
+
+    added: Sequence[Any]  # entry rows, as `entry_rows` gives them
+    removed: list[int]  # entry ids
+    last_entry: int  # the marks to pass next time
+    last_removal: int
+
+
+async def bank_marks(session: AsyncSession) -> tuple[int, int]:
+    """The highest entry id and removal id now: where `changes_since` starts."""
+    last_entry = await session.scalar(select(func.max(HashEntry.id)))  # type: ignore[arg-type]
+    last_removal = await session.scalar(select(func.max(HashRemoval.id)))  # type: ignore[arg-type]
+    return int(last_entry or 0), int(last_removal or 0)
+
+
+async def changes_since(
+    session: AsyncSession, last_entry: int, last_removal: int, limit: int = 50_000
+) -> BankChanges:
+    """Entries added after `last_entry` and removals logged after `last_removal`, in id order
+    (ids only grow, so a process that keeps the marks sees each change once)."""
+    added = (
+        await session.execute(
+            _entry_columns()
+            .where(col(HashEntry.id) > last_entry)
+            .order_by(col(HashEntry.id))
+            .limit(limit)
+        )
+    ).all()
+    removals = (
+        await session.execute(
+            select(HashRemoval.id, HashRemoval.entry_id)  # type: ignore[call-overload]
+            .where(col(HashRemoval.id) > last_removal)
+            .order_by(col(HashRemoval.id))
+            .limit(limit)
+        )
+    ).all()
+    return BankChanges(
+        added,
+        [row.entry_id for row in removals],
+        int(added[-1].id) if added else last_entry,
+        int(removals[-1].id) if removals else last_removal,
+    )
 
 
 async def bank_counts(

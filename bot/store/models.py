@@ -283,6 +283,21 @@ class InboxEvent(SQLModel, table=True):
     attempts: int = Field(default=0)
     last_error: str | None = None
     received_at: datetime = _when()
+    # Who is deciding it, until when (bot/core/inbox.py `claim`): a gateway records it with no
+    # lease (any worker may claim it); a process that decides inline holds it from the start.
+    claimed_by: str | None = Field(default=None, max_length=80)
+    lease_until: datetime | None = _when(nullable=True)
+
+
+class HashRemoval(SQLModel, table=True):
+    """A hash entry deleted (a protection withdrawn, an entry removed by the CLI): other
+    processes drop it from their in-memory bank (bot/core/bank_sync.py)."""
+
+    __tablename__ = "hash_removals"
+
+    id: int | None = Field(default=None, primary_key=True)
+    entry_id: int
+    removed_at: datetime = _when()
 
 
 class OutboxLease(SQLModel, table=True):

@@ -169,11 +169,20 @@ class DiscordGateway:
     async def timeout_member(
         self, workspace_id: str, user_id: str, seconds: int, reason: str
     ) -> None:
+        until = timedelta(seconds=max(1, min(seconds, _MAX_TIMEOUT)))
         guild = self.client.get_guild(int(workspace_id))
-        if guild is None:
-            raise GatewayError(f"unknown guild {workspace_id}", retryable=False)
+        if guild is None:  # a worker process holds no gateway connection, hence no cache
+            await translate_errors(
+                self.client.http.edit_member(
+                    int(workspace_id),
+                    int(user_id),
+                    reason=reason[:512],
+                    communication_disabled_until=(discord.utils.utcnow() + until).isoformat(),
+                ),
+                "timeout member",
+            )
+            return
         member = guild.get_member(int(user_id))
         if member is None:  # no member intent: the cache rarely has them
             member = await translate_errors(guild.fetch_member(int(user_id)), "fetch member")
-        until = timedelta(seconds=max(1, min(seconds, _MAX_TIMEOUT)))
         await translate_errors(member.timeout(until, reason=reason[:512]), "timeout member")

@@ -3,10 +3,14 @@ calls; `build_client` is shared with the tests."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
+
+import discord
 
 from bot.core.ai_apps import AiApps
 from bot.platforms.discord.client import DiscordOptions, VeilleClient, apply_api_url
+from bot.platforms.discord.gateway import DiscordGateway
 
 if TYPE_CHECKING:
     from bot.core.service import Veille
@@ -34,3 +38,20 @@ async def start(settings: Settings, veille: Veille, options: DiscordOptions | No
     client = build_client(settings, veille, options)
     async with client:
         await client.start(settings.discord_token.get_secret_value())
+
+
+async def start_worker(settings: Settings, veille: Veille) -> None:
+    """The worker role's Discord: REST only (downloads, removals, cards, DMs), logged in but
+    never connected to the gateway, so it receives no events and holds no shard."""
+    if settings.discord_token is None:
+        raise RuntimeError("DISCORD_TOKEN is not set")
+    apply_api_url(settings.discord_api_url)
+    client = discord.Client(intents=discord.Intents.none())
+    async with client:
+        await client.login(settings.discord_token.get_secret_value())
+        gateway = DiscordGateway(client)
+        veille.register_gateway(gateway)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await gateway.close()

@@ -100,3 +100,14 @@ async def start(settings: Settings, veille: Veille) -> None:
         await asyncio.Event().wait()
     finally:
         await runner.stop()
+
+
+async def start_worker(settings: Settings, veille: Veille) -> None:
+    """The worker role's Slack: the Web API client only (downloads, removals, cards, DMs, each
+    with its team's token in OAuth mode); no socket, no HTTP port."""
+    gateway = create_gateway(settings, veille)
+    veille.register_gateway(gateway)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await gateway.close()
