@@ -233,7 +233,7 @@ async def test_bank_changes_reach_another_process_within_one_poll(
         assert await sync.poll() == (1, 0)
         assert len(bank) == 1
         async with writer.write() as session:
-            await hash_repo.remove_entries(session, [entry.id for entry in result.added])
+            await hash_repo.remove_entries(session, [e.id for e in result.added if e.id])
         assert await sync.poll() == (0, 1)
         assert len(bank) == 0
         assert await sync.poll() == (0, 0)  # each change is read once
