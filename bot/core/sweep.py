@@ -22,8 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.core import outbox
-from bot.core.appeals import enqueue_notice
+from bot.core import outbox, removal
 from bot.core.audit import audit
 from bot.core.gateway import Gateway
 from bot.core.i18n import t
@@ -134,9 +133,7 @@ async def sweep(
         assert ws is not None and ws.id is not None
         source = await session.get(Ticket, source_ticket_id) if source_ticket_id else None
         gateway = gateways.get(ws.platform)
-        can_remove = bool((ws.actions or {}).get("delete", True)) and (
-            gateway is None or gateway.can_delete_messages
-        )
+        can_remove = removal.removes(ws) and (gateway is None or gateway.can_delete_messages)
         done_messages: set[tuple[str, str]] = set()
         for hit in hits:
             where = (hit.sighting.channel_id, hit.sighting.message_id)
@@ -242,23 +239,14 @@ async def _act_on(
             assert ticket.id is not None
             await outbox.post_ticket_card(session, ws, ticket.id, now)
     assert ticket is not None and ticket.id is not None
-    if not can_remove or ticket.message_removed:
-        return ticket.id, False
-    await outbox.enqueue(
+    # Where Veille cannot remove it, the copy ticket's card is the safety team's ask.
+    done = await removal.remove_message(
         session,
-        key=f"{ticket.id}:delete",
-        kind="delete_message",
-        platform=ws.platform,
-        workspace_id=ws.id,
-        ticket_id=ticket.id,
-        payload={
-            "workspace": ws.external_id,
-            "channel_id": s.channel_id,
-            "message_id": s.message_id,
-        },
-        now=now,
+        ws,
+        ticket,
+        now,
+        can_delete=can_remove,
+        by_moderator=source is not None,
+        ask_safety_team=False,
     )
-    await victims_repo.mark_removed(session, ws.id, s.channel_id, s.message_id, now)
-    if (ws.actions or {}).get("notify", True) and s.author_id:
-        await enqueue_notice(session, ws, ticket, now, by_moderator=source is not None)
-    return ticket.id, True
+    return ticket.id, done == "queued"

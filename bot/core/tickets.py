@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.core import appeals, outbox, quarantine, reports
+from bot.core import appeals, outbox, quarantine, removal, reports
 from bot.core.actions import action_named, refusal
 from bot.core.audit import audit
 from bot.core.cards import card_for
@@ -173,8 +173,8 @@ async def _resolve(step: Step) -> None:
         step.outcome.bank_entries = await _bank(session, workspace, ticket, step.actor)
         step.data["banked"] = len(step.outcome.bank_entries)
         if ticket.kind == "report":  # a report upheld: the message comes down too
-            step.data["removal"] = await _remove_reported(
-                session, workspace, ticket, now, step.can_delete
+            step.data["removal"] = await removal.remove_message(
+                session, workspace, ticket, now, can_delete=step.can_delete, by_moderator=True
             )
     elif step.action == "false_positive" and ticket.kind != "report":
         # A dismissed report allow-lists nothing: people's reports are claims, not scores.
@@ -295,60 +295,6 @@ async def _bank(
         added.extend(result.added)
     await repos.forget_verdicts(session, [sha for sha, _ in items if sha])
     return added
-
-
-async def _remove_reported(
-    session: AsyncSession,
-    workspace: Workspace,
-    ticket: Ticket,
-    now: datetime,
-    can_delete: bool,
-) -> str:
-    """An upheld report: the reported message is removed (when the workspace removes) and its
-    author told why, with an Appeal button. Returns what was done."""
-    assert ticket.id is not None and workspace.id is not None
-    if ticket.message_removed:
-        return "already"
-    if not (workspace.actions or {}).get("delete", True):
-        return "kept"
-    if not can_delete:  # Slack without an admin token: the safety team removes it by hand
-        if workspace.safety_channel_id:
-            await outbox.post_text(
-                session,
-                workspace,
-                workspace.safety_channel_id,
-                t(
-                    "core.alert.cannot_delete",
-                    workspace.locale,
-                    id=ticket.id,
-                    channel=ticket.channel_id,
-                    message=ticket.message_id,
-                ),
-                key=f"{ticket.id}:cannot_delete",
-                ticket_id=ticket.id,
-                now=now,
-            )
-        return "cannot_delete"
-    await outbox.enqueue(
-        session,
-        key=f"{ticket.id}:delete",
-        kind="delete_message",
-        platform=workspace.platform,
-        workspace_id=workspace.id,
-        ticket_id=ticket.id,
-        now=now,
-        payload={
-            "workspace": workspace.external_id,
-            "channel_id": ticket.channel_id,
-            "message_id": ticket.message_id,
-        },
-    )
-    await victims_repo.mark_removed(
-        session, workspace.id, ticket.channel_id, ticket.message_id, now
-    )
-    if (workspace.actions or {}).get("notify", True) and ticket.author_id:
-        await appeals.enqueue_notice(session, workspace, ticket, now, by_moderator=True)
-    return "queued"
 
 
 async def _allow(
