@@ -24,7 +24,9 @@ async def _confirm_report(veille: Veille, gateway: RecordingGateway, seed: int) 
     """A copy of a picture posted in #random, then the picture reported in #general and the
     report confirmed: returns the report ticket's id."""
     picture = shapes_png(seed=seed)
-    await veille.handle_message(message("copy", images=[picture], gateway=gateway, channel="random"))
+    await veille.handle_message(
+        message("copy", images=[picture], gateway=gateway, channel="random")
+    )
     reported = message("reported", images=[picture], gateway=gateway)
     reply = await veille.report_message("discord", WS, VICTIM, reported, FORM)
     tid = int(reply.extras["ticket_id"])
