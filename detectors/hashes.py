@@ -3,7 +3,7 @@ them against named banks, and the `hashes` detector.
 
 Banks hold entries of four kinds: `pdq` (64 hex), `md5` and `sha256` of the file bytes (exact
 repeats, as hash-sharing programmes exchange them) and `neardup`: two rows per banked image, its
-PDQ windows (`nd2:`, detectors/pdq.py: crops aligned with a window grid, stamps) and its keypoints
+PDQ windows (`nd3:`, detectors/pdq.py: crops aligned with a window grid, stamps) and its keypoints
 (`kp1:`, detectors/keypoints.py: crops at any offset). Each entry has a source: `confirmed` (from a ticket), `imported` (a list)
 or `allow` (a moderator's false positive), and an owner: a community (`workspace_id`: its
 confirmations, `/hashes add`, false positives) or the operator (None: lists loaded with the
@@ -30,13 +30,14 @@ from detectors.base import KNOWN_CONTENT, BankScope, Detection, HashMatch, Image
 from detectors.corner_index import CornerIndex
 from detectors.hamming_index import HammingIndex
 from detectors.pdq import (
+    WHOLE,
     WINDOW_SIDE,
-    decode_neardup,
-    encode_neardup,
+    decode_windows,
+    encode_windows,
     grey_copy,
     hex_to_words,
+    indexed_windows,
     pdq_dihedral,
-    window_hashes,
 )
 
 log = logging.getLogger(__name__)
@@ -47,21 +48,27 @@ EXACT_LENGTHS = {"md5": 32, "sha256": 64}
 DEFAULT_PDQ_THRESHOLD = 31
 DEFAULT_MIN_QUALITY = 50
 # Unrelated generated images stayed ≥ 78 bits apart on every window pair (tests/detectors/
-# test_hash_robustness.py), so the PDQ threshold serves the windows as well.
+# test_hash_robustness.py), so the PDQ threshold serves the windows as well when one side is a
+# whole image (the query is a crop of the banked image, or the banked image a crop of it).
 DEFAULT_NEARDUP_THRESHOLD = 31
+# A part of one picture near a part of the other is what another photograph of the same scene
+# gives as well: generated same-scene pairs came within 18-30 bits on such windows, while the
+# windows of a stamped or overlaid copy stayed within 0-2 (test_same_scene.py); crops aligned
+# with the grid match whole-to-window (2-16) and off-grid ones are the keypoints' job.
+DEFAULT_WINDOW_THRESHOLD = 12
 SIGNATURE_PREFIX = "sig1"
 NEARDUP_SEPARATOR = "|"
 
 
 def neardup_parts(value: str) -> list[str]:
     """A signature's near-duplicate string split into what is stored one row each: the PDQ
-    windows (`nd2:`) and the keypoints (`kp1:`), each under HashEntry.value's 2,048 characters."""
+    windows (`nd3:`) and the keypoints (`kp1:`), each under HashEntry.value's 2,048 characters."""
     return [part for part in value.split(NEARDUP_SEPARATOR) if part]
 
 
 @dataclass(frozen=True)
 class ImageSignature:
-    """What Veille remembers of an image's looks. `neardup` is `nd2:<PDQ windows>|kp1:<corners>`
+    """What Veille remembers of an image's looks. `neardup` is `nd3:<PDQ windows>|kp1:<corners>`
     (see detectors/pdq.py and detectors/keypoints.py). `variants` (the eight dihedral PDQ hashes)
     and `corners` (every corner under the eight dihedral patterns) exist only for a freshly hashed
     image: they query, they are not stored, so a signature read back from storage matches by PDQ
@@ -104,11 +111,11 @@ def compute_signature(image: Image.Image, min_quality: int = DEFAULT_MIN_QUALITY
     for a 640×480 photo on one core (bench/pdq.py --neardup)."""
     variants, quality = pdq_dihedral(image)
     grey = grey_copy(image, max(WINDOW_SIDE, kp.WORK_SIDE))  # one grey copy for windows and corners
-    windows = window_hashes(grey, min_quality)
-    full = [variants[0]] if quality >= min_quality else []
+    windows = indexed_windows(grey, min_quality)
+    full = [(WHOLE, variants[0])] if quality >= min_quality else []
     to_bank, corners = kp.describe_image(grey)
     parts = [
-        encode_neardup(full + windows) if full or windows else "",
+        encode_windows(full + windows) if full or windows else "",
         kp.encode_keypoints(to_bank),
     ]
     neardup = NEARDUP_SEPARATOR.join(p for p in parts if p)
@@ -168,7 +175,7 @@ def normalise_value(kind: str, value: str) -> str:
         if value.startswith(kp.PREFIX):
             kp.decode_keypoints(value)
         else:
-            decode_neardup(value)
+            decode_windows(value)
         return value
     value = value.lower()
     if kind == "pdq":
@@ -195,16 +202,19 @@ class HashBank:
         *,
         pdq_threshold: int = DEFAULT_PDQ_THRESHOLD,
         neardup_threshold: int = DEFAULT_NEARDUP_THRESHOLD,
+        window_threshold: int = DEFAULT_WINDOW_THRESHOLD,
         min_quality: int = DEFAULT_MIN_QUALITY,
     ) -> None:
         self.pdq_threshold = pdq_threshold
         self.neardup_threshold = neardup_threshold
+        self.window_threshold = window_threshold
         self.min_quality = min_quality
         self._lock = threading.Lock()
         self._entries: dict[int, BankEntry] = {}
         self._exact: dict[tuple[str, str], tuple[int, ...]] = {}
         self._pdq = HammingIndex()
-        self._neardup = HammingIndex()
+        self._neardup = HammingIndex()  # windows (and nd2 rows, positions unknown)
+        self._neardup_whole = HammingIndex()  # the whole banked image, from its nd3 row
         # Keypoints: one index row per stored corner (ids are row numbers) and, per row, its
         # owner entry id, x and y; both replaced, never mutated (copy-on-write).
         self._corners = CornerIndex()
@@ -308,8 +318,10 @@ class HashBank:
                 self._remove_locked(replaced)
             pdq_words: list[np.ndarray] = []
             nd_words: list[np.ndarray] = []
+            whole_words: list[np.ndarray] = []
             pdq_ids: list[int] = []
             nd_ids: list[int] = []
+            whole_ids: list[int] = []
             corner_sets: list[tuple[int, int, kp.Keypoints]] = []
             for entry in fresh:
                 self._entries[entry.id] = entry
@@ -326,9 +338,12 @@ class HashBank:
                         )
                     )
                 elif entry.kind == "neardup":
-                    windows = decode_neardup(entry.value)
-                    nd_words.extend(hex_to_words(w) for w in windows)
-                    nd_ids.extend([entry.id] * len(windows))
+                    for index, value in decode_windows(entry.value):
+                        words, ids = (
+                            (whole_words, whole_ids) if index == WHOLE else (nd_words, nd_ids)
+                        )
+                        words.append(hex_to_words(value))
+                        ids.append(entry.id)
                 else:
                     key = (entry.kind, entry.value)
                     self._exact[key] = (*self._exact.get(key, ()), entry.id)
@@ -336,6 +351,10 @@ class HashBank:
                 self._pdq = self._pdq.extended(np.array(pdq_words), np.array(pdq_ids))
             if nd_ids:
                 self._neardup = self._neardup.extended(np.array(nd_words), np.array(nd_ids))
+            if whole_ids:
+                self._neardup_whole = self._neardup_whole.extended(
+                    np.array(whole_words), np.array(whole_ids)
+                )
             if corner_sets:
                 self._add_corners_locked(corner_sets)
         return errors
@@ -379,6 +398,7 @@ class HashBank:
             self._pdq = self._pdq.without(ids)
         if any(e.kind == "neardup" for e in gone):
             self._neardup = self._neardup.without(ids)
+            self._neardup_whole = self._neardup_whole.without(ids)
             rows = [self._corner_rows.pop(i) for i in ids.tolist() if i in self._corner_rows]
             if rows:
                 self._corners = self._corners.without(np.concatenate(rows))
@@ -394,7 +414,9 @@ class HashBank:
         """Every entry seen by `scope` (None: all) that `signature` or the file digests match:
         exact digests first, then PDQ, PDQ windows and keypoints, closest first within each. A
         PDQ query of quality below `min_quality` is ignored (windows were already filtered by
-        quality when hashed)."""
+        quality when hashed). Windows match within `neardup_threshold` when one side is a whole
+        image (a crop), within the stricter `window_threshold` when both are parts of their
+        pictures (what another photograph of the same scene also gives)."""
         return [match for match, _ in self.match_explained(signature, sha256, md5, scope)]
 
     def match_explained(
@@ -435,24 +457,17 @@ class HashBank:
                 hit(entry_id, kind, 0, f"by {label} (exact file)", 0)
         if signature is not None:
             # One snapshot of each index: writers publish new ones, never change these.
-            pdq_index, nd_index = self._pdq, self._neardup
+            pdq_index, nd_index, whole_index = self._pdq, self._neardup, self._neardup_whole
             corner_index, corner_meta = self._corners, self._corner_meta
             variants = signature.variants or (signature.pdq,)
             if signature.quality >= self.min_quality:
                 queries = np.array([hex_to_words(v) for v in variants])
                 for entry_id, dist in pdq_index.search(queries, self.pdq_threshold).items():
                     hit(entry_id, "pdq", dist, f"at PDQ distance {dist}", 1)
-            parts = neardup_parts(signature.neardup)
-            windows = [w for p in parts if not p.startswith(kp.PREFIX) for w in decode_neardup(p)]
-            if len(nd_index) and windows:
-                # Dihedral variants of the whole image catch mirrored or turned crops; the
-                # query's own windows catch re-crops of crops.
-                rows = list(dict.fromkeys([*variants[1:], *windows]))
-                queries = np.array([hex_to_words(v) for v in rows])
-                for entry_id, dist in nd_index.search(queries, self.neardup_threshold).items():
-                    hit(
-                        entry_id, "neardup", dist, f"at PDQ-window distance {dist} (crop-robust)", 2
-                    )
+            for entry_id, (dist, how) in self._window_hits(
+                signature, variants, nd_index, whole_index
+            ).items():
+                hit(entry_id, "neardup", dist, f"at PDQ-window distance {dist} ({how})", 2)
             corners = signature.corners
             if corners is not None and len(corners) and len(corner_index):
                 visible = None
@@ -487,12 +502,49 @@ class HashBank:
         found.sort(key=lambda item: (item[0], item[1]))
         return [(match, reason) for _, _, match, reason in found]
 
+    def _window_hits(
+        self,
+        signature: ImageSignature,
+        variants: Sequence[str],
+        nd_index: HammingIndex,
+        whole_index: HammingIndex,
+    ) -> dict[int, tuple[int, str]]:
+        """{entry id: (smallest distance, what matched)} of the window entries `signature`
+        matches: its whole image (dihedral variants too: mirrored or turned crops) against any
+        stored hash, its windows against a stored whole image (the banked image is a crop of
+        it), and its windows against stored windows only within `window_threshold`."""
+        whole = list(variants[1:])
+        parts: list[str] = []
+        for part in neardup_parts(signature.neardup):
+            if part.startswith(kp.PREFIX):
+                continue
+            for index, value in decode_windows(part):
+                # An nd2 signature (read back from storage) does not say which hash is the
+                # whole image: it is the one equal to its PDQ.
+                is_whole = index == WHOLE or (index is None and value == signature.pdq)
+                (whole if is_whole else parts).append(value)
+        searches: tuple[tuple[list[str], HammingIndex, int, str], ...] = (
+            (whole, nd_index, self.neardup_threshold, "crop-robust"),
+            (whole, whole_index, self.neardup_threshold, "crop-robust"),
+            (parts, whole_index, self.neardup_threshold, "crop-robust"),
+            (parts, nd_index, self.window_threshold, "part of the picture, crop-robust"),
+        )
+        found: dict[int, tuple[int, str]] = {}
+        for rows, stored, threshold, how in searches:
+            if not rows or not len(stored):
+                continue
+            queries = np.array([hex_to_words(v) for v in dict.fromkeys(rows)])
+            for entry_id, dist in stored.search(queries, threshold).items():
+                if dist < found.get(entry_id, (threshold + 1, ""))[0]:
+                    found[entry_id] = (dist, how)
+        return found
+
 
 class HashDetector:
     """The `hashes` detector: signature of each image, matched against the bank."""
 
     name = "hashes"
-    version = "pdq1-nd2-kp1-fit-scoped-ivf"  # change when hashing, windows, keypoints, thresholds or scoping change
+    version = "pdq1-nd3-kp1-fit-scoped-ivf"  # change when hashing, windows, keypoints, thresholds or scoping change
     kind: Literal["image", "text"] = "image"
 
     def __init__(self, bank: HashBank) -> None:

@@ -10,6 +10,13 @@ anchors at scales 0.9, 0.8 and 0.7 — so a crop of the original lands close to 
 of the original, and the windows of a crop land close to windows of the original. PDQ moves
 ~30 bits when a window shifts by 1 % of its width, so only crops near that grid match this way;
 detectors/keypoints.py covers crops at any offset.
+
+Each stored window says where it lies (`nd3:`: a grid index per hash, 0 for the whole image),
+because the evidence differs: the whole of one picture looking like a window of the other is
+what a crop is, while a part of one looking like a part of the other is also what another
+photograph of the same scene gives, where a large static background barely moved (tests/
+detectors/test_same_scene.py). The bank holds the second kind to a stricter distance
+(detectors/hashes.py). Rows stored before positions were kept (`nd2:`) are read as windows.
 """
 
 from __future__ import annotations
@@ -33,7 +40,11 @@ PDQ_GRID = 64
 WINDOW_SCALES = (0.9, 0.8, 0.7)
 WINDOW_ANCHORS = tuple((ax, ay) for ay in (0.0, 0.5, 1.0) for ax in (0.0, 0.5, 1.0))
 MIN_WINDOW_SIDE = 16  # below this PDQ sees a smear: the window carries no evidence
-NEARDUP_PREFIX = "nd2:"
+WHOLE = 0  # grid index of the whole image; window k of WINDOW_GRID is k + 1
+WINDOW_GRID = tuple((scale, anchor) for scale in WINDOW_SCALES for anchor in WINDOW_ANCHORS)
+NEARDUP_PREFIX = "nd2:"  # hashes only, no positions: rows stored before nd3 (still read)
+WINDOWS_PREFIX = "nd3:"  # per hash: one byte of grid index, then its 32 bytes
+_WINDOW_RECORD = 33
 
 
 def _rgb_array(image: Image.Image, side: int) -> np.ndarray:
@@ -81,29 +92,40 @@ def pdq_dihedral(image: Image.Image) -> tuple[list[str], int]:
     return [bits_to_hex(v) for v in vectors], int(quality)
 
 
-def window_boxes(width: int, height: int) -> list[tuple[int, int, int, int]]:
-    """The (left, top, right, bottom) boxes of the near-duplicate windows of a width×height image."""
-    boxes: list[tuple[int, int, int, int]] = []
-    for scale in WINDOW_SCALES:
+def indexed_window_boxes(width: int, height: int) -> list[tuple[int, tuple[int, int, int, int]]]:
+    """(grid index, (left, top, right, bottom)) of the near-duplicate windows of a width×height
+    image; windows under MIN_WINDOW_SIDE are left out, so indices may skip."""
+    boxes: list[tuple[int, tuple[int, int, int, int]]] = []
+    for k, (scale, (ax, ay)) in enumerate(WINDOW_GRID, start=1):
         w, h = round(width * scale), round(height * scale)
         if min(w, h) < MIN_WINDOW_SIDE:
             continue
-        for ax, ay in WINDOW_ANCHORS:
-            left, top = round((width - w) * ax), round((height - h) * ay)
-            boxes.append((left, top, left + w, top + h))
+        left, top = round((width - w) * ax), round((height - h) * ay)
+        boxes.append((k, (left, top, left + w, top + h)))
     return boxes
 
 
-def window_hashes(image: Image.Image, min_quality: int) -> list[str]:
-    """PDQ hex of each window whose quality reaches `min_quality` (flat windows prove nothing)."""
+def window_boxes(width: int, height: int) -> list[tuple[int, int, int, int]]:
+    """The (left, top, right, bottom) boxes of the near-duplicate windows of a width×height image."""
+    return [box for _, box in indexed_window_boxes(width, height)]
+
+
+def indexed_windows(image: Image.Image, min_quality: int) -> list[tuple[int, str]]:
+    """(grid index, PDQ hex) of each window whose quality reaches `min_quality` (flat windows
+    prove nothing)."""
     grey = grey_copy(image, WINDOW_SIDE)
-    hashes: list[str] = []
-    for box in window_boxes(*grey.size):
+    hashes: list[tuple[int, str]] = []
+    for k, box in indexed_window_boxes(*grey.size):
         cell = np.asarray(grey.resize((PDQ_GRID, PDQ_GRID), Image.Resampling.BOX, box=box))
         bits, quality = pdqhash.compute(np.repeat(cell[:, :, None], 3, axis=2))
         if quality >= min_quality:
-            hashes.append(bits_to_hex(bits))
+            hashes.append((k, bits_to_hex(bits)))
     return hashes
+
+
+def window_hashes(image: Image.Image, min_quality: int) -> list[str]:
+    """PDQ hex of each window whose quality reaches `min_quality`, without positions."""
+    return [value for _, value in indexed_windows(image, min_quality)]
 
 
 def encode_prefixed(prefix: str, raw: bytes) -> str:
@@ -123,14 +145,38 @@ def decode_prefixed(value: str, prefix: str, what: str) -> bytes:
 
 
 def encode_neardup(hashes: list[str]) -> str:
-    """Windows as one storage string: `nd2:` + unpadded base64url of the 32-byte hashes (≤1.2 kB)."""
+    """Hashes without positions as `nd2:` + unpadded base64url of the 32-byte hashes: the format
+    of rows stored before nd3, kept for reading them and for position-free benches."""
     raw = b"".join(bytes.fromhex(h) for h in hashes)
     return encode_prefixed(NEARDUP_PREFIX, raw)
 
 
 def decode_neardup(value: str) -> list[str]:
-    """The window hashes of a stored near-duplicate string. Raises ValueError when malformed."""
-    raw = decode_prefixed(value, NEARDUP_PREFIX, "a near-duplicate signature")
-    if len(raw) % 32:
-        raise ValueError("near-duplicate signature length is not a whole number of PDQ hashes")
-    return [raw[i : i + 32].hex() for i in range(0, len(raw), 32)]
+    """The hashes of a stored `nd2:` or `nd3:` string. Raises ValueError when malformed."""
+    return [value for _, value in decode_windows(value)]
+
+
+def encode_windows(windows: list[tuple[int, str]]) -> str:
+    """(grid index, hex) pairs as one storage string: `nd3:` + unpadded base64url of 33-byte
+    records (index byte, hash); the whole image and 27 windows take 1,232 characters."""
+    raw = b"".join(bytes([index]) + bytes.fromhex(value) for index, value in windows)
+    return encode_prefixed(WINDOWS_PREFIX, raw)
+
+
+def decode_windows(value: str) -> list[tuple[int | None, str]]:
+    """(grid index, hex) of each hash of a stored `nd3:` string; an `nd2:` one gives None for
+    every index (position unknown). Raises ValueError when malformed."""
+    if value.startswith(NEARDUP_PREFIX):
+        raw = decode_prefixed(value, NEARDUP_PREFIX, "a near-duplicate signature")
+        if len(raw) % 32:
+            raise ValueError("near-duplicate signature length is not a whole number of PDQ hashes")
+        return [(None, raw[i : i + 32].hex()) for i in range(0, len(raw), 32)]
+    raw = decode_prefixed(value, WINDOWS_PREFIX, "a near-duplicate signature")
+    if len(raw) % _WINDOW_RECORD:
+        raise ValueError("near-duplicate signature length is not a whole number of windows")
+    out: list[tuple[int | None, str]] = []
+    for i in range(0, len(raw), _WINDOW_RECORD):
+        if raw[i] > len(WINDOW_GRID):
+            raise ValueError(f"near-duplicate window index {raw[i]} is not on the grid")
+        out.append((raw[i], raw[i + 1 : i + _WINDOW_RECORD].hex()))
+    return out

@@ -1,5 +1,6 @@
 """HashBank and the `hashes` detector: exact digests, PDQ at the distance limit, dihedral variants,
-quality, allow-lists, removal, the multi-index search against brute force, concurrent reads."""
+quality, allow-lists, removal, the multi-index search against brute force, concurrent reads,
+and which PDQ windows may match at which distance."""
 
 from __future__ import annotations
 
@@ -23,7 +24,16 @@ from detectors.hashes import (
     compute_signature,
     neardup_parts,
 )
-from detectors.pdq import bits_to_hex, decode_neardup, encode_neardup, hex_to_words, words_to_hex
+from detectors.pdq import (
+    WHOLE,
+    bits_to_hex,
+    decode_neardup,
+    decode_windows,
+    encode_neardup,
+    encode_windows,
+    hex_to_words,
+    words_to_hex,
+)
 from tests.detectors.hash_images import photo_like
 
 SHA = "ab" * 32
@@ -132,7 +142,7 @@ def test_signature_round_trips_through_a_string() -> None:
     assert (back.pdq, back.quality, back.neardup) == (sig.pdq, sig.quality, sig.neardup)
     assert decode_neardup(encode_neardup([sig.pdq])) == [sig.pdq]
     windows, corners = neardup_parts(sig.neardup)
-    assert windows.startswith("nd2:") and corners.startswith("kp1:")
+    assert windows.startswith("nd3:") and corners.startswith("kp1:")
     assert max(len(windows), len(corners)) <= 2048  # each part fits one HashEntry.value
     with pytest.raises(ValueError):
         ImageSignature.from_str("sig1;nothex;3;")
@@ -254,7 +264,7 @@ async def test_detector_flags_banked_images_and_reports_extras() -> None:
     assert miss.scores[KNOWN_CONTENT] == 0.0 and miss.matches == []
     assert miss.extras["pdq"] == compute_signature(photo_like(9)).pdq
     assert isinstance(miss.extras["pdq_quality"], int) and str(miss.extras["neardup"]).startswith(
-        "nd2:"
+        "nd3:"
     )
     assert (
         hit.reasons[0]
@@ -308,3 +318,49 @@ def test_keypoints_alone_find_an_off_grid_crop() -> None:
     assert [m.entry_id for m, _ in explained] == [5]
     assert "stored corners agree (crop-robust)" in explained[0][1]
     assert 0.0 <= explained[0][0].distance < 1.0
+
+
+def test_windows_keep_their_grid_position_and_old_rows_still_read() -> None:
+    value = photo_like(13)
+    sig = compute_signature(value)
+    windows, _ = neardup_parts(sig.neardup)
+    decoded = decode_windows(windows)
+    assert decoded[0] == (WHOLE, sig.pdq)  # the whole image first, then windows on the grid
+    assert all(index is not None and 1 <= index <= 27 for index, _ in decoded[1:])
+    assert decode_neardup(windows) == [h for _, h in decoded]
+    legacy = encode_neardup([h for _, h in decoded])  # a row stored before positions were kept
+    assert legacy.startswith("nd2:") and decode_windows(legacy) == [(None, h) for _, h in decoded]
+    assert HashBank([BankEntry(1, "c", "neardup", legacy)]).match(sig) != []
+    for bad in (encode_windows([(28, sig.pdq)]), "nd3:" + "A" * 10):
+        with pytest.raises(ValueError):
+            decode_windows(bad)
+
+
+def test_part_to_part_windows_need_the_stricter_distance() -> None:
+    """A part of the query near a part of a banked image is what another photograph of the same
+    scene gives too: only within window_threshold. With a whole image on either side (a crop)
+    the PDQ distance holds. Rows without positions (nd2) count as parts."""
+    banked = bits_to_hex(np.unpackbits(np.frombuffer(bytes(range(32)), np.uint8)))
+    bank = HashBank(
+        [
+            BankEntry(1, "c", "neardup", encode_windows([(5, banked)])),
+            BankEntry(2, "c", "neardup", encode_windows([(WHOLE, flip_bits(banked, 2, 9))])),
+            BankEntry(3, "c", "neardup", encode_neardup([flip_bits(banked, 1, 8)])),
+        ]
+    )
+    assert bank.window_threshold == 12 < bank.neardup_threshold == 31
+
+    def matched(index: int, distance: int) -> dict[int, float]:
+        query = ImageSignature(
+            pdq="00" * 32, quality=0, neardup=encode_windows([(index, flip_bits(banked, distance))])
+        )
+        return {m.entry_id: m.distance for m in bank.match(query) if m.entry_id is not None}
+
+    far = matched(3, 20)  # part to part at 20-23 bits: only the banked whole image matches
+    assert set(far) == {2}
+    assert set(matched(3, 10)) == {1, 2, 3}  # part to part within 12: all
+    assert set(matched(WHOLE, 20)) == {1, 2, 3}  # the query whole: a crop of each
+    explained = bank.match_explained(
+        ImageSignature("00" * 32, 0, encode_windows([(3, flip_bits(banked, 10))]))
+    )
+    assert any("part of the picture" in reason for _, reason in explained)
