@@ -28,7 +28,7 @@ run: $(STAMP)
 
 # The whole suite on SQLite (the embedded default), then every test that takes a database
 # (the db_url fixture) again on a throwaway PostgreSQL server when the machine has one.
-PG_TESTS := tests/core tests/platforms tests/store tests/media tests/detectors/test_hash_repo.py
+PG_TESTS := tests/core tests/platforms tests/store tests/media tests/detectors/test_hash_repo.py tests/cli/test_roles.py
 
 test: $(DEV_STAMP)
 	$(BIN)/python -m pytest

@@ -46,7 +46,7 @@ async def start_worker(settings: Settings, veille: Veille) -> None:
     if settings.discord_token is None:
         raise RuntimeError("DISCORD_TOKEN is not set")
     apply_api_url(settings.discord_api_url)
-    client = discord.Client(intents=discord.Intents.none())
+    client = discord.Client(intents=discord.Intents(guilds=True))  # never sent: no gateway
     async with client:
         await client.login(settings.discord_token.get_secret_value())
         gateway = DiscordGateway(client)
