@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from bot.core import outbox, quarantine
+from bot.core import banks, outbox
 from bot.core.actions import ACTIONS
 from bot.core.audit import audit
 from bot.core.errors import VeilleError
@@ -181,7 +181,9 @@ async def decide(
         ticket.resolution = "upheld"
     else:
         ticket.resolution = "reversed"
-        data["allow_entries"] = await _allow_list(session, ws, ticket, actor, now)
+        data["allow_entries"] = await banks.allow_list_ticket(
+            session, ticket, actor.display_name or actor.user_id, now, note="appeal reversed"
+        )
     await outbox.send_private(
         session,
         ws,
@@ -193,31 +195,3 @@ async def decide(
         now=now,
     )
     return data
-
-
-async def _allow_list(
-    session: AsyncSession, ws: Workspace, ticket: Ticket, actor: Actor, now: datetime
-) -> list[Any]:
-    """A reversed decision: the media is allow-listed and its kept bytes released."""
-    from bot.core import banks
-    from bot.store.models import MediaItem
-
-    assert ticket.id is not None
-    allowed: list[Any] = []
-    item = await session.get(MediaItem, ticket.media_item_id) if ticket.media_item_id else None
-    if item is not None and ticket.sha256:
-        result = await banks.allow_list(
-            session,
-            item.signature,
-            ticket.sha256,
-            actor.display_name or actor.user_id,
-            ticket_id=ticket.id,
-            workspace_id=ws.id,
-            note="appeal reversed",
-        )
-        await repos.forget_verdicts(session, [ticket.sha256])
-        allowed = list(result.added)
-    evidence = await quarantine.evidence_of(session, ticket.id)
-    if evidence is not None:
-        quarantine.destroy(evidence, now)
-    return allowed

@@ -8,9 +8,13 @@ BankScope from its subscriptions, and a ticket's image banked (confirmed) or all
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.store import bank_sharing, hash_repo
+from bot.core import quarantine
+from bot.store import bank_sharing, hash_repo, repos
+from bot.store.models import HashEntry, MediaItem, Ticket
 from detectors.base import BankScope
 from detectors.hash_lists import SignatureLike, signature_hashes
 from detectors.hashes import HashBank
@@ -73,3 +77,30 @@ async def allow_list(
         workspace_id=workspace_id,
         note=note,
     )
+
+
+async def allow_list_ticket(
+    session: AsyncSession, ticket: Ticket, added_by: str, now: datetime, *, note: str | None = None
+) -> list[HashEntry]:
+    """Clear a ticket's image (a false positive, an appeal reversed): allow-listed, its cached
+    verdict dropped so the next post of it meets the allow-list, and the evidence kept for the
+    ticket destroyed. Returns the entries the live bank must learn."""
+    assert ticket.id is not None
+    allowed: list[HashEntry] = []
+    item = await session.get(MediaItem, ticket.media_item_id) if ticket.media_item_id else None
+    if item is not None and ticket.sha256:
+        result = await allow_list(
+            session,
+            item.signature,
+            ticket.sha256,
+            added_by,
+            ticket_id=ticket.id,
+            workspace_id=ticket.workspace_id,
+            note=note,
+        )
+        await repos.forget_verdicts(session, [ticket.sha256])
+        allowed = list(result.added)
+    evidence = await quarantine.evidence_of(session, ticket.id)
+    if evidence is not None:
+        quarantine.destroy(evidence, now)
+    return allowed

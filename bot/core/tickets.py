@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.core import appeals, outbox, quarantine, removal, reports
+from bot.core import appeals, banks, outbox, quarantine, removal, reports
 from bot.core.actions import action_named, refusal
 from bot.core.audit import audit
 from bot.core.cards import card_for
@@ -28,7 +28,7 @@ from bot.core.markup import inert
 from bot.core.outbox import refresh_card
 from bot.core.types import Actor
 from bot.store import repos, victims_repo
-from bot.store.models import Evidence, MediaItem, Ticket, Workspace
+from bot.store.models import MediaItem, Ticket, Workspace
 
 
 @dataclass
@@ -269,8 +269,6 @@ async def _bank(
 ) -> list[Any]:
     """Put the ticket's image into the confirmed bank; the cached verdict is dropped so the
     next post of the same bytes meets the bank."""
-    from bot.core import banks
-
     if ticket.kind == "report":  # every image of the reported message
         items = [
             (s.sha256, m)
@@ -301,25 +299,10 @@ async def _allow(
     session: AsyncSession, workspace: Workspace, ticket: Ticket, actor: Actor, now: datetime
 ) -> list[Any]:
     """Allow-list the image, release the evidence (drop its bytes) and tell the author."""
-    from bot.core import banks
-
     assert ticket.id is not None
-    item = await _media_of(session, ticket)
-    allowed: list[Any] = []
-    if item is not None and ticket.sha256:
-        result = await banks.allow_list(
-            session,
-            item.signature,
-            ticket.sha256,
-            actor.display_name or actor.user_id,
-            ticket_id=ticket.id,
-            workspace_id=workspace.id,
-        )
-        await repos.forget_verdicts(session, [ticket.sha256])
-        allowed = list(result.added)
-    evidence: Evidence | None = await quarantine.evidence_of(session, ticket.id)
-    if evidence is not None:
-        quarantine.destroy(evidence, now)
+    allowed = await banks.allow_list_ticket(
+        session, ticket, actor.display_name or actor.user_id, now
+    )
     if ticket.author_id and (ticket.message_removed or ticket.severity != "REVIEW"):
         await outbox.send_private(
             session,

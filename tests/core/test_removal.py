@@ -29,7 +29,8 @@ async def _confirm_report(veille: Veille, gateway: RecordingGateway, seed: int) 
     )
     reported = message("reported", images=[picture], gateway=gateway)
     reply = await veille.report_message("discord", WS, VICTIM, reported, FORM)
-    tid = int(reply.extras["ticket_id"])
+    tid = reply.extras["ticket_id"]
+    assert isinstance(tid, int)
     await veille.ticket_action("discord", WS, MOD, "confirm", tid)
     await veille.retry_outbox()
     return tid
@@ -47,7 +48,9 @@ async def _confirmed(veille: Veille, tid: int) -> dict[str, object]:
 
 async def _tickets(veille: Veille, kind: str) -> list[Ticket]:
     async with veille.store.read() as session:
-        return list((await session.execute(select(Ticket).where(Ticket.kind == kind))).scalars())
+        return list(
+            (await session.execute(select(Ticket).where(col(Ticket.kind) == kind))).scalars()
+        )
 
 
 async def test_where_the_platform_cannot_delete_the_safety_team_is_asked_once(
