@@ -83,6 +83,10 @@ def run_suite(name: str, quick: bool) -> Any:
         from bench import text
 
         return text.run(quick=quick)
+    if name == "scale":
+        from bench import scale
+
+        return scale.run(quick=quick)
     raise ValueError(name)
 
 
@@ -95,4 +99,5 @@ SUITES = (
     "peak_rss_mb",
     "nsfw",
     "text_ms",
+    "scale",
 )

@@ -148,6 +148,7 @@ class Veille(VictimsMixin):
         """The worker role: claim recorded events while there is room (up to
         `worker_concurrency` decided at once), decide each, poll again when none are left."""
         room = self.settings.worker_concurrency
+        log.info("worker %s: claiming recorded events, %d at a time", self.owner, room)
         while True:
             free = room - len(self._deciding)
             claimed: list[tuple[int, MessageEvent]] = []
