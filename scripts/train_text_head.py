@@ -10,7 +10,8 @@ head and so into the detector's version.
 
 Only train lines are fitted; dev picks the regularisation, the embedding block's scale, a bias
 shift and the gate threshold (the highest from which dev recall does not drop);
-test lines are never read here beyond checking that every one is in the frozen manifest.
+test lines are never read here beyond checking that every one is in the frozen manifest and
+leaving out any training-only line whose text equals a dev or test line's.
 Embeddings are cached under .veille/cache/ (by text hash), so a retrain takes seconds.
 """
 
@@ -109,8 +110,13 @@ class Featuriser:
                 print(f"  encoded {count}/{len(missing)} ({time.perf_counter() - started:.0f}s)")
         if missing:
             CACHE.parent.mkdir(parents=True, exist_ok=True)
-            np.savez(CACHE, **self.cache)
+            np.savez(CACHE, **self.cache)  # type: ignore[arg-type]  # numpy stubs: allow_pickle
         return np.stack([self.cache[_key(v)] for v in views]) if views else np.zeros((0, DIM))
+
+
+def _same(text: str) -> str:
+    """A line's text as compared for leaks: case and spacing folded."""
+    return " ".join(text.casefold().split())
 
 
 def _key(view: str) -> str:
@@ -272,7 +278,16 @@ def main(argv: list[str]) -> int:
             "python scripts/freeze_text_split.py and commit it",
             file=sys.stderr,
         )
-    extras = read_tsv(OLD_SET) + [x for p in sorted(EXTRA.glob("*.tsv")) for x in read_tsv(p)]
+    extras = read_tsv(OLD_SET) + read_many(sorted(EXTRA.glob("*.tsv")))
+    # A training-only line written with the same words as a dev or test line would leak it:
+    # such lines are dropped (compared by text only; nothing else of the held-out lines is read).
+    held_out = {_same(x.text) for x in corpus if x.split != "train"}
+    leaking = [x.id for x in extras if _same(x.text) in held_out]
+    if leaking:
+        print(
+            f"note: {len(leaking)} training-only lines equal a dev/test line, left out: {leaking}"
+        )
+    extras = [x for x in extras if _same(x.text) not in held_out]
     train = [line for line in corpus if line.split == "train"] + extras
     dev = [line for line in corpus if line.split == "dev"]
     print(
@@ -305,7 +320,7 @@ def main(argv: list[str]) -> int:
     # Ordinary chat does not train the full heads by default: it rarely gets past the gate to
     # them, and on dev it made the undress head slightly worse (F1 0.907 with it, 0.914
     # without). In a long message every window may pass the gate, though, so
-    # FULL_HEADS_SEE_CHAT=True lets them see it (tried with scripts/text_extra/candidates/).
+    # FULL_HEADS_SEE_CHAT=True lets them see it.
     topical = np.arange(len(tr_lines)) if FULL_HEADS_SEE_CHAT else np.flatnonzero(y_gate == 1)
     full = {scale: with_embedding(fast_tr, emb_tr, scale)[topical] for scale in EMBEDDING_SCALES}
     plain_dev = with_embedding(fast_dev, emb_dev, 1.0)

@@ -475,11 +475,6 @@ def test_the_first_stage_keeps_plain_chat_away_from_the_encoder(
         assert detector.score(TextInput(text)).extras["encoder"] is True, text
 
 
-@pytest.mark.xfail(
-    reason="known gap (issue 12): the fast head scores 'çok teşekkürler' 0.83 "
-    "without the encoder; the rest of the bench chat passes",
-    strict=False,
-)
 def test_the_bench_chat_mostly_stays_with_the_first_stage(
     detector: UndressRequestDetector,
 ) -> None:
