@@ -374,6 +374,46 @@ class Outbox:
 # The actions the core queues, built here once: their payloads are what `Outbox._call` reads.
 
 
+async def _queue(
+    session: AsyncSession,
+    workspace: Workspace,
+    kind: str,
+    payload: dict[str, Any],
+    *,
+    key: str,
+    ticket_id: int | None,
+    now: datetime,
+) -> bool:
+    """`enqueue` for one of the workspace's actions (its platform, row and external id)."""
+    return await enqueue(
+        session,
+        key=key,
+        kind=kind,
+        platform=workspace.platform,
+        workspace_id=workspace.id,
+        ticket_id=ticket_id,
+        payload={"workspace": workspace.external_id, **payload},
+        now=now,
+    )
+
+
+async def delete_message(
+    session: AsyncSession,
+    workspace: Workspace,
+    channel_id: str,
+    message_id: str,
+    *,
+    key: str,
+    ticket_id: int | None,
+    now: datetime,
+) -> bool:
+    """Queue the removal of a message (a deleted one counts as done)."""
+    payload = {"channel_id": channel_id, "message_id": message_id}
+    return await _queue(
+        session, workspace, "delete_message", payload, key=key, ticket_id=ticket_id, now=now
+    )
+
+
 async def post_text(
     session: AsyncSession,
     workspace: Workspace,
@@ -386,22 +426,11 @@ async def post_text(
     thread_id: str | None = None,
 ) -> bool:
     """Queue a plain message to one of the workspace's channels (an alert, a summary)."""
-    payload: dict[str, Any] = {
-        "workspace": workspace.external_id,
-        "channel_id": channel_id,
-        "text": text,
-    }
+    payload: dict[str, Any] = {"channel_id": channel_id, "text": text}
     if thread_id is not None:
         payload["thread_id"] = thread_id
-    return await enqueue(
-        session,
-        key=key,
-        kind="post_text",
-        platform=workspace.platform,
-        workspace_id=workspace.id,
-        ticket_id=ticket_id,
-        payload=payload,
-        now=now,
+    return await _queue(
+        session, workspace, "post_text", payload, key=key, ticket_id=ticket_id, now=now
     )
 
 
@@ -419,21 +448,14 @@ async def send_private(
 ) -> bool:
     """Queue a private message to one person (`channel_id`: where they met Veille, for
     platforms that answer there); `buttons` ride along, such as an author's Appeal."""
-    payload: dict[str, Any] = {"workspace": workspace.external_id, "user_id": user_id}
+    payload: dict[str, Any] = {"user_id": user_id}
     if channel_id is not None:
         payload["channel_id"] = channel_id
     payload["text"] = text
     if buttons:
         payload["buttons"] = [[b.action, b.label, b.ticket_id, b.style] for b in buttons]
-    return await enqueue(
-        session,
-        key=key,
-        kind="send_private",
-        platform=workspace.platform,
-        workspace_id=workspace.id,
-        ticket_id=ticket_id,
-        payload=payload,
-        now=now,
+    return await _queue(
+        session, workspace, "send_private", payload, key=key, ticket_id=ticket_id, now=now
     )
 
 
@@ -443,18 +465,14 @@ async def post_ticket_card(
     """Queue a new ticket's card to the safety channel, once (False without a safety channel)."""
     if not workspace.safety_channel_id:
         return False
-    return await enqueue(
+    payload = {"channel_id": workspace.safety_channel_id, "purpose": "ticket"}
+    return await _queue(
         session,
+        workspace,
+        "post_card",
+        payload,
         key=f"{ticket_id}:card",
-        kind="post_card",
-        platform=workspace.platform,
-        workspace_id=workspace.id,
         ticket_id=ticket_id,
-        payload={
-            "workspace": workspace.external_id,
-            "channel_id": workspace.safety_channel_id,
-            "purpose": "ticket",
-        },
         now=now,
     )
 
@@ -467,13 +485,12 @@ async def refresh_card(
     if not workspace.safety_channel_id:
         return
     await session.flush()
-    await enqueue(
+    await _queue(
         session,
+        workspace,
+        "update_card",
+        {},
         key=f"{ticket.id}:card:{event.id}",
-        kind="update_card",
-        platform=workspace.platform,
-        workspace_id=workspace.id,
         ticket_id=ticket.id,
-        payload={"workspace": workspace.external_id},
         now=now,
     )

@@ -69,18 +69,13 @@ async def remove_message(
                 now=now,
             )
         return "cannot_delete"
-    await outbox.enqueue(
+    await outbox.delete_message(
         session,
+        ws,
+        ticket.channel_id,
+        ticket.message_id,
         key=f"{ticket.id}:delete",
-        kind="delete_message",
-        platform=ws.platform,
-        workspace_id=ws.id,
         ticket_id=ticket.id,
-        payload={
-            "workspace": ws.external_id,
-            "channel_id": ticket.channel_id,
-            "message_id": ticket.message_id,
-        },
         now=now,
     )
     await victims_repo.mark_removed(session, ws.id, ticket.channel_id, ticket.message_id, now)
