@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core import quarantine
-from bot.store import bank_sharing, hash_repo, repos
+from bot.store import bank_sharing, hash_repo, repos, victims_repo
 from bot.store.models import HashEntry, MediaItem, Ticket
 from detectors.base import BankScope
 from detectors.hash_lists import SignatureLike, signature_hashes
@@ -79,6 +79,37 @@ async def allow_list(
     )
 
 
+async def _media_of(session: AsyncSession, ticket: Ticket) -> MediaItem | None:
+    if ticket.media_item_id is None:
+        return None
+    return await session.get(MediaItem, ticket.media_item_id)
+
+
+async def bank_ticket(session: AsyncSession, ticket: Ticket, added_by: str) -> list[HashEntry]:
+    """Put a confirmed ticket's image — a report's: every image of the reported message — into
+    the confirmed bank; the cached verdicts are dropped so the next post of the same bytes
+    meets the bank. Returns the entries the live bank must learn."""
+    if ticket.kind == "report":
+        items = [
+            (s.sha256, m)
+            for s, m in await victims_repo.sightings_of_message(
+                session, ticket.workspace_id, ticket.channel_id, ticket.message_id
+            )
+        ]
+    else:
+        items = [(ticket.sha256, await _media_of(session, ticket))] if ticket.sha256 else []
+    added: list[HashEntry] = []
+    for sha256, item in items:
+        if item is None or not sha256:
+            continue
+        result = await bank_confirmed(
+            session, item.signature, sha256, ticket.id, added_by, ticket.workspace_id
+        )
+        added.extend(result.added)
+    await repos.forget_verdicts(session, [sha for sha, _ in items if sha])
+    return added
+
+
 async def allow_list_ticket(
     session: AsyncSession, ticket: Ticket, added_by: str, now: datetime, *, note: str | None = None
 ) -> list[HashEntry]:
@@ -87,7 +118,7 @@ async def allow_list_ticket(
     ticket destroyed. Returns the entries the live bank must learn."""
     assert ticket.id is not None
     allowed: list[HashEntry] = []
-    item = await session.get(MediaItem, ticket.media_item_id) if ticket.media_item_id else None
+    item = await _media_of(session, ticket)
     if item is not None and ticket.sha256:
         result = await allow_list(
             session,

@@ -3,8 +3,9 @@ reopen, reveal, uphold, reverse — one handler each, run in the states bot.core
 for it. Each writes an audit event with its actor and asks the outbox to refresh the
 ticket's card. The caller has checked permissions and owns the transaction.
 
-Confirming banks the image's signature (the next post of it is quarantined by the bank); a false
-positive allow-lists it, drops the kept bytes and tells the author.
+Confirming banks the image's signature (the next post of it is quarantined by the bank) and, for
+a report, takes the message down (bot.core.removal); a false positive allow-lists it and drops
+the kept bytes (both in bot.core.banks), and tells the author.
 """
 
 from __future__ import annotations
@@ -27,8 +28,7 @@ from bot.core.i18n import t
 from bot.core.markup import inert
 from bot.core.outbox import refresh_card
 from bot.core.types import Actor
-from bot.store import repos, victims_repo
-from bot.store.models import MediaItem, Ticket, Workspace
+from bot.store.models import Ticket, Workspace
 
 
 @dataclass
@@ -170,7 +170,9 @@ async def _resolve(step: Step) -> None:
     )
     ticket.resolution_note = step.note or ticket.resolution_note
     if step.action == "confirm":
-        step.outcome.bank_entries = await _bank(session, workspace, ticket, step.actor)
+        step.outcome.bank_entries = await banks.bank_ticket(
+            session, ticket, step.actor.display_name or step.actor.user_id
+        )
         step.data["banked"] = len(step.outcome.bank_entries)
         if ticket.kind == "report":  # a report upheld: the message comes down too
             step.data["removal"] = await removal.remove_message(
@@ -256,43 +258,6 @@ async def _reveal(
             extras={"mime": mime},
         )
     )
-
-
-async def _media_of(session: AsyncSession, ticket: Ticket) -> MediaItem | None:
-    if ticket.media_item_id is None:
-        return None
-    return await session.get(MediaItem, ticket.media_item_id)
-
-
-async def _bank(
-    session: AsyncSession, workspace: Workspace, ticket: Ticket, actor: Actor
-) -> list[Any]:
-    """Put the ticket's image into the confirmed bank; the cached verdict is dropped so the
-    next post of the same bytes meets the bank."""
-    if ticket.kind == "report":  # every image of the reported message
-        items = [
-            (s.sha256, m)
-            for s, m in await victims_repo.sightings_of_message(
-                session, ticket.workspace_id, ticket.channel_id, ticket.message_id
-            )
-        ]
-    else:
-        items = [(ticket.sha256, await _media_of(session, ticket))] if ticket.sha256 else []
-    added: list[Any] = []
-    for sha256, item in items:
-        if item is None or not sha256:
-            continue
-        result = await banks.bank_confirmed(
-            session,
-            item.signature,
-            sha256,
-            ticket.id,
-            actor.display_name or actor.user_id,
-            workspace.id,
-        )
-        added.extend(result.added)
-    await repos.forget_verdicts(session, [sha for sha, _ in items if sha])
-    return added
 
 
 async def _allow(
