@@ -21,6 +21,7 @@ from bot.core.appeals import enqueue_notice
 from bot.core.audit import audit
 from bot.core.crypto import EvidenceCipher
 from bot.core.errors import EvidenceKeyMissing
+from bot.core.failpoints import failpoint
 from bot.core.gateway import Gateway
 from bot.core.help import help_guidance
 from bot.core.i18n import t
@@ -144,6 +145,8 @@ async def commit(
                 data={"severity": entry.ticket.severity, "text": scan.event.text[:500]},
             )
         await _enqueue_actions(session, ws, scan, decision, new, gateways, now)
+        failpoint("before-commit")  # all rows written in the open transaction, none committed
+    failpoint("after-commit")  # committed; the caller has not woken the outbox yet
     return decision
 
 

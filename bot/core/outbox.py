@@ -34,6 +34,7 @@ from sqlmodel import col
 
 from bot.core.cards import card_for
 from bot.core.clock import Clock, as_utc
+from bot.core.failpoints import failpoint
 from bot.core.gateway import Button, Gateway, GatewayError
 from bot.store.models import OutboxAction, OutboxLease, Ticket, TicketEvent, Workspace
 from bot.store.repos import Store
@@ -276,6 +277,7 @@ class Outbox:
         ws = str(p["workspace"])
         if action.kind == "delete_message":
             await gateway.delete_message(ws, p["channel_id"], p["message_id"])
+            failpoint("mid-outbox")  # deleted on the platform, the row still pending
             return {"deleted": True}
         if action.kind == "post_text":
             mid = await gateway.post_text(
@@ -319,6 +321,7 @@ class Outbox:
                 thread_id=p.get("thread_id"),
                 dedupe_key=action.idempotency_key,
             )
+            failpoint("after-card-post")  # the card exists, its id not yet stored
             return {"message_id": mid, "channel_id": p["channel_id"], "purpose": purpose}
         # update_card: the ticket's card shows its state now, whatever the event that asked.
         if not ticket.card_message_id or not ticket.card_channel_id:

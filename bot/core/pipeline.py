@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from bot.core import extract
+from bot.core.failpoints import failpoint
 from bot.core.gateway import Gateway, GatewayError
 from bot.core.i18n import t
 from bot.core.scanner import PreparedImage, Scanner, prepare_image
@@ -268,6 +269,7 @@ class Pipeline:
                 source=event.message_id,
             )
             scan.text = (await self.scanner.scan_texts([text], thresholds))[0]
+        failpoint("after-detection")  # the verdicts known, nothing written
         return scan
 
     async def _answers_undress_request(self, event: MessageEvent, thresholds: Thresholds) -> bool:
