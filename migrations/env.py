@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from alembic import context
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
@@ -33,9 +34,17 @@ def run_migrations_offline() -> None:
         context.run_migrations()
 
 
+# Several processes may start at once on one PostgreSQL (a gateway and its workers, each unit
+# running `veille db upgrade`): the first migrates under this transaction-scoped lock, the others
+# wait for it and then find the schema at head.
+_MIGRATION_LOCK = 0x7E111E  # any constant shared by every Veille process
+
+
 def _run_sync(connection: Connection) -> None:
     _configure(connection)
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
         context.run_migrations()
 
 
