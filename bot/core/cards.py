@@ -14,8 +14,10 @@ from bot.core.gateway import Button, Card, Reply
 from bot.core.help import reporting_guidance
 from bot.core.i18n import t
 from bot.core.markup import inert
+from bot.core.quarantine import evidence_of
 from bot.core.reasons import category_name, readable_reason
 from bot.core.verdict import Severity
+from bot.store import victims_repo
 from bot.store.models import Appeal, Evidence, Report, Ticket, Workspace
 from detectors.base import MINOR_PRESENT, SEXUAL, SEXUALISED_EDIT
 
@@ -146,16 +148,12 @@ def preview_card(ticket: Ticket, workspace: Workspace, preview_png: bytes | None
 
 async def card_for(session: AsyncSession, ticket: Ticket, purpose: str, now: datetime) -> Card:
     """The card an outbox action posts or updates, rendered from the ticket's state now."""
-    from bot.core.quarantine import evidence_of  # quarantine imports no cards; keep it lazy anyway
-
     workspace = await session.get(Workspace, ticket.workspace_id)
     assert workspace is not None and ticket.id is not None
     evidence: Evidence | None = await evidence_of(session, ticket.id)
     if purpose == "preview":
         return preview_card(ticket, workspace, evidence.preview_png if evidence else None)
     has_original = evidence is not None and evidence.ciphertext is not None
-    from bot.store import victims_repo
-
     reports = await victims_repo.reports_of(session, ticket.id) if ticket.kind == "report" else []
     appeal = await victims_repo.appeal_of(session, ticket.id)
     return ticket_card(

@@ -20,6 +20,7 @@ from bot.core.clock import as_utc
 from bot.core.digest.format import severity_label
 from bot.core.errors import NotFound, VeilleError
 from bot.core.i18n import plural, t
+from bot.core.reasons import readable_reason
 from bot.store.models import Evidence, HashEntry, MediaItem, Report, Ticket, TicketEvent, Workspace
 
 SERVICES = ("pharos", "3018", "ncmec", "stopncii")
@@ -146,8 +147,6 @@ def _categories(case: _Case, locale: str) -> str:
 
 
 def _reasons(case: _Case, locale: str) -> str:
-    from bot.core.reasons import readable_reason
-
     return "; ".join(readable_reason(r, locale) for r in case.ticket.reasons) or t(
         "handoff.none", locale
     )
