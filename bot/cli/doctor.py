@@ -43,6 +43,16 @@ def check_config(settings: Settings, locale: str) -> list[Check]:
         )
     for platform in PLATFORMS:
         checks.extend(platform.doctor_checks(settings, locale))
+    checks.append(Check("role", "ok", t(f"doctor.role_{settings.role}", locale)))
+    if settings.role != "all" and settings.database_url.startswith("sqlite"):
+        checks.append(
+            Check(
+                "role",
+                "warn",
+                t("doctor.role_sqlite", locale, role=settings.role),
+                t("doctor.fix_role_sqlite", locale),
+            )
+        )
     if settings.fetch_allow_loopback:
         checks.append(Check("fetcher", "warn", t("doctor.loopback", locale)))
     return checks

@@ -203,3 +203,30 @@ async def _counts(db_url: str) -> tuple[int, int]:
         return int(tickets or 0), int(pending or 0)
     finally:
         await engine.dispose()
+
+
+def test_doctor_says_the_role_and_the_shards_this_process_holds(tmp_path: Path) -> None:
+    env = {
+        **_env(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'veille.db'}"),
+        "DISCORD_TOKEN": "not-checked-offline",
+        "VEILLE_ROLE": "worker",
+        "VEILLE_DISCORD_SHARD_COUNT": "4",
+        "VEILLE_DISCORD_SHARD_IDS": "0,1",
+        "COLUMNS": "250",
+    }
+    for locale, role, shards in (
+        ("en", "worker: claims the events", "shards 0,1 of 4 in this process"),
+        ("fr", "worker : prend les événements", "shards 0,1 sur 4 dans ce processus"),
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "bot.cli", "doctor", "--no-model", "--offline"],
+            cwd=tmp_path,
+            env={**env, "VEILLE_LOCALE": locale},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        flat = " ".join(done.stdout.split())
+        assert role in flat and shards in flat, done.stdout
+        assert "PostgreSQL" in flat  # workers on SQLite: the warning to move on
+        assert "Traceback" not in done.stderr

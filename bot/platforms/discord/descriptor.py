@@ -109,6 +109,20 @@ async def preflight(settings: Settings, session: aiohttp.ClientSession) -> None:
         )
 
 
+def doctor_checks(settings: Settings, locale: str) -> list[Check]:
+    """The shard layout this process will hold (README: "Discord sharding")."""
+    if not _configured(settings):
+        return []
+    count, ids = settings.discord_shard_count, settings.discord_shards
+    if count is None:
+        detail = t("doctor.shards_auto", locale)
+    elif ids is None or len(ids) == count:
+        detail = t("doctor.shards_all", locale, count=count)
+    else:
+        detail = t("doctor.shards_some", locale, ids=",".join(map(str, ids)), count=count)
+    return [Check("discord shards", "ok", detail)]
+
+
 DISCORD = PlatformDescriptor(
     name="discord",
     title="Discord",
@@ -116,6 +130,7 @@ DISCORD = PlatformDescriptor(
     configured=_configured,
     secrets=_secrets,
     explain_failure=explain_failure,
+    doctor_checks=doctor_checks,
     online_checks=online_checks,
     preflight=preflight,
     init_questions=(InitQuestion("DISCORD_TOKEN", "init.discord_token", flag="discord_token"),),
