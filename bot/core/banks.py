@@ -54,6 +54,26 @@ async def bank_confirmed(
     )
 
 
+async def bank_protected(
+    session: AsyncSession,
+    protection_id: int,
+    signature: SignatureLike,
+    sha256: str,
+    md5: str,
+    workspace_id: int,
+) -> hash_repo.AddResult:
+    """Bank a /protect photo in the person's own bank, as fully as a confirmed image; who asked
+    is on the Protection row, not the bank."""
+    return await hash_repo.add_entries(
+        session,
+        victims_repo.protected_bank(protection_id),
+        signature_hashes(signature, sha256, md5),
+        source="protected",
+        added_by="",
+        workspace_id=workspace_id,
+    )
+
+
 async def allow_list(
     session: AsyncSession,
     signature: SignatureLike,

@@ -15,16 +15,15 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from bot.core import banks
 from bot.core.audit import audit
 from bot.core.errors import NotFound, VeilleError
 from bot.core.i18n import t
 from bot.core.types import Actor
 from bot.store import hash_repo, repos, victims_repo
 from bot.store.models import HashEntry, Protection, Workspace
-from detectors.hash_lists import signature_hashes
 from detectors.hashes import ImageSignature
 
-SOURCE = "protected"
 MAX_PER_PERSON = 20
 
 
@@ -51,14 +50,7 @@ async def add(
     session.add(protection)
     await session.flush()
     assert protection.id is not None
-    result = await hash_repo.add_entries(
-        session,
-        victims_repo.protected_bank(protection.id),
-        signature_hashes(signature, sha256, md5),
-        source=SOURCE,
-        added_by="",
-        workspace_id=ws.id,
-    )  # who asked is on the Protection row, not the bank
+    result = await banks.bank_protected(session, protection.id, signature, sha256, md5, ws.id)
     protection.entries = len(result.added)
     await repos.forget_verdicts(session, [sha256])
     audit(
