@@ -3,7 +3,8 @@
 The store (bot/store/hash_repo.py, bank_sharing.py) holds rows and plain values and knows no
 detector; detectors (detectors/hashes.py, hash_lists.py) know hashes and no database. This module
 joins the two for the core: the in-memory HashBank from the stored entries, a community's
-BankScope from its subscriptions, and a ticket's image banked (confirmed) or allow-listed.
+BankScope from its subscriptions, and an image's signature made bank entries: a ticket's images
+banked (confirmed) or allow-listed (its evidence destroyed), a /protect photo banked.
 """
 
 from __future__ import annotations
