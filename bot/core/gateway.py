@@ -96,10 +96,12 @@ class Gateway(Protocol):
         *,
         thread_id: str | None = None,
         dedupe_key: str | None = None,
+        repeat: bool = False,
     ) -> str:
         """Post a card; return the platform message id. `dedupe_key` (the outbox action's key)
-        lets a platform that supports it return the same message when a post is repeated after
-        its answer was lost (Discord's enforced nonce); others post again."""
+        makes a repeated post return the message the first one made: Discord enforces it as a
+        nonce; Slack tags the message with it and, when `repeat` says an earlier try of this post
+        began and never finished (a crash, a lost answer), looks for that message first."""
         ...
 
     async def update_card(

@@ -320,6 +320,7 @@ class Outbox:
                 card,
                 thread_id=p.get("thread_id"),
                 dedupe_key=action.idempotency_key,
+                repeat=await self._begin(action),
             )
             failpoint("after-card-post")  # the card exists, its id not yet stored
             return {"message_id": mid, "channel_id": p["channel_id"], "purpose": purpose}
@@ -328,6 +329,18 @@ class Outbox:
             return {"skipped": "no card posted"}
         await gateway.update_card(ws, ticket.card_channel_id, ticket.card_message_id, card)
         return {"updated": True}
+
+    async def _begin(self, action: OutboxAction) -> bool:
+        """Note that a try of `action` begins (committed before the platform call); True when
+        an earlier try began and never finished — the post may exist (a crash after it, or its
+        answer lost), so a platform without an idempotent post looks for it first."""
+        if action.started_at is not None:
+            return True
+        async with self.store.write() as session:
+            row = await session.get(OutboxAction, action.id)
+            if row is not None and row.started_at is None:
+                row.started_at = self.clock.now()
+        return False
 
     async def _done(self, action: OutboxAction, result: dict[str, Any]) -> None:
         now = self.clock.now()

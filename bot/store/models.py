@@ -266,6 +266,9 @@ class OutboxAction(SQLModel, table=True):
     result: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     created_at: datetime = _when()
     next_attempt_at: datetime = _when()
+    # When a try of a card post began (bot/core/outbox.py): set again and still pending means a
+    # try began and never finished (a crash, a lost answer), so the post may already exist.
+    started_at: datetime | None = _when(nullable=True)
     done_at: datetime | None = _when(nullable=True)
 
 

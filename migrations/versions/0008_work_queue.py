@@ -1,4 +1,5 @@
-"""work queue: inbox rows claimed with a lease (gateway and worker roles); hash removals logged
+"""work queue: inbox rows claimed with a lease (gateway and worker roles); hash removals logged;
+outbox rows note when a card post began (a repeat after a crash looks for the card first)
 
 Revision ID: 0008
 Revises: 0007
@@ -23,6 +24,8 @@ def upgrade() -> None:
             sa.Column("claimed_by", sqlmodel.sql.sqltypes.AutoString(length=80), nullable=True)
         )
         batch_op.add_column(sa.Column("lease_until", sa.DateTime(timezone=True), nullable=True))
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("started_at", sa.DateTime(timezone=True), nullable=True))
     op.create_table(
         "hash_removals",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -34,6 +37,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("hash_removals")
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.drop_column("started_at")
     with op.batch_alter_table("inbox", schema=None) as batch_op:
         batch_op.drop_column("lease_until")
         batch_op.drop_column("claimed_by")

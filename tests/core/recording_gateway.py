@@ -70,6 +70,7 @@ class RecordingGateway:
         *,
         thread_id: str | None = None,
         dedupe_key: str | None = None,
+        repeat: bool = False,
     ) -> str:
         self._record(
             "post_card",
@@ -77,6 +78,7 @@ class RecordingGateway:
             channel_id=channel_id,
             card=card,
             thread_id=thread_id,
+            repeat=repeat,
         )
         return self._message_id()
 

@@ -276,3 +276,20 @@ async def test_an_event_cut_short_by_a_crash_is_replayed_once_after_restart(
     await veille.handle_message(event)  # and a late duplicate delivery changes nothing
     await veille.retry_outbox()
     assert len(gateway.named("delete_message")) == 1
+
+
+async def test_a_card_post_tried_again_is_told_it_may_already_exist(
+    veille: Veille, gateway: RecordingGateway, clock: ManualClock
+) -> None:
+    """The outbox notes when a card post begins; a later try of the same post (its answer was
+    lost, or the process died after it) is a `repeat`, so Slack looks for the card first."""
+    gateway.failures["post_card"] = [GatewayError("timed out", retryable=True)]
+    await veille.handle_message(message("m1", images=[shapes_png(red=1.0)], gateway=gateway))
+    await veille.retry_outbox()
+    card = (await actions(veille))["card"]
+    assert card.status == "pending" and card.started_at is not None
+    clock.advance(timedelta(seconds=backoff(1) + 1))
+    await veille.retry_outbox()
+    posts = gateway.named("post_card")
+    assert [c.args["repeat"] for c in posts] == [True, False]  # the card again, then the preview
+    assert (await actions(veille))["card"].status == "done"

@@ -385,6 +385,8 @@ class FakeSlack:
             "thread_ts": args.get("thread_ts"),
             "user": BOT_USER_ID,
         }
+        if args.get("metadata"):  # Slack returns it to readers that ask include_all_metadata
+            message["metadata"] = _json(args["metadata"])
         self.messages[(args["channel"], ts)] = message
         return {"channel": args["channel"], "ts": ts, "message": message}
 

@@ -107,6 +107,7 @@ class DiscordGateway:
         *,
         thread_id: str | None = None,
         dedupe_key: str | None = None,
+        repeat: bool = False,  # the nonce makes every repeat safe: nothing to look up
     ) -> str:
         rendered = render_card(card)
         channel = self._channel(workspace_id, thread_id or channel_id)

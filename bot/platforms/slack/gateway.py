@@ -63,6 +63,8 @@ _MAX_REDIRECTS = 3
 _FAILURES = (TimeoutError, SlackApiError, SlackRequestError, aiohttp.ClientError)
 # A team's client is read again after this: a reinstall's new token is picked up.
 CLIENT_TTL_S = 60.0
+CARD_EVENT = "veille_card"  # message metadata type of a card: its payload holds the outbox key
+LOOKBACK = 100  # recent messages searched for a card whose post may already have happened
 # url_private names the file's workspace: https://files.slack.com/files-pri/T0123-F0456/name
 _FILE_TEAM = re.compile(r"/files-pri/([TE][A-Z0-9]+)-")
 
@@ -256,11 +258,29 @@ class SlackGateway:
         *,
         thread_id: str | None = None,
         dedupe_key: str | None = None,
+        repeat: bool = False,
     ) -> str:
         """Post the card's blocks; its image (a blurred preview) goes in the card's thread.
-        Slack has no idempotent post: `dedupe_key` is not used."""
+
+        Slack has no idempotent post, so the card carries `dedupe_key` in its message metadata
+        and a `repeat` (an earlier try began and never finished) first looks for a message of
+        this bot with that key among the channel's (or thread's) recent ones: found, its ts is
+        the answer and nothing is posted again."""
         client = await self.client_for(workspace_id)
         try:
+            if repeat and dedupe_key:
+                try:
+                    found = await self._posted_with(client, channel_id, thread_id, dedupe_key)
+                except SlackApiError as exc:  # cannot look: a second card beats no card
+                    log.warning("slack: could not look for card %s: %s", dedupe_key, exc)
+                    found = None
+                if found is not None:
+                    return found
+            metadata = (
+                {"event_type": CARD_EVENT, "event_payload": {"key": dedupe_key}}
+                if dedupe_key
+                else None
+            )
             resp = await client.chat_postMessage(
                 channel=channel_id,
                 text=card_text(card),
@@ -268,6 +288,7 @@ class SlackGateway:
                 thread_ts=thread_id,
                 unfurl_links=False,
                 unfurl_media=False,
+                metadata=metadata,
             )
             ts = str(resp["ts"])
             if card.image_png is not None:
@@ -281,6 +302,26 @@ class SlackGateway:
             return ts
         except _FAILURES as exc:
             raise to_gateway_error(exc) from exc
+
+    @staticmethod
+    async def _posted_with(
+        client: AsyncWebClient, channel_id: str, thread_id: str | None, key: str
+    ) -> str | None:
+        """The ts of a recent message in the channel (or thread) whose metadata carries `key`."""
+        if thread_id:
+            resp = await client.conversations_replies(
+                channel=channel_id, ts=thread_id, limit=LOOKBACK, include_all_metadata=True
+            )
+        else:
+            resp = await client.conversations_history(
+                channel=channel_id, limit=LOOKBACK, include_all_metadata=True
+            )
+        for message in resp.get("messages") or []:
+            metadata = message.get("metadata") or {}
+            payload = metadata.get("event_payload") or {}
+            if metadata.get("event_type") == CARD_EVENT and payload.get("key") == key:
+                return str(message["ts"])
+        return None
 
     async def update_card(
         self, workspace_id: str, channel_id: str, message_id: str, card: Card

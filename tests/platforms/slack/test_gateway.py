@@ -179,3 +179,28 @@ async def test_an_ephemeral_slack_refuses_becomes_a_dm(
     assert fake_slack.called("chat.postEphemeral")  # tried first
     dm = fake_slack.called("chat.postMessage")[-1].args
     assert (dm["channel"], dm["text"]) == ("DUMEMBER", "please delete it")
+
+
+async def test_a_repeated_card_post_finds_the_card_instead_of_posting_twice(
+    gateway: SlackGateway, fake_slack: FakeSlack
+) -> None:
+    """Slack has no idempotent post: a card carries its outbox key in its metadata, and a
+    repeat (the process died after the post, before recording it) looks for it first."""
+    card = Card(title="Ticket #7", fallback_text="New ticket #7")
+    first = await gateway.post_card("T", "CSAFE", card, dedupe_key="7:card")
+    other = await gateway.post_card("T", "CSAFE", Card(title="#8"), dedupe_key="8:card")
+    again = await gateway.post_card("T", "CSAFE", card, dedupe_key="7:card", repeat=True)
+    assert again == first and other != first
+    assert len(fake_slack.called("chat.postMessage")) == 2  # the repeat posted nothing
+    # In a thread the replies are searched; a key never posted is posted on a repeat too.
+    root = await gateway.post_card("T", "CSAFE", Card(title="root"))
+    reply = await gateway.post_card("T", "CSAFE", card, thread_id=root, dedupe_key="7:preview")
+    assert (
+        await gateway.post_card(
+            "T", "CSAFE", card, thread_id=root, dedupe_key="7:preview", repeat=True
+        )
+        == reply
+    )
+    fresh = await gateway.post_card("T", "CSAFE", card, dedupe_key="9:card", repeat=True)
+    assert fresh not in (first, other, root, reply)
+    assert len(fake_slack.called("chat.postMessage")) == 5
