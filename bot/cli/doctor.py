@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from datetime import timedelta
 
 import aiohttp
 import click
@@ -87,6 +88,38 @@ async def check_database(settings: Settings, locale: str) -> Check:
     return Check("database", "ok", t("doctor.db_ok", locale, head=head))
 
 
+BACKLOG_AGE = timedelta(minutes=5)
+
+
+async def check_backlog(settings: Settings, locale: str) -> list[Check]:
+    """Events recorded but not decided for BACKLOG_AGE (no worker?), and events set aside."""
+    from bot.core import inbox
+    from bot.core.clock import utcnow
+    from bot.store import engine as store
+    from bot.store.repos import Store
+
+    engine = store.create_engine(settings.database_url)
+    try:
+        stale, dead = await inbox.backlog(Store(engine), utcnow(), BACKLOG_AGE)
+    except Exception:  # the database check above already says what is wrong
+        return []
+    finally:
+        await engine.dispose()
+    checks = []
+    if stale:
+        checks.append(
+            Check(
+                "inbox",
+                "warn",
+                t("doctor.backlog", locale, n=stale),
+                t("doctor.fix_backlog", locale),
+            )
+        )
+    if dead:
+        checks.append(Check("inbox", "warn", t("doctor.dead_events", locale, n=dead)))
+    return checks
+
+
 async def check_model(settings: Settings, locale: str) -> Check:
     from bot.core.suite import build_scanner
     from detectors.base import DetectorError
@@ -130,7 +163,10 @@ def check_text_encoder(locale: str = "en") -> Check:
 async def run_checks(settings: Settings, with_model: bool, online: bool) -> list[Check]:
     locale = settings.default_locale
     checks = check_config(settings, locale)
-    checks.append(await check_database(settings, locale))
+    database = await check_database(settings, locale)
+    checks.append(database)
+    if database.status == "ok":
+        checks.extend(await check_backlog(settings, locale))
     if with_model:
         checks.append(await check_model(settings, locale))
         if "text" in [n.strip().lower() for n in settings.detector_names]:

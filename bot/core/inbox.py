@@ -25,7 +25,7 @@ from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
 
@@ -176,3 +176,21 @@ async def release(store: Store, owner: str) -> int:
             .values(claimed_by=None, lease_until=None)
         )
         return int(released.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def backlog(store: Store, now: datetime, older_than: timedelta) -> tuple[int, int]:
+    """(events still undecided `older_than` after they were received, events dead): what
+    `veille doctor` warns about (no worker running, a message that keeps failing)."""
+    async with store.read() as session:
+        stale = await session.scalar(
+            select(func.count())
+            .select_from(InboxEvent)
+            .where(
+                col(InboxEvent.status) == "pending",
+                col(InboxEvent.received_at) < now - older_than,
+            )
+        )
+        dead = await session.scalar(
+            select(func.count()).select_from(InboxEvent).where(col(InboxEvent.status) == "dead")
+        )
+    return int(stale or 0), int(dead or 0)

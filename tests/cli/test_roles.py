@@ -230,3 +230,38 @@ def test_doctor_says_the_role_and_the_shards_this_process_holds(tmp_path: Path) 
         assert role in flat and shards in flat, done.stdout
         assert "PostgreSQL" in flat  # workers on SQLite: the warning to move on
         assert "Traceback" not in done.stderr
+
+
+def test_doctor_warns_about_events_no_worker_decided(tmp_path: Path) -> None:
+    """A gateway records, nothing claims: after five minutes `veille doctor` says so."""
+    from datetime import timedelta
+
+    from bot.core import inbox
+    from bot.core.clock import utcnow
+    from bot.core.types import Actor, MessageEvent, Platform
+    from bot.store.repos import Store
+
+    db_url = f"sqlite+aiosqlite:///{tmp_path / 'veille.db'}"
+    env = {**_env(tmp_path, db_url), "DISCORD_TOKEN": "not-checked-offline"}
+    _veille(tmp_path, env, "db", "upgrade")
+
+    async def record() -> None:
+        engine = store.create_engine(db_url)
+        try:
+            event = MessageEvent(Platform.DISCORD, "g1", "c1", "m1", Actor("u1", "Ulla"), text="hi")
+            await inbox.record(Store(engine), event, utcnow() - timedelta(minutes=6))
+        finally:
+            await engine.dispose()
+
+    asyncio.run(record())
+    done = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "doctor", "--no-model", "--offline"],
+        cwd=tmp_path,
+        env={**env, "COLUMNS": "250"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    flat = " ".join(done.stdout.split())
+    assert "more than 5 minutes ago and still undecided: 1" in flat, done.stdout
+    assert "veille run --role worker" in flat
