@@ -12,7 +12,6 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -293,101 +292,94 @@ async def _enqueue_actions(
     """The platform actions, in the order they should happen: removal first."""
     event, lang = scan.event, ws.locale
     primary = new[0].ticket.id
+    assert primary is not None
     # The author is told what was removed: a text request has no image (no media on its ticket).
     about_text = all(entry.media is None for entry in new)
-    base: dict[str, Any] = {"workspace": ws.external_id}
-
-    async def act(key: str, kind: str, ticket_id: int | None, **payload: Any) -> None:
-        await outbox.enqueue(
-            session,
-            key=key,
-            kind=kind,
-            platform=ws.platform,
-            workspace_id=ws.id,
-            ticket_id=ticket_id,
-            payload={**base, **payload},
-            now=now,
-        )
-
     gateway = gateways.get(event.platform)
     removed = decision.delete and (gateway is None or gateway.can_delete_messages)
     if decision.delete:
         if removed:
-            await act(
-                f"{primary}:delete",
-                "delete_message",
-                primary,
-                channel_id=event.channel_id,
-                message_id=event.message_id,
+            await outbox.delete_message(
+                session,
+                ws,
+                event.channel_id,
+                event.message_id,
+                key=f"{primary}:delete",
+                ticket_id=primary,
+                now=now,
             )
         else:  # Slack without an admin token: hide it as well as we can and ask for removal
-            await act(
-                f"{primary}:tombstone",
-                "post_text",
-                primary,
-                channel_id=event.channel_id,
+            await outbox.post_text(
+                session,
+                ws,
+                event.channel_id,
+                t("core.tombstone", lang),
+                key=f"{primary}:tombstone",
+                ticket_id=primary,
+                now=now,
                 thread_id=event.thread_id or event.message_id,
-                text=t("core.tombstone", lang),
             )
-            await act(
-                f"{primary}:ask_delete",
-                "send_private",
-                primary,
-                user_id=event.author.user_id,
+            please = "core.author.please_delete_text" if about_text else "core.author.please_delete"
+            await outbox.send_private(
+                session,
+                ws,
+                event.author.user_id,
+                t(please, lang),
+                key=f"{primary}:ask_delete",
+                ticket_id=primary,
+                now=now,
                 channel_id=event.channel_id,
-                text=t(
-                    "core.author.please_delete_text" if about_text else "core.author.please_delete",
-                    lang,
-                ),
             )
             if ws.safety_channel_id:
-                await act(
-                    f"{primary}:cannot_delete",
-                    "post_text",
-                    primary,
-                    channel_id=ws.safety_channel_id,
-                    text=t(
+                await outbox.post_text(
+                    session,
+                    ws,
+                    ws.safety_channel_id,
+                    t(
                         "core.alert.cannot_delete",
                         lang,
                         id=primary,
                         channel=event.channel_id,
                         message=event.message_id,
                     ),
+                    key=f"{primary}:cannot_delete",
+                    ticket_id=primary,
+                    now=now,
                 )
     for entry in new:
         tid = entry.ticket.id
-        if ws.safety_channel_id:
-            await act(
-                f"{tid}:card", "post_card", tid, channel_id=ws.safety_channel_id, purpose="ticket"
-            )
+        assert tid is not None
+        await outbox.post_ticket_card(session, ws, tid, now)
         quarantine_channel = ws.quarantine_channel_id or ws.safety_channel_id
         if (
             entry.preview is not None
             and quarantine_channel
             and entry.ticket.severity == "QUARANTINE"
         ):
-            await act(
-                f"{tid}:preview", "post_card", tid, channel_id=quarantine_channel, purpose="preview"
-            )
+            await outbox.post_preview_card(session, ws, tid, quarantine_channel, now)
         if entry.ticket.kind == "help_request":
-            await act(
-                f"{tid}:help",
-                "send_private",
-                tid,
-                user_id=event.author.user_id,
+            await outbox.send_private(
+                session,
+                ws,
+                event.author.user_id,
+                help_guidance(lang),
+                key=f"{tid}:help",
+                ticket_id=tid,
+                now=now,
                 channel_id=event.channel_id,
-                text=help_guidance(lang),
             )
     if decision.alert_admins and ws.safety_channel_id:
         alert = (
             "core.alert.critical" if decision.severity == Severity.CRITICAL else "core.alert.minor"
         )
-        await act(
-            f"{primary}:alert_admins",
-            "post_text",
-            primary,
-            channel_id=ws.safety_channel_id,
-            text=t(alert, lang, id=primary, admins=" ".join(ws.admin_role_ids or [])),
+        await outbox.post_text(
+            session,
+            ws,
+            ws.safety_channel_id,
+            t(alert, lang, id=primary, admins=" ".join(ws.admin_role_ids or [])),
+            key=f"{primary}:alert_admins",
+            ticket_id=primary,
+            now=now,
         )
     if decision.notify_author and removed:
         # The notice says Veille removed the message: untrue when it could not (the author was
@@ -405,11 +397,13 @@ async def _enqueue_actions(
             ),
         )
     if decision.timeout_author:
-        await act(
-            f"{primary}:timeout",
-            "timeout_member",
-            primary,
-            user_id=event.author.user_id,
-            seconds=policy.TIMEOUT_SECONDS,
-            reason=t("core.timeout_reason", lang),
+        await outbox.timeout_member(
+            session,
+            ws,
+            event.author.user_id,
+            policy.TIMEOUT_SECONDS,
+            t("core.timeout_reason", lang),
+            key=f"{primary}:timeout",
+            ticket_id=primary,
+            now=now,
         )

@@ -493,6 +493,40 @@ async def post_ticket_card(
     )
 
 
+async def post_preview_card(
+    session: AsyncSession, workspace: Workspace, ticket_id: int, channel_id: str, now: datetime
+) -> bool:
+    """Queue a quarantined ticket's blurred preview card to `channel_id`, once."""
+    payload = {"channel_id": channel_id, "purpose": "preview"}
+    return await _queue(
+        session,
+        workspace,
+        "post_card",
+        payload,
+        key=f"{ticket_id}:preview",
+        ticket_id=ticket_id,
+        now=now,
+    )
+
+
+async def timeout_member(
+    session: AsyncSession,
+    workspace: Workspace,
+    user_id: str,
+    seconds: int,
+    reason: str,
+    *,
+    key: str,
+    ticket_id: int | None,
+    now: datetime,
+) -> bool:
+    """Queue a time-out of a member (where the platform has them)."""
+    payload = {"user_id": user_id, "seconds": seconds, "reason": reason}
+    return await _queue(
+        session, workspace, "timeout_member", payload, key=key, ticket_id=ticket_id, now=now
+    )
+
+
 async def refresh_card(
     session: AsyncSession, workspace: Workspace, ticket: Ticket, event: TicketEvent, now: datetime
 ) -> None:

@@ -16,6 +16,7 @@ from bot.core.clock import as_utc
 from bot.core.errors import NotFound, VeilleError
 from bot.core.gateway import Reply
 from bot.core.i18n import normalise_locale, t
+from bot.core.outbox import refresh_card
 from bot.core.pipeline import Scan
 from bot.core.scanner import prepare_image
 from bot.core.types import Actor, MessageEvent, ReportForm
@@ -152,8 +153,6 @@ class VictimsMixin:
                         t("victims.appeal.already", lang, id=ticket_id), code="appealed"
                     )
             return Reply(open_modal="appeal")
-        from bot.core.tickets import refresh_card
-
         now = self.clock.now()
         async with self.store.write() as session:
             row = await session.get(Ticket, ticket_id)
