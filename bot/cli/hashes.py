@@ -221,7 +221,7 @@ def register(cli: click.Group) -> None:
     @click.option("--allow", is_flag=True, help="Allow-list these images (false positives).")
     def add(images: tuple[Path, ...], bank: str, allow: bool) -> None:
         """Bank image files: SHA-256, MD5, PDQ and crop-robust windows and keypoints (--allow: digests and PDQ only)."""
-        from detectors.hash_lists import signature_hashes
+        from bot.core import banks
         from detectors.hashes import DEFAULT_MIN_QUALITY
 
         settings = get_settings()
@@ -241,10 +241,14 @@ def register(cli: click.Group) -> None:
                         f"[red]✗[/] {t('hashes.image_unreadable', locale, file=path, detail=detail)}"
                     )
                     continue
-                new = signature_hashes(signature, sha256, md5, with_neardup=not allow)
-                result = await hash_repo.add_entries(
-                    session, bank, new, source="allow" if allow else "confirmed", added_by="cli"
-                )
+                if allow:  # digests and PDQ: this image was cleared, not its crops
+                    result = await banks.allow_list(
+                        session, signature, sha256, "cli", bank=bank, md5=md5
+                    )
+                else:
+                    result = await banks.bank_confirmed(
+                        session, signature, sha256, None, "cli", None, bank=bank, md5=md5
+                    )
                 quality = signature.quality
                 stdout.print(
                     t(

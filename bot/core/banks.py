@@ -42,13 +42,16 @@ async def bank_confirmed(
     *,
     bank: str = "confirmed",
     md5: str = "",
+    source: str = "confirmed",
 ) -> hash_repo.AddResult:
-    """Bank a confirmed ticket's image: SHA-256 (and MD5), PDQ and its near-duplicate parts."""
+    """Bank an image as fully as it can be: SHA-256 (and MD5), PDQ and its near-duplicate
+    parts. A confirmed ticket's, or one an admin banks by hand (`source="imported"`: `/hashes
+    add`; the `veille hashes add` CLI, which has no ticket and banks for the operator)."""
     return await hash_repo.add_entries(
         session,
         bank,
         signature_hashes(signature, sha256, md5),
-        source="confirmed",
+        source=source,
         added_by=added_by,
         ticket_id=ticket_id,
         workspace_id=workspace_id,
@@ -85,13 +88,15 @@ async def allow_list(
     ticket_id: int | None = None,
     workspace_id: int | None = None,
     note: str | None = None,
+    md5: str = "",
 ) -> hash_repo.AddResult:
-    """Allow-list a false positive by SHA-256 and PDQ only: a moderator cleared this image, not
-    every crop that shares a window with it, so no near-duplicate entry is stored."""
+    """Allow-list a false positive by its digests (SHA-256, and MD5 when given) and PDQ only: a
+    moderator cleared this image, not every crop that shares a window with it, so no
+    near-duplicate entry is stored."""
     return await hash_repo.add_entries(
         session,
         bank,
-        signature_hashes(signature, sha256, with_neardup=False),
+        signature_hashes(signature, sha256, md5, with_neardup=False),
         source="allow",
         added_by=added_by,
         ticket_id=ticket_id,

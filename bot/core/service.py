@@ -17,7 +17,7 @@ from bot.core import cards, decisions, inbox, outbox, permissions, policy, quara
 from bot.core.actions import action_named
 from bot.core.audit import audit
 from bot.core.bank_sync import BankSync
-from bot.core.banks import scope_of
+from bot.core.banks import bank_confirmed, scope_of
 from bot.core.clock import Clock
 from bot.core.crypto import EvidenceCipher
 from bot.core.errors import NotFound, PermissionDenied, VeilleError
@@ -479,12 +479,10 @@ class Veille(VictimsMixin):
         self, platform: str, external_id: str, actor: Actor, images: list[bytes], bank: str
     ) -> Reply:
         """Bank the given images (admins): the next post of any of them is quarantined."""
-        from bot.store import hash_repo
-        from detectors.hash_lists import signature_hashes
         from detectors.hashes import compute_signature
 
         ws = await self._authorise(platform, external_id, actor, "add_hashes")
-        hashes, errors = [], 0
+        signed, errors = [], 0
         for data in images:
             try:
                 prepared = await asyncio.to_thread(
@@ -494,19 +492,25 @@ class Veille(VictimsMixin):
             except Exception:  # an unreadable image is counted, the rest still banked
                 errors += 1
                 continue
-            hashes.append(
-                (prepared.sha256, signature_hashes(signature, prepared.sha256, prepared.md5))
-            )
+            signed.append((signature, prepared.sha256, prepared.md5))
+        added: list[Any] = []
+        duplicates = 0
         async with self.store.write() as session:
-            result = await hash_repo.add_entries(
-                session,
-                bank,
-                [h for _, found in hashes for h in found],
-                source="imported",
-                added_by=actor.display_name or actor.user_id,
-                workspace_id=ws.id,
-            )
-            await repos.forget_verdicts(session, [sha for sha, _ in hashes])
+            for signature, sha256, md5 in signed:
+                result = await bank_confirmed(
+                    session,
+                    signature,
+                    sha256,
+                    None,
+                    actor.display_name or actor.user_id,
+                    ws.id,
+                    bank=bank,
+                    md5=md5,
+                    source="imported",
+                )
+                added += result.added
+                duplicates += result.duplicates
+            await repos.forget_verdicts(session, [sha for _, sha, _ in signed])
             audit(
                 session,
                 workspace_id=ws.id,
@@ -514,19 +518,19 @@ class Veille(VictimsMixin):
                 actor=actor,
                 action="add_hashes",
                 at=self.clock.now(),
-                data={"bank": bank, "added": len(result.added)},
+                data={"bank": bank, "added": len(added)},
             )
-        if self.bank is not None and result.added:
-            self.bank.add(result.added)
-        if result.added:
-            await self._sweep(ws.id or 0, result.added, cause="add_hashes", actor=actor)
+        if self.bank is not None and added:
+            self.bank.add(added)
+        if added:
+            await self._sweep(ws.id or 0, added, cause="add_hashes", actor=actor)
         return Reply(
             text=t(
                 "core.hashes.added",
                 ws.locale,
-                images=len(hashes),
-                added=len(result.added),
-                duplicates=result.duplicates,
+                images=len(signed),
+                added=len(added),
+                duplicates=duplicates,
                 errors=errors,
                 bank=bank,
             )
