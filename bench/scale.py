@@ -4,8 +4,8 @@ the removals and cards), with the hashes and text detectors so that the run fits
 
 For each worker count: a fresh database (migrated, one workspace set up, BANKED images banked
 with `veille hashes add`), the workers started and idle (each logs that it is claiming), then
-EVENTS message events recorded at once exactly as a gateway records them (`inbox.record`, no
-owner), and the clock runs from that commit until every event is decided (`inbox.status` done:
+EVENTS message events recorded at once as a gateway records them (the rows `inbox.record` writes,
+no owner, in one transaction), and the clock runs from that commit until every event is decided (`inbox.status` done:
 events per second) and then until every platform action is made (`acted_s`).
 A fifth of the images are re-encoded banked ones: each must be removed once and carded once.
 Duplicate actions — a message deleted twice, a card posted twice — are counted and must be 0.
@@ -101,16 +101,22 @@ async def _set_up(db_url: str, guild: str, safety: str, quarantine: str) -> None
 
 
 async def _record(db_url: str, events: list[Any]) -> None:
-    """What a gateway does with each platform event: one pending row, claimed by no one."""
+    """The rows a gateway's `inbox.record` writes for these events (pending, claimed by no one),
+    all in one transaction: the workers see the whole burst at the same moment, so the clock
+    that starts at its commit times their work alone."""
     from bot.core import inbox
     from bot.core.clock import utcnow
     from bot.store import engine as store
-    from bot.store.repos import Store
+    from bot.store.models import InboxEvent
 
     engine = store.create_engine(db_url)
     try:
-        writer = Store(engine)
-        await asyncio.gather(*(inbox.record(writer, event, utcnow()) for event in events))
+        async with store.session_factory(engine)() as session, session.begin():
+            now = utcnow()
+            session.add_all(
+                InboxEvent(key=inbox.event_key(e), payload=inbox.to_json(e), received_at=now)
+                for e in events
+            )
     finally:
         await engine.dispose()
 
@@ -184,6 +190,15 @@ def _events(
     return events
 
 
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds a live process has used (Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _one(workers: int, events_n: int, server: str, scratch: Path) -> dict[str, Any]:
     from tests.cli.servers import fake_discord_thread
 
@@ -236,6 +251,8 @@ def _one(workers: int, events_n: int, server: str, scratch: Path) -> dict[str, A
                         "a worker did not start: " + (base / "worker0.err").read_text()
                     )
                 time.sleep(0.2)
+            load = os.getloadavg()[0]
+            cpu_before = sum(_cpu_s(p.pid) for p in processes)
             started = time.monotonic()
             asyncio.run(_record(db_url, events))
             recorded = time.monotonic()
@@ -249,6 +266,7 @@ def _one(workers: int, events_n: int, server: str, scratch: Path) -> dict[str, A
                     acted = time.monotonic() - recorded  # and every removal and card made
                     break
                 time.sleep(0.25)
+            cpu = sum(_cpu_s(p.pid) for p in processes) - cpu_before
             time.sleep(3)  # room for a repeated action to show
         finally:
             for process in processes:
@@ -285,6 +303,9 @@ def _one(workers: int, events_n: int, server: str, scratch: Path) -> dict[str, A
         "acted_s": round(acted, 2),
         "record_s": round(recorded - started, 2),
         "events_per_s": round(done / elapsed, 1) if elapsed > 0 else 0.0,
+        # What the machine's other work cannot change much: the workers' own CPU per event.
+        "worker_cpu_ms_per_event": round(1000 * cpu / max(done, 1), 1),
+        "load_before": round(load, 2),
         "tickets": tickets,
         "removed": len(deletes),
         "expected_removals": expected,
@@ -324,6 +345,7 @@ def main() -> None:
         "cores": os.cpu_count(),
         **{f"workers_{r['workers']}_events_per_s": r["events_per_s"] for r in runs},
         **{f"workers_{r['workers']}_ratio": round(r["events_per_s"] / base, 2) for r in runs[1:]},
+        **{f"workers_{r['workers']}_cpu_ms_per_event": r["worker_cpu_ms_per_event"] for r in runs},
         "duplicate_actions": sum(r["duplicate_actions"] for r in runs),
         "all_removed_once": all(
             r["removed"] == r["expected_removals"] and r["decided"] == r["events"] for r in runs
