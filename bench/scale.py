@@ -79,27 +79,6 @@ async def _database(server: str, name: str) -> str:
     return f"{server}/{name}"
 
 
-async def _set_up(db_url: str, guild: str, safety: str, quarantine: str) -> None:
-    from bot.store import engine as store
-    from bot.store.models import Workspace
-
-    engine = store.create_engine(db_url)
-    try:
-        async with store.session_factory(engine)() as session, session.begin():
-            session.add(
-                Workspace(
-                    platform="discord",
-                    external_id=guild,
-                    name="Bench",
-                    safety_channel_id=safety,
-                    quarantine_channel_id=quarantine,
-                    setup_completed=True,
-                )
-            )
-    finally:
-        await engine.dispose()
-
-
 async def _record(db_url: str, events: list[Any]) -> None:
     """The rows a gateway's `inbox.record` writes for these events (pending, claimed by no one),
     all in one transaction: the workers see the whole burst at the same moment, so the clock
@@ -200,7 +179,7 @@ def _cpu_s(pid: int) -> float:
 
 
 def _one(workers: int, events_n: int, server: str, scratch: Path) -> dict[str, Any]:
-    from tests.cli.servers import fake_discord_thread
+    from tests.cli.servers import fake_discord_thread, set_up_discord_guild
 
     base = scratch / f"w{workers}"
     base.mkdir()
@@ -227,7 +206,7 @@ def _one(workers: int, events_n: int, server: str, scratch: Path) -> dict[str, A
             check=True,
             capture_output=True,
         )
-        asyncio.run(_set_up(db_url, guild.id, safety["id"], quarantine["id"]))
+        asyncio.run(set_up_discord_guild(db_url, guild.id, "Bench", safety["id"], quarantine["id"]))
         events = _events(discord, thread, guild, general, member, events_n)
         try:
             for n in range(workers):

@@ -113,3 +113,28 @@ async def _make_discord() -> FakeDiscord:
 async def _make_slack() -> tuple[FakeSlack, str]:
     fake = FakeSlack()
     return fake, await fake.start()
+
+
+async def set_up_discord_guild(
+    db_url: str, guild: str, name: str, safety: str, quarantine: str
+) -> None:
+    """What `/veille setup` leaves for a guild: its workspace row with the safety and
+    quarantine channels chosen, written before a `veille run` process starts."""
+    from bot.store import engine as store
+    from bot.store.models import Workspace
+
+    engine = store.create_engine(db_url)
+    try:
+        async with store.session_factory(engine)() as session, session.begin():
+            session.add(
+                Workspace(
+                    platform="discord",
+                    external_id=guild,
+                    name=name,
+                    safety_channel_id=safety,
+                    quarantine_channel_id=quarantine,
+                    setup_completed=True,
+                )
+            )
+    finally:
+        await engine.dispose()

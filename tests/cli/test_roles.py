@@ -15,9 +15,8 @@ import time
 from pathlib import Path
 
 from bot.store import engine as store
-from bot.store.models import Workspace
 from tests.cli.conftest import CLEARED_VARS, REPO
-from tests.cli.servers import fake_discord_thread
+from tests.cli.servers import fake_discord_thread, set_up_discord_guild
 from tests.detectors.hash_images import photo_like, png_bytes
 from tests.fakes.discord_server import Call
 
@@ -88,7 +87,9 @@ def test_a_gateway_and_two_workers_act_once_and_survive_a_killed_worker(
         safety = discord.add_channel(guild, "safety")
         quarantine = discord.add_channel(guild, "quarantine")
         member = discord.add_member(guild, "mel")
-        asyncio.run(_set_up(db_url, guild.id, guild.name, safety["id"], quarantine["id"]))
+        asyncio.run(
+            set_up_discord_guild(db_url, guild.id, guild.name, safety["id"], quarantine["id"])
+        )
         env = {**env, "DISCORD_TOKEN": discord.token, "DISCORD_API_URL": discord.base_url}
 
         def post(seed: int) -> str:
@@ -167,25 +168,6 @@ def _cards(calls: list[Call], channel: str) -> list[Call]:
         and c.path == f"/channels/{channel}/messages"
         and (c.body or {}).get("embeds")
     ]
-
-
-async def _set_up(db_url: str, guild: str, name: str, safety: str, quarantine: str) -> None:
-    """What /veille setup leaves: the safety and quarantine channels chosen."""
-    engine = store.create_engine(db_url)
-    try:
-        async with store.session_factory(engine)() as session, session.begin():
-            session.add(
-                Workspace(
-                    platform="discord",
-                    external_id=guild,
-                    name=name,
-                    safety_channel_id=safety,
-                    quarantine_channel_id=quarantine,
-                    setup_completed=True,
-                )
-            )
-    finally:
-        await engine.dispose()
 
 
 async def _counts(db_url: str) -> tuple[int, int]:
