@@ -1,5 +1,6 @@
 """Evaluate the text detector on labelled sets:
-`python -m detectors.evaluate_text FILE.tsv... [--reply-context] [--split test] [--no-encoder]`.
+`python -m detectors.evaluate_text FILE.tsv... [--reply-context] [--split test] [--no-encoder]
+[--head PATH]`.
 
 A set is a TSV with the header `id lang kind text label` (label 1 = undress request), or the
 old three-label set (detectors/text_corpus.py reads both). A line is predicted as a request
@@ -21,6 +22,7 @@ from pathlib import Path
 from bot.core.verdict import DEFAULT_TIERS
 from detectors.base import HELP_REQUEST, UNDRESS_REQUEST, Detection
 from detectors.text_corpus import REQUEST_KINDS, LabelledLine, read_tsv
+from detectors.text_head import HEAD_FILE
 from detectors.text_request import UndressRequestDetector
 
 DEFAULT_SET = Path(__file__).resolve().parent.parent / "tests" / "data" / "undress_requests.tsv"
@@ -141,11 +143,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         split = args[args.index("--split") + 1]
         args.remove("--split")
         args.remove(split)
+    head = HEAD_FILE
+    if "--head" in args:  # a trial head (scripts/train_text_head.py --out PATH)
+        head = Path(args[args.index("--head") + 1])
+        args.remove("--head")
+        args.remove(str(head))
     paths = [Path(a) for a in args if not a.startswith("--")] or [DEFAULT_SET]
     lines = [line for path in paths for line in read_tsv(path)]
     if split is not None:
         lines = [line for line in lines if line.split == split]
-    detector = UndressRequestDetector(use_encoder=use_encoder)
+    detector = UndressRequestDetector(head_path=head, use_encoder=use_encoder)
     evaluation = asyncio.run(evaluate(lines, detector, reply_context))
     names = ", ".join(str(p) for p in paths) if len(paths) <= 3 else f"{len(paths)} files"
     print(

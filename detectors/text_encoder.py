@@ -81,7 +81,9 @@ def readable(text: str, confusables: dict[str, str], limit: int = WINDOW_CHARS) 
     """The view the encoder reads: guarded, NFKC, stacked combining marks (zalgo) cut to two,
     and look-alike letters mapped to Latin inside words that mix them with Latin letters
     ("bіkіnі" with Cyrillic i), while words wholly in Cyrillic or Greek keep their script;
-    digits inside Latin words read as the letters they stand for ("n4k3d")."""
+    digits inside Latin words read as the letters they stand for ("n4k3d"); shouted words of
+    three letters or more in lower case ("ZIEH SIE AUS" reads "zieh sie aus": the encoder's
+    word pieces for capitals are other pieces, and a shouted request must read as one)."""
     text = unicodedata.normalize("NFKC", guard(text, limit * 2))
     out: list[str] = []
     marks = 0
@@ -96,6 +98,8 @@ def readable(text: str, confusables: dict[str, str], limit: int = WINDOW_CHARS) 
     words = []
     leet = False
     for word in "".join(out).split(" "):
+        if len(word) >= 3 and word.isupper():  # two-letter acronyms (AI, PS) stay
+            word = word.lower()
         if _LATIN.search(word) and any(c in confusables for c in word):
             word = "".join(confusables.get(c, c) for c in word)
         if _LATIN.search(word) and _DIGIT.search(word):  # leetspeak: "z13h 4u5" reads "zieh aus"

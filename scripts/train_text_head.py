@@ -1,4 +1,4 @@
-"""Train the text detector's head: `python scripts/train_text_head.py [--no-save]`.
+"""Train the text detector's head: `python scripts/train_text_head.py [--no-save] [--out PATH]`.
 
 Reads the labelled corpus (scripts/corpus/*.tsv, split by template: detectors/text_corpus.py),
 the old set (tests/data/undress_requests.tsv) and training-only extras (scripts/text_extra/),
@@ -71,7 +71,6 @@ COVERAGE_MIN = 0.3
 # The gate may cost at most this share of the dev requests the ungated detector catches
 # (0.01 of ~430 is four requests), in exchange for keeping ordinary chat off the encoder.
 GATE_MAX_LOSS = 0.01
-FULL_HEADS_SEE_CHAT = False
 
 
 class Featuriser:
@@ -320,8 +319,9 @@ def main(argv: list[str]) -> int:
     # Ordinary chat does not train the full heads by default: it rarely gets past the gate to
     # them, and on dev it made the undress head slightly worse (F1 0.907 with it, 0.914
     # without). In a long message every window may pass the gate, though, so
-    # FULL_HEADS_SEE_CHAT=True lets them see it.
-    topical = np.arange(len(tr_lines)) if FULL_HEADS_SEE_CHAT else np.flatnonzero(y_gate == 1)
+    # --full-heads-see-chat lets them see it (a trial switch).
+    see_chat = "--full-heads-see-chat" in argv
+    topical = np.arange(len(tr_lines)) if see_chat else np.flatnonzero(y_gate == 1)
     full = {scale: with_embedding(fast_tr, emb_tr, scale)[topical] for scale in EMBEDDING_SCALES}
     plain_dev = with_embedding(fast_dev, emb_dev, 1.0)
     heads: dict[str, Logistic] = {}
@@ -419,7 +419,7 @@ def main(argv: list[str]) -> int:
                 "coverage": COVERAGE_MIN,
                 "mlp": [MLP_HIDDEN, MLP_ITERATIONS, BLENDS],
                 "gate_grid": GATE_GRID,
-                "full_heads_see_chat": FULL_HEADS_SEE_CHAT,
+                "full_heads_see_chat": see_chat,
             }
         ).encode()
     )
@@ -442,9 +442,11 @@ def main(argv: list[str]) -> int:
         mlp[1] if mlp is not None else None,
     )
     if "--no-save" not in argv:
-        head.save(HEAD_FILE)
+        # --out writes a trial head elsewhere (evaluate it with evaluate_text --head PATH).
+        out = Path(argv[argv.index("--out") + 1]).resolve() if "--out" in argv else HEAD_FILE
+        head.save(out)
         print(
-            f"wrote {HEAD_FILE.relative_to(ROOT)} ({HEAD_FILE.stat().st_size // 1024} KiB), "
+            f"wrote {out} ({out.stat().st_size // 1024} KiB), "
             f"training hash {train_hash.hexdigest()[:10]}"
         )
     print(f"done in {time.perf_counter() - started:.0f}s")
