@@ -17,7 +17,13 @@ from bot.core.actions import Form, action_named
 from bot.core.i18n import t
 from bot.core.types import Platform
 from bot.platforms.discord.render import TicketButton
-from bot.platforms.discord.replies import answer, interaction_actor, veille_of, workspace_id
+from bot.platforms.discord.replies import (
+    answer,
+    interaction_actor,
+    open_modal,
+    veille_of,
+    workspace_id,
+)
 
 MODAL_PREFIX = "veille-modal"
 _LABEL, _DESCRIPTION = 45, 100  # Discord's limits for a modal label's text and description
@@ -55,8 +61,8 @@ async def run_ticket_action(
         ),
     )
     if reply is not None and reply.open_modal is not None and form_of(reply.open_modal):
-        await interaction.response.send_modal(
-            NoteModal(reply.open_modal, ticket_id, interaction.locale.value)
+        await open_modal(
+            interaction, NoteModal(reply.open_modal, ticket_id, interaction.locale.value)
         )
 
 
@@ -91,3 +97,17 @@ class NoteModal(discord.ui.Modal):
 
     async def on_submit(self, interaction: discord.Interaction[Any]) -> None:
         await run_ticket_action(interaction, self.action, self.ticket_id, note=self.text.value)
+
+
+async def resume_note(
+    interaction: discord.Interaction[Any], custom_id: str, values: dict[str, Any]
+) -> bool:
+    """A NoteModal submitted after a restart (no live modal holds it): its custom id says the
+    action and the ticket, so the action runs as if this process had opened it. False when
+    `custom_id` is not a NoteModal's."""
+    prefix, _, rest = custom_id.partition(":")
+    action, _, ticket = rest.partition(":")
+    if prefix != MODAL_PREFIX or not ticket.isdigit() or form_of(action) is None:
+        return False
+    await run_ticket_action(interaction, action, int(ticket), note=str(values.get("note") or ""))
+    return True

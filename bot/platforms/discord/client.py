@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import discord
 import yarl
@@ -87,6 +87,7 @@ class VeilleClient(discord.AutoShardedClient):
             allowed_mentions=discord.AllowedMentions.none(),
         )
         self.veille = veille
+        self.open_modals: set[str] = set()  # custom ids of the modals this process opened
         self.tree: app_commands.CommandTree[VeilleClient] = app_commands.CommandTree(self)
         self.gateway = DiscordGateway(self)
 
@@ -131,6 +132,27 @@ class VeilleClient(discord.AutoShardedClient):
         log.info("discord: holding shards %s of %d", shard_ids, self.shard_count)
         for shard_id in shard_ids:
             await self.launch_shard(yarl.URL(url), shard_id, initial=shard_id == shard_ids[0])
+
+    async def on_interaction(self, interaction: discord.Interaction[Any]) -> None:
+        """A modal opened before a restart (a moderator's note, a person's report) is submitted
+        to no live modal, and discord.py drops it: Veille's modals carry everything in their
+        custom ids, so the submission is resumed from there instead of failing."""
+        if interaction.type is not discord.InteractionType.modal_submit:
+            return
+        data: dict[str, Any] = dict(interaction.data or {})
+        custom_id = str(data.get("custom_id") or "")
+        if not custom_id or custom_id in self.open_modals:
+            return  # discord.py hands it to the modal this process opened
+        from bot.platforms.discord.actions import resume_note
+        from bot.platforms.discord.replies import modal_values
+        from bot.platforms.discord.victims import resume_report
+
+        values = modal_values(list(data.get("components") or []))
+        try:
+            if not await resume_note(interaction, custom_id, values):
+                await resume_report(interaction, custom_id, values)
+        except Exception:  # one bad submission must not stop the dispatch
+            log.exception("resuming modal %s failed", custom_id)
 
     async def on_ready(self) -> None:
         log.info("discord: connected as %s, in %d servers", self.user, len(self.guilds))

@@ -20,6 +20,7 @@ from bot.platforms.discord.replies import (
     answer,
     defer,
     interaction_actor,
+    open_modal,
     refuse,
     send_reply,
     veille_of,
@@ -122,9 +123,7 @@ def register_commands(tree: app_commands.CommandTree[Any]) -> None:
         if text:
             await run_ticket_action(interaction, "note", ticket_id, note=text)
         else:
-            await interaction.response.send_modal(
-                NoteModal("note", ticket_id, interaction.locale.value)
-            )
+            await open_modal(interaction, NoteModal("note", ticket_id, interaction.locale.value))
 
     @_cmd(None, "scan", "Scan an image or a link (scores only, nothing is removed)", "scan")
     @app_commands.guild_only()

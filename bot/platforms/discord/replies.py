@@ -92,3 +92,28 @@ async def defer(interaction: discord.Interaction[Any]) -> None:
     """Acknowledge within Discord's 3 seconds when the core may take longer (scans, digests)."""
     if not interaction.response.is_done():
         await interaction.response.defer(ephemeral=True, thinking=True)
+
+
+async def open_modal(interaction: discord.Interaction[Any], modal: discord.ui.Modal) -> None:
+    """Open `modal`, noting that this process holds it: a submission of a modal opened before a
+    restart reaches no live modal, and the client resumes it from its custom id instead
+    (VeilleClient.on_interaction)."""
+    opened = getattr(interaction.client, "open_modals", None)
+    if opened is not None:
+        opened.add(modal.custom_id)
+    await interaction.response.send_modal(modal)
+
+
+def modal_values(components: list[Any]) -> dict[str, Any]:
+    """What a MODAL_SUBMIT's components carry, by custom id: a text input's or a checkbox's
+    `value`, a select's `values`; action rows (type 1) and labels (type 18) are looked into."""
+    found: dict[str, Any] = {}
+    for component in components:
+        if not isinstance(component, dict):
+            continue
+        if component.get("custom_id") and component.get("type") not in (1, 18):
+            found[str(component["custom_id"])] = component.get("values", component.get("value"))
+        found.update(modal_values(list(component.get("components") or [])))
+        if isinstance(component.get("component"), dict):
+            found.update(modal_values([component["component"]]))
+    return found

@@ -31,6 +31,7 @@ from bot.platforms.discord.replies import (
     answer,
     defer,
     interaction_actor,
+    open_modal,
     refuse,
     veille_of,
     workspace_id,
@@ -103,23 +104,52 @@ class ReportModal(discord.ui.Modal):
         )
 
     async def on_submit(self, interaction: Interaction) -> None:
-        parsed = parse_report_id(self.custom_id)
-        await defer(interaction)  # fetching the message and opening the ticket may take a while
-        event = self.event
-        if parsed is not None:
-            event = await _fetch_event(interaction, parsed[0], parsed[1]) or self.event
         form = ReportForm(
             reason=(self.reason.values or [""])[0],
             good_faith=bool(self.good_faith.value),
             contact=self.contact.value.strip(),
             details=self.details.value.strip(),
         )
-        await answer(
-            interaction,
-            veille_of(interaction).report_message(
-                DISCORD, workspace_id(interaction), interaction_actor(interaction), event, form
-            ),
-        )
+        await _submit_report(interaction, self.custom_id, form, self.event)
+
+
+async def _submit_report(
+    interaction: Interaction, custom_id: str, form: ReportForm, seen: MessageEvent | None
+) -> None:
+    """File the report on the message the form's custom id names, as it is now (or as the
+    reporter `seen` it, when it is gone by the submission)."""
+    parsed = parse_report_id(custom_id)
+    await defer(interaction)  # fetching the message and opening the ticket may take a while
+    event = await _fetch_event(interaction, parsed[0], parsed[1]) if parsed else None
+    event = event or seen
+    if event is None:  # a form from before a restart, about a message that is gone since
+        await refuse(interaction, t("victims.form.expired", interaction.locale.value))
+        return
+    await answer(
+        interaction,
+        veille_of(interaction).report_message(
+            DISCORD, workspace_id(interaction), interaction_actor(interaction), event, form
+        ),
+    )
+
+
+async def resume_report(interaction: Interaction, custom_id: str, values: dict[str, Any]) -> bool:
+    """A report form submitted after a restart (no live modal holds it): filed from its custom
+    id (the channel, the message and the reporter) and its values. False when `custom_id` is
+    not a report form's, or names another reporter."""
+    if parse_report_id(custom_id) is None:
+        return False
+    if not custom_id.endswith(f":{interaction.user.id}"):
+        return False
+    reason = values.get("reason") or [""]
+    form = ReportForm(
+        reason=str(reason[0] if isinstance(reason, list) and reason else reason),
+        good_faith=bool(values.get("good_faith")),
+        contact=str(values.get("contact") or "").strip(),
+        details=str(values.get("details") or "").strip(),
+    )
+    await _submit_report(interaction, custom_id, form, None)
+    return True
 
 
 def report_id(channel_id: int, message_id: int, reporter_id: int) -> str:
@@ -161,8 +191,8 @@ def register_victims(tree: app_commands.CommandTree[Any], ticket: app_commands.G
     async def report_message(interaction: Interaction, message: discord.Message) -> None:
         client = interaction.client
         event = to_event(message, client.options.ai_apps)  # type: ignore[attr-defined]
-        await interaction.response.send_modal(
-            ReportModal(message, event, interaction.user.id, interaction.locale.value)
+        await open_modal(
+            interaction, ReportModal(message, event, interaction.user.id, interaction.locale.value)
         )
 
     @app_commands.command(
