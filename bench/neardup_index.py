@@ -23,7 +23,7 @@ import resource
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from functools import partial, partialmethod
 from pathlib import Path
 from typing import Any
@@ -91,6 +91,46 @@ def linear_corners() -> Iterator[None]:
         CornerIndex.nearest = original  # type: ignore[method-assign]
 
 
+# The layout before the centre groups: 128-row buckets, 12 probes, every centre compared (one
+# group holding them all) and every stored corner filed under its nearest centre of all.
+PREVIOUS_LAYOUT = {"LIST_ROWS": 128, "PROBES": 12, "GROUP_SIZE": 1 << 30, "FILE_GROUPS": 1}
+
+
+@contextmanager
+def corner_layout(params: dict[str, int]) -> Iterator[None]:
+    """detectors.corner_index's bucket constants set to `params` while an index is built and
+    searched."""
+    from detectors import corner_index
+
+    saved = {name: getattr(corner_index, name) for name in params}
+    for name, value in params.items():
+        setattr(corner_index, name, value)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            setattr(corner_index, name, value)
+
+
+@contextmanager
+def recorded(calls: list[tuple[set[tuple[int, int]], float]]) -> Iterator[None]:
+    """Every CornerIndex.nearest call appends its (query row, stored row) pairs and CPU ms."""
+    from detectors.corner_index import CornerIndex
+
+    original = CornerIndex.nearest
+
+    def nearest(self: CornerIndex, *args: Any, **kwargs: Any) -> Any:
+        found, _, cpu = _timed(partial(original, self, *args, **kwargs))
+        calls.append((set(zip(found[0].tolist(), found[1].tolist(), strict=True)), cpu))
+        return found
+
+    CornerIndex.nearest = nearest  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        CornerIndex.nearest = original  # type: ignore[method-assign]
+
+
 def _timed(call: Callable[[], Any]) -> tuple[Any, float, float]:
     """(result, wall ms, CPU ms): CPU time stays meaningful when other processes share the cores."""
     wall, cpu = time.perf_counter(), time.process_time()
@@ -103,8 +143,11 @@ def _median(values: list[float]) -> float:
 
 
 def measure_images(sizes: tuple[int, ...], queries: int = 8) -> list[dict[str, Any]]:
-    """Per bank size: median match() ms with the indexed and the linear corner search, the PDQ
-    window search ms (multi-index vs linear), and the matches each found."""
+    """Per bank size: median match() CPU ms with the corner index, with the previous bucket
+    layout and with the linear corner search (and the corner search alone in each), the corner
+    pairs each index keeps of the linear search's, the matches each found, and the PDQ window
+    search ms (multi-index vs linear)."""
+    from detectors.corner_index import CornerIndex
     from detectors.hamming_index import near_pairs
     from detectors.hashes import BankEntry, HashBank, compute_signature
     from detectors.pdq import decode_neardup, hex_to_words
@@ -122,6 +165,9 @@ def measure_images(sizes: tuple[int, ...], queries: int = 8) -> list[dict[str, A
             if part
         ]
         bank = HashBank(entries)
+        index = bank._corners
+        with corner_layout(PREVIOUS_LAYOUT):
+            previous = CornerIndex.build(*index._rows()) if index._buckets else index
         window_words = np.array(
             [
                 hex_to_words(w)
@@ -131,23 +177,38 @@ def measure_images(sizes: tuple[int, ...], queries: int = 8) -> list[dict[str, A
             ]
         )
         figures: dict[str, list[float]] = {
-            k: [] for k in ("new", "old", "new_cpu", "old_cpu", "win", "win_linear")
+            k: [] for k in ("new", "prev", "old", "new_nn", "prev_nn", "old_nn", "win", "win_lin")
         }
-        found = lost = extra = false = 0
+        found = {"new": 0, "prev": 0}
+        lost = {"new": 0, "prev": 0}
+        extra = {"new": 0, "prev": 0}
+        kept = {"new": 0, "prev": 0}
+        exact_pairs = false = 0
         for seed, signature in crops + unrelated:
-            new, wall, cpu = _timed(partial(bank.match, signature))
-            figures["new"].append(wall)
-            figures["new_cpu"].append(cpu)
-            with linear_corners():
-                old, wall, cpu = _timed(partial(bank.match, signature))
-            figures["old"].append(wall)
-            figures["old_cpu"].append(cpu)
-            new_ids = {m.entry_id // 2 for m in new if m.entry_id is not None}
-            old_ids = {m.entry_id // 2 for m in old if m.entry_id is not None}
-            found += seed in new_ids
-            lost += len(old_ids - new_ids)
-            extra += len(new_ids - old_ids)
-            false += len(new_ids - {seed})
+            runs: dict[str, tuple[set[int], set[tuple[int, int]]]] = {}
+            for label in ("new", "prev", "old"):
+                calls: list[tuple[set[tuple[int, int]], float]] = []
+                bank._corners = previous if label == "prev" else index
+                with (
+                    corner_layout(PREVIOUS_LAYOUT if label == "prev" else {}),
+                    linear_corners() if label == "old" else nullcontext(),
+                    recorded(calls),
+                ):
+                    matches, _, cpu = _timed(partial(bank.match, signature))
+                bank._corners = index
+                figures[label].append(cpu)
+                figures[f"{label}_nn"].append(sum(c for _, c in calls))
+                pairs = set().union(*(p for p, _ in calls))
+                runs[label] = ({m.entry_id // 2 for m in matches if m.entry_id is not None}, pairs)
+            old_ids, old_pairs = runs["old"]
+            exact_pairs += len(old_pairs)
+            for label in ("new", "prev"):
+                ids, pairs = runs[label]
+                found[label] += seed in ids
+                lost[label] += len(old_ids - ids)
+                extra[label] += len(ids - old_ids)
+                kept[label] += len(pairs & old_pairs)
+            false += len(runs["new"][0] - {seed})
             variants = list(signature.variants[1:])
             windows = [
                 w
@@ -157,22 +218,31 @@ def measure_images(sizes: tuple[int, ...], queries: int = 8) -> list[dict[str, A
             ]
             wq = np.array([hex_to_words(v) for v in dict.fromkeys([*variants, *windows])])
             figures["win"].append(_timed(partial(bank._neardup.search, wq, 31))[2])
-            figures["win_linear"].append(_timed(partial(near_pairs, window_words, wq, 31))[2])
+            figures["win_lin"].append(_timed(partial(near_pairs, window_words, wq, 31))[2])
         med = {k: _median(v) for k, v in figures.items()}
+        buckets = index._buckets
         out.append(
             {
                 "banked_images": size,
-                "corners": len(bank._corners),
-                "match_ms": med["new"],
-                "linear_match_ms": med["old"],
-                "match_cpu_ms": med["new_cpu"],
-                "linear_match_cpu_ms": med["old_cpu"],
-                "cpu_ratio": round(med["old_cpu"] / max(med["new_cpu"], 1e-9), 1),
+                "corners": len(index),
+                "corner_index_mb": round(buckets.nbytes / 1e6, 1) if buckets else None,
+                "match_cpu_ms": med["new"],
+                "previous_layout_match_cpu_ms": med["prev"],
+                "linear_match_cpu_ms": med["old"],
+                "corner_search_cpu_ms": med["new_nn"],
+                "previous_layout_search_cpu_ms": med["prev_nn"],
+                "linear_search_cpu_ms": med["old_nn"],
+                "ratio_vs_linear": round(med["old"] / max(med["new"], 1e-9), 1),
+                "ratio_vs_previous": round(med["prev"] / max(med["new"], 1e-9), 1),
+                "pairs_kept": round(kept["new"] / max(exact_pairs, 1), 3),
+                "previous_pairs_kept": round(kept["prev"] / max(exact_pairs, 1), 3),
                 "windows_cpu_ms": med["win"],
-                "windows_linear_cpu_ms": med["win_linear"],
-                "crops_found": f"{found}/{len(crops)}",
-                "lost_vs_linear": lost,
-                "extra_vs_linear": extra,
+                "windows_linear_cpu_ms": med["win_lin"],
+                "crops_found": f"{found['new']}/{len(crops)}",
+                "previous_crops_found": f"{found['prev']}/{len(crops)}",
+                "lost_vs_linear": lost["new"],
+                "previous_lost_vs_linear": lost["prev"],
+                "extra_vs_linear": extra["new"],
                 "wrong_matches": false,
             }
         )

@@ -31,23 +31,47 @@ import numpy as np
 
 from detectors.hamming_index import HammingIndex, near_pairs
 
-# Below this many stored corners (~400 banked photos) exact search is as fast as the buckets.
-EXACT_ROWS = 16_384
-LIST_ROWS = 128  # stored corners per bucket, on average
-PROBES = 12  # buckets opened per query descriptor
+# Below this many stored corners (~200 banked photos) exact search is as fast as the buckets
+# (bench/neardup_index.py: ~1,300 query descriptors against 8,000 rows cost about the same).
+EXACT_ROWS = 8_192
+LIST_ROWS = 32  # stored corners per bucket, on average
+PROBES = 24  # buckets opened per query descriptor
+# The centres are themselves grouped around GROUP_SIZE-ish group centres; a query descriptor
+# compares with every group centre, then only with the centres of its GROUP_PROBES nearest groups.
+GROUP_SIZE = 64
+GROUP_PROBES = 8
+FILE_GROUPS = 3  # a stored corner is filed under the nearest centre of its 3 nearest groups
 # Corners added after the buckets were built are searched exactly up to this many, then rebuilt.
-TAIL_ROWS = 16_384
+TAIL_ROWS = 8_192
 _SEED = 20261201  # which stored corners become centres: fixed, so a bank always buckets alike
 _BLOCK = 1 << 20  # (query, centre) pairs compared per numpy step: bounds the temporaries
-_PAIR_BLOCK = 1 << 14  # (query, stored corner) pairs gathered per step: temporaries stay in cache
+_PAIR_BLOCK = 1 << 17  # (query, stored corner) pairs gathered per step
+
+
+def _hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Hamming distances (uint16) between 4-word rows, broadcast over the leading axes. The four
+    per-word counts are summed as two 16-bit lanes of one uint32 over contiguous arrays: a third
+    of the time of adding strided word columns."""
+    counts = np.ascontiguousarray(np.bitwise_count(np.bitwise_xor(a, b)))  # (..., 4) uint8
+    packed = counts.view(np.uint32)[..., 0]
+    lanes = (packed & 0x00FF00FF) + ((packed >> 8) & 0x00FF00FF)
+    return ((lanes & 0xFFFF) + (lanes >> 16)).astype(np.uint16)
 
 
 def _distances(queries: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """Dense (len(queries), len(rows)) Hamming distances, word by word."""
+    """Dense (len(queries), len(rows)) Hamming distances, word by word (for a dense matrix this
+    is faster than _hamming's broadcast: its (Q, N, 4) temporaries cost more than four passes)."""
     dist = np.bitwise_count(queries[:, None, 0] ^ rows[None, :, 0]).astype(np.uint16)
     for word in (1, 2, 3):
         dist += np.bitwise_count(queries[:, None, word] ^ rows[None, :, word])
     return dist
+
+
+def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Concatenated aranges starts[i] .. starts[i] + lengths[i] - 1, without a Python loop."""
+    ends = np.cumsum(lengths)
+    total = int(ends[-1]) if len(ends) else 0
+    return np.arange(total) + np.repeat(starts - (ends - lengths), lengths)
 
 
 def _nearest_centres(words: np.ndarray, centres: np.ndarray, count: int) -> np.ndarray:
@@ -65,73 +89,116 @@ def _nearest_centres(words: np.ndarray, centres: np.ndarray, count: int) -> np.n
     return out
 
 
-class _Buckets:
-    """Stored corners grouped by nearest centre: `words` sorted by bucket, bucket b spanning
-    words[starts[b]:starts[b + 1]]."""
-
-    def __init__(self, words: np.ndarray, ids: np.ndarray) -> None:
-        rng = np.random.default_rng(_SEED)
-        distinct = np.unique(words, axis=0)
-        count = max(1, min(len(distinct), round(len(words) / LIST_ROWS)))
-        self.centres = distinct[np.sort(rng.choice(len(distinct), count, replace=False))]
-        bucket = _nearest_centres(words, self.centres, 1)[:, 0]
-        order = np.argsort(bucket, kind="stable")
-        self.words = words[order]
-        self.ids = ids[order]
-        self.starts = np.searchsorted(bucket[order], np.arange(count + 1)).astype(np.int64)
-
-    def pairs(
-        self, queries: np.ndarray, max_distance: int, alive: Callable[[np.ndarray], np.ndarray]
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(query index, id, distance) within `max_distance` in each query's PROBES buckets."""
-        probes = _nearest_centres(queries, self.centres, min(PROBES, len(self.centres)))
-        # Bucket by bucket, so the stored rows are read in memory order.
-        order = np.argsort(probes.ravel(), kind="stable")
-        bucket = probes.ravel()[order]
-        q = order // probes.shape[1]
-        lo = self.starts[bucket]
-        lengths = self.starts[bucket + 1] - lo
-        ends = np.cumsum(lengths)
-        qs, ids, dists = [], [], []
-        first = 0
-        while first < len(lengths):  # about _PAIR_BLOCK pairs per step
-            done = int(ends[first - 1]) if first else 0
-            last = max(first + 1, int(np.searchsorted(ends, done + _PAIR_BLOCK, side="right")))
-            part = lengths[first:last]
-            total = int(part.sum())
-            if total:
-                positions = np.arange(total) + np.repeat(
-                    lo[first:last] - (np.cumsum(part) - part), part
-                )
-                owner = np.repeat(q[first:last], part)
-                stored = self.words[positions]
-                probe = queries[owner]
-                dist = np.bitwise_count(probe[:, 0] ^ stored[:, 0]).astype(np.uint16)
-                for word in (1, 2, 3):
-                    dist += np.bitwise_count(probe[:, word] ^ stored[:, word])
-                hit = np.flatnonzero(dist <= max_distance)
-                qs.append(owner[hit])
-                ids.append(self.ids[positions[hit]])
-                dists.append(dist[hit])
-            first = last
-        if not qs:
-            return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.uint16)
-        q_all, id_all, d_all = np.concatenate(qs), np.concatenate(ids), np.concatenate(dists)
-        keep = alive(id_all)
-        return q_all[keep], id_all[keep], d_all[keep]
-
-
-def _closest(q: np.ndarray, ids: np.ndarray, dist: np.ndarray, keep: int) -> np.ndarray:
+def _closest(q: np.ndarray, dist: np.ndarray, keep: int) -> np.ndarray:
     """Mask of the pairs that can be among their query's `keep` closest: distance at most the
     query's keep-th smallest (ties at that distance are left to kp.nearest's row order)."""
     if len(q) == 0:
         return np.zeros(0, bool)
+    q, dist = q.astype(np.int64), dist.astype(np.int64)
     span = int(dist.max()) + 1
     counts = np.bincount(q * span + dist, minlength=(int(q.max()) + 1) * span)
     cumulative = np.cumsum(counts.reshape(-1, span), axis=1)
     cutoff = np.argmax(cumulative >= keep, axis=1)
     cutoff[cumulative[:, -1] < keep] = span - 1
     return dist <= cutoff[q]
+
+
+def _first(owner: np.ndarray, dist: np.ndarray, keep: int) -> np.ndarray:
+    """Mask of exactly each owner's `keep` smallest distances (ties: the earliest), `owner`
+    sorted. _closest keeps every tie, and ties are common at centre distances: 12 probes
+    would open ~22 buckets."""
+    close = _closest(owner, dist, keep)
+    if len(owner) == 0:
+        return close
+    owner, dist = owner.astype(np.int64), dist.astype(np.int64)
+    cutoff = np.zeros(int(owner[-1]) + 1, np.int64)
+    np.maximum.at(cutoff, owner[close], dist[close])
+    below = close & (dist < cutoff[owner])
+    tie = close & ~below
+    room = keep - np.bincount(owner[below], minlength=len(cutoff))
+    ties_before = np.cumsum(tie) - tie  # ties earlier in the array, then per owner
+    first_of_owner = np.searchsorted(owner, np.arange(len(cutoff)))
+    rank = ties_before - ties_before[np.minimum(first_of_owner, len(owner) - 1)][owner]
+    return below | (tie & (rank < room[owner]))
+
+
+class _Buckets:
+    """Stored corners grouped by nearest centre: `words` sorted by bucket, bucket b spanning
+    words[starts[b]:starts[b + 1]]. The centres are sorted by nearest group centre, group g
+    holding centres[group_starts[g]:group_starts[g + 1]]."""
+
+    def __init__(self, words: np.ndarray, ids: np.ndarray) -> None:
+        rng = np.random.default_rng(_SEED)
+        distinct = np.unique(words, axis=0)
+        count = max(1, min(len(distinct), round(len(words) / LIST_ROWS)))
+        centres = distinct[np.sort(rng.choice(len(distinct), count, replace=False))]
+        groups = max(1, round(count / GROUP_SIZE))
+        self.group_centres = centres[np.sort(rng.choice(count, groups, replace=False))]
+        group = _nearest_centres(centres, self.group_centres, 1)[:, 0]
+        by_group = np.argsort(group, kind="stable")
+        self.centres = centres[by_group]
+        self.group_starts = np.searchsorted(group[by_group], np.arange(groups + 1))
+        # Each stored corner joins its nearest centre among those of its FILE_GROUPS nearest
+        # groups (not of all groups: that costs N × centres comparisons, ~20 s at 400,000).
+        bucket = np.empty(len(words), np.int64)
+        step = max(1, _PAIR_BLOCK // (FILE_GROUPS * GROUP_SIZE))
+        for start in range(0, len(words), step):
+            block = words[start : start + step]
+            owner, centre = self._route(block, FILE_GROUPS, 1)
+            bucket[start : start + step][owner] = centre
+        order = np.argsort(bucket, kind="stable")
+        self.words = words[order]
+        self.ids = ids[order]
+        self.starts = np.searchsorted(bucket[order], np.arange(count + 1)).astype(np.int64)
+
+    @property
+    def nbytes(self) -> int:
+        arrays = (self.words, self.ids, self.starts, self.centres, self.group_centres)
+        return sum(a.nbytes for a in arrays) + self.group_starts.nbytes
+
+    def _route(self, queries: np.ndarray, groups: int, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """(query index, centre) of each query's `count` nearest centres (ties: the first)
+        among the centres of its `groups` nearest groups, sorted by query."""
+        near = _nearest_centres(queries, self.group_centres, min(groups, len(self.group_centres)))
+        owner = np.repeat(np.arange(len(queries)), near.shape[1])
+        lo = self.group_starts[near.ravel()]
+        lengths = self.group_starts[near.ravel() + 1] - lo
+        centre = _ranges(lo, lengths)
+        owner = np.repeat(owner, lengths)
+        dist = _hamming(np.take(queries, owner, axis=0), np.take(self.centres, centre, axis=0))
+        chosen = _first(owner, dist, count)
+        return owner[chosen], centre[chosen]
+
+    def pairs(
+        self,
+        queries: np.ndarray,
+        max_distance: int,
+        keep: int,
+        accept: Callable[[np.ndarray], np.ndarray],
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(query index, id, distance) within `max_distance` in each query's probed buckets,
+        of ids `accept` lets through, pruned to what can be among each query's `keep` closest."""
+        qs, ids, dists = [], [], []
+        step = max(1, _PAIR_BLOCK // (PROBES * LIST_ROWS))
+        for start in range(0, len(queries), step):
+            block = queries[start : start + step]
+            owner, bucket = self._route(block, GROUP_PROBES, PROBES)
+            lo = self.starts[bucket]
+            lengths = self.starts[bucket + 1] - lo
+            positions = _ranges(lo, lengths)
+            owner = np.repeat(owner, lengths)
+            dist = _hamming(np.take(block, owner, axis=0), np.take(self.words, positions, axis=0))
+            hit = np.flatnonzero(dist <= max_distance)
+            owner, found, dist = owner[hit], np.take(self.ids, positions[hit]), dist[hit]
+            seen = accept(found)
+            owner, found, dist = owner[seen], found[seen], dist[seen]
+            close = _closest(owner, dist, keep)
+            qs.append(owner[close] + start)
+            ids.append(found[close])
+            dists.append(dist[close])
+        if not qs:
+            return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.uint16)
+        return np.concatenate(qs), np.concatenate(ids), np.concatenate(dists)
 
 
 class CornerIndex:
@@ -214,21 +281,25 @@ class CornerIndex:
         before the ranking, so invisible corners never crowd visible ones out. `exact` compares
         every bucketed corner too (the reference the benchmark measures against)."""
         queries = np.ascontiguousarray(queries, dtype=np.uint64).reshape(-1, 4)
+
+        def accept(ids: np.ndarray) -> np.ndarray:
+            seen = self._alive(ids)
+            return seen & visible(ids) if visible is not None and len(ids) else seen
+
         parts = [self._tail.pairs(queries, max_distance)]
         if self._buckets is None:
             parts.append(self._exact.pairs(queries, max_distance))
         elif exact:
             b = self._buckets
             q, cols, dist = near_pairs(b.words, queries, max_distance)
-            keep_alive = self._alive(b.ids[cols])
-            parts.append((q[keep_alive], b.ids[cols][keep_alive], dist[keep_alive]))
-        else:
-            parts.append(self._buckets.pairs(queries, max_distance, self._alive))
+            parts.append((q, b.ids[cols], dist))
+        for n, (q, ids, dist) in enumerate(parts):
+            seen = accept(ids) if len(ids) else np.zeros(0, bool)
+            parts[n] = (q[seen], ids[seen], dist[seen])
+        if self._buckets is not None and not exact:
+            parts.append(self._buckets.pairs(queries, max_distance, keep, accept))
         q, ids, dist = (np.concatenate(p) for p in zip(*parts, strict=True))
-        if visible is not None and len(ids):
-            seen = visible(ids)
-            q, ids, dist = q[seen], ids[seen], dist[seen]
-        close = _closest(q.astype(np.int64), ids, dist.astype(np.int64), keep)
+        close = _closest(q, dist, keep)
         q, ids, dist = q[close], ids[close], dist[close]
         order = np.lexsort((ids, dist, q))
         q, ids, dist = q[order], ids[order], dist[order]

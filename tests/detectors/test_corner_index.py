@@ -87,6 +87,52 @@ def test_buckets_return_true_pairs_and_find_planted_copies(monkeypatch: pytest.M
     assert all((q, int(i)) in hits for q, i in enumerate(planted) if (q, int(i)) in true_distance)
 
 
+def test_grouped_centres_route_to_planted_copies(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With many small groups (a query opens 4 of ~23), planted copies a few bits off are still
+    found, every pair is true, and most of the exact search's pairs are kept."""
+    monkeypatch.setattr(corner_index, "EXACT_ROWS", 1000)
+    monkeypatch.setattr(corner_index, "GROUP_SIZE", 8)
+    monkeypatch.setattr(corner_index, "GROUP_PROBES", 4)
+    monkeypatch.setattr(corner_index, "FILE_GROUPS", 2)
+    words = skewed_rows(6000, 8)
+    ids = np.arange(6000)
+    index = CornerIndex.build(words, ids)
+    assert index._buckets is not None and len(index._buckets.group_centres) > 4 * 4
+    planted = np.arange(0, 6000, 50)
+    queries = flipped(words[planted], 5, seed=9)
+    exact = reference(words, ids, queries, 16)
+    found = as_set(index.nearest(queries, kp.MATCH_DISTANCE, 16))
+    brute = np.bitwise_count(queries[:, None, :] ^ words[None, :, :]).sum(axis=2)
+    assert all(brute[q, i] == d <= kp.MATCH_DISTANCE for q, i, d in found)
+    assert len(found & exact) >= 0.8 * len(exact)
+    hits = {(q, i) for q, i, _ in found}
+    exact_hits = {(q, i) for q, i, _ in exact}
+    assert all((q, int(i)) in hits for q, i in enumerate(planted) if (q, int(i)) in exact_hits)
+
+
+def test_lane_sums_are_exact_hamming_distances() -> None:
+    """_hamming's two-lane sum equals a plain popcount, up to 256 (a row against its complement)."""
+    rows = skewed_rows(500, 10)
+    others = np.concatenate([~rows[:10], skewed_rows(490, 11)])
+    expected = np.bitwise_count(rows ^ others).sum(axis=1)
+    assert (corner_index._hamming(rows, others) == expected).all()
+    assert corner_index._hamming(rows[:10], ~rows[:10]).tolist() == [256] * 10
+
+
+def test_first_keeps_exactly_k_per_owner_ties_in_order() -> None:
+    rng = np.random.default_rng(12)
+    for _ in range(100):
+        owner = np.sort(rng.integers(0, 6, int(rng.integers(1, 80))))
+        dist = rng.integers(0, 5, len(owner))  # many ties
+        keep = int(rng.integers(1, 8))
+        chosen = set(np.flatnonzero(corner_index._first(owner, dist, keep)).tolist())
+        expected: set[int] = set()
+        for o in np.unique(owner):
+            rows = np.flatnonzero(owner == o)
+            expected |= set(rows[np.lexsort((rows, dist[rows]))][:keep].tolist())
+        assert chosen == expected
+
+
 def test_removed_corners_vanish_and_added_ones_are_found(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(corner_index, "EXACT_ROWS", 1000)
     monkeypatch.setattr(corner_index, "TAIL_ROWS", 300)
