@@ -100,15 +100,17 @@ class _Block:
         return len(self.ids)
 
     def _candidate_pairs(
-        self, queries: np.ndarray, radius: int
+        self, queries: np.ndarray, radii: list[int]
     ) -> tuple[np.ndarray, np.ndarray] | None:
-        """(query index, row) pairs sharing a chunk within `radius` bits (a pair may repeat),
+        """(query index, row) pairs sharing chunk c within radii[c] bits (a pair may repeat),
         or None when there are so many that brute force is cheaper."""
-        masks = _flip_masks(radius, self.bits)
-        owners = np.repeat(np.arange(len(queries)), len(masks))
         qs: list[np.ndarray] = []
         rows: list[np.ndarray] = []
-        for c in range(self.chunks):
+        for c, radius in enumerate(radii):
+            if radius < 0:
+                continue
+            masks = _flip_masks(radius, self.bits)
+            owners = np.repeat(np.arange(len(queries)), len(masks))
             keys = (_chunk(queries, c, self.bits)[:, None] ^ masks[None, :]).ravel()
             lo = self.offsets[c][keys]
             lengths = self.offsets[c][keys.astype(np.int64) + 1] - lo
@@ -136,10 +138,14 @@ class _Block:
         """(query index, id, distance) of every live row within `max_distance` of a query."""
         if len(self) == 0 or len(queries) == 0:
             return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.uint16)
+        # Pigeonhole with per-chunk radii r_c: if every chunk differed by more than r_c bits the
+        # distance would be at least sum(r_c + 1), so sum(r_c + 1) > max_distance is enough.
+        # Uniform radii overshoot (11 chunks at radius 2 cover 32, not 31): the spare chunks
+        # get one bit less (at 31 bits one chunk is looked up at radius 1: 24 keys, not 277).
         radius = max_distance // self.chunks
-        candidates = (
-            self._candidate_pairs(queries, radius) if self.offsets and radius <= 2 else None
-        )
+        spare = self.chunks * (radius + 1) - (max_distance + 1)
+        radii = [radius - (c >= self.chunks - spare) for c in range(self.chunks)]
+        candidates = self._candidate_pairs(queries, radii) if self.offsets and radius <= 2 else None
         if candidates is not None:
             q, rows = candidates
             if not self.all_alive:
