@@ -25,12 +25,13 @@ from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
 
 from bot.core.clock import as_utc
 from bot.core.types import Actor, MediaRef, MessageEvent, Platform, RepliedMessage
+from bot.store import repos
 from bot.store.models import InboxEvent
 from bot.store.repos import Store
 
@@ -42,16 +43,14 @@ def to_json(event: MessageEvent) -> dict[str, Any]:
     data = asdict(event)
     data["platform"] = str(event.platform)
     data["created_at"] = event.created_at.isoformat() if event.created_at else None
-    for actor in (data["author"], (data.get("reply_to") or {}).get("author")):
-        if actor is not None:
-            actor["role_ids"] = sorted(actor["role_ids"])
+    data["author"] = event.author.to_json()
+    if event.reply_to is not None:
+        data["reply_to"]["author"] = event.reply_to.author.to_json()
     return data
 
 
 def from_json(data: dict[str, Any]) -> MessageEvent:
-    def actor(raw: dict[str, Any]) -> Actor:
-        return Actor(**{**raw, "role_ids": frozenset(raw.get("role_ids") or ())})
-
+    actor = Actor.from_json
     reply = data.get("reply_to")
     created = data.get("created_at")
     return MessageEvent(
@@ -121,27 +120,18 @@ async def claim(
     store: Store, owner: str, now: datetime, *, lease_s: float, limit: int = 16
 ) -> list[tuple[int, MessageEvent]]:
     """Up to `limit` pending events nobody holds (never claimed, or their holder's lease ran
-    out: it crashed), oldest first, now held by `owner` for `lease_s`. One UPDATE … WHERE id IN
-    (SELECT … FOR UPDATE SKIP LOCKED) … RETURNING: on PostgreSQL concurrent workers skip each
-    other's rows instead of queueing on them; on SQLite (which has no FOR UPDATE) the statement
-    runs under the database's single write lock. Either way each row goes to one claimant."""
-    free = or_(col(InboxEvent.lease_until).is_(None), col(InboxEvent.lease_until) < now)
-    candidates = (
-        select(InboxEvent.id)  # type: ignore[call-overload]
-        .where(col(InboxEvent.status) == "pending", free)
-        .order_by(col(InboxEvent.id))
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
+    out: it crashed), oldest first, now held by `owner` for `lease_s` (`repos.claim_free`)."""
     async with store.write() as session:
-        claimed = await session.execute(
-            update(InboxEvent)
-            .where(col(InboxEvent.id).in_(candidates), col(InboxEvent.status) == "pending", free)
-            .values(claimed_by=owner, lease_until=now + timedelta(seconds=lease_s))
-            .returning(col(InboxEvent.id), col(InboxEvent.payload))
+        rows = await repos.claim_free(
+            session,
+            InboxEvent,
+            col(InboxEvent.status) == "pending",
+            owner=owner,
+            now=now,
+            until=now + timedelta(seconds=lease_s),
+            limit=limit,
         )
-        rows = sorted(claimed.all(), key=lambda row: row[0])
-    return [(int(row_id), from_json(payload)) for row_id, payload in rows]
+        return [(int(row.id or 0), from_json(row.payload)) for row in rows]
 
 
 async def settle(store: Store, inbox_id: int | None) -> None:

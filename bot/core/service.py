@@ -94,6 +94,7 @@ class Veille(VictimsMixin):
         self._worker: asyncio.Task[None] | None = None
         self._replayer: asyncio.Task[None] | None = None
         self._syncer: asyncio.Task[None] | None = None
+        self._claimer: asyncio.Task[None] | None = None
         self._deciding: set[asyncio.Task[None]] = set()  # a worker's claimed events in progress
         self._sweeps: set[asyncio.Task[Any]] = set()  # sweeps for copies still running
 
@@ -112,17 +113,26 @@ class Veille(VictimsMixin):
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self.outbox.run_forever(), name="veille-outbox")
         if self.role != "gateway" and (self._replayer is None or self._replayer.done()):
-            work = self._work_forever() if self.role == "worker" else self._replay_forever()
-            self._replayer = asyncio.create_task(work, name="veille-inbox")
+            self._replayer = asyncio.create_task(self._replay_forever(), name="veille-replay")
+        if self.role == "worker" and (self._claimer is None or self._claimer.done()):
+            self._claimer = asyncio.create_task(self._work_forever(), name="veille-worker")
         if self.bank_sync is not None and (self._syncer is None or self._syncer.done()):
             self._syncer = asyncio.create_task(self.bank_sync.run(), name="veille-bank-sync")
 
     async def _replay_forever(self, every_s: float = 30.0) -> None:
+        """Every `every_s`: events and sweeps a stop cut short (their holder's lease ran out).
+        A worker's claim loop already takes over events whose lease ran out."""
+        replays = (
+            (self.resume_sweeps,)
+            if self.role == "worker"
+            else (self.replay_inbox, self.resume_sweeps)
+        )
         while True:
-            try:
-                await self.replay_inbox()
-            except Exception:  # the replayer must outlive a bad row or a database hiccup
-                log.exception("inbox replay failed")
+            for replay in replays:
+                try:
+                    await replay()
+                except Exception:  # the replayer must outlive a bad row or a database hiccup
+                    log.exception("%s failed", replay.__name__)
             await asyncio.sleep(every_s)
 
     async def replay_inbox(self) -> int:
@@ -190,11 +200,11 @@ class Veille(VictimsMixin):
         for task in list(self._sweeps):
             task.cancel()
         await asyncio.gather(*self._sweeps, return_exceptions=True)
-        for background in (self._replayer, self._syncer):
+        for background in (self._replayer, self._syncer, self._claimer):
             if background is not None:
                 background.cancel()
                 await asyncio.gather(background, return_exceptions=True)
-        self._replayer = self._syncer = None
+        self._replayer = self._syncer = self._claimer = None
         if self._deciding:  # a worker's claimed events: finish them, or hand them back
             if drain_s > 0:
                 await asyncio.wait(set(self._deciding), timeout=drain_s)

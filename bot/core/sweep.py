@@ -11,6 +11,11 @@ safety channel).
 
 Matching reuses the hash bank (`detectors.hashes.HashBank`) built from the new entries only,
 so a sweep costs one bank query per sighting, run in a worker thread.
+
+A sweep is recorded (`PendingSweep`, held by its process for SWEEP_LEASE_S) before it runs,
+and the row is deleted in the very transaction that acts on what it found: a crash between
+the banking and that transaction leaves the row, and another process (`claim`) runs it again
+once the lease lapses, so a copy is not left up because Veille stopped at the wrong moment.
 """
 
 from __future__ import annotations
@@ -22,17 +27,23 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import select
+from sqlmodel import col
+
 from bot.core import outbox, removal
 from bot.core.audit import audit
 from bot.core.gateway import Gateway
 from bot.core.i18n import t
 from bot.core.types import Actor
 from bot.store import repos, victims_repo
-from bot.store.models import Sighting, Ticket, Workspace
+from bot.store.models import HashEntry, PendingSweep, Sighting, Ticket, Workspace
 from detectors.base import KNOWN_CONTENT
 from detectors.hashes import BankEntry, HashBank, ImageSignature
 
 log = logging.getLogger(__name__)
+
+SWEEP_LEASE_S = 120.0  # longer than any one sweep: a live process is never overtaken
+MAX_SWEEP_ATTEMPTS = 3
 
 
 @dataclass
@@ -105,8 +116,10 @@ async def sweep(
     cause: str,
     source_ticket_id: int | None = None,
     actor: Actor | None = None,
+    pending_id: int | None = None,
 ) -> SweepResult:
-    """Find and act on copies of `new_entries` (just-banked hash entries) in the workspace."""
+    """Find and act on copies of `new_entries` (just-banked hash entries) in the workspace;
+    `pending_id`, the sweep's record, is deleted with the actions (or by `finished`)."""
     result = SweepResult()
     entries = _entries(new_entries)
     if not entries:
@@ -131,6 +144,10 @@ async def sweep(
     async with store.write() as session:
         ws = await session.get(Workspace, workspace_id)
         assert ws is not None and ws.id is not None
+        if pending_id is not None:  # done in this transaction, or not at all
+            record = await session.get(PendingSweep, pending_id)
+            if record is not None:
+                await session.delete(record)
         source = await session.get(Ticket, source_ticket_id) if source_ticket_id else None
         gateway = gateways.get(ws.platform)
         can_remove = removal.removes(ws) and (gateway is None or gateway.can_delete_messages)
@@ -181,6 +198,100 @@ async def sweep(
                 now=now,
             )
     return result
+
+
+async def record(
+    store: repos.Store,
+    workspace_id: int,
+    entries: Sequence[Any],
+    *,
+    cause: str,
+    source_ticket_id: int | None,
+    actor: Actor | None,
+    owner: str,
+    now: datetime,
+) -> int | None:
+    """The sweep's record, held by `owner` while it runs (None: it could not be written; the
+    sweep still runs, only without a second chance)."""
+    try:
+        async with store.write() as session:
+            row = PendingSweep(
+                workspace_id=workspace_id,
+                entry_ids=[int(e.id) for e in entries if getattr(e, "id", None) is not None],
+                cause=cause,
+                source_ticket_id=source_ticket_id,
+                actor=actor.to_json() if actor else None,
+                claimed_by=owner,
+                lease_until=now + timedelta(seconds=SWEEP_LEASE_S),
+                created_at=now,
+            )
+            session.add(row)
+            await session.flush()
+            return row.id
+    except Exception:
+        log.warning("could not record a sweep in workspace %s", workspace_id, exc_info=True)
+        return None
+
+
+async def finished(store: repos.Store, pending_id: int | None, *, failed: bool = False) -> None:
+    """The sweep ended: its record goes (a sweep that found nothing to act on, or failed
+    MAX_SWEEP_ATTEMPTS times); a failure before that counts an attempt and keeps it, to be
+    claimed again after its lease."""
+    if pending_id is None:
+        return
+    async with store.write() as session:
+        row = await session.get(PendingSweep, pending_id)
+        if row is None:
+            return
+        if failed and row.attempts + 1 < MAX_SWEEP_ATTEMPTS:
+            row.attempts += 1
+            return
+        if failed:
+            log.error("sweep %s failed %d times: given up", pending_id, MAX_SWEEP_ATTEMPTS)
+        await session.delete(row)
+
+
+@dataclass(frozen=True)
+class Resumed:
+    """A recorded sweep claimed to run again: its workspace, entries, cause, source, actor."""
+
+    pending_id: int
+    workspace_id: int
+    entries: list[HashEntry]
+    cause: str
+    source_ticket_id: int | None
+    actor: Actor | None
+
+
+async def claim(store: repos.Store, owner: str, now: datetime, limit: int = 8) -> list[Resumed]:
+    """Recorded sweeps whose holder stopped before acting (its lease ran out), now held by
+    `owner`; their entries read again (an entry withdrawn since is left out)."""
+    async with store.write() as session:
+        rows = await repos.claim_free(
+            session,
+            PendingSweep,
+            col(PendingSweep.attempts) < MAX_SWEEP_ATTEMPTS,
+            owner=owner,
+            now=now,
+            until=now + timedelta(seconds=SWEEP_LEASE_S),
+            limit=limit,
+        )
+        resumed = []
+        for row in rows:
+            found = await session.scalars(
+                select(HashEntry).where(col(HashEntry.id).in_(row.entry_ids or [-1]))
+            )
+            resumed.append(
+                Resumed(
+                    int(row.id or 0),
+                    row.workspace_id,
+                    list(found),
+                    row.cause,
+                    row.source_ticket_id,
+                    Actor.from_json(row.actor) if row.actor else None,
+                )
+            )
+        return resumed
 
 
 async def _act_on(

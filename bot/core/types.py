@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 from bot.core.verdict import Severity, Verdict
 
@@ -36,6 +36,14 @@ class Actor:
     is_bot: bool = False
     is_ai_app: bool = False  # an image-generating AI app (Grok-like bots)
     locale: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The actor as stored (the inbox, a pending sweep): role ids as a sorted list."""
+        return {**asdict(self), "role_ids": sorted(self.role_ids)}
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> Actor:
+        return cls(**{**raw, "role_ids": frozenset(raw.get("role_ids") or ())})
 
 
 MediaKind = Literal["attachment", "embed", "link"]

@@ -52,6 +52,7 @@ class VictimsMixin:
     outbox: Outbox
     settings: Settings
     thresholds: Thresholds
+    owner: str
     _sweeps: set[asyncio.Task[Any]]
 
     if TYPE_CHECKING:
@@ -264,10 +265,26 @@ class VictimsMixin:
         """Sweep for copies of just-banked entries. The person who banked them waits at most
         `SWEEP_WAIT_S` (a button must be answered within Discord's 3 s); a longer sweep goes on
         in the background. A failure is logged, never raised at them: the entries are banked,
-        so future posts are caught anyway."""
+        so future posts are caught anyway. It is recorded first (sweep.record): cut short by a
+        stop, it runs again in another process (`resume_sweeps`)."""
+        pending_id = await sweep.record(
+            self.store,
+            workspace_id,
+            entries,
+            cause=cause,
+            source_ticket_id=source_ticket_id,
+            actor=actor,
+            owner=self.owner,
+            now=self.clock.now(),
+        )
         task = asyncio.create_task(
             self._run_sweep(
-                workspace_id, entries, cause=cause, source_ticket_id=source_ticket_id, actor=actor
+                workspace_id,
+                entries,
+                cause=cause,
+                source_ticket_id=source_ticket_id,
+                actor=actor,
+                pending_id=pending_id,
             )
         )
         self._sweeps.add(task)
@@ -283,6 +300,7 @@ class VictimsMixin:
         cause: str,
         source_ticket_id: int | None,
         actor: Actor | None,
+        pending_id: int | None = None,
     ) -> sweep.SweepResult:
         try:
             result = await sweep.sweep(
@@ -294,13 +312,32 @@ class VictimsMixin:
                 cause=cause,
                 source_ticket_id=source_ticket_id,
                 actor=actor,
+                pending_id=pending_id,
             )
         except Exception:
             log.exception("sweep after %s in workspace %s failed", cause, workspace_id)
+            await sweep.finished(self.store, pending_id, failed=True)
             return sweep.SweepResult()
+        await sweep.finished(self.store, pending_id)  # a sweep with nothing to act on
         if result.found:
             self.outbox.wake()
         return result
+
+    async def resume_sweeps(self) -> int:
+        """Run again the recorded sweeps a stop cut short (their holder's lease ran out);
+        returns how many."""
+        resumed = await sweep.claim(self.store, self.owner, self.clock.now())
+        for job in resumed:
+            log.warning("resuming a sweep after %s in workspace %s", job.cause, job.workspace_id)
+            await self._run_sweep(
+                job.workspace_id,
+                job.entries,
+                cause=job.cause,
+                source_ticket_id=job.source_ticket_id,
+                actor=job.actor,
+                pending_id=job.pending_id,
+            )
+        return len(resumed)
 
     async def wait_for_sweeps(self) -> None:
         """Let running sweeps finish (tests, and a stop that drains)."""

@@ -443,3 +443,22 @@ class Sighting(SQLModel, table=True):
     sha256: str = Field(max_length=64, index=True)
     seen_at: datetime = _when()
     removed_at: datetime | None = _when(nullable=True)
+
+
+class PendingSweep(SQLModel, table=True):
+    """A sweep for copies of just-banked entries, recorded before it runs and deleted in the
+    transaction that acts on what it found (bot/core/sweep.py): one a crash cut short is run
+    again by another process once its lease lapses (bot/core/victims_service.py)."""
+
+    __tablename__ = "pending_sweeps"
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: int = Field(foreign_key="workspaces.id", ondelete="CASCADE")
+    entry_ids: list[int] = _json(list)
+    cause: str = Field(max_length=32)
+    source_ticket_id: int | None = None
+    actor: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    attempts: int = Field(default=0)
+    claimed_by: str | None = Field(default=None, max_length=80)
+    lease_until: datetime | None = _when(nullable=True)
+    created_at: datetime = _when()

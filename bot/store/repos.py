@@ -11,9 +11,9 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlmodel import col
@@ -50,6 +50,42 @@ class Store:
         """One transaction: committed on success, rolled back on error."""
         async with self._write_lock, self.factory() as session, session.begin():
             yield session
+
+
+Leased = TypeVar("Leased", bound=Any)
+
+
+async def claim_free(
+    session: AsyncSession,
+    model: type[Leased],
+    condition: Any,
+    *,
+    owner: str,
+    now: datetime,
+    until: datetime,
+    limit: int,
+) -> list[Leased]:
+    """Up to `limit` rows of `model` (a table with `id`, `claimed_by`, `lease_until`) meeting
+    `condition` that nobody holds — never claimed, or their holder's lease ran out — oldest
+    first, now held by `owner` until `until`. One UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP
+    LOCKED) … RETURNING: on PostgreSQL concurrent claimants skip each other's rows instead of
+    queueing on them; on SQLite (no FOR UPDATE) it runs under the single write lock. Either way
+    each row goes to one claimant."""
+    free = or_(col(model.lease_until).is_(None), col(model.lease_until) < now)
+    candidates = (
+        select(model.id)
+        .where(condition, free)
+        .order_by(col(model.id))
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    claimed = await session.scalars(
+        update(model)
+        .where(col(model.id).in_(candidates), condition, free)
+        .values(claimed_by=owner, lease_until=until)
+        .returning(model)
+    )
+    return sorted(claimed.all(), key=lambda row: row.id)
 
 
 async def get_workspace(session: AsyncSession, platform: str, external_id: str) -> Workspace | None:

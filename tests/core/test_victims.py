@@ -204,3 +204,52 @@ async def test_the_moderator_who_decided_cannot_decide_the_appeal(
     await veille.retry_outbox()
     outcome = [c for c in gateway.named("send_private") if c.args["user_id"] == "poster-1"][-1]
     assert "upheld" in outcome.args["text"]
+
+
+async def test_a_sweep_cut_short_by_a_stop_runs_again_in_another_process(
+    veille: Veille, gateway: RecordingGateway, clock: ManualClock
+) -> None:
+    """The sweep is recorded before it runs and its record goes with its actions: a process
+    that banked an image and died before sweeping leaves the record, which another process
+    runs once its lease lapses, so the copy still posted comes down."""
+    from bot.core import banks, sweep
+    from bot.store.models import PendingSweep
+
+    original = shapes_png(red=0.6, seed=13)
+    await veille.handle_message(
+        message("early-copy", images=[reencoded(original)], gateway=gateway, channel="random")
+    )
+    flagged = await veille.handle_message(message("m13", images=[original], gateway=gateway))
+    [ticket] = await rows(veille, Ticket, col(Ticket.id) == flagged.ticket_ids[0])
+    async with veille.store.write() as session:  # what a confirm banks, in a process that dies
+        entries = await banks.bank_ticket(session, ticket, "Mo")
+    await sweep.record(
+        veille.store,
+        ticket.workspace_id,
+        entries,
+        cause="confirm",
+        source_ticket_id=ticket.id,
+        actor=MOD,
+        owner="dead-host:1:x",
+        now=clock.now(),
+    )
+    assert await veille.resume_sweeps() == 0  # its holder may still be sweeping
+    clock.advance(timedelta(seconds=sweep.SWEEP_LEASE_S + 1))
+    assert await veille.resume_sweeps() == 1
+    await veille.retry_outbox()
+    assert "early-copy" in {c.args["message_id"] for c in gateway.named("delete_message")}
+    [source] = await rows(veille, Ticket, col(Ticket.id) == ticket.id)
+    assert source.sweep is not None and source.sweep["found"] >= 1
+    assert await rows(veille, PendingSweep) == []  # done with its actions
+    assert await veille.resume_sweeps() == 0
+
+
+async def test_a_sweep_that_ran_leaves_no_record(veille: Veille, gateway: RecordingGateway) -> None:
+    from bot.store.models import PendingSweep
+
+    flagged = await veille.handle_message(
+        message("m14", images=[shapes_png(red=0.6, seed=14)], gateway=gateway)
+    )
+    await veille.ticket_action("discord", WS, MOD, "confirm", flagged.ticket_ids[0])
+    await veille.wait_for_sweeps()
+    assert await rows(veille, PendingSweep) == []
