@@ -6,14 +6,16 @@ banked by another process — a worker confirming a copy, a gateway answering `/
 added since the highest id it has seen and the removals logged since the last one it has seen
 (`hash_removals`, written by every deletion), and applies them. Ids only grow, so each change is
 read once and the cost of a poll is two indexed range reads, whatever the size of the banks.
-A worker thus matches a newly banked hash within POLL_S seconds of its commit (the issue's
-"within seconds"), on SQLite and PostgreSQL alike, without LISTEN/NOTIFY.
+Before each decision the core also asks for a poll no older than FRESH_S (`fresh`), so a worker
+matches a hash banked elsewhere within half a second of its commit, on SQLite and PostgreSQL
+alike, without LISTEN/NOTIFY.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from bot.store import hash_repo
 from bot.store.repos import Store
@@ -22,6 +24,7 @@ from detectors.hashes import HashBank
 log = logging.getLogger(__name__)
 
 POLL_S = 2.0
+FRESH_S = 0.5  # how old a poll may be when a message is decided (`fresh`)
 
 
 class BankSync:
@@ -33,6 +36,18 @@ class BankSync:
         self.store = store
         self.bank = bank
         self.last_entry, self.last_removal = marks
+        self._polled_at = time.monotonic()
+        self._lock = asyncio.Lock()
+
+    async def fresh(self, max_age_s: float = FRESH_S) -> None:
+        """Poll now unless a poll finished within `max_age_s`: a message decided right after
+        another process banked its image meets the new entry, not a bank up to POLL_S old.
+        Concurrent callers share one poll."""
+        if time.monotonic() - self._polled_at < max_age_s:
+            return
+        async with self._lock:
+            if time.monotonic() - self._polled_at >= max_age_s:
+                await self.poll()
 
     async def poll(self) -> tuple[int, int]:
         """Apply what changed since the last poll; returns (added, removed)."""
@@ -44,6 +59,7 @@ class BankSync:
                 log.warning("bank sync skipped an entry: %s", error)
         removed = self.bank.remove(changes.removed) if changes.removed else 0
         self.last_entry, self.last_removal = changes.last_entry, changes.last_removal
+        self._polled_at = time.monotonic()
         if changes.added or removed:
             log.info(
                 "bank sync: %d entries added, %d removed by other processes",

@@ -267,6 +267,11 @@ class Veille(VictimsMixin):
         rule = policy.ChannelRule(override.sensitivity, override.allow_listed) if override else None
         if policy.exempt(event, ws.allow_role_ids or [], rule):
             return Decision(Severity.NONE)
+        if self.bank_sync is not None:  # what another process banked a moment ago counts
+            try:
+                await self.bank_sync.fresh()
+            except Exception:  # the periodic poll catches up; the scan goes on
+                log.warning("bank sync before a decision failed", exc_info=True)
         thresholds = policy.thresholds_for(
             self.thresholds, policy.effective_sensitivity(ws.sensitivity, rule)
         )

@@ -239,3 +239,27 @@ async def test_bank_changes_reach_another_process_within_one_poll(
         assert await sync.poll() == (0, 0)  # each change is read once
     finally:
         await other_engine.dispose()
+
+
+async def test_a_decision_meets_what_another_process_banked_a_moment_ago(
+    engine: AsyncEngine, db_url: str
+) -> None:
+    """`fresh` polls when the last poll is older than asked: a worker deciding a message just
+    after a gateway banked its image sees the entry without waiting for the periodic poll."""
+    from bot.core import banks
+
+    other_engine = store.create_engine(db_url)
+    try:
+        reader = Store(other_engine)
+        async with reader.read() as session:
+            marks = await hash_repo.bank_marks(session)
+            bank: HashBank = await banks.load_bank(session)
+        sync = BankSync(reader, bank, marks)
+        async with Store(engine).write() as session:
+            await hash_repo.add_entries(session, "confirmed", [NewHash("sha256", "cd" * 32)])
+        await sync.fresh(max_age_s=60)  # polled moments ago (at start): not again
+        assert len(bank) == 0
+        await sync.fresh(max_age_s=0)
+        assert len(bank) == 1
+    finally:
+        await other_engine.dispose()
