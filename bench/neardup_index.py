@@ -1,6 +1,8 @@
 """Near-duplicate matching against growing banks: query ms of the keypoint corner search and the
 PDQ windows at 120, 400, 2,000 and 10,000 banked images, and PDQ at 10^6 (and 10^7) hashes,
-each beside the linear search it replaced, measured in the same run.
+each beside the linear search it replaced and the previous index layout (corner buckets without
+centre groups, PDQ in 16-bit chunks), measured in the same run, with the corner pairs each
+corner index keeps of the linear search's and the matches each finds.
 
     .venv/bin/python -m bench.neardup_index [--images 120,400,2000,10000] [--queries 20]
                                             [--pdq 1000000,10000000]
