@@ -3,7 +3,7 @@ every stored corner of every banked image.
 
 A query photo describes ~300 corners under eight dihedral patterns (~2,400 descriptors; ~1,300
 for the bench's crops), and a banked image stores up to 40, so exact search costs 2,400 × 40
-comparisons per banked image: ~9 s CPU at 10,000 images. Multi-index hashing
+comparisons per banked image: 7–9 s CPU at 10,000 images. Multi-index hashing
 (detectors/hamming_index.py) does not help here: BRIEF bits on generated and real photos are
 biased and correlated, so a 16-bit chunk of 7,700 stored corners took only ~1,600 of its 65,536
 values and a query's bucket held 0.5 % of all rows.
@@ -13,23 +13,24 @@ IndexBinaryIVF does): LIST_ROWS stored corners per bucket on average, around a c
 the stored corners themselves (denser regions get more centres). The ~12,000 centres of a
 10,000-image bank are themselves grouped around GROUP_SIZE-ish group centres (a two-level tree):
 a query descriptor compares with every group centre (~190), then with the centres of its
-GROUP_PROBES nearest groups (~900), opens its PROBES nearest buckets and gets exact distances
+GROUP_PROBES nearest groups (~700), opens its PROBES nearest buckets and gets exact distances
 there, and each block of queries is cut down to each query's `keep` closest before the next. A
-stored corner is filed under its nearest centre among its FILE_GROUPS nearest groups (so
-building 384,000 corners takes ~6 s, not ~20 s). That is approximate: a stored corner within
-MATCH_DISTANCE whose bucket is not among the query's PROBES nearest is missed. bench/
-neardup_index.py measures what that costs in matches and corner pairs against the exact search
+stored corner is filed under its nearest centre among its FILE_GROUPS nearest groups (building
+384,000 corners then takes ~6 s CPU, not ~38 s against all 12,000 centres). That is
+approximate: a stored corner within MATCH_DISTANCE whose bucket is not among the query's PROBES
+nearest is missed. bench/neardup_index.py measures what that costs in matches and corner pairs against the exact search
 in the same run: at 10,000 banked images 95 % of the exact search's pairs are kept and no match
 is lost, as with the previous layout (128-row buckets, 12 probes, every centre compared: 96 %).
-Banks of fewer than EXACT_ROWS corners (~200 images, every test) are searched exactly, as are
+Banks of fewer than EXACT_ROWS corners (~200 images, most tests' banks) are searched exactly, as are
 corners added since the buckets were built (the tail).
 
 Where the time goes (one crop query, 1,300 descriptors, 10,000 images): ~0.9 M query-centre and
-~1 M query-corner comparisons, ~20–50 ns each on this loaded 2-core machine (gather, XOR,
-popcount, select). That is ~115 ms CPU for the search, not the 20 ms asked: fewer comparisons
-lose true pairs (16 probes instead of 24 kept 92 %, a 128-bit first pass at the centres 85 %),
-and sub-bucket padding or routing on half the bits did not pay. Gathers use np.take: numpy's
-fancy indexing of a 2-D array cost up to 20× more per row here.
+~1.5 M query-corner comparisons (queries land in the denser buckets), each a gather, XOR,
+popcount and selection: 83–115 ms CPU for the search in two bench runs on this loaded 2-core
+machine, not the 20 ms asked. Fewer comparisons lose pairs (16 probes in 6 groups kept 91.5 %
+of the exact search's, comparing centres on 128 of the 256 bits 85 %), and padding buckets to
+16-row blocks (to broadcast instead of gathering per pair) was not faster. Gathers use np.take:
+numpy's fancy indexing of a 2-D array cost 6–30× more per row here.
 
 faiss-cpu (1.15.1) was tried for this and left out: on this 2-core machine its binary IVF search
 was slower than these numpy buckets (~45 µs per query descriptor at 7,700 rows, nprobe 4 of 64),
