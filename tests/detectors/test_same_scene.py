@@ -56,12 +56,13 @@ def test_a_real_stereo_pair_matches_nothing() -> None:
 
 
 @pytest.mark.slow
-def test_generated_viewpoints_rarely_match() -> None:
+def test_generated_viewpoints_match_nothing() -> None:
     """Keypoints used to match every one of these (8 agreeing corners of 40 were enough); the
-    fitted similarity and the coverage check leave a few. PDQ windows matched 6: a part of one
-    photograph within 18-30 bits of a part of the other where a large static background barely
-    moved; parts of both pictures now have to come within 12 bits (stamps and overlays stay
-    within 2), only a whole picture against a window keeps PDQ's 31."""
+    fitted similarity and the coverage check left 2, and rejecting a pose whose missed corners
+    turn up displaced (detectors/keypoints.py, _other_motion) leaves none. PDQ windows matched 6:
+    a part of one photograph within 18-30 bits of a part of the other where a large static
+    background barely moved; parts of both pictures now have to come within 12 bits (stamps and
+    overlays stay within 2), only a whole picture against a window keeps PDQ's 31."""
     by_signal = {"pdq": 0, "windows": 0, "keypoints": 0}
     generated = pairs()[1:]
     for _name, banked, other in generated:
@@ -71,8 +72,7 @@ def test_generated_viewpoints_rarely_match() -> None:
             )
             by_signal[signal] += 1
     print(f"\n{len(generated)} generated viewpoint pairs matched by: {by_signal}")
-    assert by_signal["pdq"] == by_signal["windows"] == 0, by_signal
-    assert by_signal["keypoints"] <= len(generated) // 10, by_signal
+    assert by_signal == {"pdq": 0, "windows": 0, "keypoints": 0}, by_signal
 
 
 def test_the_same_picture_still_matches_after_a_crop_and_reencode() -> None:
