@@ -375,11 +375,14 @@ def _other_motion(
     if not moved.any():
         return displaced, 0
     vectors, moved_rows = offset[moved], rows[moved]
-    gap = vectors[:, None, :] - vectors[None, :, :]
-    i, j = np.nonzero(np.hypot(gap[..., 0], gap[..., 1]) <= MOTION_BIN)
-    # Per displaced match i, the distinct stored corners whose offset lies within MOTION_BIN.
-    pairs = _unique_rows(np.column_stack([i, moved_rows[j]]))
-    return displaced, int(np.bincount(pairs[:, 0]).max())
+    second = 0
+    for start in range(0, len(vectors), 256):  # a few hundred matches: bounded memory anyway
+        gap = vectors[start : start + 256, None, :] - vectors[None, :, :]
+        i, j = np.nonzero(np.hypot(gap[..., 0], gap[..., 1]) <= MOTION_BIN)
+        # Per displaced match i, the distinct stored corners whose offset lies within MOTION_BIN.
+        pairs = _unique_rows(np.column_stack([i, moved_rows[j]]))
+        second = max(second, int(np.bincount(pairs[:, 0]).max()))
+    return displaced, second
 
 
 def _fitted_inliers(
