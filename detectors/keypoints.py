@@ -14,8 +14,9 @@ through (parallax, a camera turned a few degrees, a burst shot: tests/detectors/
 test_same_scene.py); a crop or re-encode of one picture keeps nearly every corner on one
 similarity. What the pose misses tells the two apart as well: a copy loses those corners, another
 photograph shows them again a few pixels off the pose, a whole object's corners moving together
-(_other_motion): a pose is refused when more than MAX_SECOND_MOTION displaced corners share one
-other offset, or more than MAX_DISPLACED are displaced while under FULL_COVERAGE agree. Unrelated generated images reached at most 4 agreeing corners against 16 banked ones
+(_other_motion): a pose is refused when more than MAX_SECOND_MOTION stored corners share one other
+offset, or more than MAX_DISPLACED are displaced while under FULL_COVERAGE agree. Unrelated
+generated images reached at most 4 agreeing corners against 16 banked ones
 (tests/detectors/test_hash_robustness.py), so a match needs MIN_INLIERS = 6 stored corners; the
 chance level grows with the number of banked images, so watch it on large confirmed banks.
 
@@ -50,7 +51,7 @@ MIN_COVERAGE = 0.6  # of the stored corners the pose puts inside the query, the 
 # Another photograph of the same scene shows the corners the pose misses again, displaced
 # (parallax, a turned camera, a moved subject); a copy loses them or shows them on the pose.
 DISPLACED = (3.0, 48.0)  # work-frame pixels off the pose: a stored corner found again, elsewhere
-MAX_DISPLACED = 4  # displaced stored corners tolerated unless FULL_COVERAGE of them agree
+MAX_DISPLACED = 4  # displaced stored corners tolerated below FULL_COVERAGE (as MIN_COVERAGE)
 FULL_COVERAGE = 0.72
 MOTION_BIN = 2.5  # pixels: displaced matches this close to one offset move together
 MAX_SECOND_MOTION = 4  # stored corners a second motion may gather (a copy has one motion)
@@ -357,8 +358,9 @@ def _other_motion(
     pose: tuple[float, np.ndarray],
     tolerance: np.ndarray,
 ) -> tuple[int, int]:
-    """(stored corners matched only DISPLACED off the pose, the most of them one other offset
-    gathers within MOTION_BIN) for one owner's matches under its fitted pose.
+    """(stored corners matched only DISPLACED off the pose, the most stored corners that one
+    other offset beyond DISPLACED[0] gathers within MOTION_BIN) for one owner's matches under its
+    fitted pose.
 
     A crop, resize or re-encode keeps one motion: a stored corner it shows again lies on the
     pose, and a corner it lost matches, if at all, a look-alike anywhere in the picture. Another
