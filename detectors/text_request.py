@@ -37,7 +37,7 @@ import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -63,7 +63,26 @@ UNDRESS_FILE = DATA_DIR / "undress_lexicon.toml"
 HELP_FILE = DATA_DIR / "help_lexicon.toml"
 DATA_FILES = (UNDRESS_FILE, HELP_FILE, SYMBOLS_FILE)
 # Bump when the scoring below changes; the data files' and the head's hashes are appended.
-SCORING_VERSION = "4"
+SCORING_VERSION = "5"  # 5: links read as their host name only
+# A link in a message: its scheme, host and everything up to the next space or quote.
+_LINK = re.compile(r"(?i)\b(?:https?://|www\.)[^\s<>\"'`]+")
+
+
+def without_links(text: str) -> str:
+    """`text` with each link read as its host name alone, padded to the link's length so every
+    offset stays where it was. A link is media, scanned by the fetcher; its path and query
+    (ids, "latest/meta-data", tracking parameters) are noise to a model of how people ask,
+    while its host ("nudify.example") may not be."""
+
+    def host(match: re.Match[str]) -> str:
+        link = match.group(0)
+        rest = link.split("://", 1)[-1]
+        name = re.split(r"[/?#]", rest, maxsplit=1)[0].rsplit("@", 1)[-1].split(":", 1)[0]
+        return name.ljust(len(link))
+
+    return _LINK.sub(host, text) if "://" in text or "www." in text.lower() else text
+
+
 CACHE_SIZE = 4096
 # At most this many windows of one message go through the encoder (~2.5 ms per token: one
 # window of 160 characters is ~80 ms, the budget of a 20,000-character message).
@@ -171,6 +190,7 @@ class UndressRequestDetector:
 
     def score(self, item: TextInput) -> Detection:
         """Score one message (synchronous CPU work, bounded by the window and encoder caps)."""
+        item = replace(item, text=without_links(item.text))
         key = (
             hashlib.sha256(item.text.encode("utf-8", "surrogatepass")).hexdigest(),
             item.replies_to_image,
