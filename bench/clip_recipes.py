@@ -3,7 +3,10 @@ fp32 on a fixed sample, batch invariance (batch 1 vs batch 16) and images/s at b
 
     .venv/bin/python -m bench.clip_recipes [workdir]
 
-Random ViT-B-32 weights (bench.clip.save_random_checkpoint); run with 2 threads.
+Random ViT-B-32 weights (bench.clip.save_random_checkpoint); run with 2 threads. Two recipes
+that lost are kept for the record: static QDQ with attention's activation × activation products
+left in fp32, and weight-only `MatMulNBits` (8 and 4 bits, int8 compute), which needs the
+`onnx_ir` package (not a Veille dependency: `pip install onnx_ir` to include it).
 """
 
 from __future__ import annotations
@@ -29,6 +32,51 @@ def _pixels(images: list[Any], size: int, mean: Any, std: Any) -> np.ndarray:
 
 def _cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + 1e-12)
+
+
+def activation_products(model_file: Path) -> list[str]:
+    """The MatMuls whose two inputs are both activations (attention's scores and mix)."""
+    import onnx
+
+    graph = onnx.load(str(model_file), load_external_data=False).graph
+    constants = {i.name for i in graph.initializer}
+    constants |= {o for n in graph.node if n.op_type == "Constant" for o in n.output}
+    return [
+        n.name
+        for n in graph.node
+        if n.op_type == "MatMul" and not any(i in constants for i in n.input)
+    ]
+
+
+def weight_only_nbits(fp32: Path, work: Path) -> dict[str, Path]:
+    """MatMulNBits towers (blockwise symmetric weights, int8 compute), when onnx_ir is there."""
+    try:
+        import onnx
+        from onnxruntime.quantization.matmul_nbits_quantizer import (
+            DefaultWeightOnlyQuantConfig,
+            MatMulNBitsQuantizer,
+        )
+    except ImportError as exc:
+        print(f"weight-only MatMulNBits skipped: {exc}", file=sys.stderr)
+        return {}
+    out = {}
+    for bits, block in ((8, 32), (4, 32)):
+        config = DefaultWeightOnlyQuantConfig(
+            block_size=block, is_symmetric=True, accuracy_level=4, bits=bits
+        )
+        quantiser = MatMulNBitsQuantizer(
+            onnx.load(str(fp32)),
+            bits=bits,
+            block_size=block,
+            is_symmetric=True,
+            accuracy_level=4,
+            algo_config=config,
+        )
+        quantiser.process()
+        target = work / f"matmul-{bits}bits.onnx"
+        quantiser.model.save_model_to_file(str(target), use_external_data_format=True)
+        out[f"weight-only-{bits}bit"] = target
+    return out
 
 
 def main(work: Path) -> None:
@@ -73,6 +121,10 @@ def main(work: Path) -> None:
         quantise_static(fp32, target, calib, reduce_range=reduce)
         print(f"{name}: quantised in {time.perf_counter() - start:.1f} s", file=sys.stderr)
         recipes[name] = target
+    target = work / "static-qdq-weights-only.onnx"
+    quantise_static(fp32, target, calib, exclude=activation_products(fp32))
+    recipes["static-qdq-weights-only"] = target
+    recipes.update(weight_only_nbits(fp32, work))
     rows: dict[str, Any] = {"torch-fp32": {"images_per_s_b16": round(torch_ips, 2)}}
     for name, path in recipes.items():
         options = ort.SessionOptions()

@@ -20,7 +20,7 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -278,6 +278,7 @@ def quantise_static(
     *,
     reduce_range: bool = True,
     batch: int = 2,
+    exclude: Sequence[str] = (),
 ) -> None:
     """Static QDQ int8: activation scales fixed once from `calibration` (MinMax), so an image's
     embedding does not depend on the other images of its batch.
@@ -308,6 +309,7 @@ def quantise_static(
             weight_type=QuantType.QInt8,
             calibrate_method=CalibrationMethod.MinMax,
             calibration_cache_path=str(ranges),
+            nodes_to_exclude=list(exclude),
         )
     finally:
         ranges.unlink(missing_ok=True)
