@@ -198,6 +198,8 @@ def register(cli: click.Group) -> None:
             t("doctor.col_fix", lang),
             show_lines=False,
         )
+        for column in table.columns[2:]:  # paths, URLs and variables are folded, never cut short
+            column.overflow = "fold"
         for check in checks:
             name = t(f"doctor.check.{check.name.replace(' ', '_')}", lang)
             table.add_row(

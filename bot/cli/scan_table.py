@@ -88,6 +88,7 @@ def summarise(results: list[ScanResult], as_json: bool, locale: str, show_all: b
             )
             table.columns[0].no_wrap = True
             table.columns[1].no_wrap = True
+            table.columns[3].overflow = "fold"  # an error's path or URL is folded, not cut short
             for r, source in zip(
                 rows, shorten_sources([r.source for r in rows], width), strict=True
             ):
