@@ -65,6 +65,18 @@ def test_doctor_names_the_same_fix(veille: Veille) -> None:
     assert "VEILLE_DETECTORS=nsfw,hashes,text" in result.stdout + result.stderr
 
 
+def test_doctor_keeps_the_whole_fix_in_a_narrow_terminal(veille: Veille) -> None:
+    # At 80 columns the table folds long words; an ellipsis would cut the repository's name.
+    result = veille("doctor", "--offline", **NO_HUB, COLUMNS="80")
+    cells = "".join(
+        part.strip()
+        for line in result.stdout.splitlines()
+        for part in line.split("│")[3:4]  # the finding column, line by line
+    )
+    assert "laion/CLIP-ViT-B-32-laion2B-s34B-b79K" in cells
+    assert "VEILLE_DETECTORS=nsfw,hashes,text" in cells
+
+
 def test_scan_with_the_bundled_model_scores_photos_offline(veille: Veille, tmp_path: Path) -> None:
     import matplotlib
 
