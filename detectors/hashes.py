@@ -545,7 +545,7 @@ class HashDetector:
     """The `hashes` detector: signature of each image, matched against the bank."""
 
     name = "hashes"
-    version = "pdq1-nd3-kp1-fit-moved-scoped-ivf"  # change when hashing, windows, keypoints, thresholds or scoping change
+    version = "pdq1-nd3-kp1-fit-moved-bent-scoped-ivf"  # change when hashing, windows, keypoints, thresholds or scoping change
     kind: Literal["image", "text"] = "image"
 
     def __init__(self, bank: HashBank) -> None:

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
+from detectors import keypoints as kp
 from detectors.hashes import BankEntry, HashBank, compute_signature, neardup_parts
 from tests.detectors.hash_images import jpeg, layered_scene, turned
 
@@ -81,3 +83,46 @@ def test_the_same_picture_still_matches_after_a_crop_and_reencode() -> None:
     w, h = scene.size
     copy = jpeg(scene.crop((int(w * 0.12), int(h * 0.2), w, int(h * 0.9))), 70)
     assert bank.match(compute_signature(copy))  # the control: the check is not just blind
+
+
+def _turned_points(degrees: float, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Work-frame corners of a 320×240 picture and where a camera turned `degrees` about its
+    vertical axis sees them (the homography of hash_images.turned)."""
+    rng = np.random.default_rng(seed)
+    q = rng.uniform((20, 20), (300, 220), (count, 2))
+    f, a = 320 * 1.2, np.radians(degrees)
+    k = np.array([[f, 0, 160], [0, f, 120], [0, 0, 1]])
+    r = np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
+    h = k @ r @ np.linalg.inv(k)
+    b = np.column_stack([q, np.ones(count)]) @ h.T
+    return q, b[:, :2] / b[:, 2:]
+
+
+def _similarity(q: np.ndarray, b: np.ndarray) -> tuple[float, np.ndarray]:
+    qc, bc = q - q.mean(axis=0), b - b.mean(axis=0)
+    scale = float((qc * bc).sum() / (qc * qc).sum())
+    return scale, b.mean(axis=0) - scale * q.mean(axis=0)
+
+
+def test_a_looser_model_finds_nothing_more_in_a_copy_but_bends_to_a_turned_camera() -> None:
+    """The check behind refusing a pose when an affine map or a homography grown from its
+    agreeing corners explains MIN_MODEL_GAIN more (detectors/keypoints.py,
+    _looser_model_gain): a cropped, rescaled copy's corners (with pixel jitter and stray
+    look-alike matches) all lie on the similarity already, while a camera turned 6° agrees with
+    a similarity over a band of the picture only and a homography grows across the rest."""
+    rng = np.random.default_rng(7)
+    tolerance = np.full(80, kp.FIT_TOLERANCE)
+    rows = np.arange(80)
+    q = rng.uniform((20, 20), (300, 220), (80, 2))
+    b = 0.8 * q + (31, 12) + rng.normal(0, 0.3, (80, 2))
+    b[60:] = rng.uniform(0, 320, (20, 2))  # stray matches of look-alike corners
+    copy_gain = kp._looser_model_gain(q, b, rows, (0.8, np.array([31.0, 12.0])), tolerance)
+    assert copy_gain < kp.MIN_MODEL_GAIN, copy_gain
+
+    q, b = _turned_points(6, 80, seed=3)
+    band = np.abs(q[:, 0] - 160) < 50  # where the pose was voted: the middle of the picture
+    pose = _similarity(q[band], b[band])
+    on_pose = np.hypot(*(b - (pose[0] * q + pose[1])).T) <= tolerance
+    assert on_pose.sum() >= kp.MIN_INLIERS and not on_pose.all()  # the similarity fits a part
+    turned_gain = kp._looser_model_gain(q, b, rows, pose, tolerance)
+    assert turned_gain >= kp.MIN_MODEL_GAIN, (turned_gain, int(on_pose.sum()))
