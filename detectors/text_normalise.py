@@ -45,6 +45,8 @@ _ASCII_RUN = re.compile(r"[\x00-\x7f]+")
 # Spaced-out words ("u n d r e s s") are runs of one-character tokens separated by little.
 _MIN_SPACED_RUN = 3
 _MAX_SPACED_GAP = 3
+_WORDS_KEPT = 1 << 14
+_UNKNOWN: tuple[tuple[str, ...], bool] = ((), False)  # a sentinel: not in the word cache yet
 # A long message is tokenised once, in pieces of about this many characters cut at a space.
 _PIECE = 1000
 
@@ -76,10 +78,14 @@ class Normaliser:
         self._longest_word = 0
         self._by_length: dict[int, list[str]] = {}
         self._folded: dict[str, str] = {}  # per character: chat repeats its letters
+        # Per word as matched (forms, mention), bounded: chat repeats its words. Cleared when
+        # the vocabulary changes, since masked words ("n*ked") are read against it.
+        self._words: dict[str, tuple[tuple[str, ...], bool] | None] = {}
 
     def set_vocabulary(self, words: Iterable[str]) -> None:
         """Known skeletons used to cut spaced-out runs ("removeherclothes") back into words."""
         self.vocabulary = frozenset(w for w in words if len(w) > 1)
+        self._words = {}
         self._longest_word = max((len(w) for w in self.vocabulary), default=0)
         self._by_length = {}
         for word in sorted(self.vocabulary):
@@ -129,6 +135,10 @@ class Normaliser:
 
     def tokens(self, text: str) -> list[Token]:
         """The message as skeleton tokens with original spans; spaced-out runs are rejoined."""
+        return self._tokens(text, 0, MAX_TOKENS)
+
+    def _tokens(self, text: str, shift: int, cap: int) -> list[Token]:
+        """`tokens()` with every span shifted by `shift`, at most `cap` tokens."""
         folded, origin = self.fold(text)
         raw: list[tuple[str, int, int]] = []  # (token text, start, end) in the folded text
         for match in _TOKEN.finditer(folded):
@@ -136,24 +146,29 @@ class Normaliser:
 
         tokens: list[Token] = []
         i = 0
-        while i < len(raw) and len(tokens) < MAX_TOKENS:
-            j = i
-            while (
-                j < len(raw)
-                and len(raw[j][0]) == 1
-                and (j == i or raw[j][1] - raw[j - 1][2] <= _MAX_SPACED_GAP)
-            ):
-                j += 1
-            if j - i >= _MIN_SPACED_RUN:
-                tokens.extend(self._rejoin(raw[i:j], origin))
-                i = j
-                continue
+        count = len(raw)
+        while i < count and len(tokens) < cap:
             word, start, end = raw[i]
-            token = self._token(word, origin[start], origin[end - 1] + 1)
+            if len(word) == 1:  # maybe a spaced-out run ("r e m o v e")
+                j = i + 1
+                while (
+                    j < count
+                    and len(raw[j][0]) == 1
+                    and raw[j][1] - raw[j - 1][2] <= _MAX_SPACED_GAP
+                ):
+                    j += 1
+                if j - i >= _MIN_SPACED_RUN:
+                    rejoined = self._rejoin(raw[i:j], origin)
+                    tokens.extend(
+                        Token(t.forms, t.start + shift, t.end + shift, t.mention) for t in rejoined
+                    )
+                    i = j
+                    continue
+            token = self._token(word, origin[start] + shift, origin[end - 1] + 1 + shift)
             if token is not None:
                 tokens.append(token)
             i += 1
-        return tokens[:MAX_TOKENS]
+        return tokens[:cap]
 
     def tokens_long(self, text: str, offset: int = 0) -> list[Token]:
         """`tokens()` of a message of any length, read in pieces cut at spaces, with spans
@@ -166,23 +181,33 @@ class Normaliser:
             if end < len(text):
                 cut = text.rfind(" ", at + _PIECE // 2, end)
                 end = cut + 1 if cut > 0 else end
-            shift = at + offset
-            out.extend(
-                Token(t.forms, t.start + shift, t.end + shift, t.mention)
-                for t in self.tokens(text[at:end])
-            )
+            out.extend(self._tokens(text[at:end], at + offset, MAX_TOKENS))
             at = end
         return out
 
     def _token(self, word: str, start: int, end: int) -> Token | None:
+        known = self._words.get(word, _UNKNOWN)
+        if known is _UNKNOWN:
+            known = self._word(word)
+            if len(self._words) < _WORDS_KEPT:
+                self._words[word] = known
+        return None if known is None else Token(known[0], start, end, known[1])
+
+    def _word(self, word: str) -> tuple[tuple[str, ...], bool] | None:
+        """A token's forms and whether it is a mention, or None when it holds no word."""
         mention = word.startswith("@") and len(word) > 1
         if mention:
             word = word.lstrip("@")
-        if not any(c.isalpha() or c.isdigit() for c in word):
+        if word.isascii():
+            # An ASCII token is letters, digits, "@", "$" and "*": it reads as a word unless
+            # it is only those symbols (the same test as below, without a Python loop).
+            if not word.strip("@$*"):
+                return None
+        elif not any(c.isalpha() or c.isdigit() for c in word):
             return None
         if _MASK in word:
-            return Token(self._unmask(word), start, end, mention)
-        return Token(_forms(word), start, end, mention)
+            return self._unmask(word), mention
+        return _forms(word), mention
 
     def _unmask(self, word: str) -> tuple[str, ...]:
         """Known words that a masked token ("n*ked", "und**ss") can stand for; one star per letter."""

