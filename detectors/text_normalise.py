@@ -11,7 +11,6 @@ under one quantifier: linear time on any input.
 
 from __future__ import annotations
 
-import bisect
 import re
 import tomllib
 import unicodedata
@@ -282,16 +281,6 @@ class Normaliser:
             out.append(Token((joined[begin:end],), origin[first[1]], origin[last[2] - 1] + 1))
             end = begin
         return out[::-1]
-
-
-def window_range(tokens: list[Token], starts: list[int], start: int, end: int) -> tuple[int, int]:
-    """[first, last) of the tokens lying wholly inside [start, end); `starts` is their sorted
-    start offsets (tokens do not overlap, so their ends are sorted too)."""
-    first = bisect.bisect_left(starts, start)
-    last = bisect.bisect_left(starts, end)
-    while last > first and tokens[last - 1].end > end:
-        last -= 1
-    return first, last
 
 
 @lru_cache(maxsize=1 << 16)
