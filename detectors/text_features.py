@@ -1,4 +1,4 @@
-"""Features of the trained text head, and the windows a long message is read in.
+"""Features of the trained text head, and the part of a long message that is read.
 
 Three groups of evidence about a window of text, plus its context:
 
@@ -12,13 +12,9 @@ Three groups of evidence about a window of text, plus its context:
   by the grammar's evidence, so the head can learn how much context strengthens what the
   text itself says, and cannot learn a flat boost for any line under a photo.
 
-Windows: a message of up to SINGLE_WINDOW characters is one window; a longer one is read in
-overlapping windows of WINDOW characters every STRIDE (the first is its head, the last its
-tail), so a request of up to WINDOW - STRIDE characters lies whole in some window however much
-padding surrounds it. Beyond LONG_FROM characters the windows are LONG_WINDOW every
-LONG_STRIDE: the same overlap, half the windows (a 20,000-character message must cost under
-100 ms). Messages beyond MAX_SCAN characters are read as their first and last halves of
-MAX_SCAN.
+Reading: a message of up to SINGLE_WINDOW characters is one window; a longer one is cut into
+sentence and clause windows (detectors/text_windows.py), each scored as a message of its own.
+A message beyond MAX_SCAN characters is read as its first and last halves of MAX_SCAN.
 """
 
 from __future__ import annotations
@@ -33,11 +29,6 @@ from detectors.text_normalise import Token
 NGRAM_BUCKETS = 1 << 18
 NGRAM_SIZES = (2, 3, 4, 5)
 SINGLE_WINDOW = 400
-WINDOW = 160
-STRIDE = 80
-LONG_FROM = 4_000
-LONG_WINDOW = 240
-LONG_STRIDE = 160
 MAX_SCAN = 60_000
 CONTEXT_NAMES = ("image x evidence", "ai x evidence", "image x ai x evidence")
 DENSE_NAMES = FEATURE_NAMES + CONTEXT_NAMES
@@ -45,20 +36,14 @@ _PRIME = np.uint64(1_000_003)
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 
 
-def windows(text: str) -> list[tuple[int, int]]:
-    """[start, end) spans of `text` to score; see the module docstring."""
+def scanned_spans(text: str) -> list[tuple[int, int]]:
+    """[start, end) spans of `text` that are read: all of it up to MAX_SCAN characters, else
+    its first and last halves of MAX_SCAN."""
     n = len(text)
-    if n <= SINGLE_WINDOW:
+    if n <= MAX_SCAN:
         return [(0, n)]
-    if n > MAX_SCAN:
-        half = MAX_SCAN // 2
-        return [s for s in windows(text[:half])] + [
-            (a + n - half, b + n - half) for a, b in windows(text[n - half :])
-        ]
-    size, stride = (LONG_WINDOW, LONG_STRIDE) if n > LONG_FROM else (WINDOW, STRIDE)
-    spans = [(start, start + size) for start in range(0, n - size, stride)]
-    spans.append((n - size, n))
-    return spans
+    half = MAX_SCAN // 2
+    return [(0, half), (n - half, n)]
 
 
 def skeleton_text(tokens: Sequence[Token]) -> str:
@@ -88,32 +73,6 @@ def ngram_buckets(text: str) -> np.ndarray:
     if not found:
         return np.zeros(0, dtype=np.int64)
     return np.unique(np.concatenate(found))
-
-
-class NgramIndex:
-    """The n-grams of a long message's skeleton, hashed once: `window(i, j)` is exactly
-    `ngram_buckets(skeleton_text(tokens[i:j]))`, sliced out instead of hashed again."""
-
-    def __init__(self, tokens: Sequence[Token]) -> None:
-        self._text = skeleton_text(tokens)
-        self._grams = _grams(self._text)
-        # Token k's skeleton starts at self._starts[k]; the space before it at self._starts[k] - 1.
-        lengths = np.fromiter(
-            (len(t.forms[0]) + 1 for t in tokens), dtype=np.int64, count=len(tokens)
-        )
-        self._starts = np.concatenate([[1], 1 + np.cumsum(lengths)])
-
-    def window(self, first: int, last: int) -> np.ndarray:
-        """Buckets of tokens[first:last] (with the spaces around them, as skeleton_text has)."""
-        if last <= first:
-            return ngram_buckets("  ")
-        begin, end = int(self._starts[first]) - 1, int(self._starts[last])  # end: space after
-        parts = [
-            grams[begin : end - size + 1]
-            for grams, size in zip(self._grams, NGRAM_SIZES, strict=False)
-            if end - size + 1 > begin
-        ]
-        return np.unique(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
 
 
 def dense_features(

@@ -56,8 +56,8 @@ from detectors.text_features import (
     _grams,
     dense_features,
     ngram_buckets,
+    scanned_spans,
     skeleton_text,
-    windows,
 )
 from detectors.text_grammar import (
     EXCERPT_CHARS,
@@ -300,7 +300,7 @@ class UndressRequestDetector:
         are cut out and scored exactly as a short message is. The request then reads in a
         window about its own length, as the head was trained, whatever surrounds it."""
         text = item.text
-        tokens = tokens_of(lexicon.normaliser, text, windows(text))
+        tokens = tokens_of(lexicon.normaliser, text, scanned_spans(text))
         if not tokens:
             return [self._window(item, lexicon, 0, min(len(text), SINGLE_WINDOW))]
         first, last = candidate_windows(text, tokens)

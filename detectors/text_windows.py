@@ -30,7 +30,7 @@ JOINED = 3  # up to this many neighbouring clauses make one window
 
 
 def tokens_of(normaliser: Normaliser, text: str, spans: list[tuple[int, int]]) -> list[Token]:
-    """The tokens of the parts of `text` the windows cover (all of it up to MAX_SCAN)."""
+    """The tokens of the parts of `text` that are read (text_features.scanned_spans)."""
     merged: list[list[int]] = []
     for start, end in spans:
         if merged and start <= merged[-1][1]:

@@ -17,7 +17,7 @@ from detectors.base import HELP_REQUEST, UNDRESS_REQUEST, Detector, TextInput
 from detectors.evaluate_text import DEFAULT_SET, evaluate, main, predict
 from detectors.text_corpus import read_tsv, split_of
 from detectors.text_encoder import TextEncoder, guard, readable
-from detectors.text_features import STRIDE, ngram_buckets, windows
+from detectors.text_features import MAX_SCAN, ngram_buckets, scanned_spans
 from detectors.text_head import HEAD_FILE, load_head
 from detectors.text_normalise import Normaliser, skeleton
 from detectors.text_request import DATA_FILES, SCORING_VERSION, UndressRequestDetector, data_hash
@@ -408,14 +408,11 @@ def test_padding_does_not_hide_a_request(
     assert elapsed < 1.0  # the bench measures the real figure; this only catches blow-ups
 
 
-def test_windows_cover_the_text_with_overlap() -> None:
-    assert windows("short") == [(0, 5)]
-    spans = windows("x" * 5_000)
-    assert spans[0][0] == 0 and spans[-1][1] == 5_000
-    for (a, b), (c, _d) in zip(spans, spans[1:], strict=False):
-        assert c <= b - STRIDE + 1 or c - a <= STRIDE  # every STRIDE-long span lies in one window
-    huge = windows("x" * 200_000)
-    assert huge[0][0] == 0 and huge[-1][1] == 200_000
+def test_a_long_message_is_read_whole_and_a_huge_one_by_its_ends() -> None:
+    assert scanned_spans("short") == [(0, 5)]
+    assert scanned_spans("x" * MAX_SCAN) == [(0, MAX_SCAN)]
+    huge = scanned_spans("x" * 200_000)
+    assert huge == [(0, MAX_SCAN // 2), (200_000 - MAX_SCAN // 2, 200_000)]
 
 
 # --- the encoder: guard, pin, fallback ------------------------------------------------------
@@ -518,19 +515,12 @@ async def test_detect_runs_off_the_event_loop(detector: UndressRequestDetector) 
     assert max(gaps) < max(0.1, elapsed / 2)  # the loop kept running while the text was scored
 
 
-def test_long_messages_are_windowed_over_one_normalisation() -> None:
-    from detectors.text_features import NgramIndex, skeleton_text
-
+def test_long_messages_are_tokenised_whole_in_one_normalisation() -> None:
     normaliser = UndressRequestDetector(use_encoder=False)._compile().normaliser
     text = "Item 7: see you at the gym — noted. " * 120
     tokens = normaliser.tokens_long(text)
     assert len(tokens) > 500  # tokens() alone stops at MAX_TOKENS
     assert all(skeleton(text[t.start : t.end].lower()) == t.forms[0] for t in tokens)
-    index = NgramIndex(tokens)
-    for first, last in [(0, 5), (3, 40), (10, 11), (7, 7), (0, len(tokens))]:
-        assert np.array_equal(
-            index.window(first, last), ngram_buckets(skeleton_text(tokens[first:last]))
-        )
 
 
 def test_head_is_plain_numpy_and_matches_the_features() -> None:
