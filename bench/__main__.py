@@ -89,6 +89,15 @@ def main() -> None:
     ]
     if fell_back:
         console.print("[red]fast path fell back[/red] — " + "; ".join(fell_back))
+    # So is one measured while the bot logged errors (actions failing and being retried).
+    failed = [
+        f"{name}: {value['errors'][0]}"
+        for name, value in results.items()
+        if isinstance(value, dict) and value.get("errors")
+    ]
+    if failed:
+        console.print("[red]errors during the run[/red] — " + "; ".join(failed))
+    if fell_back or failed:
         raise SystemExit(1)
 
 

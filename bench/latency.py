@@ -17,6 +17,7 @@ thresholds — nearly every message quarantined — as the worst case.
 from __future__ import annotations
 
 import asyncio
+import logging
 import statistics
 import tempfile
 import time
@@ -38,6 +39,7 @@ class TimingGateway:
 
     files: dict[str, bytes]
     acted_at: dict[str, float] = field(default_factory=dict)
+    cards: int = 0
     platform: Any = None
     can_delete_messages: bool = True
 
@@ -53,8 +55,16 @@ class TimingGateway:
         self.acted_at.setdefault(message_id, time.perf_counter())
 
     async def post_card(
-        self, workspace_id: str, channel_id: str, card: Any, *, thread_id: str | None = None
+        self,
+        workspace_id: str,
+        channel_id: str,
+        card: Any,
+        *,
+        thread_id: str | None = None,
+        dedupe_key: str | None = None,
+        repeat: bool = False,
     ) -> str:
+        self.cards += 1
         return "card"
 
     async def update_card(
@@ -68,7 +78,13 @@ class TimingGateway:
         return "text"
 
     async def send_private(
-        self, workspace_id: str, user_id: str, text: str, *, channel_id: str | None = None
+        self,
+        workspace_id: str,
+        user_id: str,
+        text: str,
+        *,
+        channel_id: str | None = None,
+        buttons: tuple[Any, ...] = (),
     ) -> None:
         return None
 
@@ -76,6 +92,26 @@ class TimingGateway:
         self, workspace_id: str, user_id: str, seconds: int, reason: str
     ) -> None:
         return None
+
+
+class ErrorLog(logging.Handler):
+    """Errors the bot logs during a run (an outbox action that failed, a detector that threw):
+    a figure measured while actions fail and retry is not the pipeline's figure."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        error = f": {record.exc_info[1]!r}" if record.exc_info else ""
+        self.messages.append(f"{record.name}: {record.getMessage()}{error}")
+
+    def __enter__(self) -> ErrorLog:
+        logging.getLogger().addHandler(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        logging.getLogger().removeHandler(self)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -194,7 +230,7 @@ async def _stream(rate: float, seconds: float, calibrated: bool) -> dict[str, An
             files[f"att://{i}"] = jpeg_bytes(image, 70)
         else:
             files[f"att://{i}"] = jpeg_bytes(photo_like(i, (640, 480)))
-    with tempfile.TemporaryDirectory() as scratch:
+    with tempfile.TemporaryDirectory() as scratch, ErrorLog() as logged:
         thresholds = await calibrate(Path(scratch)) if calibrated else "defaults"
         veille, gateway = await _veille(Path(scratch), files, banked)
         threads = veille.settings.inference_threads
@@ -248,7 +284,9 @@ async def _stream(rate: float, seconds: float, calibrated: bool) -> dict[str, An
         "p95_action_ms": round(percentile(to_action, 0.95), 1),
         "clip_threads": threads,
         "review_thresholds": thresholds,
-        "errors": errors[:3],
+        "cards_posted": gateway.cards,
+        "errors": errors[:3] + logged.messages[:3],
+        "logged_errors": len(logged.messages),
     }
 
 
@@ -262,7 +300,7 @@ async def _cache_hit(repeats: int) -> dict[str, Any]:
     from bot.core.verdict import Severity
 
     images = {f"att://{seed}": jpeg_bytes(photo_like(seed, (640, 480))) for seed in range(7, 17)}
-    with tempfile.TemporaryDirectory() as scratch:
+    with tempfile.TemporaryDirectory() as scratch, ErrorLog() as logged:
         veille, _gateway = await _veille(Path(scratch), images, [])
         clean = None
         for url in images:
@@ -281,6 +319,7 @@ async def _cache_hit(repeats: int) -> dict[str, Any]:
         "repeats": repeats,
         "median_ms": round(statistics.median(timings), 2),
         "p95_ms": round(percentile(timings, 0.95), 2),
+        "errors": logged.messages[:3],
     }
 
 
