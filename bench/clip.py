@@ -1,6 +1,6 @@
 """clip_throughput: Veille's image scoring against plain open_clip, ViT-B-32, in one run.
 
-Four figures from the same images and threads: the fast path (backend auto, which should be
+Four figures from the same images and threads, each the median of interleaved rounds: the fast path (backend auto, which should be
 static int8 ONNX), its ONNX fp32 fallback, Veille on torch fp32 (batch 16) and plain open_clip
 (fp32, batch 1, its own preprocessing). Each Veille figure names the backend that actually ran;
 `intended_backend` is what auto should reach, and bench/__main__.py exits non-zero when it fell
@@ -11,6 +11,7 @@ Veille's production loading path (VEILLE_CLIP_PRETRAINED as a local file).
 from __future__ import annotations
 
 import asyncio
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -26,21 +27,29 @@ def _images(count: int) -> list[Any]:
     return [photo_like(seed) for seed in range(count)]
 
 
-def baseline_images_per_s(images: list[Any], threads: int) -> float:
+class Baseline:
     """Plain open_clip fp32: its standard preprocessing, one image at a time."""
-    import open_clip
-    import torch
 
-    torch.set_num_threads(threads)
-    model, _, preprocess = open_clip.create_model_and_transforms(MODEL, pretrained=None)
-    model.eval()
-    with torch.inference_mode():
-        model.encode_image(preprocess(images[0]).unsqueeze(0))  # warm-up
-        start = time.perf_counter()
-        for image in images:
-            features = model.encode_image(preprocess(image).unsqueeze(0))
-            features / features.norm(dim=-1, keepdim=True)
-        return len(images) / (time.perf_counter() - start)
+    def __init__(self, threads: int) -> None:
+        import open_clip
+        import torch
+
+        torch.set_num_threads(threads)
+        self.model, _, self.preprocess = open_clip.create_model_and_transforms(
+            MODEL, pretrained=None
+        )
+        self.model.eval()
+
+    def images_per_s(self, images: list[Any]) -> float:
+        import torch
+
+        with torch.inference_mode():
+            self.model.encode_image(self.preprocess(images[0]).unsqueeze(0))  # warm-up
+            start = time.perf_counter()
+            for image in images:
+                features = self.model.encode_image(self.preprocess(image).unsqueeze(0))
+                features / features.norm(dim=-1, keepdim=True)
+            return len(images) / (time.perf_counter() - start)
 
 
 def save_random_checkpoint(folder: Path) -> Path:
@@ -54,10 +63,9 @@ def save_random_checkpoint(folder: Path) -> Path:
     return path
 
 
-async def veille_images_per_s(
-    images: list[Any], checkpoint: Path, cache_dir: Path, backend: str, batch: int, threads: int
-) -> tuple[float, str]:
-    from detectors.base import ImageInput
+async def loaded_detector(
+    checkpoint: Path, cache_dir: Path, backend: str, batch: int, threads: int
+) -> Any:
     from detectors.clip import ClipConfig, ClipDetector
 
     detector = ClipDetector(
@@ -72,40 +80,60 @@ async def veille_images_per_s(
         )
     )
     await detector.load()
+    return detector
+
+
+async def veille_images_per_s(detector: Any, images: list[Any], batch: int) -> float:
+    from detectors.base import ImageInput
+
     inputs = [ImageInput(image, f"{i:064x}") for i, image in enumerate(images)]
     await detector.detect(inputs[:batch])  # warm-up
     start = time.perf_counter()
     for offset in range(0, len(inputs), batch):
         await detector.detect(inputs[offset : offset + batch])
-    elapsed = time.perf_counter() - start
-    return len(inputs) / elapsed, str(getattr(detector, "backend_name", backend))
+    return len(inputs) / (time.perf_counter() - start)
 
 
-def run(count: int = 64, batch: int = 16, threads: int = 2) -> dict[str, Any]:
+async def _measure(
+    images: list[Any], folder: Path, batch: int, threads: int, rounds: int
+) -> tuple[dict[str, list[float]], dict[str, str]]:
+    """Every figure measured `rounds` times, interleaved (baseline, fast, fp32, torch, then
+    again), so that a slow spell of the machine lands on all of them rather than on one."""
+    checkpoint = save_random_checkpoint(folder)
+    baseline = Baseline(threads)
+    detectors = {
+        backend: await loaded_detector(
+            checkpoint, folder / f"cache-{backend}", backend, batch, threads
+        )
+        for backend in ("auto", "onnx-fp32", "torch")  # one cache each: no record is shared
+    }
+    figures: dict[str, list[float]] = {"baseline": [], **{b: [] for b in detectors}}
+    for _ in range(rounds):
+        figures["baseline"].append(baseline.images_per_s(images[: max(16, len(images) // 2)]))
+        for backend, detector in detectors.items():
+            figures[backend].append(await veille_images_per_s(detector, images, batch))
+    names = {b: str(getattr(d, "backend_name", b)) for b, d in detectors.items()}
+    return figures, names
+
+
+def run(count: int = 64, batch: int = 16, threads: int = 2, rounds: int = 3) -> dict[str, Any]:
     images = _images(count)
-    baseline = baseline_images_per_s(images[: max(16, count // 2)], threads)
-    figures: dict[str, tuple[float, str]] = {}
     with tempfile.TemporaryDirectory() as scratch:
-        folder = Path(scratch)
-        checkpoint = save_random_checkpoint(folder)
-        for backend in ("auto", "onnx-fp32", "torch"):  # one cache each: no record is shared
-            figures[backend] = asyncio.run(
-                veille_images_per_s(
-                    images, checkpoint, folder / f"cache-{backend}", backend, batch, threads
-                )
-            )
-    fast, fast_backend = figures["auto"]
-    fp32, fp32_backend = figures["onnx-fp32"]
-    torch_fp32, _ = figures["torch"]
+        figures, names = asyncio.run(_measure(images, Path(scratch), batch, threads, rounds))
+    median = {name: statistics.median(values) for name, values in figures.items()}
+    baseline, fast, fp32, torch_fp32 = (
+        median[n] for n in ("baseline", "auto", "onnx-fp32", "torch")
+    )
     return {
         "model": MODEL,
         "weights": "random (timing only)",
-        "backend": fast_backend,
+        "backend": names["auto"],
         "intended_backend": INTENDED_BACKEND,
-        "fallback_backend": fp32_backend,
+        "fallback_backend": names["onnx-fp32"],
         "batch_size": batch,
         "threads": threads,
         "images": count,
+        "rounds": rounds,
         "baseline": "open_clip fp32, batch 1, standard preprocessing",
         "baseline_images_per_s": round(baseline, 2),
         "veille_images_per_s": round(fast, 2),
@@ -114,4 +142,5 @@ def run(count: int = 64, batch: int = 16, threads: int = 2) -> dict[str, Any]:
         "ratio": round(fast / baseline, 2),
         "fast_vs_torch_fp32": round(fast / torch_fp32, 2),
         "onnx_fp32_vs_torch_fp32": round(fp32 / torch_fp32, 2),
+        "rounds_images_per_s": {n: [round(v, 1) for v in values] for n, values in figures.items()},
     }

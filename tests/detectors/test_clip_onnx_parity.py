@@ -9,6 +9,7 @@ import json
 import logging
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -86,6 +87,11 @@ async def test_numpy_pixels_equal_open_clips_own_transform(tmp_path: Path) -> No
         theirs = clip.preprocess(prepare_image(image, clip.image_size)).numpy()
         assert ours.shape == theirs.shape == (3, clip.image_size, clip.image_size)
         assert np.abs(ours - theirs).max() < 1e-5
+    # Resized on a pool's threads (as detect() does with 2+ threads): the same numbers, in order.
+    with ThreadPoolExecutor(2) as pool:
+        pooled = ClipDetector._pixels(clip, samples, pool)
+    alone = np.stack([ClipDetector._pixels(clip, [image])[0] for image in samples])
+    assert pooled.shape == alone.shape and np.array_equal(pooled, alone)
 
 
 WARM_START = """
