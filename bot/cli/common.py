@@ -18,6 +18,8 @@ from bot.settings import Settings, fallback_locale, load_settings
 EXIT_OK = 0
 EXIT_FLAGGED = 1
 EXIT_USAGE = 2
+# `veille scan`: nothing flagged, but some input could not be scanned (so not "all clean").
+EXIT_UNSCANNED = 3
 
 console = Console(
     stderr=True, highlight=False, soft_wrap=True

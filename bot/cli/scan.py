@@ -2,7 +2,8 @@
 
 One result per input, in the JSON-lines contract of the Foundation issue (`ScanResult.to_json`).
 An unreadable input gets an `error` in its own result and never stops the run. Exit status:
-0 nothing flagged, 1 something at REVIEW or above, 2 usage or configuration error.
+0 everything scanned and nothing flagged, 1 something at REVIEW or above, 2 usage or
+configuration error, 3 nothing flagged but some input could not be scanned.
 
 This module only walks inputs and prints: bytes become verdicts in bot.core.scanner (shared with
 the chat pipeline) and URLs are fetched through bot.media.fetch (the SSRF guard). Errors inside
@@ -27,6 +28,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from bot.cli.common import (
     EXIT_FLAGGED,
     EXIT_OK,
+    EXIT_UNSCANNED,
     EXIT_USAGE,
     console,
     fail,
@@ -434,7 +436,11 @@ async def run_scan(
             await run.texts(lines, str(text_file), reply_context)
     summarise(run.results, as_json, locale, show_all)
     replay(held, locale)
-    return EXIT_FLAGGED if any(r.severity >= Severity.REVIEW for r in run.results) else EXIT_OK
+    if any(r.severity >= Severity.REVIEW for r in run.results):
+        return EXIT_FLAGGED
+    # An input that could not be scanned is not a clean one: a script that reads 0 as "all
+    # clean" must not be told so while a file was corrupt or a URL refused.
+    return EXIT_UNSCANNED if any(r.error for r in run.results) else EXIT_OK
 
 
 def register(cli: click.Group) -> None:
@@ -471,7 +477,10 @@ def register(cli: click.Group) -> None:
         detectors: str | None,
         show_all: bool,
     ) -> None:
-        """Scan image files, folders and URLs (and text lines) with the detector suite."""
+        """Scan image files, folders and URLs (and text lines) with the detector suite.
+
+        Exit 0: all scanned, nothing flagged; 1: something flagged; 2: usage or configuration
+        error; 3: nothing flagged, but some input could not be scanned."""
         overrides = {"detectors": detectors} if detectors else {}
         settings = get_settings(**overrides)
         if not inputs and text_file is None:

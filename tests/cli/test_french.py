@@ -44,7 +44,7 @@ def test_scan_errors_in_french(veille: Veille, tmp_path: Path) -> None:
         VEILLE_LOCALE="fr",
         VEILLE_FETCH_MAX_BYTES="1024",
     )
-    assert result.returncode == 0, result
+    assert result.returncode == 3, result  # nothing scanned: not "all clean"
     table = result.stdout
     assert "fichier introuvable" in table and "le fichier est vide" in table
     assert "VEILLE_FETCH_MAX_BYTES (1024 octets)" in table

@@ -29,7 +29,7 @@ def test_failed_inputs_are_error_rows_and_clean_ones_are_only_counted(
         url = f"http://127.0.0.1:{closed.getsockname()[1]}/photo.png"
         result = veille("scan", str(deep), url, COLUMNS="80", VEILLE_FETCH_ALLOW_LOOPBACK="true")
         listed = veille("scan", "--all", str(deep), COLUMNS="80")
-    assert result.returncode == 0, result.stderr  # nothing flagged
+    assert result.returncode == 3, result.stderr  # nothing flagged, 3 inputs not scanned
     assert "Traceback" not in result.stderr
     rows = [line for line in result.stdout.splitlines() if line.startswith("│")]
     assert len(rows) >= 3

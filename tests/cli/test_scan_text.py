@@ -86,7 +86,7 @@ def test_missing_detectors_never_invent_a_verdict(veille: Veille, tmp_path: Path
     images_only = veille(
         "scan", "--json", "--detectors", "hashes", str(image), "--text-file", str(messages)
     )
-    assert images_only.returncode == 0
+    assert images_only.returncode == 3  # the text line was not scanned: not "all clean"
     picture, text = json_lines(images_only.stdout)
     assert picture["error"] is None and "known_content" in picture["scores"]
     assert "no text detector" in text["error"]

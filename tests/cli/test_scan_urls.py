@@ -57,7 +57,7 @@ def test_hostile_urls_are_refused_without_connecting(
 ) -> None:
     code, results, _ = scan_in_process(*HOSTILE)
 
-    assert code == 0
+    assert code == 3  # every URL refused: nothing flagged, nothing scanned either
     assert [r["source"] for r in results] == HOSTILE
     for result in results:
         assert result["kind"] == "url" and result["severity"] == "NONE"
@@ -190,7 +190,7 @@ async def test_local_server_is_not_contacted_without_the_test_switch(
     veille: Veille, site: LocalSite
 ) -> None:
     code, stdout, stderr = await run_cli(veille, "scan", "--json", f"{site.base}/photo.png")
-    assert code == 0, stderr
+    assert code == 3, stderr  # refused, so not scanned
     [line] = json_lines(stdout)
     assert "refused" in line["error"] and "loopback" in line["error"]
     assert sum(site.hits.values()) == 0
