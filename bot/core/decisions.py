@@ -15,7 +15,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.core import outbox, policy, quarantine
+from bot.core import inbox, outbox, policy, quarantine
 from bot.core.appeals import enqueue_notice
 from bot.core.audit import audit
 from bot.core.crypto import EvidenceCipher
@@ -85,8 +85,10 @@ async def commit(
     cipher: EvidenceCipher | None,
     gateways: Mapping[str, Gateway],
     versions_key: str,
+    inbox_id: int | None = None,
 ) -> Decision:
-    """Record what Veille saw and decided for one message; returns the Decision."""
+    """Record what Veille saw and decided for one message; returns the Decision. `inbox_id`
+    (the event's inbox row) is marked done in the same transaction."""
     flagged = [m for m in scan.media if m.verdict is not None and m.verdict.flagged]
     text = scan.text if scan.text is not None and scan.text.flagged else None
     previews = {
@@ -101,6 +103,7 @@ async def commit(
         ws = await session.get(Workspace, workspace.id)
         assert ws is not None and ws.id is not None
         await record_media(session, ws, scan, now, versions_key)
+        await inbox.mark_done(session, inbox_id)
         opened: list[_Opened] = []
         new: list[_Opened] = []
         for media in flagged:

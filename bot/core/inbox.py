@@ -3,8 +3,8 @@ gateway and worker roles.
 
 Discord does not deliver a message event twice, and Slack retries only for seconds, so an event
 that was received but not decided when the process died would be lost. `record()` writes the
-neutral MessageEvent first; `settle()` marks it done once its Decision is committed (or it was
-exempt). Each pending row is held by at most one process at a time, under a lease
+neutral MessageEvent first; the Decision's transaction marks it done (`mark_done`), or `settle()` does
+when it was exempt. Each pending row is held by at most one process at a time, under a lease
 (`claimed_by`, `lease_until`):
 - a process that decides events itself (role `all`) records each one already held by itself;
   if it dies, the lease lapses and `Veille.replay_inbox` (any process) claims and decides it;
@@ -27,6 +27,7 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from bot.core.clock import as_utc
@@ -135,12 +136,20 @@ async def claim(
 
 
 async def settle(store: Store, inbox_id: int | None) -> None:
+    """Mark the event done on its own (an exempt message: no Decision to commit with it)."""
     if inbox_id is None:
         return
     async with store.write() as session:
-        row = await session.get(InboxEvent, inbox_id)
-        if row is not None:
-            row.status = "done"
+        await mark_done(session, inbox_id)
+
+
+async def mark_done(session: AsyncSession, inbox_id: int | None) -> None:
+    """Mark the event done inside the caller's transaction: the Decision's own (decisions.commit),
+    so the decision and the end of its event commit together, with one write fewer per event."""
+    if inbox_id is not None:
+        await session.execute(
+            update(InboxEvent).where(col(InboxEvent.id) == inbox_id).values(status="done")
+        )
 
 
 async def failed(store: Store, inbox_id: int | None, error: str) -> None:

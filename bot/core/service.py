@@ -249,14 +249,14 @@ class Veille(VictimsMixin):
 
     async def _decide_recorded(self, inbox_id: int | None, event: MessageEvent) -> Decision:
         try:
-            decision = await self._decide(event)
+            return await self._decide(event, inbox_id)
         except Exception as exc:  # counted, left pending for a replay (a stop is not counted)
             await inbox.failed(self.store, inbox_id, f"{type(exc).__name__}: {exc}")
             raise
-        await inbox.settle(self.store, inbox_id)
-        return decision
 
-    async def _decide(self, event: MessageEvent) -> Decision:
+    async def _decide(self, event: MessageEvent, inbox_id: int | None) -> Decision:
+        """Decide `event`; its inbox row is marked done with the Decision (or on its own when
+        the message is exempt)."""
         ws = await self._workspace_row(
             str(event.platform), event.workspace_id, event.workspace_name
         )
@@ -266,6 +266,7 @@ class Veille(VictimsMixin):
             scope = await scope_of(session, ws.id)
         rule = policy.ChannelRule(override.sensitivity, override.allow_listed) if override else None
         if policy.exempt(event, ws.allow_role_ids or [], rule):
+            await inbox.settle(self.store, inbox_id)
             return Decision(Severity.NONE)
         if self.bank_sync is not None:  # what another process banked a moment ago counts
             try:
@@ -284,6 +285,7 @@ class Veille(VictimsMixin):
             cipher=self.cipher,
             gateways=self.gateways,
             versions_key=scan.cache_key,
+            inbox_id=inbox_id,
         )
         for media in scan.media:
             if not media.cached:
