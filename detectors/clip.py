@@ -461,6 +461,10 @@ class ClipDetector:
         clip, concepts = self._clip, self._concepts
         assert clip is not None and concepts is not None  # load() ran
         pixels = self._pixels(clip, images, self._resizers)  # outside the lock: can overlap
+        if self._resizers is not None:
+            from detectors.clip_onnx import trim_heap
+
+            trim_heap()  # the resizing threads' arenas: their freed buffers back to the system
         with self._run_lock:
             if self._onnx is not None and self._batched:
                 # The recipe's scales are fixed (checked at export: an image's embedding is the

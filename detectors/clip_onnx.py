@@ -16,6 +16,7 @@ whether that was verified (`batch_invariant`).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -357,11 +358,26 @@ def calibrate_ranges(source: Path, calibration: np.ndarray, ranges: Path, *, bat
 def release_heap() -> None:
     """Give freed heap back to the system (glibc keeps it otherwise: a model's worth of protobuf
     buffers freed after calibration would still count in the peak of the next step)."""
-    import ctypes
     import gc
 
     gc.collect()
+    trim_heap()
+
+
+@functools.cache
+def _malloc_trim() -> Any:
+    import ctypes
+
     try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
+        return ctypes.CDLL("libc.so.6").malloc_trim
     except (OSError, AttributeError):  # not glibc
-        pass
+        return None
+
+
+def trim_heap() -> None:
+    """glibc's malloc_trim(0), without a garbage collection: each thread that resizes images
+    keeps its own malloc arena, and without a trim after each batch their freed buffers held
+    ~60 MB more at peak (bench.rss: 410 MB with two resizing threads, 331 MB trimmed)."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
