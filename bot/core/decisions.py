@@ -99,11 +99,13 @@ async def commit(
         and m.verdict.severity < Severity.CRITICAL  # CRITICAL keeps no preview either
         and not m.verdict.minor_suspected  # a minor may be present: no preview anywhere
     }
-    async with store.write() as session:
-        ws = await session.get(Workspace, workspace.id)
-        assert ws is not None and ws.id is not None
-        await record_media(session, ws, scan, now, versions_key)
+    async with store.write(touches_settings=False) as session:
+        await record_media(session, workspace, scan, now, versions_key)
         await inbox.mark_done(session, inbox_id)
+        if not flagged and text is None:  # the usual message: nothing more to write
+            return policy.decide([], scan.text, workspace.actions, 0)
+        ws = await session.get(Workspace, workspace.id)  # current, and in this transaction
+        assert ws is not None and ws.id is not None
         opened: list[_Opened] = []
         new: list[_Opened] = []
         for media in flagged:
@@ -221,8 +223,6 @@ async def _record_sighting(
     event = scan.event
     if not event.message_id or event.message_id.startswith("scan-"):
         return  # /scan and "Scan with Veille" on an upload: nothing posted to sweep
-    await session.flush()  # the media row may be new in this transaction
-    item = await repos.media_item(session, media.sha256)
     await victims_repo.record_sighting(
         session,
         workspace_id=ws.id,
@@ -232,7 +232,6 @@ async def _record_sighting(
         author_id=event.author.user_id,
         media_key=_media_key(media),
         sha256=media.sha256,
-        media_item_id=item.id if item else None,
         seen_at=now,
     )
 

@@ -92,20 +92,21 @@ async def record(
     key = event_key(event)
     lease = now + timedelta(seconds=lease_s) if owner is not None else None
     try:
-        async with store.write() as session:
+        async with store.write(touches_settings=False) as session:
+            fresh = {
+                "key": key,
+                "payload": to_json(event),
+                "received_at": now,
+                "claimed_by": owner,
+                "lease_until": lease,
+            }
+            new_id = await repos.insert_new(session, InboxEvent, fresh, ("key",))
+            if new_id is not None:
+                return new_id  # the usual case: one statement
             found = await session.execute(select(InboxEvent).where(col(InboxEvent.key) == key))
             row = found.scalar_one_or_none()
-            if row is None:
-                row = InboxEvent(
-                    key=key,
-                    payload=to_json(event),
-                    received_at=now,
-                    claimed_by=owner,
-                    lease_until=lease,
-                )
-                session.add(row)
-                await session.flush()
-                return row.id
+            if row is None:  # recorded and purged between the two statements
+                return None
             if row.status != "pending" or owner is None:
                 return None  # done, dead, or already waiting for a worker
             held = row.lease_until is not None and as_utc(row.lease_until) > now
@@ -139,7 +140,7 @@ async def settle(store: Store, inbox_id: int | None) -> None:
     """Mark the event done on its own (an exempt message: no Decision to commit with it)."""
     if inbox_id is None:
         return
-    async with store.write() as session:
+    async with store.write(touches_settings=False) as session:
         await mark_done(session, inbox_id)
 
 

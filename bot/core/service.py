@@ -27,6 +27,7 @@ from bot.core.markup import inert
 from bot.core.outbox import Outbox
 from bot.core.pipeline import Fetcher, ImageBatcher, Pipeline
 from bot.core.scanner import Scanner, prepare_image
+from bot.core.settings_cache import DecisionContext, SettingsCache
 from bot.core.types import Actor, Decision, MessageEvent, Role, SetupInput, WorkspaceView
 from bot.core.verdict import Severity, Thresholds
 from bot.core.victims_service import VictimsMixin
@@ -84,6 +85,7 @@ class Veille(VictimsMixin):
             max_pixels=settings.max_image_pixels,
         )
         self.outbox = Outbox(self.store, self.clock, self.gateways)
+        self.settings_cache = SettingsCache()
         self.watchdog = LoopWatchdog()  # logs any event-loop stall over 100 ms, with its stack
         self.role = settings.role
         self.owner = self.outbox.owner  # this process, in inbox claims and outbox leases
@@ -257,13 +259,8 @@ class Veille(VictimsMixin):
     async def _decide(self, event: MessageEvent, inbox_id: int | None) -> Decision:
         """Decide `event`; its inbox row is marked done with the Decision (or on its own when
         the message is exempt)."""
-        ws = await self._workspace_row(
-            str(event.platform), event.workspace_id, event.workspace_name
-        )
-        assert ws.id is not None
-        async with self.store.read() as session:
-            override = await repos.channel_override(session, ws.id, event.channel_id)
-            scope = await scope_of(session, ws.id)
+        context = await self._decision_context(event)
+        ws, override, scope = context.workspace, context.override(event.channel_id), context.scope
         rule = policy.ChannelRule(override.sensitivity, override.allow_listed) if override else None
         if policy.exempt(event, ws.allow_role_ids or [], rule):
             await inbox.settle(self.store, inbox_id)
@@ -659,6 +656,23 @@ class Veille(VictimsMixin):
             return await repos.trim_verdicts(session, cutoff)
 
     # -- internals --------------------------------------------------------------------------
+
+    async def _decision_context(self, event: MessageEvent) -> DecisionContext:
+        """The workspace, channel rules and bank scope a message is decided under: from the
+        settings cache while valid (bot/core/settings_cache.py), else read in one go."""
+        key = (str(event.platform), event.workspace_id)
+        generation = self.store.generation  # taken before reading: a write meanwhile voids it
+        cached = self.settings_cache.get(key, generation, event.workspace_name)
+        if cached is not None:
+            return cached
+        ws = await self._workspace_row(key[0], key[1], event.workspace_name)
+        assert ws.id is not None
+        async with self.store.read() as session:
+            overrides = {o.channel_id: o for o in await repos.channel_overrides(session, ws.id)}
+            scope = await scope_of(session, ws.id)
+        context = DecisionContext(ws, overrides, scope)
+        self.settings_cache.put(key, generation, context)
+        return context
 
     async def _workspace_row(self, platform: str, external_id: str, name: str = "") -> Workspace:
         async with self.store.read() as session:

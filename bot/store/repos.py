@@ -39,6 +39,9 @@ class Store:
         self.engine = engine
         self.factory = session_factory(engine)
         self._write_lock = asyncio.Lock()
+        # Bumped after every committed write that may have changed a community's settings:
+        # what is cached of them in this process (Veille._decision_context) is read again.
+        self.generation = 0
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -46,13 +49,37 @@ class Store:
             yield session
 
     @asynccontextmanager
-    async def write(self) -> AsyncIterator[AsyncSession]:
-        """One transaction: committed on success, rolled back on error."""
+    async def write(self, *, touches_settings: bool = True) -> AsyncIterator[AsyncSession]:
+        """One transaction: committed on success, rolled back on error. Every write counts as
+        one that may change a community's settings unless it says otherwise: only the hot path
+        of a message (its inbox row, its Decision) passes `touches_settings=False`."""
         async with self._write_lock, self.factory() as session, session.begin():
             yield session
+        if touches_settings:
+            self.generation += 1
 
 
 Leased = TypeVar("Leased", bound=Any)
+
+
+async def insert_new(
+    session: AsyncSession, model: type[Any], values: dict[str, Any], unique: Sequence[str]
+) -> int | None:
+    """One INSERT … ON CONFLICT (`unique`) DO NOTHING RETURNING id: the new row's id, or None
+    when the unique key already held a row (a duplicate delivery, or another process a moment
+    before). No read first and no savepoint: the hot path of every scanned message (SQLite and
+    PostgreSQL both have the clause; the dialect picks the statement)."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    bind = session.bind
+    dialect = postgresql if bind is not None and bind.dialect.name == "postgresql" else sqlite
+    statement = (
+        dialect.insert(model)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=list(unique))
+        .returning(model.id)
+    )
+    return (await session.execute(statement)).scalar_one_or_none()
 
 
 async def claim_free(

@@ -7,11 +7,11 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from bot.store.models import Appeal, MediaItem, Protection, Report, Sighting, Ticket, Workspace
+from bot.store.repos import insert_new
 
 SWEEP_LIMIT = 20_000  # most recent sightings a sweep reads; more is logged, never silent
 
@@ -26,37 +26,30 @@ async def record_sighting(
     author_id: str,
     media_key: str,
     sha256: str,
-    media_item_id: int | None,
     seen_at: datetime,
 ) -> None:
-    """Remember that `sha256` was posted in this message (once per message and media)."""
-    found = await session.execute(
-        select(Sighting.id).where(  # type: ignore[call-overload]
-            col(Sighting.workspace_id) == workspace_id,
-            col(Sighting.channel_id) == channel_id,
-            col(Sighting.message_id) == message_id,
-            col(Sighting.media_key) == media_key[:500],
-        )
+    """Remember that `sha256` was posted in this message (once per message and media: the same
+    delivery again, or racing itself from another process, leaves the first row). The row links
+    the image's MediaItem when there is one (looked up inside the INSERT)."""
+    media_item_id = (
+        select(col(MediaItem.id)).where(col(MediaItem.sha256) == sha256).scalar_subquery()
     )
-    if found.first() is not None:
-        return
-    try:
-        async with session.begin_nested():
-            session.add(
-                Sighting(
-                    workspace_id=workspace_id,
-                    channel_id=channel_id,
-                    message_id=message_id,
-                    thread_id=thread_id,
-                    author_id=author_id,
-                    media_key=media_key[:500],
-                    sha256=sha256,
-                    media_item_id=media_item_id,
-                    seen_at=seen_at,
-                )
-            )
-    except IntegrityError:  # the same delivery raced us: one row is enough
-        pass
+    await insert_new(
+        session,
+        Sighting,
+        {
+            "workspace_id": workspace_id,
+            "channel_id": channel_id,
+            "message_id": message_id,
+            "thread_id": thread_id,
+            "author_id": author_id,
+            "media_key": media_key[:500],
+            "sha256": sha256,
+            "media_item_id": media_item_id,
+            "seen_at": seen_at,
+        },
+        ("workspace_id", "channel_id", "message_id", "media_key"),
+    )
 
 
 async def sightings_since(
