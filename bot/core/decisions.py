@@ -171,7 +171,7 @@ async def record_media(
         severity = media.verdict.severity.name if media.verdict else "NONE"
         categories = list(media.verdict.categories) if media.verdict else []
         if count:
-            repos.record_scan(
+            await repos.record_scan(
                 session,
                 ws.id,
                 event.channel_id,
@@ -205,7 +205,7 @@ async def record_media(
         if media.sha256:
             await _record_sighting(session, ws, scan, media, now)
     if scan.text is not None and count:
-        repos.record_scan(
+        await repos.record_scan(
             session,
             ws.id,
             event.channel_id,

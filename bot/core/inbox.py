@@ -148,9 +148,8 @@ async def mark_done(session: AsyncSession, inbox_id: int | None) -> None:
     """Mark the event done inside the caller's transaction: the Decision's own (decisions.commit),
     so the decision and the end of its event commit together, with one write fewer per event."""
     if inbox_id is not None:
-        await session.execute(
-            update(InboxEvent).where(col(InboxEvent.id) == inbox_id).values(status="done")
-        )
+        events = repos.table_of(InboxEvent)
+        await session.execute(update(events).where(events.c.id == inbox_id).values(status="done"))
 
 
 async def failed(store: Store, inbox_id: int | None, error: str) -> None:
