@@ -97,9 +97,10 @@ def measure(
     return figures
 
 
-def _tree_rss_mb(pid: int) -> float:
-    """VmRSS of `pid` and all its descendants (Linux /proc), in MB; 0 once it is gone."""
-    total, todo = 0, [pid]
+def _tree_rss_mb(pid: int) -> tuple[float, float]:
+    """(VmRSS of `pid` and all its descendants, of `pid` alone while it has any) from Linux
+    /proc, in MB; 0 once it is gone."""
+    total, todo, alone = 0, [pid], 0
     while todo:
         current = todo.pop()
         try:
@@ -112,11 +113,14 @@ def _tree_rss_mb(pid: int) -> float:
             ]
         except OSError:
             continue
-        total += next(
+        rss = next(
             (int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0
         )
+        total += rss
+        if current == pid and children:
+            alone = rss
         todo += [int(child) for child in children]
-    return total / 1024
+    return total / 1024, alone / 1024
 
 
 def first_start_tree(checkpoint: Path, cache: Path) -> dict[str, Any]:
@@ -131,15 +135,20 @@ def first_start_tree(checkpoint: Path, cache: Path) -> dict[str, Any]:
         stderr=subprocess.DEVNULL,
         text=True,
     )
-    peak = 0.0
+    peak = waiting = 0.0
     while process.poll() is None:
-        peak = max(peak, _tree_rss_mb(process.pid))
+        tree, parent = _tree_rss_mb(process.pid)
+        peak, waiting = max(peak, tree), max(waiting, parent)
         time.sleep(0.02)
     answer = json.loads((process.stdout.read() if process.stdout else "").strip().splitlines()[-1])
     return {
         "tree_peak_rss_mb": round(peak, 1),
         "parent_peak_rss_mb": answer["peak_rss_mb"],
         "children_peak_rss_mb": answer.get("child_peak_rss_mb"),
+        # The parent's largest RSS while a child ran, plus the children's own VmHWM: a bound
+        # on the tree's peak that no sampling interval can miss.
+        "parent_rss_while_children_mb": round(waiting, 1),
+        "tree_bound_mb": round(waiting + (answer.get("child_peak_rss_mb") or 0), 1),
         "backend": answer["backend"],
     }
 
