@@ -196,11 +196,8 @@ async def record_media(
                 pdq=media.pdq,
                 pdq_quality=media.pdq_quality,
                 seen_at=now,
+                signature=media.signature,
             )
-            if media.signature:
-                item = await repos.media_item(session, media.sha256)
-                if item is not None and not item.signature:
-                    item.signature = media.signature
     for media in scan.media:
         if media.sha256:
             await _record_sighting(session, ws, scan, media, now)

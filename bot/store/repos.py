@@ -312,8 +312,10 @@ async def record_media(
     pdq_quality: int | None,
     seen_at: datetime,
     counted: bool = True,
+    signature: str | None = None,
 ) -> MediaItem:
-    """Upsert the verdict cache row for `sha256`; a cached verdict keeps its key."""
+    """Upsert the verdict cache row for `sha256`; a cached verdict keeps its key, a stored
+    signature is kept (`signature` fills one only where there was none)."""
     item = await media_item(session, sha256)
     if item is None:
         item = MediaItem(sha256=sha256, first_seen_at=seen_at, seen_count=0)
@@ -325,6 +327,8 @@ async def record_media(
         item.verdict, item.verdict_key = verdict, verdict_key
     if pdq:
         item.pdq, item.pdq_quality = pdq, pdq_quality
+    if signature and not item.signature:
+        item.signature = signature
     if counted:
         item.seen_count = (item.seen_count or 0) + 1
     item.last_seen_at = seen_at
