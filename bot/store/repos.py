@@ -8,7 +8,7 @@ busy_timeout does not cover. Readers never wait. Unique keys still guard against
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, TypeVar
@@ -45,21 +45,53 @@ class Store:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
-        async with self.factory() as session:
+        session = self.factory()
+        try:
             yield session
+        finally:
+            await uninterrupted(session.close())
 
     @asynccontextmanager
     async def write(self, *, touches_settings: bool = True) -> AsyncIterator[AsyncSession]:
         """One transaction: committed on success, rolled back on error. Every write counts as
         one that may change a community's settings unless it says otherwise: only the hot path
-        of a message (its inbox row, its Decision) passes `touches_settings=False`."""
-        async with self._write_lock, self.factory() as session, session.begin():
-            yield session
+        of a message (its inbox row, its Decision) passes `touches_settings=False`.
+
+        A stop cancels tasks wherever they are; one that lands in the commit or in the hand-back
+        of the connection waits for it to finish, so a commit's outcome is never left uncertain
+        and the pool never resets a connection halfway (it would log an error and drop it)."""
+        async with self._write_lock:
+            session = self.factory()
+            try:
+                yield session
+                await uninterrupted(session.commit())
+            finally:
+                await uninterrupted(session.close())  # rolls back what was not committed
         if touches_settings:
             self.generation += 1
 
 
 Leased = TypeVar("Leased", bound=Any)
+Result = TypeVar("Result")
+
+
+async def uninterrupted(step: Awaitable[Result]) -> Result:
+    """Await `step` to its end even when this task is cancelled meanwhile, then let the
+    cancellation go on: for the few awaits (a commit, a connection's hand-back) that must not be
+    cut in two."""
+    task = asyncio.ensure_future(step)
+    cancelled = False
+    while True:
+        try:
+            result = await asyncio.shield(task)
+            break
+        except asyncio.CancelledError:
+            if task.done():  # the step itself was cancelled, not this task
+                raise
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError
+    return result
 
 
 def table_of(model: type[Any]) -> Table:

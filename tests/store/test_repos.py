@@ -8,8 +8,10 @@ bot.core.audit is the one place an Actor becomes them.
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -79,3 +81,54 @@ async def test_writers_take_turns(engine: AsyncEngine) -> None:
 
     await asyncio.gather(writer("a"), writer("b"))
     assert inside == ["a in", "a out", "b in", "b out"]
+
+
+async def _cancelled_at(engine: AsyncEngine, target: object, name: str) -> asyncio.Task[None]:
+    """A write whose task is cancelled (a stop) at the moment `name` fires on `target`: the
+    await that follows is the commit, or the connection's reset as the pool takes it back."""
+    from sqlalchemy import event
+
+    store = repos.Store(engine)
+    armed = {"on": False}
+    tasks: list[asyncio.Task[None]] = []
+
+    def cancel_now(*_args: object) -> None:
+        if armed["on"]:
+            armed["on"] = False
+            tasks[0].cancel()
+
+    event.listen(target, name, cancel_now)
+
+    async def writer() -> None:
+        async with store.write() as session:
+            ws = await repos.ensure_workspace(session, "discord", "guild-cancelled")
+            await session.flush()
+            repos.audit(session, workspace_id=ws.id, ticket_id=None, action="opened", at=NOW)
+            armed["on"] = True
+
+    task = asyncio.create_task(writer())
+    tasks.append(task)
+    await asyncio.gather(task, return_exceptions=True)
+    event.remove(target, name, cancel_now)
+    return task
+
+
+async def test_a_stop_during_commit_or_handback_finishes_it(
+    engine: AsyncEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A stop cancels tasks wherever they are. Landing in a commit, the commit still completes
+    (its outcome stays certain); landing while the pool resets the connection, the pool logs no
+    error and keeps no connection checked out. The task still ends cancelled."""
+    from sqlalchemy.orm import Session
+
+    for target, name in ((Session, "before_commit"), (engine.sync_engine.pool, "reset")):
+        async with repos.Store(engine).write() as session:  # a clean slate for each case
+            await session.execute(TicketEvent.__table__.delete())
+        with caplog.at_level(logging.ERROR):
+            task = await _cancelled_at(engine, target, name)
+        assert task.cancelled(), name
+        assert not [r for r in caplog.records if r.levelno >= logging.ERROR], name
+        async with repos.Store(engine).read() as session:
+            actions = (await session.execute(select(TicketEvent.action))).scalars().all()
+        assert actions == ["opened"], name
+        assert engine.sync_engine.pool.checkedout() == 0, name
