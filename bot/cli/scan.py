@@ -36,8 +36,9 @@ from bot.cli.common import (
     schema_state,
 )
 from bot.cli.scan_errors import FileTooLarge, NotRegularFile, Said, fetch_error, file_error
-from bot.core.i18n import t
+from bot.core.i18n import plural, t
 from bot.core.verdict import Severity, Verdict
+from bot.media.sniff import is_image, sniff_mime
 from bot.settings import Settings
 from detectors.base import DetectorError, TextInput
 
@@ -115,9 +116,26 @@ def is_url(item: str) -> bool:
     return "://" in item or item.lower().startswith(URL_PREFIXES)
 
 
+SKIPPED_NAMES_SHOWN = 5
+
+
+def looks_like_image(path: Path) -> bool:
+    """An image by its name or by its first bytes: a photo saved without an extension, or under
+    a wrong one, is scanned too. A file that cannot be read counts as one, so its error shows."""
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        return True
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(1024)
+    except OSError:
+        return True
+    return is_image(sniff_mime(head))
+
+
 def expand_inputs(inputs: Iterable[str], locale: str) -> list[tuple[str, str]]:
     """(kind, source) pairs in order: URLs as given (the fetcher vets them), folders walked
-    recursively for image-like file names, anything else as a file (unreadable ones get errors)."""
+    recursively for images (by name or by content), anything else as a file (unreadable ones
+    get errors). The files a folder walk leaves out are named on stderr, never dropped unsaid."""
     expanded: list[tuple[str, str]] = []
     for item in inputs:
         if is_url(item):
@@ -126,10 +144,23 @@ def expand_inputs(inputs: Iterable[str], locale: str) -> list[tuple[str, str]]:
         path = Path(item)
         if path.is_dir():
             files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
-            images = [("image", str(p)) for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
+            images: list[Path] = []
+            skipped: list[Path] = []
+            for file in files:
+                (images if looks_like_image(file) else skipped).append(file)
             if not images:
                 console.print(f"[yellow]![/] {t('scan.no_images_in_folder', locale, folder=item)}")
-            expanded.extend(images)
+            if skipped:
+                names = ", ".join(str(p.relative_to(path)) for p in skipped[:SKIPPED_NAMES_SHOWN])
+                more = len(skipped) - SKIPPED_NAMES_SHOWN
+                if more > 0:
+                    names += " " + t("scan.and_more", locale, n=more)
+                count = plural("scan.count.files", len(skipped), locale)
+                console.print(
+                    f"[yellow]![/] "
+                    f"{t('scan.not_images_skipped', locale, files=count, folder=item, names=names)}"
+                )
+            expanded.extend(("image", str(p)) for p in images)
         else:
             expanded.append(("image", item))
     return expanded

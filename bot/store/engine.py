@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.pool import PoolResetState
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 
@@ -36,6 +37,18 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _rollback_if_open(_dbapi_connection: Any, record: Any, state: PoolResetState) -> None:
+    """The hand-back of an SQLite connection to the pool: roll back only a transaction still
+    open. The default reset rolls back every time, and after a commit (every write) or the
+    session's own rollback there is nothing left to undo, yet each costs one more trip to
+    aiosqlite's thread (a tenth of a clean message's database time). sqlite3 knows whether a
+    transaction is open without a trip (`in_transaction`)."""
+    if state.terminate_only or state.transaction_was_reset or not state.asyncio_safe:
+        return  # discarded, already reset, or garbage-collected (nothing can be awaited)
+    if record.driver_connection.in_transaction:
+        record.dbapi_connection.rollback()
+
+
 def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
@@ -48,11 +61,14 @@ def ensure_sqlite_dir(url: str) -> None:
 
 def create_engine(url: str) -> AsyncEngine:
     """An async engine; on SQLite with WAL, busy_timeout, foreign keys and secure_delete on
-    every connection."""
+    every connection, and a connection handed back rolled back only when a transaction is
+    still open on it (_rollback_if_open)."""
     ensure_sqlite_dir(url)
-    engine = create_async_engine(url, pool_pre_ping=not is_sqlite(url))
-    if is_sqlite(url):
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    if not is_sqlite(url):
+        return create_async_engine(url, pool_pre_ping=True)
+    engine = create_async_engine(url, pool_reset_on_return=None)
+    event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    event.listen(engine.sync_engine.pool, "reset", _rollback_if_open)
     return engine
 
 

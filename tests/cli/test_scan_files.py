@@ -20,8 +20,10 @@ def test_folder_gives_one_contract_line_per_image_and_errors_in_their_own_lines(
     (folder / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(300))
     (folder / "empty.jpg").write_bytes(b"")
     (folder / "letter.jpg").write_text("Dear moderators, this is plain text.", "utf-8")
-    (folder / "notes.txt").write_text("not an image name: skipped", "utf-8")
+    (folder / "notes.txt").write_text("not an image by name or content: named, not scanned")
     save_photo(folder / "d.png", 4)
+    save_photo(folder / "IMG_0042", 6, "JPEG")  # a photo saved without an extension
+    save_photo(folder / "export.dat", 7, "PNG")  # or under another one: scanned by content
 
     # Batches of two: results must still come back one per image, in order.
     result = veille(
@@ -37,18 +39,20 @@ def test_folder_gives_one_contract_line_per_image_and_errors_in_their_own_lines(
     results = json_lines(result.stdout)
     names = [Path(r["source"]).name for r in results]
     assert names == [
+        "IMG_0042",
         "a.png",
         "b.jpg",
         "corrupt.png",
         "d.png",
         "empty.jpg",
+        "export.dat",
         "letter.jpg",
         "c.webp",
         "missing.png",
         "zero",
     ]
     found = by_source(results)
-    for good in ("a.png", "b.jpg", "c.webp", "d.png"):
+    for good in ("a.png", "b.jpg", "c.webp", "d.png", "IMG_0042", "export.dat"):
         assert found[good]["error"] is None and found[good]["kind"] == "image"
         assert found[good]["severity"] == "NONE" and "known_content" in found[good]["scores"]
     assert "truncated" in found["corrupt.png"]["error"]
@@ -56,7 +60,9 @@ def test_folder_gives_one_contract_line_per_image_and_errors_in_their_own_lines(
     assert "not an image" in found["letter.jpg"]["error"]
     assert "No such file" in found["missing.png"]["error"]
     assert "not a regular file" in found["zero"]["error"]  # never read a device forever
-    assert "9 scanned: 0 flagged, 5 errors." in result.stderr
+    assert "11 scanned: 0 flagged, 5 errors." in result.stderr
+    # What the walk left out is said, by name: never dropped unsaid.
+    assert "Not scanned: 1 file in" in result.stderr and "(notes.txt)" in result.stderr
 
 
 def test_usage_and_configuration_errors_exit_2(veille: Veille, tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -132,3 +133,47 @@ async def test_a_stop_during_commit_or_handback_finishes_it(
             actions = (await session.execute(select(TicketEvent.action))).scalars().all()
         assert actions == ["opened"], name
         assert engine.sync_engine.pool.checkedout() == 0, name
+
+
+async def test_an_sqlite_connection_is_rolled_back_on_hand_back_only_when_open(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A commit leaves nothing to undo, so handing the connection back costs no rollback; a
+    transaction left open on a connection (written around SQLAlchemy) is rolled back, and its
+    write lock released."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("the hand-back rule is SQLite's (PostgreSQL keeps the pool's reset)")
+    import aiosqlite
+
+    store = repos.Store(engine)
+    async with store.write() as session:  # the pool's first connection is set up (and reset)
+        ws = await repos.ensure_workspace(session, "discord", "guild-open")
+    rollbacks: list[object] = []
+    original = aiosqlite.Connection.rollback
+
+    async def counted(self: aiosqlite.Connection) -> None:
+        rollbacks.append(self)
+        await original(self)
+
+    monkeypatch.setattr(aiosqlite.Connection, "rollback", counted)
+    async with store.write() as session:
+        repos.audit(session, workspace_id=ws.id, ticket_id=None, action="committed", at=NOW)
+    assert rollbacks == []  # committed: nothing to roll back on hand-back
+
+    def write_around(sync_connection: Any) -> None:
+        cursor = sync_connection.connection.dbapi_connection.cursor()
+        cursor.execute(
+            "INSERT INTO ticket_events (workspace_id, actor_id, actor_name, action, data, at) "
+            "VALUES (?, 'x', 'x', 'left-open', '{}', '2026-12-01 09:00:00')",
+            (ws.id,),
+        )
+        cursor.close()
+
+    async with engine.connect() as connection:
+        await connection.run_sync(write_around)
+    assert len(rollbacks) == 1
+    async with store.write() as session:  # the lock was released: this write does not wait
+        repos.audit(session, workspace_id=ws.id, ticket_id=None, action="after", at=NOW)
+    async with store.read() as session:
+        actions = (await session.execute(select(TicketEvent.action))).scalars().all()
+    assert actions == ["committed", "after"]
