@@ -77,21 +77,19 @@ Result = TypeVar("Result")
 
 async def uninterrupted(step: Awaitable[Result]) -> Result:
     """Await `step` to its end even when this task is cancelled meanwhile, then let the
-    cancellation go on: for the few awaits (a commit, a connection's hand-back) that must not be
-    cut in two."""
+    cancellation go on (raised even when the step failed or finished at the same moment): for
+    the few awaits (a commit, a connection's hand-back) that must not be cut in two."""
     task = asyncio.ensure_future(step)
-    cancelled = False
-    while True:
+    me = asyncio.current_task()
+    requests = me.cancelling() if me is not None else 0
+    while not task.done():
         try:
-            result = await asyncio.shield(task)
-            break
-        except asyncio.CancelledError:
-            if task.done():  # the step itself was cancelled, not this task
-                raise
-            cancelled = True
-    if cancelled:
+            await asyncio.shield(task)
+        except (asyncio.CancelledError, Exception):  # a cancel (counted below), or its error
+            pass
+    if me is not None and me.cancelling() > requests:
         raise asyncio.CancelledError
-    return result
+    return task.result()
 
 
 def table_of(model: type[Any]) -> Table:

@@ -177,3 +177,33 @@ async def test_an_sqlite_connection_is_rolled_back_on_hand_back_only_when_open(
     async with store.read() as session:
         actions = (await session.execute(select(TicketEvent.action))).scalars().all()
     assert actions == ["committed", "after"]
+
+
+async def test_uninterrupted_keeps_a_cancellation_even_when_the_step_fails() -> None:
+    """The step runs to its end under a cancellation; the cancellation then goes on, even when
+    the step failed meanwhile (a cancellation lost there would leave a stop waiting forever)."""
+    release = asyncio.Event()
+    finished: list[str] = []
+
+    async def step(fail: bool) -> str:
+        await release.wait()
+        finished.append("step")
+        if fail:
+            raise ValueError("the step's own error")
+        return "done"
+
+    for fail in (False, True):
+        release.clear()
+        task = asyncio.create_task(repos.uninterrupted(step(fail)))
+        await asyncio.sleep(0)
+        task.cancel()
+        await asyncio.sleep(0)
+        assert not task.done()  # still waiting for the step
+        release.set()
+        await asyncio.gather(task, return_exceptions=True)
+        assert task.cancelled(), fail
+    assert finished == ["step", "step"]
+    release.set()
+    assert await repos.uninterrupted(step(False)) == "done"
+    with pytest.raises(ValueError):
+        await repos.uninterrupted(step(True))
