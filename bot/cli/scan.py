@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bot.cli.common import (
@@ -38,7 +39,7 @@ from bot.cli.common import (
 from bot.cli.scan_errors import FileTooLarge, NotRegularFile, Said, fetch_error, file_error
 from bot.core.i18n import plural, t
 from bot.core.verdict import Severity, Verdict
-from bot.media.sniff import is_image, sniff_mime
+from bot.media.sniff import sniff_mime
 from bot.settings import Settings
 from detectors.base import DetectorError, TextInput
 
@@ -119,23 +120,37 @@ def is_url(item: str) -> bool:
 SKIPPED_NAMES_SHOWN = 5
 
 
+_BMP_HEADER_SIZES = {12, 40, 52, 56, 64, 108, 124}  # the DIB header sizes Pillow reads
+
+
 def looks_like_image(path: Path) -> bool:
-    """An image by its name or by its first bytes: a photo saved without an extension, or under
-    a wrong one, is scanned too. A file that cannot be read counts as one, so its error shows."""
+    """An image by its name, or by its first bytes in a format the decoder reads (a photo saved
+    without an extension, or under a wrong one, is scanned too; a camera's RAW file, TIFF-like,
+    is not taken in). A file that cannot be read counts as one, so its error shows."""
     if path.suffix.lower() in IMAGE_SUFFIXES:
         return True
+    from bot.media.decode import PILLOW_FORMATS
+
     try:
         with path.open("rb") as handle:
             head = handle.read(1024)
     except OSError:
         return True
-    return is_image(sniff_mime(head))
+    mime = sniff_mime(head)
+    if mime == "image/bmp":  # "BM" alone starts many a text file
+        return len(head) >= 18 and int.from_bytes(head[14:18], "little") in _BMP_HEADER_SIZES
+    return mime in PILLOW_FORMATS
+
+
+def _hidden(path: Path, folder: Path) -> bool:
+    return any(part.startswith(".") for part in path.relative_to(folder).parts)
 
 
 def expand_inputs(inputs: Iterable[str], locale: str) -> list[tuple[str, str]]:
     """(kind, source) pairs in order: URLs as given (the fetcher vets them), folders walked
-    recursively for images (by name or by content), anything else as a file (unreadable ones
-    get errors). The files a folder walk leaves out are named on stderr, never dropped unsaid."""
+    recursively for images (by name or by content; hidden files and folders, links to nothing,
+    FIFOs and devices left out), anything else as a file (unreadable ones get errors). The
+    regular files a walk leaves out as not images are named on stderr."""
     expanded: list[tuple[str, str]] = []
     for item in inputs:
         if is_url(item):
@@ -143,23 +158,23 @@ def expand_inputs(inputs: Iterable[str], locale: str) -> list[tuple[str, str]]:
             continue
         path = Path(item)
         if path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+            files = sorted(p for p in path.rglob("*") if p.is_file() and not _hidden(p, path))
             images: list[Path] = []
             skipped: list[Path] = []
             for file in files:
                 (images if looks_like_image(file) else skipped).append(file)
             if not images:
-                console.print(f"[yellow]![/] {t('scan.no_images_in_folder', locale, folder=item)}")
+                console.print(
+                    f"[yellow]![/] {escape(t('scan.no_images_in_folder', locale, folder=item))}"
+                )
             if skipped:
                 names = ", ".join(str(p.relative_to(path)) for p in skipped[:SKIPPED_NAMES_SHOWN])
                 more = len(skipped) - SKIPPED_NAMES_SHOWN
                 if more > 0:
                     names += " " + t("scan.and_more", locale, n=more)
                 count = plural("scan.count.files", len(skipped), locale)
-                console.print(
-                    f"[yellow]![/] "
-                    f"{t('scan.not_images_skipped', locale, files=count, folder=item, names=names)}"
-                )
+                said = t("scan.not_images_skipped", locale, files=count, folder=item, names=names)
+                console.print(f"[yellow]![/] {escape(said)}")
             expanded.extend(("image", str(p)) for p in images)
         else:
             expanded.append(("image", item))

@@ -37,7 +37,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _rollback_if_open(_dbapi_connection: Any, record: Any, state: PoolResetState) -> None:
+def _rollback_if_open(dbapi_connection: Any, record: Any, state: PoolResetState) -> None:
     """The hand-back of an SQLite connection to the pool: roll back only a transaction still
     open. The default reset rolls back every time, and after a commit (every write) or the
     session's own rollback there is nothing left to undo, yet each costs one more trip to
@@ -45,8 +45,12 @@ def _rollback_if_open(_dbapi_connection: Any, record: Any, state: PoolResetState
     transaction is open without a trip (`in_transaction`)."""
     if state.terminate_only or state.transaction_was_reset or not state.asyncio_safe:
         return  # discarded, already reset, or garbage-collected (nothing can be awaited)
-    if record.driver_connection.in_transaction:
-        record.dbapi_connection.rollback()
+    try:
+        still_open = record.driver_connection.in_transaction
+    except ValueError:  # aiosqlite's connection already closed: nothing is open on it
+        return
+    if still_open:
+        dbapi_connection.rollback()
 
 
 def is_sqlite(url: str) -> bool:

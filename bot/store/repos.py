@@ -8,6 +8,7 @@ busy_timeout does not cover. Readers never wait. Unique keys still guard against
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -28,6 +29,8 @@ from bot.store.models import (
     TicketEvent,
     Workspace,
 )
+
+log = logging.getLogger(__name__)
 
 BOT_ACTOR, BOT_NAME = "veille", "Veille"  # who an audit event names when Veille itself acted
 
@@ -62,32 +65,55 @@ class Store:
         and the pool never resets a connection halfway (it would log an error and drop it)."""
         async with self._write_lock:
             session = self.factory()
+            attempted = False
             try:
                 yield session
+                attempted = True
                 await uninterrupted(session.commit())
             finally:
+                # Counted once a commit was attempted, even if a stop was raised after it: a
+                # spare bump only makes the settings cache read again.
+                if attempted and touches_settings:
+                    self.generation += 1
                 await uninterrupted(session.close())  # rolls back what was not committed
-        if touches_settings:
-            self.generation += 1
 
 
 Leased = TypeVar("Leased", bound=Any)
 Result = TypeVar("Result")
 
 
-async def uninterrupted(step: Awaitable[Result]) -> Result:
+STOP_GRACE_S = 10.0  # how long a stop waits for a commit in flight before cutting it short
+
+
+async def uninterrupted(step: Awaitable[Result], grace_s: float = STOP_GRACE_S) -> Result:
     """Await `step` to its end even when this task is cancelled meanwhile, then let the
     cancellation go on (raised even when the step failed or finished at the same moment): for
-    the few awaits (a commit, a connection's hand-back) that must not be cut in two."""
+    the few awaits (a commit, a connection's hand-back) that must not be cut in two. A step
+    still running `grace_s` after the cancellation (a stalled database server) is cancelled."""
     task = asyncio.ensure_future(step)
     me = asyncio.current_task()
     requests = me.cancelling() if me is not None else 0
+    loop = asyncio.get_running_loop()
+    stopped_at: float | None = None
     while not task.done():
         try:
-            await asyncio.shield(task)
-        except (asyncio.CancelledError, Exception):  # a cancel (counted below), or its error
+            if stopped_at is None:
+                await asyncio.shield(task)
+                continue
+            left = stopped_at + grace_s - loop.time()
+            if left <= 0:
+                log.warning("a stop waited %.0f s for a database step: cutting it short", grace_s)
+                task.cancel()
+                left = grace_s
+            await asyncio.wait({task}, timeout=left)
+        except asyncio.CancelledError:
+            if stopped_at is None and not task.done():  # this task was cancelled, not the step
+                stopped_at = loop.time()
+        except Exception:  # the step's own error: task.result() raises it below
             pass
-    if me is not None and me.cancelling() > requests:
+    if stopped_at is not None or (me is not None and me.cancelling() > requests):
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("a database step failed during a stop: %r", task.exception())
         raise asyncio.CancelledError
     return task.result()
 

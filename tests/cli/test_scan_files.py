@@ -24,6 +24,9 @@ def test_folder_gives_one_contract_line_per_image_and_errors_in_their_own_lines(
     save_photo(folder / "d.png", 4)
     save_photo(folder / "IMG_0042", 6, "JPEG")  # a photo saved without an extension
     save_photo(folder / "export.dat", 7, "PNG")  # or under another one: scanned by content
+    (folder / "BMW notes [draft].txt").write_text("BMW, then words: BM is BMP's magic")
+    (folder / ".git").mkdir()
+    (folder / ".git" / "HEAD").write_text("ref: refs/heads/main")  # hidden: not walked
 
     # Batches of two: results must still come back one per image, in order.
     result = veille(
@@ -62,7 +65,8 @@ def test_folder_gives_one_contract_line_per_image_and_errors_in_their_own_lines(
     assert "not a regular file" in found["zero"]["error"]  # never read a device forever
     assert "11 scanned: 0 flagged, 5 errors." in result.stderr
     # What the walk left out is said, by name: never dropped unsaid.
-    assert "Not scanned: 1 file in" in result.stderr and "(notes.txt)" in result.stderr
+    assert "Not scanned (2 files in" in result.stderr
+    assert "): BMW notes [draft].txt, notes.txt." in result.stderr  # names as they are
 
 
 def test_usage_and_configuration_errors_exit_2(veille: Veille, tmp_path: Path) -> None:

@@ -119,7 +119,9 @@ async def test_a_stop_during_commit_or_handback_finishes_it(
 ) -> None:
     """A stop cancels tasks wherever they are. Landing in a commit, the commit still completes
     (its outcome stays certain); landing while the pool resets the connection, the pool logs no
-    error and keeps no connection checked out. The task still ends cancelled."""
+    error and keeps no connection checked out. The task still ends cancelled. (On SQLite the
+    hand-back after a commit no longer awaits anything, see engine._rollback_if_open; on the
+    PostgreSQL pass it awaits the pool's rollback, which `repos.uninterrupted` finishes.)"""
     from sqlalchemy.orm import Session
 
     for target, name in ((Session, "before_commit"), (engine.sync_engine.pool, "reset")):
@@ -207,3 +209,22 @@ async def test_uninterrupted_keeps_a_cancellation_even_when_the_step_fails() -> 
     assert await repos.uninterrupted(step(False)) == "done"
     with pytest.raises(ValueError):
         await repos.uninterrupted(step(True))
+
+
+async def test_a_stop_waits_for_a_stalled_step_only_so_long(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A step that never ends (a database server gone quiet) does not hold a stop forever: past
+    the grace it is cancelled, said in the log, and the stop goes on."""
+    never = asyncio.Event()
+
+    async def stalled() -> None:
+        await never.wait()
+
+    inner = asyncio.ensure_future(stalled())
+    task = asyncio.create_task(repos.uninterrupted(inner, grace_s=0.05))
+    await asyncio.sleep(0)
+    task.cancel()
+    await asyncio.wait_for(asyncio.gather(task, return_exceptions=True), 5)
+    assert task.cancelled() and inner.cancelled()
+    assert "cutting it short" in caplog.text
