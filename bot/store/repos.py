@@ -130,21 +130,29 @@ def table_of(model: type[Any]) -> Table:
 async def insert_new(
     session: AsyncSession, model: type[Any], values: dict[str, Any], unique: Sequence[str]
 ) -> int | None:
-    """One INSERT … ON CONFLICT (`unique`) DO NOTHING RETURNING id: the new row's id, or None
-    when the unique key already held a row (a duplicate delivery, or another process a moment
-    before). No read first and no savepoint: the hot path of every scanned message (SQLite and
-    PostgreSQL both have the clause; the dialect picks the statement)."""
+    """One INSERT … ON CONFLICT (`unique`) DO NOTHING: the new row's id, or None when the unique
+    key already held a row (a duplicate delivery, or another process a moment before). No read
+    first and no savepoint: the hot path of every scanned message. PostgreSQL answers the id
+    with RETURNING; SQLite from the cursor (the rows it changed, its last rowid), which spares
+    a fetch, one more trip to aiosqlite's thread."""
     from sqlalchemy.dialects import postgresql, sqlite
 
     bind = session.bind
-    dialect = postgresql if bind is not None and bind.dialect.name == "postgresql" else sqlite
-    statement = (
-        dialect.insert(table_of(model))
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=list(unique))
-        .returning(table_of(model).c.id)
+    table = table_of(model)
+    if bind is not None and bind.dialect.name == "postgresql":
+        statement = (
+            postgresql.insert(table)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=list(unique))
+            .returning(table.c.id)
+        )
+        return (await session.execute(statement)).scalar_one_or_none()
+    result = await session.execute(
+        sqlite.insert(table).values(**values).on_conflict_do_nothing(index_elements=list(unique))
     )
-    return (await session.execute(statement)).scalar_one_or_none()
+    if not result.rowcount:  # type: ignore[attr-defined]  # a CursorResult for INSERT
+        return None
+    return int(result.lastrowid)  # type: ignore[attr-defined]
 
 
 async def claim_free(

@@ -228,3 +228,30 @@ async def test_a_stop_waits_for_a_stalled_step_only_so_long(
     await asyncio.wait_for(asyncio.gather(task, return_exceptions=True), 5)
     assert task.cancelled() and inner.cancelled()
     assert "cutting it short" in caplog.text
+
+
+async def test_insert_new_answers_the_new_rows_id_and_none_for_a_duplicate(
+    engine: AsyncEngine,
+) -> None:
+    """SQLite answers from the cursor (rows changed, last rowid), PostgreSQL with RETURNING:
+    both give the id of the row written, and None when the key already held one, even after
+    another table's insert moved the connection's last rowid."""
+    from bot.store.models import InboxEvent
+
+    store = repos.Store(engine)
+
+    def fresh(key: str) -> dict[str, Any]:
+        return {"key": key, "payload": "{}", "received_at": NOW}
+
+    async with store.write() as session:
+        first = await repos.insert_new(session, InboxEvent, fresh("a"), ("key",))
+        second = await repos.insert_new(session, InboxEvent, fresh("b"), ("key",))
+        again = await repos.insert_new(session, InboxEvent, fresh("a"), ("key",))
+        await repos.ensure_workspace(session, "discord", "guild-ids")
+        await session.flush()  # another row, another last rowid
+        after_other = await repos.insert_new(session, InboxEvent, fresh("b"), ("key",))
+    assert first is not None and second is not None and first != second
+    assert again is None and after_other is None
+    async with store.read() as session:
+        keys = dict((await session.execute(select(InboxEvent.id, InboxEvent.key))).all())
+    assert keys == {first: "a", second: "b"}
