@@ -345,18 +345,37 @@ def assign_mapped_weights(net: Any, checkpoint: str) -> bool:
 
 
 @contextlib.contextmanager
-def _quiet_random_init() -> Iterator[None]:
-    """Hide open_clip's "No pretrained weights loaded" warning (root logger) for a model whose
-    weights are assigned right after."""
+def _weights_to_come(strict: bool) -> Iterator[None]:
+    """Build a model whose weights come next from a checkpoint, hiding open_clip's "No
+    pretrained weights loaded" warning (root logger). `strict`: open_clip loads the checkpoint
+    strictly (a torch file: a missing key is an error), so every parameter is overwritten, and
+    torch.nn.init's in-place initialisers do nothing meanwhile: the random weights are neither
+    computed (2.8 s of CPU for ViT-B-32) nor made resident (the untouched pages of 605 MB of
+    parameters, which the mapped weights replace; measured in the export child: its load peak
+    went from 1339 to 886 MB). Process-wide while it runs: the export child, which builds
+    nothing else meanwhile, is where `load_clip(mapped=True)` runs."""
+    import torch.nn.init
 
     def drop(record: logging.LogRecord) -> bool:
         return not record.getMessage().startswith("No pretrained weights loaded")
 
+    def untouched(tensor: Any, *args: Any, **kwargs: Any) -> Any:
+        return tensor
+
+    initialisers = {
+        name: getattr(torch.nn.init, name)
+        for name in dir(torch.nn.init)
+        if name.endswith("_") and not name.startswith("_")
+    }
     root = logging.getLogger()
     root.addFilter(drop)
+    for name in initialisers if strict else ():
+        setattr(torch.nn.init, name, untouched)
     try:
         yield
     finally:
+        for name, initialiser in initialisers.items():
+            setattr(torch.nn.init, name, initialiser)
         root.removeFilter(drop)
 
 
@@ -378,7 +397,9 @@ def load_clip(
     target = resolve_device(device)
     try:
         if mapped and target.type == "cpu":
-            with _quiet_random_init():  # the weights come next, from the checkpoint
+            # .npz/.npy (big_vision) loading sets the weights it names, not strictly all
+            strict = Path(checkpoint).suffix not in (".npz", ".npy")
+            with _weights_to_come(strict):
                 net, _, preprocess = open_clip.create_model_and_transforms(
                     architecture, pretrained=None, device=target
                 )

@@ -59,6 +59,21 @@ def test_mapped_weights_are_open_clips_own(tmp_path: Path, precision: str) -> No
     assert (mapped.mean, mapped.std) == (copied.mean, copied.std)  # type: ignore[attr-defined]
 
 
+def test_the_skipped_random_init_is_over_once_the_weights_are_in(tmp_path: Path) -> None:
+    """The mapped load builds the model with torch.nn.init's initialisers switched off (every
+    parameter comes from the checkpoint, checked above): they are back afterwards, and a module
+    built after it is initialised as usual."""
+    import torch
+
+    initialisers = {name: getattr(torch.nn.init, name) for name in ("normal_", "kaiming_uniform_")}
+    tiny(tmp_path, mapped=True)
+    assert {name: getattr(torch.nn.init, name) for name in initialisers} == initialisers
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(64, 64)
+    # torch's default for Linear: uniform within ±1/sqrt(64), std 0.125/sqrt(3) = 0.072
+    assert 0.06 < float(layer.weight.detach().std()) < 0.085
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/maps")
 def test_dropping_the_mapped_pages_loses_nothing(tmp_path: Path) -> None:
     checkpoint = fp32_checkpoint(tmp_path)
