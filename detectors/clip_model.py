@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import socket
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -352,31 +353,42 @@ def _weights_to_come(strict: bool) -> Iterator[None]:
     torch.nn.init's in-place initialisers do nothing meanwhile: the random weights are neither
     computed (2.8 s of CPU for ViT-B-32) nor made resident (the untouched pages of 605 MB of
     parameters, which the mapped weights replace; measured in the export child: its load peak
-    went from 1339 to 886 MB). Process-wide while it runs: the export child, which builds
-    nothing else meanwhile, is where `load_clip(mapped=True)` runs."""
+    went from 1339 to 886 MB). Only for the building thread: a module another thread builds
+    meanwhile is initialised as usual, and two such builds take turns."""
     import torch.nn.init
 
     def drop(record: logging.LogRecord) -> bool:
         return not record.getMessage().startswith("No pretrained weights loaded")
 
-    def untouched(tensor: Any, *args: Any, **kwargs: Any) -> Any:
-        return tensor
+    builder = threading.get_ident()
 
-    initialisers = {
-        name: getattr(torch.nn.init, name)
-        for name in dir(torch.nn.init)
-        if name.endswith("_") and not name.startswith("_")
-    }
+    def untouched(initialiser: Any) -> Any:
+        def skip(tensor: Any, *args: Any, **kwargs: Any) -> Any:
+            if threading.get_ident() != builder:  # another thread's module: initialised as usual
+                return initialiser(tensor, *args, **kwargs)
+            return tensor
+
+        return skip
+
     root = logging.getLogger()
-    root.addFilter(drop)
-    for name in initialisers if strict else ():
-        setattr(torch.nn.init, name, untouched)
-    try:
-        yield
-    finally:
-        for name, initialiser in initialisers.items():
-            setattr(torch.nn.init, name, initialiser)
-        root.removeFilter(drop)
+    with _INIT_SWITCH:  # one model at a time: each puts back the initialisers it found
+        initialisers = {
+            name: getattr(torch.nn.init, name)
+            for name in dir(torch.nn.init)
+            if name.endswith("_") and not name.startswith("_")
+        }
+        root.addFilter(drop)
+        try:
+            for name, initialiser in initialisers.items() if strict else ():
+                setattr(torch.nn.init, name, untouched(initialiser))
+            yield
+        finally:
+            for name, initialiser in initialisers.items():
+                setattr(torch.nn.init, name, initialiser)
+            root.removeFilter(drop)
+
+
+_INIT_SWITCH = threading.Lock()
 
 
 def load_clip(

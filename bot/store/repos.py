@@ -150,7 +150,7 @@ async def insert_new(
     result = await session.execute(
         sqlite.insert(table).values(**values).on_conflict_do_nothing(index_elements=list(unique))
     )
-    if not result.rowcount:  # type: ignore[attr-defined]  # a CursorResult for INSERT
+    if result.rowcount != 1:  # type: ignore[attr-defined]  # a CursorResult for INSERT
         return None
     return int(result.lastrowid)  # type: ignore[attr-defined]
 

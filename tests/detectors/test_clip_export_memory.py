@@ -59,19 +59,42 @@ def test_mapped_weights_are_open_clips_own(tmp_path: Path, precision: str) -> No
     assert (mapped.mean, mapped.std) == (copied.mean, copied.std)  # type: ignore[attr-defined]
 
 
-def test_the_skipped_random_init_is_over_once_the_weights_are_in(tmp_path: Path) -> None:
-    """The mapped load builds the model with torch.nn.init's initialisers switched off (every
-    parameter comes from the checkpoint, checked above): they are back afterwards, and a module
-    built after it is initialised as usual."""
+def test_the_random_init_is_skipped_only_while_and_where_the_model_is_built(
+    tmp_path: Path,
+) -> None:
+    """While the mapped load builds the model, torch.nn.init's initialisers leave this thread's
+    tensors untouched and initialise another thread's; they are back afterwards, after an
+    error too, and the buffers no checkpoint holds (the text tower's attention mask) are built
+    as usual."""
+    import threading
+
     import torch
 
+    from detectors.clip_model import _weights_to_come
+
     initialisers = {name: getattr(torch.nn.init, name) for name in ("normal_", "kaiming_uniform_")}
-    tiny(tmp_path, mapped=True)
+    elsewhere: list[float] = []
+    with _weights_to_come(strict=True):
+        here = torch.nn.init.normal_(torch.zeros(1000))
+        worker = threading.Thread(
+            target=lambda: elsewhere.append(float(torch.nn.init.normal_(torch.zeros(1000)).std()))
+        )
+        worker.start()
+        worker.join()
+    assert float(here.abs().max()) == 0.0  # skipped in the building thread
+    assert 0.9 < elsewhere[0] < 1.1  # initialised in another
+    with pytest.raises(RuntimeError), _weights_to_come(strict=True):
+        raise RuntimeError("a torn checkpoint")
     assert {name: getattr(torch.nn.init, name) for name in initialisers} == initialisers
-    torch.manual_seed(0)
-    layer = torch.nn.Linear(64, 64)
-    # torch's default for Linear: uniform within ±1/sqrt(64), std 0.125/sqrt(3) = 0.072
-    assert 0.06 < float(layer.weight.detach().std()) < 0.085
+    with _weights_to_come(strict=False):  # a big_vision file: the random init stays
+        assert float(torch.nn.init.normal_(torch.zeros(1000)).std()) > 0.9
+
+    copied, mapped = tiny(tmp_path, mapped=False), tiny(tmp_path, mapped=True)
+    theirs = dict(copied.model.named_buffers())  # type: ignore[attr-defined]
+    ours = dict(mapped.model.named_buffers())  # type: ignore[attr-defined]
+    assert "attn_mask" in ours and ours.keys() == theirs.keys()
+    for name, buffer in theirs.items():
+        assert torch.equal(ours[name], buffer), name
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/maps")
