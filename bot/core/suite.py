@@ -39,7 +39,22 @@ def detector_deps(
     from detectors.registry import DetectorDeps
 
     names = settings.detector_names if names is None else names
-    return DetectorDeps(clip=clip_config(settings) if "clip" in names else None, bank=bank)
+    return DetectorDeps(
+        clip=clip_config(settings) if "clip" in names else None,
+        bank=bank,
+        cache_dir=settings.cache_dir,
+        nsfw_lowest_review=lowest_review(load_thresholds(settings), "nsfw"),
+    )
+
+
+def lowest_review(thresholds: Thresholds, detector: str) -> float:
+    """The lowest review tier of `detector`'s sexual score under any sensitivity preset: what
+    nsfw's int8 screen must stay well below (detectors/nsfw_int8.py)."""
+    from bot.core.policy import thresholds_for
+    from bot.workspace_settings import SENSITIVITIES
+    from detectors.base import SEXUAL
+
+    return min(thresholds_for(thresholds, s).review(SEXUAL, detector) for s in SENSITIVITIES)
 
 
 def load_thresholds(settings: Settings) -> Thresholds:
